@@ -1,0 +1,46 @@
+package events
+
+import (
+	"strings"
+	"time"
+)
+
+// ActiveJob is a job a fetcher is working on now.
+type ActiveJob struct {
+	JobID     string    `json:"job_id"`
+	BookID    string    `json:"book_id"`
+	Lane      Lane      `json:"lane"`
+	Attempt   int       `json:"attempt"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// FetcherHeartbeat is what a live fetcher process keeps in BucketFetchers under its id,
+// rewritten every FetcherHeartbeatTTL/3. A heartbeat older than the bucket's TTL is gone,
+// and so is the fetcher as far as the stats are concerned.
+type FetcherHeartbeat struct {
+	Header
+	FetcherID string      `json:"fetcher_id"`
+	Workers   int         `json:"workers"`
+	Active    []ActiveJob `json:"active"`
+	StartedAt time.Time   `json:"started_at"`
+	At        time.Time   `json:"at"`
+	// Interval is the politeness interval in force now, in seconds (after any slow-down).
+	Interval float64 `json:"interval_seconds"`
+	// Circuit is the source circuit's state as this fetcher saw it: closed, open, half-open.
+	Circuit  string `json:"circuit"`
+	Draining bool   `json:"draining,omitempty"`
+}
+
+// Validate reports whether the heartbeat honours the contract.
+func (h FetcherHeartbeat) Validate() error {
+	if h.FetcherID == "" || strings.ContainsAny(h.FetcherID, ".* >") {
+		return invalid("fetcher_heartbeat: bad fetcher_id %q", h.FetcherID)
+	}
+	return nil
+}
+
+// SyncedValue encodes the time a book's sync completed, the value kept in BucketSynced.
+func SyncedValue(t time.Time) []byte { return []byte(t.UTC().Format(time.RFC3339Nano)) }
+
+// ParseSyncedValue decodes a BucketSynced value.
+func ParseSyncedValue(b []byte) (time.Time, error) { return time.Parse(time.RFC3339Nano, string(b)) }

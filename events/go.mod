@@ -1,0 +1,3 @@
+module github.com/xswtw/xsw/events
+
+go 1.26

@@ -1,0 +1,153 @@
+package events
+
+import "time"
+
+// Retention is a stream's retention policy.
+type Retention string
+
+// Retention policies, as JetStream names them.
+const (
+	RetainLimits    Retention = "limits"
+	RetainWorkQueue Retention = "workqueue"
+)
+
+// StreamSpec describes a JetStream stream as data. platform/broker turns it into the
+// server's configuration; tests and manifests read it from here.
+type StreamSpec struct {
+	Name      string
+	Subjects  []string
+	Retention Retention
+	// MaxAge drops messages older than this (0: keep).
+	MaxAge time.Duration
+	// MaxMsgsPerSubject caps messages per subject (0: no cap). With DiscardNewPerSubject
+	// a publish beyond the cap is refused, which is how a book waiting in a lane is never
+	// queued twice.
+	MaxMsgsPerSubject    int64
+	DiscardNewPerSubject bool
+	// Duplicates is the window in which a repeated Nats-Msg-Id is dropped.
+	Duplicates time.Duration
+	// MaxBytes caps the stream's size (0: no cap).
+	MaxBytes int64
+}
+
+// ConsumerSpec describes a durable pull consumer.
+type ConsumerSpec struct {
+	Stream         string
+	Durable        string
+	FilterSubjects []string
+	AckWait        time.Duration
+	// MaxDeliver bounds deliveries (0: unbounded). The fetcher counts attempts itself and
+	// dead-letters on its last one, so the server bound is only a backstop.
+	MaxDeliver    int
+	MaxAckPending int
+}
+
+// KVSpec describes a JetStream key-value bucket.
+type KVSpec struct {
+	Bucket  string
+	TTL     time.Duration // 0: keep
+	History uint8
+}
+
+// Stream names.
+const (
+	// StreamRequests holds waiting book requests, one subject per lane and book.
+	StreamRequests = "XSW_REQUESTS"
+	// StreamEvents holds everything fetched, job lifecycle events and index
+	// announcements, in publication order.
+	StreamEvents = "XSW_EVENTS"
+	// StreamDead holds requests that gave up, the newest per book.
+	StreamDead = "XSW_DEAD"
+)
+
+// Key-value buckets.
+const (
+	// BucketPoliteness holds the cluster-wide reservation of the next source request.
+	BucketPoliteness = "xsw_politeness"
+	// BucketFetchers holds one heartbeat per live fetcher process.
+	BucketFetchers = "xsw_fetchers"
+	// BucketSynced maps a book id to the time its last sync completed.
+	BucketSynced = "xsw_synced"
+)
+
+// DuplicateWindow is the de-duplication window of the request and event streams.
+const DuplicateWindow = 2 * time.Minute
+
+// RequestStream is the spec of StreamRequests. maxAge expires requests that waited too
+// long (BG_JOB_MAX_AGE); 0 keeps them.
+func RequestStream(maxAge time.Duration) StreamSpec {
+	return StreamSpec{
+		Name:                 StreamRequests,
+		Subjects:             []string{SubjectRequestAll},
+		Retention:            RetainWorkQueue,
+		MaxAge:               maxAge,
+		MaxMsgsPerSubject:    1,
+		DiscardNewPerSubject: true,
+		Duplicates:           DuplicateWindow,
+	}
+}
+
+// EventStream is the spec of StreamEvents.
+func EventStream() StreamSpec {
+	return StreamSpec{
+		Name:       StreamEvents,
+		Subjects:   []string{SubjectFetchedAll, SubjectJobAll, SubjectIndexedAll},
+		Retention:  RetainLimits,
+		MaxAge:     72 * time.Hour,
+		Duplicates: DuplicateWindow,
+		MaxBytes:   4 << 30,
+	}
+}
+
+// DeadStream is the spec of StreamDead.
+func DeadStream() StreamSpec {
+	return StreamSpec{
+		Name:              StreamDead,
+		Subjects:          []string{SubjectDeadAll},
+		Retention:         RetainLimits,
+		MaxMsgsPerSubject: 1,
+		Duplicates:        DuplicateWindow,
+	}
+}
+
+// Streams lists every stream spec for provisioning.
+func Streams(requestMaxAge time.Duration) []StreamSpec {
+	return []StreamSpec{RequestStream(requestMaxAge), EventStream(), DeadStream()}
+}
+
+// FetcherConsumer is the durable consumer of one lane, shared by every fetcher replica.
+func FetcherConsumer(l Lane, ackWait time.Duration, maxDeliver int) ConsumerSpec {
+	return ConsumerSpec{
+		Stream:         StreamRequests,
+		Durable:        "fetch-" + string(l),
+		FilterSubjects: []string{RequestSubjectLane(l)},
+		AckWait:        ackWait,
+		MaxDeliver:     maxDeliver,
+		MaxAckPending:  1000,
+	}
+}
+
+// IndexerConsumer is the durable consumer of the indexer over StreamEvents.
+func IndexerConsumer() ConsumerSpec {
+	return ConsumerSpec{
+		Stream:         StreamEvents,
+		Durable:        "indexer",
+		FilterSubjects: []string{SubjectFetchedAll, SubjectJobAll},
+		AckWait:        30 * time.Second,
+		MaxAckPending:  4096,
+	}
+}
+
+// Buckets lists every key-value bucket spec for provisioning. syncedTTL is how long a
+// completed sync is remembered; it must be at least the sync de-duplication window.
+func Buckets(syncedTTL time.Duration) []KVSpec {
+	return []KVSpec{
+		{Bucket: BucketPoliteness, History: 1},
+		{Bucket: BucketFetchers, TTL: FetcherHeartbeatTTL, History: 1},
+		{Bucket: BucketSynced, TTL: syncedTTL, History: 1},
+	}
+}
+
+// FetcherHeartbeatTTL is how long a fetcher's heartbeat counts; fetchers beat at a third
+// of it.
+const FetcherHeartbeatTTL = 15 * time.Second

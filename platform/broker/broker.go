@@ -1,0 +1,198 @@
+// Package broker connects to NATS, runs an embedded JetStream server for local runs and
+// tests, and provisions the streams, consumers and buckets the events package specifies.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xswtw/xsw/events"
+)
+
+// EmbeddedOptions configure an in-process NATS server with JetStream.
+type EmbeddedOptions struct {
+	// StoreDir is where JetStream keeps its files.
+	StoreDir string
+	// Host and Port to listen on; Port -1 picks a free port, 0 means the default 4222.
+	Host string
+	Port int
+	// ServerName names the server (default "xsw-embedded").
+	ServerName string
+}
+
+// StartEmbedded starts a NATS server with JetStream in this process and waits until it
+// accepts connections. Call Shutdown and WaitForShutdown on the result to stop it.
+func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if opts.ServerName == "" {
+		opts.ServerName = "xsw-embedded"
+	}
+	srv, err := server.NewServer(&server.Options{
+		ServerName: opts.ServerName,
+		Host:       opts.Host,
+		Port:       opts.Port,
+		JetStream:  true,
+		StoreDir:   opts.StoreDir,
+		NoSigs:     true,
+		NoLog:      true,
+		// Table-of-contents pages of huge books stay well under this; it is NATS's default.
+		MaxPayload: 1 << 20,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("embedded nats: not ready after 10s")
+	}
+	return srv, nil
+}
+
+// Connect dials url with reconnection forever (a restarted server is found again) and
+// returns the connection and its JetStream context.
+func Connect(url, name string, logger *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				logger.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { logger.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect nats %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
+}
+
+// Topology says how to provision the pipeline's streams and buckets.
+type Topology struct {
+	// Replicas of every stream and bucket (1 for a single server, 3 for a cluster).
+	Replicas int
+	// RequestMaxAge expires requests that waited longer (BG_JOB_MAX_AGE).
+	RequestMaxAge time.Duration
+	// SyncedTTL is how long a completed sync is remembered (at least the dedup window).
+	SyncedTTL time.Duration
+	// Memory keeps everything in memory instead of files (benchmarks only).
+	Memory bool
+}
+
+// Provision creates or updates every stream and bucket of the events contract. It is
+// idempotent and safe to call from every replica at start.
+func Provision(ctx context.Context, js jetstream.JetStream, t Topology) error {
+	if t.Replicas < 1 {
+		t.Replicas = 1
+	}
+	storage := jetstream.FileStorage
+	if t.Memory {
+		storage = jetstream.MemoryStorage
+	}
+	for _, s := range events.Streams(t.RequestMaxAge) {
+		if _, err := js.CreateOrUpdateStream(ctx, StreamConfig(s, t.Replicas, storage)); err != nil {
+			return fmt.Errorf("provision stream %s: %w", s.Name, err)
+		}
+	}
+	for _, b := range events.Buckets(t.SyncedTTL) {
+		_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: b.Bucket, TTL: b.TTL, History: b.History, Storage: storage, Replicas: t.Replicas,
+		})
+		if err != nil {
+			return fmt.Errorf("provision bucket %s: %w", b.Bucket, err)
+		}
+	}
+	return nil
+}
+
+// StreamConfig turns a spec into JetStream's configuration.
+func StreamConfig(s events.StreamSpec, replicas int, storage jetstream.StorageType) jetstream.StreamConfig {
+	cfg := jetstream.StreamConfig{
+		Name:                 s.Name,
+		Subjects:             s.Subjects,
+		Retention:            jetstream.LimitsPolicy,
+		MaxAge:               s.MaxAge,
+		MaxMsgsPerSubject:    s.MaxMsgsPerSubject,
+		DiscardNewPerSubject: s.DiscardNewPerSubject,
+		Duplicates:           s.Duplicates,
+		Storage:              storage,
+		Replicas:             replicas,
+		MaxBytes:             s.MaxBytes,
+	}
+	if s.MaxBytes == 0 {
+		cfg.MaxBytes = -1
+	}
+	if s.MaxMsgsPerSubject == 0 {
+		cfg.MaxMsgsPerSubject = -1
+	}
+	if s.Retention == events.RetainWorkQueue {
+		cfg.Retention = jetstream.WorkQueuePolicy
+	}
+	if s.DiscardNewPerSubject {
+		cfg.Discard = jetstream.DiscardNew
+	}
+	return cfg
+}
+
+// Consumer creates or updates the durable pull consumer of spec and returns it.
+func Consumer(ctx context.Context, js jetstream.JetStream, spec events.ConsumerSpec) (jetstream.Consumer, error) {
+	c, err := js.CreateOrUpdateConsumer(ctx, spec.Stream, jetstream.ConsumerConfig{
+		Durable:        spec.Durable,
+		FilterSubjects: spec.FilterSubjects,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        spec.AckWait,
+		MaxDeliver:     spec.MaxDeliver,
+		MaxAckPending:  spec.MaxAckPending,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s on %s: %w", spec.Durable, spec.Stream, err)
+	}
+	return c, nil
+}
+
+// Publish encodes p and publishes it to subject through JetStream with msgID as its
+// de-duplication id, waiting for the stream's acknowledgement.
+func Publish(ctx context.Context, js jetstream.JetStream, subject, msgID string, p events.Payload) (*jetstream.PubAck, error) {
+	data, err := events.Encode(p)
+	if err != nil {
+		return nil, err
+	}
+	opts := []jetstream.PublishOpt{}
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	ack, err := js.Publish(ctx, subject, data, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", subject, err)
+	}
+	return ack, nil
+}
+
+// errCodeMaxMsgsPerSubject is JetStream's error code for a publish refused because the
+// subject already holds its maximum (with DiscardNewPerSubject).
+const errCodeMaxMsgsPerSubject = 10077
+
+// IsSubjectFull reports whether err is a publish refused because its subject already
+// holds a message: for the request stream, the book is already waiting in that lane.
+func IsSubjectFull(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeMaxMsgsPerSubject
+}

@@ -1,0 +1,255 @@
+package xsw
+
+import (
+	"bytes"
+	"fmt"
+	"net/url"
+	"strings"
+	"unicode"
+
+	"github.com/PuerkitoBio/goquery"
+	"github.com/andybalholm/cascadia"
+	"golang.org/x/net/html"
+
+	"github.com/xswtw/xsw/services/fetcher/internal/site"
+)
+
+// Page kinds, as named in a site.ParseError.
+const (
+	pageHome    = "home"
+	pageListing = "listing"
+	pageBook    = "book"
+	pageTOC     = "toc"
+	pageChapter = "chapter"
+)
+
+// sel compiles a constant CSS selector once, at package initialisation.
+func sel(s string) cascadia.Selector { return cascadia.MustCompile(s) }
+
+// page is a parsed page with what every parser needs to report and resolve.
+type page struct {
+	kind string
+	url  *url.URL // the page's URL, never nil
+	doc  *goquery.Document
+}
+
+// parsePage decodes body (see site.Decode) and parses the UTF-8 result as HTML. The
+// html parser reads UTF-8 only and never looks at a meta charset tag, so the bytes are
+// not sniffed twice. A nil pageURL means the adapter's home page; a relative one is
+// taken relative to it.
+func (s *Source) parsePage(kind string, body []byte, pageURL *url.URL) (*page, error) {
+	switch {
+	case pageURL == nil:
+		pageURL = s.home
+	case !pageURL.IsAbs() || pageURL.Host == "":
+		pageURL = s.home.ResolveReference(pageURL)
+	}
+	p := &page{kind: kind, url: pageURL}
+	text, err := site.Decode(body)
+	if err != nil {
+		return nil, p.errorf("decode: %v", err)
+	}
+	root, err := html.Parse(bytes.NewReader(text))
+	if err != nil {
+		return nil, p.errorf("html: %v", err)
+	}
+	p.doc = goquery.NewDocumentFromNode(root)
+	p.doc.Url = pageURL
+	return p, nil
+}
+
+// errorf returns a *site.ParseError for the page.
+func (p *page) errorf(format string, args ...any) error {
+	what := format
+	if len(args) > 0 {
+		what = fmt.Sprintf(format, args...)
+	}
+	u := ""
+	if p.url != nil {
+		u = p.url.String()
+	}
+	return &site.ParseError{Page: p.kind, URL: u, What: what}
+}
+
+// resolve returns href resolved against the page as an absolute URL, or "" when href
+// is empty or does not parse. Used for links that need not be on the site (images).
+func (p *page) resolve(href string) string {
+	href = strings.TrimSpace(href)
+	if href == "" {
+		return ""
+	}
+	ref, err := url.Parse(href)
+	if err != nil {
+		return ""
+	}
+	u := p.url.ResolveReference(ref)
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return ""
+	}
+	return u.String()
+}
+
+// siteLink resolves href against the page and returns the escaped path it names when it
+// is a link to the site: an http(s) URL on the page's own host, or on xsw.tw or one of
+// its subdomains. The page's origin plus the path is the link's canonical URL.
+func (p *page) siteLink(href string) (string, bool) {
+	href = strings.TrimSpace(href)
+	if href == "" || strings.HasPrefix(href, "#") {
+		return "", false
+	}
+	ref, err := url.Parse(href)
+	if err != nil {
+		return "", false
+	}
+	u := p.url.ResolveReference(ref)
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", false
+	}
+	if !strings.EqualFold(u.Host, p.url.Host) {
+		h := strings.ToLower(u.Hostname())
+		if h != siteDomain && !strings.HasSuffix(h, "."+siteDomain) {
+			return "", false
+		}
+	}
+	return u.EscapedPath(), true
+}
+
+// origin returns scheme://host of the page.
+func (p *page) origin() string {
+	return p.url.Scheme + "://" + p.url.Host
+}
+
+// chapterLink reports whether href is a link to a chapter of book bookID, a path
+// ending in /{bookID}/{chapterID}.html, and returns the chapter id and canonical URL.
+func (p *page) chapterLink(href, bookID string) (chapterID, link string, ok bool) {
+	path, ok := p.siteLink(href)
+	if !ok {
+		return "", "", false
+	}
+	book, chapter, ok := splitChapterPath(path)
+	if !ok || book != bookID {
+		return "", "", false
+	}
+	return chapter, p.origin() + path, true
+}
+
+// splitChapterPath splits a path ending in /{book}/{chapter}.html, both digits.
+func splitChapterPath(path string) (book, chapter string, ok bool) {
+	rest, ok := strings.CutSuffix(path, ".html")
+	if !ok {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 {
+		return "", "", false
+	}
+	chapter, rest = rest[i+1:], rest[:i]
+	book = rest[strings.LastIndexByte(rest, '/')+1:]
+	if !isDigits(book) || !isDigits(chapter) {
+		return "", "", false
+	}
+	return book, chapter, true
+}
+
+// bookLink reports whether href is a link to a book's home page, a path ending in
+// /{bookID}/ (or /{bookID}), and returns the book id and canonical URL.
+func (p *page) bookLink(href string) (bookID, link string, ok bool) {
+	path, ok := p.siteLink(href)
+	if !ok {
+		return "", "", false
+	}
+	rest := strings.TrimSuffix(path, "/")
+	id := rest[strings.LastIndexByte(rest, '/')+1:]
+	if !isDigits(id) {
+		return "", "", false
+	}
+	return id, p.origin() + path, true
+}
+
+// attr returns the trimmed value of attribute name of the first node of s.
+func attr(s *goquery.Selection, name string) string {
+	v, _ := s.Attr(name)
+	return strings.TrimSpace(v)
+}
+
+// text returns the text of s with white space normalised (see clean).
+func text(s *goquery.Selection) string {
+	return clean(s.Text())
+}
+
+// clean trims s and collapses every run of white space inside it (ASCII white space,
+// no-break and ideographic spaces alike) into one ASCII space. As in a browser (CSS Text
+// 3, segment breaks), a run holding a line break between two wide East Asian characters
+// disappears instead: Chinese text wrapped in the HTML source is one line.
+func clean(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ""
+	}
+	needs := false
+	prevSpace := false
+	for _, r := range s {
+		sp := isSpace(r)
+		if sp && (prevSpace || r != ' ') {
+			needs = true
+			break
+		}
+		prevSpace = sp
+	}
+	if !needs {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	var prev rune     // last rune written
+	inRun := false    // inside a run of white space
+	runBreak := false // the run holds a line break
+	for _, r := range s {
+		if isSpace(r) {
+			inRun = true
+			runBreak = runBreak || r == '\n' || r == '\r'
+			continue
+		}
+		if inRun && !(runBreak && isWide(prev) && isWide(r)) {
+			b.WriteByte(' ')
+		}
+		inRun, runBreak = false, false
+		b.WriteRune(r)
+		prev = r
+	}
+	return b.String()
+}
+
+// isWide reports the East Asian wide characters between which a line break in the
+// source is no space: Han ideographs, CJK punctuation, kana, bopomofo and full-width
+// forms.
+func isWide(r rune) bool {
+	switch {
+	case r >= 0x3000 && r <= 0x30FF, // CJK symbols and punctuation, kana
+		r >= 0x3100 && r <= 0x312F,                             // bopomofo
+		r >= 0xFF01 && r <= 0xFF60, r >= 0xFFE0 && r <= 0xFFE6: // full-width forms
+		return true
+	}
+	return unicode.Is(unicode.Han, r)
+}
+
+// label strips a leading label such as 作者： from s: one of names followed by a
+// full-width or half-width colon, with optional white space around it. It reports
+// false when s does not start with any of names and a colon.
+func label(s string, names ...string) (string, bool) {
+	s = strings.TrimSpace(s)
+	for _, name := range names {
+		rest, ok := strings.CutPrefix(s, name)
+		if !ok {
+			continue
+		}
+		rest = strings.TrimSpace(rest)
+		if v, ok := strings.CutPrefix(rest, "："); ok {
+			return strings.TrimSpace(v), true
+		}
+		if v, ok := strings.CutPrefix(rest, ":"); ok {
+			return strings.TrimSpace(v), true
+		}
+	}
+	return s, false
+}

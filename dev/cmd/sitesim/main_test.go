@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestLoadOptions(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		check   func(t *testing.T, o options)
+		wantErr string
+	}{
+		{
+			name: "defaults",
+			check: func(t *testing.T, o options) {
+				if o.addr != "127.0.0.1:8090" || o.site.MinChapters != 20 || o.site.MaxChapters != 300 || o.site.Seed != 1 {
+					t.Errorf("defaults = %+v", o)
+				}
+			},
+		},
+		{
+			name: "environment",
+			env:  map[string]string{"SITESIM_ADDR": "127.0.0.1:0", "SITESIM_SEED": "7", "SITESIM_CHAPTERS": "50", "SITESIM_LATENCY": "20ms", "SITESIM_BIG5": "true"},
+			check: func(t *testing.T, o options) {
+				c := o.site
+				if o.addr != "127.0.0.1:0" || c.Seed != 7 || c.MinChapters != 50 || c.MaxChapters != 50 || c.Latency != 20*time.Millisecond || !c.Big5 {
+					t.Errorf("from env = %+v", o)
+				}
+			},
+		},
+		{
+			name: "flags override the environment",
+			env:  map[string]string{"SITESIM_SEED": "7", "SITESIM_BOOKS_PER_CATEGORY": "9"},
+			args: []string{"-seed", "8", "-chapters", "5..10", "-validators"},
+			check: func(t *testing.T, o options) {
+				c := o.site
+				if c.Seed != 8 || c.BooksPerCategory != 9 || c.MinChapters != 5 || c.MaxChapters != 10 || !c.Validators {
+					t.Errorf("flags = %+v", o)
+				}
+			},
+		},
+		{name: "bad env", env: map[string]string{"SITESIM_SEED": "x"}, wantErr: "SITESIM_SEED"},
+		{name: "bad range", args: []string{"-chapters", "10..a"}, wantErr: "SITESIM_CHAPTERS"},
+		{name: "invalid", args: []string{"-categories", "9"}, wantErr: "categories"},
+		{name: "stray argument", args: []string{"serve"}, wantErr: "unexpected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			getenv := func(k string) string { return tt.env[k] }
+			o, err := loadOptions(tt.args, getenv, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one about %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, o)
+		})
+	}
+}
+
+func TestRun(t *testing.T) {
+	opts, err := loadOptions([]string{"-addr", "127.0.0.1:0", "-books", "2", "-chapters", "3"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, opts, slog.New(slog.DiscardHandler), pw)
+		pw.Close()
+	}()
+	url, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("read url: %v", err)
+	}
+	url = strings.TrimSpace(url)
+
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, url+"/fenlei1_1.html", nil)
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatalf("GET listing: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET listing: %d", resp.StatusCode)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+}

@@ -1,0 +1,230 @@
+// Package fetcher is the only part of xsw that talks to the source site. It takes book
+// requests from the lanes, walks each book's pages under one cluster-wide politeness
+// limit, publishes what it found for the indexer, and answers the gateways' interactive
+// calls. Config, ConfigFromEnv and Run are its whole public face.
+package fetcher
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/config"
+	"github.com/xswtw/xsw/services/fetcher/internal/politeness"
+	"github.com/xswtw/xsw/services/fetcher/internal/rpc"
+	"github.com/xswtw/xsw/services/fetcher/internal/site/xsw"
+	"github.com/xswtw/xsw/services/fetcher/internal/source"
+	"github.com/xswtw/xsw/services/fetcher/internal/worker"
+)
+
+// Config is the fetcher's configuration; ConfigFromEnv documents each variable.
+type Config struct {
+	NATSURL         string
+	NATSReplicas    int
+	BaseURL         string
+	InsecureTLS     bool
+	HTTPTimeout     time.Duration
+	UserAgent       string
+	Workers         int
+	RateLimit       time.Duration
+	MaxAttempts     int
+	MaxAge          time.Duration
+	DedupWindow     time.Duration
+	ShutdownTimeout time.Duration
+	RetryBase       time.Duration
+	CircuitFailures int
+	CircuitCooldown time.Duration
+	FetcherID       string
+	HealthAddr      string
+}
+
+// ConfigFromEnv reads the configuration through getenv, with the defaults.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	r := config.NewReader(getenv)
+	c := Config{
+		NATSURL:         r.String("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSReplicas:    r.Int("NATS_REPLICAS", 1),
+		BaseURL:         r.String("BASE_URL", "https://m.xsw.tw"),
+		InsecureTLS:     r.Bool("SOURCE_INSECURE_TLS", false),
+		HTTPTimeout:     r.Duration("HTTP_TIMEOUT", 15*time.Second),
+		UserAgent:       r.String("USER_AGENT", ""),
+		Workers:         r.Int("BG_JOB_WORKERS", 2),
+		RateLimit:       r.Duration("BG_JOB_RATE_LIMIT", 2*time.Second),
+		MaxAttempts:     r.Int("BG_JOB_MAX_ATTEMPTS", 5),
+		MaxAge:          r.Duration("BG_JOB_MAX_AGE", 24*time.Hour),
+		DedupWindow:     r.Duration("SYNC_DEDUP_WINDOW", 5*time.Minute),
+		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 5*time.Second),
+		RetryBase:       r.Duration("BG_JOB_RETRY_BASE", 2*time.Second),
+		CircuitFailures: r.Int("CIRCUIT_FAILURES", 5),
+		CircuitCooldown: r.Duration("CIRCUIT_COOLDOWN", 30*time.Second),
+		FetcherID:       r.String("FETCHER_ID", ""),
+		HealthAddr:      r.String("FETCHER_HEALTH_ADDR", ":8001"),
+	}
+	if err := r.Err(); err != nil {
+		return c, err
+	}
+	if c.FetcherID == "" {
+		c.FetcherID = defaultID()
+	}
+	return c, c.Validate()
+}
+
+// Validate names the first variable whose value cannot work.
+func (c Config) Validate() error {
+	u, err := url.Parse(c.BaseURL)
+	return errors.Join(
+		config.Check(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "", "BASE_URL", "want an http(s) URL, got %q", c.BaseURL),
+		config.Check(c.Workers >= 1 && c.Workers <= 256, "BG_JOB_WORKERS", "want 1..256, got %d", c.Workers),
+		config.Check(c.RateLimit >= 0, "BG_JOB_RATE_LIMIT", "want seconds >= 0, got %v", c.RateLimit),
+		config.Check(c.MaxAttempts >= 1, "BG_JOB_MAX_ATTEMPTS", "want >= 1, got %d", c.MaxAttempts),
+		config.Check(c.MaxAge >= 0, "BG_JOB_MAX_AGE", "want >= 0, got %v", c.MaxAge),
+		config.Check(c.DedupWindow >= 0, "SYNC_DEDUP_WINDOW", "want >= 0, got %v", c.DedupWindow),
+		config.Check(c.HTTPTimeout > 0, "HTTP_TIMEOUT", "want > 0, got %v", c.HTTPTimeout),
+		config.Check(c.ShutdownTimeout >= 0, "SHUTDOWN_TIMEOUT", "want >= 0, got %v", c.ShutdownTimeout),
+		config.Check(c.NATSReplicas == 1 || c.NATSReplicas == 3 || c.NATSReplicas == 5, "NATS_REPLICAS", "want 1, 3 or 5, got %d", c.NATSReplicas),
+		config.Check(c.CircuitFailures >= 1, "CIRCUIT_FAILURES", "want >= 1, got %d", c.CircuitFailures),
+		config.Check(!strings.ContainsAny(c.FetcherID, ".*> "), "FETCHER_ID", "no dots, spaces or wildcards: %q", c.FetcherID),
+	)
+}
+
+func defaultID() string {
+	h, _ := os.Hostname()
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	h = strings.NewReplacer(".", "-", " ", "-").Replace(h)
+	if h == "" {
+		h = "fetcher"
+	}
+	return h + "-" + hex.EncodeToString(b[:])
+}
+
+// Run fetches until ctx ends, then drains: it stops taking work, lets in-flight jobs
+// finish within ShutdownTimeout, hands the rest back, and closes its connection.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	logger = logger.With("component", "fetcher", "fetcher_id", cfg.FetcherID)
+	base, err := url.Parse(cfg.BaseURL)
+	if err != nil {
+		return fmt.Errorf("BASE_URL: %w", err)
+	}
+	nc, js, err := broker.Connect(cfg.NATSURL, "xsw-fetcher-"+cfg.FetcherID, logger)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if err := broker.Provision(ctx, js, broker.Topology{Replicas: cfg.NATSReplicas, RequestMaxAge: cfg.MaxAge, SyncedTTL: max(time.Hour, cfg.DedupWindow)}); err != nil {
+		return err
+	}
+	kv, err := js.KeyValue(ctx, events.BucketPoliteness)
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", events.BucketPoliteness, err)
+	}
+	limiter := politeness.New(kv, "host."+strings.NewReplacer(".", "_", ":", "_").Replace(base.Host), politeness.Config{
+		Interval: cfg.RateLimit, FailureThreshold: cfg.CircuitFailures, Cooldown: cfg.CircuitCooldown,
+	})
+	client := source.New(base, limiter, source.Config{Timeout: cfg.HTTPTimeout, InsecureTLS: cfg.InsecureTLS, UserAgent: cfg.UserAgent})
+	src := xsw.New(base)
+	syncer := &worker.Syncer{JS: js, Site: src, Client: client, Logger: logger}
+	pool, err := worker.NewPool(ctx, nc, js, syncer, worker.Config{
+		FetcherID: cfg.FetcherID, Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, MaxAge: cfg.MaxAge,
+		DedupWindow: cfg.DedupWindow, ShutdownTimeout: cfg.ShutdownTimeout, RetryBase: cfg.RetryBase,
+	}, logger)
+	if err != nil {
+		return err
+	}
+	calls := &rpc.Server{NC: nc, JS: js, Site: src, Client: client, Logger: logger, Timeout: 2 * time.Minute}
+	logger.Info("fetcher started", "base_url", base.Redacted(), "workers", cfg.Workers,
+		"rate_limit", cfg.RateLimit, "max_attempts", cfg.MaxAttempts)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return pool.Run(gctx) })
+	g.Go(func() error { return calls.Run(gctx) })
+	g.Go(func() error { return heartbeat(gctx, js, cfg, pool, limiter, logger) })
+	if cfg.HealthAddr != "" {
+		g.Go(func() error { return serveHealth(gctx, cfg.HealthAddr, nc) })
+	}
+	err = g.Wait()
+	logger.Info("fetcher stopped")
+	return err
+}
+
+// heartbeat keeps this fetcher's entry in the fetchers bucket fresh until ctx ends, then
+// removes it.
+func heartbeat(ctx context.Context, js jetstream.JetStream, cfg Config, pool *worker.Pool, limiter *politeness.Limiter, logger *slog.Logger) error {
+	kv, err := js.KeyValue(ctx, events.BucketFetchers)
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", events.BucketFetchers, err)
+	}
+	started := time.Now().UTC()
+	beat := func(ctx context.Context, draining bool) {
+		_ = limiter.Refresh(ctx)
+		snap := limiter.Snapshot()
+		hb := events.FetcherHeartbeat{
+			Header: events.Header{Version: events.Version}, FetcherID: cfg.FetcherID, Workers: cfg.Workers,
+			Active: pool.Active(), StartedAt: started, At: time.Now().UTC(), Interval: snap.Interval.Seconds(),
+			Circuit: snap.Circuit, Draining: draining,
+		}
+		b, err := events.Encode(&hb)
+		if err == nil {
+			_, err = kv.Put(ctx, cfg.FetcherID, b)
+		}
+		if err != nil && ctx.Err() == nil {
+			logger.Warn("heartbeat", "err", err)
+		}
+	}
+	t := time.NewTicker(events.FetcherHeartbeatTTL / 3)
+	defer t.Stop()
+	beat(ctx, false)
+	for {
+		select {
+		case <-t.C:
+			beat(ctx, false)
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			_ = kv.Delete(dctx, cfg.FetcherID)
+			return nil
+		}
+	}
+}
+
+func serveHealth(ctx context.Context, addr string, nc *nats.Conn) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !nc.IsConnected() {
+			http.Error(w, "nats not connected", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("health listener %s: %w", addr, err)
+	}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,318 @@
+// Package politeness keeps the whole cluster under one request rate to the source site.
+//
+// Every fetcher process and worker books its source requests in one JetStream key-value
+// entry, advanced with compare-and-set: the entry holds the time of the next free slot,
+// and a request may only go out in a slot it booked. So however many fetchers run, the
+// site sees at most one request per interval.
+//
+// Interactive requests (a reader is waiting) book the next free slot directly; background
+// requests only take a slot that is free now, so a reader waits at most about one interval
+// behind background work. The same entry carries the slow-down that throttling answers
+// (429, 503, Retry-After) impose on everyone, and the circuit that repeated failures open.
+package politeness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Priority says whether a reader is waiting for a request.
+type Priority int
+
+// Priorities.
+const (
+	Background Priority = iota
+	Interactive
+)
+
+// ErrCircuitOpen is returned to interactive requests while the circuit is open; background
+// requests wait for it to close instead.
+var ErrCircuitOpen = errors.New("source circuit open")
+
+// Config tunes a Limiter.
+type Config struct {
+	// Interval between two requests to the source, cluster-wide. Zero switches politeness
+	// off entirely (benchmarks only): no booking, no slow-down, no circuit.
+	Interval time.Duration
+	// MaxFactor caps the slow-down multiplier of the interval after throttling (default 16).
+	MaxFactor float64
+	// FailureThreshold is the number of consecutive failures that opens the circuit
+	// (default 5).
+	FailureThreshold int
+	// Cooldown is how long the circuit first stays open; it doubles on each reopening, up
+	// to MaxCooldown (defaults 30s and 10m).
+	Cooldown, MaxCooldown time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.MaxFactor < 1 {
+		c.MaxFactor = 16
+	}
+	if c.FailureThreshold < 1 {
+		c.FailureThreshold = 5
+	}
+	if c.Cooldown <= 0 {
+		c.Cooldown = 30 * time.Second
+	}
+	if c.MaxCooldown < c.Cooldown {
+		c.MaxCooldown = 10 * time.Minute
+	}
+}
+
+// state is the shared entry.
+type state struct {
+	Next      int64   `json:"next"`       // unix nanoseconds of the next free slot
+	Factor    float64 `json:"factor"`     // interval multiplier, >= 1
+	Failures  int     `json:"failures"`   // consecutive failures
+	OpenUntil int64   `json:"open_until"` // unix nanoseconds; circuit open before it
+	Opens     int     `json:"opens"`      // consecutive openings, for the cooldown
+}
+
+// Circuit states, as reported by Snapshot.
+const (
+	CircuitClosed   = "closed"
+	CircuitOpen     = "open"
+	CircuitHalfOpen = "half-open"
+)
+
+// Snapshot is what the limiter last saw of the shared entry.
+type Snapshot struct {
+	Interval time.Duration // in force now, after any slow-down
+	Circuit  string
+	Until    time.Time // when an open circuit lets a probe through
+}
+
+// Limiter books source requests in a key-value bucket.
+type Limiter struct {
+	kv  jetstream.KeyValue
+	key string
+	cfg Config
+
+	now   func() time.Time
+	sleep func(context.Context, time.Duration) error
+
+	// turn lets one background worker of this process contend for the shared entry at a
+	// time; the others queue here instead of multiplying compare-and-set conflicts.
+	turn chan struct{}
+
+	mu   sync.Mutex
+	last state
+}
+
+// New returns a limiter booking in kv under key (one key per source host).
+func New(kv jetstream.KeyValue, key string, cfg Config) *Limiter {
+	cfg.defaults()
+	return &Limiter{
+		kv: kv, key: key, cfg: cfg, now: time.Now, sleep: sleepCtx,
+		turn: make(chan struct{}, 1), last: state{Factor: 1},
+	}
+}
+
+// Disabled reports whether politeness is switched off.
+func (l *Limiter) Disabled() bool { return l.cfg.Interval <= 0 }
+
+// Wait books a slot for one request and sleeps until it. It returns ErrCircuitOpen to an
+// interactive request while the circuit is open, or the context's error.
+func (l *Limiter) Wait(ctx context.Context, p Priority) error {
+	_, err := l.book(ctx, p)
+	return err
+}
+
+// book is Wait, also returning the booked slot.
+func (l *Limiter) book(ctx context.Context, p Priority) (time.Time, error) {
+	if l.Disabled() {
+		return l.now(), ctx.Err()
+	}
+	if p == Background {
+		select {
+		case l.turn <- struct{}{}:
+			defer func() { <-l.turn }()
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		}
+	}
+	for {
+		st, rev, err := l.load(ctx)
+		if err != nil {
+			return time.Time{}, err
+		}
+		now := l.now().UnixNano()
+		if st.OpenUntil > now {
+			if p == Interactive {
+				return time.Time{}, fmt.Errorf("%w until %s", ErrCircuitOpen, time.Unix(0, st.OpenUntil).UTC().Format(time.RFC3339))
+			}
+			if err := l.sleep(ctx, time.Duration(st.OpenUntil-now)); err != nil {
+				return time.Time{}, err
+			}
+			continue
+		}
+		slot := max(now, st.Next)
+		if p == Background && slot > now {
+			if err := l.sleep(ctx, time.Duration(slot-now)); err != nil {
+				return time.Time{}, err
+			}
+			continue
+		}
+		st.Next = slot + int64(float64(l.cfg.Interval)*st.Factor)
+		ok, err := l.store(ctx, st, rev)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if !ok {
+			// Somebody else booked first: look again after a breath, so that contending
+			// workers do not spin in lockstep.
+			if err := l.sleep(ctx, time.Duration(rand.Int64N(int64(2*time.Millisecond)))); err != nil {
+				return time.Time{}, err
+			}
+			continue
+		}
+		return time.Unix(0, slot), l.sleep(ctx, time.Duration(slot-l.now().UnixNano()))
+	}
+}
+
+// Outcome is what became of one source request.
+type Outcome int
+
+// Outcomes.
+const (
+	// Success: the site answered (2xx, 304, or a 404 for a missing page).
+	Success Outcome = iota
+	// Throttled: the site asked us to slow down (429, 503).
+	Throttled
+	// Failed: the site failed (other 5xx, connection refused or reset, timeout).
+	Failed
+)
+
+// Report records the outcome of a request. retryAfter is the site's Retry-After, if any.
+// Throttling slows every fetcher down; consecutive failures open the circuit; a success
+// closes it and lets the slow-down decay.
+func (l *Limiter) Report(ctx context.Context, o Outcome, retryAfter time.Duration) error {
+	if l.Disabled() {
+		return nil
+	}
+	for {
+		st, rev, err := l.load(ctx)
+		if err != nil {
+			return err
+		}
+		now := l.now().UnixNano()
+		before := st
+		switch o {
+		case Success:
+			st.Failures, st.Opens = 0, 0
+			if st.Factor > 1 {
+				st.Factor = math.Max(1, st.Factor*0.75)
+			}
+		case Throttled, Failed:
+			st.Failures++
+			if o == Throttled {
+				st.Factor = math.Min(l.cfg.MaxFactor, st.Factor*2)
+				pause := max(retryAfter, time.Duration(float64(l.cfg.Interval)*st.Factor))
+				st.Next = max(st.Next, now+int64(pause))
+			}
+			if st.Failures >= l.cfg.FailureThreshold {
+				cool := l.cfg.Cooldown << min(st.Opens, 16)
+				cool = min(cool, l.cfg.MaxCooldown)
+				st.OpenUntil = now + int64(cool)
+				st.Opens++
+				// One more failure after the cooldown (the probe) reopens at once.
+				st.Failures = l.cfg.FailureThreshold - 1
+			}
+		}
+		if st == before {
+			return nil
+		}
+		ok, err := l.store(ctx, st, rev)
+		if err != nil || ok {
+			return err
+		}
+	}
+}
+
+// Snapshot reports what the limiter last read or wrote.
+func (l *Limiter) Snapshot() Snapshot {
+	l.mu.Lock()
+	st := l.last
+	l.mu.Unlock()
+	s := Snapshot{Interval: time.Duration(float64(l.cfg.Interval) * max(st.Factor, 1)), Circuit: CircuitClosed}
+	now := l.now().UnixNano()
+	switch {
+	case st.OpenUntil > now:
+		s.Circuit, s.Until = CircuitOpen, time.Unix(0, st.OpenUntil)
+	case st.Opens > 0:
+		s.Circuit = CircuitHalfOpen
+	}
+	return s
+}
+
+// Refresh reads the shared entry so that Snapshot is current.
+func (l *Limiter) Refresh(ctx context.Context) error {
+	if l.Disabled() {
+		return nil
+	}
+	_, _, err := l.load(ctx)
+	return err
+}
+
+func (l *Limiter) load(ctx context.Context) (state, uint64, error) {
+	st := state{Factor: 1}
+	e, err := l.kv.Get(ctx, l.key)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return st, 0, nil
+	case err != nil:
+		return st, 0, fmt.Errorf("politeness: read %s: %w", l.key, err)
+	}
+	if err := json.Unmarshal(e.Value(), &st); err != nil || st.Factor < 1 {
+		// A damaged entry is replaced by a fresh one rather than stopping every fetcher.
+		st = state{Factor: 1}
+	}
+	l.remember(st)
+	return st, e.Revision(), nil
+}
+
+// store writes st if the entry is still at rev; ok is false when another writer won.
+func (l *Limiter) store(ctx context.Context, st state, rev uint64) (ok bool, err error) {
+	b, _ := json.Marshal(st)
+	if rev == 0 {
+		_, err = l.kv.Create(ctx, l.key, b)
+	} else {
+		_, err = l.kv.Update(ctx, l.key, b, rev)
+	}
+	switch {
+	case err == nil:
+		l.remember(st)
+		return true, nil
+	case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		return false, nil
+	}
+	return false, fmt.Errorf("politeness: book %s: %w", l.key, err)
+}
+
+func (l *Limiter) remember(st state) {
+	l.mu.Lock()
+	l.last = st
+	l.mu.Unlock()
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,201 @@
+package politeness
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/natstest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// limiters returns n limiters on n separate connections to one server, as n fetcher
+// processes would have.
+func limiters(t *testing.T, n int, cfg Config) []*Limiter {
+	t.Helper()
+	ns := natstest.Start(t)
+	var out []*Limiter
+	for i := 0; i < n; i++ {
+		nc, js, err := broker.Connect(ns.URL, "limiter", slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		kv, err := js.KeyValue(t.Context(), events.BucketPoliteness)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, New(kv, "test-source", cfg))
+	}
+	return out
+}
+
+// TestClusterWideRate runs three "processes" of four workers each, all asking as fast as
+// they can, and checks the booked slots: never two within one interval, and close to
+// the allowed rate.
+func TestClusterWideRate(t *testing.T) {
+	const interval = 100 * time.Millisecond
+	const run = 2500 * time.Millisecond
+	ls := limiters(t, 3, Config{Interval: interval})
+	ctx, cancel := context.WithTimeout(t.Context(), run)
+	defer cancel()
+	var mu sync.Mutex
+	var times []time.Time
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					slot, err := l.book(ctx, Background)
+					if err != nil {
+						return
+					}
+					mu.Lock()
+					times = append(times, slot)
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
+	// The booked slots, not the moments goroutines woke up (scheduling jitter is not the
+	// limiter's doing; the site-level test measures what reaches the site).
+	for i := 1; i < len(times); i++ {
+		if gap := times[i].Sub(times[i-1]); gap < interval {
+			t.Errorf("requests %d and %d only %v apart (interval %v)", i-1, i, gap, interval)
+		}
+	}
+	allowed := float64(run) / float64(interval)
+	if got := float64(len(times)); got < 0.9*allowed {
+		t.Errorf("achieved %v requests in %v, want at least 90%% of %v", got, run, allowed)
+	}
+	t.Logf("allowed %.0f, achieved %d (%.1f%%)", allowed, len(times), 100*float64(len(times))/allowed)
+}
+
+func TestInteractiveJumpsTheLine(t *testing.T) {
+	const interval = 200 * time.Millisecond
+	ls := limiters(t, 2, Config{Interval: interval})
+	ctx := t.Context()
+	// Background work books the current slot; more background work is waiting.
+	if err := ls[0].Wait(ctx, Background); err != nil {
+		t.Fatal(err)
+	}
+	bgCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for bgCtx.Err() == nil {
+				_ = ls[0].Wait(bgCtx, Background)
+			}
+		}()
+	}
+	start := time.Now()
+	if err := ls[1].Wait(ctx, Interactive); err != nil {
+		t.Fatal(err)
+	}
+	waited := time.Since(start)
+	cancel()
+	wg.Wait()
+	if waited > 2*interval+50*time.Millisecond {
+		t.Errorf("interactive request waited %v behind background work, want at most ~2 intervals (%v)", waited, 2*interval)
+	}
+}
+
+func TestThrottlingSlowsEveryone(t *testing.T) {
+	ls := limiters(t, 2, Config{Interval: 10 * time.Millisecond})
+	ctx := t.Context()
+	if err := ls[0].Report(ctx, Throttled, 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := ls[1].Wait(ctx, Background); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < 280*time.Millisecond {
+		t.Errorf("other process waited %v after a Retry-After of 300ms", waited)
+	}
+	if err := ls[1].Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := ls[1].Snapshot().Interval; got <= 10*time.Millisecond {
+		t.Errorf("interval after throttling = %v, want slowed down", got)
+	}
+	for i := 0; i < 20; i++ {
+		if err := ls[1].Report(ctx, Success, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := ls[1].Snapshot().Interval; got != 10*time.Millisecond {
+		t.Errorf("interval after successes = %v, want back to 10ms", got)
+	}
+}
+
+func TestCircuit(t *testing.T) {
+	cfg := Config{Interval: time.Millisecond, FailureThreshold: 3, Cooldown: 150 * time.Millisecond}
+	ls := limiters(t, 2, cfg)
+	ctx := t.Context()
+	for i := 0; i < 3; i++ {
+		if err := ls[0].Report(ctx, Failed, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ls[1].Wait(ctx, Interactive); !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("interactive Wait with the circuit open = %v, want ErrCircuitOpen", err)
+	}
+	if got := ls[1].Snapshot().Circuit; got != CircuitOpen {
+		t.Errorf("circuit = %s, want open", got)
+	}
+	start := time.Now()
+	if err := ls[1].Wait(ctx, Background); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < 100*time.Millisecond {
+		t.Errorf("background request went out %v into a 150ms cooldown", waited)
+	}
+	// The probe fails: open again at once, for longer.
+	if err := ls[1].Report(ctx, Failed, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls[0].Wait(ctx, Interactive); !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("after a failed probe: %v, want ErrCircuitOpen", err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for ls[0].Wait(ctx, Interactive) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("circuit never let a probe through")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := ls[0].Report(ctx, Success, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := ls[1].Snapshot(); ls[1].Refresh(ctx) != nil || ls[1].Snapshot().Circuit != CircuitClosed {
+		t.Errorf("circuit after a successful probe = %+v, want closed", got)
+	}
+}
+
+func TestDisabled(t *testing.T) {
+	l := New(nil, "x", Config{})
+	for i := 0; i < 1000; i++ {
+		if err := l.Wait(t.Context(), Background); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Report(t.Context(), Failed, 0); err != nil {
+		t.Fatal(err)
+	}
+}

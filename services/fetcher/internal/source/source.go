@@ -1,0 +1,211 @@
+// Package source is the fetcher's only door to the source site: every request books a
+// slot with the politeness limiter, stays on the configured host, is bounded in time and
+// size, and comes back classified as success, permanent failure or transient failure.
+package source
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/xswtw/xsw/services/fetcher/internal/politeness"
+)
+
+// ErrNotFound means the site answered 404: the page does not exist (permanent).
+var ErrNotFound = errors.New("source: not found")
+
+// ErrOffSite means the site redirected to another host, which is never followed
+// (permanent).
+var ErrOffSite = errors.New("source: redirect off the configured site")
+
+// ErrTooLarge means the page exceeded the size limit (permanent).
+var ErrTooLarge = errors.New("source: page too large")
+
+// StatusError is an unexpected HTTP status. 429 and 5xx are transient.
+type StatusError struct {
+	URL        string
+	Code       int
+	RetryAfter time.Duration
+}
+
+func (e *StatusError) Error() string {
+	s := fmt.Sprintf("source: %s answered %d %s", e.URL, e.Code, http.StatusText(e.Code))
+	if e.RetryAfter > 0 {
+		s += fmt.Sprintf(" (retry after %v)", e.RetryAfter)
+	}
+	return s
+}
+
+// Temporary reports whether a retry may succeed.
+func (e *StatusError) Temporary() bool { return e.Code == http.StatusTooManyRequests || e.Code >= 500 }
+
+// Permanent reports whether err can never succeed on retry: a 404, an off-site redirect,
+// an oversized page, or another 4xx.
+func Permanent(err error) bool {
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrOffSite) || errors.Is(err, ErrTooLarge) {
+		return true
+	}
+	var se *StatusError
+	return errors.As(err, &se) && !se.Temporary()
+}
+
+// Config configures a Client.
+type Config struct {
+	// Timeout bounds one request, from connect to the last byte (HTTP_TIMEOUT).
+	Timeout time.Duration
+	// InsecureTLS switches certificate verification off (the site's chain has been
+	// reported incomplete); off by default.
+	InsecureTLS bool
+	// UserAgent sent with every request.
+	UserAgent string
+	// MaxBytes bounds a page's size (default 8 MiB).
+	MaxBytes int64
+}
+
+// Client fetches pages of one site.
+type Client struct {
+	http    *http.Client
+	limiter *politeness.Limiter
+	base    *url.URL
+	cfg     Config
+}
+
+// New returns a client for the site at base, booking every request with limiter.
+func New(base *url.URL, limiter *politeness.Limiter, cfg Config) *Client {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 20 * time.Second
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = 8 << 20
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Mobile Safari/537.36 xsw-precache"
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 16
+	tr.ResponseHeaderTimeout = cfg.Timeout
+	if cfg.InsecureTLS {
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it (SOURCE_INSECURE_TLS)
+	}
+	c := &Client{limiter: limiter, base: base, cfg: cfg}
+	c.http = &http.Client{
+		Transport: tr,
+		Timeout:   cfg.Timeout,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if !c.onSite(req.URL) {
+				return fmt.Errorf("%w: %s", ErrOffSite, req.URL.Redacted())
+			}
+			if len(via) >= 5 {
+				return errors.New("source: too many redirects")
+			}
+			return nil
+		},
+	}
+	return c
+}
+
+// Base returns the site's base URL.
+func (c *Client) Base() *url.URL { return c.base }
+
+func (c *Client) onSite(u *url.URL) bool {
+	return strings.EqualFold(u.Hostname(), c.base.Hostname()) && u.Port() == c.base.Port()
+}
+
+// Page is a fetched page.
+type Page struct {
+	URL  *url.URL // where the bytes came from, after on-site redirects
+	Body []byte
+}
+
+// Get fetches rawURL, which must be on the configured site, after booking a slot with
+// the limiter at priority p, and reports the outcome to the limiter.
+func (c *Client) Get(ctx context.Context, rawURL string, p politeness.Priority) (*Page, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || !c.onSite(u) || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("%w: refusing %q", ErrOffSite, rawURL)
+	}
+	if err := c.limiter.Wait(ctx, p); err != nil {
+		return nil, err
+	}
+	page, retryAfter, outcome, err := c.do(ctx, u)
+	// Report with a context of its own: a request that was made must be accounted for
+	// even when the caller is going away.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if rerr := c.limiter.Report(rctx, outcome, retryAfter); rerr != nil && err == nil {
+		err = rerr
+	}
+	return page, err
+}
+
+func (c *Client) do(ctx context.Context, u *url.URL) (*Page, time.Duration, politeness.Outcome, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, 0, politeness.Success, fmt.Errorf("source: %w", err)
+	}
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	req.Header.Set("Accept", "text/html,application/xhtml+xml")
+	req.Header.Set("Accept-Language", "zh-TW,zh;q=0.9")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if errors.Is(err, ErrOffSite) {
+			return nil, 0, politeness.Success, err
+		}
+		if ctx.Err() != nil {
+			return nil, 0, politeness.Success, ctx.Err()
+		}
+		return nil, 0, politeness.Failed, fmt.Errorf("source: get %s: %w", u.Redacted(), err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return nil, 0, politeness.Success, fmt.Errorf("%w: %s", ErrNotFound, u.Redacted())
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
+		ra := retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		return nil, ra, politeness.Throttled, &StatusError{URL: u.Redacted(), Code: resp.StatusCode, RetryAfter: ra}
+	case resp.StatusCode >= 500:
+		return nil, 0, politeness.Failed, &StatusError{URL: u.Redacted(), Code: resp.StatusCode}
+	case resp.StatusCode != http.StatusOK:
+		return nil, 0, politeness.Success, &StatusError{URL: u.Redacted(), Code: resp.StatusCode}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxBytes+1))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, 0, politeness.Success, ctx.Err()
+		}
+		return nil, 0, politeness.Failed, fmt.Errorf("source: read %s: %w", u.Redacted(), err)
+	}
+	if int64(len(body)) > c.cfg.MaxBytes {
+		return nil, 0, politeness.Success, fmt.Errorf("%w: %s over %d bytes", ErrTooLarge, u.Redacted(), c.cfg.MaxBytes)
+	}
+	return &Page{URL: resp.Request.URL, Body: body}, 0, politeness.Success, nil
+}
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date; capped at an hour.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return max(0, min(d, time.Hour))
+}
+
+// Timeout reports whether err is a timeout (of the request, not of the caller).
+func Timeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

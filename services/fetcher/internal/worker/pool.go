@@ -1,0 +1,385 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
+)
+
+// Config tunes a Pool.
+type Config struct {
+	// FetcherID names this process in job events and heartbeats.
+	FetcherID string
+	// Workers is the number of jobs run at once (BG_JOB_WORKERS).
+	Workers int
+	// MaxAttempts bounds the deliveries of one request (BG_JOB_MAX_ATTEMPTS); the last
+	// failure sends it to the dead-letter stream.
+	MaxAttempts int
+	// MaxAge expires requests that waited longer (BG_JOB_MAX_AGE; 0 keeps them).
+	MaxAge time.Duration
+	// DedupWindow skips books whose last sync completed more recently, unless forced
+	// (SYNC_DEDUP_WINDOW).
+	DedupWindow time.Duration
+	// AckWait is how long a silent job keeps its message; jobs signal progress well
+	// within it.
+	AckWait time.Duration
+	// ShutdownTimeout is how long in-flight jobs may finish after the pool is told to
+	// stop; the rest are handed back for immediate redelivery (SHUTDOWN_TIMEOUT).
+	ShutdownTimeout time.Duration
+	// RetryBase and RetryMax shape the exponential backoff between attempts.
+	RetryBase, RetryMax time.Duration
+	// FairnessEvery: one pick in this many starts from the lowest lane, so lower lanes
+	// get at least that share while they have work (default 10).
+	FairnessEvery int
+}
+
+func (c *Config) defaults() {
+	if c.Workers < 1 {
+		c.Workers = 1
+	}
+	if c.MaxAttempts < 1 {
+		c.MaxAttempts = 5
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = time.Minute
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = 2 * time.Second
+	}
+	if c.RetryMax < c.RetryBase {
+		c.RetryMax = 5 * time.Minute
+	}
+	if c.FairnessEvery < 2 {
+		c.FairnessEvery = 10
+	}
+}
+
+// Pool runs sync jobs from the lanes' consumers.
+type Pool struct {
+	cfg       Config
+	js        jetstream.JetStream
+	nc        *nats.Conn
+	syncer    *Syncer
+	synced    jetstream.KeyValue
+	consumers []jetstream.Consumer // in events.Lanes order
+	logger    *slog.Logger
+
+	wake chan struct{}
+
+	mu     sync.Mutex
+	active map[string]events.ActiveJob
+}
+
+// NewPool creates (or updates) the lanes' durable consumers and returns a pool on them.
+func NewPool(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, syncer *Syncer, cfg Config, logger *slog.Logger) (*Pool, error) {
+	cfg.defaults()
+	p := &Pool{cfg: cfg, js: js, nc: nc, syncer: syncer, logger: logger, wake: make(chan struct{}, 1), active: map[string]events.ActiveJob{}}
+	for _, l := range events.Lanes {
+		// The server never stops delivering (MaxDeliver -1): the pool counts attempts and
+		// dead-letters the request itself, so none is stranded in the stream.
+		c, err := broker.Consumer(ctx, js, events.FetcherConsumer(l, cfg.AckWait, -1))
+		if err != nil {
+			return nil, err
+		}
+		p.consumers = append(p.consumers, c)
+	}
+	kv, err := js.KeyValue(ctx, events.BucketSynced)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", events.BucketSynced, err)
+	}
+	p.synced = kv
+	return p, nil
+}
+
+// Active lists the jobs in progress now.
+func (p *Pool) Active() []events.ActiveJob {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]events.ActiveJob, 0, len(p.active))
+	for _, a := range p.active {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b events.ActiveJob) int { return a.StartedAt.Compare(b.StartedAt) })
+	return out
+}
+
+// Run works until ctx ends, then stops taking jobs, gives in-flight jobs
+// ShutdownTimeout to finish and hands the rest back for immediate redelivery.
+func (p *Pool) Run(ctx context.Context) error {
+	// New requests wake idle workers at once; retries that come due are found by polling.
+	sub, err := p.nc.Subscribe(events.SubjectRequestAll, func(*nats.Msg) {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", events.SubjectRequestAll, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+
+	// Jobs run under a context that outlives ctx by ShutdownTimeout.
+	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelJobs()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(p.cfg.ShutdownTimeout, cancelJobs)
+		context.AfterFunc(jobCtx, func() { t.Stop() })
+	})
+	defer stop()
+
+	var wg sync.WaitGroup
+	for i := 0; i < p.cfg.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.work(ctx, jobCtx, i)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (p *Pool) work(ctx, jobCtx context.Context, worker int) {
+	picks := worker // stagger the fairness turns of the workers
+	for ctx.Err() == nil {
+		msg := p.next(ctx, picks)
+		if msg == nil {
+			select {
+			case <-ctx.Done():
+			case <-p.wake:
+			case <-time.After(500 * time.Millisecond):
+			}
+			continue
+		}
+		picks++
+		p.handle(jobCtx, msg)
+	}
+}
+
+// next takes one waiting request, highest lane first; one pick in FairnessEvery looks
+// from the lowest lane up instead.
+func (p *Pool) next(ctx context.Context, picks int) jetstream.Msg {
+	order := make([]int, len(p.consumers))
+	for i := range order {
+		order[i] = i
+	}
+	if picks%p.cfg.FairnessEvery == p.cfg.FairnessEvery-1 {
+		slices.Reverse(order)
+	}
+	for _, i := range order {
+		if ctx.Err() != nil {
+			return nil
+		}
+		batch, err := p.consumers[i].FetchNoWait(1)
+		if err != nil {
+			p.logger.Warn("fetch request", "lane", events.Lanes[i], "err", err)
+			continue
+		}
+		for m := range batch.Messages() {
+			return m
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+			p.logger.Debug("fetch request", "lane", events.Lanes[i], "err", err)
+		}
+	}
+	return nil
+}
+
+// handle runs one request and settles its message with exactly one of Ack, Nak,
+// NakWithDelay or Term.
+func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
+	md, err := msg.Metadata()
+	if err != nil {
+		p.logger.Error("request without metadata", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	var req events.BookRequested
+	if err := events.Decode(msg.Data(), &req); err != nil {
+		p.logger.Warn("poison request terminated", "subject", msg.Subject(), "seq", md.Sequence.Stream, "err", err)
+		_ = msg.TermWithReason(err.Error())
+		return
+	}
+	now := time.Now().UTC()
+	j := &job{ID: events.JobID(req.BookID, md.Sequence.Stream), Request: req, Attempt: int(md.NumDelivered), Started: now, Enqueued: md.Timestamp}
+	log := p.logger.With("book_id", req.BookID, "lane", req.Lane, "job_id", j.ID, "attempt", j.Attempt)
+
+	if p.cfg.MaxAge > 0 && now.Sub(req.RequestedAt) > p.cfg.MaxAge {
+		p.settle(ctx, msg, log, "expired", func() error { return p.skip(ctx, j, "expired: waited longer than "+p.cfg.MaxAge.String()) }, msg.Term)
+		return
+	}
+	if !req.Force && p.cfg.DedupWindow > 0 {
+		if at, ok := p.lastSynced(ctx, req.BookID); ok && now.Sub(at) < p.cfg.DedupWindow {
+			p.settle(ctx, msg, log, "recently synced", func() error {
+				return p.skip(ctx, j, "recently synced at "+at.Format(time.RFC3339))
+			}, msg.Ack)
+			return
+		}
+	}
+	if j.Attempt > p.cfg.MaxAttempts {
+		// Delivered again after its last attempt (a fetcher died mid-job): give up now.
+		p.giveUp(ctx, msg, log, j, fmt.Errorf("gave up after %d deliveries", j.Attempt-1), false)
+		return
+	}
+
+	p.setActive(j)
+	defer p.clearActive(j)
+	_ = p.publishJob(ctx, events.JobStarted, j, nil)
+	log.Info("sync started")
+
+	stopBeat := p.keepAlive(msg)
+	res, err := p.syncer.Sync(ctx, j, func() {})
+	stopBeat()
+
+	switch {
+	case err == nil:
+		if perr := p.publishJob(ctx, events.JobCompleted, j, func(e *events.JobEvent) {
+			e.Chapters, e.TOCPages = res.Chapters, res.Pages
+		}); perr != nil {
+			log.Warn("sync fetched but not announced; retrying", "err", perr)
+			_ = msg.NakWithDelay(p.backoff(j.Attempt))
+			return
+		}
+		if _, kerr := p.synced.Put(ctx, req.BookID, events.SyncedValue(time.Now())); kerr != nil {
+			log.Warn("remember sync time", "err", kerr)
+		}
+		if aerr := msg.DoubleAck(ctx); aerr != nil {
+			log.Warn("ack completed sync", "err", aerr)
+		}
+		log.Info("sync fetched", "chapters", res.Chapters, "toc_pages", res.Pages, "requests", j.Requests, "took", time.Since(j.Started).Round(time.Millisecond))
+	case ctx.Err() != nil:
+		// Shutting down past the drain timeout: hand the job back at once.
+		log.Info("sync interrupted by shutdown; handed back", "err", err)
+		_ = msg.Nak()
+	case permanent(err):
+		p.giveUp(ctx, msg, log, j, err, true)
+	case j.Attempt >= p.cfg.MaxAttempts:
+		p.giveUp(ctx, msg, log, j, err, false)
+	default:
+		delay := p.backoff(j.Attempt)
+		log.Warn("sync failed; will retry", "err", err, "retry_in", delay.Round(time.Millisecond))
+		_ = p.publishJob(ctx, events.JobRetrying, j, func(e *events.JobEvent) { e.Error = err.Error() })
+		_ = msg.NakWithDelay(delay)
+	}
+}
+
+// giveUp dead-letters the request, announces the failure and terminates the message. If
+// the bus cannot take the dead letter, the message is retried later instead: nothing is
+// dropped without a record.
+func (p *Pool) giveUp(ctx context.Context, msg jetstream.Msg, log *slog.Logger, j *job, cause error, perm bool) {
+	dl := events.DeadLetter{Header: events.Header{Version: events.Version}, Request: j.Request, JobID: j.ID,
+		Attempts: j.Attempt, Error: cause.Error(), DiedAt: time.Now().UTC()}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := broker.Publish(pctx, p.js, events.SubjectDead(j.Request.BookID), "dead:"+j.ID, &dl); err != nil {
+		log.Error("dead-letter failed; retrying later", "err", err, "cause", cause)
+		_ = msg.NakWithDelay(p.cfg.RetryBase)
+		return
+	}
+	if err := p.publishJob(pctx, events.JobFailed, j, func(e *events.JobEvent) {
+		e.Error, e.Permanent, e.Dead = cause.Error(), perm, true
+	}); err != nil {
+		log.Error("announce failure", "err", err)
+	}
+	log.Warn("sync failed for good; dead-lettered", "err", cause, "permanent", perm)
+	_ = msg.TermWithReason(truncate(cause.Error(), 200))
+}
+
+// settle announces a skipped job and settles msg with ack (Ack or Term); when the
+// announcement fails the message is retried later.
+func (p *Pool) settle(ctx context.Context, msg jetstream.Msg, log *slog.Logger, why string, announce func() error, ack func() error) {
+	if err := announce(); err != nil {
+		log.Warn("announce skipped job", "reason", why, "err", err)
+		_ = msg.NakWithDelay(p.cfg.RetryBase)
+		return
+	}
+	log.Info("sync skipped", "reason", why)
+	_ = ack()
+}
+
+func (p *Pool) skip(ctx context.Context, j *job, reason string) error {
+	return p.publishJob(ctx, events.JobSkipped, j, func(e *events.JobEvent) { e.Reason = reason })
+}
+
+func (p *Pool) publishJob(ctx context.Context, kind events.JobKind, j *job, fill func(*events.JobEvent)) error {
+	e := events.JobEvent{
+		Header: events.Header{Version: events.Version}, Kind: kind, JobID: j.ID, BookID: j.Request.BookID,
+		Lane: j.Request.Lane, Priority: j.Request.Priority, Attempt: j.Attempt, Fetcher: p.cfg.FetcherID,
+		EnqueuedAt: j.Enqueued.UTC(), StartedAt: j.Started, At: time.Now().UTC(), Requests: j.Requests,
+	}
+	if fill != nil {
+		fill(&e)
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_, err := broker.Publish(pctx, p.js, e.Subject(), e.MsgID(), &e)
+	return err
+}
+
+func (p *Pool) lastSynced(ctx context.Context, bookID string) (time.Time, bool) {
+	e, err := p.synced.Get(ctx, bookID)
+	if err != nil {
+		return time.Time{}, false
+	}
+	t, err := events.ParseSyncedValue(e.Value())
+	return t, err == nil
+}
+
+// keepAlive tells the server the job is still running, well within AckWait, until the
+// returned function is called.
+func (p *Pool) keepAlive(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(p.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// backoff is exponential in the attempt with full jitter in its upper half.
+func (p *Pool) backoff(attempt int) time.Duration {
+	d := p.cfg.RetryBase << min(max(attempt-1, 0), 20)
+	d = min(d, p.cfg.RetryMax)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func (p *Pool) setActive(j *job) {
+	p.mu.Lock()
+	p.active[j.ID] = events.ActiveJob{JobID: j.ID, BookID: j.Request.BookID, Lane: j.Request.Lane, Attempt: j.Attempt, StartedAt: j.Started}
+	p.mu.Unlock()
+}
+
+func (p *Pool) clearActive(j *job) {
+	p.mu.Lock()
+	delete(p.active, j.ID)
+	p.mu.Unlock()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

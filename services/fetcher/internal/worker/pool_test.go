@@ -1,0 +1,429 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/natstest"
+	"github.com/xswtw/xsw/services/fetcher/internal/politeness"
+	"github.com/xswtw/xsw/services/fetcher/internal/site/xsw"
+	"github.com/xswtw/xsw/services/fetcher/internal/source"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// testSite serves books of three table-of-contents pages with four chapters each, in the
+// site's markup, and records the paths asked for. Paths in fail answer with that status.
+type testSite struct {
+	*httptest.Server
+	mu    sync.Mutex
+	paths []string
+	fail  map[string]int
+	delay time.Duration
+}
+
+func newTestSite(t *testing.T) *testSite {
+	s := &testSite{fail: map[string]int{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *testSite) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.paths = append(s.paths, r.URL.Path)
+	code, delay := s.fail[strings.Split(r.URL.Path, "/")[1]], s.delay
+	s.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if code != 0 {
+		w.WriteHeader(code)
+		return
+	}
+	var book string
+	var page int
+	if n, _ := fmt.Sscanf(r.URL.Path, "/%s", &book); n == 1 && strings.HasSuffix(book, "/") {
+		book = strings.TrimSuffix(book, "/")
+		fmt.Fprintf(w, `<html><head><meta charset="big5"><title>書%s</title></head><body>
+<div class="block"><div class="block_img2"><img src="/cover/%s.jpg"></div>
+<div class="block_txt2"><h2><a href="/%s/">書名%s</a></h2><p>作者：<a href="#">某人</a></p><p>分類：<a href="#">玄幻小說</a></p>
+<p>狀態：連載中</p><p>更新：2026/1/20 22:05:09</p><p>最新：<a href="9%s12.html">第12章 終</a></p></div></div>
+<div class="intro_info">簡介。</div><ul class="chapter"><li><a href="9%s12.html">第12章 終</a></li></ul>
+<div class="book_more"><a href="page-1.html">查看更多章節</a></div></body></html>`, book, book, book, book, book, book)
+		return
+	}
+	if n, _ := fmt.Sscanf(r.URL.Path, "/%7s/page-%d.html", &book, &page); n == 2 {
+		fmt.Fprintf(w, `<html><head><meta charset="big5"></head><body><div class="page">(第%d/3頁)</div><div class="cover"><ul class="chapter">`, page)
+		if page <= 3 {
+			for i := 1; i <= 4; i++ {
+				n := (page-1)*4 + i
+				fmt.Fprintf(w, `<li><a href="/%s/9%s%02d.html">第%d章 章%d</a></li>`, book, book, n, n, n)
+			}
+		}
+		fmt.Fprint(w, `</ul></div></body></html>`)
+		return
+	}
+	http.NotFound(w, r)
+}
+
+func (s *testSite) requests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.paths...)
+}
+
+type harness struct {
+	ns   *natstest.Server
+	site *testSite
+	pool *Pool
+}
+
+func newHarness(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	ns := natstest.Start(t)
+	site := newTestSite(t)
+	base, _ := url.Parse(site.URL)
+	client := source.New(base, politeness.New(nil, "", politeness.Config{}), source.Config{Timeout: 5 * time.Second})
+	syncer := &Syncer{JS: ns.JS, Site: xsw.New(base), Client: client, Logger: slog.New(slog.DiscardHandler)}
+	if cfg.FetcherID == "" {
+		cfg.FetcherID = "test-fetcher"
+	}
+	pool, err := NewPool(t.Context(), ns.Conn, ns.JS, syncer, cfg, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{ns: ns, site: site, pool: pool}
+}
+
+// run runs the pool until the returned stop is called (and at test end).
+func (h *harness) run(t *testing.T) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = h.pool.Run(ctx)
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+func (h *harness) request(t *testing.T, r events.BookRequested) {
+	t.Helper()
+	if _, err := broker.Publish(t.Context(), h.ns.JS, r.Subject(), r.MsgID(), &r); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// jobEvents returns the job events of kind published so far.
+func (h *harness) jobEvents(t *testing.T, kind events.JobKind) []events.JobEvent {
+	t.Helper()
+	var out []events.JobEvent
+	for _, m := range h.messages(t, "xsw.job."+string(kind)+".>") {
+		var e events.JobEvent
+		if err := events.Decode(m.Data, &e); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func (h *harness) messages(t *testing.T, filter string) []*jetstream.RawStreamMsg {
+	t.Helper()
+	c, err := h.ns.JS.OrderedConsumer(t.Context(), events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for {
+		batch, err := c.FetchNoWait(100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			out = append(out, &jetstream.RawStreamMsg{Subject: m.Subject(), Data: m.Data()})
+		}
+		if n == 0 {
+			return out
+		}
+	}
+}
+
+func (h *harness) waiting(t *testing.T) uint64 {
+	t.Helper()
+	s, err := h.ns.JS.Stream(t.Context(), events.StreamRequests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func req(book string, lane events.Lane) events.BookRequested {
+	return events.NewBookRequested(book, lane, 0, false, "test", time.Now())
+}
+
+func TestSyncPublishesBookAndEveryTOCPage(t *testing.T) {
+	h := newHarness(t, Config{Workers: 2, DedupWindow: time.Minute})
+	h.run(t)
+	h.request(t, req("1000001", events.LanePrefetch))
+	eventually(t, "completed job", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
+
+	done := h.jobEvents(t, events.JobCompleted)[0]
+	if done.Chapters != 12 || done.TOCPages != 3 || done.Requests != 4 {
+		t.Errorf("completed = %d chapters, %d pages, %d requests; want 12, 3, 4", done.Chapters, done.TOCPages, done.Requests)
+	}
+	var numbers []int
+	for _, m := range h.messages(t, "xsw.fetched.toc.>") {
+		var p events.TOCPageFetched
+		if err := events.Decode(m.Data, &p); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range p.Chapters {
+			numbers = append(numbers, c.Number)
+		}
+	}
+	for i, n := range numbers {
+		if n != i+1 {
+			t.Fatalf("chapter numbers %v, want 1..12 in order", numbers)
+		}
+	}
+	if len(numbers) != 12 {
+		t.Errorf("%d chapter refs published, want 12", len(numbers))
+	}
+	if got := len(h.messages(t, "xsw.fetched.book.>")); got != 1 {
+		t.Errorf("%d metadata events, want 1", got)
+	}
+	eventually(t, "request acked", func() bool { return h.waiting(t) == 0 })
+
+	// Layer three of dedup: the same book again within the window costs no request.
+	before := len(h.site.requests())
+	h.request(t, events.NewBookRequested("1000001", events.LaneManual, 10, false, "again", time.Now()))
+	eventually(t, "skipped job", func() bool { return len(h.jobEvents(t, events.JobSkipped)) == 1 })
+	if after := len(h.site.requests()); after != before {
+		t.Errorf("a recently synced book cost %d more requests", after-before)
+	}
+	// Unless forced.
+	h.request(t, events.NewBookRequested("1000001", events.LaneManual, 10, true, "forced", time.Now()))
+	eventually(t, "forced sync", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 2 })
+}
+
+func TestPermanentFailureIsDeadLetteredAtOnce(t *testing.T) {
+	h := newHarness(t, Config{Workers: 1, RetryBase: 10 * time.Millisecond})
+	h.site.fail["1000404"] = http.StatusNotFound
+	h.run(t)
+	h.request(t, req("1000404", events.LanePrefetch))
+	eventually(t, "failed job", func() bool { return len(h.jobEvents(t, events.JobFailed)) == 1 })
+	f := h.jobEvents(t, events.JobFailed)[0]
+	if !f.Permanent || !f.Dead || f.Attempt != 1 || !strings.Contains(f.Error, "not found") {
+		t.Errorf("failed event = %+v, want permanent, dead, first attempt, not found", f)
+	}
+	if got := len(h.site.requests()); got != 1 {
+		t.Errorf("a 404 was asked %d times, want once", got)
+	}
+	eventually(t, "request terminated", func() bool { return h.waiting(t) == 0 })
+	dead := h.deadLetters(t)
+	if len(dead) != 1 || dead[0].Request.BookID != "1000404" || dead[0].Attempts != 1 {
+		t.Errorf("dead letters = %+v", dead)
+	}
+}
+
+func (h *harness) deadLetters(t *testing.T) []events.DeadLetter {
+	t.Helper()
+	c, err := h.ns.JS.OrderedConsumer(t.Context(), events.StreamDead, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := c.FetchNoWait(100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []events.DeadLetter
+	for m := range batch.Messages() {
+		var d events.DeadLetter
+		if err := events.Decode(m.Data(), &d); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func TestTransientFailureRetriesThenDeadLetters(t *testing.T) {
+	h := newHarness(t, Config{Workers: 1, MaxAttempts: 3, RetryBase: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond})
+	h.site.fail["1000500"] = http.StatusInternalServerError
+	h.run(t)
+	h.request(t, req("1000500", events.LanePrefetch))
+	eventually(t, "failed job", func() bool { return len(h.jobEvents(t, events.JobFailed)) == 1 })
+	if got := len(h.jobEvents(t, events.JobRetrying)); got != 2 {
+		t.Errorf("%d retrying events, want 2 (attempts 1 and 2)", got)
+	}
+	f := h.jobEvents(t, events.JobFailed)[0]
+	if f.Permanent || !f.Dead || f.Attempt != 3 {
+		t.Errorf("failed event = %+v, want transient, dead, attempt 3", f)
+	}
+	if got := len(h.site.requests()); got != 3 {
+		t.Errorf("site asked %d times, want 3", got)
+	}
+	eventually(t, "request gone", func() bool { return h.waiting(t) == 0 })
+}
+
+func TestPoisonRequestIsTerminated(t *testing.T) {
+	h := newHarness(t, Config{Workers: 1})
+	h.run(t)
+	if _, err := h.ns.JS.Publish(t.Context(), events.RequestSubject(events.LanePrefetch, "1000001"), []byte(`{"version":9}`)); err != nil {
+		t.Fatal(err)
+	}
+	h.request(t, req("1000002", events.LanePrefetch))
+	eventually(t, "good request after the poison one", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
+	eventually(t, "poison request gone", func() bool { return h.waiting(t) == 0 })
+	for _, p := range h.site.requests() {
+		if strings.HasPrefix(p, "/1000001/") {
+			t.Errorf("poison request reached the site: %s", p)
+		}
+	}
+}
+
+func TestExpiredRequestIsSkipped(t *testing.T) {
+	h := newHarness(t, Config{Workers: 1, MaxAge: time.Minute})
+	h.run(t)
+	h.request(t, events.NewBookRequested("1000001", events.LanePrefetch, 0, false, "old", time.Now().Add(-time.Hour)))
+	eventually(t, "skipped job", func() bool { return len(h.jobEvents(t, events.JobSkipped)) == 1 })
+	if got := h.jobEvents(t, events.JobSkipped)[0].Reason; !strings.Contains(got, "expired") {
+		t.Errorf("reason = %q", got)
+	}
+	if n := len(h.site.requests()); n != 0 {
+		t.Errorf("expired request made %d site requests", n)
+	}
+}
+
+// TestHigherLaneFirst queues work in every lane before a single worker starts, and
+// checks it is taken strictly by lane.
+func TestHigherLaneFirst(t *testing.T) {
+	h := newHarness(t, Config{Workers: 1, FairnessEvery: 100})
+	books := map[events.Lane]string{
+		events.LaneRefresh: "1000004", events.LanePrefetch: "1000003", events.LaneManual: "1000002", events.LaneInteractive: "1000001",
+	}
+	for _, l := range []events.Lane{events.LaneRefresh, events.LanePrefetch, events.LaneManual, events.LaneInteractive} {
+		h.request(t, req(books[l], l))
+	}
+	h.run(t)
+	eventually(t, "all synced", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 4 })
+	var order []string
+	for _, e := range h.jobEvents(t, events.JobStarted) {
+		order = append(order, e.BookID)
+	}
+	want := []string{"1000001", "1000002", "1000003", "1000004"}
+	if strings.Join(order, ",") != strings.Join(want, ",") {
+		t.Errorf("start order %v, want %v (interactive, manual, prefetch, refresh)", order, want)
+	}
+}
+
+// TestLowerLanesGetTheirShare keeps the prefetch lane full and checks refresh work still
+// runs: one pick in FairnessEvery starts from the lowest lane.
+func TestLowerLanesGetTheirShare(t *testing.T) {
+	h := newHarness(t, Config{Workers: 1, FairnessEvery: 3})
+	for i := 0; i < 9; i++ {
+		h.request(t, req(fmt.Sprintf("10001%02d", i), events.LanePrefetch))
+	}
+	h.request(t, req("1000999", events.LaneRefresh))
+	h.run(t)
+	eventually(t, "all synced", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 10 })
+	for i, e := range h.jobEvents(t, events.JobStarted) {
+		if e.BookID == "1000999" {
+			if i > 2 {
+				t.Errorf("refresh job started %dth behind a full prefetch lane, want within the first 3", i+1)
+			}
+			return
+		}
+	}
+	t.Fatal("refresh job never started")
+}
+
+// TestDrainHandsBackUnfinishedJobs stops a pool mid-job: past ShutdownTimeout the job is
+// handed back at once, and a new pool finishes it.
+func TestDrainHandsBackUnfinishedJobs(t *testing.T) {
+	h := newHarness(t, Config{Workers: 1, ShutdownTimeout: 100 * time.Millisecond, AckWait: 30 * time.Second})
+	h.site.delay = 2 * time.Second
+	stop := h.run(t)
+	h.request(t, req("1000001", events.LanePrefetch))
+	eventually(t, "job started", func() bool { return len(h.pool.Active()) == 1 })
+	begun := time.Now()
+	stop()
+	if took := time.Since(begun); took > time.Second {
+		t.Errorf("drain took %v with a 100ms shutdown timeout", took)
+	}
+	if len(h.jobEvents(t, events.JobCompleted)) != 0 {
+		t.Fatal("job completed although the site was slower than the drain")
+	}
+	// Handed back, not waiting for AckWait (30s): a fresh pool gets it at once.
+	h.site.mu.Lock()
+	h.site.delay = 0
+	h.site.mu.Unlock()
+	h.run(t)
+	eventually(t, "job finished by the next pool", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
+	if a := h.jobEvents(t, events.JobCompleted)[0].Attempt; a != 2 {
+		t.Errorf("completed on attempt %d, want 2", a)
+	}
+}
+
+// TestDrainFinishesShortJobs: a job that ends within ShutdownTimeout completes normally.
+func TestDrainFinishesShortJobs(t *testing.T) {
+	h := newHarness(t, Config{Workers: 1, ShutdownTimeout: 3 * time.Second})
+	h.site.delay = 150 * time.Millisecond
+	stop := h.run(t)
+	h.request(t, req("1000001", events.LanePrefetch))
+	eventually(t, "job started", func() bool { return len(h.pool.Active()) == 1 })
+	stop()
+	if got := len(h.jobEvents(t, events.JobCompleted)); got != 1 {
+		t.Errorf("%d completed after a graceful drain, want 1", got)
+	}
+	if w := h.waiting(t); w != 0 {
+		t.Errorf("%d requests left waiting", w)
+	}
+}
+
+// testWriter sends log lines to t.Log, so they show with a failing test only.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

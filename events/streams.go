@@ -53,9 +53,11 @@ type KVSpec struct {
 const (
 	// StreamRequests holds waiting book requests, one subject per lane and book.
 	StreamRequests = "XSW_REQUESTS"
-	// StreamEvents holds everything fetched, job lifecycle events and index
-	// announcements, in publication order.
+	// StreamEvents holds everything fetched and the job lifecycle events, in
+	// publication order: the indexer consumes all of it.
 	StreamEvents = "XSW_EVENTS"
+	// StreamIndexed holds the indexer's announcements.
+	StreamIndexed = "XSW_INDEXED"
 	// StreamDead holds requests that gave up, the newest per book.
 	StreamDead = "XSW_DEAD"
 )
@@ -91,11 +93,24 @@ func RequestStream(maxAge time.Duration) StreamSpec {
 func EventStream() StreamSpec {
 	return StreamSpec{
 		Name:       StreamEvents,
-		Subjects:   []string{SubjectFetchedAll, SubjectJobAll, SubjectIndexedAll},
+		Subjects:   []string{SubjectFetchedAll, SubjectJobAll},
 		Retention:  RetainLimits,
 		MaxAge:     72 * time.Hour,
 		Duplicates: DuplicateWindow,
 		MaxBytes:   4 << 30,
+	}
+}
+
+// IndexedStream is the spec of StreamIndexed. Gateways follow it live to drop cached
+// copies; it keeps an hour for late readers and tools.
+func IndexedStream() StreamSpec {
+	return StreamSpec{
+		Name:       StreamIndexed,
+		Subjects:   []string{SubjectIndexedAll},
+		Retention:  RetainLimits,
+		MaxAge:     time.Hour,
+		Duplicates: DuplicateWindow,
+		MaxBytes:   256 << 20,
 	}
 }
 
@@ -112,7 +127,7 @@ func DeadStream() StreamSpec {
 
 // Streams lists every stream spec for provisioning.
 func Streams(requestMaxAge time.Duration) []StreamSpec {
-	return []StreamSpec{RequestStream(requestMaxAge), EventStream(), DeadStream()}
+	return []StreamSpec{RequestStream(requestMaxAge), EventStream(), IndexedStream(), DeadStream()}
 }
 
 // FetcherConsumer is the durable consumer of one lane, shared by every fetcher replica.
@@ -127,12 +142,13 @@ func FetcherConsumer(l Lane, ackWait time.Duration, maxDeliver int) ConsumerSpec
 	}
 }
 
-// IndexerConsumer is the durable consumer of the indexer over StreamEvents.
+// IndexerConsumer is the durable consumer of the indexer over the whole of StreamEvents.
+// It has no filter, so it also works on servers older than 2.10 (which allow at most one
+// filter subject per consumer).
 func IndexerConsumer() ConsumerSpec {
 	return ConsumerSpec{
 		Stream:         StreamEvents,
 		Durable:        "indexer",
-		FilterSubjects: []string{SubjectFetchedAll, SubjectJobAll},
 		AckWait:        30 * time.Second,
 		MaxAckPending:  4096,
 	}

@@ -153,15 +153,21 @@ func StreamConfig(s events.StreamSpec, replicas int, storage jetstream.StorageTy
 
 // Consumer creates or updates the durable pull consumer of spec and returns it.
 func Consumer(ctx context.Context, js jetstream.JetStream, spec events.ConsumerSpec) (jetstream.Consumer, error) {
-	c, err := js.CreateOrUpdateConsumer(ctx, spec.Stream, jetstream.ConsumerConfig{
-		Durable:        spec.Durable,
-		FilterSubjects: spec.FilterSubjects,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        spec.AckWait,
-		MaxDeliver:     spec.MaxDeliver,
-		MaxAckPending:  spec.MaxAckPending,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
+	cfg := jetstream.ConsumerConfig{
+		Durable:       spec.Durable,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       spec.AckWait,
+		MaxDeliver:    spec.MaxDeliver,
+		MaxAckPending: spec.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	// One filter goes in the singular field, which servers before 2.10 understand.
+	if len(spec.FilterSubjects) == 1 {
+		cfg.FilterSubject = spec.FilterSubjects[0]
+	} else {
+		cfg.FilterSubjects = spec.FilterSubjects
+	}
+	c, err := js.CreateOrUpdateConsumer(ctx, spec.Stream, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s on %s: %w", spec.Durable, spec.Stream, err)
 	}

@@ -1,0 +1,85 @@
+package indexer_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xswtw/xsw/platform/config"
+	"github.com/xswtw/xsw/platform/database"
+	"github.com/xswtw/xsw/services/indexer"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := indexer.ConfigFromEnv(config.Map(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := indexer.Config{
+		DatabaseURL:      database.DefaultURL,
+		NATSURL:          "nats://127.0.0.1:4222",
+		BatchSize:        256,
+		HistoryRetention: 7 * 24 * time.Hour,
+		HTTPAddr:         ":8002",
+		NATSReplicas:     1,
+		RequestMaxAge:    24 * time.Hour,
+		SyncDedupWindow:  5 * time.Minute,
+		ShutdownTimeout:  5 * time.Second,
+		LogLevel:         "info",
+		LogFormat:        "text",
+	}
+	if cfg != want {
+		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
+	}
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	cfg, err := indexer.ConfigFromEnv(config.Map(map[string]string{
+		"DATABASE_URL":          "postgres://u:p@db:5432/xsw",
+		"NATS_URL":              "nats://nats:4222",
+		"INDEXER_BATCH_SIZE":    "64",
+		"JOB_HISTORY_RETENTION": "0",
+		"INDEXER_HEALTH_ADDR":   "127.0.0.1:9000",
+		"BG_JOB_MAX_AGE":        "3600",
+		"SYNC_DEDUP_WINDOW":     "2h",
+		"SHUTDOWN_TIMEOUT":      "1.5",
+		"LOG_LEVEL":             "debug",
+		"LOG_FORMAT":            "json",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DatabaseURL != "postgres://u:p@db:5432/xsw" || cfg.NATSURL != "nats://nats:4222" || cfg.BatchSize != 64 ||
+		cfg.HistoryRetention != 0 || cfg.HTTPAddr != "127.0.0.1:9000" || cfg.RequestMaxAge != time.Hour ||
+		cfg.SyncDedupWindow != 2*time.Hour || cfg.ShutdownTimeout != 1500*time.Millisecond ||
+		cfg.LogLevel != "debug" || cfg.LogFormat != "json" {
+		t.Errorf("config %+v", cfg)
+	}
+}
+
+func TestConfigBadValue(t *testing.T) {
+	tests := []struct {
+		key, value string
+	}{
+		{"INDEXER_BATCH_SIZE", "many"},
+		{"INDEXER_BATCH_SIZE", "0"},
+		{"INDEXER_BATCH_SIZE", "5000"},
+		{"JOB_HISTORY_RETENTION", "a week"},
+		{"JOB_HISTORY_RETENTION", "-1h"},
+		{"BG_JOB_MAX_AGE", "-5"},
+		{"SYNC_DEDUP_WINDOW", "soon"},
+		{"SHUTDOWN_TIMEOUT", "0"},
+		{"INDEXER_HEALTH_ADDR", "8002"},
+		{"DATABASE_URL", "postgres://host:notaport/db"},
+		{"LOG_LEVEL", "loud"},
+		{"LOG_FORMAT", "xml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key+"="+tt.value, func(t *testing.T) {
+			_, err := indexer.ConfigFromEnv(config.Map(map[string]string{tt.key: tt.value}))
+			if err == nil || !strings.Contains(err.Error(), tt.key) {
+				t.Errorf("err = %v, want one naming %s", err, tt.key)
+			}
+		})
+	}
+}

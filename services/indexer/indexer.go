@@ -1,0 +1,195 @@
+// Package indexer is the only writer of the book tables. It consumes what fetchers
+// publish on XSW_EVENTS (book metadata, table-of-contents pages, chapter text, categories
+// and job lifecycle events), upserts it into Postgres idempotently, acknowledges each
+// batch after its commit and announces every book a batch touched on xsw.indexed.<id>.
+//
+// Run owns the service's lifecycle; Migrate applies the schema. Everything else lives
+// under internal/.
+package indexer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/config"
+	"github.com/xswtw/xsw/platform/database"
+	"github.com/xswtw/xsw/platform/logging"
+	"github.com/xswtw/xsw/services/indexer/internal/consume"
+	"github.com/xswtw/xsw/services/indexer/internal/store"
+)
+
+// Config is the indexer's configuration. ConfigFromEnv fills it; the comment of each
+// field names its variable and default.
+type Config struct {
+	// DatabaseURL is the Postgres to write (DATABASE_URL, default database.DefaultURL).
+	DatabaseURL string
+	// NATSURL is the NATS server or cluster (NATS_URL, default nats://127.0.0.1:4222).
+	NATSURL string
+	// BatchSize is the most events written in one transaction (INDEXER_BATCH_SIZE,
+	// default 256, at most the consumer's MaxAckPending).
+	BatchSize int
+	// HistoryRetention is how long job history is kept; 0 keeps it forever
+	// (JOB_HISTORY_RETENTION, default 168h).
+	HistoryRetention time.Duration
+	// HTTPAddr is where /healthz and /readyz are served (INDEXER_HEALTH_ADDR, default ":8002").
+	HTTPAddr string
+	// NATSReplicas is the replica count of the streams and buckets this indexer
+	// provisions: 1 for a single server, 3 or 5 for a cluster (NATS_REPLICAS, default 1).
+	NATSReplicas int
+	// RequestMaxAge expires book requests that waited longer, for provisioning the
+	// streams (BG_JOB_MAX_AGE, default 24h).
+	RequestMaxAge time.Duration
+	// SyncDedupWindow is how long a completed sync suppresses another; the synced bucket
+	// keeps entries for max(1h, window) (SYNC_DEDUP_WINDOW, default 5m).
+	SyncDedupWindow time.Duration
+	// ShutdownTimeout bounds finishing the batch in hand at shutdown (SHUTDOWN_TIMEOUT,
+	// default 5s).
+	ShutdownTimeout time.Duration
+	// LogLevel and LogFormat configure the logger main builds (LOG_LEVEL, default "info";
+	// LOG_FORMAT, default "text").
+	LogLevel, LogFormat string
+}
+
+// ConfigFromEnv reads the configuration through getenv and validates it. The error names
+// every bad variable.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	r := config.NewReader(getenv)
+	cfg := Config{
+		DatabaseURL:      r.String("DATABASE_URL", database.DefaultURL),
+		NATSURL:          r.String("NATS_URL", "nats://127.0.0.1:4222"),
+		BatchSize:        r.Int("INDEXER_BATCH_SIZE", 256),
+		HistoryRetention: r.Duration("JOB_HISTORY_RETENTION", 7*24*time.Hour),
+		HTTPAddr:         r.String("INDEXER_HEALTH_ADDR", ":8002"),
+		NATSReplicas:     r.Int("NATS_REPLICAS", 1),
+		RequestMaxAge:    r.Duration("BG_JOB_MAX_AGE", 24*time.Hour),
+		SyncDedupWindow:  r.Duration("SYNC_DEDUP_WINDOW", 5*time.Minute),
+		ShutdownTimeout:  r.Duration("SHUTDOWN_TIMEOUT", 5*time.Second),
+		LogLevel:         r.String("LOG_LEVEL", "info"),
+		LogFormat:        r.String("LOG_FORMAT", "text"),
+	}
+	if err := r.Err(); err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Validate reports every setting out of range, naming its variable.
+func (c Config) Validate() error {
+	maxBatch := events.IndexerConsumer().MaxAckPending
+	_, dbErr := pgxpool.ParseConfig(c.DatabaseURL)
+	_, _, addrErr := net.SplitHostPort(c.HTTPAddr)
+	_, logErr := logging.New(io.Discard, c.LogLevel, c.LogFormat)
+	return errors.Join(
+		config.Check(c.DatabaseURL != "" && dbErr == nil, "DATABASE_URL", "not a Postgres connection string: %v", dbErr),
+		config.Check(c.NATSURL != "", "NATS_URL", "must be set"),
+		config.Check(c.BatchSize >= 1 && c.BatchSize <= maxBatch, "INDEXER_BATCH_SIZE", "%d: want 1 to %d", c.BatchSize, maxBatch),
+		config.Check(c.HistoryRetention >= 0, "JOB_HISTORY_RETENTION", "%s: want 0 (keep) or more", c.HistoryRetention),
+		config.Check(addrErr == nil, "INDEXER_HEALTH_ADDR", "%q: want host:port or :port", c.HTTPAddr),
+		config.Check(c.NATSReplicas == 1 || c.NATSReplicas == 3 || c.NATSReplicas == 5, "NATS_REPLICAS", "%d: want 1, 3 or 5", c.NATSReplicas),
+		config.Check(c.RequestMaxAge >= 0, "BG_JOB_MAX_AGE", "%s: want 0 (keep) or more", c.RequestMaxAge),
+		config.Check(c.SyncDedupWindow >= 0, "SYNC_DEDUP_WINDOW", "%s: want 0 or more", c.SyncDedupWindow),
+		config.Check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "%s: want more than 0", c.ShutdownTimeout),
+		logErr,
+	)
+}
+
+// topology is how the indexer provisions the streams it shares with the other services.
+func (c Config) topology() broker.Topology {
+	return broker.Topology{
+		Replicas:      c.NATSReplicas,
+		RequestMaxAge: c.RequestMaxAge,
+		SyncedTTL:     max(time.Hour, c.SyncDedupWindow),
+	}
+}
+
+// Run connects to NATS and Postgres, provisions the streams and the indexer's consumer,
+// and runs the indexing loop, the job-history pruner and the health server until ctx
+// ends or one of them fails. On shutdown it stops pulling, finishes the batch in hand
+// within ShutdownTimeout, then closes the pool and the connection.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	logger = logger.With("component", "indexer")
+
+	nc, js, err := broker.Connect(cfg.NATSURL, "indexer", logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		_ = nc.FlushTimeout(time.Second) // send the last acks before closing
+		nc.Close()
+	}()
+	if err := broker.Provision(ctx, js, cfg.topology()); err != nil {
+		return err
+	}
+	cons, err := broker.Consumer(ctx, js, events.IndexerConsumer())
+	if err != nil {
+		return err
+	}
+	pool, err := database.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("INDEXER_HEALTH_ADDR: %w", err)
+	}
+
+	st := store.New(pool)
+	loop := consume.New(cons, js, st, logger, consume.Options{
+		BatchSize:       cfg.BatchSize,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+	})
+	ready := func(ctx context.Context) error {
+		if err := pool.Ping(ctx); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+		if !nc.IsConnected() {
+			return fmt.Errorf("nats: %s", nc.Status())
+		}
+		if err := nc.FlushWithContext(ctx); err != nil {
+			return fmt.Errorf("nats: %w", err)
+		}
+		return nil
+	}
+
+	logger.Info("indexer started", "database", database.Redact(cfg.DatabaseURL), "nats", nc.ConnectedUrlRedacted(),
+		"http_addr", ln.Addr().String(), "batch_size", cfg.BatchSize, "job_history_retention", cfg.HistoryRetention)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return loop.Run(gctx) })
+	g.Go(func() error { return pruneHistory(gctx, st, cfg.HistoryRetention, logger) })
+	g.Go(func() error { return serveHealth(gctx, ln, ready, logger) })
+	err = g.Wait()
+	stats := loop.Stats()
+	logger.Info("indexer stopped", "batches", stats.Batches, "acked", stats.Acked, "poison", stats.Poison, "failures", stats.Failures)
+	return err
+}
+
+// Migrate creates the database when it does not exist and applies every migration it has
+// not seen.
+func Migrate(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	if err := database.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	}
+	pool, err := database.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return store.Migrate(ctx, pool, logger.With("component", "indexer"))
+}

@@ -1,0 +1,434 @@
+// Package consume runs the indexer's loop: it pulls batches of fetched and job events from
+// JetStream, writes each batch in order in one transaction, acknowledges its messages
+// after the commit and announces every book the batch touched.
+//
+// Each message ends in exactly one outcome: Ack after the commit (and the announcements);
+// Term when it can never be indexed (undecodable, unknown version, refused by the
+// database); NakWithDelay, with exponential backoff, when the database failed; Nak (at
+// once) when shutdown interrupted its batch.
+package consume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/services/indexer/internal/store"
+)
+
+// Options tune the loop. Zero fields take the defaults.
+type Options struct {
+	// BatchSize is the most messages written in one transaction (default 256).
+	BatchSize int
+	// MaxWait is how long one pull waits for a first message (default 500ms); it bounds
+	// how long shutdown waits for an idle loop.
+	MaxWait time.Duration
+	// BackoffMin and BackoffMax bound the redelivery delay after a failed batch: it
+	// doubles from BackoffMin with every consecutive failure (defaults 500ms and 30s).
+	BackoffMin, BackoffMax time.Duration
+	// BatchTimeout bounds writing one batch (default 25s, under the consumer's 30s ack
+	// wait): a database that hangs fails the batch instead of stalling the loop.
+	BatchTimeout time.Duration
+	// ShutdownTimeout is how long the batch in hand may take to finish once the loop is
+	// told to stop (default 5s); past it, its messages are handed back for redelivery.
+	ShutdownTimeout time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.BatchSize <= 0 {
+		o.BatchSize = 256
+	}
+	if o.MaxWait <= 0 {
+		o.MaxWait = 500 * time.Millisecond
+	}
+	if o.BackoffMin <= 0 {
+		o.BackoffMin = 500 * time.Millisecond
+	}
+	if o.BackoffMax < o.BackoffMin {
+		o.BackoffMax = max(30*time.Second, o.BackoffMin)
+	}
+	if o.BatchTimeout <= 0 {
+		o.BatchTimeout = 25 * time.Second
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 5 * time.Second
+	}
+	return o
+}
+
+// Stats counts what the loop did since it was built.
+type Stats struct {
+	// Batches is the number of committed batches.
+	Batches int64
+	// Acked is the number of messages acknowledged after a commit.
+	Acked int64
+	// Poison is the number of messages terminated because they can never be indexed.
+	Poison int64
+	// Failures is the number of batch attempts the database failed.
+	Failures int64
+	// Delayed is the number of messages handed back with a delay after a failure.
+	Delayed int64
+	// Announced is the number of BookIndexed announcements published.
+	Announced int64
+}
+
+type counters struct {
+	batches, acked, poison, failures, delayed, announced atomic.Int64
+}
+
+// Consumer is the indexing loop over one durable consumer.
+type Consumer struct {
+	cons   jetstream.Consumer
+	js     jetstream.JetStream
+	store  *store.Store
+	logger *slog.Logger
+	opts   Options
+	stats  counters
+
+	// failures counts consecutive failed batches; only the loop touches it.
+	failures int
+}
+
+// New returns a loop that pulls from cons, writes through st and announces through js.
+func New(cons jetstream.Consumer, js jetstream.JetStream, st *store.Store, logger *slog.Logger, opts Options) *Consumer {
+	return &Consumer{cons: cons, js: js, store: st, logger: logger, opts: opts.withDefaults()}
+}
+
+// Stats returns the counters so far. It is safe to call while Run runs.
+func (c *Consumer) Stats() Stats {
+	return Stats{
+		Batches:   c.stats.batches.Load(),
+		Acked:     c.stats.acked.Load(),
+		Poison:    c.stats.poison.Load(),
+		Failures:  c.stats.failures.Load(),
+		Delayed:   c.stats.delayed.Load(),
+		Announced: c.stats.announced.Load(),
+	}
+}
+
+// Run pulls and indexes batches until ctx ends, then finishes the batch in hand within
+// the shutdown timeout and returns nil. Database and NATS failures are logged and
+// retried; they never end the loop.
+func (c *Consumer) Run(ctx context.Context) error {
+	// The batch in hand is finished under work, which outlives ctx by the shutdown
+	// timeout at most.
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			t := time.NewTimer(c.opts.ShutdownTimeout)
+			defer t.Stop()
+			select {
+			case <-done:
+			case <-t.C:
+				cancel()
+			}
+		}
+	})
+	defer func() {
+		close(done)
+		wg.Wait()
+		cancel()
+	}()
+
+	fetchFailures := 0
+	for ctx.Err() == nil {
+		msgs, err := c.fetch()
+		if err != nil {
+			fetchFailures++
+			d := c.backoff(fetchFailures)
+			c.logger.Warn("pull events failed", "err", err, "attempt", fetchFailures, "retry_in", d)
+			sleep(ctx, d)
+			continue
+		}
+		fetchFailures = 0
+		if len(msgs) == 0 {
+			continue
+		}
+		if d := c.process(work, msgs); d > 0 {
+			sleep(ctx, d)
+		}
+	}
+	return nil
+}
+
+// fetch waits up to MaxWait for one message, then takes whatever else is waiting, up to
+// the batch size, without waiting: an event is indexed as soon as it arrives, and a
+// backlog goes in full batches.
+func (c *Consumer) fetch() ([]jetstream.Msg, error) {
+	first, err := c.cons.Next(jetstream.FetchMaxWait(c.opts.MaxWait))
+	if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	msgs := []jetstream.Msg{first}
+	if c.opts.BatchSize == 1 {
+		return msgs, nil
+	}
+	batch, err := c.cons.FetchNoWait(c.opts.BatchSize - 1)
+	if err != nil {
+		return msgs, nil // what we hold is a batch; the rest waits for the next pull
+	}
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
+}
+
+// item is a decoded message.
+type item struct {
+	msg    jetstream.Msg
+	ev     events.Payload
+	seq    uint64
+	bookID string // "" for the categories
+}
+
+// process indexes one batch and settles every message of it. It returns how long the
+// loop should pause: the redelivery delay after a database failure, else 0.
+func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) time.Duration {
+	items := make([]item, 0, len(msgs))
+	for _, m := range msgs {
+		var seq uint64
+		if md, err := m.Metadata(); err == nil {
+			seq = md.Sequence.Stream
+		}
+		ev, bookID, err := decode(m.Subject(), m.Data())
+		if err != nil {
+			c.term(m, seq, err)
+			continue
+		}
+		items = append(items, item{msg: m, ev: ev, seq: seq, bookID: bookID})
+	}
+	for len(items) > 0 {
+		evs := make([]events.Payload, len(items))
+		for i, it := range items {
+			evs[i] = it.ev
+		}
+		actx, cancel := context.WithTimeout(ctx, c.opts.BatchTimeout)
+		res, err := c.store.Apply(actx, evs)
+		cancel()
+		var rej *store.RejectedError
+		if errors.As(err, &rej) {
+			// The database refuses this event's data: drop it and write the rest.
+			c.term(items[rej.Index].msg, items[rej.Index].seq, err)
+			items = append(items[:rej.Index], items[rej.Index+1:]...)
+			continue
+		}
+		if err != nil {
+			return c.fail(ctx, items, err)
+		}
+		if c.failures > 0 {
+			c.logger.Info("indexing resumed", "failed_attempts", c.failures)
+			c.failures = 0
+		}
+		c.stats.batches.Add(1)
+		c.logCommitted(items, res)
+		if err := c.announce(ctx, items, res.Books); err != nil {
+			// Committed but not announced: hand the batch back. Writing it again changes
+			// nothing and announces again, under the same message ids.
+			if ctx.Err() != nil {
+				c.handBack(items, err)
+				return 0
+			}
+			d := c.opts.BackoffMin
+			c.logger.Warn("announce indexed books failed; batch handed back", "err", err, "messages", len(items), "retry_in", d)
+			c.nakAll(items, d)
+			return 0
+		}
+		for _, it := range items {
+			if err := it.msg.Ack(); err != nil {
+				c.logger.Warn("ack failed; the event will be redelivered and change nothing", "subject", it.msg.Subject(), "seq", it.seq, "err", err)
+				continue
+			}
+			c.stats.acked.Add(1)
+		}
+		return 0
+	}
+	return 0
+}
+
+// fail settles a batch the database could not write: delayed redelivery with backoff, or,
+// when shutdown cut it short, redelivery at once.
+func (c *Consumer) fail(ctx context.Context, items []item, err error) time.Duration {
+	if ctx.Err() != nil {
+		c.handBack(items, err)
+		return 0
+	}
+	c.failures++
+	c.stats.failures.Add(1)
+	d := c.backoff(c.failures)
+	c.logger.Error("index batch failed; retrying", "err", err, "messages", len(items), "attempt", c.failures, "retry_in", d)
+	c.nakAll(items, d)
+	return d
+}
+
+// handBack returns a batch that shutdown cut short for redelivery at once.
+func (c *Consumer) handBack(items []item, err error) {
+	c.logger.Warn("shutdown interrupted a batch; handed back", "messages", len(items), "err", err)
+	for _, it := range items {
+		_ = it.msg.Nak() // a lost nak only means redelivery after the ack wait
+	}
+}
+
+func (c *Consumer) nakAll(items []item, d time.Duration) {
+	for _, it := range items {
+		if err := it.msg.NakWithDelay(d); err == nil {
+			c.stats.delayed.Add(1)
+		}
+	}
+}
+
+// term ends a message that can never be indexed.
+func (c *Consumer) term(m jetstream.Msg, seq uint64, reason error) {
+	c.stats.poison.Add(1)
+	c.logger.Warn("event terminated", "subject", m.Subject(), "seq", seq, "err", reason)
+	if err := m.TermWithReason(truncate(reason.Error(), 256)); err != nil {
+		c.logger.Warn("term failed", "subject", m.Subject(), "seq", seq, "err", err)
+	}
+}
+
+// backoff is the delay after n consecutive failures.
+func (c *Consumer) backoff(n int) time.Duration {
+	d := c.opts.BackoffMin
+	for i := 1; i < n && d < c.opts.BackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, c.opts.BackoffMax)
+}
+
+// announce publishes BookIndexed for every book of the batch. The message id names the
+// last stream sequence of the batch that touched the book, so a redelivered batch
+// announces under the same id and JetStream drops the repeat.
+func (c *Consumer) announce(ctx context.Context, items []item, books []store.BookState) error {
+	if len(books) == 0 {
+		return nil
+	}
+	lastSeq := make(map[string]uint64, len(books))
+	for _, it := range items {
+		if it.bookID != "" {
+			lastSeq[it.bookID] = it.seq
+		}
+	}
+	now := time.Now().UTC()
+	for _, b := range books {
+		ev := events.BookIndexed{
+			Header:    events.Header{Version: events.Version},
+			BookID:    b.BookID,
+			Chapters:  b.Chapters,
+			Complete:  b.Complete,
+			HasMeta:   b.HasMeta,
+			IndexedAt: now,
+		}
+		msgID := "indexed:" + b.BookID + ":" + strconv.FormatUint(lastSeq[b.BookID], 10)
+		if _, err := broker.Publish(ctx, c.js, events.SubjectIndexed(b.BookID), msgID, &ev); err != nil {
+			return fmt.Errorf("announce book %s: %w", b.BookID, err)
+		}
+		c.stats.announced.Add(1)
+	}
+	return nil
+}
+
+// logCommitted logs what a committed batch did, in the seed's words.
+func (c *Consumer) logCommitted(items []item, res store.Result) {
+	complete := make(map[string]bool, len(res.Books))
+	for _, b := range res.Books {
+		complete[b.BookID] = b.Complete
+	}
+	for i, it := range items {
+		changed := res.Changed[i]
+		switch e := it.ev.(type) {
+		case *events.BookFetched:
+			c.logger.Info("[BG] Cached book info for "+e.BookID, "book_id", e.BookID, "changed", changed > 0)
+		case *events.TOCPageFetched:
+			c.logger.Info(fmt.Sprintf("[BG] Cached %d chapter references for %s", len(e.Chapters), e.BookID),
+				"book_id", e.BookID, "page", e.Page, "total_pages", e.TotalPages, "changed", changed)
+		case *events.ChapterFetched:
+			c.logger.Debug("chapter text stored", "book_id", e.BookID, "number", e.Number, "changed", changed > 0)
+		case *events.CategoriesFetched:
+			c.logger.Info("cached categories", "count", len(e.Categories), "changed", changed)
+		case *events.JobEvent:
+			switch e.Kind {
+			case events.JobCompleted:
+				c.logger.Info("[Sync] Completed sync for book "+e.BookID, "book_id", e.BookID, "job_id", e.JobID,
+					"chapters", e.Chapters, "complete", complete[e.BookID])
+			case events.JobFailed, events.JobSkipped:
+				c.logger.Debug("job recorded", "book_id", e.BookID, "job_id", e.JobID, "kind", e.Kind)
+			}
+		}
+	}
+}
+
+// decode reads a message by its subject. Every error is permanent: it wraps
+// events.ErrInvalid or events.ErrVersion.
+func decode(subject string, data []byte) (events.Payload, string, error) {
+	switch {
+	case subject == events.SubjectFetchedCategories:
+		var e events.CategoriesFetched
+		return &e, "", events.Decode(data, &e)
+	case strings.HasPrefix(subject, events.SubjectFetchedBook("")):
+		var e events.BookFetched
+		if err := events.Decode(data, &e); err != nil {
+			return nil, "", err
+		}
+		return &e, e.BookID, sameSubject(subject, events.SubjectFetchedBook(e.BookID))
+	case strings.HasPrefix(subject, events.SubjectFetchedTOC("")):
+		var e events.TOCPageFetched
+		if err := events.Decode(data, &e); err != nil {
+			return nil, "", err
+		}
+		return &e, e.BookID, sameSubject(subject, events.SubjectFetchedTOC(e.BookID))
+	case strings.HasPrefix(subject, events.SubjectFetchedChapter("")):
+		var e events.ChapterFetched
+		if err := events.Decode(data, &e); err != nil {
+			return nil, "", err
+		}
+		return &e, e.BookID, sameSubject(subject, events.SubjectFetchedChapter(e.BookID))
+	case strings.HasPrefix(subject, strings.TrimSuffix(events.SubjectJobAll, ">")):
+		var e events.JobEvent
+		if err := events.Decode(data, &e); err != nil {
+			return nil, "", err
+		}
+		return &e, e.BookID, sameSubject(subject, e.Subject())
+	}
+	return nil, "", fmt.Errorf("%w: no payload is published on %s", events.ErrInvalid, subject)
+}
+
+func sameSubject(got, want string) error {
+	if got != want {
+		return fmt.Errorf("%w: published on %s, payload belongs on %s", events.ErrInvalid, got, want)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

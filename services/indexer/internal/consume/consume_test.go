@@ -1,0 +1,485 @@
+package consume_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/logging"
+	"github.com/xswtw/xsw/platform/natstest"
+	"github.com/xswtw/xsw/platform/pgtest"
+	"github.com/xswtw/xsw/services/indexer/internal/consume"
+	"github.com/xswtw/xsw/services/indexer/internal/store"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+var t0 = time.Date(2026, 1, 21, 12, 0, 0, 0, time.UTC)
+
+// fastOptions keep retries quick in tests.
+var fastOptions = consume.Options{
+	MaxWait:    100 * time.Millisecond,
+	BackoffMin: 50 * time.Millisecond,
+	BackoffMax: 200 * time.Millisecond,
+}
+
+type env struct {
+	ns    *natstest.Server
+	pool  *pgxpool.Pool
+	store *store.Store
+	cons  jetstream.Consumer
+}
+
+// newEnv starts a JetStream server and opens a pool on a fresh schema, migrated unless
+// migrate is false.
+func newEnv(t *testing.T, migrate bool) *env {
+	t.Helper()
+	pool, _ := pgtest.Pool(t)
+	return newEnvPool(t, pool, migrate)
+}
+
+func newEnvPool(t *testing.T, pool *pgxpool.Pool, migrate bool) *env {
+	t.Helper()
+	ns := natstest.Start(t)
+	if migrate {
+		if err := store.Migrate(t.Context(), pool, logging.Discard()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := broker.Consumer(t.Context(), ns.JS, events.IndexerConsumer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{ns: ns, pool: pool, store: store.New(pool), cons: cons}
+}
+
+// run starts the loop and stops it when the test ends.
+func (e *env) run(t *testing.T, opts consume.Options) *consume.Consumer {
+	t.Helper()
+	c := consume.New(e.cons, e.ns.JS, e.store, logging.Discard(), opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := c.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	return c
+}
+
+// publish publishes p on subject with a fresh message id.
+func (e *env) publish(t *testing.T, subject string, p events.Payload) {
+	t.Helper()
+	if _, err := broker.Publish(t.Context(), e.ns.JS, subject, "", p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) publishRaw(t *testing.T, subject string, data []byte) {
+	t.Helper()
+	if _, err := e.ns.JS.Publish(t.Context(), subject, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pending reports the messages the consumer still owes: not yet delivered or not yet
+// acknowledged.
+func (e *env) pending(t *testing.T) uint64 {
+	t.Helper()
+	info, err := e.cons.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.NumPending + uint64(info.NumAckPending)
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func bookEvent(id string, at time.Time) *events.BookFetched {
+	return &events.BookFetched{
+		Header: events.Header{Version: events.Version},
+		JobID:  id + "-1",
+		BookID: id,
+		Book: events.BookMeta{
+			Name:          "書" + id,
+			Author:        "飛天魚",
+			LastChapterID: "1010",
+		},
+		FetchedAt: at,
+	}
+}
+
+func tocEvent(id string, page, total, from, to int, at time.Time) *events.TOCPageFetched {
+	e := &events.TOCPageFetched{
+		Header:     events.Header{Version: events.Version},
+		JobID:      id + "-1",
+		BookID:     id,
+		Page:       page,
+		TotalPages: total,
+		FetchedAt:  at,
+	}
+	for n := from; n <= to; n++ {
+		cid := strconv.Itoa(1000 + n)
+		e.Chapters = append(e.Chapters, events.ChapterRef{Number: n, ChapterID: cid, Title: fmt.Sprintf("第%d章", n), URL: "u/" + cid})
+	}
+	return e
+}
+
+func jobEvent(kind events.JobKind, id string, at time.Time) *events.JobEvent {
+	return &events.JobEvent{
+		Header:    events.Header{Version: events.Version},
+		Kind:      kind,
+		JobID:     id + "-1",
+		BookID:    id,
+		Lane:      events.LanePrefetch,
+		Attempt:   1,
+		StartedAt: at.Add(-time.Second),
+		At:        at,
+	}
+}
+
+// sync is everything a fetcher publishes for one sync of a 20-chapter book, in order.
+type published struct {
+	subject string
+	payload events.Payload
+}
+
+func syncOf(id string, at time.Time) []published {
+	done := jobEvent(events.JobCompleted, id, at)
+	done.Chapters, done.TOCPages = 20, 2
+	return []published{
+		{events.SubjectJob(events.JobStarted, id), jobEvent(events.JobStarted, id, at)},
+		{events.SubjectFetchedBook(id), bookEvent(id, at)},
+		{events.SubjectFetchedTOC(id), tocEvent(id, 1, 2, 1, 10, at)},
+		{events.SubjectFetchedTOC(id), tocEvent(id, 2, 2, 11, 20, at)},
+		{events.SubjectJob(events.JobCompleted, id), done},
+	}
+}
+
+func (e *env) publishAll(t *testing.T, ps []published) {
+	t.Helper()
+	for _, p := range ps {
+		e.publish(t, p.subject, p.payload)
+	}
+}
+
+func (e *env) complete(id string) func() bool {
+	return func() bool {
+		st, err := e.store.BookStates(context.Background(), id)
+		return err == nil && len(st) == 1 && st[0].Complete && st[0].HasMeta
+	}
+}
+
+func TestIndexes(t *testing.T) {
+	e := newEnv(t, true)
+	sub, err := e.ns.Conn.SubscribeSync(events.SubjectIndexedAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+
+	c := e.run(t, fastOptions)
+	e.publishAll(t, syncOf("7", t0))
+	e.publish(t, events.SubjectFetchedChapter("7"), &events.ChapterFetched{
+		Header: events.Header{Version: events.Version}, BookID: "7", Number: 3, ChapterID: "1003",
+		Title: "第3章", URL: "u/1003", Text: "正文", FetchedAt: t0.Add(time.Minute),
+	})
+	e.publish(t, events.SubjectFetchedCategories, &events.CategoriesFetched{
+		Header:     events.Header{Version: events.Version},
+		Categories: []events.Category{{ID: 1, Name: "玄幻", URL: "u/1"}},
+		FetchedAt:  t0,
+	})
+	failed := jobEvent(events.JobFailed, "8", t0)
+	failed.Error, failed.Permanent = "404", true
+	e.publish(t, failed.Subject(), failed)
+
+	eventually(t, "book 7 complete", e.complete("7"))
+	eventually(t, "every event acknowledged", func() bool { return e.pending(t) == 0 })
+
+	chs, err := e.store.Chapters(t.Context(), "7")
+	if err != nil || len(chs) != 20 || chs[2].Text == nil || *chs[2].Text != "正文" {
+		t.Errorf("chapters: %d, %v", len(chs), err)
+	}
+	if b, err := e.store.Book(t.Context(), "7"); err != nil || b.LastChapterNum == nil || *b.LastChapterNum != 10 {
+		t.Errorf("book: %+v, %v", b, err)
+	}
+	if j, err := e.store.Job(t.Context(), "8-1"); err != nil || j.Status != "failed" || !j.Permanent {
+		t.Errorf("failed job: %+v, %v", j, err)
+	}
+	if j, err := e.store.Job(t.Context(), "7-1"); err != nil || j.Status != "completed" {
+		t.Errorf("completed job: %+v, %v", j, err)
+	}
+	if cs, err := e.store.Categories(t.Context()); err != nil || len(cs) != 1 {
+		t.Errorf("categories: %v, %v", cs, err)
+	}
+	if st := c.Stats(); st.Acked != 8 || st.Poison != 0 || st.Failures != 0 {
+		t.Errorf("stats %+v, want 8 acked", st)
+	}
+
+	// The announcements end with the book complete.
+	var last events.BookIndexed
+	for {
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("announcements: last %+v: %v", last, err)
+		}
+		var ev events.BookIndexed
+		if err := events.Decode(m.Data, &ev); err != nil {
+			t.Fatalf("announcement: %v", err)
+		}
+		if m.Subject != events.SubjectIndexed(ev.BookID) || ev.BookID != "7" {
+			t.Errorf("announcement %+v on %s", ev, m.Subject)
+		}
+		if id := m.Header.Get(events.HeaderMsgID); !strings.HasPrefix(id, "indexed:7:") {
+			t.Errorf("announcement msg id %q", id)
+		}
+		last = ev
+		if ev.Complete && ev.Chapters == 20 && ev.HasMeta {
+			break
+		}
+	}
+}
+
+func TestPoison(t *testing.T) {
+	e := newEnv(t, true)
+	v2 := bookEvent("7", t0)
+	v2.Version = 2
+	v2data, err := json.Marshal(v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongBook, err := events.Encode(bookEvent("8", t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Published before the loop starts, so that poison and good events share a batch.
+	e.publishRaw(t, events.SubjectFetchedBook("7"), []byte(`{"version":1,"book_id":`))
+	e.publishRaw(t, events.SubjectFetchedBook("7"), v2data)
+	e.publishRaw(t, events.SubjectFetchedBook("7"), wrongBook)
+	e.publishRaw(t, events.SubjectJob(events.JobCompleted, "7"), []byte(`{"version":1,"kind":"exploded","job_id":"x","book_id":"7","lane":"manual"}`))
+	e.publishRaw(t, "xsw.fetched.listing.7", []byte(`{}`))
+	e.publishAll(t, syncOf("9", t0))
+
+	c := e.run(t, fastOptions)
+	eventually(t, "book 9 complete", e.complete("9"))
+	eventually(t, "every event settled", func() bool { return e.pending(t) == 0 })
+	if st := c.Stats(); st.Poison != 5 || st.Acked != 5 || st.Failures != 0 {
+		t.Errorf("stats %+v, want 5 poison and 5 acked", st)
+	}
+	if _, err := e.store.Book(t.Context(), "7"); err == nil {
+		t.Error("a poison event was indexed")
+	}
+	info, err := e.cons.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered != 0 {
+		t.Errorf("%d messages redelivered, want none: poison is terminated, not retried", info.NumRedelivered)
+	}
+}
+
+// TestRejectedByDatabase: an event that honours the contract but holds data Postgres
+// refuses is terminated, and the rest of its batch is indexed.
+func TestRejectedByDatabase(t *testing.T) {
+	e := newEnv(t, true)
+	bad := tocEvent("7", 1, 1, 1, 3, t0)
+	bad.Chapters[1].Title = "壞\x00章"
+	e.publish(t, events.SubjectFetchedBook("7"), bookEvent("7", t0))
+	e.publish(t, events.SubjectFetchedTOC("7"), bad)
+	e.publishAll(t, syncOf("9", t0))
+
+	c := e.run(t, fastOptions)
+	eventually(t, "book 9 complete", e.complete("9"))
+	eventually(t, "every event settled", func() bool { return e.pending(t) == 0 })
+	if st := c.Stats(); st.Poison != 1 || st.Acked != 6 || st.Failures != 0 {
+		t.Errorf("stats %+v, want 1 poison, 6 acked", st)
+	}
+	if _, err := e.store.Book(t.Context(), "7"); err != nil {
+		t.Errorf("the good event before the refused one: %v", err)
+	}
+}
+
+// TestDatabaseDown: while the tables are missing every batch fails and is handed back
+// with a delay; once they exist the events are indexed.
+func TestDatabaseDown(t *testing.T) {
+	e := newEnv(t, false)
+	c := e.run(t, fastOptions)
+	e.publishAll(t, syncOf("7", t0)[1:]) // without "started": it writes nothing, so it needs no table
+
+	eventually(t, "failed attempts", func() bool {
+		st := c.Stats()
+		return st.Failures >= 3 && st.Delayed >= 3
+	})
+	if st := c.Stats(); st.Acked != 0 || st.Poison != 0 {
+		t.Errorf("stats %+v while the database is down, want nothing acked or terminated", st)
+	}
+	if err := store.Migrate(t.Context(), e.pool, logging.Discard()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "book 7 complete", e.complete("7"))
+	eventually(t, "every event acknowledged", func() bool { return e.pending(t) == 0 })
+	if st := c.Stats(); st.Acked != 4 || st.Poison != 0 {
+		t.Errorf("stats %+v, want 4 acked", st)
+	}
+}
+
+// TestRedelivery: the same events delivered again (a redelivered batch, or a duplicate
+// publish outside the dedup window) change no row.
+func TestRedelivery(t *testing.T) {
+	e := newEnv(t, true)
+	c := e.run(t, fastOptions)
+	events7 := syncOf("7", t0)
+	e.publishAll(t, events7)
+	eventually(t, "first delivery acknowledged", func() bool { return c.Stats().Acked == 5 })
+	before := dump(t, e.pool)
+
+	e.publishAll(t, events7)
+	eventually(t, "second delivery acknowledged", func() bool { return c.Stats().Acked == 10 })
+	if after := dump(t, e.pool); after != before {
+		t.Errorf("a redelivered batch changed the rows:\n%s\nwant\n%s", after, before)
+	}
+}
+
+func TestStopsPromptly(t *testing.T) {
+	e := newEnv(t, true)
+	c := consume.New(e.cons, e.ns.JS, e.store, logging.Discard(), fastOptions)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	e.publishAll(t, syncOf("7", t0))
+	eventually(t, "book 7 complete", e.complete("7"))
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+// TestShutdown: once told to stop, the loop finishes the batch in hand when it can within
+// the shutdown timeout, and hands it back for redelivery at once when it cannot.
+func TestShutdown(t *testing.T) {
+	tests := []struct {
+		name      string
+		timeout   time.Duration
+		releaseAt string // "before return": the database unblocks while Run waits
+		wantAcked int64
+	}{
+		{"finishes the batch in hand", 10 * time.Second, "before return", 1},
+		{"hands back the batch the timeout cuts", 200 * time.Millisecond, "after return", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := "indexer_shutdown_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+			dsn := pgtest.Schema(t) + "&application_name=" + app
+			pool, err := pgxpool.New(t.Context(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(pool.Close)
+			e := newEnvPool(t, pool, true)
+
+			// Block writes to books until lock is rolled back.
+			lock, err := pool.Begin(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer lock.Rollback(context.Background())
+			if _, err := lock.Exec(t.Context(), `LOCK TABLE books IN ACCESS EXCLUSIVE MODE`); err != nil {
+				t.Fatal(err)
+			}
+
+			opts := fastOptions
+			opts.ShutdownTimeout = tt.timeout
+			c := consume.New(e.cons, e.ns.JS, e.store, logging.Discard(), opts)
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- c.Run(ctx) }()
+			e.publish(t, events.SubjectFetchedBook("7"), bookEvent("7", t0))
+			eventually(t, "the batch blocked on the lock", func() bool {
+				var n int
+				err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+					WHERE application_name = $1 AND wait_event_type = 'Lock'`, app).Scan(&n)
+				return err == nil && n > 0
+			})
+			cancel()
+			if tt.releaseAt == "before return" {
+				if err := lock.Rollback(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run = %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("Run did not return")
+			}
+			if st := c.Stats(); st.Acked != tt.wantAcked || st.Failures != 0 {
+				t.Errorf("stats %+v, want %d acked and no failure", st, tt.wantAcked)
+			}
+			if err := lock.Rollback(t.Context()); err != nil && tt.releaseAt != "before return" {
+				t.Fatal(err)
+			}
+			// A handed-back batch is redelivered at once, long before the 30s ack wait.
+			e.run(t, fastOptions)
+			eventually(t, "book 7 indexed", func() bool {
+				_, err := e.store.Book(context.Background(), "7")
+				return err == nil
+			})
+		})
+	}
+}
+
+func dump(t *testing.T, pool *pgxpool.Pool) string {
+	t.Helper()
+	var b strings.Builder
+	for _, table := range []string{"books", "chapters", "categories", "job_history"} {
+		rows, err := pool.Query(t.Context(), `SELECT to_jsonb(t)::text FROM `+table+` t ORDER BY 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			b.WriteString(s + "\n")
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,143 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/xswtw/xsw/events"
+)
+
+// Book is a row of books.
+type Book struct {
+	ID               string     `db:"id"`
+	Name             string     `db:"name"`
+	Author           string     `db:"author"`
+	Genre            string     `db:"genre"`
+	Status           string     `db:"status"`
+	Finished         bool       `db:"finished"`
+	UpdateText       string     `db:"update_text"`
+	SourceUpdatedAt  *time.Time `db:"source_updated_at"`
+	Description      string     `db:"description"`
+	CoverURL         string     `db:"cover_url"`
+	LastChapterNum   *int       `db:"last_chapter_num"`
+	LastChapterTitle string     `db:"last_chapter_title"`
+	LastChapterURL   string     `db:"last_chapter_url"`
+	LastChapterID    *int64     `db:"last_chapter_id"`
+	SourceURL        string     `db:"source_url"`
+	TOCPages         *int       `db:"toc_pages"`
+	ChapterTotal     *int       `db:"chapter_total"`
+	SyncJobID        *string    `db:"sync_job_id"`
+	SyncedAt         *time.Time `db:"synced_at"`
+	CheckedAt        *time.Time `db:"checked_at"`
+	ChangedAt        *time.Time `db:"changed_at"`
+	CreatedAt        time.Time  `db:"created_at"`
+	UpdatedAt        time.Time  `db:"updated_at"`
+}
+
+// Chapter is a row of chapters.
+type Chapter struct {
+	BookID    string     `db:"book_id"`
+	Num       int        `db:"num"`
+	ChapterID int64      `db:"chapter_id"`
+	Title     string     `db:"title"`
+	URL       string     `db:"url"`
+	TitleNum  *int       `db:"title_num"`
+	Text      *string    `db:"text"`
+	FetchedAt *time.Time `db:"fetched_at"`
+	ListedAt  *time.Time `db:"listed_at"`
+	CreatedAt time.Time  `db:"created_at"`
+	UpdatedAt time.Time  `db:"updated_at"`
+}
+
+// Job is a row of job_history.
+type Job struct {
+	JobID      string     `db:"job_id"`
+	BookID     string     `db:"book_id"`
+	Lane       string     `db:"lane"`
+	Priority   int        `db:"priority"`
+	Status     string     `db:"status"`
+	Attempts   int        `db:"attempts"`
+	Fetcher    string     `db:"fetcher"`
+	EnqueuedAt *time.Time `db:"enqueued_at"`
+	StartedAt  *time.Time `db:"started_at"`
+	FinishedAt time.Time  `db:"finished_at"`
+	DurationMS *int64     `db:"duration_ms"`
+	Chapters   *int       `db:"chapters"`
+	Requests   *int       `db:"requests"`
+	Error      string     `db:"error"`
+	Permanent  bool       `db:"permanent"`
+	Dead       bool       `db:"dead"`
+}
+
+const (
+	bookColumns = `id::text AS id, name, author, genre, status, finished, update_text,
+source_updated_at, description, cover_url, last_chapter_num, last_chapter_title,
+last_chapter_url, last_chapter_id, source_url, toc_pages, chapter_total, sync_job_id,
+synced_at, checked_at, changed_at, created_at, updated_at`
+	chapterColumns = `book_id::text AS book_id, num, chapter_id, title, url, title_num, text,
+fetched_at, listed_at, created_at, updated_at`
+	jobColumns = `job_id, book_id::text AS book_id, lane, priority, status, attempts, fetcher,
+enqueued_at, started_at, finished_at, duration_ms, chapters, requests, error, permanent, dead`
+)
+
+// Book reads one book; ErrNotFound when it is not stored.
+func (s *Store) Book(ctx context.Context, id string) (Book, error) {
+	bid, err := bookID(id)
+	if err != nil {
+		return Book{}, err
+	}
+	rows, _ := s.pool.Query(ctx, `SELECT `+bookColumns+` FROM books WHERE id = $1`, bid)
+	b, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Book])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Book{}, fmt.Errorf("book %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Book{}, fmt.Errorf("read book %s: %w", id, err)
+	}
+	return b, nil
+}
+
+// Chapters reads every chapter ref of a book in order.
+func (s *Store) Chapters(ctx context.Context, id string) ([]Chapter, error) {
+	bid, err := bookID(id)
+	if err != nil {
+		return nil, err
+	}
+	rows, _ := s.pool.Query(ctx, `SELECT `+chapterColumns+` FROM chapters WHERE book_id = $1 ORDER BY num`, bid)
+	cs, err := pgx.CollectRows(rows, pgx.RowToStructByName[Chapter])
+	if err != nil {
+		return nil, fmt.Errorf("read chapters of book %s: %w", id, err)
+	}
+	return cs, nil
+}
+
+// Job reads the history row of a job; ErrNotFound when it is not stored.
+func (s *Store) Job(ctx context.Context, jobID string) (Job, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+jobColumns+` FROM job_history WHERE job_id = $1`, jobID)
+	j, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Job])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Job{}, fmt.Errorf("job %s: %w", jobID, ErrNotFound)
+	}
+	if err != nil {
+		return Job{}, fmt.Errorf("read job %s: %w", jobID, err)
+	}
+	return j, nil
+}
+
+// Categories reads every category by id.
+func (s *Store) Categories(ctx context.Context) ([]events.Category, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT id, name, url FROM categories ORDER BY id`)
+	cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (events.Category, error) {
+		var c events.Category
+		err := r.Scan(&c.ID, &c.Name, &c.URL)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read categories: %w", err)
+	}
+	return cs, nil
+}

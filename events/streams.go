@@ -167,3 +167,8 @@ func Buckets(syncedTTL time.Duration) []KVSpec {
 // FetcherHeartbeatTTL is how long a fetcher's heartbeat counts; fetchers beat at a third
 // of it.
 const FetcherHeartbeatTTL = 15 * time.Second
+
+// SyncedTTL is how long BucketSynced remembers a completed sync, given the sync
+// de-duplication window: at least an hour, so that every service provisions the bucket
+// alike whatever window it was given.
+func SyncedTTL(window time.Duration) time.Duration { return max(time.Hour, window) }

@@ -126,7 +126,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer nc.Close()
-	if err := broker.Provision(ctx, js, broker.Topology{Replicas: cfg.NATSReplicas, RequestMaxAge: cfg.MaxAge, SyncedTTL: max(time.Hour, cfg.DedupWindow)}); err != nil {
+	if err := broker.Provision(ctx, js, broker.Topology{Replicas: cfg.NATSReplicas, RequestMaxAge: cfg.MaxAge, SyncedTTL: events.SyncedTTL(cfg.DedupWindow)}); err != nil {
 		return err
 	}
 	kv, err := js.KeyValue(ctx, events.BucketPoliteness)

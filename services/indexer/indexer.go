@@ -111,7 +111,7 @@ func (c Config) topology() broker.Topology {
 	return broker.Topology{
 		Replicas:      c.NATSReplicas,
 		RequestMaxAge: c.RequestMaxAge,
-		SyncedTTL:     max(time.Hour, c.SyncDedupWindow),
+		SyncedTTL:     events.SyncedTTL(c.SyncDedupWindow),
 	}
 }
 

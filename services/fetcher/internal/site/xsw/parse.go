@@ -177,10 +177,12 @@ func text(s *goquery.Selection) string {
 	return clean(s.Text())
 }
 
-// clean trims s and collapses every run of white space inside it (ASCII white space,
-// no-break and ideographic spaces alike) into one ASCII space. As in a browser (CSS Text
-// 3, segment breaks), a run holding a line break between two wide East Asian characters
-// disappears instead: Chinese text wrapped in the HTML source is one line.
+// clean trims s and collapses every run of collapsible white space inside it (ASCII
+// spaces, tabs and line breaks) into one ASCII space, as a browser does; no-break and
+// ideographic spaces are text and stay as the site wrote them (第52章　拜師). As in a
+// browser (CSS Text 3, segment breaks), a run holding a line break between two wide East
+// Asian characters disappears instead: Chinese text wrapped in the HTML source is one
+// line.
 func clean(s string) string {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -189,7 +191,7 @@ func clean(s string) string {
 	needs := false
 	prevSpace := false
 	for _, r := range s {
-		sp := isSpace(r)
+		sp := collapsible(r)
 		if sp && (prevSpace || r != ' ') {
 			needs = true
 			break
@@ -205,7 +207,7 @@ func clean(s string) string {
 	inRun := false    // inside a run of white space
 	runBreak := false // the run holds a line break
 	for _, r := range s {
-		if isSpace(r) {
+		if collapsible(r) {
 			inRun = true
 			runBreak = runBreak || r == '\n' || r == '\r'
 			continue
@@ -218,6 +220,15 @@ func clean(s string) string {
 		prev = r
 	}
 	return b.String()
+}
+
+// collapsible reports the white space a browser collapses.
+func collapsible(r rune) bool {
+	switch r {
+	case ' ', '\t', '\n', '\r', '\f':
+		return true
+	}
+	return false
 }
 
 // isWide reports the East Asian wide characters between which a line break in the

@@ -1,0 +1,70 @@
+# xsw: run `make help` for the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+MODULES  := events platform services/fetcher services/gateway services/indexer dev
+PKGS     := $(foreach m,$(MODULES),github.com/xswtw/xsw/$(m)/...)
+BIN      := bin
+GOFLAGS_TEST ?= -race -count=1 -timeout 15m
+
+.PHONY: help
+help: ## list targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## build xsw, gateway, fetcher, indexer and sitesim into bin/
+	@mkdir -p $(BIN)
+	go build -o $(BIN)/xsw ./dev/cmd/xsw
+	go build -o $(BIN)/sitesim ./dev/cmd/sitesim
+	go build -o $(BIN)/gateway ./services/gateway/cmd/gateway
+	go build -o $(BIN)/fetcher ./services/fetcher/cmd/fetcher
+	go build -o $(BIN)/indexer ./services/indexer/cmd/indexer
+
+.PHONY: run
+run: build ## run the all-in-one against BASE_URL (default https://m.xsw.tw)
+	@dev/scripts/ensure-postgres.sh
+	$(BIN)/xsw run
+
+.PHONY: demo
+demo: build ## run the all-in-one against the simulated site, on :8000
+	@dev/scripts/ensure-postgres.sh
+	$(BIN)/xsw demo
+
+.PHONY: migrate
+migrate: build ## create the database if missing and apply migrations
+	@dev/scripts/ensure-postgres.sh
+	$(BIN)/indexer migrate
+
+.PHONY: test
+test: ## formatting, vet, tidiness, then every test with -race (needs Postgres; starts it)
+	@dev/scripts/ensure-postgres.sh
+	@$(MAKE) --no-print-directory check
+	go test $(GOFLAGS_TEST) $(PKGS)
+
+.PHONY: check
+check: ## gofmt, go vet and go mod tidy must leave nothing to change
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	go vet $(PKGS)
+	@for m in $(MODULES); do \
+	  (cd $$m && cp go.mod /tmp/xsw-go.mod.bak && cp go.sum /tmp/xsw-go.sum.bak 2>/dev/null; \
+	   go mod tidy >/dev/null 2>&1; \
+	   if ! cmp -s go.mod /tmp/xsw-go.mod.bak || ! cmp -s go.sum /tmp/xsw-go.sum.bak; then \
+	     echo "go mod tidy changes $$m"; cp /tmp/xsw-go.mod.bak go.mod; cp /tmp/xsw-go.sum.bak go.sum; exit 1; fi) || exit 1; \
+	done
+
+.PHONY: fuzz
+fuzz: ## run each parser fuzz target for FUZZTIME (default 20s)
+	@for f in $$(go test -list '^Fuzz' ./services/fetcher/internal/site/xsw | grep ^Fuzz); do \
+	  go test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} ./services/fetcher/internal/site/xsw || exit 1; done
+
+.PHONY: bench
+bench: ## parser, codec and store benchmarks
+	go test -run '^$$' -bench . -benchmem $(PKGS)
+
+.PHONY: tidy
+tidy: ## go mod tidy in every module
+	@for m in $(MODULES); do (cd $$m && go mod tidy); done
+
+.PHONY: clean
+clean: ## remove bin/ and the local data directory
+	rm -rf $(BIN) data

@@ -1,0 +1,199 @@
+// Package allinone runs the whole pipeline in one process: an embedded NATS server with
+// JetStream (unless NATS_URL names one), database creation and migrations, then the
+// gateway, the fetcher and the indexer. In demo mode it also serves the simulated source
+// site and points BASE_URL at it. The xsw command and the end-to-end tests use it.
+package allinone
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/xswtw/xsw/dev/sitesim"
+	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/config"
+	"github.com/xswtw/xsw/platform/database"
+	"github.com/xswtw/xsw/services/fetcher"
+	"github.com/xswtw/xsw/services/gateway"
+	"github.com/xswtw/xsw/services/indexer"
+)
+
+// Options choose what the all-in-one runs.
+type Options struct {
+	// Getenv reads the environment (os.Getenv in the command).
+	Getenv func(string) string
+	// Demo also serves the simulated site and points BASE_URL at it.
+	Demo bool
+	// Site configures the simulated site in demo mode (sitesim.DefaultConfig when nil).
+	Site *sitesim.Config
+	// Ready, when set, is called once everything serves, with the gateway's address.
+	Ready func(Running)
+}
+
+// Running describes a started all-in-one.
+type Running struct {
+	// GatewayURL is the gateway's base URL (http://host:port).
+	GatewayURL string
+	// NATSURL is the NATS server in use.
+	NATSURL string
+	// DatabaseURL is the database in use.
+	DatabaseURL string
+	// SiteURL is the simulated site, in demo mode.
+	SiteURL string
+	// Site is the simulated site, in demo mode.
+	Site *sitesim.Site
+	// AdminToken is the admin token in force (generated when none was set).
+	AdminToken string
+	// StartedIn is how long start-up took.
+	StartedIn time.Duration
+}
+
+// Run starts everything and blocks until ctx ends or a part fails.
+func Run(ctx context.Context, opts Options, logger *slog.Logger) error {
+	start := time.Now()
+	env := overlay{get: opts.Getenv, set: map[string]string{}}
+	if env.get == nil {
+		env.get = os.Getenv
+	}
+	r := config.NewReader(env.Get)
+	dataDir := r.String("DATA_DIR", "./data")
+	if err := r.Err(); err != nil {
+		return err
+	}
+	run := Running{}
+
+	// The database first: it is the step a newcomer's machine most often lacks.
+	dsn := env.Get("DATABASE_URL")
+	if dsn == "" {
+		dsn = database.DefaultURL
+		env.set["DATABASE_URL"] = dsn
+	}
+	if err := database.EnsureDatabase(ctx, dsn); err != nil {
+		return fmt.Errorf("%w\n\nxsw needs PostgreSQL. Start one on 127.0.0.1:5432 (user postgres, trust auth), "+
+			"or set DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/xsw", err)
+	}
+	run.DatabaseURL = database.Redact(dsn)
+	icfg, err := indexer.ConfigFromEnv(env.Get)
+	if err != nil {
+		return err
+	}
+	if err := indexer.Migrate(ctx, icfg, logger); err != nil {
+		return err
+	}
+
+	// NATS: the one named, or an embedded server with its store under DATA_DIR.
+	if env.Get("NATS_URL") == "" {
+		srv, err := broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: filepath.Join(dataDir, "jetstream"), Port: -1})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+		}()
+		env.set["NATS_URL"] = srv.ClientURL()
+		logger.Info("embedded NATS started", "url", srv.ClientURL(), "store", filepath.Join(dataDir, "jetstream"))
+	}
+	run.NATSURL = env.Get("NATS_URL")
+
+	if opts.Demo {
+		scfg := sitesim.DefaultConfig()
+		if opts.Site != nil {
+			scfg = *opts.Site
+		}
+		addr := env.Get("SITESIM_ADDR")
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("simulated site: %w", err)
+		}
+		sim := sitesim.Serve(ln, sitesim.New(scfg))
+		defer sim.Close()
+		env.set["BASE_URL"] = sim.URL()
+		if env.Get("BG_JOB_RATE_LIMIT") == "" {
+			// The simulated site is ours: a demo need not wait two seconds a page.
+			env.set["BG_JOB_RATE_LIMIT"] = "0.05"
+		}
+		run.SiteURL, run.Site = sim.URL(), sim.Site()
+		logger.Info("simulated site serving", "url", sim.URL(), "rate_limit_seconds", env.Get("BG_JOB_RATE_LIMIT"))
+	}
+
+	if env.Get("XSW_ADMIN_TOKEN") == "" {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		env.set["XSW_ADMIN_TOKEN"] = hex.EncodeToString(b[:])
+		logger.Warn("no XSW_ADMIN_TOKEN set; generated one for this run", "admin_token", env.set["XSW_ADMIN_TOKEN"])
+	}
+	run.AdminToken = env.Get("XSW_ADMIN_TOKEN")
+	// The parts' own health listeners would collide in one process; the gateway's
+	// /healthz and /readyz speak for the whole.
+	env.set["FETCHER_HEALTH_ADDR"] = "127.0.0.1:0"
+	env.set["INDEXER_HEALTH_ADDR"] = "127.0.0.1:0"
+
+	fcfg, err := fetcher.ConfigFromEnv(env.Get)
+	if err != nil {
+		return err
+	}
+	icfg, err = indexer.ConfigFromEnv(env.Get)
+	if err != nil {
+		return err
+	}
+	gcfg, err := gateway.ConfigFromEnv(env.Get)
+	if err != nil {
+		return err
+	}
+	addr := gcfg.HTTPAddr
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("HTTP_ADDR=%q: %w", addr, err)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	run.GatewayURL = "http://" + net.JoinHostPort(host, port)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return indexer.Run(gctx, icfg, logger) })
+	g.Go(func() error { return fetcher.Run(gctx, fcfg, logger) })
+	g.Go(func() error { return gateway.Run(gctx, gcfg, logger) })
+	g.Go(func() error {
+		if err := waitReady(gctx, run.GatewayURL, run.NATSURL); err != nil {
+			return nil // ctx ended or a part failed; the group reports which
+		}
+		run.StartedIn = time.Since(start)
+		logger.Info("xsw ready", "api", run.GatewayURL+"/xsw/api", "started_in", run.StartedIn.Round(time.Millisecond))
+		if opts.Ready != nil {
+			opts.Ready(run)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// overlay is the environment with the all-in-one's own settings on top.
+type overlay struct {
+	get func(string) string
+	set map[string]string
+}
+
+// Get reads key from the overlay, then the environment.
+func (o overlay) Get(key string) string {
+	if v, ok := o.set[key]; ok {
+		return v
+	}
+	return o.get(key)
+}

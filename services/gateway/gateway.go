@@ -1,0 +1,191 @@
+// Package gateway is the xsw HTTP gateway: it serves /xsw/api from Postgres and a memory
+// cache, asks the fetchers over NATS for what is fetched on demand, and queues book
+// requests on JetStream. It never talks to the source site. Config, ConfigFromEnv and Run
+// are all the all-in-one binary and cmd/gateway need.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/config"
+	"github.com/xswtw/xsw/platform/database"
+	"github.com/xswtw/xsw/services/gateway/internal/catalog"
+	"github.com/xswtw/xsw/services/gateway/internal/httpapi"
+	"github.com/xswtw/xsw/services/gateway/internal/jobs"
+)
+
+// Config is the gateway's configuration. ConfigFromEnv names the variable of each field.
+type Config struct {
+	// HTTPAddr is where the HTTP server listens (HTTP_ADDR, ":8000").
+	HTTPAddr string
+	// DatabaseURL is the Postgres the indexer writes (DATABASE_URL).
+	DatabaseURL string
+	// NATSURL is the NATS server (NATS_URL, "nats://127.0.0.1:4222").
+	NATSURL string
+	// BaseURL is the source site, only reported by /health (BASE_URL, "https://m.xsw.tw").
+	BaseURL string
+	// CacheTTL is the lifetime of cached books, chapter lists and texts
+	// (CACHE_TTL_SECONDS, 900).
+	CacheTTL time.Duration
+	// ListingCacheTTL is the lifetime of cached categories and listing pages
+	// (LISTING_CACHE_TTL, 60s).
+	ListingCacheTTL time.Duration
+	// InteractiveWait bounds the wait for a book a reader asked for (INTERACTIVE_WAIT, 10s).
+	InteractiveWait time.Duration
+	// ChapterWait bounds the wait for a chapter's text before answering 202
+	// (CHAPTER_WAIT, 60s; the web client waits 2 minutes at most).
+	ChapterWait time.Duration
+	// RPCTimeout bounds the wait for categories and listing pages (RPC_TIMEOUT, 15s).
+	RPCTimeout time.Duration
+	// SyncDedupWindow: a book synced more recently is not synced again unless forced
+	// (SYNC_DEDUP_WINDOW, 5m).
+	SyncDedupWindow time.Duration
+	// AdminToken guards /admin; empty disables it (XSW_ADMIN_TOKEN).
+	AdminToken string
+	// NATSReplicas is the replica count of the streams and buckets provisioned (NATS_REPLICAS, 1).
+	NATSReplicas int
+	// RequestMaxAge expires requests that waited longer (BG_JOB_MAX_AGE, 24h).
+	RequestMaxAge time.Duration
+	// ShutdownTimeout bounds the graceful shutdown (SHUTDOWN_TIMEOUT, 5s).
+	ShutdownTimeout time.Duration
+}
+
+// ConfigFromEnv reads the configuration through getenv (os.Getenv in main, a map in
+// tests). Durations accept Go's syntax ("90s", "5m") or a bare number of seconds. The
+// error names every variable it could not parse.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	r := config.NewReader(getenv)
+	cfg := Config{
+		HTTPAddr:        r.String("HTTP_ADDR", ":8000"),
+		DatabaseURL:     r.String("DATABASE_URL", database.DefaultURL),
+		NATSURL:         r.String("NATS_URL", "nats://127.0.0.1:4222"),
+		BaseURL:         r.String("BASE_URL", "https://m.xsw.tw"),
+		CacheTTL:        r.Duration("CACHE_TTL_SECONDS", 900*time.Second),
+		ListingCacheTTL: r.Duration("LISTING_CACHE_TTL", 60*time.Second),
+		InteractiveWait: r.Duration("INTERACTIVE_WAIT", 10*time.Second),
+		ChapterWait:     r.Duration("CHAPTER_WAIT", 60*time.Second),
+		RPCTimeout:      r.Duration("RPC_TIMEOUT", 15*time.Second),
+		SyncDedupWindow: r.Duration("SYNC_DEDUP_WINDOW", 5*time.Minute),
+		AdminToken:      r.String("XSW_ADMIN_TOKEN", ""),
+		NATSReplicas:    r.Int("NATS_REPLICAS", 1),
+		RequestMaxAge:   r.Duration("BG_JOB_MAX_AGE", 24*time.Hour),
+		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 5*time.Second),
+	}
+	if err := r.Err(); err != nil {
+		return Config{}, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate reports the first setting that cannot work, naming its variable.
+func (c Config) Validate() error {
+	checkURL := func(raw string, schemes ...string) bool {
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" {
+			return false
+		}
+		for _, s := range schemes {
+			if u.Scheme == s {
+				return true
+			}
+		}
+		return false
+	}
+	_, _, addrErr := net.SplitHostPort(c.HTTPAddr)
+	return errors.Join(
+		config.Check(addrErr == nil, "HTTP_ADDR", "%q is not host:port", c.HTTPAddr),
+		config.Check(c.DatabaseURL != "", "DATABASE_URL", "must be set"),
+		config.Check(checkURL(c.NATSURL, "nats", "tls", "ws", "wss"), "NATS_URL", "%q is not a nats:// URL", c.NATSURL),
+		config.Check(checkURL(c.BaseURL, "http", "https"), "BASE_URL", "%q is not an http(s) URL", c.BaseURL),
+		config.Check(c.CacheTTL > 0, "CACHE_TTL_SECONDS", "must be positive, got %s", c.CacheTTL),
+		config.Check(c.ListingCacheTTL > 0, "LISTING_CACHE_TTL", "must be positive, got %s", c.ListingCacheTTL),
+		config.Check(c.InteractiveWait > 0 && c.InteractiveWait <= time.Minute, "INTERACTIVE_WAIT",
+			"must be from 1ms to 1m (clients wait 15s for a page), got %s", c.InteractiveWait),
+		config.Check(c.ChapterWait > 0 && c.ChapterWait+c.InteractiveWait < 2*time.Minute, "CHAPTER_WAIT",
+			"must be positive and, with INTERACTIVE_WAIT, under the client's 2 minutes, got %s", c.ChapterWait),
+		config.Check(c.RPCTimeout > 0, "RPC_TIMEOUT", "must be positive, got %s", c.RPCTimeout),
+		config.Check(c.SyncDedupWindow > 0, "SYNC_DEDUP_WINDOW", "must be positive, got %s", c.SyncDedupWindow),
+		config.Check(c.NATSReplicas == 1 || c.NATSReplicas == 3 || c.NATSReplicas == 5, "NATS_REPLICAS", "want 1, 3 or 5, got %d", c.NATSReplicas),
+		config.Check(c.RequestMaxAge >= 0, "BG_JOB_MAX_AGE", "must not be negative, got %s", c.RequestMaxAge),
+		config.Check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "must be positive, got %s", c.ShutdownTimeout),
+	)
+}
+
+// Run connects to NATS (provisioning the streams and buckets) and Postgres, serves the
+// API until ctx ends, then shuts down gracefully: it stops accepting connections, lets
+// in-flight requests and background publishes finish within ShutdownTimeout, and closes
+// its connections.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	logger = logger.With("component", "gateway")
+
+	nc, js, err := broker.Connect(cfg.NATSURL, "xsw-gateway", logger)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	provCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err = broker.Provision(provCtx, js, broker.Topology{Replicas: cfg.NATSReplicas, RequestMaxAge: cfg.RequestMaxAge, SyncedTTL: events.SyncedTTL(cfg.SyncDedupWindow)})
+	if err != nil {
+		return fmt.Errorf("nats %s: %w", cfg.NATSURL, err)
+	}
+	pool, err := database.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	jm, err := jobs.New(provCtx, js, cfg.SyncDedupWindow, logger)
+	if err != nil {
+		return err
+	}
+	srv, err := httpapi.New(httpapi.Config{
+		BaseURL: cfg.BaseURL, Database: database.Redact(cfg.DatabaseURL),
+		CacheTTL: cfg.CacheTTL, ListingCacheTTL: cfg.ListingCacheTTL,
+		InteractiveWait: cfg.InteractiveWait, ChapterWait: cfg.ChapterWait, RPCTimeout: cfg.RPCTimeout,
+		AdminToken: cfg.AdminToken,
+	}, nc, catalog.New(pool), jm, logger)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		_ = srv.Shutdown(cfg.ShutdownTimeout)
+		return fmt.Errorf("HTTP_ADDR: %w", err)
+	}
+	logger.Info("gateway listening", "addr", ln.Addr().String(), "nats", nc.ConnectedUrlRedacted(),
+		"database", database.Redact(cfg.DatabaseURL), "admin", cfg.AdminToken != "")
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); err != nil {
+			return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		logger.Info("gateway shutting down", "timeout", cfg.ShutdownTimeout)
+		if err := srv.Shutdown(cfg.ShutdownTimeout); err != nil {
+			logger.Warn("shutdown was not clean", "err", err)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	logger.Info("gateway stopped")
+	return nil
+}

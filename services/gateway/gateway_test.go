@@ -1,0 +1,173 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/xswtw/xsw/platform/config"
+	"github.com/xswtw/xsw/platform/database"
+	"github.com/xswtw/xsw/platform/logging"
+	"github.com/xswtw/xsw/platform/natstest"
+	"github.com/xswtw/xsw/services/gateway/internal/testdb"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// fasthttp's process-wide Date header refresher: never stops, owned by the library.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		// fasthttp's idle-worker cleaner notices the stopped server only after its
+		// current sleep (up to 10s): it ends by itself.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
+}
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := ConfigFromEnv(config.Map(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		HTTPAddr: ":8000", DatabaseURL: database.DefaultURL, NATSURL: "nats://127.0.0.1:4222", BaseURL: "https://m.xsw.tw",
+		CacheTTL: 900 * time.Second, ListingCacheTTL: time.Minute, InteractiveWait: 10 * time.Second,
+		ChapterWait: time.Minute, RPCTimeout: 15 * time.Second, SyncDedupWindow: 5 * time.Minute,
+		NATSReplicas: 1, RequestMaxAge: 24 * time.Hour, ShutdownTimeout: 5 * time.Second,
+	}
+	if cfg != want {
+		t.Errorf("defaults\n got %+v\nwant %+v", cfg, want)
+	}
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	cfg, err := ConfigFromEnv(config.Map(map[string]string{
+		"HTTP_ADDR": "127.0.0.1:9000", "CACHE_TTL_SECONDS": "60", "LISTING_CACHE_TTL": "2m", "INTERACTIVE_WAIT": "2.5",
+		"CHAPTER_WAIT": "30s", "XSW_ADMIN_TOKEN": "tok", "BG_JOB_MAX_AGE": "1h", "SYNC_DEDUP_WINDOW": "600",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTPAddr != "127.0.0.1:9000" || cfg.CacheTTL != time.Minute || cfg.ListingCacheTTL != 2*time.Minute ||
+		cfg.InteractiveWait != 2500*time.Millisecond || cfg.ChapterWait != 30*time.Second || cfg.AdminToken != "tok" ||
+		cfg.RequestMaxAge != time.Hour || cfg.SyncDedupWindow != 10*time.Minute {
+		t.Errorf("config = %+v", cfg)
+	}
+}
+
+func TestConfigErrorsNameTheVariable(t *testing.T) {
+	tests := []struct{ key, value string }{
+		{"HTTP_ADDR", "8000"},
+		{"NATS_URL", "http://127.0.0.1:4222"},
+		{"BASE_URL", "m.xsw.tw"},
+		{"CACHE_TTL_SECONDS", "0"},
+		{"CACHE_TTL_SECONDS", "soon"},
+		{"LISTING_CACHE_TTL", "-1"},
+		{"INTERACTIVE_WAIT", "5m"},
+		{"CHAPTER_WAIT", "2m"},
+		{"RPC_TIMEOUT", "0"},
+		{"SYNC_DEDUP_WINDOW", "0"},
+		{"BG_JOB_MAX_AGE", "-1h"},
+		{"SHUTDOWN_TIMEOUT", "never"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key+"="+tt.value, func(t *testing.T) {
+			_, err := ConfigFromEnv(config.Map(map[string]string{tt.key: tt.value}))
+			if err == nil || !strings.Contains(err.Error(), tt.key) {
+				t.Errorf("err = %v, want it to name %s", err, tt.key)
+			}
+		})
+	}
+}
+
+func TestRunRejectsBadConfig(t *testing.T) {
+	err := Run(t.Context(), Config{HTTPAddr: "nowhere"}, logging.Discard())
+	if err == nil || !strings.Contains(err.Error(), "HTTP_ADDR") {
+		t.Errorf("Run = %v, want a config error naming HTTP_ADDR", err)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// TestRun starts the gateway on a real listener against real NATS and Postgres, checks it
+// serves, then stops it through its context.
+func TestRun(t *testing.T) {
+	ns := natstest.Start(t)
+	_, dsn := testdb.Pool(t)
+	addr := freeAddr(t)
+	cfg, err := ConfigFromEnv(config.Map(map[string]string{
+		"HTTP_ADDR": addr, "DATABASE_URL": dsn, "NATS_URL": ns.URL, "XSW_ADMIN_TOKEN": "tok", "SHUTDOWN_TIMEOUT": "3",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- Run(ctx, cfg, logging.Discard()) }()
+
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	get := func(path string) (int, []byte, error) {
+		resp, err := client.Get("http://" + addr + path)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, body, err
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if code, _, err := get("/healthz"); err == nil && code == http.StatusOK {
+			break
+		}
+		select {
+		case err := <-errc:
+			t.Fatalf("Run returned before serving: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("gateway never answered /healthz")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	code, body, err := get("/xsw/api/health")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("health: %d %s %v", code, body, err)
+	}
+	var h map[string]any
+	if err := json.Unmarshal(body, &h); err != nil || h["status"] != "ok" {
+		t.Errorf("health = %s", body)
+	}
+	if code, body, _ := get("/xsw/api/books/x1"); code != http.StatusBadRequest || !strings.Contains(string(body), `"detail"`) {
+		t.Errorf("bad book id: %d %s", code, body)
+	}
+
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Errorf("Run = %v after cancel, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if _, _, err := get("/healthz"); err == nil {
+		t.Error("gateway still serves after Run returned")
+	}
+}

@@ -1,0 +1,331 @@
+// Package catalog reads what the indexer stored in Postgres: books, chapter references and
+// texts, categories and the job history. The gateway only reads these tables, except for
+// clearing the job history on an administrator's request.
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ErrNotFound is returned when the asked-for book or chapter is not stored.
+var ErrNotFound = errors.New("not stored")
+
+// Sync states of a book, as the API reports them.
+const (
+	SyncComplete = "complete" // every chapter of the last completed sync is stored
+	SyncPartial  = "partial"  // some chapters are stored, the table of contents is not known to be whole
+	SyncNone     = "none"     // no chapter is stored
+)
+
+// Catalog runs the gateway's queries on a pool.
+type Catalog struct {
+	pool *pgxpool.Pool
+}
+
+// New returns a catalog over pool.
+func New(pool *pgxpool.Pool) *Catalog { return &Catalog{pool: pool} }
+
+// Ping reports whether Postgres answers.
+func (c *Catalog) Ping(ctx context.Context) error { return c.pool.Ping(ctx) }
+
+// Book is a stored book. The indexer may hold a row for a book whose metadata never
+// arrived (a completed sync seen first): HasMeta tells.
+type Book struct {
+	ID               string
+	HasMeta          bool // the book's home page was stored
+	Name             string
+	Author           string
+	Genre            string
+	Status           string
+	Finished         bool
+	UpdateText       string
+	Description      string
+	CoverURL         string
+	LastChapterNum   *int
+	LastChapterTitle string
+	LastChapterURL   string
+	ChapterTotal     *int // chapters the last completed sync published
+	ChapterCount     int  // chapter references stored now
+	complete         bool // refs 1..ChapterTotal are all stored
+	SyncedAt         *time.Time
+	CheckedAt        *time.Time
+	ChangedAt        *time.Time
+}
+
+// SyncStatus reports how much of the book's table of contents is stored. A book is
+// complete, as the indexer announces it, when a sync completed and its chapters
+// 1..ChapterTotal are all stored, whatever order the events arrived in.
+func (b Book) SyncStatus() string { return syncStatus(b.complete, b.ChapterCount) }
+
+// KnownLength reports the number of chapters of a completely stored book (that of its
+// last completed sync); ok is false while the book is not complete.
+func (b Book) KnownLength() (n int, ok bool) {
+	if !b.complete || b.ChapterTotal == nil {
+		return 0, false
+	}
+	return *b.ChapterTotal, true
+}
+
+func syncStatus(complete bool, chapters int) string {
+	switch {
+	case complete:
+		return SyncComplete
+	case chapters > 0:
+		return SyncPartial
+	}
+	return SyncNone
+}
+
+func parseID(bookID string) (int64, error) {
+	id, err := strconv.ParseInt(bookID, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("book id %q: %w", bookID, err)
+	}
+	return id, nil
+}
+
+// Book returns the stored book, or ErrNotFound.
+func (c *Catalog) Book(ctx context.Context, bookID string) (Book, error) {
+	id, err := parseID(bookID)
+	if err != nil {
+		return Book{}, err
+	}
+	b := Book{ID: bookID}
+	err = c.pool.QueryRow(ctx, `
+		SELECT name, author, genre, status, finished, update_text, description, cover_url,
+		       last_chapter_num, last_chapter_title, last_chapter_url, chapter_total,
+		       synced_at, checked_at, changed_at, c.total,
+		       b.chapter_total IS NOT NULL AND c.within >= b.chapter_total
+		FROM books b, LATERAL (
+			SELECT count(*) AS total, count(*) FILTER (WHERE num <= b.chapter_total) AS within
+			FROM chapters WHERE book_id = b.id
+		) c
+		WHERE id = $1`, id).Scan(
+		&b.Name, &b.Author, &b.Genre, &b.Status, &b.Finished, &b.UpdateText, &b.Description, &b.CoverURL,
+		&b.LastChapterNum, &b.LastChapterTitle, &b.LastChapterURL, &b.ChapterTotal,
+		&b.SyncedAt, &b.CheckedAt, &b.ChangedAt, &b.ChapterCount, &b.complete)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Book{}, fmt.Errorf("book %s: %w", bookID, ErrNotFound)
+	}
+	if err != nil {
+		return Book{}, fmt.Errorf("read book %s: %w", bookID, err)
+	}
+	b.HasMeta = b.CheckedAt != nil
+	return b, nil
+}
+
+// ChapterRef is a stored table-of-contents entry.
+type ChapterRef struct {
+	Number    int
+	ChapterID string
+	Title     string
+	URL       string
+}
+
+// ChapterPage is one page of a book's stored table of contents.
+type ChapterPage struct {
+	Chapters []ChapterRef
+	// Total is how many chapter references the book has stored.
+	Total int
+	// SyncStatus is the book's sync state (SyncComplete, SyncPartial, SyncNone).
+	SyncStatus string
+}
+
+// Chapters returns limit chapter references of the book from position offset (ordered by
+// number; limit 0 means all), with the book's totals. A book with no stored chapter is
+// not an error: its page is empty with SyncStatus SyncNone (or SyncComplete when a
+// completed sync found none).
+func (c *Catalog) Chapters(ctx context.Context, bookID string, offset, limit int) (ChapterPage, error) {
+	id, err := parseID(bookID)
+	if err != nil {
+		return ChapterPage{}, err
+	}
+	var complete bool
+	var p ChapterPage
+	err = c.pool.QueryRow(ctx, `
+		SELECT c.total, t.chapter_total IS NOT NULL AND c.within >= t.chapter_total
+		FROM (SELECT (SELECT chapter_total FROM books WHERE id = $1) AS chapter_total) t, LATERAL (
+			SELECT count(*) AS total, count(*) FILTER (WHERE num <= t.chapter_total) AS within
+			FROM chapters WHERE book_id = $1
+		) c`, id).Scan(&p.Total, &complete)
+	if err != nil {
+		return ChapterPage{}, fmt.Errorf("count chapters of book %s: %w", bookID, err)
+	}
+	p.SyncStatus = syncStatus(complete, p.Total)
+	if p.Total == 0 || offset >= p.Total {
+		p.Chapters = []ChapterRef{}
+		return p, nil
+	}
+	var lim *int
+	if limit > 0 {
+		lim = &limit
+	}
+	rows, err := c.pool.Query(ctx, `
+		SELECT num, chapter_id::text, title, url FROM chapters
+		WHERE book_id = $1 ORDER BY num LIMIT $2 OFFSET $3`, id, lim, offset)
+	if err != nil {
+		return ChapterPage{}, fmt.Errorf("list chapters of book %s: %w", bookID, err)
+	}
+	p.Chapters, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ChapterRef, error) {
+		var ch ChapterRef
+		err := r.Scan(&ch.Number, &ch.ChapterID, &ch.Title, &ch.URL)
+		return ch, err
+	})
+	if err != nil {
+		return ChapterPage{}, fmt.Errorf("list chapters of book %s: %w", bookID, err)
+	}
+	return p, nil
+}
+
+// Chapter is a stored chapter reference with its text once fetched.
+type Chapter struct {
+	ChapterRef
+	Text    string
+	HasText bool
+}
+
+// Chapter returns the stored chapter num of the book, or ErrNotFound.
+func (c *Catalog) Chapter(ctx context.Context, bookID string, num int) (Chapter, error) {
+	id, err := parseID(bookID)
+	if err != nil {
+		return Chapter{}, err
+	}
+	ch := Chapter{ChapterRef: ChapterRef{Number: num}}
+	var text *string
+	err = c.pool.QueryRow(ctx, `
+		SELECT chapter_id::text, title, url, text FROM chapters WHERE book_id = $1 AND num = $2`,
+		id, num).Scan(&ch.ChapterID, &ch.Title, &ch.URL, &text)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Chapter{}, fmt.Errorf("chapter %d of book %s: %w", num, bookID, ErrNotFound)
+	}
+	if err != nil {
+		return Chapter{}, fmt.Errorf("read chapter %d of book %s: %w", num, bookID, err)
+	}
+	if text != nil {
+		ch.Text, ch.HasText = *text, true
+	}
+	return ch, nil
+}
+
+// Category is a stored category of the site.
+type Category struct {
+	ID   int
+	Name string
+	URL  string
+}
+
+// Categories returns the stored categories ordered by id.
+func (c *Catalog) Categories(ctx context.Context) ([]Category, error) {
+	rows, err := c.pool.Query(ctx, `SELECT id, name, url FROM categories ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list categories: %w", err)
+	}
+	cats, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Category])
+	if err != nil {
+		return nil, fmt.Errorf("list categories: %w", err)
+	}
+	return cats, nil
+}
+
+// Counts sizes what is stored.
+type Counts struct {
+	Books            int64
+	Chapters         int64
+	ChaptersWithText int64
+}
+
+// Counts counts the stored books, chapters and fetched chapter texts.
+func (c *Catalog) Counts(ctx context.Context) (Counts, error) {
+	var n Counts
+	err := c.pool.QueryRow(ctx, `
+		SELECT (SELECT count(*) FROM books),
+		       (SELECT count(*) FROM chapters),
+		       (SELECT count(*) FROM chapters WHERE text IS NOT NULL)`).Scan(&n.Books, &n.Chapters, &n.ChaptersWithText)
+	if err != nil {
+		return Counts{}, fmt.Errorf("count stored books: %w", err)
+	}
+	return n, nil
+}
+
+// Failure is a failed sync job.
+type Failure struct {
+	BookID    string
+	FailedAt  time.Time
+	Error     string
+	Permanent bool
+}
+
+// PermanentFailure returns the book's last finished job when it failed for good (the site
+// said the book does not exist, or its page cannot be read), or ErrNotFound when the last
+// job did not fail that way (or there was none).
+func (c *Catalog) PermanentFailure(ctx context.Context, bookID string) (Failure, error) {
+	id, err := parseID(bookID)
+	if err != nil {
+		return Failure{}, err
+	}
+	f := Failure{BookID: bookID}
+	var status string
+	err = c.pool.QueryRow(ctx, `
+		SELECT status, finished_at, error, permanent FROM job_history
+		WHERE book_id = $1 ORDER BY finished_at DESC LIMIT 1`, id).Scan(&status, &f.FailedAt, &f.Error, &f.Permanent)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Failure{}, fmt.Errorf("failure of book %s: %w", bookID, ErrNotFound)
+	}
+	if err != nil {
+		return Failure{}, fmt.Errorf("read job history of book %s: %w", bookID, err)
+	}
+	if status != "failed" || !f.Permanent {
+		return Failure{}, fmt.Errorf("failure of book %s: %w", bookID, ErrNotFound)
+	}
+	return f, nil
+}
+
+// History sums up the job history.
+type History struct {
+	Completed int64
+	Failed    int64
+	// Recent holds the latest failure of each book that failed, newest first.
+	Recent []Failure
+}
+
+// History counts completed and failed jobs and lists the latest failure of at most limit
+// books, newest first.
+func (c *Catalog) History(ctx context.Context, limit int) (History, error) {
+	var h History
+	err := c.pool.QueryRow(ctx, `
+		SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed')
+		FROM job_history`).Scan(&h.Completed, &h.Failed)
+	if err != nil {
+		return History{}, fmt.Errorf("count job history: %w", err)
+	}
+	rows, err := c.pool.Query(ctx, `
+		SELECT book_id::text, finished_at, error, permanent FROM (
+			SELECT DISTINCT ON (book_id) book_id, finished_at, error, permanent
+			FROM job_history WHERE status = 'failed'
+			ORDER BY book_id, finished_at DESC
+		) latest ORDER BY finished_at DESC LIMIT $1`, limit)
+	if err != nil {
+		return History{}, fmt.Errorf("list failed jobs: %w", err)
+	}
+	h.Recent, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Failure])
+	if err != nil {
+		return History{}, fmt.Errorf("list failed jobs: %w", err)
+	}
+	return h, nil
+}
+
+// ClearHistory deletes the whole job history and reports how many jobs it deleted.
+func (c *Catalog) ClearHistory(ctx context.Context) (int64, error) {
+	tag, err := c.pool.Exec(ctx, `DELETE FROM job_history`)
+	if err != nil {
+		return 0, fmt.Errorf("clear job history: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}

@@ -1,0 +1,117 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// checkTimeout bounds each dependency check of the health endpoints.
+const checkTimeout = 3 * time.Second
+
+func (s *Server) pingNATS(ctx context.Context) error {
+	if !s.nc.IsConnected() {
+		return errors.New("not connected: " + s.nc.Status().String())
+	}
+	return s.nc.FlushWithContext(ctx)
+}
+
+func (s *Server) checks(ctx context.Context) (dbErr, natsErr error) {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	return s.cat.Ping(ctx), s.pingNATS(ctx)
+}
+
+// healthz answers 200 whenever the process serves.
+func (s *Server) healthz(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+// readyz answers 200 only when Postgres and NATS answer.
+func (s *Server) readyz(c *fiber.Ctx) error {
+	dbErr, natsErr := s.checks(c.UserContext())
+	if dbErr != nil {
+		return unavailable("database", dbErr)
+	}
+	if natsErr != nil {
+		return unavailable("message bus", natsErr)
+	}
+	return c.JSON(fiber.Map{"status": "ready"})
+}
+
+type cacheStatsJSON struct {
+	BooksInDB           int64 `json:"books_in_db"`
+	ChaptersInDB        int64 `json:"chapters_in_db"`
+	ChaptersWithContent int64 `json:"chapters_with_content"`
+	MemoryCacheSize     int   `json:"memory_cache_size"`
+	MemoryCacheTTL      int   `json:"memory_cache_ttl"`
+}
+
+type jobSummaryJSON struct {
+	QueueSize      int   `json:"queue_size"`
+	ActiveJobs     int   `json:"active_jobs"`
+	CompletedCount int64 `json:"completed_count"`
+	Workers        int   `json:"workers"`
+	Running        bool  `json:"running"`
+}
+
+type healthJSON struct {
+	Status     string            `json:"status"`
+	BaseURL    string            `json:"base_url"`
+	Database   string            `json:"database"`
+	CacheStats cacheStatsJSON    `json:"cache_stats"`
+	JobStats   jobSummaryJSON    `json:"job_stats"`
+	Checks     map[string]string `json:"checks"`
+}
+
+// health answers GET /health: the seed's shape, "degraded" with 503 when Postgres or
+// NATS does not answer (what could still be read is reported).
+func (s *Server) health(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 2*checkTimeout)
+	defer cancel()
+	h := healthJSON{
+		Status: "ok", BaseURL: s.cfg.BaseURL, Database: s.cfg.Database,
+		CacheStats: cacheStatsJSON{
+			MemoryCacheSize: s.books.Len() + s.listings.Len(),
+			MemoryCacheTTL:  int(s.cfg.CacheTTL / time.Second),
+		},
+		Checks: map[string]string{"database": "ok", "nats": "ok"},
+	}
+	fail := func(check string, err error) {
+		h.Status = "degraded"
+		h.Checks[check] = err.Error()
+	}
+	dbErr, natsErr := s.checks(ctx)
+	if dbErr == nil {
+		if n, err := s.cat.Counts(ctx); err != nil {
+			fail("database", err)
+		} else {
+			h.CacheStats.BooksInDB, h.CacheStats.ChaptersInDB, h.CacheStats.ChaptersWithContent = n.Books, n.Chapters, n.ChaptersWithText
+		}
+		if hist, err := s.cat.History(ctx, 0); err != nil {
+			fail("database", err)
+		} else {
+			h.JobStats.CompletedCount = hist.Completed
+		}
+	} else {
+		fail("database", dbErr)
+	}
+	if natsErr == nil {
+		if st, err := s.jobs.Stats(ctx); err != nil {
+			fail("nats", err)
+		} else {
+			h.JobStats.QueueSize, h.JobStats.ActiveJobs = st.QueueSize, len(st.ActiveBookIDs)
+			h.JobStats.Workers, h.JobStats.Running = st.Workers, st.Running()
+		}
+	} else {
+		fail("nats", natsErr)
+	}
+	status := fiber.StatusOK
+	if h.Status != "ok" {
+		status = fiber.StatusServiceUnavailable
+		s.log.Warn("health degraded", "checks", h.Checks)
+	}
+	return c.Status(status).JSON(h)
+}

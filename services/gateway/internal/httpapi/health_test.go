@@ -1,0 +1,114 @@
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xswtw/xsw/services/gateway/internal/testdb"
+)
+
+func TestHealth(t *testing.T) {
+	e := newEnv(t)
+	testdb.InsertBook(t, e.pool, 1, "One", true)
+	testdb.InsertChapters(t, e.pool, 1, 3)
+	testdb.Exec(t, e.pool, `UPDATE chapters SET text = 'x' WHERE num = 1`)
+	testdb.Exec(t, e.pool, `INSERT INTO job_history (job_id, book_id, lane, status, finished_at) VALUES ('1-1', 1, 'prefetch', 'completed', now())`)
+	e.putHeartbeat("fetcher-a", 2, "9")
+
+	r := e.get("/xsw/api/health")
+	expect(t, r, http.StatusOK)
+	hasKeys(t, "health", r.body, "status", "base_url", "database", "cache_stats", "job_stats")
+	var h struct {
+		Status     string         `json:"status"`
+		BaseURL    string         `json:"base_url"`
+		Database   string         `json:"database"`
+		CacheStats map[string]any `json:"cache_stats"`
+		JobStats   map[string]any `json:"job_stats"`
+	}
+	r.decode(t, &h)
+	if h.Status != "ok" || h.BaseURL != "https://m.xsw.tw" || h.Database == "" {
+		t.Errorf("health = %s", r.body)
+	}
+	wantCache := map[string]any{"books_in_db": 1.0, "chapters_in_db": 3.0, "chapters_with_content": 1.0, "memory_cache_size": 0.0, "memory_cache_ttl": 60.0}
+	for k, v := range wantCache {
+		if h.CacheStats[k] != v {
+			t.Errorf("cache_stats.%s = %v, want %v", k, h.CacheStats[k], v)
+		}
+	}
+	wantJobs := map[string]any{"queue_size": 0.0, "active_jobs": 1.0, "completed_count": 1.0, "workers": 2.0, "running": true}
+	for k, v := range wantJobs {
+		if h.JobStats[k] != v {
+			t.Errorf("job_stats.%s = %v, want %v", k, h.JobStats[k], v)
+		}
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/xsw/api/healthz", "/xsw/api/readyz"} {
+		expect(t, e.get(path), http.StatusOK)
+	}
+}
+
+func TestHealthDegraded(t *testing.T) {
+	tests := []struct {
+		name    string
+		breakIt func(e *env)
+	}{
+		{"postgres down", func(e *env) { e.pool.Close() }},
+		{"nats down", func(e *env) { e.ns.Shutdown() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			tt.breakIt(e)
+			r := e.get("/xsw/api/health")
+			expect(t, r, http.StatusServiceUnavailable)
+			var h struct {
+				Status string `json:"status"`
+			}
+			r.decode(t, &h)
+			if h.Status != "degraded" {
+				t.Errorf("status = %q, want degraded", h.Status)
+			}
+			hasKeys(t, "degraded health", r.body, "cache_stats", "job_stats")
+			r = e.get("/readyz")
+			expect(t, r, http.StatusServiceUnavailable)
+			if d := r.detail(t); d == "" {
+				t.Error("readyz 503 without detail")
+			}
+			expect(t, e.get("/healthz"), http.StatusOK)
+		})
+	}
+}
+
+func TestUnknownRoute(t *testing.T) {
+	e := newEnv(t)
+	for _, path := range []string{"/nope", "/xsw/api/nope", "/xsw/api/books/1/extra/2"} {
+		r := e.get(path)
+		expect(t, r, http.StatusNotFound)
+		if d := r.detail(t); d == "" {
+			t.Errorf("%s: empty detail", path)
+		}
+	}
+}
+
+// TestPanicRecovered checks that a panicking handler (here: a server built without its
+// catalog) answers 500 JSON and the server keeps serving.
+func TestPanicRecovered(t *testing.T) {
+	e := newEnv(t)
+	srv, err := New(testConfig(), e.ns.Conn, nil, nil, slog.New(slog.NewTextHandler(e.logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(time.Second) })
+	e.srv = srv
+	r := e.get("/xsw/api/books/1")
+	expect(t, r, http.StatusInternalServerError)
+	if d := r.detail(t); d != "internal error" {
+		t.Errorf("detail %q", d)
+	}
+	if !strings.Contains(e.logs.String(), "panic in handler") {
+		t.Error("panic not logged")
+	}
+	expect(t, e.get("/healthz"), http.StatusOK)
+}

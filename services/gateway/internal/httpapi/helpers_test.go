@@ -1,0 +1,372 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/natstest"
+	"github.com/xswtw/xsw/services/gateway/internal/catalog"
+	"github.com/xswtw/xsw/services/gateway/internal/jobs"
+	"github.com/xswtw/xsw/services/gateway/internal/testdb"
+)
+
+func TestMain(m *testing.M) {
+	// fasthttp starts one process-wide goroutine that refreshes the Date header every
+	// second; it belongs to the library, not to a server, and never stops.
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"))
+}
+
+const adminToken = "s3cret-token"
+
+// syncBuffer collects log output from many goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// env is a gateway API on a real JetStream server and a fresh Postgres schema, with a
+// test fetcher (a NATS peer answering the request/reply subjects) started on demand.
+type env struct {
+	t    *testing.T
+	ns   *natstest.Server
+	pool *pgxpool.Pool
+	srv  *Server
+	logs *syncBuffer
+	peer *nats.Conn
+}
+
+func testConfig() Config {
+	return Config{
+		BaseURL: "https://m.xsw.tw", Database: "postgres://postgres@127.0.0.1:5432/xsw?sslmode=disable",
+		CacheTTL: time.Minute, ListingCacheTTL: time.Minute,
+		InteractiveWait: 300 * time.Millisecond, ChapterWait: 300 * time.Millisecond, RPCTimeout: 300 * time.Millisecond,
+		AdminToken: adminToken,
+	}
+}
+
+func newEnv(t *testing.T, tune ...func(*Config)) *env {
+	t.Helper()
+	ns := natstest.Start(t)
+	pool, _ := testdb.Pool(t)
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	jm, err := jobs.New(t.Context(), ns.JS, 5*time.Minute, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	for _, f := range tune {
+		f(&cfg)
+	}
+	srv, err := New(cfg, ns.Conn, catalog.New(pool), jm, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Shutdown(5 * time.Second); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return &env{t: t, ns: ns, pool: pool, srv: srv, logs: logs}
+}
+
+// serve makes the test fetcher answer subject with answer's payload; a nil payload is
+// no answer at all (the caller times out).
+func (e *env) serve(subject string, answer func(data []byte) events.Payload) {
+	e.t.Helper()
+	if e.peer == nil {
+		nc, err := nats.Connect(e.ns.URL, nats.Name("test-fetcher"))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		e.t.Cleanup(nc.Close)
+		e.peer = nc
+	}
+	_, err := e.peer.QueueSubscribe(subject, events.QueueFetchers, func(m *nats.Msg) {
+		p := answer(m.Data)
+		if p == nil {
+			return
+		}
+		data, err := json.Marshal(p)
+		if err != nil {
+			panic(err)
+		}
+		_ = m.Respond(data)
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.peer.Flush(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) decode(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+}
+
+// detail returns the body's "detail" field.
+func (r response) detail(t *testing.T) string {
+	t.Helper()
+	var d struct {
+		Detail *string `json:"detail"`
+	}
+	r.decode(t, &d)
+	if d.Detail == nil {
+		t.Fatalf("error body %s has no detail", r.body)
+	}
+	return *d.Detail
+}
+
+func (e *env) request(method, path string, header ...string) response {
+	e.t.Helper()
+	req := httptest.NewRequest(method, path, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := e.srv.App().Test(req, -1)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		e.t.Errorf("%s %s: Content-Type %q, want JSON", method, path, ct)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: body}
+}
+
+func (e *env) get(path string) response { return e.request(http.MethodGet, path) }
+
+func (e *env) admin(method, path string) response {
+	return e.request(method, path, "Authorization", "Bearer "+adminToken)
+}
+
+// expect checks the status of r.
+func expect(t *testing.T, r response, status int) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d; body %s", r.status, status, r.body)
+	}
+}
+
+// expectAccepted checks a 202 with Retry-After.
+func expectAccepted(t *testing.T, r response) {
+	t.Helper()
+	expect(t, r, http.StatusAccepted)
+	if r.header.Get("Retry-After") == "" {
+		t.Error("202 without Retry-After")
+	}
+}
+
+// keys returns the sorted keys of a JSON object.
+func keys(t *testing.T, raw []byte) []string {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("not an object: %s", raw)
+	}
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// hasKeys checks that the JSON object raw has every key of want.
+func hasKeys(t *testing.T, what string, raw []byte, want ...string) {
+	t.Helper()
+	got := keys(t, raw)
+	for _, k := range want {
+		if !slices.Contains(got, k) {
+			t.Errorf("%s lacks %q: has %v", what, k, got)
+		}
+	}
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waiting returns the request stored for the book in each lane.
+func (e *env) waiting(bookID string) map[events.Lane]events.BookRequested {
+	e.t.Helper()
+	out, err := e.lookup(bookID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+func (e *env) lookup(bookID string) (map[events.Lane]events.BookRequested, error) {
+	ctx := context.Background()
+	s, err := e.ns.JS.Stream(ctx, events.StreamRequests)
+	if err != nil {
+		return nil, err
+	}
+	out := map[events.Lane]events.BookRequested{}
+	for _, l := range events.Lanes {
+		msg, err := s.GetLastMsgForSubject(ctx, events.RequestSubject(l, bookID))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var r events.BookRequested
+		if err := events.Decode(msg.Data, &r); err != nil {
+			return nil, err
+		}
+		out[l] = r
+	}
+	return out, nil
+}
+
+// stored counts the requests in the request stream.
+func (e *env) stored() uint64 {
+	e.t.Helper()
+	s, err := e.ns.JS.Stream(e.t.Context(), events.StreamRequests)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	info, err := s.Info(e.t.Context())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// indexed announces, as the indexer does, that it wrote something about a book.
+func (e *env) indexed(bookID string, chapters int, complete bool) {
+	e.t.Helper()
+	ev := events.BookIndexed{Header: events.Header{Version: events.Version}, BookID: bookID, Chapters: chapters,
+		Complete: complete, HasMeta: true, IndexedAt: time.Now()}
+	if _, err := broker.Publish(e.t.Context(), e.ns.JS, events.SubjectIndexed(bookID), "", &ev); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) putHeartbeat(id string, workers int, active ...string) {
+	e.t.Helper()
+	kv, err := e.ns.JS.KeyValue(e.t.Context(), events.BucketFetchers)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	hb := events.FetcherHeartbeat{Header: events.Header{Version: events.Version}, FetcherID: id, Workers: workers,
+		StartedAt: time.Now(), At: time.Now(), Interval: 2, Circuit: "closed", Active: []events.ActiveJob{}}
+	for i, b := range active {
+		hb.Active = append(hb.Active, events.ActiveJob{JobID: events.JobID(b, uint64(i+1)), BookID: b,
+			Lane: events.LanePrefetch, Attempt: 1, StartedAt: time.Now()})
+	}
+	data, err := events.Encode(&hb)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := kv.Put(e.t.Context(), id, data); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) putSynced(bookID string, at time.Time) {
+	e.t.Helper()
+	kv, err := e.ns.JS.KeyValue(e.t.Context(), events.BucketSynced)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := kv.Put(e.t.Context(), bookID, events.SyncedValue(at)); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// onRequest runs fn once the book is requested in the interactive lane, in a goroutine
+// the test waits for, playing the fetcher and indexer of an interactive sync. fn reports
+// failures with t.Errorf (it does not run on the test's goroutine).
+func (e *env) onRequest(bookID string, fn func()) {
+	e.t.Helper()
+	done := make(chan struct{})
+	e.t.Cleanup(func() { <-done })
+	go func() {
+		defer close(done)
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			got, err := e.lookup(bookID)
+			if err != nil {
+				e.t.Errorf("look for the request of book %s: %v", bookID, err)
+				return
+			}
+			if _, ok := got[events.LaneInteractive]; ok {
+				fn()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		e.t.Errorf("book %s was never requested in the interactive lane", bookID)
+	}()
+}
+
+// exec runs a statement, reporting a failure without stopping (safe off the test goroutine).
+func (e *env) exec(sql string, args ...any) {
+	if _, err := e.pool.Exec(context.Background(), sql, args...); err != nil {
+		e.t.Errorf("%s: %v", sql, err)
+	}
+}
+
+// publishIndexed is indexed for use off the test goroutine.
+func (e *env) publishIndexed(bookID string, chapters int, complete bool) {
+	ev := events.BookIndexed{Header: events.Header{Version: events.Version}, BookID: bookID, Chapters: chapters,
+		Complete: complete, HasMeta: true, IndexedAt: time.Now()}
+	if _, err := broker.Publish(context.Background(), e.ns.JS, events.SubjectIndexed(bookID), "", &ev); err != nil {
+		e.t.Errorf("publish indexed: %v", err)
+	}
+}

@@ -1,0 +1,175 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/nats-io/nats.go"
+
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/services/gateway/internal/catalog"
+	"github.com/xswtw/xsw/services/gateway/internal/jobs"
+)
+
+// need is what a reader waits for about a book.
+type need struct {
+	kind string // "book", "chapters" or "chapter"
+	num  int    // the chapter, for "chapter"
+}
+
+var (
+	needBook     = need{kind: "book"}
+	needChapters = need{kind: "chapters"}
+)
+
+func needChapter(num int) need { return need{kind: "chapter", num: num} }
+
+func (n need) key(bookID string) string { return bookID + ":" + n.kind + ":" + strconv.Itoa(n.num) }
+
+// metBy reports whether an index announcement brings what is needed.
+func (n need) metBy(ev events.BookIndexed) bool {
+	switch n.kind {
+	case "book":
+		return ev.HasMeta
+	case "chapters":
+		return ev.Chapters > 0 || ev.Complete
+	}
+	return ev.Chapters >= n.num || ev.Complete
+}
+
+// stored reports whether Postgres already holds what is needed (or, for a chapter, knows
+// that the book's whole table of contents ends before it, so waiting would bring nothing).
+func (n need) stored(ctx context.Context, cat *catalog.Catalog, bookID string) (bool, error) {
+	var err error
+	switch n.kind {
+	case "book":
+		var b catalog.Book
+		if b, err = cat.Book(ctx, bookID); err == nil {
+			return b.HasMeta, nil
+		}
+	case "chapters":
+		var p catalog.ChapterPage
+		if p, err = cat.Chapters(ctx, bookID, 0, 1); err == nil {
+			return p.Total > 0 || p.SyncStatus == catalog.SyncComplete, nil
+		}
+	default:
+		if _, err = cat.Chapter(ctx, bookID, n.num); err == nil {
+			return true, nil
+		}
+		var b catalog.Book
+		if errors.Is(err, catalog.ErrNotFound) {
+			if b, err = cat.Book(ctx, bookID); err == nil {
+				total, complete := b.KnownLength()
+				return complete && total < n.num, nil
+			}
+		}
+	}
+	if errors.Is(err, catalog.ErrNotFound) {
+		return false, nil
+	}
+	return false, databaseError(err)
+}
+
+// await gets the book synced for a reader who is waiting: unless the book's last job
+// failed for good (404), it subscribes to the book's index announcements and failures,
+// then asks for an interactive sync (which also upgrades a request waiting in a lower
+// lane), and waits up to InteractiveWait for an announcement that brings what is needed.
+// Concurrent callers for the same book and need share one wait. It returns nil when the
+// caller should read Postgres again, errPending when the wait ran out, or the error to
+// answer with.
+func (s *Server) await(ctx context.Context, bookID string, n need) error {
+	f, err := s.cat.PermanentFailure(ctx, bookID)
+	switch {
+	case err == nil:
+		return notFound("book %s could not be synced: %s", bookID, f.Error)
+	case !errors.Is(err, catalog.ErrNotFound):
+		return databaseError(err)
+	}
+	// The shared wait runs on the first caller's goroutine and is bounded by its own
+	// timeout, not by any one caller's context.
+	_, err, _ = s.waits.Do(n.key(bookID), func() (any, error) {
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.InteractiveWait)
+		defer cancel()
+		return nil, s.waitIndexed(ctx, bookID, n)
+	})
+	return err
+}
+
+func (s *Server) waitIndexed(ctx context.Context, bookID string, n need) error {
+	msgs := make(chan *nats.Msg, 64)
+	for _, subject := range []string{events.SubjectIndexed(bookID), events.SubjectJob(events.JobFailed, bookID)} {
+		sub, err := s.nc.ChanSubscribe(subject, msgs)
+		if err != nil {
+			return busError(fmt.Errorf("subscribe %s: %w", subject, err))
+		}
+		defer func() { _ = sub.Unsubscribe() }()
+	}
+	if err := s.nc.FlushWithContext(ctx); err != nil {
+		return busError(err)
+	}
+	// The indexer may have written it between the caller's read and the subscription.
+	if ok, err := n.stored(ctx, s.cat, bookID); err != nil || ok {
+		return err
+	}
+	status, err := s.jobs.Request(ctx, jobs.Request{
+		BookID: bookID, Lane: events.LaneInteractive, Priority: jobs.InteractivePriority, Reason: "reader waiting for " + n.kind,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return errPending
+		}
+		return busError(err)
+	}
+	s.log.Debug("waiting for book", "book_id", bookID, "need", n.kind, "request", status)
+	for {
+		select {
+		case <-ctx.Done():
+			return errPending
+		case m := <-msgs:
+			if strings.HasPrefix(m.Subject, "xsw.job.") {
+				var ev events.JobEvent
+				if events.Decode(m.Data, &ev) != nil {
+					continue
+				}
+				if ev.Permanent {
+					return notFound("book %s could not be synced: %s", bookID, ev.Error)
+				}
+				return newError(fiber.StatusBadGateway, "sync of book %s failed: %s", bookID, ev.Error)
+			}
+			var ev events.BookIndexed
+			if events.Decode(m.Data, &ev) == nil && n.metBy(ev) {
+				return nil
+			}
+		}
+	}
+}
+
+// call sends req to the fetchers on subject and decodes their reply into reply. It
+// returns errPending when no reply came within timeout and errNoFetcher when no fetcher
+// listens.
+func (s *Server) call(ctx context.Context, subject string, timeout time.Duration, req, reply events.Payload) error {
+	data, err := events.Encode(req)
+	if err != nil {
+		return fmt.Errorf("encode %s request: %w", subject, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	msg, err := s.nc.RequestWithContext(ctx, subject, data)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return errNoFetcher
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return errPending
+	case err != nil:
+		return busError(fmt.Errorf("request %s: %w", subject, err))
+	}
+	if err := events.Decode(msg.Data, reply); err != nil {
+		return &httpError{status: fiber.StatusBadGateway, detail: "unreadable reply from a fetcher", err: err}
+	}
+	return nil
+}

@@ -1,0 +1,306 @@
+// Package jobs puts book requests on the request stream for the fetchers, with every
+// de-duplication rule in one place, and reports the state of the queue and the fetchers.
+// Prefetch (category browsing), interactive (a reader waiting) and admin requests all
+// go through Manager.Request.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
+)
+
+// Status is what became of a request.
+type Status string
+
+// Request outcomes, as the admin API reports them.
+const (
+	// Queued: the request was stored and waits for a fetcher.
+	Queued Status = "queued"
+	// AlreadyQueued: the book already waits in this lane or a higher one.
+	AlreadyQueued Status = "already_queued"
+	// AlreadySyncing: a fetcher is syncing the book now.
+	AlreadySyncing Status = "already_syncing"
+	// RecentlySynced: the book's last sync completed within the de-duplication window.
+	RecentlySynced Status = "recently_synced"
+)
+
+// InteractivePriority is the priority written on requests of a reader who is waiting.
+const InteractivePriority = 100
+
+// Request asks for one book to be synced.
+type Request struct {
+	BookID   string
+	Lane     events.Lane
+	Priority int
+	// Force skips the recently-synced check (here and in the fetcher).
+	Force bool
+	// Reason says who asked ("category 1 page 2", "admin", "reader waiting").
+	Reason string
+}
+
+// Manager publishes requests and reads queue statistics.
+type Manager struct {
+	js       jetstream.JetStream
+	requests jetstream.Stream
+	fetchers jetstream.KeyValue
+	synced   jetstream.KeyValue
+	window   time.Duration
+	logger   *slog.Logger
+	now      func() time.Time
+}
+
+// New returns a manager over the provisioned request stream and buckets. window is the
+// sync de-duplication window (SYNC_DEDUP_WINDOW).
+func New(ctx context.Context, js jetstream.JetStream, window time.Duration, logger *slog.Logger) (*Manager, error) {
+	requests, err := js.Stream(ctx, events.StreamRequests)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", events.StreamRequests, err)
+	}
+	fetchers, err := js.KeyValue(ctx, events.BucketFetchers)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", events.BucketFetchers, err)
+	}
+	synced, err := js.KeyValue(ctx, events.BucketSynced)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", events.BucketSynced, err)
+	}
+	return &Manager{
+		js: js, requests: requests, fetchers: fetchers, synced: synced, window: window,
+		logger: logger.With("component", "jobs"), now: time.Now,
+	}, nil
+}
+
+// Request puts r on the request stream unless the book needs no new request, and says
+// which. In order:
+//   - RecentlySynced when the book's last sync completed within the window (unless Force);
+//   - AlreadySyncing when a live fetcher's heartbeat lists the book as active;
+//   - AlreadyQueued when the book waits in r's lane or a higher one (a forced request
+//     replaces a waiting unforced one in its lane, so the force is not lost);
+//   - Queued otherwise. If the book was waiting in a lower lane, that entry is purged once
+//     the new one is stored: the book is served once, at the higher lane's turn.
+//
+// Concurrent and repeated requests are stored once: a publish carries the request's
+// Nats-Msg-Id and the stream keeps one request per lane and book, so a losing publisher
+// reports AlreadyQueued.
+func (m *Manager) Request(ctx context.Context, r Request) (Status, error) {
+	if !events.ValidBookID(r.BookID) || !r.Lane.Valid() {
+		return "", fmt.Errorf("request book %q in lane %q: %w", r.BookID, r.Lane, events.ErrInvalid)
+	}
+	if !r.Force {
+		recent, err := m.recentlySynced(ctx, r.BookID)
+		if err != nil {
+			return "", err
+		}
+		if recent {
+			return RecentlySynced, nil
+		}
+	}
+	hb, err := m.heartbeats(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, h := range hb {
+		for _, a := range h.Active {
+			if a.BookID == r.BookID {
+				return AlreadySyncing, nil
+			}
+		}
+	}
+
+	lane := r.Lane // where the new request goes
+	replace := false
+	var lower []events.Lane
+	for _, l := range events.Lanes {
+		w, err := m.waiting(ctx, l, r.BookID)
+		if err != nil {
+			return "", err
+		}
+		if w == nil {
+			continue
+		}
+		if l.Rank() > r.Lane.Rank() {
+			lower = append(lower, l)
+			continue
+		}
+		if !r.Force || w.Force || replace {
+			return AlreadyQueued, nil
+		}
+		// A forced request meets an unforced one waiting at least as high: take its
+		// place in its lane rather than let the fetcher skip it as recently synced.
+		lane, replace = l, true
+	}
+	if replace {
+		if err := m.purge(ctx, lane, r.BookID); err != nil {
+			return "", err
+		}
+	}
+
+	req := events.NewBookRequested(r.BookID, lane, r.Priority, r.Force, r.Reason, m.now())
+	ack, err := broker.Publish(ctx, m.js, req.Subject(), req.MsgID(), &req)
+	if broker.IsSubjectFull(err) {
+		return AlreadyQueued, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("request sync of book %s: %w", r.BookID, err)
+	}
+	if ack.Duplicate {
+		return AlreadyQueued, nil
+	}
+	m.logger.Info("[BackgroundJobManager] Queued sync job for book "+r.BookID,
+		"book_id", r.BookID, "lane", lane, "priority", r.Priority, "force", r.Force, "reason", r.Reason, "seq", ack.Sequence)
+	for _, l := range lower {
+		if err := m.purge(ctx, l, r.BookID); err != nil {
+			// The book stays waiting in the lower lane too; the fetcher will find it
+			// recently synced then. Worth a warning, not a failed request.
+			m.logger.Warn("purge upgraded request", "book_id", r.BookID, "lane", l, "err", err)
+			continue
+		}
+		m.logger.Info("upgraded waiting request", "book_id", r.BookID, "from", l, "to", lane)
+	}
+	return Queued, nil
+}
+
+func (m *Manager) recentlySynced(ctx context.Context, bookID string) (bool, error) {
+	e, err := m.synced.Get(ctx, bookID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %s of book %s: %w", events.BucketSynced, bookID, err)
+	}
+	at, err := events.ParseSyncedValue(e.Value())
+	if err != nil {
+		m.logger.Warn("unreadable synced time", "book_id", bookID, "err", err)
+		return false, nil
+	}
+	return m.now().Sub(at) < m.window, nil
+}
+
+// waiting returns the request for bookID waiting in lane l, or nil.
+func (m *Manager) waiting(ctx context.Context, l events.Lane, bookID string) (*events.BookRequested, error) {
+	msg, err := m.requests.GetLastMsgForSubject(ctx, events.RequestSubject(l, bookID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look for book %s in lane %s: %w", bookID, l, err)
+	}
+	var r events.BookRequested
+	if err := events.Decode(msg.Data, &r); err != nil {
+		// Unreadable, but it holds the subject all the same: it is waiting.
+		return &events.BookRequested{BookID: bookID, Lane: l}, nil
+	}
+	return &r, nil
+}
+
+func (m *Manager) purge(ctx context.Context, l events.Lane, bookID string) error {
+	subject := events.RequestSubject(l, bookID)
+	if err := m.requests.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
+		return fmt.Errorf("purge %s: %w", subject, err)
+	}
+	return nil
+}
+
+// heartbeats returns the heartbeat of every live fetcher.
+func (m *Manager) heartbeats(ctx context.Context) ([]events.FetcherHeartbeat, error) {
+	w, err := m.fetchers.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", events.BucketFetchers, err)
+	}
+	defer func() { _ = w.Stop() }()
+	var out []events.FetcherHeartbeat
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("read %s: %w", events.BucketFetchers, ctx.Err())
+		case e, ok := <-w.Updates():
+			if !ok {
+				return out, nil
+			}
+			if e == nil { // every current value has been delivered
+				return out, nil
+			}
+			var h events.FetcherHeartbeat
+			if err := events.Decode(e.Value(), &h); err != nil {
+				m.logger.Warn("unreadable fetcher heartbeat", "key", e.Key(), "err", err)
+				continue
+			}
+			out = append(out, h)
+		}
+	}
+}
+
+// Stats is the state of the queue and the fetchers.
+type Stats struct {
+	// QueueSize counts requests waiting for a fetcher (not in flight), over every lane.
+	QueueSize int
+	// ByLane counts waiting requests per lane.
+	ByLane map[events.Lane]int
+	// ActiveBookIDs lists the books being synced now.
+	ActiveBookIDs []string
+	// Workers sums the workers of the live fetchers.
+	Workers int
+	// Fetchers counts the live fetchers.
+	Fetchers int
+}
+
+// Running reports whether at least one fetcher is alive.
+func (s Stats) Running() bool { return s.Fetchers > 0 }
+
+// Stats reads the queue and the fetchers' heartbeats. A lane's waiting requests are its
+// fetcher consumer's pending count when that consumer exists, else the requests stored
+// under the lane's subjects.
+func (m *Manager) Stats(ctx context.Context) (Stats, error) {
+	s := Stats{ByLane: make(map[events.Lane]int, len(events.Lanes)), ActiveBookIDs: []string{}}
+	for _, l := range events.Lanes {
+		n, err := m.waitingInLane(ctx, l)
+		if err != nil {
+			return Stats{}, err
+		}
+		s.ByLane[l] = n
+		s.QueueSize += n
+	}
+	hb, err := m.heartbeats(ctx)
+	if err != nil {
+		return Stats{}, err
+	}
+	s.Fetchers = len(hb)
+	for _, h := range hb {
+		s.Workers += h.Workers
+		for _, a := range h.Active {
+			s.ActiveBookIDs = append(s.ActiveBookIDs, a.BookID)
+		}
+	}
+	return s, nil
+}
+
+func (m *Manager) waitingInLane(ctx context.Context, l events.Lane) (int, error) {
+	spec := events.FetcherConsumer(l, 0, 0)
+	c, err := m.requests.Consumer(ctx, spec.Durable)
+	if err == nil {
+		var info *jetstream.ConsumerInfo
+		if info, err = c.Info(ctx); err == nil {
+			return int(info.NumPending), nil
+		}
+	}
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return 0, fmt.Errorf("consumer %s: %w", spec.Durable, err)
+	}
+	info, err := m.requests.Info(ctx, jetstream.WithSubjectFilter(events.RequestSubjectLane(l)))
+	if err != nil {
+		return 0, fmt.Errorf("count requests in lane %s: %w", l, err)
+	}
+	n := 0
+	for _, msgs := range info.State.Subjects {
+		n += int(msgs)
+	}
+	return n, nil
+}

@@ -1,0 +1,304 @@
+package jobs_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/logging"
+	"github.com/xswtw/xsw/platform/natstest"
+	"github.com/xswtw/xsw/services/gateway/internal/jobs"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const book = "1721851"
+
+func newManager(t *testing.T) (*jobs.Manager, *natstest.Server) {
+	t.Helper()
+	ns := natstest.Start(t)
+	m, err := jobs.New(t.Context(), ns.JS, 5*time.Minute, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, ns
+}
+
+// waitingRequests returns the requests stored for book, by lane.
+func waitingRequests(t *testing.T, ns *natstest.Server, bookID string) map[events.Lane]events.BookRequested {
+	t.Helper()
+	s, err := ns.JS.Stream(t.Context(), events.StreamRequests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[events.Lane]events.BookRequested{}
+	for _, l := range events.Lanes {
+		msg, err := s.GetLastMsgForSubject(t.Context(), events.RequestSubject(l, bookID))
+		if err != nil {
+			continue
+		}
+		var r events.BookRequested
+		if err := events.Decode(msg.Data, &r); err != nil {
+			t.Fatal(err)
+		}
+		out[l] = r
+	}
+	return out
+}
+
+func streamMsgs(t *testing.T, ns *natstest.Server) uint64 {
+	t.Helper()
+	s, err := ns.JS.Stream(t.Context(), events.StreamRequests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func putHeartbeat(t *testing.T, ns *natstest.Server, id string, workers int, active ...string) {
+	t.Helper()
+	kv, err := ns.JS.KeyValue(t.Context(), events.BucketFetchers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb := events.FetcherHeartbeat{Header: events.Header{Version: events.Version}, FetcherID: id, Workers: workers,
+		StartedAt: time.Now(), At: time.Now(), Circuit: "closed", Active: []events.ActiveJob{}}
+	for i, b := range active {
+		hb.Active = append(hb.Active, events.ActiveJob{JobID: events.JobID(b, uint64(i+1)), BookID: b, Lane: events.LanePrefetch, Attempt: 1, StartedAt: time.Now()})
+	}
+	data, err := events.Encode(&hb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(t.Context(), id, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func putSynced(t *testing.T, ns *natstest.Server, bookID string, at time.Time) {
+	t.Helper()
+	kv, err := ns.JS.KeyValue(t.Context(), events.BucketSynced)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(t.Context(), bookID, events.SyncedValue(at)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func manual(force bool) jobs.Request {
+	return jobs.Request{BookID: book, Lane: events.LaneManual, Priority: 10, Force: force, Reason: "admin"}
+}
+
+func prefetch() jobs.Request {
+	return jobs.Request{BookID: book, Lane: events.LanePrefetch, Priority: 0, Reason: "category 1 page 1"}
+}
+
+func request(t *testing.T, m *jobs.Manager, r jobs.Request, want jobs.Status) {
+	t.Helper()
+	got, err := m.Request(t.Context(), r)
+	if err != nil {
+		t.Fatalf("Request(%+v): %v", r, err)
+	}
+	if got != want {
+		t.Fatalf("Request(%s in %s, force %v) = %s, want %s", r.BookID, r.Lane, r.Force, got, want)
+	}
+}
+
+func TestRequestStatuses(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, m *jobs.Manager, ns *natstest.Server)
+		req   jobs.Request
+		want  jobs.Status
+		// wantLanes lists the lanes the book waits in afterwards.
+		wantLanes []events.Lane
+	}{
+		{"fresh book", nil, manual(false), jobs.Queued, []events.Lane{events.LaneManual}},
+		{"waiting in the same lane", func(t *testing.T, m *jobs.Manager, _ *natstest.Server) {
+			request(t, m, manual(false), jobs.Queued)
+		}, manual(false), jobs.AlreadyQueued, []events.Lane{events.LaneManual}},
+		{"waiting in a higher lane", func(t *testing.T, m *jobs.Manager, _ *natstest.Server) {
+			request(t, m, manual(false), jobs.Queued)
+		}, prefetch(), jobs.AlreadyQueued, []events.Lane{events.LaneManual}},
+		{"synced a minute ago", func(t *testing.T, _ *jobs.Manager, ns *natstest.Server) {
+			putSynced(t, ns, book, time.Now().Add(-time.Minute))
+		}, manual(false), jobs.RecentlySynced, nil},
+		{"synced an hour ago", func(t *testing.T, _ *jobs.Manager, ns *natstest.Server) {
+			putSynced(t, ns, book, time.Now().Add(-time.Hour))
+		}, manual(false), jobs.Queued, []events.Lane{events.LaneManual}},
+		{"forced past a recent sync", func(t *testing.T, _ *jobs.Manager, ns *natstest.Server) {
+			putSynced(t, ns, book, time.Now().Add(-time.Minute))
+		}, manual(true), jobs.Queued, []events.Lane{events.LaneManual}},
+		{"a fetcher is syncing it", func(t *testing.T, _ *jobs.Manager, ns *natstest.Server) {
+			putHeartbeat(t, ns, "fetcher-a", 2, "99", book)
+		}, manual(false), jobs.AlreadySyncing, nil},
+		{"forced while syncing", func(t *testing.T, _ *jobs.Manager, ns *natstest.Server) {
+			putHeartbeat(t, ns, "fetcher-a", 2, book)
+		}, manual(true), jobs.AlreadySyncing, nil},
+		{"forced and already forced", func(t *testing.T, m *jobs.Manager, _ *natstest.Server) {
+			request(t, m, manual(true), jobs.Queued)
+		}, manual(true), jobs.AlreadyQueued, []events.Lane{events.LaneManual}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, ns := newManager(t)
+			if tt.setup != nil {
+				tt.setup(t, m, ns)
+			}
+			request(t, m, tt.req, tt.want)
+			got := waitingRequests(t, ns, book)
+			var lanes []events.Lane
+			for _, l := range events.Lanes {
+				if _, ok := got[l]; ok {
+					lanes = append(lanes, l)
+				}
+			}
+			if !slices.Equal(lanes, tt.wantLanes) {
+				t.Errorf("book waits in %v, want %v", lanes, tt.wantLanes)
+			}
+		})
+	}
+}
+
+// TestUpgrade checks that a request in a higher lane moves a waiting book up: stored in
+// the higher lane, purged from the lower one, so it is served once.
+func TestUpgrade(t *testing.T) {
+	m, ns := newManager(t)
+	request(t, m, prefetch(), jobs.Queued)
+	request(t, m, manual(false), jobs.Queued)
+	got := waitingRequests(t, ns, book)
+	if _, ok := got[events.LanePrefetch]; ok {
+		t.Error("book still waits in the prefetch lane after the upgrade")
+	}
+	if r, ok := got[events.LaneManual]; !ok || r.Priority != 10 {
+		t.Errorf("manual lane holds %+v", got[events.LaneManual])
+	}
+	request(t, m, jobs.Request{BookID: book, Lane: events.LaneInteractive, Priority: jobs.InteractivePriority, Reason: "reader"}, jobs.Queued)
+	got = waitingRequests(t, ns, book)
+	if len(got) != 1 {
+		t.Errorf("book waits in %d lanes, want only interactive: %+v", len(got), got)
+	}
+	if _, ok := got[events.LaneInteractive]; !ok {
+		t.Error("book does not wait in the interactive lane")
+	}
+	if n := streamMsgs(t, ns); n != 1 {
+		t.Errorf("stream holds %d requests, want 1", n)
+	}
+}
+
+// TestForceReplacesUnforced checks that a forced request is not swallowed by an unforced
+// one waiting in its lane (the fetcher would skip that one as recently synced).
+func TestForceReplacesUnforced(t *testing.T) {
+	m, ns := newManager(t)
+	request(t, m, manual(false), jobs.Queued)
+	request(t, m, jobs.Request{BookID: book, Lane: events.LanePrefetch, Force: true, Reason: "admin"}, jobs.Queued)
+	got := waitingRequests(t, ns, book)
+	r, ok := got[events.LaneManual]
+	if len(got) != 1 || !ok || !r.Force {
+		t.Errorf("waiting = %+v, want one forced request in the manual lane", got)
+	}
+}
+
+func TestConcurrentRequestsStoreOne(t *testing.T) {
+	m, ns := newManager(t)
+	const n = 50
+	statuses := make([]jobs.Status, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { statuses[i], errs[i] = m.Request(context.Background(), manual(false)) })
+	}
+	wg.Wait()
+	queued := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("request %d: %v", i, errs[i])
+		}
+		switch statuses[i] {
+		case jobs.Queued:
+			queued++
+		case jobs.AlreadyQueued:
+		default:
+			t.Errorf("request %d: %s", i, statuses[i])
+		}
+	}
+	if queued != 1 {
+		t.Errorf("%d requests report queued, want 1", queued)
+	}
+	if got := streamMsgs(t, ns); got != 1 {
+		t.Errorf("stream holds %d requests, want 1", got)
+	}
+}
+
+func TestRejectsInvalid(t *testing.T) {
+	m, _ := newManager(t)
+	for _, r := range []jobs.Request{
+		{BookID: "12a", Lane: events.LaneManual},
+		{BookID: book, Lane: "urgent"},
+	} {
+		if _, err := m.Request(t.Context(), r); err == nil {
+			t.Errorf("Request(%+v) succeeded", r)
+		}
+	}
+}
+
+func TestStats(t *testing.T) {
+	m, ns := newManager(t)
+	s, err := m.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.QueueSize != 0 || s.Fetchers != 0 || s.Running() || len(s.ActiveBookIDs) != 0 {
+		t.Errorf("empty Stats = %+v", s)
+	}
+	for _, id := range []string{"1", "2", "3"} {
+		request(t, m, jobs.Request{BookID: id, Lane: events.LanePrefetch, Reason: "test"}, jobs.Queued)
+	}
+	request(t, m, jobs.Request{BookID: "4", Lane: events.LaneManual, Priority: 10, Reason: "test"}, jobs.Queued)
+	putHeartbeat(t, ns, "fetcher-a", 2, "77")
+	putHeartbeat(t, ns, "fetcher-b", 3, "78", "79")
+
+	s, err = m.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.QueueSize != 4 || s.ByLane[events.LanePrefetch] != 3 || s.ByLane[events.LaneManual] != 1 {
+		t.Errorf("queue = %d %v, want 4 (3 prefetch, 1 manual)", s.QueueSize, s.ByLane)
+	}
+	slices.Sort(s.ActiveBookIDs)
+	if s.Workers != 5 || s.Fetchers != 2 || !s.Running() || !slices.Equal(s.ActiveBookIDs, []string{"77", "78", "79"}) {
+		t.Errorf("fetchers: %+v", s)
+	}
+
+	// With the prefetch lane's consumer in place, a request it has taken (in flight) no
+	// longer counts as waiting.
+	c, err := broker.Consumer(t.Context(), ns.JS, events.FetcherConsumer(events.LanePrefetch, time.Minute, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := c.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range batch.Messages() {
+	}
+	s, err = m.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ByLane[events.LanePrefetch] != 2 || s.QueueSize != 3 {
+		t.Errorf("after one delivery: queue = %d %v, want 3 (2 prefetch)", s.QueueSize, s.ByLane)
+	}
+}

@@ -147,10 +147,10 @@ func FetcherConsumer(l Lane, ackWait time.Duration, maxDeliver int) ConsumerSpec
 // filter subject per consumer).
 func IndexerConsumer() ConsumerSpec {
 	return ConsumerSpec{
-		Stream:         StreamEvents,
-		Durable:        "indexer",
-		AckWait:        30 * time.Second,
-		MaxAckPending:  4096,
+		Stream:        StreamEvents,
+		Durable:       "indexer",
+		AckWait:       30 * time.Second,
+		MaxAckPending: 4096,
 	}
 }
 

@@ -27,6 +27,9 @@ import (
 	"github.com/xswtw/xsw/services/indexer"
 )
 
+// DemoDatabaseURL is the database of `xsw demo` when DATABASE_URL is unset.
+const DemoDatabaseURL = "postgres://postgres@127.0.0.1:5432/xsw_demo?sslmode=disable"
+
 // Options choose what the all-in-one runs.
 type Options struct {
 	// Getenv reads the environment (os.Getenv in the command).
@@ -65,7 +68,15 @@ func Run(ctx context.Context, opts Options, logger *slog.Logger) error {
 		env.get = os.Getenv
 	}
 	r := config.NewReader(env.Get)
-	dataDir := r.String("DATA_DIR", "./data")
+	defaultDataDir := "./data"
+	if opts.Demo {
+		// The simulated site's books must not mix with a real run's.
+		defaultDataDir = "./data/demo"
+		if env.Get("DATABASE_URL") == "" {
+			env.set["DATABASE_URL"] = DemoDatabaseURL
+		}
+	}
+	dataDir := r.String("DATA_DIR", defaultDataDir)
 	if err := r.Err(); err != nil {
 		return err
 	}

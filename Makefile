@@ -39,7 +39,9 @@ migrate: build ## create the database if missing and apply migrations
 test: ## formatting, vet, tidiness, then every test with -race (needs Postgres; starts it)
 	@dev/scripts/ensure-postgres.sh
 	@$(MAKE) --no-print-directory check
-	go test $(GOFLAGS_TEST) $(PKGS)
+	go test $(GOFLAGS_TEST) $$(go list $(PKGS) | grep -v /dev/e2e)
+	@# The end-to-end tests run real processes and measure rates: alone, after the rest.
+	go test $(GOFLAGS_TEST) github.com/xswtw/xsw/dev/e2e
 
 .PHONY: check
 check: ## gofmt, go vet and go mod tidy must leave nothing to change

@@ -189,9 +189,21 @@ func heartbeat(ctx context.Context, js jetstream.JetStream, cfg Config, pool *wo
 	t := time.NewTicker(events.FetcherHeartbeatTTL / 3)
 	defer t.Stop()
 	beat(ctx, false)
+	var last time.Time
 	for {
 		select {
 		case <-t.C:
+			beat(ctx, false)
+		case <-pool.Changed():
+			// Jobs started or ended: beat now, at most four times a second.
+			if wait := 250*time.Millisecond - time.Since(last); wait > 0 {
+				select {
+				case <-time.After(wait):
+				case <-ctx.Done():
+					continue
+				}
+			}
+			last = time.Now()
 			beat(ctx, false)
 		case <-ctx.Done():
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)

@@ -76,6 +76,8 @@ type Pool struct {
 	logger    *slog.Logger
 
 	wake chan struct{}
+	// changed is signalled whenever the set of active jobs changes.
+	changed chan struct{}
 
 	mu     sync.Mutex
 	active map[string]events.ActiveJob
@@ -84,7 +86,8 @@ type Pool struct {
 // NewPool creates (or updates) the lanes' durable consumers and returns a pool on them.
 func NewPool(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, syncer *Syncer, cfg Config, logger *slog.Logger) (*Pool, error) {
 	cfg.defaults()
-	p := &Pool{cfg: cfg, js: js, nc: nc, syncer: syncer, logger: logger, wake: make(chan struct{}, 1), active: map[string]events.ActiveJob{}}
+	p := &Pool{cfg: cfg, js: js, nc: nc, syncer: syncer, logger: logger, wake: make(chan struct{}, 1),
+		changed: make(chan struct{}, 1), active: map[string]events.ActiveJob{}}
 	for _, l := range events.Lanes {
 		// The server never stops delivering (MaxDeliver -1): the pool counts attempts and
 		// dead-letters the request itself, so none is stranded in the stream.
@@ -100,6 +103,17 @@ func NewPool(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, syncer 
 	}
 	p.synced = kv
 	return p, nil
+}
+
+// Changed is signalled (without blocking the pool) when a job starts or ends, so that
+// heartbeats can report the jobs in flight now rather than a few seconds ago.
+func (p *Pool) Changed() <-chan struct{} { return p.changed }
+
+func (p *Pool) signalChanged() {
+	select {
+	case p.changed <- struct{}{}:
+	default:
+	}
 }
 
 // Active lists the jobs in progress now.
@@ -369,12 +383,14 @@ func (p *Pool) setActive(j *job) {
 	p.mu.Lock()
 	p.active[j.ID] = events.ActiveJob{JobID: j.ID, BookID: j.Request.BookID, Lane: j.Request.Lane, Attempt: j.Attempt, StartedAt: j.Started}
 	p.mu.Unlock()
+	p.signalChanged()
 }
 
 func (p *Pool) clearActive(j *job) {
 	p.mu.Lock()
 	delete(p.active, j.ID)
 	p.mu.Unlock()
+	p.signalChanged()
 }
 
 func truncate(s string, n int) string {

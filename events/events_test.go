@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -22,8 +23,14 @@ func intp(n int) *int { return &n }
 func payloads() map[string]Payload {
 	updated := time.Date(2026, 1, 20, 14, 5, 9, 0, time.UTC)
 	req := NewBookRequested("1721851", LanePrefetch, PrefetchPriority, false, "category 1 page 1", at)
+	purge := NewBookPurgeRequested("1721851", "admin", at)
+	inval := NewCacheInvalidated("1721851", "gateway-7f3a", "admin", at)
+	clear := NewCacheInvalidated("", "gateway-7f3a", "admin", at)
+	known := NewBookRequested("1721851", LaneRefresh, 0, false, "refresh", at)
+	known.Known = &KnownBook{Chapters: 1402, LastChapterID: "251856158"}
 	return map[string]Payload{
-		"book_requested": &req,
+		"book_requested":       &req,
+		"book_requested_known": &known,
 		"book_fetched": &BookFetched{Header: Header{Version}, JobID: "1721851-42", BookID: "1721851", FetchedAt: at,
 			Book: BookMeta{Name: "萬古神帝", Author: "飛天魚", Genre: "玄幻小說", Status: "連載中", UpdateText: "2026/1/20 22:05:09",
 				UpdatedAt: &updated, Description: "三千年前，天下第一人。", CoverURL: "https://m.xsw.tw/files/article/image/1721/1721851/1721851s.jpg",
@@ -48,10 +55,13 @@ func payloads() map[string]Payload {
 		"listing_request": &ListingRequest{Header: Header{Version}, Category: 1, Page: 2},
 		"listing_reply": &ListingReply{Header: Header{Version}, Books: []ListingBook{{BookID: "1721851", Name: "萬古神帝", Author: "飛天魚",
 			LastChapterTitle: "第3012章 終局", LastChapterURL: "https://m.xsw.tw/1721851/251856158.html", Intro: "三千年前", BookURL: "https://m.xsw.tw/1721851/"}}},
-		"chapter_request":     &ChapterRequest{Header: Header{Version}, BookID: "1721851", ChapterID: "100000021", Number: 21},
-		"chapter_reply_error": &ChapterReply{Header: Header{Version}, Error: &RPCError{Kind: ErrKindNotFound, Message: "source answered 404"}},
-		"toc_request":         &TOCRequest{Header: Header{Version}, BookID: "1721851", Page: 3},
-		"categories_request":  &CategoriesRequest{Header: Header{Version}},
+		"chapter_request":      &ChapterRequest{Header: Header{Version}, BookID: "1721851", ChapterID: "100000021", Number: 21},
+		"chapter_reply_error":  &ChapterReply{Header: Header{Version}, Error: &RPCError{Kind: ErrKindNotFound, Message: "source answered 404"}},
+		"toc_request":          &TOCRequest{Header: Header{Version}, BookID: "1721851", Page: 3},
+		"categories_request":   &CategoriesRequest{Header: Header{Version}},
+		"book_purge_requested": &purge,
+		"cache_invalidated":    &inval,
+		"cache_cleared":        &clear,
 		"fetcher_heartbeat": &FetcherHeartbeat{Header: Header{Version}, FetcherID: "fetcher-7f3a", Workers: 2, StartedAt: at.Add(-time.Hour), At: at,
 			Interval: 2, Circuit: "closed", Active: []ActiveJob{{JobID: "1721851-42", BookID: "1721851", Lane: LanePrefetch, Attempt: 1, StartedAt: at}}},
 	}
@@ -179,5 +189,83 @@ func TestStreamsDoNotOverlap(t *testing.T) {
 		if c.Stream != StreamRequests || c.FilterSubjects[0] != RequestSubjectLane(l) {
 			t.Errorf("consumer %+v", c)
 		}
+	}
+}
+
+func TestCommandsAndCache(t *testing.T) {
+	p := NewBookPurgeRequested("42", "admin", at)
+	if p.Subject() != "xsw.cmd.purge.42" || p.Validate() != nil {
+		t.Errorf("purge %+v: subject %s, validate %v", p, p.Subject(), p.Validate())
+	}
+	later := NewBookPurgeRequested("42", "admin", at.Add(time.Nanosecond))
+	if p.MsgID() == later.MsgID() {
+		t.Errorf("two purge requests share id %q", p.MsgID())
+	}
+	for name, bad := range map[string]Payload{
+		"purge bad id":        &BookPurgeRequested{Header: Header{Version}, BookID: "4.2", RequestedAt: at},
+		"purge no time":       &BookPurgeRequested{Header: Header{Version}, BookID: "42"},
+		"invalidation bad id": &CacheInvalidated{Header: Header{Version}, BookID: "*", At: at},
+	} {
+		if err := bad.Validate(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Validate = %v, want ErrInvalid", name, err)
+		}
+	}
+	if s := NewCacheInvalidated("42", "", "", at).Subject(); s != "xsw.cache.invalidate.42" {
+		t.Errorf("invalidation subject %s", s)
+	}
+	if s := NewCacheInvalidated("", "", "", at).Subject(); s != SubjectCacheClear {
+		t.Errorf("clear subject %s", s)
+	}
+}
+
+// subjectMatches reports whether the NATS subject matches the filter (with * and >).
+func subjectMatches(filter, subject string) bool {
+	f, s := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, tok := range f {
+		if tok == ">" {
+			return len(s) > i
+		}
+		if i >= len(s) || (tok != "*" && tok != s[i]) {
+			return false
+		}
+	}
+	return len(f) == len(s)
+}
+
+// TestStreamsCaptureTheirSubjects checks where every published subject lands: commands
+// in the indexer's stream, cache invalidations in none.
+func TestStreamsCaptureTheirSubjects(t *testing.T) {
+	tests := []struct {
+		subject string
+		stream  string // "" for core NATS only
+	}{
+		{SubjectPurgeBook("42"), StreamEvents},
+		{SubjectFetchedTOC("42"), StreamEvents},
+		{SubjectJob(JobFailed, "42"), StreamEvents},
+		{RequestSubject(LaneManual, "42"), StreamRequests},
+		{SubjectIndexed("42"), StreamIndexed},
+		{SubjectDead("42"), StreamDead},
+		{SubjectCacheInvalidate("42"), ""},
+		{SubjectCacheClear, ""},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, s := range Streams(time.Hour) {
+			for _, f := range s.Subjects {
+				if subjectMatches(f, tt.subject) {
+					got = append(got, s.Name)
+				}
+			}
+		}
+		want := []string{}
+		if tt.stream != "" {
+			want = []string{tt.stream}
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s is captured by %v, want %v", tt.subject, got, want)
+		}
+	}
+	if !subjectMatches(SubjectCacheAll, SubjectCacheClear) || !subjectMatches(SubjectCacheAll, SubjectCacheInvalidate("1")) {
+		t.Error("SubjectCacheAll misses a cache subject")
 	}
 }

@@ -50,6 +50,9 @@ type JobEvent struct {
 	// contents that was published.
 	Chapters int `json:"chapters,omitempty"`
 	TOCPages int `json:"toc_pages,omitempty"`
+	// Unchanged is set on completed events of a resync that found nothing new: the
+	// book was checked, and Chapters and TOCPages are those of the previous sync.
+	Unchanged bool `json:"unchanged,omitempty"`
 	// Requests counts the source requests the attempt made.
 	Requests int    `json:"requests,omitempty"`
 	Error    string `json:"error,omitempty"`

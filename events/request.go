@@ -17,6 +17,18 @@ type BookRequested struct {
 	Force bool `json:"force"`
 	// Reason says who asked: "category 1 page 2", "admin", "book read", ...
 	Reason string `json:"reason,omitempty"`
+	// Known is what the database holds of the book, when the requester read it. A fetcher
+	// syncs incrementally only when this matches its own checkpoint of the last sync;
+	// without it, it walks the whole table of contents.
+	Known *KnownBook `json:"known,omitempty"`
+}
+
+// KnownBook is what the database holds of a book.
+type KnownBook struct {
+	// Chapters is the number of chapter refs stored.
+	Chapters int `json:"chapters"`
+	// LastChapterID is the newest chapter's id as the book home last showed it.
+	LastChapterID string `json:"last_chapter_id"`
 }
 
 // NewBookRequested builds a versioned request.
@@ -36,6 +48,8 @@ func (r BookRequested) Validate() error {
 		return invalid("book_requested: bad lane %q", r.Lane)
 	case r.RequestedAt.IsZero():
 		return invalid("book_requested: requested_at missing")
+	case r.Known != nil && (r.Known.Chapters < 0 || (r.Known.LastChapterID != "" && !ValidID(r.Known.LastChapterID))):
+		return invalid("book_requested: bad known state %+v", *r.Known)
 	}
 	return nil
 }

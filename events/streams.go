@@ -53,8 +53,8 @@ type KVSpec struct {
 const (
 	// StreamRequests holds waiting book requests, one subject per lane and book.
 	StreamRequests = "XSW_REQUESTS"
-	// StreamEvents holds everything fetched and the job lifecycle events, in
-	// publication order: the indexer consumes all of it.
+	// StreamEvents holds everything fetched, the job lifecycle events and the commands
+	// to the indexer, in publication order: the indexer consumes all of it.
 	StreamEvents = "XSW_EVENTS"
 	// StreamIndexed holds the indexer's announcements.
 	StreamIndexed = "XSW_INDEXED"
@@ -70,6 +70,9 @@ const (
 	BucketFetchers = "xsw_fetchers"
 	// BucketSynced maps a book id to the time its last sync completed.
 	BucketSynced = "xsw_synced"
+	// BucketCheckpoints holds the fetchers' checkpoint of each book's last full sync
+	// (table-of-contents shape, newest chapter, page validators) for incremental resyncs.
+	BucketCheckpoints = "xsw_checkpoints"
 )
 
 // DuplicateWindow is the de-duplication window of the request and event streams.
@@ -93,7 +96,7 @@ func RequestStream(maxAge time.Duration) StreamSpec {
 func EventStream() StreamSpec {
 	return StreamSpec{
 		Name:       StreamEvents,
-		Subjects:   []string{SubjectFetchedAll, SubjectJobAll},
+		Subjects:   []string{SubjectFetchedAll, SubjectJobAll, SubjectCommandAll},
 		Retention:  RetainLimits,
 		MaxAge:     72 * time.Hour,
 		Duplicates: DuplicateWindow,
@@ -161,6 +164,7 @@ func Buckets(syncedTTL time.Duration) []KVSpec {
 		{Bucket: BucketPoliteness, History: 1},
 		{Bucket: BucketFetchers, TTL: FetcherHeartbeatTTL, History: 1},
 		{Bucket: BucketSynced, TTL: syncedTTL, History: 1},
+		{Bucket: BucketCheckpoints, History: 1},
 	}
 }
 

@@ -15,6 +15,15 @@ const (
 	SubjectIndexedAll = "xsw.indexed.>"
 	// SubjectDeadAll matches dead letters: xsw.dead.<book_id>.
 	SubjectDeadAll = "xsw.dead.>"
+	// SubjectCommandAll matches commands to the indexer: xsw.cmd.<verb>.<book_id>. They
+	// travel in StreamEvents, in order with what the fetchers publish.
+	SubjectCommandAll = "xsw.cmd.>"
+	// SubjectCacheAll matches cache invalidations between gateway replicas. These are core
+	// NATS subjects, in no stream: a replica that is not connected has nothing to drop
+	// (it drops everything when it reconnects).
+	SubjectCacheAll = "xsw.cache.>"
+	// SubjectCacheClear tells every gateway replica to drop its whole memory cache.
+	SubjectCacheClear = "xsw.cache.clear"
 
 	// SubjectFetchedCategories carries the categories read from the site's home page.
 	SubjectFetchedCategories = "xsw.fetched.categories"
@@ -50,6 +59,13 @@ func SubjectIndexed(bookID string) string { return "xsw.indexed." + bookID }
 
 // SubjectDead is the subject of the dead letter of bookID.
 func SubjectDead(bookID string) string { return "xsw.dead." + bookID }
+
+// SubjectPurgeBook is the subject of a request to forget the stored chapter texts of
+// bookID.
+func SubjectPurgeBook(bookID string) string { return "xsw.cmd.purge." + bookID }
+
+// SubjectCacheInvalidate tells every gateway replica to drop what it cached about bookID.
+func SubjectCacheInvalidate(bookID string) string { return "xsw.cache.invalidate." + bookID }
 
 // LastToken returns the last dot-separated token of a subject: the book id of every
 // per-book subject.

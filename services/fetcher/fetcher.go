@@ -138,7 +138,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	})
 	client := source.New(base, limiter, source.Config{Timeout: cfg.HTTPTimeout, InsecureTLS: cfg.InsecureTLS, UserAgent: cfg.UserAgent})
 	src := xsw.New(base)
-	syncer := &worker.Syncer{JS: js, Site: src, Client: client, Logger: logger}
+	checkpoints, err := js.KeyValue(ctx, events.BucketCheckpoints)
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", events.BucketCheckpoints, err)
+	}
+	syncer := &worker.Syncer{JS: js, Site: src, Client: client, Logger: logger, Checkpoints: checkpoints}
 	pool, err := worker.NewPool(ctx, nc, js, syncer, worker.Config{
 		FetcherID: cfg.FetcherID, Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, MaxAge: cfg.MaxAge,
 		DedupWindow: cfg.DedupWindow, ShutdownTimeout: cfg.ShutdownTimeout, RetryBase: cfg.RetryBase,

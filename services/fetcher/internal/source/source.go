@@ -123,11 +123,31 @@ func (c *Client) onSite(u *url.URL) bool {
 type Page struct {
 	URL  *url.URL // where the bytes came from, after on-site redirects
 	Body []byte
+	// NotModified is set when a conditional request was answered 304; Body is empty.
+	NotModified bool
+	// Validators the site gave with the page, for the next conditional request.
+	Validators Validators
 }
+
+// Validators are a page's ETag and Last-Modified, sent back as If-None-Match and
+// If-Modified-Since.
+type Validators struct {
+	ETag         string `json:"etag,omitempty"`
+	LastModified string `json:"last_modified,omitempty"`
+}
+
+// Empty reports whether there is nothing to send.
+func (v Validators) Empty() bool { return v.ETag == "" && v.LastModified == "" }
 
 // Get fetches rawURL, which must be on the configured site, after booking a slot with
 // the limiter at priority p, and reports the outcome to the limiter.
 func (c *Client) Get(ctx context.Context, rawURL string, p politeness.Priority) (*Page, error) {
+	return c.GetIfChanged(ctx, rawURL, p, Validators{})
+}
+
+// GetIfChanged is Get as a conditional request: with validators from an earlier answer,
+// the site may answer 304, reported as a Page with NotModified set.
+func (c *Client) GetIfChanged(ctx context.Context, rawURL string, p politeness.Priority, v Validators) (*Page, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || !c.onSite(u) || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("%w: refusing %q", ErrOffSite, rawURL)
@@ -135,7 +155,7 @@ func (c *Client) Get(ctx context.Context, rawURL string, p politeness.Priority) 
 	if err := c.limiter.Wait(ctx, p); err != nil {
 		return nil, err
 	}
-	page, retryAfter, outcome, err := c.do(ctx, u)
+	page, retryAfter, outcome, err := c.do(ctx, u, v)
 	// Report with a context of its own: a request that was made must be accounted for
 	// even when the caller is going away.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -146,7 +166,7 @@ func (c *Client) Get(ctx context.Context, rawURL string, p politeness.Priority) 
 	return page, err
 }
 
-func (c *Client) do(ctx context.Context, u *url.URL) (*Page, time.Duration, politeness.Outcome, error) {
+func (c *Client) do(ctx context.Context, u *url.URL, v Validators) (*Page, time.Duration, politeness.Outcome, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, 0, politeness.Success, fmt.Errorf("source: %w", err)
@@ -154,6 +174,12 @@ func (c *Client) do(ctx context.Context, u *url.URL) (*Page, time.Duration, poli
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
 	req.Header.Set("Accept", "text/html,application/xhtml+xml")
 	req.Header.Set("Accept-Language", "zh-TW,zh;q=0.9")
+	if v.ETag != "" {
+		req.Header.Set("If-None-Match", v.ETag)
+	}
+	if v.LastModified != "" {
+		req.Header.Set("If-Modified-Since", v.LastModified)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if errors.Is(err, ErrOffSite) {
@@ -165,7 +191,10 @@ func (c *Client) do(ctx context.Context, u *url.URL) (*Page, time.Duration, poli
 		return nil, 0, politeness.Failed, fmt.Errorf("source: get %s: %w", u.Redacted(), err)
 	}
 	defer resp.Body.Close()
+	got := Validators{ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified")}
 	switch {
+	case resp.StatusCode == http.StatusNotModified && !v.Empty():
+		return &Page{URL: resp.Request.URL, NotModified: true, Validators: v}, 0, politeness.Success, nil
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return nil, 0, politeness.Success, fmt.Errorf("%w: %s", ErrNotFound, u.Redacted())
@@ -187,7 +216,7 @@ func (c *Client) do(ctx context.Context, u *url.URL) (*Page, time.Duration, poli
 	if int64(len(body)) > c.cfg.MaxBytes {
 		return nil, 0, politeness.Success, fmt.Errorf("%w: %s over %d bytes", ErrTooLarge, u.Redacted(), c.cfg.MaxBytes)
 	}
-	return &Page{URL: resp.Request.URL, Body: body}, 0, politeness.Success, nil
+	return &Page{URL: resp.Request.URL, Body: body, Validators: got}, 0, politeness.Success, nil
 }
 
 // retryAfter reads a Retry-After header: seconds or an HTTP date; capped at an hour.

@@ -104,3 +104,31 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+func TestConditionalGet(t *testing.T) {
+	var seen []string
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.Header.Get("If-None-Match")+"|"+r.Header.Get("If-Modified-Since"))
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("ETag", `"v1"`)
+		w.Header().Set("Last-Modified", "Tue, 20 Jan 2026 14:05:09 GMT")
+		_, _ = w.Write([]byte("page"))
+	}))
+	t.Cleanup(site.Close)
+	base, _ := url.Parse(site.URL)
+	c := New(base, politeness.New(nil, "", politeness.Config{}), Config{})
+	first, err := c.Get(t.Context(), site.URL+"/1/", politeness.Background)
+	if err != nil || first.NotModified || first.Validators.ETag != `"v1"` || first.Validators.LastModified == "" {
+		t.Fatalf("first = %+v, %v", first, err)
+	}
+	second, err := c.GetIfChanged(t.Context(), site.URL+"/1/", politeness.Background, first.Validators)
+	if err != nil || !second.NotModified || len(second.Body) != 0 {
+		t.Fatalf("second = %+v, %v; want 304", second, err)
+	}
+	if seen[0] != "|" || seen[1] != `"v1"|Tue, 20 Jan 2026 14:05:09 GMT` {
+		t.Errorf("request headers %q", seen)
+	}
+}

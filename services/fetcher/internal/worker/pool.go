@@ -259,7 +259,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	switch {
 	case err == nil:
 		if perr := p.publishJob(ctx, events.JobCompleted, j, func(e *events.JobEvent) {
-			e.Chapters, e.TOCPages = res.Chapters, res.Pages
+			e.Chapters, e.TOCPages, e.Unchanged = res.Chapters, res.Pages, res.Unchanged
 		}); perr != nil {
 			log.Warn("sync fetched but not announced; retrying", "err", perr)
 			_ = msg.NakWithDelay(p.backoff(j.Attempt))
@@ -271,7 +271,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		if aerr := msg.DoubleAck(ctx); aerr != nil {
 			log.Warn("ack completed sync", "err", aerr)
 		}
-		log.Info("sync fetched", "chapters", res.Chapters, "toc_pages", res.Pages, "requests", j.Requests, "took", time.Since(j.Started).Round(time.Millisecond))
+		log.Info("sync fetched", "unchanged", res.Unchanged, "chapters", res.Chapters, "toc_pages", res.Pages, "requests", j.Requests, "took", time.Since(j.Started).Round(time.Millisecond))
 	case ctx.Err() != nil:
 		// Shutting down past the drain timeout: hand the job back at once.
 		log.Info("sync interrupted by shutdown; handed back", "err", err)

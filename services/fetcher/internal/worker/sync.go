@@ -5,6 +5,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,9 @@ type Syncer struct {
 	Site   site.Source
 	Client *source.Client
 	Logger *slog.Logger
+	// Checkpoints holds each book's checkpoint for incremental resyncs (nil: always
+	// walk the whole table of contents).
+	Checkpoints jetstream.KeyValue
 }
 
 // job is one sync job in progress.
@@ -44,57 +48,126 @@ type job struct {
 
 // result is what a completed sync published.
 type result struct {
-	Chapters int
-	Pages    int
+	Chapters  int
+	Pages     int
+	Unchanged bool
 }
 
-// fetch gets one page of the site for j.
-func (s *Syncer) fetch(ctx context.Context, j *job, rawURL string) (*source.Page, error) {
+// fetch gets one page of the site for j, conditionally when v has validators.
+func (s *Syncer) fetch(ctx context.Context, j *job, rawURL string, v source.Validators) (*source.Page, error) {
 	p := politeness.Background
 	if j.Request.Lane == events.LaneInteractive {
 		p = politeness.Interactive
 	}
 	j.Requests++
-	return s.Client.Get(ctx, rawURL, p)
+	return s.Client.GetIfChanged(ctx, rawURL, p, v)
 }
 
-// Sync fetches the book home page, then every table-of-contents page, publishing one
-// event for the metadata and one per page as it goes, so the first chapters are servable
-// before the last page is fetched and no message grows with the book.
+// checkpoint is what a fetcher remembers of a book's last sync, in the checkpoints
+// bucket: enough to resume the table of contents where it grows.
+type checkpoint struct {
+	LastChapterID string            `json:"last_chapter_id"`
+	Chapters      int               `json:"chapters"`
+	TOCPages      int               `json:"toc_pages"`
+	PerPage       int               `json:"per_page"` // chapters on every page but the last
+	Home          source.Validators `json:"home"`
+	At            time.Time         `json:"at"`
+}
+
+// Sync fetches the book home page, then the table of contents, publishing one event for
+// the metadata and one per page as it goes, so the first chapters are servable before
+// the last page is fetched and no message grows with the book.
+//
+// A resync of a book whose stored state matches this cluster's checkpoint of its last
+// sync is incremental: a conditional request for the home page first (a 304, or the same
+// newest chapter, ends the job there: one request), then only the table-of-contents pages
+// from the last known one onwards. Chapter numbers continue from the known pages, so they
+// stay stable.
 func (s *Syncer) Sync(ctx context.Context, j *job, progress func()) (result, error) {
 	id := j.Request.BookID
-	home, err := s.fetch(ctx, j, s.Site.BookURL(id))
+	cp, incremental := s.resumable(ctx, j)
+	var validators source.Validators
+	if incremental {
+		validators = cp.Home
+	}
+	home, err := s.fetch(ctx, j, s.Site.BookURL(id), validators)
 	if err != nil {
 		return result{}, fmt.Errorf("fetch book home of %s: %w", id, err)
+	}
+	if home.NotModified {
+		return result{Chapters: cp.Chapters, Pages: cp.TOCPages, Unchanged: true}, nil
 	}
 	book, err := s.Site.ParseBook(home.Body, home.URL, id)
 	if err != nil {
 		return result{}, fmt.Errorf("book %s: %w", id, err)
 	}
-	now := time.Now().UTC()
-	meta := events.BookFetched{Header: events.Header{Version: events.Version}, JobID: j.ID, BookID: id, Book: metaOf(book), FetchedAt: now}
+	meta := events.BookFetched{Header: events.Header{Version: events.Version}, JobID: j.ID, BookID: id, Book: metaOf(book), FetchedAt: time.Now().UTC()}
 	if _, err := broker.Publish(ctx, s.JS, events.SubjectFetchedBook(id), meta.MsgID(), &meta); err != nil {
 		return result{}, err
 	}
 	progress()
 
-	var res result
-	total := 1
-	for page := 1; page <= total && page <= MaxTOCPages; page++ {
-		p, err := s.fetch(ctx, j, s.Site.TOCURL(id, page))
-		if err != nil {
-			return res, fmt.Errorf("fetch toc page %d of book %s: %w", page, id, err)
+	if incremental && book.LastChapterID != "" && book.LastChapterID == cp.LastChapterID {
+		cp.Home, cp.At = home.Validators, time.Now().UTC()
+		s.saveCheckpoint(ctx, id, cp)
+		return result{Chapters: cp.Chapters, Pages: cp.TOCPages, Unchanged: true}, nil
+	}
+	var w walk
+	if incremental {
+		w, err = s.walk(ctx, j, book.LastChapterID, cp.TOCPages, (cp.TOCPages-1)*cp.PerPage+1, progress)
+		if err == nil && !w.sawNewest {
+			// The known pages do not lead to the newest chapter (the book was reordered or
+			// shrank): walk it all.
+			s.Logger.Info("incremental sync lost the thread; walking the whole table of contents", "book_id", id)
+			incremental = false
 		}
-		toc, err := s.Site.ParseTOC(p.Body, p.URL, id, page, res.Chapters+1)
+	}
+	if !incremental {
+		w, err = s.walk(ctx, j, book.LastChapterID, 1, 1, progress)
+	}
+	if err != nil {
+		return result{}, err
+	}
+	perPage := cp.PerPage
+	if w.firstPageCount > 0 || !incremental {
+		perPage = w.firstPageCount
+	}
+	s.saveCheckpoint(ctx, id, checkpoint{
+		LastChapterID: book.LastChapterID, Chapters: w.chapters, TOCPages: w.pages, PerPage: perPage,
+		Home: home.Validators, At: time.Now().UTC(),
+	})
+	return result{Chapters: w.chapters, Pages: w.pages}, nil
+}
+
+// walk is the outcome of walking table-of-contents pages.
+type walk struct {
+	chapters       int  // position of the last chapter seen
+	pages          int  // last page walked
+	firstPageCount int  // chapters on page 1, when it was walked
+	sawNewest      bool // the newest chapter was among them
+}
+
+// walk fetches table-of-contents pages from page start, numbering from firstNumber,
+// until the last page, publishing each.
+func (s *Syncer) walk(ctx context.Context, j *job, newestID string, start, firstNumber int, progress func()) (walk, error) {
+	id := j.Request.BookID
+	w := walk{chapters: firstNumber - 1}
+	total := start
+	for page := start; page <= total && page <= MaxTOCPages; page++ {
+		p, err := s.fetch(ctx, j, s.Site.TOCURL(id, page), source.Validators{})
 		if err != nil {
-			return res, fmt.Errorf("toc page %d of book %s: %w", page, id, err)
+			return w, fmt.Errorf("fetch toc page %d of book %s: %w", page, id, err)
+		}
+		toc, err := s.Site.ParseTOC(p.Body, p.URL, id, page, w.chapters+1)
+		if err != nil {
+			return w, fmt.Errorf("toc page %d of book %s: %w", page, id, err)
 		}
 		if len(toc.Chapters) == 0 && page > 1 {
 			// Past the end: the site answers an empty list rather than a 404.
 			break
 		}
-		if page == 1 {
-			total = max(toc.TotalPages, 1)
+		if page == start {
+			total = max(toc.TotalPages, start)
 		}
 		if toc.HasNext && page == total {
 			// The count said this was the last page but the page links a next one:
@@ -106,13 +179,46 @@ func (s *Syncer) Sync(ctx context.Context, j *job, progress func()) (result, err
 			Page: page, TotalPages: max(total, page), Chapters: refsOf(toc.Chapters), FetchedAt: time.Now().UTC(),
 		}
 		if _, err := broker.Publish(ctx, s.JS, events.SubjectFetchedTOC(id), ev.MsgID(), &ev); err != nil {
-			return res, err
+			return w, err
 		}
-		res.Chapters += len(toc.Chapters)
-		res.Pages = page
+		if page == 1 {
+			w.firstPageCount = len(toc.Chapters)
+		}
+		for _, c := range toc.Chapters {
+			w.sawNewest = w.sawNewest || c.ChapterID == newestID
+		}
+		w.chapters += len(toc.Chapters)
+		w.pages = page
 		progress()
 	}
-	return res, nil
+	return w, nil
+}
+
+// resumable returns the book's checkpoint and whether this job may sync incrementally:
+// not forced, and the database holds exactly what the checkpoint says was published.
+func (s *Syncer) resumable(ctx context.Context, j *job) (checkpoint, bool) {
+	var cp checkpoint
+	if s.Checkpoints == nil || j.Request.Force || j.Request.Known == nil {
+		return cp, false
+	}
+	e, err := s.Checkpoints.Get(ctx, j.Request.BookID)
+	if err != nil || json.Unmarshal(e.Value(), &cp) != nil {
+		return cp, false
+	}
+	k := j.Request.Known
+	ok := cp.TOCPages >= 1 && cp.PerPage > 0 && cp.LastChapterID != "" &&
+		k.Chapters == cp.Chapters && k.LastChapterID == cp.LastChapterID
+	return cp, ok
+}
+
+func (s *Syncer) saveCheckpoint(ctx context.Context, bookID string, cp checkpoint) {
+	if s.Checkpoints == nil {
+		return
+	}
+	b, _ := json.Marshal(cp)
+	if _, err := s.Checkpoints.Put(ctx, bookID, b); err != nil {
+		s.Logger.Warn("save sync checkpoint", "book_id", bookID, "err", err)
+	}
 }
 
 func metaOf(b *site.Book) events.BookMeta {

@@ -1,0 +1,44 @@
+package events
+
+import (
+	"strconv"
+	"time"
+)
+
+// BookPurgeRequested asks the indexer to forget the stored chapter texts of a book, so
+// that each chapter is fetched again when next read. The indexer clears the texts fetched
+// up to RequestedAt (a text fetched after the request is newer than what the request
+// meant to drop, so a redelivered purge changes nothing), then announces BookIndexed,
+// which makes every gateway drop its cached copies. It travels in StreamEvents on
+// SubjectPurgeBook, in order with the fetched events.
+type BookPurgeRequested struct {
+	Header
+	BookID      string    `json:"book_id"`
+	RequestedAt time.Time `json:"requested_at"`
+	// Reason says who asked ("admin").
+	Reason string `json:"reason,omitempty"`
+}
+
+// NewBookPurgeRequested builds a versioned purge request.
+func NewBookPurgeRequested(bookID, reason string, at time.Time) BookPurgeRequested {
+	return BookPurgeRequested{Header: Header{Version: Version}, BookID: bookID, RequestedAt: at.UTC(), Reason: reason}
+}
+
+// Validate reports whether the request honours the contract.
+func (r BookPurgeRequested) Validate() error {
+	switch {
+	case !ValidBookID(r.BookID):
+		return invalid("book_purge_requested: bad book_id %q", r.BookID)
+	case r.RequestedAt.IsZero():
+		return invalid("book_purge_requested: requested_at missing")
+	}
+	return nil
+}
+
+// Subject is where the request is published.
+func (r BookPurgeRequested) Subject() string { return SubjectPurgeBook(r.BookID) }
+
+// MsgID de-duplicates a retried publish of the same request.
+func (r BookPurgeRequested) MsgID() string {
+	return "purge:" + r.BookID + ":" + strconv.FormatInt(r.RequestedAt.UnixNano(), 10)
+}

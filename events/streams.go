@@ -73,7 +73,14 @@ const (
 	// BucketCheckpoints holds the fetchers' checkpoint of each book's last full sync
 	// (table-of-contents shape, newest chapter, page validators) for incremental resyncs.
 	BucketCheckpoints = "xsw_checkpoints"
+	// BucketLeases holds leadership leases (the refresh scheduler's): a lease not renewed
+	// within LeaseTTL expires and another replica takes over.
+	BucketLeases = "xsw_leases"
 )
+
+// LeaseTTL is how long a lease in BucketLeases lasts without renewal; holders renew it
+// at a third of that.
+const LeaseTTL = 30 * time.Second
 
 // DuplicateWindow is the de-duplication window of the request and event streams.
 const DuplicateWindow = 2 * time.Minute
@@ -165,6 +172,7 @@ func Buckets(syncedTTL time.Duration) []KVSpec {
 		{Bucket: BucketFetchers, TTL: FetcherHeartbeatTTL, History: 1},
 		{Bucket: BucketSynced, TTL: syncedTTL, History: 1},
 		{Bucket: BucketCheckpoints, History: 1},
+		{Bucket: BucketLeases, TTL: LeaseTTL, History: 1},
 	}
 }
 

@@ -16,18 +16,25 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := indexer.Config{
-		DatabaseURL:      database.DefaultURL,
-		NATSURL:          "nats://127.0.0.1:4222",
-		BatchSize:        256,
-		HistoryRetention: 7 * 24 * time.Hour,
-		HTTPAddr:         ":8002",
-		NATSReplicas:     1,
-		RequestMaxAge:    24 * time.Hour,
-		SyncDedupWindow:  5 * time.Minute,
-		ShutdownTimeout:  5 * time.Second,
-		LogLevel:         "info",
-		LogFormat:        "text",
+		DatabaseURL:             database.DefaultURL,
+		NATSURL:                 "nats://127.0.0.1:4222",
+		BatchSize:               256,
+		HistoryRetention:        7 * 24 * time.Hour,
+		HTTPAddr:                ":8002",
+		NATSReplicas:            1,
+		RefreshInterval:         6 * time.Hour,
+		RefreshFinishedInterval: 7 * 24 * time.Hour,
+		RefreshBudgetPerHour:    120,
+		RequestMaxAge:           24 * time.Hour,
+		SyncDedupWindow:         5 * time.Minute,
+		ShutdownTimeout:         5 * time.Second,
+		LogLevel:                "info",
+		LogFormat:               "text",
 	}
+	if cfg.ReplicaID == "" {
+		t.Error("no default INDEXER_ID")
+	}
+	want.ReplicaID = cfg.ReplicaID
 	if cfg != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
 	}

@@ -9,11 +9,15 @@ package indexer
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -25,6 +29,7 @@ import (
 	"github.com/xswtw/xsw/platform/database"
 	"github.com/xswtw/xsw/platform/logging"
 	"github.com/xswtw/xsw/services/indexer/internal/consume"
+	"github.com/xswtw/xsw/services/indexer/internal/refresh"
 	"github.com/xswtw/xsw/services/indexer/internal/store"
 )
 
@@ -43,6 +48,16 @@ type Config struct {
 	HistoryRetention time.Duration
 	// HTTPAddr is where /healthz and /readyz are served (INDEXER_HEALTH_ADDR, default ":8002").
 	HTTPAddr string
+	// RefreshInterval, RefreshFinishedInterval and RefreshBudgetPerHour drive the
+	// refresh scheduler (REFRESH_INTERVAL, default 6h, 0 switches it off;
+	// REFRESH_FINISHED_INTERVAL, default 168h; REFRESH_BUDGET_PER_HOUR, default 120
+	// source requests).
+	RefreshInterval         time.Duration
+	RefreshFinishedInterval time.Duration
+	RefreshBudgetPerHour    int
+	// ReplicaID names this replica in the scheduler's lease (INDEXER_ID, default the
+	// host name and a random suffix).
+	ReplicaID string
 	// NATSReplicas is the replica count of the streams and buckets this indexer
 	// provisions: 1 for a single server, 3 or 5 for a cluster (NATS_REPLICAS, default 1).
 	NATSReplicas int
@@ -65,17 +80,21 @@ type Config struct {
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	r := config.NewReader(getenv)
 	cfg := Config{
-		DatabaseURL:      r.String("DATABASE_URL", database.DefaultURL),
-		NATSURL:          r.String("NATS_URL", "nats://127.0.0.1:4222"),
-		BatchSize:        r.Int("INDEXER_BATCH_SIZE", 256),
-		HistoryRetention: r.Duration("JOB_HISTORY_RETENTION", 7*24*time.Hour),
-		HTTPAddr:         r.String("INDEXER_HEALTH_ADDR", ":8002"),
-		NATSReplicas:     r.Int("NATS_REPLICAS", 1),
-		RequestMaxAge:    r.Duration("BG_JOB_MAX_AGE", 24*time.Hour),
-		SyncDedupWindow:  r.Duration("SYNC_DEDUP_WINDOW", 5*time.Minute),
-		ShutdownTimeout:  r.Duration("SHUTDOWN_TIMEOUT", 5*time.Second),
-		LogLevel:         r.String("LOG_LEVEL", "info"),
-		LogFormat:        r.String("LOG_FORMAT", "text"),
+		DatabaseURL:             r.String("DATABASE_URL", database.DefaultURL),
+		NATSURL:                 r.String("NATS_URL", "nats://127.0.0.1:4222"),
+		BatchSize:               r.Int("INDEXER_BATCH_SIZE", 256),
+		HistoryRetention:        r.Duration("JOB_HISTORY_RETENTION", 7*24*time.Hour),
+		HTTPAddr:                r.String("INDEXER_HEALTH_ADDR", ":8002"),
+		NATSReplicas:            r.Int("NATS_REPLICAS", 1),
+		RefreshInterval:         r.Duration("REFRESH_INTERVAL", 6*time.Hour),
+		RefreshFinishedInterval: r.Duration("REFRESH_FINISHED_INTERVAL", 7*24*time.Hour),
+		RefreshBudgetPerHour:    r.Int("REFRESH_BUDGET_PER_HOUR", 120),
+		ReplicaID:               r.String("INDEXER_ID", replicaID()),
+		RequestMaxAge:           r.Duration("BG_JOB_MAX_AGE", 24*time.Hour),
+		SyncDedupWindow:         r.Duration("SYNC_DEDUP_WINDOW", 5*time.Minute),
+		ShutdownTimeout:         r.Duration("SHUTDOWN_TIMEOUT", 5*time.Second),
+		LogLevel:                r.String("LOG_LEVEL", "info"),
+		LogFormat:               r.String("LOG_FORMAT", "text"),
 	}
 	if err := r.Err(); err != nil {
 		return Config{}, err
@@ -99,6 +118,10 @@ func (c Config) Validate() error {
 		config.Check(c.HistoryRetention >= 0, "JOB_HISTORY_RETENTION", "%s: want 0 (keep) or more", c.HistoryRetention),
 		config.Check(addrErr == nil, "INDEXER_HEALTH_ADDR", "%q: want host:port or :port", c.HTTPAddr),
 		config.Check(c.NATSReplicas == 1 || c.NATSReplicas == 3 || c.NATSReplicas == 5, "NATS_REPLICAS", "%d: want 1, 3 or 5", c.NATSReplicas),
+		config.Check(c.RefreshInterval >= 0, "REFRESH_INTERVAL", "%s: want 0 (off) or more", c.RefreshInterval),
+		config.Check(c.RefreshFinishedInterval > 0, "REFRESH_FINISHED_INTERVAL", "%s: want more than 0", c.RefreshFinishedInterval),
+		config.Check(c.RefreshBudgetPerHour >= 1, "REFRESH_BUDGET_PER_HOUR", "%d: want at least 1", c.RefreshBudgetPerHour),
+		config.Check(c.ReplicaID != "", "INDEXER_ID", "must not be empty"),
 		config.Check(c.RequestMaxAge >= 0, "BG_JOB_MAX_AGE", "%s: want 0 (keep) or more", c.RequestMaxAge),
 		config.Check(c.SyncDedupWindow >= 0, "SYNC_DEDUP_WINDOW", "%s: want 0 or more", c.SyncDedupWindow),
 		config.Check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "%s: want more than 0", c.ShutdownTimeout),
@@ -168,11 +191,20 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return nil
 	}
 
+	leases, err := js.KeyValue(ctx, events.BucketLeases)
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", events.BucketLeases, err)
+	}
+	sched := refresh.New(pool, js, leases, cfg.ReplicaID, refresh.Config{
+		Interval: cfg.RefreshInterval, FinishedInterval: cfg.RefreshFinishedInterval, BudgetPerHour: cfg.RefreshBudgetPerHour,
+	}, logger)
+
 	logger.Info("indexer started", "database", database.Redact(cfg.DatabaseURL), "nats", nc.ConnectedUrlRedacted(),
 		"http_addr", ln.Addr().String(), "batch_size", cfg.BatchSize, "job_history_retention", cfg.HistoryRetention)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return loop.Run(gctx) })
 	g.Go(func() error { return pruneHistory(gctx, st, cfg.HistoryRetention, logger) })
+	g.Go(func() error { return sched.Run(gctx) })
 	g.Go(func() error { return serveHealth(gctx, ln, ready, logger) })
 	err = g.Wait()
 	stats := loop.Stats()
@@ -192,4 +224,12 @@ func Migrate(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	defer pool.Close()
 	return store.Migrate(ctx, pool, logger.With("component", "indexer"))
+}
+
+// replicaID is a default name for this replica: the host name and a random suffix.
+func replicaID() string {
+	h, _ := os.Hostname()
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return strings.NewReplacer(".", "-", " ", "-").Replace(h) + "-" + hex.EncodeToString(b[:])
 }

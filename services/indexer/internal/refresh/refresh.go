@@ -1,0 +1,211 @@
+// Package refresh keeps stored books fresh: on a schedule it queues due books in the
+// refresh lane, unfinished books every Interval and finished ones every
+// FinishedInterval, most-read and oldest-checked first, within an hourly budget of
+// source requests, so that refresh never crowds out readers and browsing. Several
+// indexer replicas may run it: a lease in a JetStream key-value bucket lets exactly one
+// act at a time.
+package refresh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
+)
+
+// Config tunes the scheduler.
+type Config struct {
+	// Interval between checks of an unfinished book (REFRESH_INTERVAL, default 6h); a
+	// book read in the last day is checked twice as often. Zero switches refresh off.
+	Interval time.Duration
+	// FinishedInterval between checks of a finished book (REFRESH_FINISHED_INTERVAL,
+	// default 7 days).
+	FinishedInterval time.Duration
+	// BudgetPerHour bounds the source requests of refresh jobs in any hour
+	// (REFRESH_BUDGET_PER_HOUR, default 120): requests made by refresh jobs finished in
+	// the last hour, plus one for every refresh request still waiting, never exceed it.
+	BudgetPerHour int
+	// Tick is how often the leader looks for due books (default 1m).
+	Tick time.Duration
+}
+
+// Scheduler queues due books in the refresh lane.
+type Scheduler struct {
+	db     *pgxpool.Pool
+	js     jetstream.JetStream
+	leases jetstream.KeyValue
+	cfg    Config
+	id     string
+	logger *slog.Logger
+	now    func() time.Time
+}
+
+// New returns a scheduler for the replica named id.
+func New(db *pgxpool.Pool, js jetstream.JetStream, leases jetstream.KeyValue, id string, cfg Config, logger *slog.Logger) *Scheduler {
+	if cfg.Tick <= 0 {
+		cfg.Tick = time.Minute
+	}
+	return &Scheduler{db: db, js: js, leases: leases, cfg: cfg, id: id, logger: logger.With("part", "refresh"), now: time.Now}
+}
+
+// leaseKey names the scheduler's lease.
+const leaseKey = "refresh-scheduler"
+
+// Run renews the lease and, while this replica holds it, queues due books every Tick,
+// until ctx ends. It then gives the lease up so another replica can take over at once.
+func (s *Scheduler) Run(ctx context.Context) error {
+	if s.cfg.Interval <= 0 {
+		return nil
+	}
+	renew := time.NewTicker(events.LeaseTTL / 3)
+	defer renew.Stop()
+	tick := time.NewTicker(s.cfg.Tick)
+	defer tick.Stop()
+	leader := s.lead(ctx)
+	defer func() {
+		if leader {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			_ = s.leases.Delete(dctx, leaseKey)
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-renew.C:
+			leader = s.lead(ctx)
+		case <-tick.C:
+			if !leader {
+				continue
+			}
+			if _, err := s.Tick(ctx); err != nil && ctx.Err() == nil {
+				s.logger.Warn("refresh tick", "err", err)
+			}
+		}
+	}
+}
+
+// lead takes or renews the lease and reports whether this replica holds it.
+func (s *Scheduler) lead(ctx context.Context) bool {
+	e, err := s.leases.Get(ctx, leaseKey)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		_, err = s.leases.Create(ctx, leaseKey, []byte(s.id))
+		if err == nil {
+			s.logger.Info("refresh scheduler leads", "replica", s.id)
+		}
+		return err == nil
+	case err != nil:
+		return false
+	case string(e.Value()) != s.id:
+		return false
+	}
+	_, err = s.leases.Update(ctx, leaseKey, []byte(s.id), e.Revision())
+	return err == nil
+}
+
+// Tick queues the books due now, as many as the budget allows, and reports how many.
+func (s *Scheduler) Tick(ctx context.Context) (int, error) {
+	now := s.now().UTC()
+	room, err := s.room(ctx, now)
+	if err != nil || room <= 0 {
+		return 0, err
+	}
+	rows, err := s.db.Query(ctx, `
+		SELECT b.id, (SELECT count(*) FROM chapters c WHERE c.book_id = b.id), b.last_chapter_id
+		FROM books b
+		WHERE b.name <> '' AND (
+		    (NOT b.finished AND coalesce(b.checked_at, 'epoch') <
+		        $1::timestamptz - CASE WHEN b.read_at > $1::timestamptz - interval '1 day' THEN $2::interval / 2 ELSE $2::interval END)
+		 OR (b.finished AND coalesce(b.checked_at, 'epoch') < $1::timestamptz - $3::interval))
+		ORDER BY b.read_count DESC, b.checked_at ASC NULLS FIRST
+		LIMIT $4`, now, s.cfg.Interval, s.cfg.FinishedInterval, room)
+	if err != nil {
+		return 0, fmt.Errorf("due books: %w", err)
+	}
+	type due struct {
+		id       int64
+		chapters int
+		last     *int64
+	}
+	var books []due
+	for rows.Next() {
+		var d due
+		if err := rows.Scan(&d.id, &d.chapters, &d.last); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		books = append(books, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	queued := 0
+	for _, d := range books {
+		id := strconv.FormatInt(d.id, 10)
+		r := events.NewBookRequested(id, events.LaneRefresh, 0, false, "refresh", now)
+		r.Known = &events.KnownBook{Chapters: d.chapters}
+		if d.last != nil {
+			r.Known.LastChapterID = strconv.FormatInt(*d.last, 10)
+		}
+		ack, err := broker.Publish(ctx, s.js, r.Subject(), r.MsgID(), &r)
+		switch {
+		case broker.IsSubjectFull(err):
+			continue // already waiting in the refresh lane
+		case err != nil:
+			return queued, err
+		case ack.Duplicate:
+			continue // the same request, published moments ago
+		}
+		queued++
+	}
+	if queued > 0 {
+		s.logger.Info("refresh queued", "books", queued, "room", room)
+	}
+	return queued, nil
+}
+
+// room is how many refresh jobs the budget allows now: the hourly budget less the
+// requests of refresh jobs finished in the last hour and the refresh requests waiting
+// (each costs at least one).
+func (s *Scheduler) room(ctx context.Context, now time.Time) (int, error) {
+	var spent int
+	err := s.db.QueryRow(ctx, `
+		SELECT coalesce(sum(greatest(coalesce(requests, 1), 1)), 0)
+		FROM job_history WHERE lane = 'refresh' AND finished_at > $1`, now.Add(-time.Hour)).Scan(&spent)
+	if err != nil {
+		return 0, fmt.Errorf("refresh budget: %w", err)
+	}
+	waiting, err := s.waiting(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return s.cfg.BudgetPerHour - spent - waiting, nil
+}
+
+// waiting counts the refresh requests in the request stream (waiting or in flight).
+func (s *Scheduler) waiting(ctx context.Context) (int, error) {
+	st, err := s.js.Stream(ctx, events.StreamRequests)
+	if err != nil {
+		return 0, fmt.Errorf("request stream: %w", err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(events.RequestSubjectLane(events.LaneRefresh)))
+	if err != nil {
+		return 0, fmt.Errorf("request stream: %w", err)
+	}
+	n := 0
+	for _, c := range info.State.Subjects {
+		n += int(c)
+	}
+	return n, nil
+}

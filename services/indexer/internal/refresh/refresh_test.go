@@ -1,0 +1,227 @@
+package refresh
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/natstest"
+	"github.com/xswtw/xsw/platform/pgtest"
+	"github.com/xswtw/xsw/services/indexer/internal/store"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type env struct {
+	db  *pgxpool.Pool
+	ns  *natstest.Server
+	kv  jetstream.KeyValue
+	now time.Time
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	db, _ := pgtest.Pool(t)
+	if err := store.Migrate(t.Context(), db, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	ns := natstest.Start(t)
+	kv, err := ns.JS.KeyValue(t.Context(), events.BucketLeases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{db: db, ns: ns, kv: kv, now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+}
+
+func (e *env) scheduler(id string, cfg Config) *Scheduler {
+	s := New(e.db, e.ns.JS, e.kv, id, cfg, slog.New(slog.DiscardHandler))
+	s.now = func() time.Time { return e.now }
+	return s
+}
+
+type book struct {
+	id       int64
+	finished bool
+	checked  time.Duration // before now; 0: never checked
+	reads    int64
+	readAgo  time.Duration // 0: never read
+}
+
+func (e *env) insert(t *testing.T, books ...book) {
+	t.Helper()
+	for _, b := range books {
+		var checked, readAt *time.Time
+		if b.checked > 0 {
+			c := e.now.Add(-b.checked)
+			checked = &c
+		}
+		if b.readAgo > 0 {
+			r := e.now.Add(-b.readAgo)
+			readAt = &r
+		}
+		_, err := e.db.Exec(t.Context(), `
+			INSERT INTO books (id, name, finished, checked_at, read_count, read_at, last_chapter_id)
+			VALUES ($1, 'book', $2, $3, $4, $5, 900)`, b.id, b.finished, checked, b.reads, readAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// takeQueued consumes every waiting refresh request, as fetchers would, and returns them.
+func (e *env) takeQueued(t *testing.T) []events.BookRequested {
+	t.Helper()
+	c, err := e.ns.JS.CreateOrUpdateConsumer(t.Context(), events.StreamRequests, jetstream.ConsumerConfig{
+		Durable: "test-refresh", FilterSubject: events.RequestSubjectLane(events.LaneRefresh), AckPolicy: jetstream.AckExplicitPolicy,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []events.BookRequested
+	for {
+		batch, err := c.FetchNoWait(500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			var r events.BookRequested
+			if err := events.Decode(m.Data(), &r); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, r)
+			if err := m.DoubleAck(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n == 0 {
+			return out
+		}
+	}
+}
+
+var cfg = Config{Interval: 6 * time.Hour, FinishedInterval: 7 * 24 * time.Hour, BudgetPerHour: 100}
+
+func TestDueBooksMostReadAndOldestFirst(t *testing.T) {
+	e := setup(t)
+	e.insert(t,
+		book{id: 1, checked: 7 * time.Hour},                          // due
+		book{id: 2, checked: time.Hour},                              // fresh
+		book{id: 3, finished: true, checked: 8 * 24 * time.Hour},     // due: finished, a week
+		book{id: 4, finished: true, checked: 24 * time.Hour},         // fresh: finished
+		book{id: 5, checked: 4 * time.Hour, readAgo: time.Hour},      // due: read today, half the interval
+		book{id: 6},                                                  // due: never checked
+		book{id: 7, checked: 10 * time.Hour, reads: 100},             // due, most read
+		book{id: 8, checked: 4 * time.Hour, readAgo: 48 * time.Hour}, // fresh: read long ago
+	)
+	s := e.scheduler("a", cfg)
+	n, err := s.Tick(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Queued books are not queued again while they wait.
+	e.insert(t, book{id: 9, checked: 9 * time.Hour})
+	if n, err := s.Tick(t.Context()); err != nil || n != 1 {
+		t.Errorf("second tick queued %d (%v), want only the new book", n, err)
+	}
+	got := e.takeQueued(t)
+	var ids []string
+	for _, r := range got {
+		ids = append(ids, r.BookID)
+		if r.Lane != events.LaneRefresh || r.Known == nil || r.Known.LastChapterID != "900" || r.Force {
+			t.Errorf("request %+v: want refresh lane, not forced, with the known state", r)
+		}
+	}
+	// Most read first, then oldest checked (never checked first); then the later one.
+	want := "7,6,3,1,5,9"
+	if strings.Join(ids, ",") != want || n != 5 {
+		t.Errorf("queued %d then 1: %v, want %s", n, ids, want)
+	}
+}
+
+// TestBudgetHoldsOverSimulatedHours runs two simulated hours a minute at a time with far
+// more due books than the budget allows, completing every queued job at once as a fetcher
+// would (one request each): no hour ever exceeds the budget, and the budget is used.
+func TestBudgetHoldsOverSimulatedHours(t *testing.T) {
+	e := setup(t)
+	var books []book
+	for i := 1; i <= 400; i++ {
+		books = append(books, book{id: int64(i), checked: 7 * time.Hour})
+	}
+	e.insert(t, books...)
+	const budget = 60
+	s := e.scheduler("a", Config{Interval: 6 * time.Hour, FinishedInterval: 7 * 24 * time.Hour, BudgetPerHour: budget})
+	var sent []time.Time
+	start := e.now
+	for minute := 0; minute < 120; minute++ {
+		if _, err := s.Tick(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range e.takeQueued(t) {
+			sent = append(sent, e.now)
+			_, err := e.db.Exec(t.Context(), `
+				INSERT INTO job_history (job_id, book_id, lane, status, attempts, finished_at, requests)
+				VALUES ($1, $2, 'refresh', 'completed', 1, $3, 1)`, fmt.Sprintf("%s-%d-%d", r.BookID, minute, i), r.BookID, e.now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.db.Exec(t.Context(), `UPDATE books SET checked_at = $1 WHERE id = $2`, e.now, r.BookID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.now = e.now.Add(time.Minute)
+	}
+	sort.Slice(sent, func(i, j int) bool { return sent[i].Before(sent[j]) })
+	worst := 0
+	for i := range sent {
+		j := i
+		for j < len(sent) && sent[j].Sub(sent[i]) < time.Hour {
+			j++
+		}
+		worst = max(worst, j-i)
+	}
+	t.Logf("%d refresh requests over %v with a budget of %d/h; most in any hour: %d", len(sent), e.now.Sub(start), budget, worst)
+	if worst > budget {
+		t.Errorf("%d refresh requests within one hour, budget %d", worst, budget)
+	}
+	if len(sent) < 2*budget*9/10 {
+		t.Errorf("only %d refresh requests in two hours, want the budget (%d/h) used", len(sent), budget)
+	}
+}
+
+func TestOneLeaderAtATime(t *testing.T) {
+	e := setup(t)
+	a, b := e.scheduler("a", cfg), e.scheduler("b", cfg)
+	if !a.lead(t.Context()) {
+		t.Fatal("first replica did not take the free lease")
+	}
+	if b.lead(t.Context()) {
+		t.Fatal("second replica leads while the first holds the lease")
+	}
+	if !a.lead(t.Context()) {
+		t.Fatal("leader could not renew its lease")
+	}
+	// The leader stops: it gives the lease up, and the other takes over at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = a.Run(ctx)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	<-done
+	if !b.lead(t.Context()) {
+		t.Fatal("second replica could not lead after the first stopped")
+	}
+}

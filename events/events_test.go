@@ -26,11 +26,13 @@ func payloads() map[string]Payload {
 	purge := NewBookPurgeRequested("1721851", "admin", at)
 	inval := NewCacheInvalidated("1721851", "gateway-7f3a", "admin", at)
 	clear := NewCacheInvalidated("", "gateway-7f3a", "admin", at)
+	crawl := NewCrawlRequested([]int{1, 2, 3}, 1, 10, at)
 	known := NewBookRequested("1721851", LaneRefresh, 0, false, "refresh", at)
 	known.Known = &KnownBook{Chapters: 1402, LastChapterID: "251856158"}
 	return map[string]Payload{
 		"book_requested":       &req,
 		"book_requested_known": &known,
+		"crawl_requested":      &crawl,
 		"book_fetched": &BookFetched{Header: Header{Version}, JobID: "1721851-42", BookID: "1721851", FetchedAt: at,
 			Book: BookMeta{Name: "萬古神帝", Author: "飛天魚", Genre: "玄幻小說", Status: "連載中", UpdateText: "2026/1/20 22:05:09",
 				UpdatedAt: &updated, Description: "三千年前，天下第一人。", CoverURL: "https://m.xsw.tw/files/article/image/1721/1721851/1721851s.jpg",

@@ -58,6 +58,8 @@ const (
 	StreamEvents = "XSW_EVENTS"
 	// StreamIndexed holds the indexer's announcements.
 	StreamIndexed = "XSW_INDEXED"
+	// StreamCrawls holds waiting whole-category crawls.
+	StreamCrawls = "XSW_CRAWLS"
 	// StreamDead holds requests that gave up, the newest per book.
 	StreamDead = "XSW_DEAD"
 )
@@ -76,6 +78,8 @@ const (
 	// BucketLeases holds leadership leases (the refresh scheduler's): a lease not renewed
 	// within LeaseTTL expires and another replica takes over.
 	BucketLeases = "xsw_leases"
+	// BucketCrawls holds each crawl's progress under its id.
+	BucketCrawls = "xsw_crawls"
 )
 
 // LeaseTTL is how long a lease in BucketLeases lasts without renewal; holders renew it
@@ -111,6 +115,21 @@ func EventStream() StreamSpec {
 	}
 }
 
+// CrawlStream is the spec of StreamCrawls: a work queue of crawl requests.
+func CrawlStream() StreamSpec {
+	return StreamSpec{
+		Name:       StreamCrawls,
+		Subjects:   []string{SubjectCrawlAll},
+		Retention:  RetainWorkQueue,
+		Duplicates: DuplicateWindow,
+	}
+}
+
+// CrawlConsumer is the durable consumer of crawls shared by the fetchers.
+func CrawlConsumer(ackWait time.Duration) ConsumerSpec {
+	return ConsumerSpec{Stream: StreamCrawls, Durable: "crawl", FilterSubjects: []string{SubjectCrawlAll}, AckWait: ackWait, MaxAckPending: 100}
+}
+
 // IndexedStream is the spec of StreamIndexed. Gateways follow it live to drop cached
 // copies; it keeps an hour for late readers and tools.
 func IndexedStream() StreamSpec {
@@ -137,7 +156,7 @@ func DeadStream() StreamSpec {
 
 // Streams lists every stream spec for provisioning.
 func Streams(requestMaxAge time.Duration) []StreamSpec {
-	return []StreamSpec{RequestStream(requestMaxAge), EventStream(), IndexedStream(), DeadStream()}
+	return []StreamSpec{RequestStream(requestMaxAge), EventStream(), IndexedStream(), DeadStream(), CrawlStream()}
 }
 
 // FetcherConsumer is the durable consumer of one lane, shared by every fetcher replica.
@@ -173,6 +192,7 @@ func Buckets(syncedTTL time.Duration) []KVSpec {
 		{Bucket: BucketSynced, TTL: syncedTTL, History: 1},
 		{Bucket: BucketCheckpoints, History: 1},
 		{Bucket: BucketLeases, TTL: LeaseTTL, History: 1},
+		{Bucket: BucketCrawls, TTL: 7 * 24 * time.Hour, History: 1},
 	}
 }
 

@@ -13,6 +13,8 @@ const (
 	SubjectJobAll = "xsw.job.>"
 	// SubjectIndexedAll matches index announcements: xsw.indexed.<book_id>.
 	SubjectIndexedAll = "xsw.indexed.>"
+	// SubjectCrawlAll matches crawl requests: xsw.crawl.<crawl_id>.
+	SubjectCrawlAll = "xsw.crawl.>"
 	// SubjectDeadAll matches dead letters: xsw.dead.<book_id>.
 	SubjectDeadAll = "xsw.dead.>"
 	// SubjectCommandAll matches commands to the indexer: xsw.cmd.<verb>.<book_id>. They

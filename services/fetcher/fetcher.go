@@ -25,6 +25,7 @@ import (
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/config"
+	"github.com/xswtw/xsw/services/fetcher/internal/crawl"
 	"github.com/xswtw/xsw/services/fetcher/internal/politeness"
 	"github.com/xswtw/xsw/services/fetcher/internal/rpc"
 	"github.com/xswtw/xsw/services/fetcher/internal/site/xsw"
@@ -150,6 +151,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	crawls, err := js.KeyValue(ctx, events.BucketCrawls)
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", events.BucketCrawls, err)
+	}
+	crawler := &crawl.Crawler{JS: js, Site: src, Client: client, Progress: crawls, Logger: logger, RetryDelay: cfg.RetryBase * 5}
 	calls := &rpc.Server{NC: nc, JS: js, Site: src, Client: client, Logger: logger, Timeout: 2 * time.Minute}
 	logger.Info("fetcher started", "base_url", base.Redacted(), "workers", cfg.Workers,
 		"rate_limit", cfg.RateLimit, "max_attempts", cfg.MaxAttempts)
@@ -157,6 +163,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return pool.Run(gctx) })
 	g.Go(func() error { return calls.Run(gctx) })
+	g.Go(func() error { return crawler.Run(gctx) })
 	g.Go(func() error { return heartbeat(gctx, js, cfg, pool, limiter, logger) })
 	if cfg.HealthAddr != "" {
 		g.Go(func() error { return serveHealth(gctx, cfg.HealthAddr, nc) })

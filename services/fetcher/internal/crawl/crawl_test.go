@@ -1,0 +1,123 @@
+package crawl
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/natstest"
+	"github.com/xswtw/xsw/services/fetcher/internal/politeness"
+	"github.com/xswtw/xsw/services/fetcher/internal/site/xsw"
+	"github.com/xswtw/xsw/services/fetcher/internal/source"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// listingSite serves category 1 with two pages of three books (page 3 and on are past
+// the end) and answers 404 for category 2. The first request for category 1 page 2
+// fails with a 500.
+type listingSite struct {
+	mu     sync.Mutex
+	paths  []string
+	failed bool
+}
+
+func (s *listingSite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.paths = append(s.paths, r.URL.Path)
+	fail := r.URL.Path == "/fenlei1_2.html" && !s.failed
+	if fail {
+		s.failed = true
+	}
+	s.mu.Unlock()
+	var cat, page int
+	if n, _ := fmt.Sscanf(r.URL.Path, "/fenlei%d_%d.html", &cat, &page); n != 2 || cat != 1 {
+		http.NotFound(w, r)
+		return
+	}
+	if fail {
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	fmt.Fprint(w, `<html><body><div class="nav"><a href="/">首頁</a></div>`)
+	if page <= 2 {
+		for i := 0; i < 3; i++ {
+			id := 1000000 + page*10 + i
+			fmt.Fprintf(w, `<div class="bookbox"><div class="bookinfo"><h4 class="bookname"><i class="iTit"><a href="/%d/">書%d</a></i></h4>
+<div class="author">作者：某</div></div></div>`, id, id)
+		}
+	}
+	fmt.Fprint(w, `</body></html>`)
+}
+
+func (s *listingSite) requests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.paths...)
+}
+
+func TestCrawlQueuesEveryListedBookAndResumes(t *testing.T) {
+	ns := natstest.Start(t)
+	ls := &listingSite{}
+	srv := httptest.NewServer(ls)
+	t.Cleanup(srv.Close)
+	base, _ := url.Parse(srv.URL)
+	kv, err := ns.JS.KeyValue(t.Context(), events.BucketCrawls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Crawler{JS: ns.JS, Site: xsw.New(base), Progress: kv, Logger: slog.New(slog.DiscardHandler), RetryDelay: 50 * time.Millisecond,
+		Client: source.New(base, politeness.New(nil, "", politeness.Config{}), source.Config{Timeout: 2 * time.Second})}
+	req := events.NewCrawlRequested([]int{1, 2}, 1, 5, time.Now())
+	if _, err := broker.Publish(t.Context(), ns.JS, req.Subject(), req.MsgID(), &req); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	var prog events.CrawlProgress
+	deadline := time.Now().Add(10 * time.Second)
+	for prog.State != events.CrawlDone {
+		if time.Now().After(deadline) {
+			t.Fatalf("crawl not done: %+v", prog)
+		}
+		time.Sleep(20 * time.Millisecond)
+		if e, err := kv.Get(t.Context(), req.CrawlID); err == nil {
+			_ = events.Decode(e.Value(), &prog)
+		}
+	}
+	if prog.BooksQueued != 6 || prog.BooksSeen != 6 || prog.PagesDone != prog.PagesTotal || prog.PagesTotal != 10 {
+		t.Errorf("progress = %+v, want 6 books queued, 10 of 10 pages done", prog)
+	}
+	// Page 1 is not fetched again after the transient failure on page 2; each category
+	// stops at its first empty or missing page.
+	want := []string{"/fenlei1_1.html", "/fenlei1_2.html", "/fenlei1_2.html", "/fenlei1_3.html", "/fenlei2_1.html"}
+	if got := ls.requests(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("site requests %v, want %v", got, want)
+	}
+	s, _ := ns.JS.Stream(t.Context(), events.StreamRequests)
+	info, err := s.Info(t.Context(), jetstream.WithSubjectFilter(events.RequestSubjectLane(events.LanePrefetch)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.State.Subjects) != 6 {
+		t.Errorf("%d books waiting in the prefetch lane, want 6", len(info.State.Subjects))
+	}
+	cs, _ := ns.JS.Stream(t.Context(), events.StreamCrawls)
+	if ci, _ := cs.Info(t.Context()); ci.State.Msgs != 0 {
+		t.Errorf("crawl request still in the stream after it was done")
+	}
+}

@@ -26,6 +26,7 @@ func payloads() map[string]Payload {
 	purge := NewBookPurgeRequested("1721851", "admin", at)
 	inval := NewCacheInvalidated("1721851", "gateway-7f3a", "admin", at)
 	clear := NewCacheInvalidated("", "gateway-7f3a", "admin", at)
+	reads := NewBooksRead("gateway-7f3a", 12, map[string]int64{"1721851": 3, "1000001": 1}, at.Add(-time.Minute), at)
 	crawl := NewCrawlRequested([]int{1, 2, 3}, 1, 10, at)
 	known := NewBookRequested("1721851", LaneRefresh, 0, false, "refresh", at)
 	known.Known = &KnownBook{Chapters: 1402, LastChapterID: "251856158"}
@@ -33,6 +34,7 @@ func payloads() map[string]Payload {
 		"book_requested":       &req,
 		"book_requested_known": &known,
 		"crawl_requested":      &crawl,
+		"books_read":           &reads,
 		"book_fetched": &BookFetched{Header: Header{Version}, JobID: "1721851-42", BookID: "1721851", FetchedAt: at,
 			Book: BookMeta{Name: "萬古神帝", Author: "飛天魚", Genre: "玄幻小說", Status: "連載中", UpdateText: "2026/1/20 22:05:09",
 				UpdatedAt: &updated, Description: "三千年前，天下第一人。", CoverURL: "https://m.xsw.tw/files/article/image/1721/1721851/1721851s.jpg",
@@ -269,5 +271,26 @@ func TestStreamsCaptureTheirSubjects(t *testing.T) {
 	}
 	if !subjectMatches(SubjectCacheAll, SubjectCacheClear) || !subjectMatches(SubjectCacheAll, SubjectCacheInvalidate("1")) {
 		t.Error("SubjectCacheAll misses a cache subject")
+	}
+}
+
+func TestCrawlAndReadsValidate(t *testing.T) {
+	ok := NewCrawlRequested([]int{1, 7}, 1, 10, at)
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid crawl: %v", err)
+	}
+	for name, p := range map[string]Payload{
+		"crawl no categories":   &CrawlRequested{Header: Header{Version}, CrawlID: "c1", FromPage: 1, ToPage: 2},
+		"crawl pages backwards": &CrawlRequested{Header: Header{Version}, CrawlID: "c1", Categories: []int{1}, FromPage: 3, ToPage: 2},
+		"crawl category 0":      &CrawlRequested{Header: Header{Version}, CrawlID: "c1", Categories: []int{0}, FromPage: 1, ToPage: 2},
+		"crawl too big":         &CrawlRequested{Header: Header{Version}, CrawlID: "c1", Categories: []int{1, 2, 3, 4, 5, 6, 7}, FromPage: 1, ToPage: 1000},
+		"crawl bad id":          &CrawlRequested{Header: Header{Version}, CrawlID: "a.b", Categories: []int{1}, FromPage: 1, ToPage: 1},
+		"reads empty":           &BooksRead{Header: Header{Version}, BatchID: "g-1", At: at},
+		"reads bad book":        &BooksRead{Header: Header{Version}, BatchID: "g-1", At: at, Reads: map[string]int64{"x": 1}},
+		"reads zero":            &BooksRead{Header: Header{Version}, BatchID: "g-1", At: at, Reads: map[string]int64{"1": 0}},
+	} {
+		if err := p.Validate(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Validate = %v, want ErrInvalid", name, err)
+		}
 	}
 }

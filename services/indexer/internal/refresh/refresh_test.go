@@ -115,12 +115,12 @@ var cfg = Config{Interval: 6 * time.Hour, FinishedInterval: 7 * 24 * time.Hour, 
 func TestDueBooksMostReadAndOldestFirst(t *testing.T) {
 	e := setup(t)
 	e.insert(t,
-		book{id: 1, checked: 7 * time.Hour},                          // due
-		book{id: 2, checked: time.Hour},                              // fresh
-		book{id: 3, finished: true, checked: 8 * 24 * time.Hour},     // due: finished, a week
-		book{id: 4, finished: true, checked: 24 * time.Hour},         // fresh: finished
-		book{id: 5, checked: 4 * time.Hour, readAgo: time.Hour},      // due: read today, half the interval
-		book{id: 6},                                                  // due: never checked
+		book{id: 1, checked: 7 * time.Hour},                      // due
+		book{id: 2, checked: time.Hour},                          // fresh
+		book{id: 3, finished: true, checked: 8 * 24 * time.Hour}, // due: finished, a week
+		book{id: 4, finished: true, checked: 24 * time.Hour},     // fresh: finished
+		book{id: 5, checked: 4 * time.Hour, readAgo: time.Hour},  // due: read today, half the interval
+		book{id: 6}, // due: never checked
 		book{id: 7, checked: 10 * time.Hour, reads: 100},             // due, most read
 		book{id: 8, checked: 4 * time.Hour, readAgo: 48 * time.Hour}, // fresh: read long ago
 	)

@@ -1,6 +1,7 @@
-// Package consume runs the indexer's loop: it pulls batches of fetched and job events from
-// JetStream, writes each batch in order in one transaction, acknowledges its messages
-// after the commit and announces every book the batch touched.
+// Package consume runs the indexer's loop: it pulls batches of fetched and job events (and
+// commands, such as a purge of a book's chapter texts) from JetStream, writes each batch
+// in order in one transaction, acknowledges its messages after the commit and announces
+// every book the batch touched.
 //
 // Each message ends in exactly one outcome: Ack after the commit (and the announcements);
 // Term when it can never be indexed (undecodable, unknown version, refused by the
@@ -43,6 +44,9 @@ type Options struct {
 	// ShutdownTimeout is how long the batch in hand may take to finish once the loop is
 	// told to stop (default 5s); past it, its messages are handed back for redelivery.
 	ShutdownTimeout time.Duration
+	// Observe, when set, is told of every committed batch: its events and how long its
+	// transaction took.
+	Observe func(evs []events.Payload, took time.Duration)
 }
 
 func (o Options) withDefaults() Options {
@@ -221,7 +225,9 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) time.Durat
 			evs[i] = it.ev
 		}
 		actx, cancel := context.WithTimeout(ctx, c.opts.BatchTimeout)
+		began := time.Now()
 		res, err := c.store.Apply(actx, evs)
+		took := time.Since(began)
 		cancel()
 		var rej *store.RejectedError
 		if errors.As(err, &rej) {
@@ -238,6 +244,9 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) time.Durat
 			c.failures = 0
 		}
 		c.stats.batches.Add(1)
+		if c.opts.Observe != nil {
+			c.opts.Observe(evs, took)
+		}
 		c.logCommitted(items, res)
 		if err := c.announce(ctx, items, res.Books); err != nil {
 			// Committed but not announced: hand the batch back. Writing it again changes
@@ -362,6 +371,8 @@ func (c *Consumer) logCommitted(items []item, res store.Result) {
 			c.logger.Debug("chapter text stored", "book_id", e.BookID, "number", e.Number, "changed", changed > 0)
 		case *events.CategoriesFetched:
 			c.logger.Info("cached categories", "count", len(e.Categories), "changed", changed)
+		case *events.BookPurgeRequested:
+			c.logger.Info("chapter texts purged", "book_id", e.BookID, "chapters", changed, "reason", e.Reason)
 		case *events.JobEvent:
 			switch e.Kind {
 			case events.JobCompleted:
@@ -399,6 +410,18 @@ func decode(subject string, data []byte) (events.Payload, string, error) {
 			return nil, "", err
 		}
 		return &e, e.BookID, sameSubject(subject, events.SubjectFetchedChapter(e.BookID))
+	case subject == events.SubjectReads:
+		var e events.BooksRead
+		if err := events.Decode(data, &e); err != nil {
+			return nil, "", err
+		}
+		return &e, "", nil
+	case strings.HasPrefix(subject, events.SubjectPurgeBook("")):
+		var e events.BookPurgeRequested
+		if err := events.Decode(data, &e); err != nil {
+			return nil, "", err
+		}
+		return &e, e.BookID, sameSubject(subject, e.Subject())
 	case strings.HasPrefix(subject, strings.TrimSuffix(events.SubjectJobAll, ">")):
 		var e events.JobEvent
 		if err := events.Decode(data, &e); err != nil {

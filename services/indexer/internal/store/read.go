@@ -29,6 +29,7 @@ type Book struct {
 	LastChapterID    *int64     `db:"last_chapter_id"`
 	SourceURL        string     `db:"source_url"`
 	TOCPages         *int       `db:"toc_pages"`
+	TOCPagesSeen     *int       `db:"toc_pages_seen"`
 	ChapterTotal     *int       `db:"chapter_total"`
 	SyncJobID        *string    `db:"sync_job_id"`
 	SyncedAt         *time.Time `db:"synced_at"`
@@ -49,6 +50,7 @@ type Chapter struct {
 	Text      *string    `db:"text"`
 	FetchedAt *time.Time `db:"fetched_at"`
 	ListedAt  *time.Time `db:"listed_at"`
+	TOCPage   *int       `db:"toc_page"`
 	CreatedAt time.Time  `db:"created_at"`
 	UpdatedAt time.Time  `db:"updated_at"`
 }
@@ -76,10 +78,10 @@ type Job struct {
 const (
 	bookColumns = `id::text AS id, name, author, genre, status, finished, update_text,
 source_updated_at, description, cover_url, last_chapter_num, last_chapter_title,
-last_chapter_url, last_chapter_id, source_url, toc_pages, chapter_total, sync_job_id,
+last_chapter_url, last_chapter_id, source_url, toc_pages, toc_pages_seen, chapter_total, sync_job_id,
 synced_at, checked_at, changed_at, created_at, updated_at`
 	chapterColumns = `book_id::text AS book_id, num, chapter_id, title, url, title_num, text,
-fetched_at, listed_at, created_at, updated_at`
+fetched_at, listed_at, toc_page, created_at, updated_at`
 	jobColumns = `job_id, book_id::text AS book_id, lane, priority, status, attempts, fetcher,
 enqueued_at, started_at, finished_at, duration_ms, chapters, requests, error, permanent, dead`
 )

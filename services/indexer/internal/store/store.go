@@ -99,15 +99,17 @@ type Result struct {
 	// already known, or older than what is stored.
 	Changed []int64
 	// Books holds the state after the batch of every book the batch wrote about (metadata,
-	// TOC pages, chapter text, sync completion), in the order they were first touched.
+	// TOC pages, chapter text, sync completion, purged texts), in the order they were
+	// first touched.
 	Books []BookState
 }
 
 // Apply writes evs in order in one transaction: all of them or none. Each event must be
 // a pointer to one of the payloads the indexer consumes (*events.BookFetched,
 // *events.TOCPageFetched, *events.ChapterFetched, *events.CategoriesFetched,
-// *events.JobEvent); started and retrying job events write nothing. When Postgres refuses
-// the data of one event the error is a *RejectedError naming it.
+// *events.JobEvent, *events.BookPurgeRequested); started and retrying job events write
+// nothing. When Postgres refuses the data of one event the error is a *RejectedError
+// naming it.
 func (s *Store) Apply(ctx context.Context, evs []events.Payload) (Result, error) {
 	var res Result
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -165,6 +167,16 @@ func apply(ctx context.Context, tx pgx.Tx, ev events.Payload) (int64, int64, err
 		return n, id, err
 	case *events.CategoriesFetched:
 		n, err := putCategories(ctx, tx, e)
+		return n, 0, err
+	case *events.BookPurgeRequested:
+		id, err := bookID(e.BookID)
+		if err != nil {
+			return 0, 0, err
+		}
+		n, err := purgeTexts(ctx, tx, id, e)
+		return n, id, err
+	case *events.BooksRead:
+		n, err := addReads(ctx, tx, e)
 		return n, 0, err
 	case *events.JobEvent:
 		id, err := bookID(e.BookID)
@@ -332,12 +344,20 @@ func putTOCPage(ctx context.Context, tx pgx.Tx, id int64, e *events.TOCPageFetch
 		urls = append(urls, c.URL)
 		titleNums = append(titleNums, tn)
 	}
+	if err := int32s(e.Page, e.TotalPages); err != nil {
+		return 0, fmt.Errorf("toc page: %w", err)
+	}
+	seen, err := putTOCPagesSeen(ctx, tx, id, e)
+	if err != nil {
+		return 0, err
+	}
 	if len(nums) == 0 {
-		return refreshLastChapter(ctx, tx, id)
+		m, err := refreshLastChapter(ctx, tx, id)
+		return seen + m, err
 	}
 	tag, err := tx.Exec(ctx, `
-INSERT INTO chapters AS c (book_id, num, chapter_id, title, url, title_num, listed_at)
-SELECT $1, r.num, r.chapter_id, r.title, r.url, r.title_num, $7
+INSERT INTO chapters AS c (book_id, num, chapter_id, title, url, title_num, listed_at, toc_page)
+SELECT $1, r.num, r.chapter_id, r.title, r.url, r.title_num, $7, $8
 FROM unnest($2::int[], $3::bigint[], $4::text[], $5::text[], $6::int[])
     AS r(num, chapter_id, title, url, title_num)
 ON CONFLICT (book_id, num) DO UPDATE SET
@@ -346,6 +366,7 @@ ON CONFLICT (book_id, num) DO UPDATE SET
     url = EXCLUDED.url,
     title_num = EXCLUDED.title_num,
     listed_at = EXCLUDED.listed_at,
+    toc_page = EXCLUDED.toc_page,
     text = CASE WHEN c.chapter_id = EXCLUDED.chapter_id THEN c.text END,
     fetched_at = CASE WHEN c.chapter_id = EXCLUDED.chapter_id THEN c.fetched_at END,
     updated_at = CASE
@@ -353,16 +374,42 @@ ON CONFLICT (book_id, num) DO UPDATE SET
           IS DISTINCT FROM (EXCLUDED.chapter_id, EXCLUDED.title, EXCLUDED.url, EXCLUDED.title_num)
         THEN now() ELSE c.updated_at END
 WHERE (c.listed_at IS NULL OR c.listed_at <= EXCLUDED.listed_at)
-  AND (c.chapter_id, c.title, c.url, c.title_num, c.listed_at)
+  AND (c.chapter_id, c.title, c.url, c.title_num, c.listed_at, c.toc_page)
       IS DISTINCT FROM
-      (EXCLUDED.chapter_id, EXCLUDED.title, EXCLUDED.url, EXCLUDED.title_num, EXCLUDED.listed_at)`,
-		id, nums, ids, titles, urls, titleNums, e.FetchedAt)
+      (EXCLUDED.chapter_id, EXCLUDED.title, EXCLUDED.url, EXCLUDED.title_num, EXCLUDED.listed_at, EXCLUDED.toc_page)`,
+		id, nums, ids, titles, urls, titleNums, e.FetchedAt, int32(e.Page))
 	if err != nil {
 		return 0, fmt.Errorf("upsert toc page %d of book %d: %w", e.Page, id, err)
 	}
-	n := tag.RowsAffected()
+	n := tag.RowsAffected() + seen
 	m, err := refreshLastChapter(ctx, tx, id)
 	return n + m, err
+}
+
+// putTOCPagesSeen records the page count a table-of-contents page reported, unless a
+// newer page already did. A book without a row yet gets none: its metadata, published
+// first by every sync, creates it.
+func putTOCPagesSeen(ctx context.Context, tx pgx.Tx, id int64, e *events.TOCPageFetched) (int64, error) {
+	tag, err := tx.Exec(ctx, `
+UPDATE books SET toc_pages_seen = $2, toc_seen_at = $3
+WHERE id = $1 AND (toc_seen_at IS NULL OR toc_seen_at <= $3)
+  AND (toc_pages_seen, toc_seen_at) IS DISTINCT FROM ($2, $3)`, id, int32(e.TotalPages), e.FetchedAt)
+	if err != nil {
+		return 0, fmt.Errorf("toc pages of book %d: %w", id, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// purgeTexts forgets the chapter texts of a book fetched up to the request's time, so
+// that they are fetched again when next read.
+func purgeTexts(ctx context.Context, tx pgx.Tx, id int64, e *events.BookPurgeRequested) (int64, error) {
+	tag, err := tx.Exec(ctx, `
+UPDATE chapters SET text = NULL, fetched_at = NULL, updated_at = now()
+WHERE book_id = $1 AND text IS NOT NULL AND (fetched_at IS NULL OR fetched_at <= $2)`, id, e.RequestedAt)
+	if err != nil {
+		return 0, fmt.Errorf("purge chapter texts of book %d: %w", id, err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // putChapter stores a chapter's text on its ref when the chapter id matches, or inserts
@@ -439,17 +486,23 @@ func completeSync(ctx context.Context, tx pgx.Tx, id int64, e *events.JobEvent) 
 	if err := int32s(e.Chapters, e.TOCPages); err != nil {
 		return 0, fmt.Errorf("completed job %s: %w", e.JobID, err)
 	}
+	// A resync that found the book unchanged read no metadata, but it did check the book.
+	var checkedAt *time.Time
+	if e.Unchanged {
+		checkedAt = &e.At
+	}
 	tag, err := tx.Exec(ctx, `
-INSERT INTO books AS b (id, name, chapter_total, toc_pages, sync_job_id, synced_at)
-VALUES ($1, '', $2, $3, $4, $5)
+INSERT INTO books AS b (id, name, chapter_total, toc_pages, sync_job_id, synced_at, checked_at)
+VALUES ($1, '', $2, $3, $4, $5, $6)
 ON CONFLICT (id) DO UPDATE SET
     chapter_total = EXCLUDED.chapter_total,
     toc_pages = EXCLUDED.toc_pages,
     sync_job_id = EXCLUDED.sync_job_id,
     synced_at = EXCLUDED.synced_at,
+    checked_at = greatest(b.checked_at, EXCLUDED.checked_at),
     updated_at = now()
 WHERE b.synced_at IS NULL OR b.synced_at < EXCLUDED.synced_at`,
-		id, int32(e.Chapters), int32(e.TOCPages), e.JobID, e.At)
+		id, int32(e.Chapters), int32(e.TOCPages), e.JobID, e.At, checkedAt)
 	if err != nil {
 		return 0, fmt.Errorf("complete sync of book %d: %w", id, err)
 	}
@@ -589,5 +642,38 @@ func (s *Store) PruneHistory(ctx context.Context, olderThan time.Time) (int64, e
 	if err != nil {
 		return 0, fmt.Errorf("prune job history before %s: %w", olderThan.Format(time.RFC3339), err)
 	}
+	// The read-count batch ids only guard against redelivery, which happens within
+	// minutes: they go with the history.
+	if _, err := s.pool.Exec(ctx, `DELETE FROM read_batches WHERE applied_at < $1`, olderThan); err != nil {
+		return 0, fmt.Errorf("prune read batches before %s: %w", olderThan.Format(time.RFC3339), err)
+	}
 	return tag.RowsAffected(), nil
+}
+
+// addReads adds a gateway's read counts to the books they name, once per batch.
+func addReads(ctx context.Context, tx pgx.Tx, e *events.BooksRead) (int64, error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO read_batches (batch_id) VALUES ($1) ON CONFLICT DO NOTHING`, e.BatchID)
+	if err != nil {
+		return 0, fmt.Errorf("read batch %s: %w", e.BatchID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return 0, nil // counted already
+	}
+	ids := make([]int64, 0, len(e.Reads))
+	counts := make([]int64, 0, len(e.Reads))
+	for id, n := range e.Reads {
+		v, err := bookID(id)
+		if err != nil {
+			return 0, err
+		}
+		ids, counts = append(ids, v), append(counts, n)
+	}
+	tag, err = tx.Exec(ctx, `
+UPDATE books AS b SET read_count = b.read_count + r.n, read_at = greatest(b.read_at, $3)
+FROM unnest($1::bigint[], $2::bigint[]) AS r(id, n)
+WHERE b.id = r.id`, ids, counts, e.At)
+	if err != nil {
+		return 0, fmt.Errorf("add reads of batch %s: %w", e.BatchID, err)
+	}
+	return tag.RowsAffected() + 1, nil
 }

@@ -652,3 +652,45 @@ func BenchmarkIndexTOCPage(b *testing.B) {
 		})
 	}
 }
+
+// TestUnchangedResyncMarksChecked: a resync that found nothing new read no metadata, yet
+// the book counts as checked then, and nothing else moves.
+func TestUnchangedResyncMarksChecked(t *testing.T) {
+	s, _ := newStore(t)
+	apply(t, s, bookEvent("7", "書", t0), tocEvent("7", 1, 1, refs(1, 5, 1000), t0), completed("j1", "7", 5, 1, t0.Add(time.Minute)))
+	before := book(t, s, "7")
+	later := completed("j2", "7", 5, 1, t0.Add(time.Hour))
+	later.Unchanged = true
+	apply(t, s, later)
+	after := book(t, s, "7")
+	if after.CheckedAt == nil || !after.CheckedAt.Equal(t0.Add(time.Hour)) {
+		t.Errorf("checked_at = %v, want the unchanged resync's time", after.CheckedAt)
+	}
+	if !equalTime(after.ChangedAt, before.ChangedAt) || *after.ChapterTotal != 5 {
+		t.Errorf("an unchanged resync changed the book: %+v", after)
+	}
+}
+
+func equalTime(a, b *time.Time) bool {
+	return (a == nil) == (b == nil) && (a == nil || a.Equal(*b))
+}
+
+// TestReadsCountOncePerBatch: read counts add up, a redelivered batch counts once, and
+// books the database does not hold are ignored.
+func TestReadsCountOncePerBatch(t *testing.T) {
+	s, pool := newStore(t)
+	apply(t, s, bookEvent("7", "書", t0), bookEvent("8", "書", t0))
+	r1 := events.NewBooksRead("g", 1, map[string]int64{"7": 3, "8": 1, "999": 5}, t0, t0.Add(time.Minute))
+	r2 := events.NewBooksRead("g", 2, map[string]int64{"7": 2}, t0.Add(time.Minute), t0.Add(2*time.Minute))
+	apply(t, s, &r1, &r2, &r1)
+	for id, want := range map[string]int64{"7": 5, "8": 1} {
+		var n int64
+		var at *time.Time
+		if err := pool.QueryRow(t.Context(), `SELECT read_count, read_at FROM books WHERE id = $1`, id).Scan(&n, &at); err != nil {
+			t.Fatal(err)
+		}
+		if n != want || at == nil {
+			t.Errorf("book %s: read_count %d read_at %v, want %d and a time", id, n, at, want)
+		}
+	}
+}

@@ -10,9 +10,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/xswtw/xsw/events"
@@ -58,6 +62,17 @@ type Config struct {
 	RequestMaxAge time.Duration
 	// ShutdownTimeout bounds the graceful shutdown (SHUTDOWN_TIMEOUT, 5s).
 	ShutdownTimeout time.Duration
+	// RateLimit is how many requests one client may make per RateWindow; 0 disables the
+	// limit (API_RATE_LIMIT, 120).
+	RateLimit int
+	// RateWindow is the window of RateLimit (API_RATE_WINDOW, 1m).
+	RateWindow time.Duration
+	// TrustedProxies are the proxies (addresses or CIDR prefixes, comma-separated) whose
+	// X-Forwarded-For names the client for the rate limit (API_TRUSTED_PROXIES, none).
+	TrustedProxies []netip.Prefix
+	// CORSAllowOrigins is "*" or a comma-separated list of origins allowed to call the
+	// API from a browser (CORS_ALLOW_ORIGINS, "*").
+	CORSAllowOrigins string
 }
 
 // ConfigFromEnv reads the configuration through getenv (os.Getenv in main, a map in
@@ -80,11 +95,51 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		NATSReplicas:    r.Int("NATS_REPLICAS", 1),
 		RequestMaxAge:   r.Duration("BG_JOB_MAX_AGE", 24*time.Hour),
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 5*time.Second),
+		RateLimit:       r.Int("API_RATE_LIMIT", 120),
+		RateWindow:      r.Duration("API_RATE_WINDOW", time.Minute),
+		CORSAllowOrigins: strings.Join(strings.Fields(strings.ReplaceAll(
+			r.String("CORS_ALLOW_ORIGINS", "*"), ",", " ")), ","),
 	}
-	if err := r.Err(); err != nil {
+	proxies, proxyErr := parsePrefixes(r.String("API_TRUSTED_PROXIES", ""))
+	if err := errors.Join(r.Err(), proxyErr); err != nil {
 		return Config{}, err
 	}
+	cfg.TrustedProxies = proxies
 	return cfg, cfg.Validate()
+}
+
+// parsePrefixes reads a comma-separated list of IP addresses and CIDR prefixes.
+func parsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' }) {
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("API_TRUSTED_PROXIES: %q is not an IP address or CIDR prefix", f)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+// validOrigins reports whether list is "*" or comma-separated origins such as
+// https://reader.example.org or https://*.example.org (what Fiber's CORS accepts).
+func validOrigins(list string) bool {
+	if list == "*" {
+		return true
+	}
+	for _, o := range strings.Split(list, ",") {
+		o = strings.Replace(o, "://*.", "://", 1)
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Contains(u.Host, "*") ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // Validate reports the first setting that cannot work, naming its variable.
@@ -118,7 +173,26 @@ func (c Config) Validate() error {
 		config.Check(c.NATSReplicas == 1 || c.NATSReplicas == 3 || c.NATSReplicas == 5, "NATS_REPLICAS", "want 1, 3 or 5, got %d", c.NATSReplicas),
 		config.Check(c.RequestMaxAge >= 0, "BG_JOB_MAX_AGE", "must not be negative, got %s", c.RequestMaxAge),
 		config.Check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "must be positive, got %s", c.ShutdownTimeout),
+		config.Check(c.RateLimit >= 0 && c.RateLimit <= 1_000_000, "API_RATE_LIMIT", "must be from 0 (off) to 1000000, got %d", c.RateLimit),
+		config.Check(c.RateWindow >= time.Second && c.RateWindow <= 24*time.Hour, "API_RATE_WINDOW", "must be from 1s to 24h, got %s", c.RateWindow),
+		config.Check(validOrigins(c.CORSAllowOrigins), "CORS_ALLOW_ORIGINS",
+			`want "*" or comma-separated origins like https://reader.example.org, got %q`, c.CORSAllowOrigins),
 	)
+}
+
+// databaseLabel names the database for /health and the logs: user, host, port and
+// database name only, so that no password (in the user part, in a password= parameter
+// or in a key=value string) can show.
+func databaseLabel(dsn string) string {
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return "(unparsable DATABASE_URL)"
+	}
+	u := url.URL{Scheme: "postgres", User: url.User(cfg.User), Host: net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))), Path: "/" + cfg.Database}
+	if strings.HasPrefix(cfg.Host, "/") { // a Unix socket directory
+		u.Host, u.RawQuery = "", "host="+url.QueryEscape(cfg.Host)
+	}
+	return u.String()
 }
 
 // Run connects to NATS (provisioning the streams and buckets) and Postgres, serves the
@@ -152,10 +226,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	srv, err := httpapi.New(httpapi.Config{
-		BaseURL: cfg.BaseURL, Database: database.Redact(cfg.DatabaseURL),
+		BaseURL: cfg.BaseURL, Database: databaseLabel(cfg.DatabaseURL),
 		CacheTTL: cfg.CacheTTL, ListingCacheTTL: cfg.ListingCacheTTL,
 		InteractiveWait: cfg.InteractiveWait, ChapterWait: cfg.ChapterWait, RPCTimeout: cfg.RPCTimeout,
-		AdminToken: cfg.AdminToken,
+		AdminToken: cfg.AdminToken, RateLimit: cfg.RateLimit, RateWindow: cfg.RateWindow,
+		TrustedProxies: cfg.TrustedProxies, CORSAllowOrigins: cfg.CORSAllowOrigins,
 	}, nc, catalog.New(pool), jm, logger)
 	if err != nil {
 		return err
@@ -166,7 +241,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return fmt.Errorf("HTTP_ADDR: %w", err)
 	}
 	logger.Info("gateway listening", "addr", ln.Addr().String(), "nats", nc.ConnectedUrlRedacted(),
-		"database", database.Redact(cfg.DatabaseURL), "admin", cfg.AdminToken != "")
+		"database", databaseLabel(cfg.DatabaseURL), "admin", cfg.AdminToken != "",
+		"rate_limit", cfg.RateLimit, "rate_window", cfg.RateWindow, "cors_allow_origins", cfg.CORSAllowOrigins)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

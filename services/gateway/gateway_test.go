@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -38,8 +40,9 @@ func TestConfigDefaults(t *testing.T) {
 		CacheTTL: 900 * time.Second, ListingCacheTTL: time.Minute, InteractiveWait: 10 * time.Second,
 		ChapterWait: time.Minute, RPCTimeout: 15 * time.Second, SyncDedupWindow: 5 * time.Minute,
 		NATSReplicas: 1, RequestMaxAge: 24 * time.Hour, ShutdownTimeout: 5 * time.Second,
+		RateLimit: 120, RateWindow: time.Minute, CORSAllowOrigins: "*",
 	}
-	if cfg != want {
+	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults\n got %+v\nwant %+v", cfg, want)
 	}
 }
@@ -48,9 +51,16 @@ func TestConfigFromEnv(t *testing.T) {
 	cfg, err := ConfigFromEnv(config.Map(map[string]string{
 		"HTTP_ADDR": "127.0.0.1:9000", "CACHE_TTL_SECONDS": "60", "LISTING_CACHE_TTL": "2m", "INTERACTIVE_WAIT": "2.5",
 		"CHAPTER_WAIT": "30s", "XSW_ADMIN_TOKEN": "tok", "BG_JOB_MAX_AGE": "1h", "SYNC_DEDUP_WINDOW": "600",
+		"API_RATE_LIMIT": "0", "API_RATE_WINDOW": "10s", "API_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7,::1",
+		"CORS_ALLOW_ORIGINS": "https://reader.example.org, https://*.example.net",
 	}))
 	if err != nil {
 		t.Fatal(err)
+	}
+	wantProxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"), netip.MustParsePrefix("::1/128")}
+	if cfg.RateLimit != 0 || cfg.RateWindow != 10*time.Second || !reflect.DeepEqual(cfg.TrustedProxies, wantProxies) ||
+		cfg.CORSAllowOrigins != "https://reader.example.org,https://*.example.net" {
+		t.Errorf("rate limit %d per %s, proxies %v, origins %q", cfg.RateLimit, cfg.RateWindow, cfg.TrustedProxies, cfg.CORSAllowOrigins)
 	}
 	if cfg.HTTPAddr != "127.0.0.1:9000" || cfg.CacheTTL != time.Minute || cfg.ListingCacheTTL != 2*time.Minute ||
 		cfg.InteractiveWait != 2500*time.Millisecond || cfg.ChapterWait != 30*time.Second || cfg.AdminToken != "tok" ||
@@ -73,6 +83,15 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"SYNC_DEDUP_WINDOW", "0"},
 		{"BG_JOB_MAX_AGE", "-1h"},
 		{"SHUTDOWN_TIMEOUT", "never"},
+		{"API_RATE_LIMIT", "-1"},
+		{"API_RATE_LIMIT", "many"},
+		{"API_RATE_WINDOW", "0"},
+		{"API_RATE_WINDOW", "48h"},
+		{"API_TRUSTED_PROXIES", "10.0.0.0/33"},
+		{"API_TRUSTED_PROXIES", "proxy.local"},
+		{"CORS_ALLOW_ORIGINS", "reader.example.org"},
+		{"CORS_ALLOW_ORIGINS", "https://reader.example.org/app"},
+		{"CORS_ALLOW_ORIGINS", "https://*"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key+"="+tt.value, func(t *testing.T) {
@@ -81,6 +100,22 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 				t.Errorf("err = %v, want it to name %s", err, tt.key)
 			}
 		})
+	}
+}
+
+func TestDatabaseLabelHidesPasswords(t *testing.T) {
+	tests := []struct{ dsn, want string }{
+		{"postgres://xsw:hunter2@db.example:5433/xsw?sslmode=disable", "postgres://xsw@db.example:5433/xsw"},
+		{"postgres://xsw@db.example/xsw?password=hunter2&sslmode=disable", "postgres://xsw@db.example:5432/xsw"},
+		{"host=db.example user=xsw password=hunter2 dbname=xsw", "postgres://xsw@db.example:5432/xsw"},
+		{"postgres://xsw:hunter2@/xsw?host=/run/postgresql", "postgres://xsw@/xsw?host=%2Frun%2Fpostgresql"},
+		{"::not a dsn::", "(unparsable DATABASE_URL)"},
+	}
+	for _, tt := range tests {
+		got := databaseLabel(tt.dsn)
+		if got != tt.want || strings.Contains(got, "hunter2") {
+			t.Errorf("databaseLabel(%q) = %q, want %q", tt.dsn, got, tt.want)
+		}
 	}
 }
 

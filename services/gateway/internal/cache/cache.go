@@ -105,13 +105,30 @@ func (c *Cache[V]) Set(group, key string, v V, token uint64) bool {
 	return true
 }
 
-// Drop removes every entry of group and voids the tokens taken for it.
-func (c *Cache[V]) Drop(group string) {
+// Drop removes every entry of group, voids the tokens taken for it and reports how many
+// entries it removed.
+func (c *Cache[V]) Drop(group string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gens[c.shard(group)]++
-	c.n -= len(c.groups[group])
+	n := len(c.groups[group])
+	c.n -= n
 	delete(c.groups, group)
+	return n
+}
+
+// Clear removes every entry, voids every token taken and reports how many entries it
+// removed.
+func (c *Cache[V]) Clear() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.gens {
+		c.gens[i]++
+	}
+	n := c.n
+	c.n = 0
+	c.groups = make(map[string]map[string]entry[V])
+	return n
 }
 
 func (c *Cache[V]) remove(group string, g map[string]entry[V], key string) {

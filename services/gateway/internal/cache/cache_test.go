@@ -44,7 +44,9 @@ func TestDropVoidsTokens(t *testing.T) {
 	c.Set("1", "chapters", "b", c.Token("1"))
 	c.Set("2", "book", "c", c.Token("2"))
 	stale := c.Token("1")
-	c.Drop("1")
+	if n := c.Drop("1"); n != 2 {
+		t.Errorf("Drop removed %d entries, want 2", n)
+	}
 	if _, ok := c.Get("1", "book"); ok {
 		t.Error("dropped group still served")
 	}
@@ -56,6 +58,25 @@ func TestDropVoidsTokens(t *testing.T) {
 	}
 	if c.Len() != 1 {
 		t.Errorf("Len = %d, want 1", c.Len())
+	}
+}
+
+func TestClear(t *testing.T) {
+	c, _ := newTestCache(time.Minute, 10)
+	c.Set("1", "book", "a", c.Token("1"))
+	c.Set("2", "book", "b", c.Token("2"))
+	stale := c.Token("3")
+	if n := c.Clear(); n != 2 {
+		t.Errorf("Clear removed %d entries, want 2", n)
+	}
+	if _, ok := c.Get("1", "book"); ok || c.Len() != 0 {
+		t.Errorf("cleared cache still holds %d entries", c.Len())
+	}
+	if c.Set("3", "book", "old", stale) {
+		t.Error("Set with a token taken before Clear stored a stale value")
+	}
+	if !c.Set("3", "book", "new", c.Token("3")) || c.Len() != 1 {
+		t.Error("Set after Clear refused")
 	}
 }
 

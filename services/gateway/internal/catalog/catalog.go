@@ -138,10 +138,12 @@ type ChapterPage struct {
 	SyncStatus string
 }
 
-// Chapters returns limit chapter references of the book from position offset (ordered by
-// number; limit 0 means all), with the book's totals. A book with no stored chapter is
-// not an error: its page is empty with SyncStatus SyncNone (or SyncComplete when a
-// completed sync found none).
+// Chapters returns the stored chapter references of the book numbered offset+1 to
+// offset+limit (limit 0: every one from offset+1), ordered by number, with the book's
+// totals. Numbers are positions in the whole table of contents, so a page of a book
+// still syncing holds the chapters that belong there, or fewer, never later ones. A book
+// with no stored chapter is not an error: its page is empty with SyncStatus SyncNone (or
+// SyncComplete when a completed sync found none).
 func (c *Catalog) Chapters(ctx context.Context, bookID string, offset, limit int) (ChapterPage, error) {
 	id, err := parseID(bookID)
 	if err != nil {
@@ -159,17 +161,19 @@ func (c *Catalog) Chapters(ctx context.Context, bookID string, offset, limit int
 		return ChapterPage{}, fmt.Errorf("count chapters of book %s: %w", bookID, err)
 	}
 	p.SyncStatus = syncStatus(complete, p.Total)
-	if p.Total == 0 || offset >= p.Total {
+	if p.Total == 0 {
 		p.Chapters = []ChapterRef{}
 		return p, nil
 	}
-	var lim *int
+	var last *int
 	if limit > 0 {
-		lim = &limit
+		n := offset + limit
+		last = &n
 	}
 	rows, err := c.pool.Query(ctx, `
 		SELECT num, chapter_id::text, title, url FROM chapters
-		WHERE book_id = $1 ORDER BY num LIMIT $2 OFFSET $3`, id, lim, offset)
+		WHERE book_id = $1 AND num > $2 AND ($3::int IS NULL OR num <= $3)
+		ORDER BY num`, id, offset, last)
 	if err != nil {
 		return ChapterPage{}, fmt.Errorf("list chapters of book %s: %w", bookID, err)
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/subtle"
 	"strings"
 	"time"
@@ -14,20 +15,35 @@ import (
 // failedJobsListed bounds the failed_jobs map of the stats.
 const failedJobsListed = 100
 
+// adminTimeout bounds an admin call (a purge of chapter texts waits longer when
+// INTERACTIVE_WAIT is longer); a replay of every dead letter cut short by it says so.
+const adminTimeout = 30 * time.Second
+
 // requireAdmin guards /admin: 403 when no token is configured, 401 unless the request
 // carries "Authorization: Bearer <XSW_ADMIN_TOKEN>".
 func (s *Server) requireAdmin(c *fiber.Ctx) error {
 	if s.cfg.AdminToken == "" {
 		return newError(fiber.StatusForbidden, "admin endpoints are disabled: set XSW_ADMIN_TOKEN to enable them")
 	}
-	auth := c.Get(fiber.HeaderAuthorization)
-	scheme, token, ok := strings.Cut(auth, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") ||
-		subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(s.cfg.AdminToken)) != 1 {
+	if !s.authorized(c) {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="xsw admin"`)
 		return newError(fiber.StatusUnauthorized, "admin endpoints need Authorization: Bearer <XSW_ADMIN_TOKEN>")
 	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), max(adminTimeout, s.cfg.InteractiveWait+5*time.Second))
+	defer cancel()
+	c.SetUserContext(ctx)
 	return c.Next()
+}
+
+// authorized reports whether the request carries the admin token, compared in constant
+// time.
+func (s *Server) authorized(c *fiber.Ctx) bool {
+	if s.cfg.AdminToken == "" {
+		return false
+	}
+	scheme, token, ok := strings.Cut(c.Get(fiber.HeaderAuthorization), " ")
+	return ok && strings.EqualFold(scheme, "Bearer") &&
+		subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(s.cfg.AdminToken)) == 1
 }
 
 type failedJobJSON struct {
@@ -47,10 +63,15 @@ type jobStatsJSON struct {
 	Running        bool                     `json:"running"`
 	QueueByLane    map[events.Lane]int      `json:"queue_by_lane"`
 	Fetchers       int                      `json:"fetchers"`
+	DeadLetters    int                      `json:"dead_letters"`
+	// RateInterval is the largest politeness interval of the live fetchers (seconds).
+	RateInterval *float64 `json:"rate_interval_seconds"`
+	// Circuit is the worst circuit state of the live fetchers.
+	Circuit *string `json:"circuit"`
 }
 
-// jobStats answers GET /admin/jobs/stats in the seed's shape, plus queue_by_lane and
-// fetchers.
+// jobStats answers GET /admin/jobs/stats in the seed's shape, plus queue_by_lane,
+// fetchers, dead_letters, rate_interval_seconds and circuit.
 func (s *Server) jobStats(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	st, err := s.jobs.Stats(ctx)
@@ -65,6 +86,7 @@ func (s *Server) jobStats(c *fiber.Ctx) error {
 		QueueSize: st.QueueSize, ActiveJobs: len(st.ActiveBookIDs), ActiveJobIDs: st.ActiveBookIDs,
 		CompletedCount: hist.Completed, FailedCount: hist.Failed, FailedJobs: make(map[string]failedJobJSON, len(hist.Recent)),
 		Workers: st.Workers, Running: st.Running(), QueueByLane: st.ByLane, Fetchers: st.Fetchers,
+		DeadLetters: st.DeadLetters, RateInterval: st.RateInterval, Circuit: st.Circuit,
 	}
 	for _, f := range hist.Recent {
 		out.FailedJobs[f.BookID] = failedJobJSON{FailedAt: f.FailedAt.UTC().Format(time.RFC3339), Error: f.Error, Permanent: f.Permanent}
@@ -105,4 +127,93 @@ func (s *Server) clearHistory(c *fiber.Ctx) error {
 	}
 	s.log.Info("job history cleared", "jobs", n)
 	return c.JSON(fiber.Map{"status": "cleared", "message": "Job history cleared"})
+}
+
+type fetcherJSON struct {
+	FetcherID    string   `json:"fetcher_id"`
+	Workers      int      `json:"workers"`
+	ActiveJobs   int      `json:"active_jobs"`
+	ActiveJobIDs []string `json:"active_job_ids"`
+	Interval     float64  `json:"interval_seconds"`
+	Circuit      string   `json:"circuit"`
+	Draining     bool     `json:"draining"`
+	StartedAt    *string  `json:"started_at"`
+	At           *string  `json:"at"`
+}
+
+type adminStatsJSON struct {
+	Database struct {
+		Books               int64 `json:"books"`
+		Chapters            int64 `json:"chapters"`
+		ChaptersWithContent int64 `json:"chapters_with_content"`
+	} `json:"database"`
+	Cache struct {
+		Replica           string `json:"replica"`
+		BookEntries       int    `json:"book_entries"`
+		ListingEntries    int    `json:"listing_entries"`
+		TTLSeconds        int    `json:"ttl_seconds"`
+		ListingTTLSeconds int    `json:"listing_ttl_seconds"`
+	} `json:"cache"`
+	Jobs struct {
+		QueueSize      int      `json:"queue_size"`
+		ActiveJobs     int      `json:"active_jobs"`
+		ActiveJobIDs   []string `json:"active_job_ids"`
+		CompletedCount int64    `json:"completed_count"`
+		FailedCount    int64    `json:"failed_count"`
+		Workers        int      `json:"workers"`
+		Running        bool     `json:"running"`
+	} `json:"jobs"`
+	QueueByLane  map[events.Lane]int `json:"queue_by_lane"`
+	DeadLetters  int                 `json:"dead_letters"`
+	RateInterval *float64            `json:"rate_interval_seconds"`
+	Circuit      *string             `json:"circuit"`
+	Fetchers     []fetcherJSON       `json:"fetchers"`
+}
+
+// adminStats answers GET /admin/stats: what is stored, what this replica caches, the
+// queue, the dead letters and every live fetcher with its politeness interval and
+// circuit.
+func (s *Server) adminStats(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	var out adminStatsJSON
+	n, err := s.cat.Counts(ctx)
+	if err != nil {
+		return databaseError(err)
+	}
+	hist, err := s.cat.History(ctx, 0)
+	if err != nil {
+		return databaseError(err)
+	}
+	st, err := s.jobs.Stats(ctx)
+	if err != nil {
+		return busError(err)
+	}
+	hbs, err := s.jobs.Fetchers(ctx)
+	if err != nil {
+		return busError(err)
+	}
+	out.Database.Books, out.Database.Chapters, out.Database.ChaptersWithContent = n.Books, n.Chapters, n.ChaptersWithText
+	out.Cache.Replica, out.Cache.BookEntries, out.Cache.ListingEntries = s.cfg.Replica, s.books.Len(), s.listings.Len()
+	out.Cache.TTLSeconds, out.Cache.ListingTTLSeconds = int(s.cfg.CacheTTL/time.Second), int(s.cfg.ListingCacheTTL/time.Second)
+	out.Jobs.QueueSize, out.Jobs.ActiveJobs, out.Jobs.ActiveJobIDs = st.QueueSize, len(st.ActiveBookIDs), st.ActiveBookIDs
+	out.Jobs.CompletedCount, out.Jobs.FailedCount = hist.Completed, hist.Failed
+	out.Jobs.Workers, out.Jobs.Running = st.Workers, st.Running()
+	out.QueueByLane, out.DeadLetters, out.RateInterval, out.Circuit = st.ByLane, st.DeadLetters, st.RateInterval, st.Circuit
+	out.Fetchers = make([]fetcherJSON, len(hbs))
+	for i, h := range hbs {
+		f := fetcherJSON{FetcherID: h.FetcherID, Workers: h.Workers, ActiveJobs: len(h.Active), ActiveJobIDs: make([]string, len(h.Active)),
+			Interval: h.Interval, Circuit: h.Circuit, Draining: h.Draining, StartedAt: rfc3339(nonZero(h.StartedAt)), At: rfc3339(nonZero(h.At))}
+		for j, a := range h.Active {
+			f.ActiveJobIDs[j] = a.BookID
+		}
+		out.Fetchers[i] = f
+	}
+	return c.JSON(out)
+}
+
+func nonZero(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }

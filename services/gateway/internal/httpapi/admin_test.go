@@ -13,11 +13,24 @@ import (
 	"github.com/xswtw/xsw/services/gateway/internal/testdb"
 )
 
-var adminRoutes = []struct{ method, path string }{
-	{http.MethodGet, "/xsw/api/admin/jobs/stats"},
-	{http.MethodPost, "/xsw/api/admin/jobs/sync/1"},
-	{http.MethodPost, "/xsw/api/admin/jobs/force-resync/1"},
-	{http.MethodPost, "/xsw/api/admin/jobs/clear_history"},
+// adminRoutes lists every admin route with the status it answers an authorized call on
+// an empty system.
+var adminRoutes = []struct {
+	method, path string
+	ok           int
+}{
+	{http.MethodGet, "/xsw/api/admin/stats", http.StatusOK},
+	{http.MethodGet, "/xsw/api/admin/jobs/stats", http.StatusOK},
+	{http.MethodPost, "/xsw/api/admin/jobs/sync/1", http.StatusOK},
+	{http.MethodPost, "/xsw/api/admin/jobs/force-resync/1", http.StatusOK},
+	{http.MethodPost, "/xsw/api/admin/jobs/clear_history", http.StatusOK},
+	{http.MethodGet, "/xsw/api/admin/jobs/dead", http.StatusOK},
+	{http.MethodPost, "/xsw/api/admin/jobs/dead/1/replay", http.StatusNotFound},
+	{http.MethodPost, "/xsw/api/admin/jobs/dead/replay_all", http.StatusOK},
+	{http.MethodPost, "/xsw/api/admin/jobs/purge?lane=refresh", http.StatusOK},
+	{http.MethodPost, "/xsw/api/admin/cache/clear", http.StatusOK},
+	{http.MethodPost, "/xsw/api/admin/cache/invalidate/1", http.StatusOK},
+	{http.MethodDelete, "/xsw/api/admin/cache/chapters/1", http.StatusNotFound},
 }
 
 func TestAdminAuth(t *testing.T) {
@@ -48,7 +61,7 @@ func TestAdminAuth(t *testing.T) {
 		}
 	}
 	for _, rt := range adminRoutes {
-		expect(t, e.admin(rt.method, rt.path), http.StatusOK)
+		expect(t, e.admin(rt.method, rt.path), rt.ok)
 	}
 	expect(t, e.admin(http.MethodGet, "/xsw/api/admin/nope"), http.StatusNotFound)
 }
@@ -69,10 +82,12 @@ func TestAdminStats(t *testing.T) {
 	r := e.admin(http.MethodGet, "/xsw/api/admin/jobs/stats")
 	expect(t, r, http.StatusOK)
 	hasKeys(t, "stats", r.body, "queue_size", "active_jobs", "active_job_ids", "completed_count", "failed_count",
-		"failed_jobs", "workers", "running", "queue_by_lane", "fetchers")
+		"failed_jobs", "workers", "running", "queue_by_lane", "fetchers", "dead_letters", "rate_interval_seconds", "circuit")
 	var got jobStatsJSON
 	r.decode(t, &got)
+	interval, circuit := 2.0, "closed"
 	want := jobStatsJSON{
+		RateInterval: &interval, Circuit: &circuit,
 		QueueSize: 3, ActiveJobs: 1, ActiveJobIDs: []string{"1721851"}, CompletedCount: 2, FailedCount: 1,
 		FailedJobs: map[string]failedJobJSON{"1234567": {FailedAt: "2026-01-21T12:00:00Z", Error: "Timeout error"}},
 		Workers:    3, Running: true, Fetchers: 2,

@@ -124,8 +124,10 @@ func (l chapterList) write(c *fiber.Ctx) error {
 
 // chapters answers GET /books/{book_id}/chapters: a bare array of chapter references,
 // chaptersPerPage a page (or all=true), totals in headers. A book with no stored chapter
-// is synced interactively and awaited like a missing book. A partly stored one is served
-// as it is, and asked for interactively in the background so the rest comes sooner.
+// is synced interactively and awaited like a missing book. A partly stored one is asked
+// for interactively in the background so the rest comes sooner; meanwhile a page it
+// lacks is read from the source's table of contents out of turn (202 when that takes
+// longer than InteractiveWait), and all=true serves what is stored.
 func (s *Server) chapters(c *fiber.Ctx) error {
 	id, err := bookIDParam(c)
 	if err != nil {
@@ -174,6 +176,19 @@ func (s *Server) chapters(c *fiber.Ctx) error {
 	}
 	if p.SyncStatus == catalog.SyncPartial {
 		s.pullRest(id)
+		if !all && len(p.Chapters) < limit {
+			refs, err := s.refsOutOfTurn(ctx, id, offset+1, offset+limit, p.Chapters)
+			switch {
+			case errors.Is(err, errPending):
+				return accepted(c, queuedBody(id))
+			case err != nil && len(p.Chapters) == 0:
+				return err
+			case err != nil:
+				s.log.Warn("serving a short page: its missing chapters could not be fetched", "book_id", id, "page", page, "err", err)
+			default:
+				p.Chapters = refs
+			}
+		}
 	}
 	l := newChapterList(p)
 	s.books.Set(id, key, l, token)
@@ -231,6 +246,15 @@ func (s *Server) chapter(c *fiber.Ctx) error {
 		if err := s.beyondEnd(ctx, id, num); err != nil {
 			return err
 		}
+		ref, ok, terr := s.chapterOutOfTurn(ctx, id, num)
+		if errors.Is(terr, errPending) {
+			return accepted(c, fiber.Map{"status": "queued", "book_id": id, "chapter_num": num})
+		}
+		if ok {
+			ch, err = catalog.Chapter{ChapterRef: ref}, nil
+		}
+	}
+	if errors.Is(err, catalog.ErrNotFound) {
 		if err := s.await(ctx, id, needChapter(num)); errors.Is(err, errPending) {
 			return accepted(c, fiber.Map{"status": "queued", "book_id": id, "chapter_num": num})
 		} else if err != nil {
@@ -264,6 +288,26 @@ func (s *Server) chapter(c *fiber.Ctx) error {
 	}
 	s.books.Set(id, key, v, token)
 	return c.JSON(v)
+}
+
+// chapterOutOfTurn reads the ref of chapter num from the source's table of contents
+// when the book's table of contents is partly stored. ok is false when it is not, or
+// the source has no such chapter, or the source failed (the reader then waits for the
+// sync); the error is errPending when the source did not answer in time, else nil.
+func (s *Server) chapterOutOfTurn(ctx context.Context, bookID string, num int) (catalog.ChapterRef, bool, error) {
+	p, err := s.cat.Chapters(ctx, bookID, 0, 1)
+	if err != nil || p.SyncStatus != catalog.SyncPartial {
+		return catalog.ChapterRef{}, false, nil
+	}
+	ref, ok, err := s.refOutOfTurn(ctx, bookID, num)
+	if errors.Is(err, errPending) {
+		return catalog.ChapterRef{}, false, err
+	}
+	if err != nil {
+		s.log.Debug("chapter out of turn", "book_id", bookID, "num", num, "err", err)
+		return catalog.ChapterRef{}, false, nil
+	}
+	return ref, ok, nil
 }
 
 // beyondEnd returns a 404 when the book's whole table of contents is stored and has

@@ -1,19 +1,29 @@
 // Package httpapi is the gateway's HTTP API under /xsw/api: it answers from the memory
 // cache and Postgres, asks the fetchers over NATS request/reply for what is never stored
-// up front (categories, listings, chapter text), and queues book requests when a reader
-// or a listing needs a book synced.
+// up front (categories, listings, chapter text) or not stored yet (a table-of-contents
+// page a reader wants ahead of the sync), queues book requests when a reader or a
+// listing needs a book synced, searches what is stored, and serves the admin endpoints.
+// It guards itself with input validation, a per-client rate limit, size limits and
+// timeouts, and keeps its cache coherent with the other replicas over NATS.
 package httpapi
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
+	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/cors"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/singleflight"
@@ -22,22 +32,39 @@ import (
 	"github.com/xswtw/xsw/services/gateway/internal/cache"
 	"github.com/xswtw/xsw/services/gateway/internal/catalog"
 	"github.com/xswtw/xsw/services/gateway/internal/jobs"
+	"github.com/xswtw/xsw/services/gateway/internal/variants"
 )
 
 // Prefix is the path every API route sits under.
 const Prefix = "/xsw/api"
 
+// Limits of the HTTP server. No endpoint takes a request body.
+const (
+	// bodyLimit bounds a request body.
+	bodyLimit = 64 << 10
+	// headerLimit bounds the request line and headers (fasthttp's read buffer); a request
+	// beyond it gets 431.
+	headerLimit = 8 << 10
+	// readTimeout bounds reading one request; writeTimeout bounds writing one answer (the
+	// handler's own waits are bounded by the request context); idleTimeout closes idle
+	// keep-alive connections.
+	readTimeout  = 15 * time.Second
+	writeTimeout = 30 * time.Second
+	idleTimeout  = 2 * time.Minute
+)
+
 // Config tunes the API.
 type Config struct {
 	// BaseURL is the source site, reported by /health only.
 	BaseURL string
-	// Database is the redacted database URL, reported by /health.
+	// Database is the database, without its password, reported by /health.
 	Database string
 	// CacheTTL is how long books, chapter lists and texts stay in the memory cache.
 	CacheTTL time.Duration
 	// ListingCacheTTL is how long categories and listing pages stay in the memory cache.
 	ListingCacheTTL time.Duration
-	// InteractiveWait bounds the wait for a book a reader asked for to be indexed.
+	// InteractiveWait bounds the wait for a book a reader asked for to be indexed, and
+	// for a table-of-contents page fetched out of turn.
 	InteractiveWait time.Duration
 	// ChapterWait bounds the wait for a chapter's text from the fetchers.
 	ChapterWait time.Duration
@@ -47,22 +74,36 @@ type Config struct {
 	AdminToken string
 	// CacheEntries bounds each memory cache (default 10000).
 	CacheEntries int
+	// RateLimit is how many requests one client may make per RateWindow (a burst of
+	// RateLimit, refilled evenly); 0 disables rate limiting.
+	RateLimit int
+	// RateWindow is the window of RateLimit.
+	RateWindow time.Duration
+	// TrustedProxies are the proxies whose X-Forwarded-For names the client.
+	TrustedProxies []netip.Prefix
+	// CORSAllowOrigins is the CORS allow-list: "*" or comma-separated origins ("" is "*").
+	CORSAllowOrigins string
+	// Replica names this gateway in the cache invalidations it publishes (default: host
+	// name and a random suffix).
+	Replica string
 }
 
 // Server is the gateway's HTTP API.
 type Server struct {
-	cfg  Config
-	nc   *nats.Conn
-	cat  *catalog.Catalog
-	jobs *jobs.Manager
-	log  *slog.Logger
-	app  *fiber.App
+	cfg     Config
+	nc      *nats.Conn
+	cat     *catalog.Catalog
+	jobs    *jobs.Manager
+	log     *slog.Logger
+	app     *fiber.App
+	limiter *clientLimiter // nil: no rate limit
 
 	books    *cache.Cache[any] // grouped by book id
 	listings *cache.Cache[any] // categories and listing pages
 	waits    singleflight.Group
 	fetches  singleflight.Group
-	sub      *nats.Subscription
+	subs     []*nats.Subscription
+	variants func() (*variants.Converter, error)
 
 	// ctx bounds everything the server does; it ends when Shutdown gives up waiting.
 	ctx    context.Context
@@ -76,34 +117,71 @@ type Server struct {
 	prefetchGate chan struct{}
 }
 
-// New builds the API and subscribes to index announcements to keep the cache coherent.
+// New builds the API and subscribes to index announcements and cache invalidations to
+// keep the cache coherent with the other replicas.
 func New(cfg Config, nc *nats.Conn, cat *catalog.Catalog, jm *jobs.Manager, logger *slog.Logger) (*Server, error) {
 	if cfg.CacheEntries <= 0 {
 		cfg.CacheEntries = 10000
+	}
+	if cfg.CORSAllowOrigins == "" {
+		cfg.CORSAllowOrigins = "*"
+	}
+	if cfg.Replica == "" {
+		cfg.Replica = replicaName()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg: cfg, nc: nc, cat: cat, jobs: jm, log: logger.With("component", "httpapi"),
 		books:    cache.New[any](cfg.CacheTTL, cfg.CacheEntries),
 		listings: cache.New[any](cfg.ListingCacheTTL, cfg.CacheEntries),
+		variants: sync.OnceValues(variants.New),
 		ctx:      ctx, cancel: cancel,
 	}
-	sub, err := nc.Subscribe(events.SubjectIndexedAll, s.onIndexed)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("subscribe %s: %w", events.SubjectIndexedAll, err)
+	if cfg.RateLimit > 0 && cfg.RateWindow > 0 {
+		s.limiter = newClientLimiter(cfg.RateLimit, cfg.RateWindow)
 	}
-	s.sub = sub
+	for subject, h := range map[string]nats.MsgHandler{events.SubjectIndexedAll: s.onIndexed, events.SubjectCacheAll: s.onInvalidated} {
+		sub, err := nc.Subscribe(subject, h)
+		if err != nil {
+			_ = s.unsubscribe()
+			cancel()
+			return nil, fmt.Errorf("subscribe %s: %w", subject, err)
+		}
+		s.subs = append(s.subs, sub)
+	}
+	// Best effort: a replica that cannot reach NATS now learns of nothing anyway, and
+	// clears its cache when it reconnects.
+	_ = nc.FlushTimeout(2 * time.Second)
+	// Announcements sent while this replica was cut off from NATS were lost to it: after
+	// a reconnection, nothing cached can be trusted.
+	prev := nc.Opts.ReconnectedCB
+	nc.SetReconnectHandler(func(c *nats.Conn) {
+		if prev != nil {
+			prev(c)
+		}
+		s.dropAll("reconnected to nats")
+	})
 	s.app = fiber.New(fiber.Config{
 		AppName:               "xsw-gateway",
 		DisableStartupMessage: true,
 		Immutable:             true, // handlers hand strings to background goroutines
 		ErrorHandler:          s.errorHandler,
-		ReadTimeout:           30 * time.Second,
-		IdleTimeout:           2 * time.Minute,
+		BodyLimit:             bodyLimit,
+		ReadBufferSize:        headerLimit,
+		ReadTimeout:           readTimeout,
+		WriteTimeout:          writeTimeout,
+		IdleTimeout:           idleTimeout,
 	})
 	s.routes()
 	return s, nil
+}
+
+// replicaName is the host name with a random suffix.
+func replicaName() string {
+	host, _ := os.Hostname()
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return strings.Trim(host+"-"+hex.EncodeToString(b[:]), "-")
 }
 
 // App returns the Fiber application (tests drive it with App().Test).
@@ -114,7 +192,7 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 
 // Shutdown stops accepting connections, lets in-flight requests finish and background
 // publishes complete within timeout, then cancels whatever is left and drops the
-// subscription. It returns the HTTP server's shutdown error, if any. A second call does
+// subscriptions. It returns the HTTP server's shutdown error, if any. A second call does
 // nothing more.
 func (s *Server) Shutdown(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
@@ -137,13 +215,24 @@ func (s *Server) Shutdown(timeout time.Duration) error {
 		<-done
 	}
 	s.cancel()
-	if !s.sub.IsValid() { // shut down before
-		return err
-	}
-	if uerr := s.sub.Unsubscribe(); uerr != nil && err == nil && s.nc.IsConnected() {
-		err = fmt.Errorf("unsubscribe %s: %w", events.SubjectIndexedAll, uerr)
+	if uerr := s.unsubscribe(); uerr != nil && err == nil && s.nc.IsConnected() {
+		err = uerr
 	}
 	return err
+}
+
+// unsubscribe drops the server's subscriptions (those still valid).
+func (s *Server) unsubscribe() error {
+	var errs []error
+	for _, sub := range s.subs {
+		if !sub.IsValid() { // shut down before
+			continue
+		}
+		if err := sub.Unsubscribe(); err != nil {
+			errs = append(errs, fmt.Errorf("unsubscribe %s: %w", sub.Subject, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // background runs fn in a goroutine that Shutdown waits for; after Shutdown began it
@@ -170,6 +259,30 @@ func (s *Server) onIndexed(m *nats.Msg) {
 	}
 }
 
+// onInvalidated applies a cache invalidation published by a replica (this one included).
+func (s *Server) onInvalidated(m *nats.Msg) {
+	var ev events.CacheInvalidated
+	if err := events.Decode(m.Data, &ev); err != nil {
+		s.log.Warn("unreadable cache invalidation", "subject", m.Subject, "err", err)
+		return
+	}
+	if ev.Origin == s.cfg.Replica { // done before publishing
+		return
+	}
+	if ev.BookID == "" {
+		s.dropAll("cleared by " + ev.Origin)
+		return
+	}
+	s.books.Drop(ev.BookID)
+}
+
+// dropAll empties both memory caches and reports how many entries each held.
+func (s *Server) dropAll(reason string) (books, listings int) {
+	books, listings = s.books.Clear(), s.listings.Clear()
+	s.log.Info("memory cache cleared", "reason", reason, "book_entries", books, "listing_entries", listings)
+	return books, listings
+}
+
 func (s *Server) routes() {
 	app := s.app
 	app.Use(recover.New(recover.Config{
@@ -178,6 +291,16 @@ func (s *Server) routes() {
 			s.log.Error("panic in handler", "method", c.Method(), "path", c.Path(), "panic", e, "stack", string(debug.Stack()))
 		},
 	}))
+	app.Use(cors.New(cors.Config{
+		AllowOrigins:  s.cfg.CORSAllowOrigins,
+		AllowMethods:  "GET,POST,DELETE,HEAD,OPTIONS",
+		AllowHeaders:  "Authorization,Content-Type",
+		ExposeHeaders: "X-Total-Count,X-Sync-Status,Retry-After",
+		MaxAge:        600,
+	}))
+	if s.limiter != nil {
+		app.Use(s.rateLimit)
+	}
 	// Every request gets a context that ends when the server gives up on shutdown, and a
 	// bound comfortably above the longest wait a handler may make.
 	limit := s.cfg.InteractiveWait + s.cfg.ChapterWait + s.cfg.RPCTimeout + 15*time.Second
@@ -191,6 +314,7 @@ func (s *Server) routes() {
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 	api := app.Group(Prefix)
+	api.Get("/openapi.json", s.openAPI)
 	api.Get("/healthz", s.healthz)
 	api.Get("/readyz", s.readyz)
 	api.Get("/health", s.health)
@@ -199,15 +323,24 @@ func (s *Server) routes() {
 	api.Get("/books/:book_id", s.book)
 	api.Get("/books/:book_id/chapters", s.chapters)
 	api.Get("/books/:book_id/chapters/:num", s.chapter)
+	api.Get("/search", s.search)
 
 	admin := api.Group("/admin", s.requireAdmin)
+	admin.Get("/stats", s.adminStats)
 	admin.Get("/jobs/stats", s.jobStats)
 	admin.Post("/jobs/sync/:book_id", s.syncBook(false))
 	admin.Post("/jobs/force-resync/:book_id", s.syncBook(true))
 	admin.Post("/jobs/clear_history", s.clearHistory)
+	admin.Get("/jobs/dead", s.deadLetters)
+	admin.Post("/jobs/dead/replay_all", s.replayAll)
+	admin.Post("/jobs/dead/:book_id/replay", s.replay)
+	admin.Post("/jobs/purge", s.purgeLane)
+	admin.Post("/cache/clear", s.clearCache)
+	admin.Post("/cache/invalidate/:book_id", s.invalidateBook)
+	admin.Delete("/cache/chapters/:book_id", s.purgeTexts)
 
 	app.Use(func(c *fiber.Ctx) error {
-		return notFound("no route for %s %s", c.Method(), c.Path())
+		return notFound("no route for %s %.200s", c.Method(), c.Path())
 	})
 }
 

@@ -1,7 +1,8 @@
 // Package jobs puts book requests on the request stream for the fetchers, with every
 // de-duplication rule in one place, and reports the state of the queue and the fetchers.
-// Prefetch (category browsing), interactive (a reader waiting) and admin requests all
-// go through Manager.Request.
+// Prefetch (category browsing), interactive (a reader waiting), admin and dead-letter
+// replay requests all go through Manager.Request. It also lists and replays dead letters
+// and purges a lane's waiting requests.
 package jobs
 
 import (
@@ -9,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -50,6 +53,7 @@ type Request struct {
 type Manager struct {
 	js       jetstream.JetStream
 	requests jetstream.Stream
+	dead     jetstream.Stream
 	fetchers jetstream.KeyValue
 	synced   jetstream.KeyValue
 	window   time.Duration
@@ -64,6 +68,10 @@ func New(ctx context.Context, js jetstream.JetStream, window time.Duration, logg
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", events.StreamRequests, err)
 	}
+	dead, err := js.Stream(ctx, events.StreamDead)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", events.StreamDead, err)
+	}
 	fetchers, err := js.KeyValue(ctx, events.BucketFetchers)
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", events.BucketFetchers, err)
@@ -73,7 +81,7 @@ func New(ctx context.Context, js jetstream.JetStream, window time.Duration, logg
 		return nil, fmt.Errorf("bucket %s: %w", events.BucketSynced, err)
 	}
 	return &Manager{
-		js: js, requests: requests, fetchers: fetchers, synced: synced, window: window,
+		js: js, requests: requests, dead: dead, fetchers: fetchers, synced: synced, window: window,
 		logger: logger.With("component", "jobs"), now: time.Now,
 	}, nil
 }
@@ -209,6 +217,16 @@ func (m *Manager) purge(ctx context.Context, l events.Lane, bookID string) error
 	return nil
 }
 
+// Fetchers returns the heartbeat of every live fetcher, ordered by fetcher id.
+func (m *Manager) Fetchers(ctx context.Context) ([]events.FetcherHeartbeat, error) {
+	hb, err := m.heartbeats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(hb, func(a, b events.FetcherHeartbeat) int { return strings.Compare(a.FetcherID, b.FetcherID) })
+	return hb, nil
+}
+
 // heartbeats returns the heartbeat of every live fetcher.
 func (m *Manager) heartbeats(ctx context.Context) ([]events.FetcherHeartbeat, error) {
 	w, err := m.fetchers.WatchAll(ctx, jetstream.IgnoreDeletes())
@@ -250,6 +268,33 @@ type Stats struct {
 	Workers int
 	// Fetchers counts the live fetchers.
 	Fetchers int
+	// RateInterval is the largest politeness interval a live fetcher reports, in
+	// seconds: the pace the cluster keeps now (nil when no fetcher is alive).
+	RateInterval *float64
+	// Circuit is the worst source circuit state a live fetcher reports (open, then
+	// half-open, then closed; nil when no fetcher is alive).
+	Circuit *string
+	// DeadLetters counts the books whose last request gave up.
+	DeadLetters int
+}
+
+// Circuit states as fetchers report them, and their severity.
+var circuitSeverity = map[string]int{"closed": 0, "half-open": 1, "open": 2}
+
+// worseCircuit reports whether circuit state a is worse than b; an unknown state counts
+// as worse than any known one.
+func worseCircuit(a, b string) bool {
+	sa, oka := circuitSeverity[a]
+	sb, okb := circuitSeverity[b]
+	switch {
+	case !oka && !okb:
+		return a > b
+	case !oka:
+		return true
+	case !okb:
+		return false
+	}
+	return sa > sb
 }
 
 // Running reports whether at least one fetcher is alive.
@@ -278,6 +323,15 @@ func (m *Manager) Stats(ctx context.Context) (Stats, error) {
 		for _, a := range h.Active {
 			s.ActiveBookIDs = append(s.ActiveBookIDs, a.BookID)
 		}
+		if s.RateInterval == nil || h.Interval > *s.RateInterval {
+			s.RateInterval = &h.Interval
+		}
+		if s.Circuit == nil || worseCircuit(h.Circuit, *s.Circuit) {
+			s.Circuit = &h.Circuit
+		}
+	}
+	if s.DeadLetters, err = m.deadCount(ctx); err != nil {
+		return Stats{}, err
 	}
 	return s, nil
 }

@@ -117,3 +117,13 @@ func InsertChapters(t testing.TB, pool *pgxpool.Pool, bookID int64, n int) {
 		FROM generate_series(1, $2::int) AS k`, bookID, n)
 	Exec(t, pool, `UPDATE books SET chapter_total = $2, toc_pages = 1 WHERE id = $1 AND synced_at IS NOT NULL`, bookID, n)
 }
+
+// Now returns the database's clock.
+func Now(t testing.TB, pool *pgxpool.Pool) time.Time {
+	t.Helper()
+	var now time.Time
+	if err := pool.QueryRow(context.Background(), `SELECT now()`).Scan(&now); err != nil {
+		t.Fatalf("testdb: %v", err)
+	}
+	return now
+}

@@ -1,0 +1,191 @@
+package catalog_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/xswtw/xsw/services/gateway/internal/catalog"
+	"github.com/xswtw/xsw/services/gateway/internal/testdb"
+)
+
+func searchFixture(t *testing.T) (*catalog.Catalog, *pgxpool.Pool) {
+	t.Helper()
+	pool, _ := testdb.Pool(t)
+	testdb.InsertBook(t, pool, 1, "萬古神帝", true) // author 飛天魚
+	testdb.InsertBook(t, pool, 2, "神帝歸來", true)
+	testdb.Exec(t, pool, `UPDATE books SET author = '萬古' WHERE id = 2`)
+	testdb.InsertBook(t, pool, 3, "100%純愛_物語", true)
+	testdb.Exec(t, pool, `INSERT INTO books (id, name) VALUES (4, '萬古無名')`) // no metadata yet: not a hit
+	testdb.InsertBook(t, pool, 5, "萬古", true)
+	testdb.Exec(t, pool, `INSERT INTO chapters (book_id, num, chapter_id, title, url, text) VALUES
+		(1, 1, 1001, '第一章 萬古之始', 'https://m.xsw.tw/1/1001.html', '序。' || chr(10) || '三千年前，神帝出關，天下震動。'),
+		(1, 2, 1002, '第二章 出關', 'https://m.xsw.tw/1/1002.html', NULL),
+		(2, 1, 2001, '第一章 歸來', 'https://m.xsw.tw/2/2001.html', '他從萬古之前歸來。')`)
+	return catalog.New(pool), pool
+}
+
+func search(t *testing.T, c *catalog.Catalog, in int, terms ...string) []catalog.Hit {
+	t.Helper()
+	hits, err := c.Search(t.Context(), catalog.Search{Terms: terms, In: in, Limit: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hits
+}
+
+func ids(hits []catalog.Hit) string {
+	var b strings.Builder
+	for _, h := range hits {
+		b.WriteString(h.Type[:1] + h.BookID)
+		if h.ChapterNum != nil {
+			b.WriteString("." + string(rune('0'+*h.ChapterNum)))
+		}
+		b.WriteString(":" + h.Match + " ")
+	}
+	return strings.TrimSpace(b.String())
+}
+
+func TestSearch(t *testing.T) {
+	c, _ := searchFixture(t)
+	all := catalog.SearchBooks | catalog.SearchTitles
+	tests := []struct {
+		name  string
+		in    int
+		terms []string
+		want  string
+	}{
+		{"exact name first", catalog.SearchBooks, []string{"萬古神帝"}, "b1:name"},
+		{"exact name, exact author, prefix", catalog.SearchBooks, []string{"萬古"}, "b5:name b2:author b1:name"},
+		{"inside a name", catalog.SearchBooks, []string{"神帝"}, "b2:name b1:name"}, // a prefix first
+		{"fuzzy", catalog.SearchBooks, []string{"萬古神地"}, "b1:name"},
+		{"author", catalog.SearchBooks, []string{"飛天魚"}, "b1:author b3:author b5:author"},
+		{"wildcards are literal", catalog.SearchBooks, []string{"%"}, "b3:name"},
+		{"underscore is literal", catalog.SearchBooks, []string{"_物"}, "b3:name"},
+		{"titles", catalog.SearchTitles, []string{"出關"}, "c1.2:title"},
+		{"books and titles", all, []string{"萬古"}, "b5:name b2:author b1:name c1.1:title"},
+		{"content", catalog.SearchContent, []string{"出關"}, "c1.1:content"},
+		{"any of the forms", catalog.SearchBooks, []string{"万古神帝", "萬古神帝"}, "b1:name"},
+		{"nothing", all, []string{"不存在的書"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ids(search(t, c, tt.in, tt.terms...)); got != tt.want {
+				t.Errorf("Search(%q) = %q, want %q", tt.terms, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSearchHitFields(t *testing.T) {
+	c, _ := searchFixture(t)
+	hits := search(t, c, catalog.SearchBooks, "萬古神帝")
+	if len(hits) != 1 {
+		t.Fatalf("hits %+v", hits)
+	}
+	if h := hits[0]; h.Name != "萬古神帝" || h.Author != "飛天魚" || h.URL != "https://m.xsw.tw/1/" || h.Score != 3 ||
+		h.ChapterNum != nil || h.Title != nil || h.Snippet != nil {
+		t.Errorf("book hit %+v", h)
+	}
+	hits = search(t, c, catalog.SearchContent, "神帝出關")
+	if len(hits) != 1 {
+		t.Fatalf("content hits %+v", hits)
+	}
+	h := hits[0]
+	if h.Title == nil || *h.Title != "第一章 萬古之始" || h.ChapterNum == nil || *h.ChapterNum != 1 || h.Name != "萬古神帝" ||
+		h.URL != "https://m.xsw.tw/1/1001.html" || h.Snippet == nil || !strings.Contains(*h.Snippet, "神帝出關") ||
+		strings.Contains(*h.Snippet, "\n") {
+		t.Errorf("content hit %+v (snippet %q)", h, deref(h.Snippet))
+	}
+	if hits := search(t, c, catalog.SearchTitles, "萬古"); len(hits) != 1 || hits[0].Score <= 0 || hits[0].Score >= 3 {
+		t.Errorf("title hit %+v", hits)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
+}
+
+func TestSearchLimitAndBadInput(t *testing.T) {
+	c, _ := searchFixture(t)
+	hits, err := c.Search(t.Context(), catalog.Search{Terms: []string{"神帝"}, In: catalog.SearchBooks | catalog.SearchTitles, Limit: 2})
+	if err != nil || len(hits) != 2 {
+		t.Errorf("limit 2: %d hits, %v", len(hits), err)
+	}
+	for _, s := range []catalog.Search{
+		{Terms: nil, In: catalog.SearchBooks, Limit: 1},
+		{Terms: []string{"a"}, In: 0, Limit: 1},
+		{Terms: []string{"a"}, In: catalog.SearchBooks, Limit: 0},
+	} {
+		if _, err := c.Search(t.Context(), s); err == nil {
+			t.Errorf("Search(%+v) accepted", s)
+		}
+	}
+}
+
+// TestSearchUsesTrigramIndexes checks that Postgres can answer through the trigram
+// indexes (the schema-qualified operators resolve to the indexed ones).
+func TestSearchUsesTrigramIndexes(t *testing.T) {
+	_, pool := searchFixture(t)
+	ctx := context.Background()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SET enable_seqscan = off`); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.Exec(ctx, `RESET enable_seqscan`) }()
+	for index, query := range map[string]string{
+		"books_name_trgm":     `SELECT id FROM books WHERE name ILIKE '%萬古神%' OR '萬古神' OPERATOR(public.<%) name`,
+		"chapters_title_trgm": `SELECT num FROM chapters WHERE title ILIKE '%萬古之%'`,
+		"chapters_text_trgm":  `SELECT num FROM chapters WHERE text IS NOT NULL AND text ILIKE '%神帝出%'`,
+	} {
+		rows, err := conn.Query(ctx, "EXPLAIN "+query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan strings.Builder
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				t.Fatal(err)
+			}
+			plan.WriteString(line + "\n")
+		}
+		rows.Close()
+		if !strings.Contains(plan.String(), index) {
+			t.Errorf("plan does not use %s:\n%s", index, plan.String())
+		}
+	}
+}
+
+func TestTOCLayoutAndTexts(t *testing.T) {
+	pool, _ := testdb.Pool(t)
+	c := catalog.New(pool)
+	if l, err := c.TOCLayout(t.Context(), "1"); err != nil || l != (catalog.TOCLayout{}) {
+		t.Errorf("unknown book: %+v, %v", l, err)
+	}
+	testdb.InsertBook(t, pool, 1, "Big", false)
+	testdb.InsertChapters(t, pool, 1, 45)
+	testdb.Exec(t, pool, `UPDATE chapters SET toc_page = (num - 1) / 20 + 1 WHERE book_id = 1`)
+	testdb.Exec(t, pool, `UPDATE books SET toc_pages_seen = 9 WHERE id = 1`)
+	if l, err := c.TOCLayout(t.Context(), "1"); err != nil || l != (catalog.TOCLayout{PerPage: 20, Pages: 9}) {
+		t.Errorf("layout %+v, %v", l, err)
+	}
+	testdb.Exec(t, pool, `UPDATE books SET toc_pages_seen = NULL, toc_pages = 3 WHERE id = 1`)
+	if l, _ := c.TOCLayout(t.Context(), "1"); l.Pages != 3 {
+		t.Errorf("layout from the completed sync %+v, want 3 pages", l)
+	}
+	testdb.Exec(t, pool, `UPDATE chapters SET text = 'x', fetched_at = now() - interval '1 hour' WHERE book_id = 1 AND num <= 2`)
+	testdb.Exec(t, pool, `UPDATE chapters SET text = 'y', fetched_at = now() + interval '1 hour' WHERE book_id = 1 AND num = 3`)
+	if n, err := c.Texts(t.Context(), "1", testdb.Now(t, pool)); err != nil || n != 2 {
+		t.Errorf("Texts = %d, %v; want 2", n, err)
+	}
+}

@@ -1,0 +1,146 @@
+package httpapi
+
+import (
+	"math"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"golang.org/x/time/rate"
+)
+
+// maxClients bounds the clients the rate limiter tracks at once. Past it, idle clients
+// are forgotten; if none is idle, every new client shares one bucket until some are.
+const maxClients = 100_000
+
+// clientLimiter limits each client to burst requests, refilled at burst per window (a
+// token bucket per client, golang.org/x/time/rate). It starts no goroutine: idle buckets
+// are swept when the table is full.
+type clientLimiter struct {
+	every rate.Limit
+	burst int
+	now   func() time.Time
+
+	mu      sync.Mutex
+	clients map[string]*rate.Limiter
+}
+
+func newClientLimiter(n int, window time.Duration) *clientLimiter {
+	return &clientLimiter{
+		every: rate.Limit(float64(n) / window.Seconds()), burst: n, now: time.Now,
+		clients: make(map[string]*rate.Limiter),
+	}
+}
+
+// allow takes a token of client's bucket. When none is left it reports false and how
+// long until one is.
+func (l *clientLimiter) allow(client string) (bool, time.Duration) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lim, ok := l.clients[client]
+	if !ok {
+		if len(l.clients) >= maxClients {
+			l.sweep(now)
+		}
+		if len(l.clients) >= maxClients {
+			client = "" // the shared overflow bucket
+			lim = l.clients[client]
+		}
+		if lim == nil {
+			lim = rate.NewLimiter(l.every, l.burst)
+			l.clients[client] = lim
+		}
+	}
+	r := lim.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+// sweep forgets the clients whose bucket is full again: they are as good as new.
+func (l *clientLimiter) sweep(now time.Time) {
+	for k, lim := range l.clients {
+		if lim.TokensAt(now) >= float64(l.burst) {
+			delete(l.clients, k)
+		}
+	}
+}
+
+// clientKey names the client a request comes from, for rate limiting: its IP address
+// (an IPv6 address by its /64, which one subscriber usually holds whole). Behind trusted
+// proxies it is the right-most address of X-Forwarded-For that is not a trusted proxy,
+// the first hop a client cannot forge.
+func clientKey(c *fiber.Ctx, trusted []netip.Prefix) string {
+	ip := addrOf(c.Context().RemoteIP())
+	if len(trusted) > 0 && isTrusted(ip, trusted) {
+		var hops []string
+		for _, v := range c.Context().Request.Header.PeekAll(fiber.HeaderXForwardedFor) {
+			hops = append(hops, strings.Split(string(v), ",")...)
+		}
+		for i := len(hops) - 1; i >= 0; i-- {
+			hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				break // a malformed hop: trust nothing further left
+			}
+			ip = hop.Unmap()
+			if !isTrusted(ip, trusted) {
+				break
+			}
+		}
+	}
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
+}
+
+// addrOf converts a net.IP (nil for a test request) to an address.
+func addrOf(ip net.IP) netip.Addr {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return netip.IPv4Unspecified()
+	}
+	return a.Unmap()
+}
+
+func isTrusted(ip netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// rateLimit answers 429 with Retry-After to a client over its budget. Probes and
+// authenticated admin requests are not counted: an orchestrator must always reach the
+// probes, and an administrator must reach a gateway that readers are flooding. An
+// unauthenticated admin request counts like any other, which also slows token guessing.
+func (s *Server) rateLimit(c *fiber.Ctx) error {
+	path := c.Path()
+	switch path {
+	case "/healthz", "/readyz", Prefix + "/healthz", Prefix + "/readyz":
+		return c.Next()
+	}
+	if strings.HasPrefix(path, Prefix+"/admin/") && s.authorized(c) {
+		return c.Next()
+	}
+	ok, wait := s.limiter.allow(clientKey(c, s.cfg.TrustedProxies))
+	if ok {
+		return c.Next()
+	}
+	secs := max(1, int(math.Ceil(wait.Seconds())))
+	return &httpError{
+		status: fiber.StatusTooManyRequests, retryAfter: secs,
+		detail: "too many requests: at most " + strconv.Itoa(s.cfg.RateLimit) + " per " + s.cfg.RateWindow.String() +
+			" per client; retry in " + strconv.Itoa(secs) + "s",
+	}
+}

@@ -1,0 +1,201 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
+)
+
+// ErrNoDeadLetter is returned when a book has no dead letter.
+var ErrNoDeadLetter = errors.New("no dead letter")
+
+// MaxDeadLetters bounds the dead letters one call reads.
+const MaxDeadLetters = 10000
+
+// DeadLetter is a request that gave up, as the dead-letter stream keeps it (the newest
+// per book).
+type DeadLetter struct {
+	BookID   string
+	Lane     events.Lane
+	Priority int
+	JobID    string
+	Attempts int
+	Error    string
+	DiedAt   time.Time
+	// Seq is the letter's sequence in the dead-letter stream.
+	Seq uint64
+	// Unreadable is set when the stored payload does not decode; the other fields then
+	// come from its subject only.
+	Unreadable bool
+}
+
+func deadLetterOf(subject string, seq uint64, data []byte) DeadLetter {
+	var dl events.DeadLetter
+	if err := events.Decode(data, &dl); err != nil {
+		return DeadLetter{BookID: events.LastToken(subject), Seq: seq, Unreadable: true, Error: "unreadable dead letter: " + err.Error()}
+	}
+	return DeadLetter{
+		BookID: dl.Request.BookID, Lane: dl.Request.Lane, Priority: dl.Request.Priority, JobID: dl.JobID,
+		Attempts: dl.Attempts, Error: dl.Error, DiedAt: dl.DiedAt, Seq: seq,
+	}
+}
+
+// deadCount counts the dead letters: one message per book.
+func (m *Manager) deadCount(ctx context.Context) (int, error) {
+	info, err := m.dead.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", events.StreamDead, err)
+	}
+	return int(info.State.Msgs), nil
+}
+
+// DeadLetters returns up to limit dead letters, newest first, and how many there are in
+// all. At most MaxDeadLetters are read.
+func (m *Manager) DeadLetters(ctx context.Context, limit int) ([]DeadLetter, int, error) {
+	total, err := m.deadCount(ctx)
+	if err != nil || total == 0 {
+		return []DeadLetter{}, total, err
+	}
+	cons, err := m.js.OrderedConsumer(ctx, events.StreamDead, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.SubjectDeadAll},
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("read %s: %w", events.StreamDead, err)
+	}
+	want := min(total, MaxDeadLetters)
+	out := make([]DeadLetter, 0, want)
+	for len(out) < want {
+		batch, err := cons.Fetch(want-len(out), jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return nil, 0, fmt.Errorf("read %s: %w", events.StreamDead, err)
+		}
+		n := 0
+		for msg := range batch.Messages() {
+			n++
+			var seq uint64
+			if md, err := msg.Metadata(); err == nil {
+				seq = md.Sequence.Stream
+			}
+			out = append(out, deadLetterOf(msg.Subject(), seq, msg.Data()))
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+			return nil, 0, fmt.Errorf("read %s: %w", events.StreamDead, err)
+		}
+		if n == 0 { // letters were deleted meanwhile
+			break
+		}
+	}
+	slices.SortStableFunc(out, func(a, b DeadLetter) int { return b.DiedAt.Compare(a.DiedAt) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, total, nil
+}
+
+// Replayed is what became of a replayed dead letter.
+type Replayed struct {
+	DeadLetter
+	// Status is the outcome of the new request.
+	Status Status
+	// Lane and Priority are those of the new request.
+	Lane     events.Lane
+	Priority int
+}
+
+// Replay requests the book of a dead letter again, in the lane and with the priority it
+// had, forced past the recently-synced check, then deletes that letter. It returns
+// ErrNoDeadLetter when the book has none.
+func (m *Manager) Replay(ctx context.Context, bookID string) (Replayed, error) {
+	msg, err := m.dead.GetLastMsgForSubject(ctx, events.SubjectDead(bookID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return Replayed{}, fmt.Errorf("book %s: %w", bookID, ErrNoDeadLetter)
+	}
+	if err != nil {
+		return Replayed{}, fmt.Errorf("read dead letter of book %s: %w", bookID, err)
+	}
+	return m.replay(ctx, deadLetterOf(msg.Subject, msg.Sequence, msg.Data))
+}
+
+func (m *Manager) replay(ctx context.Context, dl DeadLetter) (Replayed, error) {
+	r := Replayed{DeadLetter: dl, Lane: dl.Lane, Priority: dl.Priority}
+	if !r.Lane.Valid() { // an unreadable letter: an administrator asked, so manual
+		r.Lane, r.Priority = events.LaneManual, events.DefaultManualPriority
+	}
+	status, err := m.Request(ctx, Request{
+		BookID: dl.BookID, Lane: r.Lane, Priority: r.Priority, Force: true, Reason: "replay of dead job " + dl.JobID,
+	})
+	if err != nil {
+		return Replayed{}, err
+	}
+	r.Status = status
+	// Delete this letter by its sequence: a newer letter of the same book stays.
+	if err := m.dead.DeleteMsg(ctx, dl.Seq); err != nil {
+		// A concurrent replay may have deleted it first: gone is what we wanted.
+		if _, gerr := m.dead.GetMsg(ctx, dl.Seq); !errors.Is(gerr, jetstream.ErrMsgNotFound) {
+			return Replayed{}, fmt.Errorf("delete dead letter of book %s: %w", dl.BookID, err)
+		}
+	}
+	m.logger.Info("dead letter replayed", "book_id", dl.BookID, "job_id", dl.JobID, "lane", r.Lane, "status", status)
+	return r, nil
+}
+
+// ReplayAll replays every dead letter (at most MaxDeadLetters per call), oldest death
+// first. It returns what became of each replayed letter and how many are left.
+func (m *Manager) ReplayAll(ctx context.Context) ([]Replayed, int, error) {
+	letters, _, err := m.DeadLetters(ctx, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	slices.Reverse(letters)
+	out := make([]Replayed, 0, len(letters))
+	for _, dl := range letters {
+		r, err := m.replay(ctx, dl)
+		if err != nil {
+			return out, 0, err
+		}
+		out = append(out, r)
+	}
+	left, err := m.deadCount(ctx)
+	return out, left, err
+}
+
+// PurgeLane drops every request waiting in lane l and reports how many were waiting
+// just before. Jobs already in a fetcher's hands run on.
+func (m *Manager) PurgeLane(ctx context.Context, l events.Lane) (int, error) {
+	if !l.Valid() {
+		return 0, fmt.Errorf("purge lane %q: %w", l, events.ErrInvalid)
+	}
+	filter := events.RequestSubjectLane(l)
+	info, err := m.requests.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return 0, fmt.Errorf("count requests in lane %s: %w", l, err)
+	}
+	n := 0
+	for _, msgs := range info.State.Subjects {
+		n += int(msgs)
+	}
+	if err := m.requests.Purge(ctx, jetstream.WithPurgeSubject(filter)); err != nil {
+		return 0, fmt.Errorf("purge %s: %w", filter, err)
+	}
+	m.logger.Info("lane purged", "lane", l, "requests", n)
+	return n, nil
+}
+
+// PurgeTexts asks the indexer to forget the stored chapter texts of a book, those fetched
+// up to at (events.BookPurgeRequested on the indexer's stream). The indexer announces the
+// book when done.
+func (m *Manager) PurgeTexts(ctx context.Context, bookID, reason string, at time.Time) error {
+	cmd := events.NewBookPurgeRequested(bookID, reason, at)
+	if _, err := broker.Publish(ctx, m.js, cmd.Subject(), cmd.MsgID(), &cmd); err != nil {
+		return fmt.Errorf("request purge of book %s: %w", bookID, err)
+	}
+	m.logger.Info("chapter texts purge requested", "book_id", bookID, "reason", reason)
+	return nil
+}

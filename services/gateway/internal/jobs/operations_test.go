@@ -1,0 +1,220 @@
+package jobs_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/natstest"
+	"github.com/xswtw/xsw/services/gateway/internal/jobs"
+)
+
+// bury publishes a dead letter for bookID, as a fetcher does when a request gives up.
+func bury(t *testing.T, ns *natstest.Server, bookID string, lane events.Lane, priority int, died time.Time) {
+	t.Helper()
+	req := events.NewBookRequested(bookID, lane, priority, false, "test", died.Add(-time.Hour))
+	dl := events.DeadLetter{Header: events.Header{Version: events.Version}, Request: req, JobID: bookID + "-9",
+		Attempts: 5, Error: "source: 503", DiedAt: died}
+	if _, err := broker.Publish(t.Context(), ns.JS, events.SubjectDead(bookID), "", &dl); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func deadCount(t *testing.T, m *jobs.Manager) int {
+	t.Helper()
+	_, n, err := m.DeadLetters(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestDeadLetters(t *testing.T) {
+	m, ns := newManager(t)
+	if got, n, err := m.DeadLetters(t.Context(), 10); err != nil || n != 0 || len(got) != 0 {
+		t.Fatalf("no letters: %v %d %v", got, n, err)
+	}
+	at := time.Date(2026, 1, 21, 12, 0, 0, 0, time.UTC)
+	bury(t, ns, "1", events.LanePrefetch, 0, at)
+	bury(t, ns, "2", events.LaneManual, 10, at.Add(2*time.Minute))
+	bury(t, ns, "3", events.LaneRefresh, 0, at.Add(time.Minute))
+	bury(t, ns, "1", events.LaneInteractive, 100, at.Add(3*time.Minute)) // the newest per book replaces the older
+	if _, err := ns.JS.Publish(t.Context(), events.SubjectDead("4"), []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+
+	got, n, err := m.DeadLetters(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 4 || len(got) != 4 {
+		t.Fatalf("%d letters (total %d), want 4", len(got), n)
+	}
+	wantOrder := []string{"1", "2", "3", "4"} // newest death first; the unreadable one has none
+	for i, dl := range got {
+		if dl.BookID != wantOrder[i] {
+			t.Errorf("letter %d is book %s, want %s", i, dl.BookID, wantOrder[i])
+		}
+	}
+	if dl := got[0]; dl.Lane != events.LaneInteractive || dl.Priority != 100 || dl.JobID != "1-9" || dl.Attempts != 5 ||
+		dl.Error != "source: 503" || !dl.DiedAt.Equal(at.Add(3*time.Minute)) || dl.Seq == 0 {
+		t.Errorf("newest letter %+v", dl)
+	}
+	if dl := got[3]; !dl.Unreadable || dl.Error == "" {
+		t.Errorf("unreadable letter %+v", dl)
+	}
+	if got, _, _ := m.DeadLetters(t.Context(), 2); len(got) != 2 || got[0].BookID != "1" {
+		t.Errorf("limit 2: %+v", got)
+	}
+	s, err := m.Stats(t.Context())
+	if err != nil || s.DeadLetters != 4 {
+		t.Errorf("Stats.DeadLetters = %d, %v, want 4", s.DeadLetters, err)
+	}
+}
+
+func TestReplay(t *testing.T) {
+	m, ns := newManager(t)
+	at := time.Now().UTC()
+	bury(t, ns, book, events.LaneManual, 7, at)
+	putSynced(t, ns, book, at) // a replay is forced past the recently-synced check
+	r, err := m.Replay(t.Context(), book)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != jobs.Queued || r.Lane != events.LaneManual || r.Priority != 7 || r.JobID != book+"-9" {
+		t.Errorf("Replay = %+v", r)
+	}
+	req, ok := waitingRequests(t, ns, book)[events.LaneManual]
+	if !ok || !req.Force || req.Priority != 7 {
+		t.Errorf("replayed request %+v (found %v), want forced, priority 7, in the manual lane", req, ok)
+	}
+	if n := deadCount(t, m); n != 0 {
+		t.Errorf("%d dead letters after the replay, want 0", n)
+	}
+	if _, err := m.Replay(t.Context(), book); !errors.Is(err, jobs.ErrNoDeadLetter) {
+		t.Errorf("second Replay = %v, want ErrNoDeadLetter", err)
+	}
+
+	// The request is already waiting: the letter goes all the same.
+	bury(t, ns, book, events.LaneManual, 7, at)
+	if r, err := m.Replay(t.Context(), book); err != nil || r.Status != jobs.AlreadyQueued {
+		t.Errorf("Replay of a waiting book = %+v, %v", r, err)
+	}
+	if n := deadCount(t, m); n != 0 {
+		t.Errorf("%d dead letters, want 0", n)
+	}
+}
+
+func TestReplayUnreadable(t *testing.T) {
+	m, ns := newManager(t)
+	if _, err := ns.JS.Publish(t.Context(), events.SubjectDead("5"), []byte("{")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := m.Replay(t.Context(), "5")
+	if err != nil || r.Status != jobs.Queued || r.Lane != events.LaneManual {
+		t.Errorf("Replay = %+v, %v; want queued in the manual lane", r, err)
+	}
+}
+
+func TestReplayAll(t *testing.T) {
+	m, ns := newManager(t)
+	at := time.Now().UTC()
+	for i, id := range []string{"1", "2", "3"} {
+		bury(t, ns, id, events.LanePrefetch, 0, at.Add(time.Duration(i)*time.Second))
+	}
+	request(t, m, jobs.Request{BookID: "2", Lane: events.LanePrefetch, Reason: "test"}, jobs.Queued)
+	got, left, err := m.ReplayAll(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 || len(got) != 3 {
+		t.Fatalf("replayed %d, %d left; want 3 and 0", len(got), left)
+	}
+	statuses := map[string]jobs.Status{}
+	for _, r := range got {
+		statuses[r.BookID] = r.Status
+	}
+	want := map[string]jobs.Status{"1": jobs.Queued, "2": jobs.Queued, "3": jobs.Queued}
+	// Book 2 waits unforced in the prefetch lane: the forced replay takes its place.
+	for id, st := range want {
+		if statuses[id] != st {
+			t.Errorf("book %s: %s, want %s", id, statuses[id], st)
+		}
+	}
+	if got[0].BookID != "1" {
+		t.Errorf("replayed %s first, want the oldest death (1)", got[0].BookID)
+	}
+	for _, id := range []string{"1", "2", "3"} {
+		if r, ok := waitingRequests(t, ns, id)[events.LanePrefetch]; !ok || !r.Force {
+			t.Errorf("book %s: request %+v (found %v), want forced", id, r, ok)
+		}
+	}
+}
+
+func TestPurgeLane(t *testing.T) {
+	m, ns := newManager(t)
+	for _, id := range []string{"1", "2", "3"} {
+		request(t, m, jobs.Request{BookID: id, Lane: events.LanePrefetch, Reason: "test"}, jobs.Queued)
+	}
+	request(t, m, jobs.Request{BookID: "4", Lane: events.LaneManual, Priority: 10, Reason: "test"}, jobs.Queued)
+	n, err := m.PurgeLane(t.Context(), events.LanePrefetch)
+	if err != nil || n != 3 {
+		t.Fatalf("PurgeLane = %d, %v; want 3", n, err)
+	}
+	if got := streamMsgs(t, ns); got != 1 {
+		t.Errorf("%d requests left, want the manual one", got)
+	}
+	if n, err := m.PurgeLane(t.Context(), events.LanePrefetch); err != nil || n != 0 {
+		t.Errorf("second PurgeLane = %d, %v", n, err)
+	}
+	if _, err := m.PurgeLane(t.Context(), events.Lane("urgent")); !errors.Is(err, events.ErrInvalid) {
+		t.Errorf("PurgeLane(urgent) = %v, want ErrInvalid", err)
+	}
+	// Within the duplicate window the same request is the one that was purged (its
+	// Nats-Msg-Id is known); a forced one is new.
+	request(t, m, jobs.Request{BookID: "1", Lane: events.LanePrefetch, Reason: "test"}, jobs.AlreadyQueued)
+	request(t, m, jobs.Request{BookID: "1", Lane: events.LanePrefetch, Force: true, Reason: "test"}, jobs.Queued)
+}
+
+func TestStatsPoliteness(t *testing.T) {
+	m, ns := newManager(t)
+	s, err := m.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.RateInterval != nil || s.Circuit != nil {
+		t.Errorf("no fetcher: interval %v circuit %v, want nil", s.RateInterval, s.Circuit)
+	}
+	kv, err := ns.JS.KeyValue(t.Context(), events.BucketFetchers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, hb := range []events.FetcherHeartbeat{
+		{FetcherID: "a", Interval: 2, Circuit: "closed"},
+		{FetcherID: "b", Interval: 8, Circuit: "half-open"},
+		{FetcherID: "c", Interval: 4, Circuit: "closed"},
+	} {
+		hb.Header = events.Header{Version: events.Version}
+		hb.At = time.Now()
+		data, err := events.Encode(&hb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kv.Put(t.Context(), hb.FetcherID, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err = m.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.RateInterval == nil || *s.RateInterval != 8 || s.Circuit == nil || *s.Circuit != "half-open" {
+		t.Errorf("interval %v circuit %v, want 8 and half-open", s.RateInterval, s.Circuit)
+	}
+	hbs, err := m.Fetchers(t.Context())
+	if err != nil || len(hbs) != 3 || hbs[0].FetcherID != "a" || hbs[2].FetcherID != "c" {
+		t.Errorf("Fetchers = %+v, %v", hbs, err)
+	}
+}

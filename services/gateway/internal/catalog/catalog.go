@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/xswtw/xsw/events"
 )
 
 // ErrNotFound is returned when the asked-for book or chapter is not stored.
@@ -332,4 +334,25 @@ func (c *Catalog) ClearHistory(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("clear job history: %w", err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// Known reads what the database holds of a book for an incremental resync: its stored
+// chapter refs and the newest chapter its home page named. It is nil for a book not
+// stored, or stored without a newest chapter.
+func (c *Catalog) Known(ctx context.Context, bookID string) (*events.KnownBook, error) {
+	var chapters int
+	var last *int64
+	err := c.pool.QueryRow(ctx, `
+		SELECT (SELECT count(*) FROM chapters c WHERE c.book_id = b.id), b.last_chapter_id
+		FROM books b WHERE b.id = $1`, bookID).Scan(&chapters, &last)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("known state of book %s: %w", bookID, err)
+	}
+	if last == nil {
+		return nil, nil
+	}
+	return &events.KnownBook{Chapters: chapters, LastChapterID: strconv.FormatInt(*last, 10)}, nil
 }

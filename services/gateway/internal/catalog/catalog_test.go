@@ -236,3 +236,20 @@ func TestUnavailable(t *testing.T) {
 		t.Errorf("closed pool: err = %v, want a failure that is not ErrNotFound", err)
 	}
 }
+
+func TestKnown(t *testing.T) {
+	pool, _ := testdb.Pool(t)
+	c := catalog.New(pool)
+	testdb.InsertBook(t, pool, 7, "書", false)
+	testdb.InsertChapters(t, pool, 7, 3)
+	if k, err := c.Known(t.Context(), "7"); err != nil || k != nil {
+		t.Errorf("Known without a newest chapter = %+v, %v; want nil", k, err)
+	}
+	testdb.Exec(t, pool, `UPDATE books SET last_chapter_id = 900003 WHERE id = 7`)
+	if k, err := c.Known(t.Context(), "7"); err != nil || k == nil || k.Chapters != 3 || k.LastChapterID != "900003" {
+		t.Errorf("Known = %+v, %v; want 3 chapters, newest 900003", k, err)
+	}
+	if k, err := c.Known(t.Context(), "8"); err != nil || k != nil {
+		t.Errorf("Known of an unknown book = %+v, %v", k, err)
+	}
+}

@@ -64,6 +64,7 @@ func (s *Server) book(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	s.countRead(id)
 	if v, ok := s.books.Get(id, "book"); ok {
 		return c.JSON(v)
 	}
@@ -133,6 +134,7 @@ func (s *Server) chapters(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	s.countRead(id)
 	page, err := intQuery(c, "page", 1, maxPage, 1)
 	if err != nil {
 		return err
@@ -225,6 +227,7 @@ func (s *Server) chapter(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	s.countRead(id)
 	num, err := intParam(c, "num", 1, maxChapter)
 	if err != nil {
 		return err
@@ -347,4 +350,10 @@ func (s *Server) fetchChapter(bookID string, ch catalog.Chapter) (*events.Chapte
 		return nil, err
 	}
 	return v.(*events.ChapterFetched), nil
+}
+
+func (s *Server) countRead(bookID string) {
+	if s.cfg.CountRead != nil {
+		s.cfg.CountRead(bookID)
+	}
 }

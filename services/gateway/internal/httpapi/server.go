@@ -55,6 +55,9 @@ const (
 
 // Config tunes the API.
 type Config struct {
+	// CountRead, when set, is told of every read of a book (its page, chapter list or a
+	// chapter), for popularity.
+	CountRead func(bookID string)
 	// BaseURL is the source site, reported by /health only.
 	BaseURL string
 	// Database is the database, without its password, reported by /health.
@@ -86,6 +89,11 @@ type Config struct {
 	// Replica names this gateway in the cache invalidations it publishes (default: host
 	// name and a random suffix).
 	Replica string
+	// Middleware runs ahead of everything else on every request (the metrics).
+	Middleware []fiber.Handler
+	// Mounts add routes outside /xsw/api (the dashboard, /metrics), behind the same
+	// limits as the API.
+	Mounts []func(fiber.Router)
 }
 
 // Server is the gateway's HTTP API.
@@ -285,6 +293,9 @@ func (s *Server) dropAll(reason string) (books, listings int) {
 
 func (s *Server) routes() {
 	app := s.app
+	for _, h := range s.cfg.Middleware {
+		app.Use(h)
+	}
 	app.Use(recover.New(recover.Config{
 		EnableStackTrace: true,
 		StackTraceHandler: func(c *fiber.Ctx, e any) {
@@ -335,9 +346,15 @@ func (s *Server) routes() {
 	admin.Post("/jobs/dead/replay_all", s.replayAll)
 	admin.Post("/jobs/dead/:book_id/replay", s.replay)
 	admin.Post("/jobs/purge", s.purgeLane)
+	admin.Post("/crawl/categories", s.crawl)
+	admin.Get("/crawl", s.crawls)
+	admin.Get("/crawl/:crawl_id", s.crawlProgress)
 	admin.Post("/cache/clear", s.clearCache)
 	admin.Post("/cache/invalidate/:book_id", s.invalidateBook)
 	admin.Delete("/cache/chapters/:book_id", s.purgeTexts)
+	for _, mount := range s.cfg.Mounts {
+		mount(app)
+	}
 
 	app.Use(func(c *fiber.Ctx) error {
 		return notFound("no route for %s %.200s", c.Method(), c.Path())

@@ -49,6 +49,10 @@ type Request struct {
 	Reason string
 }
 
+// KnownFunc reads what the database holds of a book (nil when it holds nothing), so
+// that a request lets the fetcher resync incrementally.
+type KnownFunc func(ctx context.Context, bookID string) (*events.KnownBook, error)
+
 // Manager publishes requests and reads queue statistics.
 type Manager struct {
 	js       jetstream.JetStream
@@ -59,7 +63,11 @@ type Manager struct {
 	window   time.Duration
 	logger   *slog.Logger
 	now      func() time.Time
+	known    KnownFunc
 }
+
+// SetKnown makes every request carry what the database holds of its book.
+func (m *Manager) SetKnown(f KnownFunc) { m.known = f }
 
 // New returns a manager over the provisioned request stream and buckets. window is the
 // sync de-duplication window (SYNC_DEDUP_WINDOW).
@@ -152,6 +160,14 @@ func (m *Manager) Request(ctx context.Context, r Request) (Status, error) {
 	}
 
 	req := events.NewBookRequested(r.BookID, lane, r.Priority, r.Force, r.Reason, m.now())
+	if m.known != nil && !r.Force {
+		k, err := m.known(ctx, r.BookID)
+		if err != nil {
+			// Without it the fetcher walks the whole book: slower, never wrong.
+			m.logger.Warn("read known state of book", "book_id", r.BookID, "err", err)
+		}
+		req.Known = k
+	}
 	ack, err := broker.Publish(ctx, m.js, req.Subject(), req.MsgID(), &req)
 	if broker.IsSubjectFull(err) {
 		return AlreadyQueued, nil

@@ -302,3 +302,21 @@ func TestStats(t *testing.T) {
 		t.Errorf("after one delivery: queue = %d %v, want 3 (2 prefetch)", s.QueueSize, s.ByLane)
 	}
 }
+
+// TestRequestsCarryKnownState: unforced requests carry what the database holds, so the
+// fetcher can resync incrementally; a forced one walks the whole book.
+func TestRequestsCarryKnownState(t *testing.T) {
+	m, ns := newManager(t)
+	m.SetKnown(func(_ context.Context, id string) (*events.KnownBook, error) {
+		return &events.KnownBook{Chapters: 42, LastChapterID: "900042"}, nil
+	})
+	request(t, m, prefetch(), jobs.Queued)
+	got := waitingRequests(t, ns, book)[events.LanePrefetch]
+	if got.Known == nil || got.Known.Chapters != 42 || got.Known.LastChapterID != "900042" {
+		t.Errorf("prefetch request known = %+v, want the database's state", got.Known)
+	}
+	request(t, m, manual(true), jobs.Queued)
+	if forced := waitingRequests(t, ns, book)[events.LaneManual]; forced.Known != nil {
+		t.Errorf("forced request carries known state %+v, want none", forced.Known)
+	}
+}

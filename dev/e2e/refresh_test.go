@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/xswtw/xsw/dev/sitesim"
+)
+
+// TestCrawlWholeCategories crawls two categories through the admin API: every book of
+// their listing pages ends up indexed, and the crawl's progress is visible until done.
+func TestCrawlWholeCategories(t *testing.T) {
+	cfg := sitesim.DefaultConfig()
+	cfg.Categories, cfg.BooksPerCategory = 2, 25 // pages 1 and 2 of each, page 3 past the end
+	cfg.MinChapters, cfg.MaxChapters = 5, 30
+	s := start(t, cfg, nil)
+	var queued struct {
+		Status  string `json:"status"`
+		CrawlID string `json:"crawl_id"`
+		Pages   int    `json:"pages"`
+	}
+	if code := s.post(t, "/xsw/api/admin/crawl/categories?categories=1-2&pages=1-5", &queued); code != http.StatusAccepted || queued.CrawlID == "" || queued.Pages != 10 {
+		t.Fatalf("crawl: %d %+v", code, queued)
+	}
+	var prog struct {
+		State       string `json:"state"`
+		PagesDone   int    `json:"pages_done"`
+		PagesTotal  int    `json:"pages_total"`
+		BooksSeen   int    `json:"books_seen"`
+		BooksQueued int    `json:"books_queued"`
+		Ended       []int  `json:"ended"`
+	}
+	eventually(t, 60*time.Second, "crawl done", func() bool {
+		s.adminGet(t, "/xsw/api/admin/crawl/"+queued.CrawlID, &prog)
+		return prog.State == "done"
+	})
+	if prog.BooksSeen != 50 || prog.PagesDone != 10 || len(prog.Ended) != 2 {
+		t.Errorf("progress %+v, want 50 books seen, 10 of 10 pages, both categories ended", prog)
+	}
+	want := map[string]int{}
+	for _, b := range s.Site.Books() {
+		want[b.ID] = b.ChapterCount
+	}
+	eventually(t, 90*time.Second, "every crawled book indexed", func() bool { return len(incomplete(t, s.db, want)) == 0 })
+	// Listing pages past a category's end are not asked for.
+	for _, r := range s.Site.Requests() {
+		if r.Path == "/fenlei1_4.html" || r.Path == "/fenlei2_4.html" {
+			t.Errorf("crawl asked for %s past the category's end", r.Path)
+		}
+	}
+}
+
+// TestReadsMakeBooksPopular reads a book through the API and finds the reads counted in
+// Postgres shortly after, with no write per read.
+func TestReadsMakeBooksPopular(t *testing.T) {
+	cfg := sitesim.DefaultConfig()
+	cfg.Categories, cfg.BooksPerCategory = 1, 3
+	cfg.MinChapters, cfg.MaxChapters = 5, 5
+	s := start(t, cfg, map[string]string{"READS_FLUSH_INTERVAL": "1s"})
+	id := s.Site.Books()[0].ID
+	s.get(t, "/xsw/api/categories/1/books", nil)
+	eventually(t, 30*time.Second, "book indexed", func() bool { return len(incomplete(t, s.db, map[string]int{id: 5})) == 0 })
+	for i := 0; i < 3; i++ {
+		s.get(t, "/xsw/api/books/"+id, nil)
+	}
+	s.get(t, "/xsw/api/books/"+id+"/chapters?all=true", nil)
+	eventually(t, 15*time.Second, "reads counted", func() bool {
+		var n int64
+		err := s.db.QueryRow(context.Background(), `SELECT read_count FROM books WHERE id = $1`, id).Scan(&n)
+		return err == nil && n == 4
+	})
+}
+
+// adminGet sends an admin GET and decodes the JSON answer.
+func (s *system) adminGet(t *testing.T, path string, v any) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.GatewayURL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+s.AdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Errorf("GET %s: %v", path, err)
+		return 0
+	}
+	defer resp.Body.Close()
+	_ = json.NewDecoder(resp.Body).Decode(v)
+	return resp.StatusCode
+}

@@ -1,0 +1,54 @@
+package reads
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/natstest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestReadsAreReportedInBatches(t *testing.T) {
+	ns := natstest.Start(t)
+	c := New(ns.JS, "gw-1", time.Hour, slog.New(slog.DiscardHandler))
+	c.Flush(t.Context()) // nothing to report: nothing published
+	for i := 0; i < 3; i++ {
+		c.Add("1721851")
+	}
+	c.Add("42")
+	c.Flush(t.Context())
+	c.Add("42")
+	c.Flush(t.Context())
+
+	cons, err := ns.JS.OrderedConsumer(t.Context(), events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectReads}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.FetchNoWait(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []events.BooksRead
+	for m := range batch.Messages() {
+		var r events.BooksRead
+		if err := events.Decode(m.Data(), &r); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r)
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d reports, want 2", len(got))
+	}
+	if got[0].Reads["1721851"] != 3 || got[0].Reads["42"] != 1 || got[1].Reads["42"] != 1 || len(got[1].Reads) != 1 {
+		t.Errorf("reports %+v", got)
+	}
+	if got[0].BatchID == got[1].BatchID {
+		t.Errorf("two reports share batch id %s", got[0].BatchID)
+	}
+}

@@ -45,6 +45,21 @@ func TestCrawlWholeCategories(t *testing.T) {
 		want[b.ID] = b.ChapterCount
 	}
 	eventually(t, 90*time.Second, "every crawled book indexed", func() bool { return len(incomplete(t, s.db, want)) == 0 })
+	// The admin stats show the crawl and how fresh the books are.
+	var stats struct {
+		Freshness struct {
+			Unfinished      int `json:"unfinished_books"`
+			Finished        int `json:"finished_books"`
+			CheckedLastHour int `json:"checked_last_hour"`
+		} `json:"freshness"`
+		Crawls []struct {
+			State string `json:"state"`
+		} `json:"crawls"`
+	}
+	s.adminGet(t, "/xsw/api/admin/stats", &stats)
+	if f := stats.Freshness; f.Unfinished+f.Finished != 50 || f.CheckedLastHour != 50 || len(stats.Crawls) != 1 || stats.Crawls[0].State != "done" {
+		t.Errorf("admin stats %+v, want 50 books checked in the last hour and the finished crawl", stats)
+	}
 	// Listing pages past a category's end are not asked for.
 	for _, r := range s.Site.Requests() {
 		if r.Path == "/fenlei1_4.html" || r.Path == "/fenlei2_4.html" {

@@ -356,3 +356,30 @@ func (c *Catalog) Known(ctx context.Context, bookID string) (*events.KnownBook, 
 	}
 	return &events.KnownBook{Chapters: chapters, LastChapterID: strconv.FormatInt(*last, 10)}, nil
 }
+
+// Freshness says how current the stored books are.
+type Freshness struct {
+	Unfinished      int64      `json:"unfinished_books"`
+	Finished        int64      `json:"finished_books"`
+	CheckedLastHour int64      `json:"checked_last_hour"`
+	ChangedLastDay  int64      `json:"changed_last_day"`
+	OldestCheck     *time.Time `json:"oldest_check"`
+	NewestCheck     *time.Time `json:"newest_check"`
+	Reads           int64      `json:"reads"`
+}
+
+// Freshness counts books by status and by when they were last checked and changed.
+func (c *Catalog) Freshness(ctx context.Context) (Freshness, error) {
+	var f Freshness
+	err := c.pool.QueryRow(ctx, `
+		SELECT count(*) FILTER (WHERE NOT finished), count(*) FILTER (WHERE finished),
+		       count(*) FILTER (WHERE checked_at > now() - interval '1 hour'),
+		       count(*) FILTER (WHERE changed_at > now() - interval '1 day'),
+		       min(checked_at), max(checked_at), coalesce(sum(read_count), 0)::bigint
+		FROM books WHERE name <> ''`).Scan(&f.Unfinished, &f.Finished, &f.CheckedLastHour, &f.ChangedLastDay,
+		&f.OldestCheck, &f.NewestCheck, &f.Reads)
+	if err != nil {
+		return f, fmt.Errorf("freshness: %w", err)
+	}
+	return f, nil
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/services/gateway/internal/catalog"
 	"github.com/xswtw/xsw/services/gateway/internal/jobs"
 )
 
@@ -163,11 +164,16 @@ type adminStatsJSON struct {
 		Workers        int      `json:"workers"`
 		Running        bool     `json:"running"`
 	} `json:"jobs"`
-	QueueByLane  map[events.Lane]int `json:"queue_by_lane"`
-	DeadLetters  int                 `json:"dead_letters"`
-	RateInterval *float64            `json:"rate_interval_seconds"`
-	Circuit      *string             `json:"circuit"`
-	Fetchers     []fetcherJSON       `json:"fetchers"`
+	// Freshness says how current the stored books are: what the refresh scheduler and
+	// incremental resyncs keep up.
+	Freshness catalog.Freshness `json:"freshness"`
+	// Crawls are the whole-category crawls kept, newest first.
+	Crawls       []events.CrawlProgress `json:"crawls"`
+	QueueByLane  map[events.Lane]int    `json:"queue_by_lane"`
+	DeadLetters  int                    `json:"dead_letters"`
+	RateInterval *float64               `json:"rate_interval_seconds"`
+	Circuit      *string                `json:"circuit"`
+	Fetchers     []fetcherJSON          `json:"fetchers"`
 }
 
 // adminStats answers GET /admin/stats: what is stored, what this replica caches, the
@@ -191,6 +197,15 @@ func (s *Server) adminStats(c *fiber.Ctx) error {
 	hbs, err := s.jobs.Fetchers(ctx)
 	if err != nil {
 		return busError(err)
+	}
+	if out.Freshness, err = s.cat.Freshness(ctx); err != nil {
+		return databaseError(err)
+	}
+	if out.Crawls, err = s.jobs.Crawls(ctx); err != nil {
+		return busError(err)
+	}
+	if out.Crawls == nil {
+		out.Crawls = []events.CrawlProgress{}
 	}
 	out.Database.Books, out.Database.Chapters, out.Database.ChaptersWithContent = n.Books, n.Chapters, n.ChaptersWithText
 	out.Cache.Replica, out.Cache.BookEntries, out.Cache.ListingEntries = s.cfg.Replica, s.books.Len(), s.listings.Len()

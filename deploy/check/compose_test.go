@@ -1,0 +1,234 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/url"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// composeEnv is the environment docker compose would run with: the file requires
+// XSW_ADMIN_TOKEN (${XSW_ADMIN_TOKEN:?...}) and defaults the rest.
+var composeEnv = map[string]string{"XSW_ADMIN_TOKEN": "test-token"}
+
+// loadCompose loads docker-compose.yml with compose-spec's loader, which interpolates,
+// validates against the compose specification's schema and normalises.
+func loadCompose(ctx context.Context, root string, env map[string]string) (*types.Project, error) {
+	return loader.LoadWithContext(ctx, types.ConfigDetails{
+		WorkingDir:  root,
+		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(root, "docker-compose.yml")}},
+		Environment: env,
+	})
+}
+
+// checkCompose holds the rules for docker-compose.yml: NATS with JetStream on a volume
+// and Postgres on a volume, both health-checked; the migration as a one-shot `indexer
+// migrate` that the database users wait for; every xsw service built from its
+// Dockerfile, given only variables it reads, health-checked on its /readyz with the
+// probe its image carries, restarted, hardened, and given time to drain; two fetchers.
+func checkCompose(root string, p *types.Project, all map[string]vars, embeddedNATS string) error {
+	var errs []error
+	fail := func(svc, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("service %s: "+format, append([]any{svc}, args...)...))
+	}
+	images := map[string]*dockerfile{}
+	var migrations []string // the one-shot services running `migrate`
+	for name, s := range p.Services {
+		if slices.Equal(s.Command, types.ShellCommand{"migrate"}) {
+			migrations = append(migrations, name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.Services)) {
+		s := p.Services[name]
+		for _, v := range s.Volumes {
+			if v.Type == types.VolumeTypeVolume && v.Source != "" {
+				if _, ok := p.Volumes[v.Source]; !ok {
+					fail(name, "volume %s is not declared", v.Source)
+				}
+			}
+		}
+		program := ""
+		if s.Build != nil {
+			rel := path.Clean(filepath.ToSlash(s.Build.Dockerfile))
+			ctx, _ := filepath.Rel(root, s.Build.Context)
+			if ctx != "." {
+				fail(name, "build context %s: the Dockerfiles build from the repository root", ctx)
+			}
+			d, err := parseDockerfile(root, rel)
+			if err != nil {
+				fail(name, "%v", err)
+				continue
+			}
+			images[name] = d
+			program = d.program
+		} else {
+			program = serviceOf(s.Image)
+		}
+
+		if program == "" {
+			errs = append(errs, checkComposeInfra(name, s, embeddedNATS)...)
+			continue
+		}
+		v := all[program]
+		env := map[string]string{}
+		for k, val := range s.Environment {
+			if !v.allows(k) {
+				fail(name, "%s is not a variable %s reads (it reads %v)", k, program, v.names())
+			}
+			if val != nil {
+				env[k] = *val
+			}
+		}
+		if s.User != "" {
+			uid, _, _ := strings.Cut(s.User, ":")
+			if uid == "0" || uid == "root" {
+				fail(name, "runs as root")
+			}
+		}
+		if !s.ReadOnly {
+			fail(name, "read_only is not set (the Kubernetes manifests use a read-only root filesystem)")
+		}
+		if !slices.Contains(s.CapDrop, "ALL") {
+			fail(name, "cap_drop does not drop ALL")
+		}
+
+		if slices.Contains(migrations, name) {
+			if program != "indexer" {
+				fail(name, "runs migrate, but is not the indexer")
+			}
+			if s.Restart != types.RestartPolicyNo && s.Restart != types.RestartPolicyOnFailure && s.Restart != "" {
+				fail(name, "a one-shot migration restarts %q", s.Restart)
+			}
+			if !dependsOn(s, "postgres", types.ServiceConditionHealthy) {
+				fail(name, "does not wait for a healthy postgres")
+			}
+			continue
+		}
+
+		switch s.Restart {
+		case types.RestartPolicyAlways, types.RestartPolicyUnlessStopped, types.RestartPolicyOnFailure:
+		default:
+			fail(name, "restart policy %q; a service restarts", s.Restart)
+		}
+		if !dependsOn(s, "nats", types.ServiceConditionHealthy) {
+			fail(name, "does not wait for a healthy nats")
+		}
+		if v.allows("DATABASE_URL") && !slices.ContainsFunc(migrations, func(m string) bool { return dependsOn(s, m, types.ServiceConditionCompletedSuccessfully) }) {
+			fail(name, "reads DATABASE_URL but does not wait for the migration to complete")
+		}
+		if sd, ok := env["SHUTDOWN_TIMEOUT"]; ok {
+			d, err := parseDuration(sd)
+			grace := 10 * time.Second // Docker's default
+			if s.StopGracePeriod != nil {
+				grace = time.Duration(*s.StopGracePeriod)
+			}
+			if err != nil || grace <= d {
+				fail(name, "stop_grace_period (%s) must exceed SHUTDOWN_TIMEOUT (%s) to drain", grace, sd)
+			}
+		}
+		if got := setting(env, v, "NATS_REPLICAS"); got != "1" {
+			fail(name, "NATS_REPLICAS=%q, but compose runs one NATS server", got)
+		}
+
+		hc := s.HealthCheck
+		if hc == nil || hc.Disable || len(hc.Test) < 3 || hc.Test[0] != "CMD" {
+			fail(name, "no exec-form health check (the image has no shell)")
+			continue
+		}
+		if d := images[name]; d != nil && !slices.Contains(d.files(), hc.Test[1]) {
+			fail(name, "the health check runs %s, which %s does not put in the image", hc.Test[1], d.rel)
+		}
+		u, err := url.Parse(hc.Test[len(hc.Test)-1])
+		want, perr := addrPort(setting(env, v, services[program]))
+		switch {
+		case err != nil || perr != nil:
+			fail(name, "health check %q or %s: %v %v", hc.Test, services[program], err, perr)
+		case u.Path != "/readyz":
+			fail(name, "the health check asks %s, want /readyz", u.Path)
+		case u.Port() != fmt.Sprint(want):
+			fail(name, "the health check asks port %s, but %s listens on %d (%s)", u.Port(), program, want, services[program])
+		}
+	}
+	if len(migrations) != 1 {
+		errs = append(errs, fmt.Errorf("%d services run `indexer migrate`, want one", len(migrations)))
+	}
+	if f, ok := p.Services["fetcher"]; !ok || f.GetScale() != 2 {
+		errs = append(errs, errors.New("the fetchers do not run two replicas"))
+	}
+	return errors.Join(errs...)
+}
+
+// checkComposeInfra holds the rules for the NATS and Postgres services.
+func checkComposeInfra(name string, s types.ServiceConfig, embeddedNATS string) []error {
+	var errs []error
+	fail := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("service %s: "+format, append([]any{name}, args...)...))
+	}
+	if s.HealthCheck == nil || s.HealthCheck.Disable || len(s.HealthCheck.Test) == 0 {
+		fail("no health check")
+	}
+	if s.Restart == "" || s.Restart == types.RestartPolicyNo {
+		fail("restart policy %q", s.Restart)
+	}
+	if !slices.ContainsFunc(s.Volumes, func(v types.ServiceVolumeConfig) bool { return v.Type == types.VolumeTypeVolume }) {
+		fail("keeps its data in no volume")
+	}
+	switch {
+	case strings.HasPrefix(s.Image, "nats:"):
+		if err := checkNATSImage(s.Image, embeddedNATS); err != nil {
+			fail("%v", err)
+		}
+		if !slices.ContainsFunc(s.Command, func(a string) bool { return a == "-js" || a == "--jetstream" }) {
+			fail("JetStream is not enabled (--jetstream)")
+		}
+		if i := slices.IndexFunc(s.Command, func(a string) bool { return a == "-sd" || a == "--store_dir" }); i < 0 || i+1 >= len(s.Command) ||
+			!slices.ContainsFunc(s.Volumes, func(v types.ServiceVolumeConfig) bool { return v.Target == s.Command[i+1] }) {
+			fail("the JetStream store (--store_dir) is not on a volume")
+		}
+	case strings.HasPrefix(s.Image, "postgres:"):
+		if imageTag(s.Image) == "" || imageTag(s.Image) == "latest" {
+			fail("image %q has no pinned tag", s.Image)
+		}
+	default:
+		fail("image %q is neither an xsw service, NATS nor Postgres", s.Image)
+	}
+	return errs
+}
+
+func dependsOn(s types.ServiceConfig, on, condition string) bool {
+	d, ok := s.DependsOn[on]
+	return ok && d.Condition == condition
+}
+
+func composeProject(t *testing.T) *types.Project {
+	t.Helper()
+	p, err := loadCompose(t.Context(), mustRoot(t), composeEnv)
+	if err != nil {
+		t.Fatalf("load docker-compose.yml: %v", err)
+	}
+	return p
+}
+
+func TestCompose(t *testing.T) {
+	p := composeProject(t)
+	if err := checkCompose(mustRoot(t), p, serviceVars(t), embeddedNATS(t)); err != nil {
+		for _, e := range unwrap(err) {
+			t.Error(e)
+		}
+	}
+}
+
+func TestComposeRequiresAdminToken(t *testing.T) {
+	_, err := loadCompose(t.Context(), mustRoot(t), nil)
+	wantError(t, err, "XSW_ADMIN_TOKEN")
+}

@@ -1,0 +1,21 @@
+// Package check holds the tests of xsw's deployment artefacts: the Kubernetes manifests
+// under deploy/k8s (as kustomize builds each overlay), docker-compose.yml and the
+// Dockerfiles. Nothing here runs a container or talks to a cluster; the checks are
+// static and strict:
+//
+//   - every object of every overlay decodes, unknown fields being errors, into its Go
+//     type from k8s.io/api, or, for KEDA's ScaledObject, validates against KEDA's own
+//     CRD schema (pinned in testdata/keda);
+//   - workloads have probes, resource requests and limits, and a non-root, read-only,
+//     capability-free security context; the migration Job runs `indexer migrate`;
+//   - every environment variable a manifest or the compose file gives a service is one
+//     that service's Go source reads (found by scanning it, see vars_test.go);
+//   - the NetworkPolicies, evaluated like a CNI would, let only the fetchers out of the
+//     cluster and only the gateway in;
+//   - docker-compose.yml loads and validates with compose-spec's own loader;
+//   - the Dockerfiles parse with BuildKit's parser, build with GOWORK=off onto a
+//     distroless or scratch base as a numeric non-root user, and copy only what exists.
+//
+// Each check is a function over a build, and the *Catches* tests break a copy of a good
+// build in one place and expect that check to complain.
+package check

@@ -40,6 +40,9 @@ type ConsumerSpec struct {
 	// dead-letters on its last one, so the server bound is only a backstop.
 	MaxDeliver    int
 	MaxAckPending int
+	// DeliverNew starts a new consumer at the end of its stream rather than the
+	// beginning: it sees what is published from its creation on.
+	DeliverNew bool
 }
 
 // KVSpec describes a JetStream key-value bucket.
@@ -180,6 +183,21 @@ func IndexerConsumer() ConsumerSpec {
 		Durable:       "indexer",
 		AckWait:       30 * time.Second,
 		MaxAckPending: 4096,
+	}
+}
+
+// NotifierConsumer is the durable consumer of the indexer's webhook notifier: the jobs
+// that failed for good, published since the consumer was first created (so that turning
+// webhooks on does not announce three days of old failures). One filter subject, which
+// servers older than 2.10 accept.
+func NotifierConsumer() ConsumerSpec {
+	return ConsumerSpec{
+		Stream:         StreamEvents,
+		Durable:        "notifier",
+		FilterSubjects: []string{"xsw.job." + string(JobFailed) + ".>"},
+		AckWait:        30 * time.Second,
+		MaxAckPending:  1000,
+		DeliverNew:     true,
 	}
 }
 

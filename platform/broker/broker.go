@@ -161,6 +161,9 @@ func Consumer(ctx context.Context, js jetstream.JetStream, spec events.ConsumerS
 		MaxAckPending: spec.MaxAckPending,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
+	if spec.DeliverNew {
+		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
+	}
 	// One filter goes in the singular field, which servers before 2.10 understand.
 	if len(spec.FilterSubjects) == 1 {
 		cfg.FilterSubject = spec.FilterSubjects[0]

@@ -16,16 +16,20 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/config"
+	platformmetrics "github.com/xswtw/xsw/platform/metrics"
 	"github.com/xswtw/xsw/services/fetcher/internal/crawl"
+	"github.com/xswtw/xsw/services/fetcher/internal/metrics"
 	"github.com/xswtw/xsw/services/fetcher/internal/politeness"
 	"github.com/xswtw/xsw/services/fetcher/internal/rpc"
 	"github.com/xswtw/xsw/services/fetcher/internal/site/xsw"
@@ -52,6 +56,10 @@ type Config struct {
 	CircuitCooldown time.Duration
 	FetcherID       string
 	HealthAddr      string
+	// Registry receives the fetcher's metrics, served on HealthAddr at /metrics. It is
+	// not read from the environment: nil gives the fetcher a registry of its own; the
+	// all-in-one passes the one it shares between its parts.
+	Registry *prometheus.Registry
 }
 
 // ConfigFromEnv reads the configuration through getenv, with the defaults.
@@ -137,7 +145,27 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	limiter := politeness.New(kv, "host."+strings.NewReplacer(".", "_", ":", "_").Replace(base.Host), politeness.Config{
 		Interval: cfg.RateLimit, FailureThreshold: cfg.CircuitFailures, Cooldown: cfg.CircuitCooldown,
 	})
-	client := source.New(base, limiter, source.Config{Timeout: cfg.HTTPTimeout, InsecureTLS: cfg.InsecureTLS, UserAgent: cfg.UserAgent})
+	reg := cfg.Registry
+	if reg == nil {
+		if reg, err = platformmetrics.NewRegistry(); err != nil {
+			return err
+		}
+	}
+	var running atomic.Pointer[worker.Pool] // set once the pool exists; a shared registry may be scraped before
+	m, err := metrics.New(reg, metrics.Probes{
+		Interval: func() time.Duration { return limiter.Snapshot().Interval },
+		Circuit:  func() string { return limiter.Snapshot().Circuit },
+		InFlight: func() int {
+			if p := running.Load(); p != nil {
+				return len(p.Active())
+			}
+			return 0
+		},
+	})
+	if err != nil {
+		return err
+	}
+	client := source.New(base, limiter, source.Config{Timeout: cfg.HTTPTimeout, InsecureTLS: cfg.InsecureTLS, UserAgent: cfg.UserAgent, Observe: m.SourceRequest})
 	src := xsw.New(base)
 	checkpoints, err := js.KeyValue(ctx, events.BucketCheckpoints)
 	if err != nil {
@@ -147,10 +175,12 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	pool, err := worker.NewPool(ctx, nc, js, syncer, worker.Config{
 		FetcherID: cfg.FetcherID, Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, MaxAge: cfg.MaxAge,
 		DedupWindow: cfg.DedupWindow, ShutdownTimeout: cfg.ShutdownTimeout, RetryBase: cfg.RetryBase,
+		Observe: m.Job,
 	}, logger)
 	if err != nil {
 		return err
 	}
+	running.Store(pool)
 	crawls, err := js.KeyValue(ctx, events.BucketCrawls)
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", events.BucketCrawls, err)
@@ -165,8 +195,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	g.Go(func() error { return calls.Run(gctx) })
 	g.Go(func() error { return crawler.Run(gctx) })
 	g.Go(func() error { return heartbeat(gctx, js, cfg, pool, limiter, logger) })
+	g.Go(func() error { return m.Watch(gctx, js, metricsRefresh, logger) })
 	if cfg.HealthAddr != "" {
-		g.Go(func() error { return serveHealth(gctx, cfg.HealthAddr, nc) })
+		g.Go(func() error { return serveHealth(gctx, cfg.HealthAddr, nc, platformmetrics.Handler(reg)) })
 	}
 	err = g.Wait()
 	logger.Info("fetcher stopped")
@@ -225,8 +256,12 @@ func heartbeat(ctx context.Context, js jetstream.JetStream, cfg Config, pool *wo
 	}
 }
 
-func serveHealth(ctx context.Context, addr string, nc *nats.Conn) error {
+// metricsRefresh is how often the queue and dead-letter gauges are read from JetStream.
+const metricsRefresh = 5 * time.Second
+
+func serveHealth(ctx context.Context, addr string, nc *nats.Conn, metricsHandler http.Handler) error {
 	mux := http.NewServeMux()
+	mux.Handle("GET "+platformmetrics.Path, metricsHandler)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !nc.IsConnected() {

@@ -68,6 +68,9 @@ type Config struct {
 	UserAgent string
 	// MaxBytes bounds a page's size (default 8 MiB).
 	MaxBytes int64
+	// Observe, when set, is told of every request sent: the status of the answer (0
+	// when none came) and how long it took to come.
+	Observe func(status int, took time.Duration)
 }
 
 // Client fetches pages of one site.
@@ -180,7 +183,9 @@ func (c *Client) do(ctx context.Context, u *url.URL, v Validators) (*Page, time.
 	if v.LastModified != "" {
 		req.Header.Set("If-Modified-Since", v.LastModified)
 	}
+	sent := time.Now()
 	resp, err := c.http.Do(req)
+	c.observe(resp, time.Since(sent))
 	if err != nil {
 		if errors.Is(err, ErrOffSite) {
 			return nil, 0, politeness.Success, err

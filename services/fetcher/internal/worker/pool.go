@@ -15,6 +15,7 @@ import (
 
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/services/fetcher/internal/metrics"
 )
 
 // Config tunes a Pool.
@@ -42,6 +43,9 @@ type Config struct {
 	// FairnessEvery: one pick in this many starts from the lowest lane, so lower lanes
 	// get at least that share while they have work (default 10).
 	FairnessEvery int
+	// Observe, when set, is told how each job attempt ended (one of the outcomes of
+	// package metrics) and how long it took.
+	Observe func(lane events.Lane, outcome string, took time.Duration)
 }
 
 func (c *Config) defaults() {
@@ -262,6 +266,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 			e.Chapters, e.TOCPages, e.Unchanged = res.Chapters, res.Pages, res.Unchanged
 		}); perr != nil {
 			log.Warn("sync fetched but not announced; retrying", "err", perr)
+			p.observe(j, metrics.Retrying)
 			_ = msg.NakWithDelay(p.backoff(j.Attempt))
 			return
 		}
@@ -271,6 +276,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		if aerr := msg.DoubleAck(ctx); aerr != nil {
 			log.Warn("ack completed sync", "err", aerr)
 		}
+		p.observe(j, completedOutcome(res.Unchanged))
 		log.Info("sync fetched", "unchanged", res.Unchanged, "chapters", res.Chapters, "toc_pages", res.Pages, "requests", j.Requests, "took", time.Since(j.Started).Round(time.Millisecond))
 	case ctx.Err() != nil:
 		// Shutting down past the drain timeout: hand the job back at once.
@@ -284,6 +290,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		delay := p.backoff(j.Attempt)
 		log.Warn("sync failed; will retry", "err", err, "retry_in", delay.Round(time.Millisecond))
 		_ = p.publishJob(ctx, events.JobRetrying, j, func(e *events.JobEvent) { e.Error = err.Error() })
+		p.observe(j, metrics.Retrying)
 		_ = msg.NakWithDelay(delay)
 	}
 }
@@ -307,6 +314,7 @@ func (p *Pool) giveUp(ctx context.Context, msg jetstream.Msg, log *slog.Logger, 
 		log.Error("announce failure", "err", err)
 	}
 	log.Warn("sync failed for good; dead-lettered", "err", cause, "permanent", perm)
+	p.observe(j, failedOutcome(perm))
 	_ = msg.TermWithReason(truncate(cause.Error(), 200))
 }
 
@@ -323,7 +331,11 @@ func (p *Pool) settle(ctx context.Context, msg jetstream.Msg, log *slog.Logger, 
 }
 
 func (p *Pool) skip(ctx context.Context, j *job, reason string) error {
-	return p.publishJob(ctx, events.JobSkipped, j, func(e *events.JobEvent) { e.Reason = reason })
+	err := p.publishJob(ctx, events.JobSkipped, j, func(e *events.JobEvent) { e.Reason = reason })
+	if err == nil {
+		p.observe(j, metrics.Skipped)
+	}
+	return err
 }
 
 func (p *Pool) publishJob(ctx context.Context, kind events.JobKind, j *job, fill func(*events.JobEvent)) error {

@@ -1,0 +1,200 @@
+// Package metrics holds the fetcher's Prometheus metrics: jobs by lane and outcome and
+// their duration, source requests by status class, the politeness interval and circuit
+// in force, the jobs in flight, and the queue per lane and the dead letters, which it
+// refreshes from JetStream itself.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/xswtw/xsw/events"
+	platformmetrics "github.com/xswtw/xsw/platform/metrics"
+)
+
+// Job outcomes, the values of the outcome label.
+const (
+	// Completed: the book was synced.
+	Completed = "completed"
+	// Unchanged: a resync found nothing new.
+	Unchanged = "unchanged"
+	// Retrying: the attempt failed with a transient error and will be retried.
+	Retrying = "retrying"
+	// Failed: the job failed with a permanent error (404, unparseable) and was
+	// dead-lettered at once.
+	Failed = "failed"
+	// Dead: the job ran out of attempts and was dead-lettered.
+	Dead = "dead"
+	// Skipped: the job was dropped without fetching (recently synced, expired).
+	Skipped = "skipped"
+)
+
+// Outcomes lists every outcome.
+var Outcomes = []string{Completed, Unchanged, Retrying, Failed, Dead, Skipped}
+
+// circuitValues maps the circuit states a limiter reports to the gauge's values.
+var circuitValues = map[string]float64{"closed": 0, "half-open": 1, "open": 2}
+
+// Probes read the state the gauges report at scrape time.
+type Probes struct {
+	// Interval is the politeness interval in force now.
+	Interval func() time.Duration
+	// Circuit is the source circuit's state: closed, half-open or open.
+	Circuit func() string
+	// InFlight counts the jobs in progress in this process.
+	InFlight func() int
+}
+
+// Fetcher is the fetcher's metrics.
+type Fetcher struct {
+	jobs        *prometheus.CounterVec
+	jobDuration *prometheus.HistogramVec
+	requests    *prometheus.CounterVec
+	reqDuration prometheus.Histogram
+	queue       *prometheus.GaugeVec
+	dead        prometheus.Gauge
+}
+
+// New registers the fetcher's metrics with reg.
+func New(reg prometheus.Registerer, p Probes) (*Fetcher, error) {
+	m := &Fetcher{
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xsw_fetcher_jobs_total",
+			Help: "Sync job attempts by lane and outcome (completed, unchanged, retrying, failed, dead, skipped).",
+		}, []string{"lane", "outcome"}),
+		jobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "xsw_fetcher_job_duration_seconds",
+			Help:    "Time a sync job attempt took, from start to its outcome, by lane and outcome.",
+			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800},
+		}, []string{"lane", "outcome"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xsw_fetcher_source_requests_total",
+			Help: `Requests to the source site by status class: 2xx, 3xx, 4xx, 5xx, or "error" when no answer came.`,
+		}, []string{"status"}),
+		reqDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "xsw_fetcher_source_request_duration_seconds",
+			Help:    "Time from sending a request to the source site to its answer's headers (politeness wait excluded).",
+			Buckets: prometheus.DefBuckets,
+		}),
+		queue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "xsw_fetcher_queue_size",
+			Help: "Book requests waiting in each lane (the lane consumer's pending count), refreshed periodically.",
+		}, []string{"lane"}),
+		dead: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "xsw_fetcher_dead_letters",
+			Help: "Messages in the dead-letter stream XSW_DEAD (one per book), refreshed periodically.",
+		}),
+	}
+	for _, l := range events.Lanes {
+		for _, o := range Outcomes {
+			m.jobs.WithLabelValues(string(l), o)
+		}
+		m.queue.WithLabelValues(string(l))
+	}
+	for _, s := range []string{"2xx", "3xx", "4xx", "5xx", "error"} {
+		m.requests.WithLabelValues(s)
+	}
+	return m, platformmetrics.Register(reg,
+		m.jobs, m.jobDuration, m.requests, m.reqDuration, m.queue, m.dead,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "xsw_fetcher_politeness_interval_seconds",
+			Help: "Seconds between two source requests in force now, cluster-wide (after any slow-down).",
+		}, func() float64 { return p.Interval().Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "xsw_fetcher_circuit_state",
+			Help: "The source circuit as this fetcher last saw it: 0 closed, 1 half-open, 2 open.",
+		}, func() float64 {
+			if v, ok := circuitValues[p.Circuit()]; ok {
+				return v
+			}
+			return 2
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "xsw_fetcher_jobs_in_flight",
+			Help: "Sync jobs this fetcher is working on now.",
+		}, func() float64 { return float64(p.InFlight()) }),
+	)
+}
+
+// Job records how a job attempt in lane ended and how long it took. Skipped jobs did no
+// work, so they are counted but not timed.
+func (m *Fetcher) Job(lane events.Lane, outcome string, took time.Duration) {
+	m.jobs.WithLabelValues(string(lane), outcome).Inc()
+	if outcome != Skipped {
+		m.jobDuration.WithLabelValues(string(lane), outcome).Observe(took.Seconds())
+	}
+}
+
+// SourceRequest records a request to the source site: the status of its answer (0 when
+// none came) and how long the answer took.
+func (m *Fetcher) SourceRequest(status int, took time.Duration) {
+	class := "error"
+	if status >= 100 && status < 600 {
+		class = strconv.Itoa(status/100) + "xx"
+	}
+	m.requests.WithLabelValues(class).Inc()
+	if status != 0 {
+		m.reqDuration.Observe(took.Seconds())
+	}
+}
+
+// Watch refreshes the queue and dead-letter gauges from JetStream every interval until
+// ctx ends. A failed read keeps the last values and is logged once per failure streak.
+func (m *Fetcher) Watch(ctx context.Context, js jetstream.JetStream, every time.Duration, logger *slog.Logger) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing := false
+	for {
+		err := m.refresh(ctx, js)
+		switch {
+		case err != nil && !failing && ctx.Err() == nil:
+			logger.Warn("refresh queue metrics", "err", err)
+			failing = true
+		case err == nil:
+			failing = false
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (m *Fetcher) refresh(ctx context.Context, js jetstream.JetStream) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var errs []error
+	for _, l := range events.Lanes {
+		spec := events.FetcherConsumer(l, 0, 0)
+		c, err := js.Consumer(ctx, spec.Stream, spec.Durable)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("consumer %s: %w", spec.Durable, err))
+			continue
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("consumer %s: %w", spec.Durable, err))
+			continue
+		}
+		m.queue.WithLabelValues(string(l)).Set(float64(info.NumPending))
+	}
+	dead, err := js.Stream(ctx, events.StreamDead)
+	if err == nil {
+		var info *jetstream.StreamInfo
+		if info, err = dead.Info(ctx); err == nil {
+			m.dead.Set(float64(info.State.Msgs))
+		}
+	}
+	if err != nil {
+		errs = append(errs, fmt.Errorf("stream %s: %w", events.StreamDead, err))
+	}
+	return errors.Join(errs...)
+}

@@ -1,6 +1,7 @@
 package indexer_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -30,12 +31,13 @@ func TestConfigDefaults(t *testing.T) {
 		ShutdownTimeout:         5 * time.Second,
 		LogLevel:                "info",
 		LogFormat:               "text",
+		WebhookQueueThreshold:   1000,
 	}
 	if cfg.ReplicaID == "" {
 		t.Error("no default INDEXER_ID")
 	}
 	want.ReplicaID = cfg.ReplicaID
-	if cfg != want {
+	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
 	}
 }

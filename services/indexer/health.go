@@ -7,12 +7,15 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	platformmetrics "github.com/xswtw/xsw/platform/metrics"
 )
 
-// serveHealth answers /healthz (the process runs) and /readyz (Postgres and NATS answer)
-// on ln until ctx ends.
-func serveHealth(ctx context.Context, ln net.Listener, ready func(context.Context) error, logger *slog.Logger) error {
+// serveHealth answers /healthz (the process runs), /readyz (Postgres and NATS answer)
+// and /metrics on ln until ctx ends.
+func serveHealth(ctx context.Context, ln net.Listener, ready func(context.Context) error, metricsHandler http.Handler, logger *slog.Logger) error {
 	mux := http.NewServeMux()
+	mux.Handle("GET "+platformmetrics.Path, metricsHandler)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})

@@ -16,11 +16,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/xswtw/xsw/events"
@@ -28,7 +30,10 @@ import (
 	"github.com/xswtw/xsw/platform/config"
 	"github.com/xswtw/xsw/platform/database"
 	"github.com/xswtw/xsw/platform/logging"
+	platformmetrics "github.com/xswtw/xsw/platform/metrics"
 	"github.com/xswtw/xsw/services/indexer/internal/consume"
+	"github.com/xswtw/xsw/services/indexer/internal/metrics"
+	"github.com/xswtw/xsw/services/indexer/internal/notify"
 	"github.com/xswtw/xsw/services/indexer/internal/refresh"
 	"github.com/xswtw/xsw/services/indexer/internal/store"
 )
@@ -73,6 +78,20 @@ type Config struct {
 	// LogLevel and LogFormat configure the logger main builds (LOG_LEVEL, default "info";
 	// LOG_FORMAT, default "text").
 	LogLevel, LogFormat string
+	// WebhookURLs receive a signed JSON POST for every job that fails for good, every
+	// lane whose queue crosses WebhookQueueThreshold and every opening and closing of the
+	// source circuit (WEBHOOK_URLS, comma-separated, default none: no notifier runs).
+	WebhookURLs []string
+	// WebhookSecret keys the HMAC-SHA256 signature of every delivery (WEBHOOK_SECRET,
+	// required with WEBHOOK_URLS).
+	WebhookSecret string
+	// WebhookQueueThreshold is the queue size of a lane past which it is announced
+	// (WEBHOOK_QUEUE_THRESHOLD, default 1000).
+	WebhookQueueThreshold int
+	// Registry receives the indexer's metrics, served on HTTPAddr at /metrics. It is not
+	// read from the environment: nil gives the indexer a registry of its own; the
+	// all-in-one passes the one it shares between its parts.
+	Registry *prometheus.Registry
 }
 
 // ConfigFromEnv reads the configuration through getenv and validates it. The error names
@@ -95,6 +114,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		ShutdownTimeout:         r.Duration("SHUTDOWN_TIMEOUT", 5*time.Second),
 		LogLevel:                r.String("LOG_LEVEL", "info"),
 		LogFormat:               r.String("LOG_FORMAT", "text"),
+		WebhookURLs:             r.List("WEBHOOK_URLS"),
+		WebhookSecret:           r.String("WEBHOOK_SECRET", ""),
+		WebhookQueueThreshold:   r.Int("WEBHOOK_QUEUE_THRESHOLD", 1000),
 	}
 	if err := r.Err(); err != nil {
 		return Config{}, err
@@ -125,8 +147,21 @@ func (c Config) Validate() error {
 		config.Check(c.RequestMaxAge >= 0, "BG_JOB_MAX_AGE", "%s: want 0 (keep) or more", c.RequestMaxAge),
 		config.Check(c.SyncDedupWindow >= 0, "SYNC_DEDUP_WINDOW", "%s: want 0 or more", c.SyncDedupWindow),
 		config.Check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "%s: want more than 0", c.ShutdownTimeout),
+		config.Check(webhookURLsValid(c.WebhookURLs), "WEBHOOK_URLS", "want comma-separated http(s) URLs, got %q", c.WebhookURLs),
+		config.Check(len(c.WebhookURLs) == 0 || c.WebhookSecret != "", "WEBHOOK_SECRET", "must be set with WEBHOOK_URLS: every delivery is signed"),
+		config.Check(c.WebhookQueueThreshold >= 1, "WEBHOOK_QUEUE_THRESHOLD", "%d: want at least 1", c.WebhookQueueThreshold),
 		logErr,
 	)
+}
+
+func webhookURLsValid(urls []string) bool {
+	for _, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return false
+		}
+	}
+	return true
 }
 
 // topology is how the indexer provisions the streams it shares with the other services.
@@ -173,11 +208,26 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return fmt.Errorf("INDEXER_HEALTH_ADDR: %w", err)
 	}
 
+	reg := cfg.Registry
+	if reg == nil {
+		if reg, err = platformmetrics.NewRegistry(); err != nil {
+			return err
+		}
+	}
 	st := store.New(pool)
+	var m *metrics.Indexer // set before the loop runs
 	loop := consume.New(cons, js, st, logger, consume.Options{
 		BatchSize:       cfg.BatchSize,
 		ShutdownTimeout: cfg.ShutdownTimeout,
+		Observe:         func(evs []events.Payload, took time.Duration) { m.Batch(evs, took) },
 	})
+	m, err = metrics.New(reg, metrics.Counts{
+		Poison:   func() int64 { return loop.Stats().Poison },
+		Failures: func() int64 { return loop.Stats().Failures },
+	})
+	if err != nil {
+		return err
+	}
 	ready := func(ctx context.Context) error {
 		if err := pool.Ping(ctx); err != nil {
 			return fmt.Errorf("postgres: %w", err)
@@ -199,13 +249,33 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		Interval: cfg.RefreshInterval, FinishedInterval: cfg.RefreshFinishedInterval, BudgetPerHour: cfg.RefreshBudgetPerHour,
 	}, logger)
 
+	var (
+		dispatcher *notify.Dispatcher
+		notifier   *notify.Notifier
+	)
+	if len(cfg.WebhookURLs) > 0 {
+		dispatcher, err = notify.NewDispatcher(notify.DispatchConfig{URLs: cfg.WebhookURLs, Secret: cfg.WebhookSecret}, reg, logger)
+		if err != nil {
+			return err
+		}
+		notifier, err = notify.New(ctx, js, dispatcher, notify.Config{Threshold: cfg.WebhookQueueThreshold, ReplicaID: cfg.ReplicaID}, reg, logger)
+		if err != nil {
+			return err
+		}
+	}
+
 	logger.Info("indexer started", "database", database.Redact(cfg.DatabaseURL), "nats", nc.ConnectedUrlRedacted(),
-		"http_addr", ln.Addr().String(), "batch_size", cfg.BatchSize, "job_history_retention", cfg.HistoryRetention)
+		"http_addr", ln.Addr().String(), "batch_size", cfg.BatchSize, "job_history_retention", cfg.HistoryRetention,
+		"webhooks", len(cfg.WebhookURLs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return loop.Run(gctx) })
 	g.Go(func() error { return pruneHistory(gctx, st, cfg.HistoryRetention, logger) })
 	g.Go(func() error { return sched.Run(gctx) })
-	g.Go(func() error { return serveHealth(gctx, ln, ready, logger) })
+	g.Go(func() error { return serveHealth(gctx, ln, ready, platformmetrics.Handler(reg), logger) })
+	if notifier != nil {
+		g.Go(func() error { return dispatcher.Run(gctx) })
+		g.Go(func() error { return notifier.Run(gctx) })
+	}
 	err = g.Wait()
 	stats := loop.Stats()
 	logger.Info("indexer stopped", "batches", stats.Batches, "acked", stats.Acked, "poison", stats.Poison, "failures", stats.Failures)

@@ -1,0 +1,436 @@
+// Package notify tells operators' webhooks what needs their attention, once per change:
+// a job that failed for good (once per job), a lane whose queue grew past a threshold or
+// fell back under it, and the source circuit opening or closing. One indexer replica at
+// a time notifies, the one holding a lease in the leases bucket; it reads the failed jobs
+// from a durable consumer of its own and checks the queue and the fetchers' heartbeats
+// every few seconds. Deliveries are signed, retried with backoff and never wait on
+// anything else (Dispatcher).
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
+	platformmetrics "github.com/xswtw/xsw/platform/metrics"
+)
+
+// Notification types.
+const (
+	// TypeJobFailed: a sync job failed for good and its request was dead-lettered.
+	TypeJobFailed = "job.failed"
+	// TypeQueueAbove: a lane's waiting requests grew past the threshold.
+	TypeQueueAbove = "queue.above_threshold"
+	// TypeQueueBelow: a lane's waiting requests fell back under 90% of the threshold.
+	TypeQueueBelow = "queue.below_threshold"
+	// TypeCircuitOpened: a fetcher reports the source circuit open (or half-open).
+	TypeCircuitOpened = "circuit.opened"
+	// TypeCircuitClosed: every live fetcher reports the circuit closed again.
+	TypeCircuitClosed = "circuit.closed"
+)
+
+var types = []string{TypeJobFailed, TypeQueueAbove, TypeQueueBelow, TypeCircuitOpened, TypeCircuitClosed}
+
+// Notification is the JSON body every webhook receives.
+type Notification struct {
+	// ID is the same on every delivery attempt of the notification.
+	ID   string    `json:"id"`
+	Type string    `json:"type"`
+	At   time.Time `json:"at"`
+	// Data is JobFailed, Queue or Circuit, by Type.
+	Data any `json:"data"`
+}
+
+// JobFailed is the data of a job.failed notification.
+type JobFailed struct {
+	BookID    string      `json:"book_id"`
+	JobID     string      `json:"job_id"`
+	Lane      events.Lane `json:"lane"`
+	Priority  int         `json:"priority"`
+	Attempt   int         `json:"attempt"`
+	Fetcher   string      `json:"fetcher,omitempty"`
+	Error     string      `json:"error"`
+	Permanent bool        `json:"permanent"`
+	FailedAt  time.Time   `json:"failed_at"`
+}
+
+// Queue is the data of the queue notifications.
+type Queue struct {
+	Lane      events.Lane `json:"lane"`
+	Waiting   int         `json:"waiting"`
+	Threshold int         `json:"threshold"`
+}
+
+// Circuit is the data of the circuit notifications.
+type Circuit struct {
+	// State is "open" or "closed".
+	State    string           `json:"state"`
+	Fetchers []FetcherCircuit `json:"fetchers"`
+}
+
+// FetcherCircuit is what one live fetcher reports.
+type FetcherCircuit struct {
+	FetcherID string  `json:"fetcher_id"`
+	Circuit   string  `json:"circuit"`
+	Interval  float64 `json:"interval_seconds"`
+}
+
+// Sender takes notifications without blocking (Dispatcher).
+type Sender interface {
+	Send(Notification) bool
+}
+
+// Config tunes a Notifier.
+type Config struct {
+	// Threshold is the queue size per lane past which the lane is announced
+	// (WEBHOOK_QUEUE_THRESHOLD, default 1000).
+	Threshold int
+	// CheckEvery is how often the leader reads the queue and the heartbeats (default 5s).
+	CheckEvery time.Duration
+	// ReplicaID names this replica in the lease.
+	ReplicaID string
+	// RenewEvery is how often the lease is renewed, or sought by a replica without it
+	// (default a third of events.LeaseTTL).
+	RenewEvery time.Duration
+}
+
+// Lease keys in events.BucketLeases.
+const (
+	leaseKey = "notifier"
+	// stateKey holds the conditions last announced, so that a new leader does not
+	// announce them again. It is rewritten with every renewal of the lease and expires
+	// with the bucket's TTL when no leader is left.
+	stateKey = "notifier-state"
+)
+
+// conditions are the states announced last.
+type conditions struct {
+	QueueAbove  map[events.Lane]bool `json:"queue_above"`
+	CircuitOpen bool                 `json:"circuit_open"`
+}
+
+// Notifier watches for what needs announcing while its replica holds the lease.
+type Notifier struct {
+	cfg      Config
+	cons     jetstream.Consumer
+	requests jetstream.Stream
+	js       jetstream.JetStream
+	leases   jetstream.KeyValue
+	fetchers jetstream.KeyValue
+	send     Sender
+	logger   *slog.Logger
+	sent     *prometheus.CounterVec
+
+	state conditions
+	// announced remembers the jobs whose failure was announced, against redeliveries.
+	announced *recent
+}
+
+// New provisions the notifier's consumer and returns a notifier sending through s, with
+// its metrics registered in reg.
+func New(ctx context.Context, js jetstream.JetStream, s Sender, cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Notifier, error) {
+	if cfg.Threshold < 1 {
+		cfg.Threshold = 1000
+	}
+	if cfg.CheckEvery <= 0 {
+		cfg.CheckEvery = 5 * time.Second
+	}
+	if cfg.RenewEvery <= 0 || cfg.RenewEvery >= events.LeaseTTL {
+		cfg.RenewEvery = events.LeaseTTL / 3
+	}
+	cons, err := broker.Consumer(ctx, js, events.NotifierConsumer())
+	if err != nil {
+		return nil, err
+	}
+	requests, err := js.Stream(ctx, events.StreamRequests)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", events.StreamRequests, err)
+	}
+	leases, err := js.KeyValue(ctx, events.BucketLeases)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", events.BucketLeases, err)
+	}
+	fetchers, err := js.KeyValue(ctx, events.BucketFetchers)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", events.BucketFetchers, err)
+	}
+	n := &Notifier{
+		cfg: cfg, cons: cons, requests: requests, js: js, leases: leases, fetchers: fetchers, send: s,
+		logger: logger.With("part", "notifier"), announced: newRecent(4096),
+		state: conditions{QueueAbove: map[events.Lane]bool{}},
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xsw_indexer_webhook_notifications_total",
+			Help: "Notifications queued for the webhooks, by type.",
+		}, []string{"type"}),
+	}
+	for _, t := range types {
+		n.sent.WithLabelValues(t)
+	}
+	return n, platformmetrics.Register(reg, n.sent)
+}
+
+// Run notifies while this replica holds the lease, until ctx ends; then it gives the
+// lease up so that another replica takes over at once.
+func (n *Notifier) Run(ctx context.Context) error {
+	var leader bool
+	defer func() {
+		if leader {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			n.saveState(dctx)
+			_ = n.leases.Delete(dctx, leaseKey)
+		}
+	}()
+	var nextRenew, nextCheck time.Time
+	for ctx.Err() == nil {
+		if now := time.Now(); !now.Before(nextRenew) {
+			was := leader
+			leader = n.lead(ctx)
+			switch {
+			case leader && !was:
+				n.loadState(ctx)
+				n.logger.Info("webhook notifier leads", "replica", n.cfg.ReplicaID)
+			case leader:
+				n.saveState(ctx)
+			}
+			nextRenew = now.Add(n.cfg.RenewEvery)
+		}
+		if !leader {
+			sleep(ctx, time.Until(nextRenew))
+			continue
+		}
+		if now := time.Now(); !now.Before(nextCheck) {
+			if err := n.check(ctx); err != nil && ctx.Err() == nil {
+				n.logger.Warn("check queue and circuit", "err", err)
+			}
+			nextCheck = now.Add(n.cfg.CheckEvery)
+		}
+		wait := min(time.Until(nextCheck), time.Until(nextRenew), time.Second)
+		if err := n.pull(ctx, max(wait, 100*time.Millisecond)); err != nil && ctx.Err() == nil {
+			n.logger.Warn("pull failed jobs", "err", err)
+			sleep(ctx, time.Second)
+		}
+	}
+	return nil
+}
+
+// lead takes or renews the lease and reports whether this replica holds it.
+func (n *Notifier) lead(ctx context.Context) bool {
+	e, err := n.leases.Get(ctx, leaseKey)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		_, err = n.leases.Create(ctx, leaseKey, []byte(n.cfg.ReplicaID))
+		return err == nil
+	case err != nil:
+		return false
+	case string(e.Value()) != n.cfg.ReplicaID:
+		return false
+	}
+	_, err = n.leases.Update(ctx, leaseKey, []byte(n.cfg.ReplicaID), e.Revision())
+	return err == nil
+}
+
+func (n *Notifier) loadState(ctx context.Context) {
+	n.state = conditions{QueueAbove: map[events.Lane]bool{}}
+	e, err := n.leases.Get(ctx, stateKey)
+	if err != nil {
+		return // none: every condition is taken as normal
+	}
+	var c conditions
+	if json.Unmarshal(e.Value(), &c) == nil && c.QueueAbove != nil {
+		n.state = c
+	}
+}
+
+func (n *Notifier) saveState(ctx context.Context) {
+	b, _ := json.Marshal(n.state)
+	if _, err := n.leases.Put(ctx, stateKey, b); err != nil && ctx.Err() == nil {
+		n.logger.Warn("save announced conditions", "err", err)
+	}
+}
+
+// pull announces the failed jobs waiting in the consumer, waiting up to wait for one.
+func (n *Notifier) pull(ctx context.Context, wait time.Duration) error {
+	batch, err := n.cons.Fetch(100, jetstream.FetchMaxWait(wait))
+	if err != nil {
+		return err
+	}
+	for msg := range batch.Messages() {
+		var e events.JobEvent
+		if err := events.Decode(msg.Data(), &e); err != nil {
+			n.logger.Warn("unreadable failed-job event terminated", "subject", msg.Subject(), "err", err)
+			_ = msg.TermWithReason(err.Error())
+			continue
+		}
+		if e.Kind == events.JobFailed && !n.announced.has(e.JobID) {
+			n.notify(Notification{ID: TypeJobFailed + ":" + e.JobID, Type: TypeJobFailed, At: e.At.UTC(), Data: JobFailed{
+				BookID: e.BookID, JobID: e.JobID, Lane: e.Lane, Priority: e.Priority, Attempt: e.Attempt, Fetcher: e.Fetcher,
+				Error: e.Error, Permanent: e.Permanent, FailedAt: e.At.UTC(),
+			}})
+			n.announced.add(e.JobID)
+		}
+		_ = msg.Ack() // a lost ack redelivers the event, and the job is remembered
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+func (n *Notifier) notify(nt Notification) {
+	n.sent.WithLabelValues(nt.Type).Inc()
+	n.send.Send(nt)
+	n.logger.Info("notification queued", "type", nt.Type, "id", nt.ID)
+}
+
+// check announces every lane whose queue crossed the threshold and a circuit that opened
+// or closed since the last check.
+func (n *Notifier) check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	now := time.Now().UTC()
+	changed := false
+	var errs []error
+	for _, l := range events.Lanes {
+		waiting, err := n.waiting(ctx, l)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		above := n.state.QueueAbove[l]
+		t := n.cfg.Threshold
+		switch {
+		case !above && waiting > t:
+			n.notify(Notification{ID: conditionID(TypeQueueAbove, string(l), now), Type: TypeQueueAbove, At: now,
+				Data: Queue{Lane: l, Waiting: waiting, Threshold: t}})
+		case above && waiting*10 < t*9:
+			n.notify(Notification{ID: conditionID(TypeQueueBelow, string(l), now), Type: TypeQueueBelow, At: now,
+				Data: Queue{Lane: l, Waiting: waiting, Threshold: t}})
+		default:
+			continue
+		}
+		n.state.QueueAbove[l] = !above
+		changed = true
+	}
+	hbs, err := n.heartbeats(ctx)
+	if err != nil {
+		errs = append(errs, err)
+	} else if len(hbs) > 0 { // with no fetcher alive, nobody knows the circuit
+		c := Circuit{State: "closed"}
+		for _, h := range hbs {
+			c.Fetchers = append(c.Fetchers, FetcherCircuit{FetcherID: h.FetcherID, Circuit: h.Circuit, Interval: h.Interval})
+			if h.Circuit != "closed" {
+				c.State = "open" // open, or half-open: still waiting for a probe to succeed
+			}
+		}
+		if open := c.State == "open"; open != n.state.CircuitOpen {
+			typ := TypeCircuitClosed
+			if open {
+				typ = TypeCircuitOpened
+			}
+			n.notify(Notification{ID: conditionID(typ, "source", now), Type: typ, At: now, Data: c})
+			n.state.CircuitOpen = open
+			changed = true
+		}
+	}
+	if changed {
+		n.saveState(ctx)
+	}
+	return errors.Join(errs...)
+}
+
+func conditionID(typ, subject string, at time.Time) string {
+	return typ + ":" + subject + ":" + strconv.FormatInt(at.UnixNano(), 10)
+}
+
+// waiting counts the requests waiting in lane l: its fetcher consumer's pending count,
+// or the requests stored for the lane while no fetcher has created that consumer.
+func (n *Notifier) waiting(ctx context.Context, l events.Lane) (int, error) {
+	spec := events.FetcherConsumer(l, 0, 0)
+	c, err := n.requests.Consumer(ctx, spec.Durable)
+	if err == nil {
+		var info *jetstream.ConsumerInfo
+		if info, err = c.Info(ctx); err == nil {
+			return int(info.NumPending), nil
+		}
+	}
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return 0, fmt.Errorf("consumer %s: %w", spec.Durable, err)
+	}
+	info, err := n.requests.Info(ctx, jetstream.WithSubjectFilter(events.RequestSubjectLane(l)))
+	if err != nil {
+		return 0, fmt.Errorf("count requests in lane %s: %w", l, err)
+	}
+	total := 0
+	for _, msgs := range info.State.Subjects {
+		total += int(msgs)
+	}
+	return total, nil
+}
+
+// heartbeats returns the heartbeat of every live fetcher.
+func (n *Notifier) heartbeats(ctx context.Context) ([]events.FetcherHeartbeat, error) {
+	w, err := n.fetchers.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", events.BucketFetchers, err)
+	}
+	defer func() { _ = w.Stop() }()
+	var out []events.FetcherHeartbeat
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("read %s: %w", events.BucketFetchers, ctx.Err())
+		case e, ok := <-w.Updates():
+			if !ok || e == nil { // closed, or every current value delivered
+				return out, nil
+			}
+			var h events.FetcherHeartbeat
+			if err := events.Decode(e.Value(), &h); err == nil {
+				out = append(out, h)
+			}
+		}
+	}
+}
+
+// recent is a bounded set of the last keys added.
+type recent struct {
+	keys []string
+	set  map[string]bool
+	next int
+}
+
+func newRecent(n int) *recent { return &recent{keys: make([]string, n), set: make(map[string]bool, n)} }
+
+func (r *recent) has(k string) bool { return r.set[k] }
+
+func (r *recent) add(k string) {
+	if r.set[k] {
+		return
+	}
+	delete(r.set, r.keys[r.next])
+	r.keys[r.next] = k
+	r.set[k] = true
+	r.next = (r.next + 1) % len(r.keys)
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

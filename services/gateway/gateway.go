@@ -6,26 +6,35 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/config"
 	"github.com/xswtw/xsw/platform/database"
+	platformmetrics "github.com/xswtw/xsw/platform/metrics"
 	"github.com/xswtw/xsw/services/gateway/internal/catalog"
+	"github.com/xswtw/xsw/services/gateway/internal/dashboard"
 	"github.com/xswtw/xsw/services/gateway/internal/httpapi"
 	"github.com/xswtw/xsw/services/gateway/internal/jobs"
+	"github.com/xswtw/xsw/services/gateway/internal/metrics"
+	"github.com/xswtw/xsw/services/gateway/internal/reads"
 )
 
 // Config is the gateway's configuration. ConfigFromEnv names the variable of each field.
@@ -62,6 +71,8 @@ type Config struct {
 	RequestMaxAge time.Duration
 	// ShutdownTimeout bounds the graceful shutdown (SHUTDOWN_TIMEOUT, 5s).
 	ShutdownTimeout time.Duration
+	// ReadsFlush is how often book reads are reported for popularity (READS_FLUSH_INTERVAL, 30s).
+	ReadsFlush time.Duration
 	// RateLimit is how many requests one client may make per RateWindow; 0 disables the
 	// limit (API_RATE_LIMIT, 120).
 	RateLimit int
@@ -73,6 +84,11 @@ type Config struct {
 	// CORSAllowOrigins is "*" or a comma-separated list of origins allowed to call the
 	// API from a browser (CORS_ALLOW_ORIGINS, "*").
 	CORSAllowOrigins string
+	// Registry receives the gateway's metrics, served at /metrics on HTTPAddr. It is not
+	// read from the environment: nil gives the gateway a registry of its own; the
+	// all-in-one passes the one it shares between its parts, so that this /metrics
+	// serves all of them.
+	Registry *prometheus.Registry
 }
 
 // ConfigFromEnv reads the configuration through getenv (os.Getenv in main, a map in
@@ -95,6 +111,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		NATSReplicas:    r.Int("NATS_REPLICAS", 1),
 		RequestMaxAge:   r.Duration("BG_JOB_MAX_AGE", 24*time.Hour),
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 5*time.Second),
+		ReadsFlush:      r.Duration("READS_FLUSH_INTERVAL", 30*time.Second),
 		RateLimit:       r.Int("API_RATE_LIMIT", 120),
 		RateWindow:      r.Duration("API_RATE_WINDOW", time.Minute),
 		CORSAllowOrigins: strings.Join(strings.Fields(strings.ReplaceAll(
@@ -173,6 +190,7 @@ func (c Config) Validate() error {
 		config.Check(c.NATSReplicas == 1 || c.NATSReplicas == 3 || c.NATSReplicas == 5, "NATS_REPLICAS", "want 1, 3 or 5, got %d", c.NATSReplicas),
 		config.Check(c.RequestMaxAge >= 0, "BG_JOB_MAX_AGE", "must not be negative, got %s", c.RequestMaxAge),
 		config.Check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "must be positive, got %s", c.ShutdownTimeout),
+		config.Check(c.ReadsFlush >= time.Second, "READS_FLUSH_INTERVAL", "want at least 1s, got %s", c.ReadsFlush),
 		config.Check(c.RateLimit >= 0 && c.RateLimit <= 1_000_000, "API_RATE_LIMIT", "must be from 0 (off) to 1000000, got %d", c.RateLimit),
 		config.Check(c.RateWindow >= time.Second && c.RateWindow <= 24*time.Hour, "API_RATE_WINDOW", "must be from 1s to 24h, got %s", c.RateWindow),
 		config.Check(validOrigins(c.CORSAllowOrigins), "CORS_ALLOW_ORIGINS",
@@ -225,13 +243,33 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	cat := catalog.New(pool)
+	jm.SetKnown(cat.Known)
+	reg := cfg.Registry
+	if reg == nil {
+		if reg, err = platformmetrics.NewRegistry(); err != nil {
+			return err
+		}
+	}
+	httpMetrics, err := metrics.New(reg)
+	if err != nil {
+		return err
+	}
+	counter := reads.New(js, "gateway-"+replicaSuffix(), cfg.ReadsFlush, logger)
+	dash := dashboard.New(dashboard.Config{AdminToken: cfg.AdminToken}, nc, js, jm, logger)
 	srv, err := httpapi.New(httpapi.Config{
 		BaseURL: cfg.BaseURL, Database: databaseLabel(cfg.DatabaseURL),
 		CacheTTL: cfg.CacheTTL, ListingCacheTTL: cfg.ListingCacheTTL,
 		InteractiveWait: cfg.InteractiveWait, ChapterWait: cfg.ChapterWait, RPCTimeout: cfg.RPCTimeout,
 		AdminToken: cfg.AdminToken, RateLimit: cfg.RateLimit, RateWindow: cfg.RateWindow,
 		TrustedProxies: cfg.TrustedProxies, CORSAllowOrigins: cfg.CORSAllowOrigins,
-	}, nc, catalog.New(pool), jm, logger)
+		CountRead:  counter.Add,
+		Middleware: []fiber.Handler{httpMetrics.Middleware},
+		Mounts: []func(fiber.Router){
+			dash.Mount,
+			func(r fiber.Router) { r.Get(platformmetrics.Path, metrics.Serve(reg)) },
+		},
+	}, nc, cat, jm, logger)
 	if err != nil {
 		return err
 	}
@@ -245,6 +283,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		"rate_limit", cfg.RateLimit, "rate_window", cfg.RateWindow, "cors_allow_origins", cfg.CORSAllowOrigins)
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return dash.Run(gctx) })
+	g.Go(func() error { return counter.Run(gctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); err != nil {
 			return fmt.Errorf("serve %s: %w", ln.Addr(), err)
@@ -264,4 +304,12 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	logger.Info("gateway stopped")
 	return nil
+}
+
+// replicaSuffix names this replica's reports: the host name and a random suffix.
+func replicaSuffix() string {
+	h, _ := os.Hostname()
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return strings.NewReplacer(".", "-", " ", "-").Replace(h) + "-" + hex.EncodeToString(b[:])
 }

@@ -39,7 +39,7 @@ func TestConfigDefaults(t *testing.T) {
 		HTTPAddr: ":8000", DatabaseURL: database.DefaultURL, NATSURL: "nats://127.0.0.1:4222", BaseURL: "https://m.xsw.tw",
 		CacheTTL: 900 * time.Second, ListingCacheTTL: time.Minute, InteractiveWait: 10 * time.Second,
 		ChapterWait: time.Minute, RPCTimeout: 15 * time.Second, SyncDedupWindow: 5 * time.Minute,
-		NATSReplicas: 1, RequestMaxAge: 24 * time.Hour, ShutdownTimeout: 5 * time.Second,
+		NATSReplicas: 1, RequestMaxAge: 24 * time.Hour, ShutdownTimeout: 5 * time.Second, ReadsFlush: 30 * time.Second,
 		RateLimit: 120, RateWindow: time.Minute, CORSAllowOrigins: "*",
 	}
 	if !reflect.DeepEqual(cfg, want) {

@@ -1,0 +1,334 @@
+package dashboard
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"go.uber.org/goleak"
+
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/natstest"
+	"github.com/xswtw/xsw/services/gateway/internal/jobs"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// fasthttp's process-wide Date header refresher: never stops, owned by the library.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		// fasthttp's idle-worker cleaner notices the stopped server only after its
+		// current sleep (up to 10s): it ends by itself.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
+}
+
+const token = "test-token"
+
+// source reports a fixed queue and one fetcher syncing a book.
+type source struct{}
+
+func (source) Stats(context.Context) (jobs.Stats, error) {
+	iv, circuit := 2.0, "closed"
+	return jobs.Stats{QueueSize: 3, ByLane: map[events.Lane]int{events.LanePrefetch: 3}, ActiveBookIDs: []string{"1000009"},
+		Workers: 2, Fetchers: 1, RateInterval: &iv, Circuit: &circuit, DeadLetters: 1}, nil
+}
+
+func (source) Fetchers(context.Context) ([]events.FetcherHeartbeat, error) {
+	return []events.FetcherHeartbeat{{FetcherID: "f1", Workers: 2, Interval: 2, Circuit: "closed",
+		Active: []events.ActiveJob{{JobID: "1000009-3", BookID: "1000009", Lane: events.LaneManual, Attempt: 1, StartedAt: time.Now()}}}}, nil
+}
+
+// harness serves a dashboard on a real listener.
+type harness struct {
+	ns   *natstest.Server
+	url  string
+	dash *Dashboard
+}
+
+func serve(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	ns := natstest.Start(t)
+	return serveOn(t, ns, cfg)
+}
+
+func serveOn(t *testing.T, ns *natstest.Server, cfg Config) *harness {
+	t.Helper()
+	d := New(cfg, ns.Conn, ns.JS, source{}, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	d.Mount(app)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		_ = d.Run(ctx)
+	}()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = app.Listener(ln)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-ran
+		_ = app.ShutdownWithTimeout(2 * time.Second)
+		<-served
+	})
+	return &harness{ns: ns, url: "http://" + ln.Addr().String(), dash: d}
+}
+
+func get(t *testing.T, url, bearer string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func TestPageIsServedWithItsAssets(t *testing.T) {
+	h := serve(t, Config{AdminToken: token})
+	for path, ctype := range map[string]string{"/xsw/admin/": "text/html", "/xsw/admin/app.js": "javascript", "/xsw/admin/app.css": "text/css"} {
+		resp := get(t, h.url+path, "")
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Content-Type"), ctype) || len(body) == 0 {
+			t.Errorf("GET %s = %d %q, %d bytes", path, resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
+		}
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+			t.Errorf("GET %s: Content-Security-Policy %q", path, csp)
+		}
+		// Nothing is fetched from another origin: the page works offline.
+		for _, remote := range []string{"http://", "https://", "//cdn"} {
+			if strings.Contains(string(body), remote) && !strings.Contains(string(body), "http://www.w3.org/2000/svg") {
+				t.Errorf("%s refers to %q", path, remote)
+			}
+		}
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get(h.url + "/xsw/admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != "/xsw/admin/" {
+		t.Errorf("GET /xsw/admin = %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+func TestEventStreamNeedsTheToken(t *testing.T) {
+	h := serve(t, Config{AdminToken: token})
+	for _, bearer := range []string{"", "wrong"} {
+		resp := get(t, h.url+"/xsw/admin/events", bearer)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("token %q: %d, want 401 with WWW-Authenticate", bearer, resp.StatusCode)
+		}
+	}
+	off := serve(t, Config{})
+	resp := get(t, off.url+"/xsw/admin/events", "anything")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("without XSW_ADMIN_TOKEN: %d, want 403", resp.StatusCode)
+	}
+}
+
+// sse is a parsed server-sent event.
+type sse struct {
+	id, event, data string
+}
+
+// readEvents parses the stream into ch until it ends.
+func readEvents(body io.Reader, ch chan<- sse) {
+	defer close(ch)
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var ev sse
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if ev.event != "" || ev.data != "" {
+				ch <- ev
+			}
+			ev = sse{}
+		case strings.HasPrefix(line, "id: "):
+			ev.id = line[4:]
+		case strings.HasPrefix(line, "event: "):
+			ev.event = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			ev.data = line[6:]
+		}
+	}
+}
+
+// next returns the next event named event, skipping others.
+func next(t *testing.T, ch <-chan sse, event string) sse {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("stream ended before a %q event", event)
+			}
+			if ev.event == event {
+				return ev
+			}
+		case <-timeout:
+			t.Fatalf("no %q event within 10s", event)
+		}
+	}
+}
+
+func publishJob(t *testing.T, ns *natstest.Server, kind events.JobKind, book string, at time.Time) {
+	t.Helper()
+	e := events.JobEvent{Header: events.Header{Version: events.Version}, Kind: kind, JobID: book + "-1", BookID: book,
+		Lane: events.LanePrefetch, Attempt: 1, Fetcher: "f1", StartedAt: at.Add(-1500 * time.Millisecond), At: at}
+	if kind == events.JobFailed {
+		e.Error, e.Permanent, e.Dead = "source: not found", true, true
+	}
+	if kind == events.JobCompleted {
+		e.Chapters, e.TOCPages = 42, 3
+	}
+	if _, err := broker.Publish(t.Context(), ns.JS, e.Subject(), e.MsgID(), &e); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEventStreamCarriesActivityAndSnapshots(t *testing.T) {
+	ns := natstest.Start(t)
+	// Before the gateway starts: read back from the event stream.
+	publishJob(t, ns, events.JobCompleted, "1000001", time.Now().Add(-time.Minute))
+	publishJob(t, ns, events.JobFailed, "1000002", time.Now().Add(-30*time.Second))
+	h := serveOn(t, ns, Config{AdminToken: token, StatsEvery: 50 * time.Millisecond, StreamLifetime: 5 * time.Second})
+	<-h.dash.caughtUp
+
+	resp := get(t, h.url+"/xsw/admin/events", token)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("events: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	ch := make(chan sse, 100)
+	go readEvents(resp.Body, ch)
+
+	var recent []Activity
+	if err := json.Unmarshal([]byte(next(t, ch, "recent").data), &recent); err != nil {
+		t.Fatal(err)
+	}
+	if len(recent) != 2 || recent[0].BookID != "1000001" || recent[0].Kind != "completed" || recent[0].Chapters != 42 ||
+		recent[0].Took != 1.5 || recent[1].Kind != "failed" || recent[1].Error != "source: not found" {
+		t.Errorf("recent = %+v", recent)
+	}
+
+	// Live: a request, then its job.
+	r := events.NewBookRequested("1000003", events.LaneManual, 10, false, "admin sync", time.Now())
+	if _, err := broker.Publish(t.Context(), ns.JS, r.Subject(), r.MsgID(), &r); err != nil {
+		t.Fatal(err)
+	}
+	publishJob(t, ns, events.JobStarted, "1000003", time.Now())
+	publishJob(t, ns, events.JobCompleted, "1000003", time.Now())
+	var kinds []string
+	var lastID string
+	for len(kinds) < 3 {
+		ev := next(t, ch, "job")
+		var a Activity
+		if err := json.Unmarshal([]byte(ev.data), &a); err != nil {
+			t.Fatal(err)
+		}
+		if a.BookID != "1000003" {
+			t.Fatalf("job event %+v", a)
+		}
+		if ev.id <= lastID && len(ev.id) <= len(lastID) {
+			t.Errorf("event id %s after %s", ev.id, lastID)
+		}
+		lastID = ev.id
+		kinds = append(kinds, a.Kind)
+	}
+	if strings.Join(kinds, ",") != "queued,started,completed" {
+		t.Errorf("kinds = %v, want queued, started, completed", kinds)
+	}
+
+	var snap Snapshot
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := json.Unmarshal([]byte(next(t, ch, "stats").data), &snap); err != nil {
+			t.Fatal(err)
+		}
+		total := 0
+		for _, n := range snap.Throughput.Completed {
+			total += n
+		}
+		if total == 2 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if snap.QueueSize != 3 || snap.QueueByLane[events.LanePrefetch] != 3 || snap.DeadLetters != 1 || *snap.RateInterval != 2 ||
+		*snap.Circuit != "closed" || len(snap.Fetchers) != 1 || len(snap.InFlight) != 1 || snap.InFlight[0].BookID != "1000009" ||
+		snap.InFlight[0].FetcherID != "f1" || snap.Error != "" {
+		t.Errorf("snapshot = %+v", snap)
+	}
+	completed, failed := 0, 0
+	for i := range snap.Throughput.Completed {
+		completed += snap.Throughput.Completed[i]
+		failed += snap.Throughput.Failed[i]
+	}
+	if completed != 2 || failed != 1 || snap.Throughput.BucketSeconds != 10 || len(snap.Throughput.Completed) != 60 {
+		t.Errorf("throughput: %d completed, %d failed in %d buckets of %ds", completed, failed,
+			len(snap.Throughput.Completed), snap.Throughput.BucketSeconds)
+	}
+}
+
+func TestStreamEndsWithItsLifetimeAndTheDashboard(t *testing.T) {
+	h := serve(t, Config{AdminToken: token, StreamLifetime: 200 * time.Millisecond})
+	resp := get(t, h.url+"/xsw/admin/events", token)
+	began := time.Now()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if took := time.Since(began); took > 5*time.Second {
+		t.Errorf("the stream lasted %v, want about its 200ms lifetime", took)
+	}
+}
+
+func TestCounts(t *testing.T) {
+	now := time.Date(2026, 1, 21, 12, 0, 5, 0, time.UTC)
+	c := newCounts(time.Minute, 10*time.Second)
+	c.add("completed", now, now)
+	c.add("completed", now.Add(-15*time.Second), now)
+	c.add("failed", now.Add(-15*time.Second), now)
+	c.add("started", now, now)
+	c.add("completed", now.Add(-2*time.Minute), now) // older than the window
+	w := c.window(now)
+	if w.BucketSeconds != 10 || len(w.Completed) != 6 || !w.End.Equal(time.Date(2026, 1, 21, 12, 0, 10, 0, time.UTC)) {
+		t.Fatalf("window = %+v", w)
+	}
+	if w.Completed[5] != 1 || w.Completed[4] != 1 || w.Failed[4] != 1 || w.Failed[5] != 0 {
+		t.Errorf("window = %+v", w)
+	}
+	// A minute later everything has left the window, and is forgotten.
+	if w := c.window(now.Add(time.Minute)); w.Completed[5] != 0 || len(c.completed) != 0 || len(c.failed) != 0 {
+		t.Errorf("later window = %+v, kept %v %v", w, c.completed, c.failed)
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

@@ -1,0 +1,118 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xswtw/xsw/platform/config"
+	"github.com/xswtw/xsw/platform/logging"
+	"github.com/xswtw/xsw/platform/natstest"
+	"github.com/xswtw/xsw/services/gateway/internal/testdb"
+)
+
+// TestRunServesMetricsAndDashboard checks what operators get from a running gateway:
+// /metrics by route pattern, the dashboard page and its authenticated event stream, and
+// a prompt shutdown while a stream is open.
+func TestRunServesMetricsAndDashboard(t *testing.T) {
+	ns := natstest.Start(t)
+	_, dsn := testdb.Pool(t)
+	addr := freeAddr(t)
+	cfg, err := ConfigFromEnv(config.Map(map[string]string{
+		"HTTP_ADDR": addr, "DATABASE_URL": dsn, "NATS_URL": ns.URL, "XSW_ADMIN_TOKEN": "tok", "SHUTDOWN_TIMEOUT": "3",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- Run(ctx, cfg, logging.Discard()) }()
+
+	base := "http://" + addr
+	get := func(path, token string) (*http.Response, error) {
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		return http.DefaultClient.Do(req)
+	}
+	read := func(path string) (int, string) {
+		t.Helper()
+		resp, err := get(path, "")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for code, _ := read("/readyz"); code != http.StatusOK; code, _ = read("/readyz") {
+		if time.Now().After(deadline) {
+			t.Fatal("gateway never ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	read("/xsw/api/books/x1")
+	read("/xsw/api/books/12")
+	read("/no/such/route/7")
+
+	code, body := read("/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics = %d", code)
+	}
+	for _, want := range []string{
+		`xsw_gateway_http_requests_total{method="GET",route="/xsw/api/books/:book_id",status="400"} 1`,
+		`xsw_gateway_http_requests_total{method="GET",route="/readyz",status="200"}`,
+		`xsw_gateway_http_requests_total{method="GET",route="unrouted",status="404"} 1`,
+		`xsw_gateway_http_request_duration_seconds_bucket{method="GET",route="/xsw/api/books/:book_id"`,
+		"go_goroutines",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(body, "/no/such/route") || strings.Contains(body, `route="/xsw/api/books/12"`) {
+		t.Error("a raw path became a label")
+	}
+
+	if code, body := read("/xsw/admin/"); code != http.StatusOK || !strings.Contains(body, `<form id="login"`) {
+		t.Errorf("/xsw/admin/ = %d %.200s", code, body)
+	}
+	if resp, err := get("/xsw/admin/events", "wrong"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("events with a wrong token: %v %v", resp.StatusCode, err)
+	} else {
+		resp.Body.Close()
+	}
+	stream, err := get("/xsw/admin/events", "tok")
+	if err != nil || stream.StatusCode != http.StatusOK {
+		t.Fatalf("events: %v %v", stream, err)
+	}
+	defer stream.Body.Close()
+	sc := bufio.NewScanner(stream.Body)
+	for sc.Scan() && sc.Text() != "event: recent" {
+	}
+	if sc.Text() != "event: recent" {
+		t.Fatalf("no recent event: %v", sc.Err())
+	}
+
+	// Stopping with a stream open: the stream ends and Run returns within the timeout.
+	began := time.Now()
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return with a stream open")
+	}
+	if took := time.Since(began); took > cfg.ShutdownTimeout {
+		t.Errorf("shutdown took %v with a stream open, over SHUTDOWN_TIMEOUT", took)
+	}
+}

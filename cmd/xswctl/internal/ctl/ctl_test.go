@@ -1,0 +1,351 @@
+package ctl
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/xswtw/xsw/events"
+)
+
+const token = "t0ken"
+
+// gateway is a stand-in for the gateway's admin API and event stream, answering as the
+// real one does (see dev/e2e for the commands against a real gateway).
+type gateway struct {
+	*httptest.Server
+	mu       sync.Mutex
+	calls    []string
+	crawlGet atomic.Int32
+	statsGet atomic.Int32
+	streams  atomic.Int32
+}
+
+func newGateway(t *testing.T) *gateway {
+	t.Helper()
+	g := &gateway{}
+	mux := http.NewServeMux()
+	reply := func(w http.ResponseWriter, status int, body string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		fmt.Fprint(w, body)
+	}
+	mux.HandleFunc("GET /xsw/api/admin/stats", func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, 200, `{"database":{"books":20,"chapters":2670,"chapters_with_content":1},
+			"jobs":{"queue_size":5,"active_jobs":1,"active_job_ids":["1721851"],"completed_count":42,"failed_count":2,"workers":2,"running":true},
+			"queue_by_lane":{"interactive":0,"manual":1,"prefetch":4,"refresh":0},"dead_letters":1,
+			"rate_interval_seconds":2,"circuit":"closed",
+			"fetchers":[{"fetcher_id":"fetcher-54173d","workers":2,"active_jobs":1,"active_job_ids":["1721851"],"interval_seconds":2,"circuit":"closed","draining":false}]}`)
+	})
+	mux.HandleFunc("POST /xsw/api/admin/jobs/sync/{id}", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, 200, fmt.Sprintf(`{"status":"queued","book_id":%q,"priority":%s,"lane":"manual","force":false}`, r.PathValue("id"), r.URL.Query().Get("priority")))
+	})
+	mux.HandleFunc("POST /xsw/api/admin/jobs/force-resync/{id}", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, 200, fmt.Sprintf(`{"status":"already_syncing","book_id":%q,"priority":10,"lane":"manual","force":true}`, r.PathValue("id")))
+	})
+	mux.HandleFunc("GET /xsw/api/admin/jobs/dead", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, 200, `{"total":2,"dead_letters":[
+			{"book_id":"1234567","lane":"prefetch","priority":0,"error":"fetch book home: source answered 503","attempts":5,"died_at":"2026-01-21T12:00:00Z","job_id":"1234567-42"},
+			{"book_id":"7654321","lane":null,"priority":null,"error":"unreadable dead letter","attempts":null,"died_at":null,"job_id":null}]}`)
+	})
+	mux.HandleFunc("POST /xsw/api/admin/jobs/dead/{id}/replay", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("id") != "1234567" {
+			reply(w, 404, fmt.Sprintf(`{"detail":"book %s has no dead letter"}`, r.PathValue("id")))
+			return
+		}
+		reply(w, 200, `{"status":"queued","book_id":"1234567","lane":"prefetch","priority":0,"force":true,"job_id":"1234567-42"}`)
+	})
+	mux.HandleFunc("POST /xsw/api/admin/jobs/dead/replay_all", func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, 200, `{"replayed":2,"statuses":{"queued":1,"already_syncing":1},"book_ids":["1234567","7654321"],"remaining":0}`)
+	})
+	mux.HandleFunc("POST /xsw/api/admin/crawl/categories", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("categories") != "1-2" || r.URL.Query().Get("pages") != "1-3" {
+			reply(w, 400, `{"detail":"bad ranges"}`)
+			return
+		}
+		reply(w, 200, `{"status":"queued","crawl_id":"crawl-1"}`)
+	})
+	mux.HandleFunc("GET /xsw/api/admin/crawl/{id}", func(w http.ResponseWriter, _ *http.Request) {
+		n := int(g.crawlGet.Add(1))
+		if n == 1 {
+			reply(w, 404, `{"detail":"no such crawl yet"}`) // not picked up by a fetcher yet
+			return
+		}
+		done := min(2*(n-1), 6)
+		p := events.CrawlProgress{Header: events.Header{Version: 1},
+			Request: events.CrawlRequested{Header: events.Header{Version: 1}, CrawlID: "crawl-1", Categories: []int{1, 2}, FromPage: 1, ToPage: 3},
+			State:   events.CrawlRunning, PagesTotal: 6, PagesDone: done, BooksQueued: 20 * done, BooksSeen: 20 * done}
+		if done == 6 {
+			p.State = events.CrawlDone
+		}
+		b, _ := json.Marshal(p)
+		reply(w, 200, string(b))
+	})
+	mux.HandleFunc("GET /xsw/api/admin/jobs/stats", func(w http.ResponseWriter, _ *http.Request) {
+		pending := max(0, 100-40*int(g.statsGet.Add(1)))
+		reply(w, 200, fmt.Sprintf(`{"queue_size":%d,"active_jobs":%d,"queue_by_lane":{"prefetch":%d}}`, pending, min(pending, 2), max(0, pending-2)))
+	})
+	mux.HandleFunc("GET /xsw/admin/events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		job := func(seq int, kind, book string) string {
+			return fmt.Sprintf(`{"seq":%d,"kind":%q,"book_id":%q,"lane":"prefetch","attempt":1,"at":"2026-01-21T12:00:%02dZ","chapters":12,"took_seconds":1.5,"fetcher":"f1"}`, seq, kind, book, seq)
+		}
+		switch g.streams.Add(1) {
+		case 1: // three recent, one live, then the server ends the stream
+			fmt.Fprintf(w, "retry: 1000\n\nevent: recent\ndata: [%s,%s,%s]\n\n", job(1, "queued", "1000001"), job(2, "started", "1000001"), job(3, "completed", "1000001"))
+			fmt.Fprintf(w, "event: stats\ndata: {}\n\nid: 4\nevent: job\ndata: %s\n\n", job(4, "queued", "1000002"))
+		case 2: // after reconnecting: the recent list again, with one it missed
+			fmt.Fprintf(w, "event: recent\ndata: [%s,%s,%s]\n\n", job(2, "started", "1000001"), job(4, "queued", "1000002"), job(5, "started", "1000002"))
+			fmt.Fprintf(w, ": keep-alive\n\nid: 6\nevent: job\ndata: %s\n\n", strings.Replace(job(6, "failed", "1000002"), `"fetcher"`, `"error":"source: not found","permanent":true,"fetcher"`, 1))
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		default:
+			<-r.Context().Done()
+		}
+	})
+	g.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			http.Error(w, `{"detail":"admin endpoints need Authorization: Bearer <XSW_ADMIN_TOKEN>"}`, http.StatusUnauthorized)
+			return
+		}
+		g.mu.Lock()
+		g.calls = append(g.calls, r.Method+" "+r.URL.RequestURI())
+		g.mu.Unlock()
+		mux.ServeHTTP(w, r)
+	}))
+	t.Cleanup(g.Close)
+	return g
+}
+
+// run runs xswctl against g and returns its outputs and exit status.
+func run(ctx context.Context, g *gateway, env map[string]string, args ...string) (stdout, stderr string, code int) {
+	if env == nil {
+		env = map[string]string{"XSW_URL": g.URL, "XSW_ADMIN_TOKEN": token}
+	}
+	var out, errOut bytes.Buffer
+	code = Main(ctx, args, func(k string) string { return env[k] }, &out, &errOut)
+	return out.String(), errOut.String(), code
+}
+
+func TestCommands(t *testing.T) {
+	g := newGateway(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string // lines or fragments of the output
+		call string   // the API call made
+	}{
+		{"stats", []string{"stats"}, []string{
+			"queue       5 waiting (interactive 0 · manual 1 · prefetch 4 · refresh 0)",
+			"in flight   1: 1721851",
+			"jobs        42 completed · 2 failed · 1 dead letters",
+			"politeness  2.0 s between source requests, cluster-wide",
+			"circuit     closed",
+			"fetchers    1 alive, 2 workers",
+			"fetcher-54173d: 1 of 2 workers busy, 2.0 s, circuit closed",
+			"database    20 books · 2670 chapters · 1 with text",
+		}, "GET /xsw/api/admin/stats"},
+		{"sync", []string{"sync", "1721851", "--priority", "7"}, []string{"book 1721851: queued in the manual lane (priority 7)"},
+			"POST /xsw/api/admin/jobs/sync/1721851?priority=7"},
+		{"resync", []string{"resync", "1721851"}, []string{"book 1721851: being synced now in the manual lane (priority 10, forced)"},
+			"POST /xsw/api/admin/jobs/force-resync/1721851?priority=10"},
+		{"dead", []string{"dead"}, []string{
+			"2 dead letters",
+			"BOOK     LANE      ATTEMPTS  DIED",
+			"1234567  prefetch  5 ",
+			"fetch book home: source answered 503",
+			"7654321  ?         ?         ?                    unreadable dead letter",
+		}, "GET /xsw/api/admin/jobs/dead?limit=100"},
+		{"dead replay", []string{"dead", "replay", "1234567"}, []string{"book 1234567: queued in the prefetch lane (forced); its dead letter is deleted"},
+			"POST /xsw/api/admin/jobs/dead/1234567/replay"},
+		{"dead replay --all", []string{"dead", "replay", "--all"}, []string{"replayed 2 dead letters (already_syncing 1, queued 1)"},
+			"POST /xsw/api/admin/jobs/dead/replay_all"},
+		{"json", []string{"sync", "42", "--json"}, []string{`{"status":"queued","book_id":"42","priority":10,"lane":"manual","force":false}`},
+			"POST /xsw/api/admin/jobs/sync/42?priority=10"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g.mu.Lock()
+			g.calls = nil
+			g.mu.Unlock()
+			out, errOut, code := run(t.Context(), g, nil, tc.args...)
+			if code != 0 {
+				t.Fatalf("exit %d, stderr %s", code, errOut)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			if len(g.calls) != 1 || g.calls[0] != tc.call {
+				t.Errorf("calls %v, want [%s]", g.calls, tc.call)
+			}
+		})
+	}
+}
+
+func TestJSONIsTheAnswer(t *testing.T) {
+	g := newGateway(t)
+	out, _, code := run(t.Context(), g, nil, "--json", "stats")
+	var v map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &v) != nil || v["dead_letters"] != 1.0 {
+		t.Errorf("stats --json: exit %d, %s", code, out)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	g := newGateway(t)
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		code int
+		want string
+	}{
+		{"no token", map[string]string{"XSW_URL": g.URL}, []string{"stats"}, 2, "XSW_ADMIN_TOKEN is not set"},
+		{"wrong token", map[string]string{"XSW_URL": g.URL, "XSW_ADMIN_TOKEN": "nope"}, []string{"stats"}, 1, "401 Unauthorized"},
+		{"bad url", map[string]string{"XSW_URL": "localhost:8000", "XSW_ADMIN_TOKEN": token}, []string{"stats"}, 2, "not an http(s) URL"},
+		{"bad book id", nil, []string{"sync", "12ab"}, 2, "a book id is 1 to 12 digits"},
+		{"no book id", nil, []string{"sync"}, 2, "want a book id"},
+		{"unknown dead letter", nil, []string{"dead", "replay", "999"}, 1, "404 Not Found: book 999 has no dead letter"},
+		{"replay id and --all", nil, []string{"dead", "replay", "1", "--all"}, 2, "not both"},
+		{"bad ranges", nil, []string{"crawl", "--categories", "fantasy"}, 2, "--categories wants numbers"},
+		{"crawl without categories", nil, []string{"crawl"}, 2, "crawl needs --categories"},
+		{"unknown flag", nil, []string{"stats", "--verbose"}, 2, "unknown flag"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errOut, code := run(t.Context(), g, tc.env, tc.args...)
+			if code != tc.code || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, errOut, tc.code, tc.want)
+			}
+		})
+	}
+}
+
+func TestCrawlFollowsProgressUntilTheBooksAreSynced(t *testing.T) {
+	g := newGateway(t)
+	out, errOut, code := run(t.Context(), g, nil, "crawl", "--categories", "1-2", "--pages", "1-3", "--every", "5ms")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		"crawl crawl-1 queued: categories 1-2, pages 1-3",
+		"crawl crawl-1 done: 6 listing pages walked, 120 books seen, 120 queued; the prefetch lane has drained",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// The progress bars went to stderr: the listing pages, then the books.
+	for _, want := range []string{"listing pages", "6/6", "books synced", "120/120"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("progress lacks %q:\n%q", want, errOut)
+		}
+	}
+	if n := g.statsGet.Load(); n != 3 {
+		t.Errorf("looked at the queue %d times, want 3 (until the prefetch lane drained)", n)
+	}
+}
+
+func TestCrawlJSONAndNoWait(t *testing.T) {
+	g := newGateway(t)
+	out, errOut, code := run(t.Context(), g, nil, "crawl", "--categories", "1-2", "--pages", "1-3", "--no-wait")
+	if code != 0 || out != "crawl crawl-1 queued\n" || g.crawlGet.Load() != 0 {
+		t.Errorf("--no-wait: exit %d, %q %q, %d polls", code, out, errOut, g.crawlGet.Load())
+	}
+	out, errOut, code = run(t.Context(), g, nil, "crawl", "--json", "--categories", "1-2", "--pages", "1-3", "--every", "5ms")
+	var p events.CrawlProgress
+	if code != 0 || json.Unmarshal([]byte(out), &p) != nil || p.State != events.CrawlDone || p.BooksQueued != 120 || errOut != "" {
+		t.Errorf("--json: exit %d, out %q, stderr %q", code, out, errOut)
+	}
+}
+
+func TestTailReconnectsAndPrintsEachEventOnce(t *testing.T) {
+	g := newGateway(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- Main(ctx, []string{"tail", "-n", "2"}, func(k string) string {
+			return map[string]string{"XSW_URL": g.URL, "XSW_ADMIN_TOKEN": token}[k]
+		}, &out, &errOut)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "failed") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed event; output:\n%s\nstderr:\n%s", out.String(), errOut.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d after Ctrl-C, stderr %s", code, errOut.String())
+	}
+	var kinds []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		f := strings.Fields(line)
+		kinds = append(kinds, f[1]+" "+f[2])
+	}
+	// The last 2 of the 3 recent, the live one, then after reconnecting only what was new.
+	want := []string{"started 1000001", "completed 1000001", "queued 1000002", "started 1000002", "failed 1000002"}
+	if strings.Join(kinds, ",") != strings.Join(want, ",") {
+		t.Errorf("printed %v, want %v\n%s", kinds, want, out.String())
+	}
+	if !strings.Contains(out.String(), "permanent: source: not found") || !strings.Contains(out.String(), "12 chapters · 1.5 s · f1") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+func TestTailJSON(t *testing.T) {
+	g := newGateway(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- Main(ctx, []string{"tail", "--json", "--kind", "queued"}, func(k string) string {
+			return map[string]string{"XSW_URL": g.URL, "XSW_ADMIN_TOKEN": token}[k]
+		}, &out, &errOut)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for g.streams.Load() < 2 || strings.Count(out.String(), "\n") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("output:\n%s", out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var a activity
+		if err := json.Unmarshal([]byte(line), &a); err != nil || a.Kind != "queued" {
+			t.Errorf("line %q: %v", line, err)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

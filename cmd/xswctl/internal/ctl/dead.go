@@ -1,0 +1,173 @@
+package ctl
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// deadLetters is GET /admin/jobs/dead.
+type deadLetters struct {
+	Total       int `json:"total"`
+	DeadLetters []struct {
+		BookID   string     `json:"book_id"`
+		Lane     *string    `json:"lane"`
+		Priority *int       `json:"priority"`
+		Error    string     `json:"error"`
+		Attempts *int       `json:"attempts"`
+		DiedAt   *time.Time `json:"died_at"`
+		JobID    *string    `json:"job_id"`
+	} `json:"dead_letters"`
+}
+
+// replayed is POST /admin/jobs/dead/{id}/replay.
+type replayed struct {
+	Status string `json:"status"`
+	BookID string `json:"book_id"`
+	Lane   string `json:"lane"`
+}
+
+// replayedAll is POST /admin/jobs/dead/replay_all.
+type replayedAll struct {
+	Replayed  int            `json:"replayed"`
+	Statuses  map[string]int `json:"statuses"`
+	Remaining *int           `json:"remaining"`
+	Error     string         `json:"error"`
+}
+
+func (a *app) deadCmd() *cobra.Command {
+	limit := 100
+	dead := &cobra.Command{
+		Use:   "dead",
+		Short: "List the dead letters: requests that gave up, newest first",
+		Args:  exactArgs(0, "no arguments (did you mean 'dead replay'?)"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if limit < 1 || limit > 1000 {
+				return usagef("--limit must be 1 to 1000, got %d", limit)
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			var d deadLetters
+			body, err := c.do(cmd.Context(), http.MethodGet, "/xsw/api/admin/jobs/dead", url.Values{"limit": {strconv.Itoa(limit)}}, &d)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return printJSON(a.out, body)
+			}
+			if d.Total == 0 {
+				fmt.Fprintln(a.out, "no dead letters")
+				return nil
+			}
+			fmt.Fprintf(a.out, "%d dead letters", d.Total)
+			if d.Total > len(d.DeadLetters) {
+				fmt.Fprintf(a.out, " (the newest %d)", len(d.DeadLetters))
+			}
+			fmt.Fprintln(a.out)
+			tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "BOOK\tLANE\tATTEMPTS\tDIED\tERROR")
+			for _, l := range d.DeadLetters {
+				lane, attempts, died := "?", "?", "?"
+				if l.Lane != nil {
+					lane = *l.Lane
+				}
+				if l.Attempts != nil {
+					attempts = strconv.Itoa(*l.Attempts)
+				}
+				if l.DiedAt != nil {
+					died = l.DiedAt.Local().Format("2006-01-02 15:04:05")
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.BookID, lane, attempts, died, oneLine(l.Error, 120))
+			}
+			return tw.Flush()
+		},
+	}
+	dead.Flags().IntVar(&limit, "limit", limit, "how many to list, 1 to 1000")
+
+	all := false
+	replay := &cobra.Command{
+		Use:   "replay (BOOK_ID | --all)",
+		Short: "Request a dead letter's book again, as its request was (forced), and delete the letter",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case all && len(args) > 0:
+				return usagef("give a book id or --all, not both")
+			case !all && len(args) != 1:
+				return usagef("want a book id, or --all")
+			case !all && !validBookID(args[0]):
+				return usagef("a book id is 1 to 12 digits, got %q", args[0])
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			if all {
+				var r replayedAll
+				body, err := c.do(cmd.Context(), http.MethodPost, "/xsw/api/admin/jobs/dead/replay_all", nil, &r)
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return printJSON(a.out, body)
+				}
+				fmt.Fprintf(a.out, "replayed %d dead letters%s", r.Replayed, countsOf(r.Statuses))
+				if r.Remaining != nil && *r.Remaining > 0 {
+					fmt.Fprintf(a.out, "; %d remain (run it again)", *r.Remaining)
+				}
+				fmt.Fprintln(a.out)
+				if r.Error != "" {
+					return fmt.Errorf("replay cut short: %s", r.Error)
+				}
+				return nil
+			}
+			var r replayed
+			body, err := c.do(cmd.Context(), http.MethodPost, "/xsw/api/admin/jobs/dead/"+args[0]+"/replay", nil, &r)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return printJSON(a.out, body)
+			}
+			fmt.Fprintf(a.out, "book %s: %s in the %s lane (forced); its dead letter is deleted\n", r.BookID, status(r.Status), r.Lane)
+			return nil
+		},
+	}
+	replay.Flags().BoolVar(&all, "all", false, "replay every dead letter")
+	dead.AddCommand(replay)
+	return dead
+}
+
+// countsOf says how many replays ended in each status: " (queued 2, already_syncing 1)".
+func countsOf(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// oneLine flattens s to one line of at most n runes.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}

@@ -1,0 +1,124 @@
+package ctl
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xswtw/xsw/events"
+)
+
+// stats is GET /xsw/api/admin/stats.
+type stats struct {
+	Database struct {
+		Books               int64 `json:"books"`
+		Chapters            int64 `json:"chapters"`
+		ChaptersWithContent int64 `json:"chapters_with_content"`
+	} `json:"database"`
+	Jobs struct {
+		QueueSize      int      `json:"queue_size"`
+		ActiveJobs     int      `json:"active_jobs"`
+		ActiveJobIDs   []string `json:"active_job_ids"`
+		CompletedCount int64    `json:"completed_count"`
+		FailedCount    int64    `json:"failed_count"`
+		Workers        int      `json:"workers"`
+		Running        bool     `json:"running"`
+	} `json:"jobs"`
+	QueueByLane  map[events.Lane]int `json:"queue_by_lane"`
+	DeadLetters  int                 `json:"dead_letters"`
+	RateInterval *float64            `json:"rate_interval_seconds"`
+	Circuit      *string             `json:"circuit"`
+	Fetchers     []struct {
+		FetcherID    string   `json:"fetcher_id"`
+		Workers      int      `json:"workers"`
+		ActiveJobs   int      `json:"active_jobs"`
+		ActiveJobIDs []string `json:"active_job_ids"`
+		Interval     float64  `json:"interval_seconds"`
+		Circuit      string   `json:"circuit"`
+		Draining     bool     `json:"draining"`
+	} `json:"fetchers"`
+}
+
+func (a *app) statsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "stats",
+		Short: "Show the queue per lane, the jobs in flight, the fetchers, the politeness rate and the circuit",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			var s stats
+			body, err := c.do(cmd.Context(), http.MethodGet, "/xsw/api/admin/stats", nil, &s)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return printJSON(a.out, body)
+			}
+			printStats(a.out, s)
+			return nil
+		},
+	}
+}
+
+func printStats(w io.Writer, s stats) {
+	lanes := make([]string, len(events.Lanes))
+	for i, l := range events.Lanes {
+		lanes[i] = fmt.Sprintf("%s %d", l, s.QueueByLane[l])
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "queue\t%d waiting (%s)\n", s.Jobs.QueueSize, strings.Join(lanes, " · "))
+	inFlight := fmt.Sprint(s.Jobs.ActiveJobs)
+	if len(s.Jobs.ActiveJobIDs) > 0 {
+		inFlight += ": " + strings.Join(s.Jobs.ActiveJobIDs, " ")
+	}
+	fmt.Fprintf(tw, "in flight\t%s\n", inFlight)
+	fmt.Fprintf(tw, "jobs\t%d completed · %d failed · %d dead letters\n", s.Jobs.CompletedCount, s.Jobs.FailedCount, s.DeadLetters)
+	rate, circuit := "unknown (no fetcher reports)", "unknown"
+	if s.RateInterval != nil {
+		rate = fmt.Sprintf("%s between source requests, cluster-wide", seconds(*s.RateInterval))
+		if *s.RateInterval == 0 {
+			rate = "off"
+		}
+	}
+	if s.Circuit != nil {
+		circuit = *s.Circuit
+	}
+	fmt.Fprintf(tw, "politeness\t%s\n", rate)
+	fmt.Fprintf(tw, "circuit\t%s\n", circuit)
+	fmt.Fprintf(tw, "fetchers\t%d alive, %d workers\n", len(s.Fetchers), s.Jobs.Workers)
+	for _, f := range s.Fetchers {
+		state := f.Circuit
+		if f.Draining {
+			state += ", draining"
+		}
+		fmt.Fprintf(tw, "\t%s: %d of %d workers busy, %s, circuit %s\n", f.FetcherID, f.ActiveJobs, f.Workers, seconds(f.Interval), state)
+	}
+	fmt.Fprintf(tw, "database\t%d books · %d chapters · %d with text\n", s.Database.Books, s.Database.Chapters, s.Database.ChaptersWithContent)
+	_ = tw.Flush()
+}
+
+// seconds formats a number of seconds for people.
+func seconds(s float64) string {
+	switch {
+	case s == 0:
+		return "0 s"
+	case s < 1:
+		return fmt.Sprintf("%.2f s", s)
+	case s < 10:
+		return fmt.Sprintf("%.1f s", s)
+	}
+	return fmt.Sprintf("%.0f s", s)
+}
+
+// printJSON writes an answer as it came, on one line.
+func printJSON(w io.Writer, body []byte) error {
+	_, err := fmt.Fprintln(w, strings.TrimSpace(string(body)))
+	return err
+}

@@ -1,0 +1,21 @@
+// Command xswctl operates a running xsw through its gateway's admin API: queue
+// statistics, syncs, whole-category crawls with a progress bar, dead letters and a live
+// tail of job events. It reads the gateway's address from XSW_URL (default
+// http://localhost:8000) and the admin token from XSW_ADMIN_TOKEN. Run `xswctl help`.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/xswtw/xsw/cmd/xswctl/internal/ctl"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := ctl.Main(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

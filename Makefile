@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-MODULES  := events platform services/fetcher services/gateway services/indexer dev
+MODULES  := events platform services/fetcher services/gateway services/indexer dev deploy cmd/xswctl
 PKGS     := $(foreach m,$(MODULES),github.com/xswtw/xsw/$(m)/...)
 BIN      := bin
 GOFLAGS_TEST ?= -race -count=1 -timeout 15m
@@ -12,13 +12,14 @@ help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 .PHONY: build
-build: ## build xsw, gateway, fetcher, indexer and sitesim into bin/
+build: ## build xsw, gateway, fetcher, indexer, sitesim and xswctl into bin/
 	@mkdir -p $(BIN)
 	go build -o $(BIN)/xsw ./dev/cmd/xsw
 	go build -o $(BIN)/sitesim ./dev/cmd/sitesim
 	go build -o $(BIN)/gateway ./services/gateway/cmd/gateway
 	go build -o $(BIN)/fetcher ./services/fetcher/cmd/fetcher
 	go build -o $(BIN)/indexer ./services/indexer/cmd/indexer
+	go build -o $(BIN)/xswctl ./cmd/xswctl
 
 .PHONY: run
 run: build ## run the all-in-one against BASE_URL (default https://m.xsw.tw)
@@ -36,8 +37,9 @@ migrate: build ## create the database if missing and apply migrations
 	$(BIN)/indexer migrate
 
 .PHONY: test
-test: ## formatting, vet, tidiness, then every test with -race (needs Postgres; starts it)
+test: ## formatting, vet, tidiness, then every test with -race (needs Postgres and Chromium; provides them)
 	@dev/scripts/ensure-postgres.sh
+	@dev/scripts/ensure-chromium.sh
 	@$(MAKE) --no-print-directory check
 	go test $(GOFLAGS_TEST) $$(go list $(PKGS) | grep -v /dev/e2e)
 	@# The end-to-end tests run real processes and measure rates: alone, after the rest.
@@ -55,8 +57,16 @@ fuzz: ## run each parser fuzz target for FUZZTIME (default 20s)
 	  go test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} ./services/fetcher/internal/site/xsw || exit 1; done
 
 .PHONY: bench
-bench: ## parser, codec and store benchmarks
-	go test -run '^$$' -bench . -benchmem $(PKGS)
+bench: ## Go benchmarks, then the end-to-end harness (dev/bench): rewrites BENCHMARKS.md and dev/bench/results.json
+	@dev/scripts/ensure-postgres.sh
+	@mkdir -p dev/bench/out
+	@# Only the packages that have benchmarks: compiling the others' tests takes minutes.
+	@# The harness runs even when a Go benchmark failed: the report lists the failure.
+	@set -o pipefail; status=0; \
+	  pkgs=$$(grep -rl --include='*_test.go' --exclude-dir=testdata '^func Benchmark' $(MODULES) | xargs -n1 dirname | sort -u | sed 's|^|./|'); \
+	  go test -run '^$$' -bench . -benchmem $$pkgs | tee dev/bench/out/gobench.txt || status=$$?; \
+	  go run ./dev/bench -gobench dev/bench/out/gobench.txt || status=$$?; \
+	  exit $$status
 
 .PHONY: tidy
 tidy: ## go mod tidy in every module

@@ -22,6 +22,7 @@ import (
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/config"
 	"github.com/xswtw/xsw/platform/database"
+	"github.com/xswtw/xsw/platform/metrics"
 	"github.com/xswtw/xsw/services/fetcher"
 	"github.com/xswtw/xsw/services/gateway"
 	"github.com/xswtw/xsw/services/indexer"
@@ -148,7 +149,7 @@ func Run(ctx context.Context, opts Options, logger *slog.Logger) error {
 	}
 	run.AdminToken = env.Get("XSW_ADMIN_TOKEN")
 	// The parts' own health listeners would collide in one process; the gateway's
-	// /healthz and /readyz speak for the whole.
+	// /healthz, /readyz and /metrics speak for the whole.
 	env.set["FETCHER_HEALTH_ADDR"] = "127.0.0.1:0"
 	env.set["INDEXER_HEALTH_ADDR"] = "127.0.0.1:0"
 
@@ -164,6 +165,13 @@ func Run(ctx context.Context, opts Options, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// One registry for the three parts: the gateway's /metrics serves all of them (the
+	// fetcher's and indexer's health listeners, on random ports here, serve it too).
+	reg, err := metrics.NewRegistry()
+	if err != nil {
+		return err
+	}
+	fcfg.Registry, icfg.Registry, gcfg.Registry = reg, reg, reg
 	addr := gcfg.HTTPAddr
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {

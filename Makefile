@@ -57,7 +57,7 @@ fuzz: ## run each parser fuzz target for FUZZTIME (default 20s)
 	  go test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} ./services/fetcher/internal/site/xsw || exit 1; done
 
 .PHONY: bench
-bench: ## Go benchmarks, then the end-to-end harness (dev/bench): rewrites BENCHMARKS.md and dev/bench/results.json
+bench: ## Go benchmarks, then the end-to-end harness (dev/bench): rewrites BENCHMARKS.md, dev/bench/results.json and the README's figures
 	@dev/scripts/ensure-postgres.sh
 	@mkdir -p dev/bench/out
 	@# Only the packages that have benchmarks: compiling the others' tests takes minutes.

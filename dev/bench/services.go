@@ -1,0 +1,360 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xswtw/xsw/dev/sitesim"
+	"github.com/xswtw/xsw/events"
+)
+
+// mib converts bytes to MiB.
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// runServices runs gateway, fetcher and indexer as separate processes against NATS and
+// the simulated site served by the harness, and measures the pipeline, the gateway's
+// cached reads, listing latency with an empty and a deep queue, and each process's peak
+// RSS.
+func runServices(ctx context.Context, e *env, r *Results) error {
+	o := e.opts
+	ns, err := e.embeddedNATS("services")
+	if err != nil {
+		return err
+	}
+	defer stopNATS(ns)
+	cfg := sitesim.DefaultConfig()
+	cfg.Categories = 2
+	cfg.BooksPerCategory = max(warmBooks+o.runs*o.books50, cfg.BooksPerPage) + 10
+	cfg.MinChapters, cfg.MaxChapters = 50, 50
+	cfg.Validators = true
+	sim, err := sitesim.NewServer(cfg)
+	if err != nil {
+		return err
+	}
+	defer sim.Close()
+	site := sim.Site()
+	dsn, err := e.schema(ctx, "services")
+	if err != nil {
+		return err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	gatewayURL := "http://" + addr
+	common := map[string]string{"NATS_URL": ns.ClientURL(), "DATABASE_URL": dsn, "BASE_URL": sim.URL(), "LOG_LEVEL": "info", "SHUTDOWN_TIMEOUT": "2s"}
+	with := func(extra map[string]string) map[string]string {
+		m := map[string]string{}
+		for k, v := range common {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	ix, err := e.start("indexer", "indexer", with(map[string]string{"INDEXER_HEALTH_ADDR": "127.0.0.1:0"}), "")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = ix.stop(10 * time.Second) }()
+	gw, err := e.start("gateway", "gateway", with(map[string]string{
+		"HTTP_ADDR": addr, "API_RATE_LIMIT": "0", "LISTING_CACHE_TTL": "1h", "XSW_ADMIN_TOKEN": "bench",
+	}), "")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = gw.stop(10 * time.Second) }()
+	fe, err := e.start("fetcher", "fetcher", with(map[string]string{
+		"FETCHER_HEALTH_ADDR": "127.0.0.1:0", "BG_JOB_RATE_LIMIT": "0", "BG_JOB_WORKERS": strconv.Itoa(o.workers), "FETCHER_ID": "bench-fetcher",
+	}), "")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = fe.stop(10 * time.Second) }()
+
+	nc, err := nats.Connect(ns.ClientURL(), nats.Name("xsw-bench"))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := waitHTTP(ctx, gatewayURL+"/readyz", 60*time.Second); err != nil {
+		return fmt.Errorf("gateway: %w (%v)", err, gw.alive())
+	}
+	if err := waitFetcher(ctx, nc, 60*time.Second); err != nil {
+		return fmt.Errorf("fetcher: %w (%v)", err, fe.alive())
+	}
+	tr, err := newTracker(nc)
+	if err != nil {
+		return err
+	}
+	defer tr.close()
+	db, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	// The pipeline takes books of category 2; the listing measured is category 1's
+	// first page, whose books are never synced.
+	var pipelineIDs []string
+	for _, b := range site.Books() {
+		if b.Category == 2 {
+			pipelineIDs = append(pipelineIDs, b.ID)
+		}
+	}
+	procs := map[string]*process{"fetcher": fe, "indexer": ix, "gateway": gw}
+	fig, err := processPipeline(ctx, e, tr, js, db, procs, pipelineIDs)
+	if err != nil {
+		return err
+	}
+	r.PipelineProcesses = fig
+
+	bookID := pipelineIDs[0]
+	if r.Reads, err = measureReads(ctx, e, gatewayURL, bookID); err != nil {
+		return err
+	}
+
+	listing := "/xsw/api/categories/1/books?page=1"
+	if err := waitHTTP(ctx, gatewayURL+listing+"&bg_sync=false", 30*time.Second); err != nil {
+		return fmt.Errorf("fill the listing cache: %w", err)
+	}
+	if r.Footprint.PeakRSSMB == nil {
+		r.Footprint.PeakRSSMB = map[string]float64{}
+	}
+	rss, err := fe.peakRSS()
+	if err != nil {
+		return err
+	}
+	r.Footprint.PeakRSSMB["fetcher"] = mib(rss)
+	// No fetcher from here on: queued requests stay queued.
+	if err := fe.stop(10 * time.Second); err != nil {
+		return err
+	}
+	listingFig, profs, err := measureListing(ctx, e, js, ns.ClientURL(), gatewayURL, listing)
+	if err != nil {
+		return err
+	}
+	r.Listing, r.Profiles = listingFig, append(r.Profiles, profs...)
+	for name, p := range map[string]*process{"gateway": gw, "indexer": ix} {
+		rss, err := p.peakRSS()
+		if err != nil {
+			return err
+		}
+		r.Footprint.PeakRSSMB[name] = mib(rss)
+	}
+	return nil
+}
+
+// processPipeline syncs books through the fetcher and indexer processes and measures
+// throughput and each process's CPU time per book.
+func processPipeline(ctx context.Context, e *env, tr *tracker, js jetstream.JetStream, db *pgxpool.Pool, procs map[string]*process, ids []string) (*Pipeline, error) {
+	o := e.opts
+	const chapters = 50
+	if len(ids) < warmBooks+o.runs*o.books50 {
+		return nil, fmt.Errorf("only %d books for the pipeline", len(ids))
+	}
+	sync := func(ids []string) (secs, fetched float64, err error) {
+		began := time.Now()
+		if err := publishRequests(ctx, js, ids, events.LanePrefetch, false); err != nil {
+			return 0, 0, err
+		}
+		end, err := tr.wait(ctx, ids, syncTimeout(len(ids), chapters))
+		if err != nil {
+			return 0, 0, err
+		}
+		if n, err := incomplete(ctx, db, ids, chapters); err != nil || n > 0 {
+			return 0, 0, fmt.Errorf("announced complete but %d of %d books are not fully stored (%v)", n, len(ids), err)
+		}
+		if f := tr.lastFetched(ids); !f.IsZero() {
+			fetched = f.Sub(began).Seconds()
+		}
+		return end.Sub(began).Seconds(), fetched, nil
+	}
+	if _, _, err := sync(ids[:warmBooks]); err != nil {
+		return nil, fmt.Errorf("warm-up: %w", err)
+	}
+	fig := &Pipeline{Mode: "gateway, fetcher and indexer as processes", Chapters: chapters, Books: o.books50, Workers: o.workers,
+		CPUMsPerBook: map[string]Sample{}}
+	var books, refs, secs, fetched, busy []float64
+	cpu := map[string][]float64{}
+	const harness, rest = "harness (NATS server, simulated site)", "rest of the machine (Postgres, anything else)"
+	for i, run := range chunk(ids[warmBooks:warmBooks+o.runs*o.books50], o.books50) {
+		before := map[string]time.Duration{}
+		for name, p := range procs {
+			if before[name], _ = p.cpuTime(); p.alive() != nil {
+				return nil, p.alive()
+			}
+		}
+		meter := newCPUMeter()
+		s, f, err := sync(run)
+		if err != nil {
+			return nil, fmt.Errorf("run %d: %w", i+1, err)
+		}
+		selfCores, machineBusy := meter.read()
+		wall := time.Since(meter.began)
+		n := float64(len(run))
+		books, refs, secs, busy = append(books, n/s), append(refs, n*chapters/s), append(secs, s), append(busy, machineBusy)
+		fetched = append(fetched, f)
+		ours := selfCores * wall.Seconds()
+		cpu[harness] = append(cpu[harness], 1000*ours/n)
+		for name, p := range procs {
+			after, _ := p.cpuTime()
+			d := (after - before[name]).Seconds()
+			ours += d
+			cpu[name] = append(cpu[name], 1000*d/n)
+		}
+		all := machineBusy * wall.Seconds() * float64(runtime.NumCPU())
+		cpu[rest] = append(cpu[rest], 1000*max(all-ours, 0)/n)
+		e.log.Info("pipeline (processes)", "run", i+1, "books", len(run), "seconds", round(s, 3), "books_per_s", round(n/s, 1))
+	}
+	fig.BooksPerSecond, fig.RefsPerSecond, fig.Seconds, fig.MachineBusy = newSample(books), newSample(refs), newSample(secs), newSample(busy)
+	fig.FetchedSeconds = newSample(fetched)
+	for name, v := range cpu {
+		fig.CPUMsPerBook[name] = newSample(v)
+	}
+	return fig, nil
+}
+
+// measureReads loads the gateway with cached reads of one synced book at a fixed
+// concurrency.
+func measureReads(ctx context.Context, e *env, gatewayURL, bookID string) ([]Reads, error) {
+	o := e.opts
+	cases := []struct{ name, path string }{
+		{"book", "/xsw/api/books/" + bookID},
+		{"chapter list page", "/xsw/api/books/" + bookID + "/chapters?page=2"},
+		{"chapter text (stored)", "/xsw/api/books/" + bookID + "/chapters/1"},
+	}
+	client := newLoadClient(o.concurrency)
+	defer client.CloseIdleConnections()
+	var out []Reads
+	for _, c := range cases {
+		url := gatewayURL + c.path
+		// The first read fills the cache (the chapter text is fetched, then stored).
+		if err := waitHTTP(ctx, url, 90*time.Second); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.name, err)
+		}
+		if _, err := closedLoop(ctx, client, url, o.concurrency, time.Second); err != nil {
+			return nil, err
+		}
+		fig := Reads{Name: c.name, Path: c.path, Concurrency: o.concurrency, Seconds: o.readDuration.Seconds()}
+		var rps, p50, p99 []float64
+		for i := 0; i < o.runs; i++ {
+			run, err := closedLoop(ctx, client, url, o.concurrency, o.readDuration)
+			if err != nil {
+				return nil, err
+			}
+			rps, p50, p99 = append(rps, run.PerSecond()), append(p50, ms(run.Latency.P50)), append(p99, ms(run.Latency.P99))
+			fig.Errors += run.Errors
+			if fig.FirstError == "" {
+				fig.FirstError = run.FirstError
+			}
+			e.log.Info("gateway reads", "case", c.name, "run", i+1, "requests_per_s", round(run.PerSecond(), 0),
+				"p50_ms", round(ms(run.Latency.P50), 3), "p99_ms", round(ms(run.Latency.P99), 3), "errors", run.Errors)
+		}
+		fig.PerSecond, fig.P50MS, fig.P99MS = newSample(rps), newSample(p50), newSample(p99)
+		out = append(out, fig)
+	}
+	return out, nil
+}
+
+// measureListing measures the cached listing at a fixed arrival rate, first with an empty
+// queue, then with QueueDepth requests waiting. No fetcher runs: nothing leaves the queue.
+func measureListing(ctx context.Context, e *env, js jetstream.JetStream, natsURL, gatewayURL, path string) (fig *Listing, profs []ProfileSummary, err error) {
+	o := e.opts
+	url := gatewayURL + path
+	client := newLoadClient(64)
+	defer client.CloseIdleConnections()
+	fig = &Listing{Path: path, Rate: o.listingRate, Seconds: o.listingDuration.Seconds()}
+	// The first requests queue the listed books; from then on each listing finds them
+	// waiting, with or without the deep queue.
+	if _, err := openLoop(ctx, client, url, o.listingRate, 2*time.Second, 64); err != nil {
+		return nil, nil, err
+	}
+	measure := func(label string, l *ListingLatency) error {
+		// The NATS server runs in this process: the profiles show what the gateway's
+		// background requests cost it with and without the deep queue.
+		prof, err := startProfiles(o.outDir, "listing-"+label+"-queue")
+		if err != nil {
+			return err
+		}
+		var p50, p99, mx []float64
+		for i := 0; i < o.listingRuns; i++ {
+			run, err := openLoop(ctx, client, url, o.listingRate, o.listingDuration, 64)
+			if err != nil {
+				_, _ = prof.stop()
+				return err
+			}
+			p50, p99, mx = append(p50, ms(run.Latency.P50)), append(p99, ms(run.Latency.P99)), append(mx, ms(run.Latency.Max))
+			l.Errors += run.Errors
+			if l.FirstError == "" {
+				l.FirstError = run.FirstError
+			}
+			e.log.Info("listing", "queue", label, "run", i+1, "p50_ms", round(ms(run.Latency.P50), 3),
+				"p99_ms", round(ms(run.Latency.P99), 3), "errors", run.Errors)
+		}
+		summaries, err := prof.stop()
+		if err != nil {
+			return err
+		}
+		cpu := summaries[0] // CPU only
+		cpu.Note = "The harness's process only: the embedded NATS server answering the gateway process's background requests, and the load generator. Compare the empty and the deep queue."
+		profs = append(profs, cpu)
+		l.P50MS, l.P99MS, l.MaxMS = newSample(p50), newSample(p99), newSample(mx)
+		l.Waiting, err = requestsWaiting(ctx, js)
+		return err
+	}
+	if err := measure("empty", &fig.Empty); err != nil {
+		return nil, nil, err
+	}
+	deep := make([]published, o.queueDepth)
+	now := time.Now()
+	for i := range deep {
+		req := events.NewBookRequested(strconv.Itoa(9_000_000+i), events.LanePrefetch, 0, false, "bench", now) // not on the site
+		deep[i] = published{req.Subject(), req.MsgID(), &req}
+	}
+	// Queued by a connection of its own, closed before the measurement, as other
+	// gateways would have queued them: nothing of the publishing stays in the server.
+	began := time.Now()
+	if err := fillQueue(ctx, natsURL, deep); err != nil {
+		return nil, nil, err
+	}
+	waiting, err := requestsWaiting(ctx, js)
+	if err != nil {
+		return nil, nil, err
+	}
+	e.log.Info("queue filled", "requests_waiting", waiting, "took", time.Since(began).Round(time.Millisecond))
+	if err := measure("deep", &fig.Queued); err != nil {
+		return nil, nil, err
+	}
+	fig.QueueDepth = fig.Queued.Waiting
+	if fig.Empty.P99MS.Median > 0 {
+		fig.P99Ratio = fig.Queued.P99MS.Median / fig.Empty.P99MS.Median
+	}
+	return fig, profs, nil
+}
+
+// fillQueue publishes msgs through a connection of its own, then closes it.
+func fillQueue(ctx context.Context, natsURL string, msgs []published) error {
+	nc, err := nats.Connect(natsURL, nats.Name("xsw-bench-queue"))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	return publishAll(ctx, js, msgs)
+}

@@ -61,9 +61,12 @@ func start(t *testing.T, site sitesim.Config, env map[string]string) *system {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan allinone.Running, 1)
-	done := make(chan error, 1)
+	done := make(chan struct{}) // closed when Run has returned; runErr is then set
+	var runErr error
+	startFailed := false // reported once, by start itself
 	go func() {
-		done <- allinone.Run(ctx, allinone.Options{
+		defer close(done)
+		runErr = allinone.Run(ctx, allinone.Options{
 			Getenv: func(k string) string { return vars[k] },
 			Demo:   true, Site: &site,
 			Ready: func(r allinone.Running) { ready <- r },
@@ -72,9 +75,9 @@ func start(t *testing.T, site sitesim.Config, env map[string]string) *system {
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("all-in-one: %v", err)
+		case <-done:
+			if runErr != nil && !startFailed {
+				t.Errorf("all-in-one: %v", runErr)
 			}
 		case <-time.After(20 * time.Second):
 			t.Error("all-in-one did not stop within 20s")
@@ -83,8 +86,9 @@ func start(t *testing.T, site sitesim.Config, env map[string]string) *system {
 	select {
 	case r := <-ready:
 		return &system{Running: r, db: pool}
-	case err := <-done:
-		t.Fatalf("all-in-one stopped at start: %v", err)
+	case <-done:
+		startFailed = true
+		t.Fatalf("all-in-one stopped at start: %v", runErr)
 	case <-time.After(60 * time.Second):
 		t.Fatal("all-in-one not ready after 60s")
 	}

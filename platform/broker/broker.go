@@ -76,7 +76,9 @@ func Connect(url, name string, logger *slog.Logger) (*nats.Conn, jetstream.JetSt
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect nats %s: %w", url, err)
 	}
-	js, err := jetstream.New(nc)
+	// JetStream's API answers slowly while a busy server creates file-backed streams;
+	// five seconds (the default) is too tight on a loaded two-core machine.
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(15*time.Second))
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
@@ -204,4 +206,36 @@ const errCodeMaxMsgsPerSubject = 10077
 func IsSubjectFull(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeMaxMsgsPerSubject
+}
+
+// WaitingInLane counts the requests waiting in lane l of the request stream: the pending
+// count of the lane's fetcher consumer, or, while no fetcher has created that consumer
+// yet, the requests stored for the lane.
+func WaitingInLane(ctx context.Context, requests jetstream.Stream, l events.Lane) (int, error) {
+	spec := events.FetcherConsumer(l, 0, 0)
+	c, err := requests.Consumer(ctx, spec.Durable)
+	if err == nil {
+		var info *jetstream.ConsumerInfo
+		if info, err = c.Info(ctx); err == nil {
+			return int(info.NumPending), nil
+		}
+	}
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return 0, fmt.Errorf("consumer %s: %w", spec.Durable, err)
+	}
+	return StoredInLane(ctx, requests, l)
+}
+
+// StoredInLane counts the requests of lane l in the request stream, waiting or held by
+// a fetcher.
+func StoredInLane(ctx context.Context, requests jetstream.Stream, l events.Lane) (int, error) {
+	info, err := requests.Info(ctx, jetstream.WithSubjectFilter(events.RequestSubjectLane(l)))
+	if err != nil {
+		return 0, fmt.Errorf("count requests in lane %s: %w", l, err)
+	}
+	n := 0
+	for _, msgs := range info.State.Subjects {
+		n += int(msgs)
+	}
+	return n, nil
 }

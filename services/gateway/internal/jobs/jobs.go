@@ -353,24 +353,5 @@ func (m *Manager) Stats(ctx context.Context) (Stats, error) {
 }
 
 func (m *Manager) waitingInLane(ctx context.Context, l events.Lane) (int, error) {
-	spec := events.FetcherConsumer(l, 0, 0)
-	c, err := m.requests.Consumer(ctx, spec.Durable)
-	if err == nil {
-		var info *jetstream.ConsumerInfo
-		if info, err = c.Info(ctx); err == nil {
-			return int(info.NumPending), nil
-		}
-	}
-	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return 0, fmt.Errorf("consumer %s: %w", spec.Durable, err)
-	}
-	info, err := m.requests.Info(ctx, jetstream.WithSubjectFilter(events.RequestSubjectLane(l)))
-	if err != nil {
-		return 0, fmt.Errorf("count requests in lane %s: %w", l, err)
-	}
-	n := 0
-	for _, msgs := range info.State.Subjects {
-		n += int(msgs)
-	}
-	return n, nil
+	return broker.WaitingInLane(ctx, m.requests, l)
 }

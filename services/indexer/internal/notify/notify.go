@@ -352,29 +352,9 @@ func conditionID(typ, subject string, at time.Time) string {
 	return typ + ":" + subject + ":" + strconv.FormatInt(at.UnixNano(), 10)
 }
 
-// waiting counts the requests waiting in lane l: its fetcher consumer's pending count,
-// or the requests stored for the lane while no fetcher has created that consumer.
+// waiting counts the requests waiting in lane l (see broker.WaitingInLane).
 func (n *Notifier) waiting(ctx context.Context, l events.Lane) (int, error) {
-	spec := events.FetcherConsumer(l, 0, 0)
-	c, err := n.requests.Consumer(ctx, spec.Durable)
-	if err == nil {
-		var info *jetstream.ConsumerInfo
-		if info, err = c.Info(ctx); err == nil {
-			return int(info.NumPending), nil
-		}
-	}
-	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return 0, fmt.Errorf("consumer %s: %w", spec.Durable, err)
-	}
-	info, err := n.requests.Info(ctx, jetstream.WithSubjectFilter(events.RequestSubjectLane(l)))
-	if err != nil {
-		return 0, fmt.Errorf("count requests in lane %s: %w", l, err)
-	}
-	total := 0
-	for _, msgs := range info.State.Subjects {
-		total += int(msgs)
-	}
-	return total, nil
+	return broker.WaitingInLane(ctx, n.requests, l)
 }
 
 // heartbeats returns the heartbeat of every live fetcher.

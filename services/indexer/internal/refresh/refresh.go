@@ -199,13 +199,5 @@ func (s *Scheduler) waiting(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("request stream: %w", err)
 	}
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(events.RequestSubjectLane(events.LaneRefresh)))
-	if err != nil {
-		return 0, fmt.Errorf("request stream: %w", err)
-	}
-	n := 0
-	for _, c := range info.State.Subjects {
-		n += int(c)
-	}
-	return n, nil
+	return broker.StoredInLane(ctx, st, events.LaneRefresh)
 }

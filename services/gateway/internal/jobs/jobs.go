@@ -12,9 +12,11 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
@@ -64,6 +66,11 @@ type Manager struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	known    KnownFunc
+
+	hbRead singleflight.Group
+	hbMu   sync.Mutex
+	hb     []events.FetcherHeartbeat
+	hbAt   time.Time
 }
 
 // SetKnown makes every request carry what the database holds of its book.
@@ -119,7 +126,7 @@ func (m *Manager) Request(ctx context.Context, r Request) (Status, error) {
 			return RecentlySynced, nil
 		}
 	}
-	hb, err := m.heartbeats(ctx)
+	hb, err := m.recentHeartbeats(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -244,6 +251,39 @@ func (m *Manager) Fetchers(ctx context.Context) ([]events.FetcherHeartbeat, erro
 }
 
 // heartbeats returns the heartbeat of every live fetcher.
+// heartbeatsFresh is how long one read of the fetchers' heartbeats serves later calls.
+// Every read is a watch, which costs the server an ephemeral consumer; a listing that
+// queues twenty books would otherwise make twenty of them. Heartbeats themselves are
+// rewritten when a job starts or ends, a few times a second at most.
+const heartbeatsFresh = 500 * time.Millisecond
+
+// recentHeartbeats returns the heartbeat of every live fetcher, read at most every
+// heartbeatsFresh; concurrent callers share one read. Requests use it to answer
+// already_syncing; the stats read afresh.
+func (m *Manager) recentHeartbeats(ctx context.Context) ([]events.FetcherHeartbeat, error) {
+	m.hbMu.Lock()
+	if m.hbAt.After(m.now().Add(-heartbeatsFresh)) {
+		hb := m.hb
+		m.hbMu.Unlock()
+		return hb, nil
+	}
+	m.hbMu.Unlock()
+	v, err, _ := m.hbRead.Do("", func() (any, error) {
+		hb, err := m.heartbeats(ctx)
+		if err == nil {
+			m.hbMu.Lock()
+			m.hb, m.hbAt = hb, m.now()
+			m.hbMu.Unlock()
+		}
+		return hb, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]events.FetcherHeartbeat), nil
+}
+
+// heartbeats reads the heartbeat of every live fetcher.
 func (m *Manager) heartbeats(ctx context.Context) ([]events.FetcherHeartbeat, error) {
 	w, err := m.fetchers.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {

@@ -116,6 +116,7 @@ func (s *Store) Apply(ctx context.Context, evs []events.Payload) (Result, error)
 		res = Result{Changed: make([]int64, len(evs))}
 		var touched []int64
 		seen := make(map[int64]bool)
+		pages := make(map[int64]*pagesSeen) // per book, settled once after the loop
 		for i, ev := range evs {
 			n, book, err := apply(ctx, tx, ev)
 			if err != nil {
@@ -129,6 +130,35 @@ func (s *Store) Apply(ctx context.Context, evs []events.Payload) (Result, error)
 				seen[book] = true
 				touched = append(touched, book)
 			}
+			if e, ok := ev.(*events.TOCPageFetched); ok {
+				ps := pages[book]
+				if ps == nil {
+					ps = &pagesSeen{}
+					pages[book] = ps
+				}
+				ps.last = i
+				if ps.event == nil || !e.FetchedAt.Before(ps.event.FetchedAt) {
+					ps.event = e
+				}
+			}
+		}
+		// What the pages say about the whole book (the page count the site reported, the
+		// position of the newest chapter) needs settling once per book and batch, not
+		// once per page: a sync's pages arrive together.
+		for _, book := range touched {
+			ps := pages[book]
+			if ps == nil {
+				continue
+			}
+			n, err := putTOCPagesSeen(ctx, tx, book, ps.event)
+			if err != nil {
+				return err
+			}
+			m, err := refreshLastChapter(ctx, tx, book)
+			if err != nil {
+				return err
+			}
+			res.Changed[ps.last] += n + m
 		}
 		var err error
 		res.Books, err = bookStates(ctx, tx, touched)
@@ -306,7 +336,15 @@ WHERE b.id = n.id AND b.last_chapter_num IS DISTINCT FROM n.num`, id)
 	return tag.RowsAffected(), nil
 }
 
-// putTOCPage upserts one page of refs in one statement. A ref whose chapter id changed
+// pagesSeen is what a batch's table-of-contents pages of one book leave to settle: the
+// newest page (for the page count it reported) and the last event's index.
+type pagesSeen struct {
+	event *events.TOCPageFetched
+	last  int
+}
+
+// putTOCPage upserts one page of refs in one statement (Apply settles the page count and
+// the newest chapter's position once per book and batch). A ref whose chapter id changed
 // loses its stored text; a ref already listed by a newer page is left alone.
 func putTOCPage(ctx context.Context, tx pgx.Tx, id int64, e *events.TOCPageFetched) (int64, error) {
 	// One statement cannot update a row twice: keep the last ref of a repeated number.
@@ -347,13 +385,8 @@ func putTOCPage(ctx context.Context, tx pgx.Tx, id int64, e *events.TOCPageFetch
 	if err := int32s(e.Page, e.TotalPages); err != nil {
 		return 0, fmt.Errorf("toc page: %w", err)
 	}
-	seen, err := putTOCPagesSeen(ctx, tx, id, e)
-	if err != nil {
-		return 0, err
-	}
 	if len(nums) == 0 {
-		m, err := refreshLastChapter(ctx, tx, id)
-		return seen + m, err
+		return 0, nil
 	}
 	tag, err := tx.Exec(ctx, `
 INSERT INTO chapters AS c (book_id, num, chapter_id, title, url, title_num, listed_at, toc_page)
@@ -381,9 +414,7 @@ WHERE (c.listed_at IS NULL OR c.listed_at <= EXCLUDED.listed_at)
 	if err != nil {
 		return 0, fmt.Errorf("upsert toc page %d of book %d: %w", e.Page, id, err)
 	}
-	n := tag.RowsAffected() + seen
-	m, err := refreshLastChapter(ctx, tx, id)
-	return n + m, err
+	return tag.RowsAffected(), nil
 }
 
 // putTOCPagesSeen records the page count a table-of-contents page reported, unless a

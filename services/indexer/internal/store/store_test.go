@@ -694,3 +694,22 @@ func TestReadsCountOncePerBatch(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkIndexBatch applies what one sync of a 400-chapter book publishes, as the
+// consumer does: its metadata, twenty table-of-contents pages of twenty refs and the
+// completion, in one batch.
+func BenchmarkIndexBatch(b *testing.B) {
+	s, _ := newStore(b)
+	for i := 0; b.Loop(); i++ {
+		id := strconv.Itoa(i + 1)
+		evs := []events.Payload{bookEvent(id, "書", t0)}
+		for p := 1; p <= 20; p++ {
+			evs = append(evs, tocEvent(id, p, 20, refs((p-1)*20+1, p*20, 100000), t0))
+		}
+		evs = append(evs, completed("j"+id, id, 400, 20, t0.Add(time.Minute)))
+		if _, err := s.Apply(context.Background(), evs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*400)/b.Elapsed().Seconds(), "refs/s")
+}

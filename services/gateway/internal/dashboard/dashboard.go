@@ -238,8 +238,10 @@ func (d *Dashboard) add(a Activity) Activity {
 	d.seq++
 	a.Seq = d.seq
 	d.recent = append(d.recent, a)
-	if over := len(d.recent) - d.cfg.Recent; over > 0 {
-		d.recent = append(d.recent[:0:0], d.recent[over:]...)
+	// Keep the newest Recent; copy them down only when the slice has doubled, so that
+	// each event costs a constant amount, not a copy of the whole list.
+	if len(d.recent) >= 2*d.cfg.Recent {
+		d.recent = append(d.recent[:0], d.recent[len(d.recent)-d.cfg.Recent:]...)
 	}
 	d.counts.add(a.Kind, a.At, d.now())
 	return a
@@ -346,7 +348,7 @@ func (d *Dashboard) subscribe() (*client, [][]byte) {
 	}
 	c := &client{frames: make(chan []byte, 256)}
 	d.clients[c] = struct{}{}
-	first := [][]byte{frame("recent", d.seq, d.recent)}
+	first := [][]byte{frame("recent", d.seq, d.newest())}
 	if d.snapshot != nil {
 		first = append(first, d.snapshot)
 	}
@@ -408,3 +410,11 @@ func (d *Dashboard) authorize(c *fiber.Ctx) error {
 
 // errStopped is answered when the dashboard no longer runs (the gateway is stopping).
 var errStopped = errors.New("dashboard stopped")
+
+// newest returns the newest Recent activities, oldest first.
+func (d *Dashboard) newest() []Activity {
+	if over := len(d.recent) - d.cfg.Recent; over > 0 {
+		return d.recent[over:]
+	}
+	return d.recent
+}

@@ -126,7 +126,14 @@ func (m *Manager) Request(ctx context.Context, r Request) (Status, error) {
 			return RecentlySynced, nil
 		}
 	}
-	hb, err := m.recentHeartbeats(ctx)
+	// A listing queues twenty prefetch requests at once: they share one read of the
+	// heartbeats (a book that started syncing moments ago is skipped by the fetcher as
+	// recently synced anyway). Every other request reads them afresh.
+	read := m.heartbeats
+	if r.Lane == events.LanePrefetch {
+		read = m.recentHeartbeats
+	}
+	hb, err := read(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -251,15 +258,13 @@ func (m *Manager) Fetchers(ctx context.Context) ([]events.FetcherHeartbeat, erro
 }
 
 // heartbeats returns the heartbeat of every live fetcher.
-// heartbeatsFresh is how long one read of the fetchers' heartbeats serves later calls.
-// Every read is a watch, which costs the server an ephemeral consumer; a listing that
-// queues twenty books would otherwise make twenty of them. Heartbeats themselves are
-// rewritten when a job starts or ends, a few times a second at most.
+// heartbeatsFresh is how long one read of the fetchers' heartbeats serves later prefetch
+// requests. Every read is a watch, which costs the server an ephemeral consumer; a
+// listing that queues twenty books would otherwise make twenty of them.
 const heartbeatsFresh = 500 * time.Millisecond
 
 // recentHeartbeats returns the heartbeat of every live fetcher, read at most every
-// heartbeatsFresh; concurrent callers share one read. Requests use it to answer
-// already_syncing; the stats read afresh.
+// heartbeatsFresh; concurrent callers share one read.
 func (m *Manager) recentHeartbeats(ctx context.Context) ([]events.FetcherHeartbeat, error) {
 	m.hbMu.Lock()
 	if m.hbAt.After(m.now().Add(-heartbeatsFresh)) {

@@ -239,3 +239,32 @@ func StoredInLane(ctx context.Context, requests jetstream.Stream, l events.Lane)
 	}
 	return n, nil
 }
+
+// Heartbeats reads the heartbeat of every live fetcher from the fetchers bucket. A
+// heartbeat that does not decode is skipped and reported to skip (when not nil).
+func Heartbeats(ctx context.Context, fetchers jetstream.KeyValue, skip func(key string, err error)) ([]events.FetcherHeartbeat, error) {
+	w, err := fetchers.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", events.BucketFetchers, err)
+	}
+	defer func() { _ = w.Stop() }()
+	var out []events.FetcherHeartbeat
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("read %s: %w", events.BucketFetchers, ctx.Err())
+		case e, ok := <-w.Updates():
+			if !ok || e == nil { // closed, or every current value delivered
+				return out, nil
+			}
+			var h events.FetcherHeartbeat
+			if err := events.Decode(e.Value(), &h); err != nil {
+				if skip != nil {
+					skip(e.Key(), err)
+				}
+				continue
+			}
+			out = append(out, h)
+		}
+	}
+}

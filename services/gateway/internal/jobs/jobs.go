@@ -290,31 +290,9 @@ func (m *Manager) recentHeartbeats(ctx context.Context) ([]events.FetcherHeartbe
 
 // heartbeats reads the heartbeat of every live fetcher.
 func (m *Manager) heartbeats(ctx context.Context) ([]events.FetcherHeartbeat, error) {
-	w, err := m.fetchers.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", events.BucketFetchers, err)
-	}
-	defer func() { _ = w.Stop() }()
-	var out []events.FetcherHeartbeat
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("read %s: %w", events.BucketFetchers, ctx.Err())
-		case e, ok := <-w.Updates():
-			if !ok {
-				return out, nil
-			}
-			if e == nil { // every current value has been delivered
-				return out, nil
-			}
-			var h events.FetcherHeartbeat
-			if err := events.Decode(e.Value(), &h); err != nil {
-				m.logger.Warn("unreadable fetcher heartbeat", "key", e.Key(), "err", err)
-				continue
-			}
-			out = append(out, h)
-		}
-	}
+	return broker.Heartbeats(ctx, m.fetchers, func(key string, err error) {
+		m.logger.Warn("unreadable fetcher heartbeat", "key", key, "err", err)
+	})
 }
 
 // Stats is the state of the queue and the fetchers.

@@ -359,26 +359,7 @@ func (n *Notifier) waiting(ctx context.Context, l events.Lane) (int, error) {
 
 // heartbeats returns the heartbeat of every live fetcher.
 func (n *Notifier) heartbeats(ctx context.Context) ([]events.FetcherHeartbeat, error) {
-	w, err := n.fetchers.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", events.BucketFetchers, err)
-	}
-	defer func() { _ = w.Stop() }()
-	var out []events.FetcherHeartbeat
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("read %s: %w", events.BucketFetchers, ctx.Err())
-		case e, ok := <-w.Updates():
-			if !ok || e == nil { // closed, or every current value delivered
-				return out, nil
-			}
-			var h events.FetcherHeartbeat
-			if err := events.Decode(e.Value(), &h); err == nil {
-				out = append(out, h)
-			}
-		}
-	}
+	return broker.Heartbeats(ctx, n.fetchers, nil)
 }
 
 // recent is a bounded set of the last keys added.

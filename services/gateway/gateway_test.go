@@ -142,19 +142,7 @@ func freeAddr(t *testing.T) string {
 // TestRun starts the gateway on a real listener against real NATS and Postgres, checks it
 // serves, then stops it through its context.
 func TestRun(t *testing.T) {
-	ns := natstest.Start(t)
-	_, dsn := testdb.Pool(t)
-	addr := freeAddr(t)
-	cfg, err := ConfigFromEnv(config.Map(map[string]string{
-		"HTTP_ADDR": addr, "DATABASE_URL": dsn, "NATS_URL": ns.URL, "XSW_ADMIN_TOKEN": "tok", "SHUTDOWN_TIMEOUT": "3",
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	errc := make(chan error, 1)
-	go func() { errc <- Run(ctx, cfg, logging.Discard()) }()
+	addr, errc, cancel := startRun(t)
 
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	get := func(path string) (int, []byte, error) {
@@ -205,4 +193,25 @@ func TestRun(t *testing.T) {
 	if _, _, err := get("/healthz"); err == nil {
 		t.Error("gateway still serves after Run returned")
 	}
+}
+
+// startRun runs the gateway against a fresh embedded NATS and database schema on a free
+// port (admin token "tok"), and returns its address, where Run's result arrives, and
+// the function that stops it (also called when the test ends).
+func startRun(t *testing.T) (addr string, errc <-chan error, cancel context.CancelFunc) {
+	t.Helper()
+	ns := natstest.Start(t)
+	_, dsn := testdb.Pool(t)
+	addr = freeAddr(t)
+	cfg, err := ConfigFromEnv(config.Map(map[string]string{
+		"HTTP_ADDR": addr, "DATABASE_URL": dsn, "NATS_URL": ns.URL, "XSW_ADMIN_TOKEN": "tok", "SHUTDOWN_TIMEOUT": "3",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ch := make(chan error, 1)
+	go func() { ch <- Run(ctx, cfg, logging.Discard()) }()
+	return addr, ch, cancel
 }

@@ -2,36 +2,18 @@ package gateway
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/xswtw/xsw/platform/config"
-	"github.com/xswtw/xsw/platform/logging"
-	"github.com/xswtw/xsw/platform/natstest"
-	"github.com/xswtw/xsw/services/gateway/internal/testdb"
 )
 
 // TestRunServesMetricsAndDashboard checks what operators get from a running gateway:
 // /metrics by route pattern, the dashboard page and its authenticated event stream, and
 // a prompt shutdown while a stream is open.
 func TestRunServesMetricsAndDashboard(t *testing.T) {
-	ns := natstest.Start(t)
-	_, dsn := testdb.Pool(t)
-	addr := freeAddr(t)
-	cfg, err := ConfigFromEnv(config.Map(map[string]string{
-		"HTTP_ADDR": addr, "DATABASE_URL": dsn, "NATS_URL": ns.URL, "XSW_ADMIN_TOKEN": "tok", "SHUTDOWN_TIMEOUT": "3",
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	errc := make(chan error, 1)
-	go func() { errc <- Run(ctx, cfg, logging.Discard()) }()
+	addr, errc, cancel := startRun(t)
 
 	base := "http://" + addr
 	get := func(path, token string) (*http.Response, error) {
@@ -112,7 +94,7 @@ func TestRunServesMetricsAndDashboard(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return with a stream open")
 	}
-	if took := time.Since(began); took > cfg.ShutdownTimeout {
+	if took := time.Since(began); took > 3*time.Second { // SHUTDOWN_TIMEOUT of startRun
 		t.Errorf("shutdown took %v with a stream open, over SHUTDOWN_TIMEOUT", took)
 	}
 }

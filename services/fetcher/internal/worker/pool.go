@@ -257,7 +257,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	log.Info("sync started")
 
 	stopBeat := p.keepAlive(msg)
-	res, err := p.syncer.Sync(ctx, j, func() {})
+	res, err := p.syncer.Sync(ctx, j)
 	stopBeat()
 
 	switch {

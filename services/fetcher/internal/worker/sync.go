@@ -83,7 +83,7 @@ type checkpoint struct {
 // newest chapter, ends the job there: one request), then only the table-of-contents pages
 // from the last known one onwards. Chapter numbers continue from the known pages, so they
 // stay stable.
-func (s *Syncer) Sync(ctx context.Context, j *job, progress func()) (result, error) {
+func (s *Syncer) Sync(ctx context.Context, j *job) (result, error) {
 	id := j.Request.BookID
 	cp, incremental := s.resumable(ctx, j)
 	var validators source.Validators
@@ -105,7 +105,6 @@ func (s *Syncer) Sync(ctx context.Context, j *job, progress func()) (result, err
 	if _, err := broker.Publish(ctx, s.JS, events.SubjectFetchedBook(id), meta.MsgID(), &meta); err != nil {
 		return result{}, err
 	}
-	progress()
 
 	if incremental && book.LastChapterID != "" && book.LastChapterID == cp.LastChapterID {
 		cp.Home, cp.At = home.Validators, time.Now().UTC()
@@ -114,7 +113,7 @@ func (s *Syncer) Sync(ctx context.Context, j *job, progress func()) (result, err
 	}
 	var w walk
 	if incremental {
-		w, err = s.walk(ctx, j, book.LastChapterID, cp.TOCPages, (cp.TOCPages-1)*cp.PerPage+1, progress)
+		w, err = s.walk(ctx, j, book.LastChapterID, cp.TOCPages, (cp.TOCPages-1)*cp.PerPage+1)
 		if err == nil && !w.sawNewest {
 			// The known pages do not lead to the newest chapter (the book was reordered or
 			// shrank): walk it all.
@@ -123,7 +122,7 @@ func (s *Syncer) Sync(ctx context.Context, j *job, progress func()) (result, err
 		}
 	}
 	if !incremental {
-		w, err = s.walk(ctx, j, book.LastChapterID, 1, 1, progress)
+		w, err = s.walk(ctx, j, book.LastChapterID, 1, 1)
 	}
 	if err != nil {
 		return result{}, err
@@ -149,7 +148,7 @@ type walk struct {
 
 // walk fetches table-of-contents pages from page start, numbering from firstNumber,
 // until the last page, publishing each.
-func (s *Syncer) walk(ctx context.Context, j *job, newestID string, start, firstNumber int, progress func()) (walk, error) {
+func (s *Syncer) walk(ctx context.Context, j *job, newestID string, start, firstNumber int) (walk, error) {
 	id := j.Request.BookID
 	w := walk{chapters: firstNumber - 1}
 	total := start
@@ -189,7 +188,6 @@ func (s *Syncer) walk(ctx context.Context, j *job, newestID string, start, first
 		}
 		w.chapters += len(toc.Chapters)
 		w.pages = page
-		progress()
 	}
 	return w, nil
 }

@@ -110,124 +110,55 @@ type Result struct {
 // *events.JobEvent, *events.BookPurgeRequested); started and retrying job events write
 // nothing. When Postgres refuses the data of one event the error is a *RejectedError
 // naming it.
+//
+// The statements are pipelined and a book's table-of-contents pages are written
+// together (see writer), with the rows and counts that writing each event's statements
+// in turn would leave.
 func (s *Store) Apply(ctx context.Context, evs []events.Payload) (Result, error) {
+	res, err := s.apply(ctx, evs, true)
+	if _, ok := errors.AsType[*RejectedError](err); ok {
+		// Pages written together fail together: write each page on its own to name the
+		// event Postgres refuses.
+		return s.apply(ctx, evs, false)
+	}
+	return res, err
+}
+
+// apply is Apply, merging each book's pages into one statement when merge is set.
+func (s *Store) apply(ctx context.Context, evs []events.Payload, merge bool) (Result, error) {
 	var res Result
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		res = Result{Changed: make([]int64, len(evs))}
+		w := newWriter(tx, len(evs), merge)
 		var touched []int64
 		seen := make(map[int64]bool)
-		pages := make(map[int64]*pagesSeen) // per book, settled once after the loop
 		for i, ev := range evs {
-			n, book, err := apply(ctx, tx, ev)
+			book, err := w.apply(ctx, i, ev)
 			if err != nil {
-				if rejected(err) {
-					return &RejectedError{Index: i, Err: err}
-				}
-				return fmt.Errorf("apply event %d (%T): %w", i, ev, err)
+				return w.fail(ctx, i, err)
 			}
-			res.Changed[i] = n
 			if book != 0 && !seen[book] {
 				seen[book] = true
 				touched = append(touched, book)
 			}
-			if e, ok := ev.(*events.TOCPageFetched); ok {
-				ps := pages[book]
-				if ps == nil {
-					ps = &pagesSeen{}
-					pages[book] = ps
-				}
-				ps.last = i
-				if ps.event == nil || !e.FetchedAt.Before(ps.event.FetchedAt) {
-					ps.event = e
-				}
-			}
-		}
-		// What the pages say about the whole book (the page count the site reported, the
-		// position of the newest chapter) needs settling once per book and batch, not
-		// once per page: a sync's pages arrive together.
-		for _, book := range touched {
-			ps := pages[book]
-			if ps == nil {
-				continue
-			}
-			n, err := putTOCPagesSeen(ctx, tx, book, ps.event)
-			if err != nil {
-				return err
-			}
-			m, err := refreshLastChapter(ctx, tx, book)
-			if err != nil {
-				return err
-			}
-			res.Changed[ps.last] += n + m
 		}
 		var err error
-		res.Books, err = bookStates(ctx, tx, touched)
+		res.Books, err = w.settle(ctx, touched)
+		res.Changed = w.changed
 		return err
 	})
+	if ee, ok := errors.AsType[*eventError](err); ok {
+		switch {
+		case ee.event < 0:
+			return Result{}, ee.err
+		case rejected(ee.err):
+			return Result{}, &RejectedError{Index: ee.event, Err: ee.err}
+		}
+		return Result{}, fmt.Errorf("apply event %d (%T): %w", ee.event, evs[ee.event], ee.err)
+	}
 	if err != nil {
 		return Result{}, err
 	}
 	return res, nil
-}
-
-// apply writes one event and returns the rows it changed and the book it touched (0 when
-// it touched none of the book tables).
-func apply(ctx context.Context, tx pgx.Tx, ev events.Payload) (int64, int64, error) {
-	switch e := ev.(type) {
-	case *events.BookFetched:
-		id, err := bookID(e.BookID)
-		if err != nil {
-			return 0, 0, err
-		}
-		n, err := putBook(ctx, tx, id, e)
-		return n, id, err
-	case *events.TOCPageFetched:
-		id, err := bookID(e.BookID)
-		if err != nil {
-			return 0, 0, err
-		}
-		n, err := putTOCPage(ctx, tx, id, e)
-		return n, id, err
-	case *events.ChapterFetched:
-		id, err := bookID(e.BookID)
-		if err != nil {
-			return 0, 0, err
-		}
-		n, err := putChapter(ctx, tx, id, e)
-		return n, id, err
-	case *events.CategoriesFetched:
-		n, err := putCategories(ctx, tx, e)
-		return n, 0, err
-	case *events.BookPurgeRequested:
-		id, err := bookID(e.BookID)
-		if err != nil {
-			return 0, 0, err
-		}
-		n, err := purgeTexts(ctx, tx, id, e)
-		return n, id, err
-	case *events.BooksRead:
-		n, err := addReads(ctx, tx, e)
-		return n, 0, err
-	case *events.JobEvent:
-		id, err := bookID(e.BookID)
-		if err != nil {
-			return 0, 0, err
-		}
-		switch e.Kind {
-		case events.JobCompleted:
-			n, err := completeSync(ctx, tx, id, e)
-			if err != nil {
-				return 0, 0, err
-			}
-			h, err := recordJob(ctx, tx, id, e)
-			return n + h, id, err
-		case events.JobFailed, events.JobSkipped:
-			n, err := recordJob(ctx, tx, id, e)
-			return n, 0, err
-		}
-		return 0, 0, nil // started, retrying: history keeps finished jobs only
-	}
-	return 0, 0, fmt.Errorf("unsupported payload %T", ev)
 }
 
 func bookID(s string) (int64, error) {
@@ -266,9 +197,9 @@ func nullTime(t time.Time) *time.Time {
 
 // putBook upserts a book's metadata. An event older than the stored one changes nothing;
 // changed_at moves only when a metadata field differs.
-func putBook(ctx context.Context, tx pgx.Tx, id int64, e *events.BookFetched) (int64, error) {
+func (w *writer) putBook(ctx context.Context, i int, id int64, e *events.BookFetched) error {
 	m := e.Book
-	tag, err := tx.Exec(ctx, `
+	n, err := w.send(ctx, i, fmt.Sprintf("upsert book %d", id), `
 INSERT INTO books AS b (id, name, author, genre, status, finished, update_text,
     source_updated_at, description, cover_url, last_chapter_title, last_chapter_url,
     last_chapter_id, source_url, checked_at, changed_at)
@@ -303,22 +234,17 @@ WHERE b.checked_at IS NULL OR b.checked_at < EXCLUDED.checked_at`,
 		id, m.Name, m.Author, m.Genre, m.Status, m.Finished, m.UpdateText, m.UpdatedAt,
 		m.Description, m.CoverURL, m.LastChapterTitle, m.LastChapterURL,
 		nullID(m.LastChapterID), m.SourceURL, e.FetchedAt)
-	if err != nil {
-		return 0, fmt.Errorf("upsert book %d: %w", id, err)
+	if err == nil && n > 0 {
+		w.refreshLastChapter(i, id)
 	}
-	n := tag.RowsAffected()
-	if n == 0 {
-		return 0, nil
-	}
-	m2, err := refreshLastChapter(ctx, tx, id)
-	return n + m2, err
+	return err
 }
 
 // refreshLastChapter sets books.last_chapter_num to the position of the chapter whose id
 // is books.last_chapter_id when that ref is stored, else to the chapter total of the last
 // completed sync, else leaves it.
-func refreshLastChapter(ctx context.Context, tx pgx.Tx, id int64) (int64, error) {
-	tag, err := tx.Exec(ctx, `
+func (w *writer) refreshLastChapter(i int, id int64) {
+	w.exec(i, fmt.Sprintf("last chapter of book %d", id), `
 WITH n AS (
     SELECT b.id, COALESCE(
         (SELECT c.num FROM chapters c
@@ -330,131 +256,38 @@ WITH n AS (
 UPDATE books b SET last_chapter_num = n.num, updated_at = now()
 FROM n
 WHERE b.id = n.id AND b.last_chapter_num IS DISTINCT FROM n.num`, id)
-	if err != nil {
-		return 0, fmt.Errorf("last chapter of book %d: %w", id, err)
-	}
-	return tag.RowsAffected(), nil
-}
-
-// pagesSeen is what a batch's table-of-contents pages of one book leave to settle: the
-// newest page (for the page count it reported) and the last event's index.
-type pagesSeen struct {
-	event *events.TOCPageFetched
-	last  int
-}
-
-// putTOCPage upserts one page of refs in one statement (Apply settles the page count and
-// the newest chapter's position once per book and batch). A ref whose chapter id changed
-// loses its stored text; a ref already listed by a newer page is left alone.
-func putTOCPage(ctx context.Context, tx pgx.Tx, id int64, e *events.TOCPageFetched) (int64, error) {
-	// One statement cannot update a row twice: keep the last ref of a repeated number.
-	last := make(map[int]int, len(e.Chapters))
-	for i, c := range e.Chapters {
-		last[c.Number] = i
-	}
-	nums := make([]int32, 0, len(last))
-	ids := make([]int64, 0, len(last))
-	titles := make([]string, 0, len(last))
-	urls := make([]string, 0, len(last))
-	titleNums := make([]*int32, 0, len(last))
-	for i, c := range e.Chapters {
-		if last[c.Number] != i {
-			continue
-		}
-		if err := int32s(c.Number); err != nil {
-			return 0, fmt.Errorf("chapter number: %w", err)
-		}
-		cid, err := strconv.ParseInt(c.ChapterID, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("chapter id %q: %w", c.ChapterID, errOutOfRange)
-		}
-		var tn *int32
-		if c.TitleNumber != nil {
-			if err := int32s(*c.TitleNumber); err != nil {
-				return 0, fmt.Errorf("title number: %w", err)
-			}
-			v := int32(*c.TitleNumber)
-			tn = &v
-		}
-		nums = append(nums, int32(c.Number))
-		ids = append(ids, cid)
-		titles = append(titles, c.Title)
-		urls = append(urls, c.URL)
-		titleNums = append(titleNums, tn)
-	}
-	if err := int32s(e.Page, e.TotalPages); err != nil {
-		return 0, fmt.Errorf("toc page: %w", err)
-	}
-	if len(nums) == 0 {
-		return 0, nil
-	}
-	tag, err := tx.Exec(ctx, `
-INSERT INTO chapters AS c (book_id, num, chapter_id, title, url, title_num, listed_at, toc_page)
-SELECT $1, r.num, r.chapter_id, r.title, r.url, r.title_num, $7, $8
-FROM unnest($2::int[], $3::bigint[], $4::text[], $5::text[], $6::int[])
-    AS r(num, chapter_id, title, url, title_num)
-ON CONFLICT (book_id, num) DO UPDATE SET
-    chapter_id = EXCLUDED.chapter_id,
-    title = EXCLUDED.title,
-    url = EXCLUDED.url,
-    title_num = EXCLUDED.title_num,
-    listed_at = EXCLUDED.listed_at,
-    toc_page = EXCLUDED.toc_page,
-    text = CASE WHEN c.chapter_id = EXCLUDED.chapter_id THEN c.text END,
-    fetched_at = CASE WHEN c.chapter_id = EXCLUDED.chapter_id THEN c.fetched_at END,
-    updated_at = CASE
-        WHEN (c.chapter_id, c.title, c.url, c.title_num)
-          IS DISTINCT FROM (EXCLUDED.chapter_id, EXCLUDED.title, EXCLUDED.url, EXCLUDED.title_num)
-        THEN now() ELSE c.updated_at END
-WHERE (c.listed_at IS NULL OR c.listed_at <= EXCLUDED.listed_at)
-  AND (c.chapter_id, c.title, c.url, c.title_num, c.listed_at, c.toc_page)
-      IS DISTINCT FROM
-      (EXCLUDED.chapter_id, EXCLUDED.title, EXCLUDED.url, EXCLUDED.title_num, EXCLUDED.listed_at, EXCLUDED.toc_page)`,
-		id, nums, ids, titles, urls, titleNums, e.FetchedAt, int32(e.Page))
-	if err != nil {
-		return 0, fmt.Errorf("upsert toc page %d of book %d: %w", e.Page, id, err)
-	}
-	return tag.RowsAffected(), nil
 }
 
 // putTOCPagesSeen records the page count a table-of-contents page reported, unless a
 // newer page already did. A book without a row yet gets none: its metadata, published
 // first by every sync, creates it.
-func putTOCPagesSeen(ctx context.Context, tx pgx.Tx, id int64, e *events.TOCPageFetched) (int64, error) {
-	tag, err := tx.Exec(ctx, `
+func (w *writer) putTOCPagesSeen(i int, id int64, e *events.TOCPageFetched) {
+	w.exec(i, fmt.Sprintf("toc pages of book %d", id), `
 UPDATE books SET toc_pages_seen = $2, toc_seen_at = $3
 WHERE id = $1 AND (toc_seen_at IS NULL OR toc_seen_at <= $3)
   AND (toc_pages_seen, toc_seen_at) IS DISTINCT FROM ($2, $3)`, id, int32(e.TotalPages), e.FetchedAt)
-	if err != nil {
-		return 0, fmt.Errorf("toc pages of book %d: %w", id, err)
-	}
-	return tag.RowsAffected(), nil
 }
 
 // purgeTexts forgets the chapter texts of a book fetched up to the request's time, so
 // that they are fetched again when next read.
-func purgeTexts(ctx context.Context, tx pgx.Tx, id int64, e *events.BookPurgeRequested) (int64, error) {
-	tag, err := tx.Exec(ctx, `
+func (w *writer) purgeTexts(i int, id int64, e *events.BookPurgeRequested) {
+	w.exec(i, fmt.Sprintf("purge chapter texts of book %d", id), `
 UPDATE chapters SET text = NULL, fetched_at = NULL, updated_at = now()
 WHERE book_id = $1 AND text IS NOT NULL AND (fetched_at IS NULL OR fetched_at <= $2)`, id, e.RequestedAt)
-	if err != nil {
-		return 0, fmt.Errorf("purge chapter texts of book %d: %w", id, err)
-	}
-	return tag.RowsAffected(), nil
 }
 
 // putChapter stores a chapter's text on its ref when the chapter id matches, or inserts
 // the ref with its text when the table of contents has not listed it yet. Text for a ref
 // that now names another chapter is dropped: it belongs to a chapter that moved.
-func putChapter(ctx context.Context, tx pgx.Tx, id int64, e *events.ChapterFetched) (int64, error) {
+func (w *writer) putChapter(i int, id int64, e *events.ChapterFetched) error {
 	if err := int32s(e.Number); err != nil {
-		return 0, fmt.Errorf("chapter number: %w", err)
+		return fmt.Errorf("chapter number: %w", err)
 	}
 	cid, err := strconv.ParseInt(e.ChapterID, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("chapter id %q: %w", e.ChapterID, errOutOfRange)
+		return fmt.Errorf("chapter id %q: %w", e.ChapterID, errOutOfRange)
 	}
-	tag, err := tx.Exec(ctx, `
+	w.exec(i, fmt.Sprintf("store chapter %d of book %d", e.Number, id), `
 INSERT INTO chapters AS c (book_id, num, chapter_id, title, url, text, fetched_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (book_id, num) DO UPDATE SET
@@ -465,37 +298,34 @@ ON CONFLICT (book_id, num) DO UPDATE SET
 WHERE c.chapter_id = EXCLUDED.chapter_id
   AND (c.fetched_at IS NULL OR c.fetched_at < EXCLUDED.fetched_at)`,
 		id, int32(e.Number), cid, e.Title, e.URL, e.Text, e.FetchedAt)
-	if err != nil {
-		return 0, fmt.Errorf("store chapter %d of book %d: %w", e.Number, id, err)
-	}
-	return tag.RowsAffected(), nil
+	return nil
 }
 
 // putCategories upserts the site's categories in one statement; an older listing does
 // not overwrite a newer one.
-func putCategories(ctx context.Context, tx pgx.Tx, e *events.CategoriesFetched) (int64, error) {
+func (w *writer) putCategories(i int, e *events.CategoriesFetched) error {
 	last := make(map[int]int, len(e.Categories))
-	for i, c := range e.Categories {
-		last[c.ID] = i
+	for k, c := range e.Categories {
+		last[c.ID] = k
 	}
 	ids := make([]int32, 0, len(last))
 	names := make([]string, 0, len(last))
 	urls := make([]string, 0, len(last))
-	for i, c := range e.Categories {
-		if last[c.ID] != i {
+	for k, c := range e.Categories {
+		if last[c.ID] != k {
 			continue
 		}
 		if err := int32s(c.ID); err != nil {
-			return 0, fmt.Errorf("category id: %w", err)
+			return fmt.Errorf("category id: %w", err)
 		}
 		ids = append(ids, int32(c.ID))
 		names = append(names, c.Name)
 		urls = append(urls, c.URL)
 	}
 	if len(ids) == 0 {
-		return 0, nil
+		return nil
 	}
-	tag, err := tx.Exec(ctx, `
+	w.exec(i, "upsert categories", `
 INSERT INTO categories AS k (id, name, url, updated_at)
 SELECT r.id, r.name, r.url, $4
 FROM unnest($1::int[], $2::text[], $3::text[]) AS r(id, name, url)
@@ -504,25 +334,22 @@ ON CONFLICT (id) DO UPDATE SET
 WHERE k.updated_at <= EXCLUDED.updated_at
   AND (k.name, k.url) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.url)`,
 		ids, names, urls, e.FetchedAt)
-	if err != nil {
-		return 0, fmt.Errorf("upsert categories: %w", err)
-	}
-	return tag.RowsAffected(), nil
+	return nil
 }
 
 // completeSync records a completed sync on the book (creating a nameless row when its
 // metadata never arrived), drops the refs beyond the new end of a book that shrank and
 // refreshes last_chapter_num. A completion older than the stored one changes nothing.
-func completeSync(ctx context.Context, tx pgx.Tx, id int64, e *events.JobEvent) (int64, error) {
+func (w *writer) completeSync(ctx context.Context, i int, id int64, e *events.JobEvent) error {
 	if err := int32s(e.Chapters, e.TOCPages); err != nil {
-		return 0, fmt.Errorf("completed job %s: %w", e.JobID, err)
+		return fmt.Errorf("completed job %s: %w", e.JobID, err)
 	}
 	// A resync that found the book unchanged read no metadata, but it did check the book.
 	var checkedAt *time.Time
 	if e.Unchanged {
 		checkedAt = &e.At
 	}
-	tag, err := tx.Exec(ctx, `
+	n, err := w.send(ctx, i, fmt.Sprintf("complete sync of book %d", id), `
 INSERT INTO books AS b (id, name, chapter_total, toc_pages, sync_job_id, synced_at, checked_at)
 VALUES ($1, '', $2, $3, $4, $5, $6)
 ON CONFLICT (id) DO UPDATE SET
@@ -534,32 +361,24 @@ ON CONFLICT (id) DO UPDATE SET
     updated_at = now()
 WHERE b.synced_at IS NULL OR b.synced_at < EXCLUDED.synced_at`,
 		id, int32(e.Chapters), int32(e.TOCPages), e.JobID, e.At, checkedAt)
-	if err != nil {
-		return 0, fmt.Errorf("complete sync of book %d: %w", id, err)
-	}
-	n := tag.RowsAffected()
-	if n == 0 {
-		return 0, nil
+	if err != nil || n == 0 {
+		return err
 	}
 	// Refs a later sync listed (after this one finished) are not this sync's to drop.
-	tag, err = tx.Exec(ctx, `
+	w.exec(i, fmt.Sprintf("trim chapters of book %d", id), `
 DELETE FROM chapters
 WHERE book_id = $1 AND num > $2 AND (listed_at IS NULL OR listed_at <= $3)`,
 		id, int32(e.Chapters), e.At)
-	if err != nil {
-		return 0, fmt.Errorf("trim chapters of book %d: %w", id, err)
-	}
-	n += tag.RowsAffected()
-	m, err := refreshLastChapter(ctx, tx, id)
-	return n + m, err
+	w.refreshLastChapter(i, id)
+	return nil
 }
 
 // recordJob upserts the history row of a finished job. The same job may fail first and
 // complete later (or an event be redelivered): the one that finished last wins, and a
 // completion wins a tie.
-func recordJob(ctx context.Context, tx pgx.Tx, id int64, e *events.JobEvent) (int64, error) {
+func (w *writer) recordJob(i int, id int64, e *events.JobEvent) error {
 	if err := int32s(e.Priority, e.Attempt, e.Chapters, e.Requests); err != nil {
-		return 0, fmt.Errorf("job %s: %w", e.JobID, err)
+		return fmt.Errorf("job %s: %w", e.JobID, err)
 	}
 	attempts := max(e.Attempt, 1)
 	var duration *int64
@@ -580,7 +399,7 @@ func recordJob(ctx context.Context, tx pgx.Tx, id int64, e *events.JobEvent) (in
 	if msg == "" {
 		msg = e.Reason
 	}
-	tag, err := tx.Exec(ctx, `
+	w.exec(i, "record job "+e.JobID, `
 INSERT INTO job_history AS h (job_id, book_id, lane, priority, status, attempts, fetcher,
     enqueued_at, started_at, finished_at, duration_ms, chapters, requests, error,
     permanent, dead)
@@ -607,18 +426,11 @@ WHERE h.finished_at < EXCLUDED.finished_at
 		e.JobID, id, string(e.Lane), int32(e.Priority), string(e.Kind), int32(attempts),
 		e.Fetcher, nullTime(e.EnqueuedAt), nullTime(e.StartedAt), e.At, duration,
 		chapters, requests, msg, e.Permanent, e.Dead)
-	if err != nil {
-		return 0, fmt.Errorf("record job %s: %w", e.JobID, err)
-	}
-	return tag.RowsAffected(), nil
+	return nil
 }
 
-// bookStates reads the state of the given books.
-func bookStates(ctx context.Context, q pgxQuerier, ids []int64) ([]BookState, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	rows, err := q.Query(ctx, `
+// bookStatesSQL reads the state of the books whose ids are $1, in that order.
+const bookStatesSQL = `
 SELECT ids.id::text,
        COALESCE(c.total, 0),
        b.chapter_total IS NOT NULL AND COALESCE(c.within, 0) >= b.chapter_total,
@@ -630,11 +442,11 @@ LEFT JOIN LATERAL (
            count(*) FILTER (WHERE ch.num <= b.chapter_total) AS within
     FROM chapters ch WHERE ch.book_id = ids.id
 ) c ON true
-ORDER BY ids.ord`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("book states: %w", err)
-	}
-	states, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (BookState, error) {
+ORDER BY ids.ord`
+
+// scanBookStates reads the rows of bookStatesSQL and closes them.
+func scanBookStates(rows pgx.Rows) ([]BookState, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (BookState, error) {
 		var s BookState
 		var complete, hasMeta *bool
 		err := r.Scan(&s.BookID, &s.Chapters, &complete, &hasMeta)
@@ -642,15 +454,6 @@ ORDER BY ids.ord`, ids)
 		s.HasMeta = hasMeta != nil && *hasMeta
 		return s, err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("book states: %w", err)
-	}
-	return states, nil
-}
-
-// pgxQuerier is what reads need from a pool or a transaction.
-type pgxQuerier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
 // BookStates reads the current state of the given books (ids as in events).
@@ -663,7 +466,15 @@ func (s *Store) BookStates(ctx context.Context, bookIDs ...string) ([]BookState,
 		}
 		ids = append(ids, id)
 	}
-	return bookStates(ctx, s.pool, ids)
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, _ := s.pool.Query(ctx, bookStatesSQL, ids)
+	states, err := scanBookStates(rows)
+	if err != nil {
+		return nil, fmt.Errorf("book states: %w", err)
+	}
+	return states, nil
 }
 
 // PruneHistory deletes the job history rows that finished before olderThan and reports
@@ -682,29 +493,24 @@ func (s *Store) PruneHistory(ctx context.Context, olderThan time.Time) (int64, e
 }
 
 // addReads adds a gateway's read counts to the books they name, once per batch.
-func addReads(ctx context.Context, tx pgx.Tx, e *events.BooksRead) (int64, error) {
-	tag, err := tx.Exec(ctx, `INSERT INTO read_batches (batch_id) VALUES ($1) ON CONFLICT DO NOTHING`, e.BatchID)
-	if err != nil {
-		return 0, fmt.Errorf("read batch %s: %w", e.BatchID, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return 0, nil // counted already
+func (w *writer) addReads(ctx context.Context, i int, e *events.BooksRead) error {
+	n, err := w.send(ctx, i, "read batch "+e.BatchID,
+		`INSERT INTO read_batches (batch_id) VALUES ($1) ON CONFLICT DO NOTHING`, e.BatchID)
+	if err != nil || n == 0 {
+		return err // n == 0: counted already
 	}
 	ids := make([]int64, 0, len(e.Reads))
 	counts := make([]int64, 0, len(e.Reads))
 	for id, n := range e.Reads {
 		v, err := bookID(id)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		ids, counts = append(ids, v), append(counts, n)
 	}
-	tag, err = tx.Exec(ctx, `
+	w.exec(i, "add reads of batch "+e.BatchID, `
 UPDATE books AS b SET read_count = b.read_count + r.n, read_at = greatest(b.read_at, $3)
 FROM unnest($1::bigint[], $2::bigint[]) AS r(id, n)
 WHERE b.id = r.id`, ids, counts, e.At)
-	if err != nil {
-		return 0, fmt.Errorf("add reads of batch %s: %w", e.BatchID, err)
-	}
-	return tag.RowsAffected() + 1, nil
+	return nil
 }

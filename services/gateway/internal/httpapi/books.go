@@ -66,7 +66,7 @@ func (s *Server) book(c *fiber.Ctx) error {
 	}
 	s.countRead(id)
 	if v, ok := s.books.Get(id, "book"); ok {
-		return c.JSON(v)
+		return v.(jsonBody).send(c)
 	}
 	ctx := c.UserContext()
 	token := s.books.Token(id)
@@ -87,9 +87,12 @@ func (s *Server) book(c *fiber.Ctx) error {
 	if err != nil {
 		return databaseError(err)
 	}
-	v := newBookJSON(b)
-	s.books.Set(id, "book", v, token)
-	return c.JSON(v)
+	body, err := encodeJSON(c, newBookJSON(b))
+	if err != nil {
+		return err
+	}
+	s.books.Set(id, "book", body, token)
+	return body.send(c)
 }
 
 type chapterRefJSON struct {
@@ -98,19 +101,20 @@ type chapterRefJSON struct {
 	URL    string `json:"url"`
 }
 
-// chapterList is a cached chapter list page with its headers.
+// chapterList is a cached chapter list page: its JSON and its headers.
 type chapterList struct {
-	chapters   []chapterRefJSON
+	body       jsonBody
 	total      int
 	syncStatus string
 }
 
-func newChapterList(p catalog.ChapterPage) chapterList {
-	l := chapterList{chapters: make([]chapterRefJSON, len(p.Chapters)), total: p.Total, syncStatus: p.SyncStatus}
+func newChapterList(c *fiber.Ctx, p catalog.ChapterPage) (chapterList, error) {
+	refs := make([]chapterRefJSON, len(p.Chapters))
 	for i, ch := range p.Chapters {
-		l.chapters[i] = chapterRefJSON{Number: ch.Number, Title: ch.Title, URL: ch.URL}
+		refs[i] = chapterRefJSON{Number: ch.Number, Title: ch.Title, URL: ch.URL}
 	}
-	return l
+	body, err := encodeJSON(c, refs)
+	return chapterList{body: body, total: p.Total, syncStatus: p.SyncStatus}, err
 }
 
 func (l chapterList) write(c *fiber.Ctx) error {
@@ -120,7 +124,7 @@ func (l chapterList) write(c *fiber.Ctx) error {
 	}
 	c.Set("X-Total-Count", strconv.Itoa(l.total))
 	c.Set("X-Sync-Status", status)
-	return c.JSON(l.chapters)
+	return l.body.send(c)
 }
 
 // chapters answers GET /books/{book_id}/chapters: a bare array of chapter references,
@@ -192,7 +196,10 @@ func (s *Server) chapters(c *fiber.Ctx) error {
 			}
 		}
 	}
-	l := newChapterList(p)
+	l, err := newChapterList(c, p)
+	if err != nil {
+		return err
+	}
 	s.books.Set(id, key, l, token)
 	return l.write(c)
 }
@@ -239,7 +246,7 @@ func (s *Server) chapter(c *fiber.Ctx) error {
 	key := "text:" + strconv.Itoa(num)
 	if !nocache {
 		if v, ok := s.books.Get(id, key); ok {
-			return c.JSON(v)
+			return v.(jsonBody).send(c)
 		}
 	}
 	ctx := c.UserContext()
@@ -289,8 +296,12 @@ func (s *Server) chapter(c *fiber.Ctx) error {
 			v.Title = fetched.Title
 		}
 	}
-	s.books.Set(id, key, v, token)
-	return c.JSON(v)
+	body, err := encodeJSON(c, v)
+	if err != nil {
+		return err
+	}
+	s.books.Set(id, key, body, token)
+	return body.send(c)
 }
 
 // chapterOutOfTurn reads the ref of chapter num from the source's table of contents

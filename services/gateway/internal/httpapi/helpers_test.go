@@ -61,7 +61,7 @@ func (b *syncBuffer) String() string {
 // env is a gateway API on a real JetStream server and a fresh Postgres schema, with a
 // test fetcher (a NATS peer answering the request/reply subjects) started on demand.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	ns   *natstest.Server
 	pool *pgxpool.Pool
 	srv  *Server
@@ -78,7 +78,7 @@ func testConfig() Config {
 	}
 }
 
-func newEnv(t *testing.T, tune ...func(*Config)) *env {
+func newEnv(t testing.TB, tune ...func(*Config)) *env {
 	t.Helper()
 	ns := natstest.Start(t)
 	pool, _ := testdb.Pool(t)
@@ -141,7 +141,7 @@ type response struct {
 	body   []byte
 }
 
-func (r response) decode(t *testing.T, v any) {
+func (r response) decode(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("decode %s: %v", r.body, err)
@@ -149,7 +149,7 @@ func (r response) decode(t *testing.T, v any) {
 }
 
 // detail returns the body's "detail" field.
-func (r response) detail(t *testing.T) string {
+func (r response) detail(t testing.TB) string {
 	t.Helper()
 	var d struct {
 		Detail *string `json:"detail"`
@@ -189,7 +189,7 @@ func (e *env) admin(method, path string) response {
 }
 
 // expect checks the status of r.
-func expect(t *testing.T, r response, status int) {
+func expect(t testing.TB, r response, status int) {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("status %d, want %d; body %s", r.status, status, r.body)
@@ -197,7 +197,7 @@ func expect(t *testing.T, r response, status int) {
 }
 
 // expectAccepted checks a 202 with Retry-After.
-func expectAccepted(t *testing.T, r response) {
+func expectAccepted(t testing.TB, r response) {
 	t.Helper()
 	expect(t, r, http.StatusAccepted)
 	if r.header.Get("Retry-After") == "" {
@@ -206,7 +206,7 @@ func expectAccepted(t *testing.T, r response) {
 }
 
 // keys returns the sorted keys of a JSON object.
-func keys(t *testing.T, raw []byte) []string {
+func keys(t testing.TB, raw []byte) []string {
 	t.Helper()
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
@@ -221,7 +221,7 @@ func keys(t *testing.T, raw []byte) []string {
 }
 
 // hasKeys checks that the JSON object raw has every key of want.
-func hasKeys(t *testing.T, what string, raw []byte, want ...string) {
+func hasKeys(t testing.TB, what string, raw []byte, want ...string) {
 	t.Helper()
 	got := keys(t, raw)
 	for _, k := range want {

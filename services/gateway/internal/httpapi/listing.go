@@ -22,7 +22,7 @@ type categoryJSON struct {
 // back to the categories the indexer stored when the fetchers fail.
 func (s *Server) categories(c *fiber.Ctx) error {
 	if v, ok := s.listings.Get("categories", ""); ok {
-		return c.JSON(v)
+		return v.(jsonBody).send(c)
 	}
 	ctx := c.UserContext()
 	token := s.listings.Token("categories")
@@ -55,8 +55,12 @@ func (s *Server) categories(c *fiber.Ctx) error {
 	for i, cat := range reply.Categories {
 		out[i] = categoryJSON{ID: strconv.Itoa(cat.ID), Name: cat.Name, URL: cat.URL}
 	}
-	s.listings.Set("categories", "", out, token)
-	return c.JSON(out)
+	body, err := encodeJSON(c, out)
+	if err != nil {
+		return err
+	}
+	s.listings.Set("categories", "", body, token)
+	return body.send(c)
 }
 
 // listingBookJSON is a listed book as the web client reads it.
@@ -68,6 +72,12 @@ type listingBookJSON struct {
 	Intro       string  `json:"intro"`
 	BookURL     string  `json:"bookurl"`
 	BookID      *string `json:"book_id"`
+}
+
+// listingPage is a cached listing page: its JSON and the ids of the books it lists.
+type listingPage struct {
+	body jsonBody
+	ids  []string
 }
 
 // listing answers GET /categories/{cat_id}/books at once from the fetchers (cached
@@ -103,30 +113,36 @@ func (s *Server) listing(c *fiber.Ctx) error {
 		if reply.Error != nil {
 			return rpcFailure(reply.Error)
 		}
-		books := make([]listingBookJSON, len(reply.Books))
-		for i, b := range reply.Books {
-			books[i] = listingBookJSON{
-				BookName: b.Name, Author: b.Author, LastChapter: b.LastChapterTitle, LastURL: b.LastChapterURL,
-				Intro: b.Intro, BookURL: b.BookURL,
-			}
-			if events.ValidBookID(b.BookID) {
-				books[i].BookID = &b.BookID
-			}
+		p, err := newListingPage(c, reply.Books)
+		if err != nil {
+			return err
 		}
-		s.listings.Set(group, key, books, token)
-		v = books
+		s.listings.Set(group, key, p, token)
+		v = p
 	}
-	books := v.([]listingBookJSON)
+	p := v.(listingPage)
 	if bgSync {
-		var ids []string
-		for _, b := range books {
-			if b.BookID != nil {
-				ids = append(ids, *b.BookID)
-			}
-		}
-		s.prefetch(ids, fmt.Sprintf("category %d page %d", cat, page))
+		s.prefetch(p.ids, fmt.Sprintf("category %d page %d", cat, page))
 	}
-	return c.JSON(books)
+	return p.body.send(c)
+}
+
+func newListingPage(c *fiber.Ctx, listed []events.ListingBook) (listingPage, error) {
+	var p listingPage
+	books := make([]listingBookJSON, len(listed))
+	for i, b := range listed {
+		books[i] = listingBookJSON{
+			BookName: b.Name, Author: b.Author, LastChapter: b.LastChapterTitle, LastURL: b.LastChapterURL,
+			Intro: b.Intro, BookURL: b.BookURL,
+		}
+		if events.ValidBookID(b.BookID) {
+			books[i].BookID = &b.BookID
+			p.ids = append(p.ids, b.BookID)
+		}
+	}
+	var err error
+	p.body, err = encodeJSON(c, books)
+	return p, err
 }
 
 // prefetch queues a prefetch request for each book in a background goroutine that

@@ -50,7 +50,7 @@ func (s *Source) ParseHome(body []byte, pageURL *url.URL) ([]site.Category, erro
 			return
 		}
 		index[id] = len(cats)
-		cats = append(cats, site.Category{ID: id, Name: name, URL: p.origin() + path})
+		cats = append(cats, site.Category{ID: id, Name: name, URL: p.origin + path})
 	})
 	if len(cats) == 0 {
 		return nil, p.errorf("no category links (a[href] to fenlei{id}_1.html)")

@@ -78,7 +78,7 @@ func (p *page) listingBook(box *goquery.Selection) (site.ListingBook, bool) {
 	if ua := update.FindMatcher(selA).First(); ua.Length() > 0 {
 		b.LastChapterTitle = text(ua)
 		if path, ok := p.siteLink(attr(ua, "href")); ok {
-			b.LastChapterURL = p.origin() + path
+			b.LastChapterURL = p.origin + path
 		}
 	} else {
 		b.LastChapterTitle, _ = label(text(update), "最新章節", "最新", "更新")

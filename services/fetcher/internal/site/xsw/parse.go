@@ -31,6 +31,11 @@ type page struct {
 	kind string
 	url  *url.URL // the page's URL, never nil
 	doc  *goquery.Document
+	// origin is scheme://host of url.
+	origin string
+	// dir is the directory of url's path when plain links may be resolved against it
+	// by joining strings (see plainLink), else "".
+	dir string
 }
 
 // parsePage decodes body (see site.Decode) and parses the UTF-8 result as HTML. The
@@ -44,7 +49,7 @@ func (s *Source) parsePage(kind string, body []byte, pageURL *url.URL) (*page, e
 	case !pageURL.IsAbs() || pageURL.Host == "":
 		pageURL = s.home.ResolveReference(pageURL)
 	}
-	p := &page{kind: kind, url: pageURL}
+	p := newPage(kind, pageURL)
 	text, err := site.Decode(body)
 	if err != nil {
 		return nil, p.errorf("decode: %v", err)
@@ -56,6 +61,11 @@ func (s *Source) parsePage(kind string, body []byte, pageURL *url.URL) (*page, e
 	p.doc = goquery.NewDocumentFromNode(root)
 	p.doc.Url = pageURL
 	return p, nil
+}
+
+// newPage returns the page of the given kind at the absolute URL u, not parsed yet.
+func newPage(kind string, u *url.URL) *page {
+	return &page{kind: kind, url: u, origin: u.Scheme + "://" + u.Host, dir: plainDir(u)}
 }
 
 // errorf returns a *site.ParseError for the page.
@@ -97,6 +107,14 @@ func (p *page) siteLink(href string) (string, bool) {
 	if href == "" || strings.HasPrefix(href, "#") {
 		return "", false
 	}
+	if path, ok := p.plainLink(href); ok {
+		return path, true
+	}
+	return p.parsedLink(href)
+}
+
+// parsedLink is siteLink for any href: resolved with url.Parse.
+func (p *page) parsedLink(href string) (string, bool) {
 	ref, err := url.Parse(href)
 	if err != nil {
 		return "", false
@@ -114,9 +132,60 @@ func (p *page) siteLink(href string) (string, bool) {
 	return u.EscapedPath(), true
 }
 
-// origin returns scheme://host of the page.
-func (p *page) origin() string {
-	return p.url.Scheme + "://" + p.url.Host
+// plainLink resolves the links the site writes most, a root-relative path
+// (/1721851/251000002.html) or a relative one (251000001.html), without url.Parse: when
+// href and the page's directory are plain paths (see plainPath), resolving href is
+// joining them, and the result is its own escaped form. ok is false for any other href,
+// or when the page's URL is not a plain http(s) path.
+func (p *page) plainLink(href string) (string, bool) {
+	if p.dir == "" || !plainPath(href) {
+		return "", false
+	}
+	if href[0] == '/' {
+		return href, true
+	}
+	return p.dir + href, true
+}
+
+// plainDir returns the directory of u's path, up to its last slash, when links may be
+// resolved against it as plainLink does: u is an http(s) URL whose escaped path is
+// plain. It returns "" otherwise.
+func plainDir(u *url.URL) string {
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Opaque != "" {
+		return ""
+	}
+	path := u.EscapedPath()
+	if path == "" {
+		return "/" // resolving against an empty path roots the link
+	}
+	if path[0] != '/' || !plainPath(path) {
+		return ""
+	}
+	return path[:strings.LastIndexByte(path, '/')+1]
+}
+
+// plainPath reports whether s is a path that resolving leaves as it is: segments of
+// ASCII letters, digits, '-', '_' and '.' (never "." or ".."), separated by single
+// slashes, with an optional leading and trailing slash. Such a path needs no escaping
+// and has no dot segment to remove.
+func plainPath(s string) bool {
+	if s == "" || s == "/" || strings.HasPrefix(s, "//") {
+		return s == "/"
+	}
+	rest := strings.TrimPrefix(s, "/")
+	rest = strings.TrimSuffix(rest, "/")
+	for seg := range strings.SplitSeq(rest, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+		for i := 0; i < len(seg); i++ {
+			c := seg[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // chapterLink reports whether href is a link to a chapter of book bookID, a path
@@ -130,7 +199,7 @@ func (p *page) chapterLink(href, bookID string) (chapterID, link string, ok bool
 	if !ok || book != bookID {
 		return "", "", false
 	}
-	return chapter, p.origin() + path, true
+	return chapter, p.origin + path, true
 }
 
 // splitChapterPath splits a path ending in /{book}/{chapter}.html, both digits.
@@ -163,7 +232,7 @@ func (p *page) bookLink(href string) (bookID, link string, ok bool) {
 	if !isDigits(id) {
 		return "", "", false
 	}
-	return id, p.origin() + path, true
+	return id, p.origin + path, true
 }
 
 // attr returns the trimmed value of attribute name of the first node of s.
@@ -174,6 +243,12 @@ func attr(s *goquery.Selection, name string) string {
 
 // text returns the text of s with white space normalised (see clean).
 func text(s *goquery.Selection) string {
+	// An element holding a single text node, as most links do: its text without a copy.
+	if len(s.Nodes) == 1 {
+		if c := s.Nodes[0].FirstChild; c != nil && c == s.Nodes[0].LastChild && c.Type == html.TextNode {
+			return clean(c.Data)
+		}
+	}
 	return clean(s.Text())
 }
 

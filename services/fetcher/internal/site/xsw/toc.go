@@ -44,9 +44,12 @@ func (s *Source) ParseTOC(body []byte, pageURL *url.URL, bookID string, page, fi
 		return nil, err
 	}
 	toc := &site.TOCPage{BookID: bookID, Page: page, Chapters: []site.ChapterRef{}}
+	// One walk of the page finds every link; each place of the list is looked for among
+	// them (an a without href is no chapter anyway).
+	anchors := p.doc.FindMatcher(selAnchors)
 	for _, m := range selTOCLists {
 		seen := map[string]bool{}
-		p.doc.FindMatcher(m).Each(func(_ int, a *goquery.Selection) {
+		anchors.FilterMatcher(m).Each(func(_ int, a *goquery.Selection) {
 			id, link, ok := p.chapterLink(attr(a, "href"), bookID)
 			if !ok || seen[id] {
 				return
@@ -70,14 +73,14 @@ func (s *Source) ParseTOC(body []byte, pageURL *url.URL, bookID string, page, fi
 	if len(toc.Chapters) == 0 && p.doc.FindMatcher(selTOCStructure).Length() == 0 {
 		return nil, p.errorf("no table of contents (div.cover, div.liebiao, ul.chapter or div.page)")
 	}
-	toc.TotalPages = p.totalPages()
-	toc.HasNext = p.hasNext(page)
+	toc.TotalPages = p.totalPages(anchors)
+	toc.HasNext = p.hasNext(anchors, page)
 	return toc, nil
 }
 
-// totalPages reads the page count: 第1/71頁 in a div.page, else the 尾頁/末頁 link,
-// else 1.
-func (p *page) totalPages() int {
+// totalPages reads the page count: 第1/71頁 in a div.page, else the 尾頁/末頁 link
+// among the page's anchors, else 1.
+func (p *page) totalPages(anchors *goquery.Selection) int {
 	n := 0
 	p.doc.FindMatcher(selPageBlock).EachWithBreak(func(_ int, block *goquery.Selection) bool {
 		if m := rePageCount.FindStringSubmatch(block.Text()); m != nil {
@@ -88,7 +91,7 @@ func (p *page) totalPages() int {
 	if n > 0 {
 		return n
 	}
-	p.doc.FindMatcher(selAnchors).EachWithBreak(func(_ int, a *goquery.Selection) bool {
+	anchors.EachWithBreak(func(_ int, a *goquery.Selection) bool {
 		switch text(a) {
 		case "尾頁", "末頁", "尾页", "末页":
 			if path, ok := p.siteLink(attr(a, "href")); ok {
@@ -102,12 +105,13 @@ func (p *page) totalPages() int {
 	return max(n, 1)
 }
 
-// hasNext reports whether the page links to a next page: an a of class next or with
-// text 下一頁 whose link goes somewhere; a link to page-{n}.html counts only for n after
-// the current page, so a last page whose next button points at itself has none.
-func (p *page) hasNext(current int) bool {
+// hasNext reports whether the page links to a next page: one of its anchors of class
+// next or with text 下一頁 whose link goes somewhere; a link to page-{n}.html counts
+// only for n after the current page, so a last page whose next button points at itself
+// has none.
+func (p *page) hasNext(anchors *goquery.Selection, current int) bool {
 	found := false
-	p.doc.FindMatcher(selAnchors).EachWithBreak(func(_ int, a *goquery.Selection) bool {
+	anchors.EachWithBreak(func(_ int, a *goquery.Selection) bool {
 		t := text(a)
 		if !a.HasClass("next") && t != "下一頁" && t != "下一页" {
 			return true

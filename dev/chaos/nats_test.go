@@ -25,11 +25,18 @@ func (r *rig) waiting(t *testing.T) uint64 {
 	return info.State.Msgs
 }
 
-// TestNATSRestart stops the NATS server in the middle of a sync of 40 books and starts
-// it again a few seconds later on the same port and store. The requests still queued
-// are all there after the restart, the services reconnect by themselves, and every book
-// ends fully indexed, each with one job in its history.
+// TestNATSRestart takes the NATS server down in the middle of a sync of 40 books, with
+// SIGTERM (a rolling restart) or SIGKILL (a crash), and starts it again a few seconds
+// later on the same port and store. The requests stored before are all there after, the
+// services reconnect by themselves, and every book ends fully indexed, each with one job
+// in its history.
 func TestNATSRestart(t *testing.T) {
+	for _, crash := range []bool{false, true} {
+		t.Run(map[bool]string{false: "stopped", true: "killed"}[crash], func(t *testing.T) { testNATSRestart(t, crash) })
+	}
+}
+
+func testNATSRestart(t *testing.T, crash bool) {
 	r := newRig(t, options{site: []string{"-categories", "1", "-books", "40", "-chapters", "60..120", "-latency", "30ms"},
 		fetchers: 2, gateway: true})
 	ids := r.site.ids(t, 0)
@@ -44,7 +51,9 @@ func TestNATSRestart(t *testing.T) {
 	}
 	stored := r.waiting(t)
 	node := r.nats[0]
-	if !node.Stop(10 * time.Second) {
+	if crash {
+		node.Kill()
+	} else if !node.Stop(10 * time.Second) {
 		t.Error("nats-server did not stop within 10s of SIGTERM")
 	}
 	time.Sleep(3 * time.Second)
@@ -60,7 +69,9 @@ func TestNATSRestart(t *testing.T) {
 		}
 	}
 
+	resumed := time.Now()
 	r.settleAll(t, ids, 90*time.Second)
+	t.Logf("every book indexed %v after the fetchers resumed", time.Since(resumed).Round(time.Millisecond))
 	for _, p := range append(r.fetchers, r.indexer, r.gateway) {
 		if !p.Running() {
 			t.Errorf("%s exited across the NATS restart: %v", p.Name, p.Err())

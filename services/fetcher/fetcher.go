@@ -178,7 +178,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	pool, err := worker.NewPool(ctx, nc, js, syncer, worker.Config{
 		FetcherID: cfg.FetcherID, Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, MaxAge: cfg.MaxAge,
 		DedupWindow: cfg.DedupWindow, ShutdownTimeout: cfg.ShutdownTimeout, RetryBase: cfg.RetryBase, AckWait: cfg.AckWait,
-		Observe: m.Job,
+		Observe: m.Job, Poison: func() { m.Poison(metrics.ConsumerRequests) },
 	}, logger)
 	if err != nil {
 		return err
@@ -188,7 +188,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", events.BucketCrawls, err)
 	}
-	crawler := &crawl.Crawler{JS: js, Site: src, Client: client, Progress: crawls, Logger: logger, RetryDelay: cfg.RetryBase * 5, AckWait: cfg.AckWait}
+	crawler := &crawl.Crawler{JS: js, Site: src, Client: client, Progress: crawls, Logger: logger, RetryDelay: cfg.RetryBase * 5, AckWait: cfg.AckWait,
+		Poison: func() { m.Poison(metrics.ConsumerCrawls) }}
 	calls := &rpc.Server{NC: nc, JS: js, Site: src, Client: client, Logger: logger, Timeout: 2 * time.Minute}
 	logger.Info("fetcher started", "base_url", base.Redacted(), "workers", cfg.Workers,
 		"rate_limit", cfg.RateLimit, "max_attempts", cfg.MaxAttempts)

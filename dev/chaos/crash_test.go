@@ -4,9 +4,6 @@ import (
 	"context"
 	"testing"
 	"time"
-
-	"github.com/xswtw/xsw/events"
-	"github.com/xswtw/xsw/platform/broker"
 )
 
 // slowBooks is a site of a dozen books of 8 to 10 table-of-contents pages each, every
@@ -16,16 +13,8 @@ var slowBooks = []string{"-categories", "1", "-books", "12", "-chapters", "150..
 // activeBooks reads fetcher id's heartbeat: the books it is syncing now.
 func (r *rig) activeBooks(t *testing.T, id string) []string {
 	t.Helper()
-	kv, err := r.js.KeyValue(t.Context(), events.BucketFetchers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hbs, err := broker.Heartbeats(t.Context(), kv, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for _, hb := range hbs {
+	for _, hb := range r.heartbeats(t) {
 		if hb.FetcherID == id {
 			for _, a := range hb.Active {
 				out = append(out, a.BookID)

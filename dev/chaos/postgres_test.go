@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -11,14 +10,7 @@ import (
 // getStatus sends GET path to the gateway and returns the status and body.
 func (r *rig) getStatus(t *testing.T, path string) (int, []byte) {
 	t.Helper()
-	client := &http.Client{Timeout: 20 * time.Second}
-	resp, err := client.Get(r.gatewayURL + path)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return get(t, r.gatewayURL+path, "")
 }
 
 // TestPostgresUnreachable cuts every connection to Postgres, and refuses new ones, for
@@ -42,7 +34,7 @@ func TestPostgresUnreachable(t *testing.T) {
 	r.request(rest)
 	before := r.indexedRefs()
 	eventually(t, 30*time.Second, "the second sync under way", func() bool { return r.indexedRefs() > before })
-	failuresBefore := metric(t, r.indexerAddr, "xsw_indexer_batch_failures_total")
+	failuresBefore := metrics(t, r.indexerAddr)["xsw_indexer_batch_failures_total"]
 	r.pg.cut()
 	cutAt := time.Now()
 	seen := map[string]map[int]int{} // path → status → count
@@ -67,7 +59,7 @@ func TestPostgresUnreachable(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	failures := metric(t, r.indexerAddr, "xsw_indexer_batch_failures_total") - failuresBefore
+	failures := metrics(t, r.indexerAddr)["xsw_indexer_batch_failures_total"] - failuresBefore
 	r.pg.restore(t)
 	t.Logf("answers during the %v outage: %v; indexer batch failures: %.0f", outage, seen, failures)
 

@@ -347,31 +347,6 @@ func (s *site) control(t *testing.T, method, path string, body, out any) {
 	}
 }
 
-// metric reads the value of the sample name (with its labels, as exposed) from the
-// Prometheus endpoint of the service at addr; a sample not exposed yet reads 0.
-func metric(t *testing.T, addr, name string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatalf("metrics of %s: %v", addr, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("metrics of %s: %v", addr, err)
-	}
-	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, name+" "); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", name, err)
-			}
-			return v
-		}
-	}
-	return 0
-}
-
 // waitHTTP waits until url answers 200.
 func waitHTTP(t *testing.T, url string, timeout time.Duration) {
 	t.Helper()
@@ -386,14 +361,5 @@ func waitHTTP(t *testing.T, url string, timeout time.Duration) {
 	})
 }
 
-// eventually polls cond every 50ms until it holds, failing the test after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// eventually polls cond until it holds, failing the test after timeout.
+var eventually = proctest.Eventually

@@ -61,6 +61,19 @@ func FreeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
+// Eventually polls cond every 50ms until it holds, failing the test after timeout with
+// what it was waiting for.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // Process is a program running as a child process of the test.
 type Process struct {
 	Name string

@@ -68,9 +68,11 @@ func (s *listingSite) requests() []string {
 	return append([]string(nil), s.paths...)
 }
 
-func TestCrawlQueuesEveryListedBookAndResumes(t *testing.T) {
+// newCrawler returns a crawler of the listing site ls, on a JetStream server of its own,
+// and the crawls' progress bucket.
+func newCrawler(t *testing.T, ls *listingSite) (*Crawler, *natstest.Server, jetstream.KeyValue) {
+	t.Helper()
 	ns := natstest.Start(t)
-	ls := &listingSite{}
 	srv := httptest.NewServer(ls)
 	t.Cleanup(srv.Close)
 	base, _ := url.Parse(srv.URL)
@@ -80,6 +82,12 @@ func TestCrawlQueuesEveryListedBookAndResumes(t *testing.T) {
 	}
 	c := &Crawler{JS: ns.JS, Site: xsw.New(base), Progress: kv, Logger: slog.New(slog.DiscardHandler), RetryDelay: 50 * time.Millisecond,
 		Client: source.New(base, politeness.New(nil, "", politeness.Config{}), source.Config{Timeout: 2 * time.Second})}
+	return c, ns, kv
+}
+
+func TestCrawlQueuesEveryListedBookAndResumes(t *testing.T) {
+	ls := &listingSite{}
+	c, ns, kv := newCrawler(t, ls)
 	req := events.NewCrawlRequested([]int{1, 2}, 1, 5, time.Now())
 	if _, err := broker.Publish(t.Context(), ns.JS, req.Subject(), req.MsgID(), &req); err != nil {
 		t.Fatal(err)
@@ -124,19 +132,10 @@ func TestCrawlQueuesEveryListedBookAndResumes(t *testing.T) {
 }
 
 func TestPoisonCrawlRequestIsTerminated(t *testing.T) {
-	ns := natstest.Start(t)
 	ls := &listingSite{}
-	srv := httptest.NewServer(ls)
-	t.Cleanup(srv.Close)
-	base, _ := url.Parse(srv.URL)
-	kv, err := ns.JS.KeyValue(t.Context(), events.BucketCrawls)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ns, _ := newCrawler(t, ls)
 	var poison atomic.Int64
-	c := &Crawler{JS: ns.JS, Site: xsw.New(base), Progress: kv, Logger: slog.New(slog.DiscardHandler), RetryDelay: 50 * time.Millisecond,
-		Client: source.New(base, politeness.New(nil, "", politeness.Config{}), source.Config{Timeout: 2 * time.Second}),
-		Poison: func() { poison.Add(1) }}
+	c.Poison = func() { poison.Add(1) }
 	for _, data := range []string{`{"version":2}`, `not json`} {
 		if _, err := ns.JS.Publish(t.Context(), "xsw.crawl.poison", []byte(data)); err != nil {
 			t.Fatal(err)

@@ -41,9 +41,16 @@ test: ## formatting, vet, tidiness, then every test with -race (needs Postgres a
 	@dev/scripts/ensure-postgres.sh
 	@dev/scripts/ensure-chromium.sh
 	@$(MAKE) --no-print-directory check
-	go test $(GOFLAGS_TEST) $$(go list $(PKGS) | grep -v /dev/e2e)
+	go test $(GOFLAGS_TEST) $$(go list $(PKGS) | grep -v -e /dev/e2e -e /dev/chaos)
 	@# The end-to-end tests run real processes and measure rates: alone, after the rest.
 	go test $(GOFLAGS_TEST) github.com/xswtw/xsw/dev/e2e
+	@$(MAKE) --no-print-directory test-chaos
+
+.PHONY: test-chaos
+test-chaos: ## the chaos suite: processes killed, cut off and fed bad input (docs/reliability.md)
+	@dev/scripts/ensure-postgres.sh
+	@# -v: each scenario logs what it injected and measured.
+	go test $(GOFLAGS_TEST) -v github.com/xswtw/xsw/dev/chaos
 
 .PHONY: check
 check: ## gofmt, go vet and go mod tidy must leave nothing to change

@@ -188,6 +188,12 @@ func TestBuildChecksCatch(t *testing.T) {
 			ip := find[networkingv1.NetworkPolicy](b, "fetcher-internet").Spec.Egress[0].To[0].IPBlock
 			ip.Except = ip.Except[:3] // drops 169.254.0.0/16 and the rest
 		}, "the cloud metadata endpoint:80/TCP is allowed, want denied"},
+		{"indexer out on any port", "dev", checkExposure, func(t *testing.T, b *build) {
+			find[networkingv1.NetworkPolicy](b, "indexer-webhooks").Spec.Egress[0].Ports = nil
+		}, "NetworkPolicy indexer-webhooks lets indexer"},
+		{"webhook egress to private ranges", "prod", connectionsCheck, func(t *testing.T, b *build) {
+			find[networkingv1.NetworkPolicy](b, "indexer-webhooks").Spec.Egress[0].To[0].IPBlock.Except = nil
+		}, "indexer -> a private address:443/TCP is allowed, want denied"},
 		{"NATS open to the cluster", "dev", connectionsCheck, func(t *testing.T, b *build) {
 			find[networkingv1.NetworkPolicy](b, "nats").Spec.Ingress[0].From[0] = networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{}}
 		}, "(the ingress controller) -> nats:4222/TCP is allowed, want denied"},

@@ -10,8 +10,8 @@
 //     capability-free security context; the migration Job runs `indexer migrate`;
 //   - every environment variable a manifest or the compose file gives a service is one
 //     that service's Go source reads (found by scanning it, see vars_test.go);
-//   - the NetworkPolicies, evaluated like a CNI would, let only the fetchers out of the
-//     cluster and only the gateway in;
+//   - the NetworkPolicies, evaluated like a CNI would, let only the fetchers (and the
+//     indexer, to webhook receivers on 443) out of the cluster and only the gateway in;
 //   - docker-compose.yml loads and validates with compose-spec's own loader;
 //   - the Dockerfiles parse with BuildKit's parser, build with GOWORK=off onto a
 //     distroless or scratch base as a numeric non-root user, and copy only what exists.

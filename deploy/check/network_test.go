@@ -163,16 +163,25 @@ func allowed(b *build, src, dst endpoint, port int32, proto corev1.Protocol) boo
 	return side(src, dst, networkingv1.PolicyTypeEgress) && side(dst, src, networkingv1.PolicyTypeIngress)
 }
 
-// checkExposure holds the two rules. Only the fetchers leave the cluster: only
-// their policies have an egress rule to everywhere (0.0.0.0/0, ::/0 or no peer), and of
-// all the pods only they reach a public address. Only the gateway is exposed: no
-// Service is a NodePort, LoadBalancer or ExternalName, every Ingress backend selects
-// gateway pods only, and a pod elsewhere in the cluster reaches the gateway's port and
-// no other port of the build.
+// checkExposure holds the two rules. Only the fetchers (on 80 and 443) and the
+// indexer (on 443, for webhooks) leave the cluster: only their policies have an egress
+// rule to everywhere (0.0.0.0/0, ::/0 or no peer), limited to those ports, and of all the
+// pods only they reach a public address. Only the gateway is exposed: no Service is a
+// NodePort, LoadBalancer or ExternalName, every Ingress backend selects gateway pods
+// only, and a pod elsewhere in the cluster reaches the gateway's port and no other port
+// of the build.
 func checkExposure(b *build) error {
 	var errs []error
 	pods := podEndpoints(b)
-	isFetcher := func(l map[string]string) bool { return l["app.kubernetes.io/name"] == "fetcher" }
+	leaves := func(l map[string]string, port int32) bool {
+		switch l["app.kubernetes.io/name"] {
+		case "fetcher":
+			return port == 80 || port == 443
+		case "indexer":
+			return port == 443
+		}
+		return false
+	}
 	for _, p := range all[networkingv1.NetworkPolicy](b) {
 		for _, r := range p.Spec.Egress {
 			wide := len(r.To) == 0
@@ -187,8 +196,15 @@ func checkExposure(b *build) error {
 				continue
 			}
 			for _, e := range pods {
-				if selects(&p.Spec.PodSelector, e.labels) && !isFetcher(e.labels) {
-					errs = append(errs, fmt.Errorf("NetworkPolicy %s lets %s out to everywhere; only the fetchers may leave the cluster", p.Name, e))
+				if !selects(&p.Spec.PodSelector, e.labels) {
+					continue
+				}
+				ok := len(r.Ports) > 0
+				for _, port := range r.Ports {
+					ok = ok && port.Port != nil && port.EndPort == nil && leaves(e.labels, port.Port.IntVal)
+				}
+				if !ok {
+					errs = append(errs, fmt.Errorf("NetworkPolicy %s lets %s out to everywhere; only the fetchers (80, 443) and the indexer (443) may leave the cluster", p.Name, e))
 				}
 			}
 		}
@@ -196,8 +212,8 @@ func checkExposure(b *build) error {
 	for _, e := range pods {
 		for _, dst := range []endpoint{internet, internet6} {
 			for _, port := range []int32{80, 443, 22, 5432} {
-				if allowed(b, e, dst, port, corev1.ProtocolTCP) && !(isFetcher(e.labels) && (port == 80 || port == 443)) {
-					errs = append(errs, fmt.Errorf("%s reaches %s on port %d; only the fetchers leave, on 80 and 443", e, dst, port))
+				if allowed(b, e, dst, port, corev1.ProtocolTCP) && !leaves(e.labels, port) {
+					errs = append(errs, fmt.Errorf("%s reaches %s on port %d; only the fetchers (80, 443) and the indexer (443) leave", e, dst, port))
 				}
 			}
 		}
@@ -295,7 +311,10 @@ var (
 		{from: "fetcher", to: "the cloud metadata endpoint", port: 80, want: false},
 		{from: "fetcher", to: "a private address", port: 443, want: false},
 		{from: "gateway", to: "the internet", port: 443, want: false},
-		{from: "indexer", to: "the internet", port: 443, want: false},
+		{from: "indexer", to: "the internet", port: 443, want: true}, // webhooks
+		{from: "indexer", to: "the internet", port: 80, want: false},
+		{from: "indexer", to: "the cloud metadata endpoint", port: 443, want: false},
+		{from: "indexer", to: "a private address", port: 443, want: false},
 		{from: "nats", to: "the internet", port: 443, want: false},
 		{from: "migrate", to: "the internet", port: 443, want: false},
 		{from: "gateway", to: "fetcher", port: 8001, want: false},

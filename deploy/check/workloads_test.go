@@ -426,7 +426,11 @@ func checkReferences(b *build, readme string) error {
 					continue
 				}
 				if r := e.ValueFrom.SecretKeyRef; r != nil {
-					needSecret(ref, r.Name, r.Key)
+					key := r.Key
+					if r.Optional != nil && *r.Optional && has("Secret", r.Name) {
+						key = "" // an optional key may be absent from a Secret the build makes
+					}
+					needSecret(ref, r.Name, key)
 				}
 				if r := e.ValueFrom.ConfigMapKeyRef; r != nil {
 					needConfigMap(ref, r.Name, r.Key)

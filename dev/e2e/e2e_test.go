@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/xswtw/xsw/dev/allinone"
+	"github.com/xswtw/xsw/dev/proctest"
 	"github.com/xswtw/xsw/dev/sitesim"
 	"github.com/xswtw/xsw/platform/pgtest"
 )
@@ -28,15 +28,8 @@ type system struct {
 	db *pgxpool.Pool
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// freeAddr returns a loopback address with a port free a moment ago.
+var freeAddr = proctest.FreeAddr
 
 // start runs the all-in-one in demo mode with env on top of the test defaults, and
 // stops it when the test ends.
@@ -114,16 +107,8 @@ func (s *system) get(t *testing.T, path string, v any) *http.Response {
 	return resp
 }
 
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// eventually polls cond until it holds, failing the test after timeout.
+var eventually = proctest.Eventually
 
 type listed struct {
 	BookName    string  `json:"bookname"`

@@ -3,97 +3,27 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/xswtw/xsw/dev/proctest"
 	"github.com/xswtw/xsw/dev/sitesim"
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/natstest"
 )
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-// binary builds the service commands once per test run and returns the path of name.
-func binary(t *testing.T, name string) string {
+// startProcess runs a service command (fetcher, indexer or gateway) as a process of its
+// own with env and debug logging, killed when the test ends if it is still running.
+func startProcess(t *testing.T, name string, env map[string]string) *proctest.Process {
 	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "xsw-e2e-bin-")
-		if buildErr != nil {
-			return
-		}
-		for _, pkg := range []string{"services/fetcher/cmd/fetcher", "services/indexer/cmd/indexer", "services/gateway/cmd/gateway"} {
-			cmd := exec.Command("go", "build", "-o", binDir, "github.com/xswtw/xsw/"+pkg)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("build %s: %v\n%s", pkg, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, name)
-}
-
-// process is a service running as its own OS process.
-type process struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when the process has exited; err is then set
-	err    error
-	log    string
-}
-
-// startProcess runs a service binary with env, logging to a file kept with the test's
-// temporary files, and kills it when the test ends if it is still running.
-func startProcess(t *testing.T, name string, env map[string]string) *process {
-	t.Helper()
-	logPath := filepath.Join(t.TempDir(), name+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(binary(t, name))
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LOG_LEVEL=debug"}
+	vars := map[string]string{"LOG_LEVEL": "debug"}
 	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		vars[k] = v
 	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &process{cmd: cmd, exited: make(chan struct{}), log: logPath}
-	go func() {
-		p.err = cmd.Wait()
-		logFile.Close()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.exited
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("%s log:\n%s", name, tail(b, 4000))
-		}
-	})
-	return p
-}
-
-func tail(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
-	}
-	return b
+	return proctest.Start(t, name, proctest.Binary(t, "github.com/xswtw/xsw/services/"+name+"/cmd/"+name), vars)
 }
 
 func fetcherEnv(natsURL, siteURL string, extra map[string]string) map[string]string {
@@ -205,13 +135,13 @@ func TestSIGTERMHandsJobsToAnotherFetcher(t *testing.T) {
 	publishRequests(t, s.ns, ids, events.LanePrefetch)
 	eventually(t, 20*time.Second, "the doomed fetcher at work", func() bool { return s.site.Count() >= 3 })
 	began := time.Now()
-	if err := doomed.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := doomed.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-doomed.exited:
-		if doomed.err != nil {
-			t.Errorf("fetcher exited with %v after SIGTERM, want 0", doomed.err)
+	case <-doomed.Exited():
+		if err := doomed.Err(); err != nil {
+			t.Errorf("fetcher exited with %v after SIGTERM, want 0", err)
 		}
 		t.Logf("fetcher drained and exited %v after SIGTERM", time.Since(began).Round(time.Millisecond))
 		if time.Since(began) > 3*time.Second {

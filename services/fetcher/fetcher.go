@@ -52,6 +52,7 @@ type Config struct {
 	DedupWindow     time.Duration
 	ShutdownTimeout time.Duration
 	RetryBase       time.Duration
+	AckWait         time.Duration
 	CircuitFailures int
 	CircuitCooldown time.Duration
 	FetcherID       string
@@ -79,6 +80,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		DedupWindow:     r.Duration("SYNC_DEDUP_WINDOW", 5*time.Minute),
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 5*time.Second),
 		RetryBase:       r.Duration("BG_JOB_RETRY_BASE", 2*time.Second),
+		AckWait:         r.Duration("BG_JOB_ACK_WAIT", time.Minute),
 		CircuitFailures: r.Int("CIRCUIT_FAILURES", 5),
 		CircuitCooldown: r.Duration("CIRCUIT_COOLDOWN", 30*time.Second),
 		FetcherID:       r.String("FETCHER_ID", ""),
@@ -103,6 +105,7 @@ func (c Config) Validate() error {
 		config.Check(c.MaxAttempts >= 1, "BG_JOB_MAX_ATTEMPTS", "want >= 1, got %d", c.MaxAttempts),
 		config.Check(c.MaxAge >= 0, "BG_JOB_MAX_AGE", "want >= 0, got %v", c.MaxAge),
 		config.Check(c.DedupWindow >= 0, "SYNC_DEDUP_WINDOW", "want >= 0, got %v", c.DedupWindow),
+		config.Check(c.AckWait >= time.Second, "BG_JOB_ACK_WAIT", "want >= 1s, got %v", c.AckWait),
 		config.Check(c.HTTPTimeout > 0, "HTTP_TIMEOUT", "want > 0, got %v", c.HTTPTimeout),
 		config.Check(c.ShutdownTimeout >= 0, "SHUTDOWN_TIMEOUT", "want >= 0, got %v", c.ShutdownTimeout),
 		config.Check(c.NATSReplicas == 1 || c.NATSReplicas == 3 || c.NATSReplicas == 5, "NATS_REPLICAS", "want 1, 3 or 5, got %d", c.NATSReplicas),
@@ -174,8 +177,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	syncer := &worker.Syncer{JS: js, Site: src, Client: client, Logger: logger, Checkpoints: checkpoints}
 	pool, err := worker.NewPool(ctx, nc, js, syncer, worker.Config{
 		FetcherID: cfg.FetcherID, Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, MaxAge: cfg.MaxAge,
-		DedupWindow: cfg.DedupWindow, ShutdownTimeout: cfg.ShutdownTimeout, RetryBase: cfg.RetryBase,
-		Observe: m.Job,
+		DedupWindow: cfg.DedupWindow, ShutdownTimeout: cfg.ShutdownTimeout, RetryBase: cfg.RetryBase, AckWait: cfg.AckWait,
+		Observe: m.Job, Poison: func() { m.Poison(metrics.ConsumerRequests) },
 	}, logger)
 	if err != nil {
 		return err
@@ -185,7 +188,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", events.BucketCrawls, err)
 	}
-	crawler := &crawl.Crawler{JS: js, Site: src, Client: client, Progress: crawls, Logger: logger, RetryDelay: cfg.RetryBase * 5}
+	crawler := &crawl.Crawler{JS: js, Site: src, Client: client, Progress: crawls, Logger: logger, RetryDelay: cfg.RetryBase * 5, AckWait: cfg.AckWait,
+		Poison: func() { m.Poison(metrics.ConsumerCrawls) }}
 	calls := &rpc.Server{NC: nc, JS: js, Site: src, Client: client, Logger: logger, Timeout: 2 * time.Minute}
 	logger.Info("fetcher started", "base_url", base.Redacted(), "workers", cfg.Workers,
 		"rate_limit", cfg.RateLimit, "max_attempts", cfg.MaxAttempts)

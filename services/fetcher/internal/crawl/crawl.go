@@ -34,6 +34,9 @@ type Crawler struct {
 	AckWait time.Duration
 	// RetryDelay is how long a crawl that hit a transient failure waits.
 	RetryDelay time.Duration
+	// Poison, when set, is told of every crawl request terminated because it cannot be
+	// decoded.
+	Poison func()
 }
 
 // Run takes crawl requests until ctx ends.
@@ -87,6 +90,9 @@ func (c *Crawler) handle(ctx context.Context, m jetstream.Msg) {
 	var req events.CrawlRequested
 	if err := events.Decode(m.Data(), &req); err != nil {
 		c.Logger.Warn("poison crawl request terminated", "subject", m.Subject(), "err", err)
+		if c.Poison != nil {
+			c.Poison()
+		}
 		_ = m.TermWithReason(err.Error())
 		return
 	}
@@ -106,7 +112,7 @@ func (c *Crawler) handle(ctx context.Context, m jetstream.Msg) {
 			case errors.Is(err, source.ErrNotFound) || err == nil && len(books) == 0:
 				// Past the last page of the category: skip the rest of it.
 				prog.Ended = append(prog.Ended, it.cat)
-			case err != nil && (source.Permanent(err) || errors.Is(err, site.ErrParse)):
+			case err != nil && (source.Permanent(err) || site.Permanent(err)):
 				prog.Errors = append(prog.Errors, fmt.Sprintf("category %d page %d: %v", it.cat, it.page, err))
 			case err != nil:
 				log.Warn("crawl paused by a transient failure", "category", it.cat, "page", it.page, "err", err)

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,9 +68,11 @@ func (s *listingSite) requests() []string {
 	return append([]string(nil), s.paths...)
 }
 
-func TestCrawlQueuesEveryListedBookAndResumes(t *testing.T) {
+// newCrawler returns a crawler of the listing site ls, on a JetStream server of its own,
+// and the crawls' progress bucket.
+func newCrawler(t *testing.T, ls *listingSite) (*Crawler, *natstest.Server, jetstream.KeyValue) {
+	t.Helper()
 	ns := natstest.Start(t)
-	ls := &listingSite{}
 	srv := httptest.NewServer(ls)
 	t.Cleanup(srv.Close)
 	base, _ := url.Parse(srv.URL)
@@ -79,6 +82,12 @@ func TestCrawlQueuesEveryListedBookAndResumes(t *testing.T) {
 	}
 	c := &Crawler{JS: ns.JS, Site: xsw.New(base), Progress: kv, Logger: slog.New(slog.DiscardHandler), RetryDelay: 50 * time.Millisecond,
 		Client: source.New(base, politeness.New(nil, "", politeness.Config{}), source.Config{Timeout: 2 * time.Second})}
+	return c, ns, kv
+}
+
+func TestCrawlQueuesEveryListedBookAndResumes(t *testing.T) {
+	ls := &listingSite{}
+	c, ns, kv := newCrawler(t, ls)
 	req := events.NewCrawlRequested([]int{1, 2}, 1, 5, time.Now())
 	if _, err := broker.Publish(t.Context(), ns.JS, req.Subject(), req.MsgID(), &req); err != nil {
 		t.Fatal(err)
@@ -119,5 +128,37 @@ func TestCrawlQueuesEveryListedBookAndResumes(t *testing.T) {
 	cs, _ := ns.JS.Stream(t.Context(), events.StreamCrawls)
 	if ci, _ := cs.Info(t.Context()); ci.State.Msgs != 0 {
 		t.Errorf("crawl request still in the stream after it was done")
+	}
+}
+
+func TestPoisonCrawlRequestIsTerminated(t *testing.T) {
+	ls := &listingSite{}
+	c, ns, _ := newCrawler(t, ls)
+	var poison atomic.Int64
+	c.Poison = func() { poison.Add(1) }
+	for _, data := range []string{`{"version":2}`, `not json`} {
+		if _, err := ns.JS.Publish(t.Context(), "xsw.crawl.poison", []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	cs, _ := ns.JS.Stream(t.Context(), events.StreamCrawls)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ci, err := cs.Info(t.Context())
+		if err == nil && ci.State.Msgs == 0 && poison.Load() == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10s: %d poison crawl requests counted, stream %+v (%v); want 2 counted and none left", poison.Load(), ci, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := ls.requests(); len(got) != 0 {
+		t.Errorf("poison crawl requests reached the site: %v", got)
 	}
 }

@@ -60,7 +60,16 @@ type Fetcher struct {
 	reqDuration prometheus.Histogram
 	queue       *prometheus.GaugeVec
 	dead        prometheus.Gauge
+	poison      *prometheus.CounterVec
 }
+
+// Consumers whose poison messages are counted, the values of the consumer label.
+const (
+	// ConsumerRequests is the lanes' consumers of book requests.
+	ConsumerRequests = "requests"
+	// ConsumerCrawls is the consumer of crawl requests.
+	ConsumerCrawls = "crawls"
+)
 
 // New registers the fetcher's metrics with reg.
 func New(reg prometheus.Registerer, p Probes) (*Fetcher, error) {
@@ -91,6 +100,10 @@ func New(reg prometheus.Registerer, p Probes) (*Fetcher, error) {
 			Name: "xsw_fetcher_dead_letters",
 			Help: "Messages in the dead-letter stream XSW_DEAD (one per book), refreshed periodically.",
 		}),
+		poison: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xsw_fetcher_poison_total",
+			Help: "Messages terminated because they can never be run (undecodable, unknown version, invalid), by consumer: requests or crawls.",
+		}, []string{"consumer"}),
 	}
 	for _, l := range events.Lanes {
 		for _, o := range Outcomes {
@@ -101,8 +114,11 @@ func New(reg prometheus.Registerer, p Probes) (*Fetcher, error) {
 	for _, s := range []string{"2xx", "3xx", "4xx", "5xx", "error"} {
 		m.requests.WithLabelValues(s)
 	}
+	for _, c := range []string{ConsumerRequests, ConsumerCrawls} {
+		m.poison.WithLabelValues(c)
+	}
 	return m, platformmetrics.Register(reg,
-		m.jobs, m.jobDuration, m.requests, m.reqDuration, m.queue, m.dead,
+		m.jobs, m.jobDuration, m.requests, m.reqDuration, m.queue, m.dead, m.poison,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "xsw_fetcher_politeness_interval_seconds",
 			Help: "Seconds between two source requests in force now, cluster-wide (after any slow-down).",
@@ -130,6 +146,12 @@ func (m *Fetcher) Job(lane events.Lane, outcome string, took time.Duration) {
 	if outcome != Skipped {
 		m.jobDuration.WithLabelValues(string(lane), outcome).Observe(took.Seconds())
 	}
+}
+
+// Poison counts a message of consumer (ConsumerRequests or ConsumerCrawls) terminated
+// because it can never be run.
+func (m *Fetcher) Poison(consumer string) {
+	m.poison.WithLabelValues(consumer).Inc()
 }
 
 // SourceRequest records a request to the source site: the status of its answer (0 when

@@ -157,3 +157,15 @@ func TestWatchReadsQueueAndDeadLetters(t *testing.T) {
 		t.Errorf("queue refresh = %v, want 0", got)
 	}
 }
+
+func TestPoison(t *testing.T) {
+	m, _ := newFetcher(t, "closed")
+	m.Poison(ConsumerRequests)
+	m.Poison(ConsumerRequests)
+	m.Poison(ConsumerCrawls)
+	for consumer, want := range map[string]float64{ConsumerRequests: 2, ConsumerCrawls: 1} {
+		if got := testutil.ToFloat64(m.poison.WithLabelValues(consumer)); got != want {
+			t.Errorf("poison{%s} = %v, want %v", consumer, got, want)
+		}
+	}
+}

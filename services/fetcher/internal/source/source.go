@@ -11,9 +11,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/xswtw/xsw/services/fetcher/internal/politeness"
@@ -158,7 +160,7 @@ func (c *Client) GetIfChanged(ctx context.Context, rawURL string, p politeness.P
 	if err := c.limiter.Wait(ctx, p); err != nil {
 		return nil, err
 	}
-	page, retryAfter, outcome, err := c.do(ctx, u, v)
+	page, retryAfter, outcome, err := c.do(c.bookEveryRoundTrip(ctx, p), u, v)
 	// Report with a context of its own: a request that was made must be accounted for
 	// even when the caller is going away.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -167,6 +169,29 @@ func (c *Client) GetIfChanged(ctx context.Context, rawURL string, p politeness.P
 		err = rerr
 	}
 	return page, err
+}
+
+// bookEveryRoundTrip returns ctx with a trace that books a slot with the limiter before
+// each connection the transport takes for the request after its first: the request to
+// an on-site redirect's target, and the transport's own silent resend of a GET whose
+// kept-alive connection the site closed or reset (net/http replays such requests once).
+// Both reach the site like any other request; the slot of the first is booked by the
+// caller.
+func (c *Client) bookEveryRoundTrip(ctx context.Context, p politeness.Priority) context.Context {
+	if c.limiter.Disabled() {
+		return ctx
+	}
+	var conns atomic.Int32
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GetConn: func(string) {
+			if conns.Add(1) > 1 {
+				// An error here is the context's, which ends the request anyway, or an
+				// open circuit, which only interactive requests hear of: the site
+				// answered a moment ago, so the resend goes ahead.
+				_ = c.limiter.Wait(ctx, p)
+			}
+		},
+	})
 }
 
 func (c *Client) do(ctx context.Context, u *url.URL, v Validators) (*Page, time.Duration, politeness.Outcome, error) {

@@ -46,6 +46,8 @@ type Config struct {
 	// Observe, when set, is told how each job attempt ended (one of the outcomes of
 	// package metrics) and how long it took.
 	Observe func(lane events.Lane, outcome string, took time.Duration)
+	// Poison, when set, is told of every request terminated because it cannot be decoded.
+	Poison func()
 }
 
 func (c *Config) defaults() {
@@ -224,9 +226,17 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	var req events.BookRequested
-	if err := events.Decode(msg.Data(), &req); err != nil {
+	err = events.Decode(msg.Data(), &req)
+	if err == nil && req.Subject() != msg.Subject() {
+		// Lane and book decide what is skipped, upgraded and purged: they must agree.
+		err = fmt.Errorf("%w: request for %s published on %s", events.ErrInvalid, req.Subject(), msg.Subject())
+	}
+	if err != nil {
 		p.logger.Warn("poison request terminated", "subject", msg.Subject(), "seq", md.Sequence.Stream, "err", err)
-		_ = msg.TermWithReason(err.Error())
+		if p.cfg.Poison != nil {
+			p.cfg.Poison()
+		}
+		_ = msg.TermWithReason(truncate(err.Error(), 200))
 		return
 	}
 	now := time.Now().UTC()

@@ -1,14 +1,18 @@
 package worker
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,17 +30,19 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // testSite serves books of three table-of-contents pages with four chapters each, in the
-// site's markup, and records the paths asked for. Paths in fail answer with that status.
+// site's markup, and records the paths asked for. Paths in fail answer with that status;
+// a path in truncate is served cut in half that many times.
 type testSite struct {
 	*httptest.Server
-	mu    sync.Mutex
-	paths []string
-	fail  map[string]int
-	delay time.Duration
+	mu       sync.Mutex
+	paths    []string
+	fail     map[string]int
+	truncate map[string]int
+	delay    time.Duration
 }
 
 func newTestSite(t *testing.T) *testSite {
-	s := &testSite{fail: map[string]int{}}
+	s := &testSite{fail: map[string]int{}, truncate: map[string]int{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
 	return s
@@ -46,6 +52,10 @@ func (s *testSite) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.paths = append(s.paths, r.URL.Path)
 	code, delay := s.fail[strings.Split(r.URL.Path, "/")[1]], s.delay
+	cut := s.truncate[r.URL.Path] > 0
+	if cut {
+		s.truncate[r.URL.Path]--
+	}
 	s.mu.Unlock()
 	if delay > 0 {
 		select {
@@ -58,6 +68,19 @@ func (s *testSite) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(code)
 		return
 	}
+	var page bytes.Buffer
+	if !render(&page, r) {
+		http.NotFound(w, r)
+		return
+	}
+	if cut {
+		page.Truncate(page.Len() / 2)
+	}
+	_, _ = w.Write(page.Bytes())
+}
+
+// render writes the page at r's path to w, or reports that there is none.
+func render(w io.Writer, r *http.Request) bool {
 	var book string
 	var page int
 	if n, _ := fmt.Sscanf(r.URL.Path, "/%s", &book); n == 1 && strings.HasSuffix(book, "/") {
@@ -68,7 +91,7 @@ func (s *testSite) serve(w http.ResponseWriter, r *http.Request) {
 <p>狀態：連載中</p><p>更新：2026/1/20 22:05:09</p><p>最新：<a href="9%s12.html">第12章 終</a></p></div></div>
 <div class="intro_info">簡介。</div><ul class="chapter"><li><a href="9%s12.html">第12章 終</a></li></ul>
 <div class="book_more"><a href="page-1.html">查看更多章節</a></div></body></html>`, book, book, book, book, book, book)
-		return
+		return true
 	}
 	if n, _ := fmt.Sscanf(r.URL.Path, "/%7s/page-%d.html", &book, &page); n == 2 {
 		fmt.Fprintf(w, `<html><head><meta charset="big5"></head><body><div class="page">(第%d/3頁)</div><div class="cover"><ul class="chapter">`, page)
@@ -79,9 +102,9 @@ func (s *testSite) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		fmt.Fprint(w, `</ul></div></body></html>`)
-		return
+		return true
 	}
-	http.NotFound(w, r)
+	return false
 }
 
 func (s *testSite) requests() []string {
@@ -239,6 +262,9 @@ func TestSyncPublishesBookAndEveryTOCPage(t *testing.T) {
 	if after := len(h.site.requests()); after != before {
 		t.Errorf("a recently synced book cost %d more requests", after-before)
 	}
+	// The skipped request leaves the stream when acknowledged, just after its event:
+	// until then the subject holds it and refuses another.
+	eventually(t, "skipped request acked", func() bool { return h.waiting(t) == 0 })
 	// Unless forced.
 	h.request(t, events.NewBookRequested("1000001", events.LaneManual, 10, true, "forced", time.Now()))
 	eventually(t, "forced sync", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 2 })
@@ -304,17 +330,53 @@ func TestTransientFailureRetriesThenDeadLetters(t *testing.T) {
 	eventually(t, "request gone", func() bool { return h.waiting(t) == 0 })
 }
 
+func TestTruncatedPageIsRetried(t *testing.T) {
+	h := newHarness(t, Config{Workers: 1, RetryBase: 10 * time.Millisecond})
+	h.site.truncate["/1000003/page-2.html"] = 1
+	h.run(t)
+	h.request(t, req("1000003", events.LanePrefetch))
+	eventually(t, "completed job", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
+	retrying := h.jobEvents(t, events.JobRetrying)
+	if len(retrying) != 1 || !strings.Contains(retrying[0].Error, "truncated") {
+		t.Errorf("retrying events %+v, want one saying the page was truncated", retrying)
+	}
+	if c := h.jobEvents(t, events.JobCompleted)[0]; c.Attempt != 2 || c.Chapters != 12 {
+		t.Errorf("completed event %+v, want attempt 2 with all 12 chapters", c)
+	}
+	for _, m := range h.messages(t, "xsw.fetched.toc.>") {
+		var ev events.TOCPageFetched
+		if err := events.Decode(m.Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if len(ev.Chapters) != 4 || ev.Chapters[0].Number != (ev.Page-1)*4+1 {
+			t.Errorf("page %d published with %d chapters from number %d, want 4 from %d", ev.Page, len(ev.Chapters), ev.Chapters[0].Number, (ev.Page-1)*4+1)
+		}
+	}
+}
+
 func TestPoisonRequestIsTerminated(t *testing.T) {
-	h := newHarness(t, Config{Workers: 1})
+	var poison atomic.Int64
+	h := newHarness(t, Config{Workers: 1, Poison: func() { poison.Add(1) }})
 	h.run(t)
 	if _, err := h.ns.JS.Publish(t.Context(), events.RequestSubject(events.LanePrefetch, "1000001"), []byte(`{"version":9}`)); err != nil {
 		t.Fatal(err)
 	}
+	// A valid request on another book's subject is poison too.
+	misfiled, err := json.Marshal(req("1000003", events.LanePrefetch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.ns.JS.Publish(t.Context(), events.RequestSubject(events.LanePrefetch, "1000004"), misfiled); err != nil {
+		t.Fatal(err)
+	}
 	h.request(t, req("1000002", events.LanePrefetch))
-	eventually(t, "good request after the poison one", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
-	eventually(t, "poison request gone", func() bool { return h.waiting(t) == 0 })
+	eventually(t, "good request after the poison ones", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
+	eventually(t, "poison requests gone", func() bool { return h.waiting(t) == 0 })
+	if n := poison.Load(); n != 2 {
+		t.Errorf("%d poison requests counted, want 2", n)
+	}
 	for _, p := range h.site.requests() {
-		if strings.HasPrefix(p, "/1000001/") {
+		if strings.HasPrefix(p, "/1000001/") || strings.HasPrefix(p, "/1000003/") || strings.HasPrefix(p, "/1000004/") {
 			t.Errorf("poison request reached the site: %s", p)
 		}
 	}

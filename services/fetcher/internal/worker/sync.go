@@ -238,5 +238,5 @@ func refsOf(cs []site.ChapterRef) []events.ChapterRef {
 
 // permanent reports whether a sync error can never succeed on retry.
 func permanent(err error) bool {
-	return source.Permanent(err) || errors.Is(err, site.ErrParse) || errors.Is(err, events.ErrInvalid)
+	return source.Permanent(err) || site.Permanent(err) || errors.Is(err, events.ErrInvalid)
 }

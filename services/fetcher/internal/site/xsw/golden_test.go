@@ -3,14 +3,19 @@ package xsw
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/xswtw/xsw/services/fetcher/internal/site"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata from the parsers' output")
@@ -169,5 +174,35 @@ func TestParseRelativePageURL(t *testing.T) {
 				t.Errorf("first chapter URL = %q; want %q", got, want)
 			}
 		})
+	}
+}
+
+// TestTruncatedPages cuts every saved page short, as a dropped connection or a failing
+// server would (the response itself looks whole), and wants a truncated-page error for
+// the page rather than whatever the first part of it holds: a table of contents cut in
+// half would otherwise be read as all of its chapters.
+func TestTruncatedPages(t *testing.T) {
+	s := New(mustURL(t, DefaultBaseURL))
+	for _, c := range pageCases {
+		body := readPage(t, c.file)
+		end := max(bytes.LastIndex(body, []byte("</body")), bytes.LastIndex(body, []byte("</BODY")))
+		if end < 0 {
+			t.Fatalf("%s has no </body>", c.file)
+		}
+		for _, cut := range []int{len(body) / 4, len(body) / 2, end} {
+			t.Run(fmt.Sprintf("%s/%d_of_%d_bytes", c.file, cut, len(body)), func(t *testing.T) {
+				got, err := c.parse(s, body[:cut], mustURL(t, c.url))
+				var pe *site.ParseError
+				if !errors.As(err, &pe) || !pe.Truncated || pe.Page != c.kind || pe.URL != c.url {
+					t.Fatalf("parse %s = %+v, %v; want a truncated-page *site.ParseError for the %s page at %s", c.kind, got, err, c.kind, c.url)
+				}
+				if !errors.Is(err, site.ErrTruncated) || !errors.Is(err, site.ErrParse) || site.Permanent(err) {
+					t.Errorf("error %v: want it to match ErrTruncated and ErrParse and not be permanent", err)
+				}
+				if !strings.Contains(err.Error(), "truncated") {
+					t.Errorf("error %q does not say the page was truncated", err)
+				}
+			})
+		}
 	}
 }

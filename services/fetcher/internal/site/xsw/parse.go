@@ -38,9 +38,10 @@ type page struct {
 	dir string
 }
 
-// parsePage decodes body (see site.Decode) and parses the UTF-8 result as HTML. The
-// html parser reads UTF-8 only and never looks at a meta charset tag, so the bytes are
-// not sniffed twice. A nil pageURL means the adapter's home page; a relative one is
+// parsePage decodes body (see site.Decode) and parses the UTF-8 result as HTML; a body
+// that stops before the end of its document is a truncated-page error (site.Truncated).
+// The html parser reads UTF-8 only and never looks at a meta charset tag, so the bytes
+// are not sniffed twice. A nil pageURL means the adapter's home page; a relative one is
 // taken relative to it.
 func (s *Source) parsePage(kind string, body []byte, pageURL *url.URL) (*page, error) {
 	switch {
@@ -53,6 +54,12 @@ func (s *Source) parsePage(kind string, body []byte, pageURL *url.URL) (*page, e
 	text, err := site.Decode(body)
 	if err != nil {
 		return nil, p.errorf("decode: %v", err)
+	}
+	if site.Truncated(text) {
+		// Whatever the cut-off page holds would be read as all there is: a table of
+		// contents short of chapters, a chapter short of its end.
+		return nil, &site.ParseError{Page: kind, URL: pageURL.String(), Truncated: true,
+			What: fmt.Sprintf("truncated: its %d bytes end before </body> and </html>", len(body))}
 	}
 	root, err := html.Parse(bytes.NewReader(text))
 	if err != nil {

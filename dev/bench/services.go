@@ -236,7 +236,7 @@ func measureReads(ctx context.Context, e *env, gatewayURL, bookID string) ([]Rea
 		{"chapter list page", "/xsw/api/books/" + bookID + "/chapters?page=2"},
 		{"chapter text (stored)", "/xsw/api/books/" + bookID + "/chapters/1"},
 	}
-	client := newLoadClient(o.concurrency)
+	client := newGenerator(o.concurrency)
 	defer client.CloseIdleConnections()
 	var out []Reads
 	for _, c := range cases {
@@ -274,7 +274,7 @@ func measureReads(ctx context.Context, e *env, gatewayURL, bookID string) ([]Rea
 func measureListing(ctx context.Context, e *env, js jetstream.JetStream, natsURL, gatewayURL, path string) (fig *Listing, profs []ProfileSummary, err error) {
 	o := e.opts
 	url := gatewayURL + path
-	client := newLoadClient(64)
+	client := newGenerator(64)
 	defer client.CloseIdleConnections()
 	fig = &Listing{Path: path, Rate: o.listingRate, Seconds: o.listingDuration.Seconds()}
 	// The first requests queue the listed books; from then on each listing finds them

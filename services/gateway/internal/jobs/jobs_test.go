@@ -172,6 +172,41 @@ func TestRequestStatuses(t *testing.T) {
 	}
 }
 
+// TestPrefetchOutcomeIsRemembered checks that a prefetch request's outcome answers the
+// same book's next prefetch requests for a moment without asking JetStream, and only
+// those: after the moment, or for another lane, the stream is asked again.
+func TestPrefetchOutcomeIsRemembered(t *testing.T) {
+	m, ns := newManager(t)
+	now := time.Now()
+	jobs.SetClock(m, func() time.Time { return now })
+	request(t, m, prefetch(), jobs.Queued)
+	// Purged behind the manager's back: a moment later, a prefetch does not look.
+	s, err := ns.JS.Stream(t.Context(), events.StreamRequests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Purge(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Second)
+	request(t, m, prefetch(), jobs.AlreadyQueued)
+	if got := streamMsgs(t, ns); got != 0 {
+		t.Fatalf("%d requests stored, want none", got)
+	}
+	// Other lanes and forced prefetches always ask.
+	request(t, m, manual(false), jobs.Queued)
+	// Later, a prefetch asks again (later than the publish de-duplication window too,
+	// which would otherwise find the first request's id).
+	now = now.Add(events.DuplicateWindow)
+	if err := s.Purge(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	request(t, m, prefetch(), jobs.Queued)
+	if got := waitingRequests(t, ns, book); len(got) != 1 {
+		t.Errorf("book waits in %d lanes, want the prefetch lane only", len(got))
+	}
+}
+
 // TestUpgrade checks that a request in a higher lane moves a waiting book up: stored in
 // the higher lane, purged from the lower one, so it is served once.
 func TestUpgrade(t *testing.T) {

@@ -61,7 +61,7 @@ func TestPostgresUnreachable(t *testing.T) {
 	}
 	failures := metrics(t, r.indexerAddr)["xsw_indexer_batch_failures_total"] - failuresBefore
 	r.pg.restore(t)
-	t.Logf("answers during the %v outage: %v; indexer batch failures: %.0f", outage, seen, failures)
+	t.Logf("answers during the %v outage: %v; indexer failed transactions: %.0f", outage, seen, failures)
 
 	if got := seen["/books/"+cached]; len(got) != 1 || got[http.StatusOK] == 0 {
 		t.Errorf("cached book during the outage: %v, want only 200", seen["/books/"+cached])
@@ -72,10 +72,11 @@ func TestPostgresUnreachable(t *testing.T) {
 	if seen["/health"][http.StatusServiceUnavailable] == 0 {
 		t.Errorf("/health during the outage: %v, want 503 (degraded)", seen["/health"])
 	}
-	// Doubling from 500ms, a 30s outage costs the indexer about six attempts; a loop
-	// that retried without delay would make hundreds.
+	// The delay doubles from 500ms with every failed transaction (up to four writers
+	// fail at each attempt): a 30s outage costs a handful of them. A loop that retried
+	// without delay would fail hundreds.
 	if failures < 1 || failures > 15 {
-		t.Errorf("%.0f failed batches during a %v outage, want a handful (backoff)", failures, outage)
+		t.Errorf("%.0f failed transactions during a %v outage, want a handful (backoff)", failures, outage)
 	}
 	if !r.indexer.Running() {
 		t.Fatalf("indexer exited during the outage: %v", r.indexer.Err())

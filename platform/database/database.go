@@ -22,12 +22,15 @@ import (
 // DefaultURL is the local database a newcomer's machine is expected to have.
 const DefaultURL = "postgres://postgres@127.0.0.1:5432/xsw?sslmode=disable"
 
-// Open returns a pool for dsn after checking that the server answers.
-func Open(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
+// Open returns a pool for dsn after checking that the server answers. A pool holds at
+// least minConns connections at most (pgx's default is 4, or one per CPU when more; the
+// dsn's pool_max_conns overrides it).
+func Open(ctx context.Context, dsn string, minConns int) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
+	cfg.MaxConns = max(cfg.MaxConns, int32(minConns))
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", Redact(dsn), err)

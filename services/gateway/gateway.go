@@ -234,7 +234,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("nats %s: %w", cfg.NATSURL, err)
 	}
-	pool, err := database.Open(ctx, cfg.DatabaseURL)
+	pool, err := database.Open(ctx, cfg.DatabaseURL, 1)
 	if err != nil {
 		return err
 	}

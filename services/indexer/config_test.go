@@ -20,6 +20,7 @@ func TestConfigDefaults(t *testing.T) {
 		DatabaseURL:             database.DefaultURL,
 		NATSURL:                 "nats://127.0.0.1:4222",
 		BatchSize:               256,
+		Writers:                 4,
 		HistoryRetention:        7 * 24 * time.Hour,
 		HTTPAddr:                ":8002",
 		NATSReplicas:            1,
@@ -47,6 +48,7 @@ func TestConfigFromEnv(t *testing.T) {
 		"DATABASE_URL":          "postgres://u:p@db:5432/xsw",
 		"NATS_URL":              "nats://nats:4222",
 		"INDEXER_BATCH_SIZE":    "64",
+		"INDEXER_WRITERS":       "1",
 		"JOB_HISTORY_RETENTION": "0",
 		"INDEXER_HEALTH_ADDR":   "127.0.0.1:9000",
 		"BG_JOB_MAX_AGE":        "3600",
@@ -58,7 +60,7 @@ func TestConfigFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.DatabaseURL != "postgres://u:p@db:5432/xsw" || cfg.NATSURL != "nats://nats:4222" || cfg.BatchSize != 64 ||
+	if cfg.DatabaseURL != "postgres://u:p@db:5432/xsw" || cfg.NATSURL != "nats://nats:4222" || cfg.BatchSize != 64 || cfg.Writers != 1 ||
 		cfg.HistoryRetention != 0 || cfg.HTTPAddr != "127.0.0.1:9000" || cfg.RequestMaxAge != time.Hour ||
 		cfg.SyncDedupWindow != 2*time.Hour || cfg.ShutdownTimeout != 1500*time.Millisecond ||
 		cfg.LogLevel != "debug" || cfg.LogFormat != "json" {
@@ -73,6 +75,8 @@ func TestConfigBadValue(t *testing.T) {
 		{"INDEXER_BATCH_SIZE", "many"},
 		{"INDEXER_BATCH_SIZE", "0"},
 		{"INDEXER_BATCH_SIZE", "5000"},
+		{"INDEXER_WRITERS", "0"},
+		{"INDEXER_WRITERS", "17"},
 		{"JOB_HISTORY_RETENTION", "a week"},
 		{"JOB_HISTORY_RETENTION", "-1h"},
 		{"BG_JOB_MAX_AGE", "-5"},

@@ -45,9 +45,12 @@ type Config struct {
 	DatabaseURL string
 	// NATSURL is the NATS server or cluster (NATS_URL, default nats://127.0.0.1:4222).
 	NATSURL string
-	// BatchSize is the most events written in one transaction (INDEXER_BATCH_SIZE,
+	// BatchSize is the most events pulled and written at once (INDEXER_BATCH_SIZE,
 	// default 256, at most the consumer's MaxAckPending).
 	BatchSize int
+	// Writers is how many transactions write a batch's books side by side
+	// (INDEXER_WRITERS, default 4); the pool holds two connections more.
+	Writers int
 	// HistoryRetention is how long job history is kept; 0 keeps it forever
 	// (JOB_HISTORY_RETENTION, default 168h).
 	HistoryRetention time.Duration
@@ -102,6 +105,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		DatabaseURL:             r.String("DATABASE_URL", database.DefaultURL),
 		NATSURL:                 r.String("NATS_URL", "nats://127.0.0.1:4222"),
 		BatchSize:               r.Int("INDEXER_BATCH_SIZE", 256),
+		Writers:                 r.Int("INDEXER_WRITERS", 4),
 		HistoryRetention:        r.Duration("JOB_HISTORY_RETENTION", 7*24*time.Hour),
 		HTTPAddr:                r.String("INDEXER_HEALTH_ADDR", ":8002"),
 		NATSReplicas:            r.Int("NATS_REPLICAS", 1),
@@ -137,6 +141,7 @@ func (c Config) Validate() error {
 		config.Check(c.DatabaseURL != "" && dbErr == nil, "DATABASE_URL", "not a Postgres connection string: %v", dbErr),
 		config.Check(c.NATSURL != "", "NATS_URL", "must be set"),
 		config.Check(c.BatchSize >= 1 && c.BatchSize <= maxBatch, "INDEXER_BATCH_SIZE", "%d: want 1 to %d", c.BatchSize, maxBatch),
+		config.Check(c.Writers >= 1 && c.Writers <= 16, "INDEXER_WRITERS", "%d: want 1 to 16", c.Writers),
 		config.Check(c.HistoryRetention >= 0, "JOB_HISTORY_RETENTION", "%s: want 0 (keep) or more", c.HistoryRetention),
 		config.Check(addrErr == nil, "INDEXER_HEALTH_ADDR", "%q: want host:port or :port", c.HTTPAddr),
 		config.Check(c.NATSReplicas == 1 || c.NATSReplicas == 3 || c.NATSReplicas == 5, "NATS_REPLICAS", "%d: want 1, 3 or 5", c.NATSReplicas),
@@ -198,7 +203,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	pool, err := database.Open(ctx, cfg.DatabaseURL)
+	pool, err := database.Open(ctx, cfg.DatabaseURL, cfg.Writers+2)
 	if err != nil {
 		return err
 	}
@@ -218,6 +223,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	var m *metrics.Indexer // set before the loop runs
 	loop := consume.New(cons, js, st, logger, consume.Options{
 		BatchSize:       cfg.BatchSize,
+		Writers:         cfg.Writers,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Observe:         func(evs []events.Payload, took time.Duration) { m.Batch(evs, took) },
 	})
@@ -265,7 +271,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 
 	logger.Info("indexer started", "database", database.Redact(cfg.DatabaseURL), "nats", nc.ConnectedUrlRedacted(),
-		"http_addr", ln.Addr().String(), "batch_size", cfg.BatchSize, "job_history_retention", cfg.HistoryRetention,
+		"http_addr", ln.Addr().String(), "batch_size", cfg.BatchSize, "writers", cfg.Writers, "job_history_retention", cfg.HistoryRetention,
 		"webhooks", len(cfg.WebhookURLs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return loop.Run(gctx) })
@@ -288,7 +294,7 @@ func Migrate(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err := database.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
 		return err
 	}
-	pool, err := database.Open(ctx, cfg.DatabaseURL)
+	pool, err := database.Open(ctx, cfg.DatabaseURL, 1)
 	if err != nil {
 		return err
 	}

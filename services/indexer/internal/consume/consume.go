@@ -1,7 +1,8 @@
 // Package consume runs the indexer's loop: it pulls batches of fetched and job events (and
 // commands, such as a purge of a book's chapter texts) from JetStream, writes each batch
-// in order in one transaction, acknowledges its messages after the commit and announces
-// every book the batch touched.
+// (its books split among a few transactions side by side, each book's events in order in
+// one of them), acknowledges its messages after their commit and announces every book
+// written.
 //
 // Each message ends in exactly one outcome: Ack after the commit (and the announcements);
 // Term when it can never be indexed (undecodable, unknown version, refused by the
@@ -13,7 +14,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,8 +33,12 @@ import (
 
 // Options tune the loop. Zero fields take the defaults.
 type Options struct {
-	// BatchSize is the most messages written in one transaction (default 256).
+	// BatchSize is the most messages pulled at once (default 256).
 	BatchSize int
+	// Writers is how many transactions write a batch's books side by side, each book's
+	// events in one of them, in order (default 4). Events of no book follow in a
+	// transaction of their own once those are done.
+	Writers int
 	// MaxWait is how long one pull waits for a first message (default 500ms); it bounds
 	// how long shutdown waits for an idle loop.
 	MaxWait time.Duration
@@ -52,6 +59,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 256
+	}
+	if o.Writers <= 0 {
+		o.Writers = 4
 	}
 	if o.MaxWait <= 0 {
 		o.MaxWait = 500 * time.Millisecond
@@ -100,7 +110,8 @@ type Consumer struct {
 	opts   Options
 	stats  counters
 
-	// failures counts consecutive failed batches; only the loop touches it.
+	// failures counts consecutive failed writes; the writers of a batch share it.
+	mu       sync.Mutex
 	failures int
 }
 
@@ -219,6 +230,39 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) time.Durat
 		}
 		items = append(items, item{msg: m, ev: ev, seq: seq, bookID: bookID})
 	}
+	// A book's events stay together and in order: one writer takes them all. Writers
+	// touch the rows of their own books only, so they never wait on one another. Events
+	// of no book (categories, read counts, which touch many books' rows) come after.
+	groups := make([][]item, c.opts.Writers)
+	var rest []item
+	for _, it := range items {
+		if it.bookID == "" {
+			rest = append(rest, it)
+			continue
+		}
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(it.bookID))
+		w := h.Sum32() % uint32(len(groups))
+		groups[w] = append(groups[w], it)
+	}
+	pauses := make([]time.Duration, len(groups))
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		if len(g) > 0 {
+			wg.Go(func() { pauses[i] = c.write(ctx, g) })
+		}
+	}
+	wg.Wait()
+	pause := slices.Max(pauses)
+	if len(rest) > 0 {
+		pause = max(pause, c.write(ctx, rest))
+	}
+	return pause
+}
+
+// write indexes items in one transaction and settles each of them. It returns how long
+// the loop should pause: the redelivery delay after a database failure, else 0.
+func (c *Consumer) write(ctx context.Context, items []item) time.Duration {
 	for len(items) > 0 {
 		evs := make([]events.Payload, len(items))
 		for i, it := range items {
@@ -239,10 +283,12 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) time.Durat
 		if err != nil {
 			return c.fail(ctx, items, err)
 		}
+		c.mu.Lock()
 		if c.failures > 0 {
 			c.logger.Info("indexing resumed", "failed_attempts", c.failures)
 			c.failures = 0
 		}
+		c.mu.Unlock()
 		c.stats.batches.Add(1)
 		if c.opts.Observe != nil {
 			c.opts.Observe(evs, took)
@@ -279,10 +325,13 @@ func (c *Consumer) fail(ctx context.Context, items []item, err error) time.Durat
 		c.handBack(items, err)
 		return 0
 	}
+	c.mu.Lock()
 	c.failures++
+	attempt := c.failures
+	c.mu.Unlock()
 	c.stats.failures.Add(1)
-	d := c.backoff(c.failures)
-	c.logger.Error("index batch failed; retrying", "err", err, "messages", len(items), "attempt", c.failures, "retry_in", d)
+	d := c.backoff(attempt)
+	c.logger.Error("index batch failed; retrying", "err", err, "messages", len(items), "attempt", attempt, "retry_in", d)
 	c.nakAll(items, d)
 	return d
 }

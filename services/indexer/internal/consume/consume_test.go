@@ -267,6 +267,48 @@ func TestIndexes(t *testing.T) {
 	}
 }
 
+// TestWritersSplitABatchByBook publishes the syncs of twelve books, interleaved, and a
+// categories event before the loop starts, so that one batch holds them all: written by
+// four writers side by side, every book ends complete with its chapters in order, and
+// every event is acknowledged once.
+func TestWritersSplitABatchByBook(t *testing.T) {
+	e := newEnv(t, true)
+	var syncs [][]published
+	for i := range 12 {
+		syncs = append(syncs, syncOf(strconv.Itoa(100+i), t0))
+	}
+	for step := range syncs[0] {
+		for _, s := range syncs {
+			e.publishAll(t, s[step:step+1])
+		}
+	}
+	e.publish(t, events.SubjectFetchedCategories, &events.CategoriesFetched{
+		Header: events.Header{Version: events.Version}, Categories: []events.Category{{ID: 1, Name: "玄幻", URL: "u/1"}}, FetchedAt: t0,
+	})
+	opts := fastOptions
+	opts.Writers = 4
+	c := e.run(t, opts)
+	eventually(t, "every event acknowledged", func() bool { return e.pending(t) == 0 })
+	for i := range 12 {
+		id := strconv.Itoa(100 + i)
+		if !e.complete(id)() {
+			t.Errorf("book %s not complete", id)
+		}
+		chs, err := e.store.Chapters(t.Context(), id)
+		if err != nil || len(chs) != 20 {
+			t.Fatalf("book %s: %d chapters, %v", id, len(chs), err)
+		}
+		for n, ch := range chs {
+			if ch.Num != n+1 || (n > 0 && ch.ChapterID <= chs[n-1].ChapterID) {
+				t.Errorf("book %s: position %d holds chapter %d (id %d)", id, n+1, ch.Num, ch.ChapterID)
+			}
+		}
+	}
+	if st := c.Stats(); st.Acked != 12*5+1 || st.Batches < 3 || st.Failures != 0 {
+		t.Errorf("stats %+v, want %d acked in three transactions or more (writers, then the categories), no failure", st, 12*5+1)
+	}
+}
+
 func TestPoison(t *testing.T) {
 	e := newEnv(t, true)
 	v2 := bookEvent("7", t0)

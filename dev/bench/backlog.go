@@ -212,6 +212,7 @@ func runIndexerBacklog(ctx context.Context, e *env, r *Results) error {
 			return err
 		}
 		fig.Events = n
+		e.settle(ctx, "indexer backlog")
 		if err := prof.resume(); err != nil {
 			return err
 		}

@@ -75,6 +75,32 @@ func (m cpuMeter) read() (selfCores, machineBusy float64) {
 	return selfCores, machineBusy
 }
 
+// settle lets what came before finish before the next figure is measured: Postgres
+// writes its dirty pages out (CHECKPOINT; skipped with a warning without the right), and
+// the machine's CPU quiets down (autovacuum after large inserts, services finishing
+// their work), for at most 30 seconds. Without it a run could pay for the last one's
+// leftovers, and figures moved by a third between runs.
+func (e *env) settle(ctx context.Context, before string) {
+	if err := e.admin(ctx, "CHECKPOINT"); err != nil {
+		e.log.Warn("checkpoint before measuring", "before", before, "err", err)
+	}
+	const quiet, window, limit = 0.15, 500 * time.Millisecond, 30 * time.Second
+	began := time.Now()
+	for time.Since(began) < limit && ctx.Err() == nil {
+		m := newCPUMeter()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(window):
+		}
+		if _, busy := m.read(); busy < quiet {
+			e.log.Debug("machine quiet", "before", before, "after", time.Since(began).Round(time.Millisecond))
+			return
+		}
+	}
+	e.log.Warn("machine still busy; measuring anyway", "before", before, "waited", limit)
+}
+
 // Machine describes where the figures were measured.
 type Machine struct {
 	Date       time.Time `json:"date"`

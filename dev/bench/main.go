@@ -224,6 +224,7 @@ func run(sigCtx context.Context, o options, log *slog.Logger) error {
 			r.Failures = append(r.Failures, fmt.Sprintf("%s: not run: %v", s.name, ctx.Err()))
 			continue
 		}
+		e.settle(ctx, s.name)
 		log.Info("scenario", "name", s.name)
 		t := time.Now()
 		if err := s.run(ctx, e, r); err != nil {

@@ -122,6 +122,7 @@ func runServices(ctx context.Context, e *env, r *Results) error {
 	r.PipelineProcesses = fig
 
 	bookID := pipelineIDs[0]
+	e.settle(ctx, "gateway reads")
 	if r.Reads, err = measureReads(ctx, e, gatewayURL, bookID); err != nil {
 		return err
 	}
@@ -278,6 +279,7 @@ func measureListing(ctx context.Context, e *env, js jetstream.JetStream, natsURL
 	defer client.CloseIdleConnections()
 	fig = &Listing{Path: path, Rate: o.listingRate, Seconds: o.listingDuration.Seconds()}
 	measure := func(label string, l *ListingLatency) error {
+		e.settle(ctx, "listing, "+label+" queue")
 		// Two seconds at the same rate first, for both queues alike: with the empty queue
 		// the first requests queue the listed books (from then on each listing finds them
 		// waiting); with the deep one the server settles after taking 10,000 messages.

@@ -2,7 +2,6 @@ package sitesim
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -15,6 +14,8 @@ import (
 
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/traditionalchinese"
+
+	"github.com/xswtw/xsw/platform/clock"
 )
 
 // ErrUnknownBook reports a book id that the site does not have.
@@ -307,7 +308,7 @@ func (s *Site) serveSite(w http.ResponseWriter, r *http.Request) {
 // serve answers a site request and returns the fault injected, if any.
 func (s *Site) serve(w *statusWriter, r *http.Request) FaultKind {
 	ctx := r.Context()
-	if !sleep(ctx, s.latency()) {
+	if !clock.Sleep(ctx, s.latency()) {
 		return ""
 	}
 	rule, faulty := s.faults.pick(r.URL.Path)
@@ -341,7 +342,7 @@ func (s *Site) serve(w *statusWriter, r *http.Request) FaultKind {
 			w.WriteHeader(http.StatusFound)
 			return rule.Kind
 		case FaultHang:
-			if !sleep(ctx, cmp.Or(rule.Hang, DefaultHang)) {
+			if !clock.Sleep(ctx, cmp.Or(rule.Hang, DefaultHang)) {
 				return rule.Kind
 			}
 		case FaultTruncate:
@@ -381,21 +382,6 @@ func (s *Site) latency() time.Duration {
 		d += rand.N(s.cfg.LatencyJitter)
 	}
 	return d
-}
-
-// sleep waits for d or until ctx ends; it reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // response is a rendered page before encoding.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -200,6 +201,24 @@ func Publish(ctx context.Context, js jetstream.JetStream, subject, msgID string,
 // errCodeMaxMsgsPerSubject is JetStream's error code for a publish refused because the
 // subject already holds its maximum (with DiscardNewPerSubject).
 const errCodeMaxMsgsPerSubject = 10077
+
+// maxTermReason bounds the reason Term sends: it travels in a header of the server's
+// advisory, and an error may quote a whole page or payload.
+const maxTermReason = 256
+
+// Term terminates msg, which can never be handled, with reason's text as the reason the
+// server's advisory reports, cut to maxTermReason bytes on a character boundary.
+func Term(msg jetstream.Msg, reason error) error {
+	s := reason.Error()
+	if len(s) > maxTermReason {
+		n := maxTermReason
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n]
+	}
+	return msg.TermWithReason(s)
+}
 
 // IsSubjectFull reports whether err is a publish refused because its subject already
 // holds a message: for the request stream, the book is already waiting in that lane.

@@ -2,8 +2,14 @@ package broker_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
@@ -55,5 +61,49 @@ func TestProvisionIsIdempotent(t *testing.T) {
 	ns := natstest.Start(t)
 	if err := broker.Provision(t.Context(), ns.JS, broker.Topology{RequestMaxAge: time.Hour, SyncedTTL: time.Hour}); err != nil {
 		t.Fatalf("second Provision: %v", err)
+	}
+}
+
+// TestTermCutsTheReason terminates a message with a reason far over the limit, in
+// Chinese, and reads the server's advisory: the reason arrives cut to at most 256 bytes
+// on a character boundary, and the message is gone for good.
+func TestTermCutsTheReason(t *testing.T) {
+	ns := natstest.Start(t)
+	ctx := t.Context()
+	advisories, err := ns.Conn.SubscribeSync("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := events.NewBookRequested("1721851", events.LanePrefetch, 0, false, "test", time.Now())
+	if _, err := broker.Publish(ctx, ns.JS, r.Subject(), r.MsgID(), &r); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := broker.Consumer(ctx, ns.JS, events.FetcherConsumer(events.LanePrefetch, time.Minute, -1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := cons.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reason := errors.New("第1章 " + strings.Repeat("無法解析的頁面", 40))
+	if err := broker.Term(msg, reason); err != nil {
+		t.Fatal(err)
+	}
+	m, err := advisories.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a struct {
+		Reason string `json:"reason"`
+	}
+	if err := json.Unmarshal(m.Data, &a); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Reason) == 0 || len(a.Reason) > 256 || !utf8.ValidString(a.Reason) || !strings.HasPrefix(reason.Error(), a.Reason) {
+		t.Errorf("reason %q (%d bytes), want a prefix of the error of at most 256 bytes, valid UTF-8", a.Reason, len(a.Reason))
+	}
+	if _, err := cons.Next(jetstream.FetchMaxWait(300 * time.Millisecond)); err == nil {
+		t.Error("the terminated message was delivered again")
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/clock"
 	"github.com/xswtw/xsw/services/fetcher/internal/politeness"
 	"github.com/xswtw/xsw/services/fetcher/internal/site"
 	"github.com/xswtw/xsw/services/fetcher/internal/source"
@@ -56,7 +57,7 @@ func (c *Crawler) Run(ctx context.Context) error {
 		if err != nil {
 			if ctx.Err() == nil {
 				c.Logger.Warn("fetch crawl", "err", err)
-				sleep(ctx, time.Second)
+				clock.Sleep(ctx, time.Second)
 			}
 			continue
 		}
@@ -93,7 +94,7 @@ func (c *Crawler) handle(ctx context.Context, m jetstream.Msg) {
 		if c.Poison != nil {
 			c.Poison()
 		}
-		_ = m.TermWithReason(err.Error())
+		_ = broker.Term(m, err)
 		return
 	}
 	log := c.Logger.With("crawl_id", req.CrawlID)
@@ -183,14 +184,5 @@ func (c *Crawler) save(ctx context.Context, p events.CrawlProgress) {
 	}
 	if err != nil {
 		c.Logger.Warn("save crawl progress", "crawl_id", p.Request.CrawlID, "err", err)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }

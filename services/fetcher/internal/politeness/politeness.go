@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xswtw/xsw/platform/clock"
 )
 
 // Priority says whether a reader is waiting for a request.
@@ -303,16 +305,10 @@ func (l *Limiter) remember(st state) {
 	l.mu.Unlock()
 }
 
+// sleepCtx is clock.Sleep as an error: the context's when it ended first.
 func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
+	if !clock.Sleep(ctx, d) {
 		return ctx.Err()
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return nil
 }

@@ -236,7 +236,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		if p.cfg.Poison != nil {
 			p.cfg.Poison()
 		}
-		_ = msg.TermWithReason(truncate(err.Error(), 200))
+		_ = broker.Term(msg, err)
 		return
 	}
 	now := time.Now().UTC()
@@ -325,7 +325,7 @@ func (p *Pool) giveUp(ctx context.Context, msg jetstream.Msg, log *slog.Logger, 
 	}
 	log.Warn("sync failed for good; dead-lettered", "err", cause, "permanent", perm)
 	p.observe(j, failedOutcome(perm))
-	_ = msg.TermWithReason(truncate(cause.Error(), 200))
+	_ = broker.Term(msg, cause)
 }
 
 // settle announces a skipped job and settles msg with ack (Ack or Term); when the
@@ -413,11 +413,4 @@ func (p *Pool) clearActive(j *job) {
 	delete(p.active, j.ID)
 	p.mu.Unlock()
 	p.signalChanged()
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

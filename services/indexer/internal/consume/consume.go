@@ -28,6 +28,7 @@ import (
 
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/clock"
 	"github.com/xswtw/xsw/services/indexer/internal/store"
 )
 
@@ -167,7 +168,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			fetchFailures++
 			d := c.backoff(fetchFailures)
 			c.logger.Warn("pull events failed", "err", err, "attempt", fetchFailures, "retry_in", d)
-			sleep(ctx, d)
+			clock.Sleep(ctx, d)
 			continue
 		}
 		fetchFailures = 0
@@ -175,7 +176,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			continue
 		}
 		if d := c.process(work, msgs); d > 0 {
-			sleep(ctx, d)
+			clock.Sleep(ctx, d)
 		}
 	}
 	return nil
@@ -356,7 +357,7 @@ func (c *Consumer) nakAll(items []item, d time.Duration) {
 func (c *Consumer) term(m jetstream.Msg, seq uint64, reason error) {
 	c.stats.poison.Add(1)
 	c.logger.Warn("event terminated", "subject", m.Subject(), "seq", seq, "err", reason)
-	if err := m.TermWithReason(truncate(reason.Error(), 256)); err != nil {
+	if err := broker.Term(m, reason); err != nil {
 		c.logger.Warn("term failed", "subject", m.Subject(), "seq", seq, "err", err)
 	}
 }
@@ -486,21 +487,4 @@ func sameSubject(got, want string) error {
 		return fmt.Errorf("%w: published on %s, payload belongs on %s", events.ErrInvalid, got, want)
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/clock"
 	platformmetrics "github.com/xswtw/xsw/platform/metrics"
 )
 
@@ -205,7 +206,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 			nextRenew = now.Add(n.cfg.RenewEvery)
 		}
 		if !leader {
-			sleep(ctx, time.Until(nextRenew))
+			clock.Sleep(ctx, time.Until(nextRenew))
 			continue
 		}
 		if now := time.Now(); !now.Before(nextCheck) {
@@ -217,7 +218,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 		wait := min(time.Until(nextCheck), time.Until(nextRenew), time.Second)
 		if err := n.pull(ctx, max(wait, 100*time.Millisecond)); err != nil && ctx.Err() == nil {
 			n.logger.Warn("pull failed jobs", "err", err)
-			sleep(ctx, time.Second)
+			clock.Sleep(ctx, time.Second)
 		}
 	}
 	return nil
@@ -268,7 +269,7 @@ func (n *Notifier) pull(ctx context.Context, wait time.Duration) error {
 		var e events.JobEvent
 		if err := events.Decode(msg.Data(), &e); err != nil {
 			n.logger.Warn("unreadable failed-job event terminated", "subject", msg.Subject(), "err", err)
-			_ = msg.TermWithReason(err.Error())
+			_ = broker.Term(msg, err)
 			continue
 		}
 		if e.Kind == events.JobFailed && !n.announced.has(e.JobID) {
@@ -381,17 +382,4 @@ func (r *recent) add(k string) {
 	r.keys[r.next] = k
 	r.set[k] = true
 	r.next = (r.next + 1) % len(r.keys)
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

@@ -6,6 +6,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -56,16 +57,22 @@ var scanVarsOnce = sync.OnceValues(func() (map[string]vars, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every command starts with config.Boot, which reads the logging variables.
+	boot, err := scanVars(filepath.Join(root, "platform", "config"))
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]vars{}
 	for svc := range services {
 		v, err := scanVars(filepath.Join(root, "services", svc))
 		if err != nil {
 			return nil, err
 		}
+		maps.Copy(v, boot)
 		out[svc] = v
 	}
 	// The all-in-one reads what the three services read, plus its own.
-	aio := vars{}
+	aio := maps.Clone(boot)
 	for _, dir := range []string{"services/gateway", "services/fetcher", "services/indexer", "dev/allinone", "dev/cmd/xsw"} {
 		v, err := scanVars(filepath.Join(root, dir))
 		if err != nil {

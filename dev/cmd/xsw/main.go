@@ -8,14 +8,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/xswtw/xsw/dev/allinone"
 	"github.com/xswtw/xsw/platform/config"
 	"github.com/xswtw/xsw/platform/database"
-	"github.com/xswtw/xsw/platform/logging"
 	"github.com/xswtw/xsw/services/indexer"
 )
 
@@ -28,17 +26,12 @@ const usage = `usage: xsw [run|demo|migrate]
 Configuration comes from the environment and an optional .env file; see README.md.`
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := config.LoadDotEnv(""); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	logger, err := logging.New(os.Stderr, os.Getenv("LOG_LEVEL"), os.Getenv("LOG_FORMAT"))
+	ctx, stop, logger, err := config.Boot()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(os.Stderr, "xsw:", err)
 		os.Exit(1)
 	}
+	defer stop()
 	cmd := "run"
 	if len(os.Args) > 1 {
 		cmd = os.Args[1]
@@ -47,7 +40,7 @@ func main() {
 	case "run", "demo":
 		err = allinone.Run(ctx, allinone.Options{Getenv: os.Getenv, Demo: cmd == "demo"}, logger)
 	case "migrate":
-		err = migrate(ctx)
+		err = migrate(ctx, logger)
 	case "-h", "--help", "help":
 		fmt.Println(usage)
 		return
@@ -61,7 +54,7 @@ func main() {
 	}
 }
 
-func migrate(ctx context.Context) error {
+func migrate(ctx context.Context, logger *slog.Logger) error {
 	if os.Getenv("DATABASE_URL") == "" {
 		os.Setenv("DATABASE_URL", database.DefaultURL)
 	}
@@ -69,6 +62,5 @@ func migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	logger, _ := logging.New(os.Stderr, os.Getenv("LOG_LEVEL"), os.Getenv("LOG_FORMAT"))
 	return indexer.Migrate(ctx, cfg, logger)
 }

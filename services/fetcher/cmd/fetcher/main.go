@@ -2,29 +2,20 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/xswtw/xsw/platform/config"
-	"github.com/xswtw/xsw/platform/logging"
 	"github.com/xswtw/xsw/services/fetcher"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := config.LoadDotEnv(""); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	logger, err := logging.New(os.Stderr, os.Getenv("LOG_LEVEL"), os.Getenv("LOG_FORMAT"))
+	ctx, stop, logger, err := config.Boot()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(os.Stderr, "fetcher:", err)
 		os.Exit(1)
 	}
+	defer stop()
 	cfg, err := fetcher.ConfigFromEnv(os.Getenv)
 	if err != nil {
 		logger.Error("configuration", "err", err)

@@ -9,15 +9,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/xswtw/xsw/platform/config"
-	"github.com/xswtw/xsw/platform/logging"
 	"github.com/xswtw/xsw/services/indexer"
 )
 
@@ -26,22 +21,15 @@ func main() {
 }
 
 func run(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	fallback := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := config.LoadDotEnv(""); err != nil {
-		fallback.Error("indexer: configuration", "err", err)
+	ctx, stop, logger, err := config.Boot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "indexer:", err)
 		return 1
 	}
+	defer stop()
 	cfg, err := indexer.ConfigFromEnv(os.Getenv)
 	if err != nil {
-		fallback.Error("indexer: configuration", "err", err)
-		return 1
-	}
-	logger, err := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
-	if err != nil {
-		fallback.Error("indexer: configuration", "err", err)
+		logger.Error("indexer: configuration", "err", err)
 		return 1
 	}
 

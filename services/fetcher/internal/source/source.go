@@ -1,4 +1,4 @@
-// Package source is the fetcher's only door to the source site: every request books a
+// Package source is the fetcher's only door to a source site: every request books a
 // slot with the politeness limiter, stays on the configured host, is bounded in time and
 // size, and comes back classified as success, permanent failure or transient failure.
 package source

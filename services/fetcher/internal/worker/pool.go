@@ -16,6 +16,7 @@ import (
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/services/fetcher/internal/metrics"
+	"github.com/xswtw/xsw/services/fetcher/internal/sites"
 )
 
 // Config tunes a Pool.
@@ -46,7 +47,8 @@ type Config struct {
 	// Observe, when set, is told how each job attempt ended (one of the outcomes of
 	// package metrics) and how long it took.
 	Observe func(lane events.Lane, outcome string, took time.Duration)
-	// Poison, when set, is told of every request terminated because it cannot be decoded.
+	// Poison, when set, is told of every request terminated because it can never be run:
+	// it cannot be decoded, or it names a site this fetcher does not serve.
 	Poison func()
 }
 
@@ -231,6 +233,13 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		// Lane and book decide what is skipped, upgraded and purged: they must agree.
 		err = fmt.Errorf("%w: request for %s published on %s", events.ErrInvalid, req.Subject(), msg.Subject())
 	}
+	var st *sites.Site
+	if err == nil {
+		var served bool
+		if st, served = p.syncer.Sites.Get(req.Site); !served {
+			err = fmt.Errorf("site %q is not served by this fetcher (it serves %v)", req.Site, p.syncer.Sites.IDs())
+		}
+	}
 	if err != nil {
 		p.logger.Warn("poison request terminated", "subject", msg.Subject(), "seq", md.Sequence.Stream, "err", err)
 		if p.cfg.Poison != nil {
@@ -240,15 +249,16 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	now := time.Now().UTC()
-	j := &job{ID: events.JobID(req.BookID, md.Sequence.Stream), Request: req, Attempt: int(md.NumDelivered), Started: now, Enqueued: md.Timestamp}
-	log := p.logger.With("book_id", req.BookID, "lane", req.Lane, "job_id", j.ID, "attempt", j.Attempt)
+	j := &job{ID: events.JobID(req.Site, req.BookID, md.Sequence.Stream), Request: req, Site: st, Attempt: int(md.NumDelivered),
+		Started: now, Enqueued: md.Timestamp}
+	log := p.logger.With("site", req.Site, "book_id", req.BookID, "lane", req.Lane, "job_id", j.ID, "attempt", j.Attempt)
 
 	if p.cfg.MaxAge > 0 && now.Sub(req.RequestedAt) > p.cfg.MaxAge {
 		p.settle(ctx, msg, log, "expired", func() error { return p.skip(ctx, j, "expired: waited longer than "+p.cfg.MaxAge.String()) }, msg.Term)
 		return
 	}
 	if !req.Force && p.cfg.DedupWindow > 0 {
-		if at, ok := p.lastSynced(ctx, req.BookID); ok && now.Sub(at) < p.cfg.DedupWindow {
+		if at, ok := p.lastSynced(ctx, req.Site, req.BookID); ok && now.Sub(at) < p.cfg.DedupWindow {
 			p.settle(ctx, msg, log, "recently synced", func() error {
 				return p.skip(ctx, j, "recently synced at "+at.Format(time.RFC3339))
 			}, msg.Ack)
@@ -280,7 +290,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 			_ = msg.NakWithDelay(p.backoff(j.Attempt))
 			return
 		}
-		if _, kerr := p.synced.Put(ctx, req.BookID, events.SyncedValue(time.Now())); kerr != nil {
+		if _, kerr := p.synced.Put(ctx, events.Key(req.Site, req.BookID), events.SyncedValue(time.Now())); kerr != nil {
 			log.Warn("remember sync time", "err", kerr)
 		}
 		if aerr := msg.DoubleAck(ctx); aerr != nil {
@@ -313,7 +323,7 @@ func (p *Pool) giveUp(ctx context.Context, msg jetstream.Msg, log *slog.Logger, 
 		Attempts: j.Attempt, Error: cause.Error(), DiedAt: time.Now().UTC()}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := broker.Publish(pctx, p.js, events.SubjectDead(j.Request.BookID), "dead:"+j.ID, &dl); err != nil {
+	if _, err := broker.Publish(pctx, p.js, dl.Subject(), "dead:"+j.ID, &dl); err != nil {
 		log.Error("dead-letter failed; retrying later", "err", err, "cause", cause)
 		_ = msg.NakWithDelay(p.cfg.RetryBase)
 		return
@@ -350,7 +360,7 @@ func (p *Pool) skip(ctx context.Context, j *job, reason string) error {
 
 func (p *Pool) publishJob(ctx context.Context, kind events.JobKind, j *job, fill func(*events.JobEvent)) error {
 	e := events.JobEvent{
-		Header: events.Header{Version: events.Version}, Kind: kind, JobID: j.ID, BookID: j.Request.BookID,
+		Header: events.Header{Version: events.Version}, Kind: kind, JobID: j.ID, Site: j.Request.Site, BookID: j.Request.BookID,
 		Lane: j.Request.Lane, Priority: j.Request.Priority, Attempt: j.Attempt, Fetcher: p.cfg.FetcherID,
 		EnqueuedAt: j.Enqueued.UTC(), StartedAt: j.Started, At: time.Now().UTC(), Requests: j.Requests,
 	}
@@ -363,8 +373,8 @@ func (p *Pool) publishJob(ctx context.Context, kind events.JobKind, j *job, fill
 	return err
 }
 
-func (p *Pool) lastSynced(ctx context.Context, bookID string) (time.Time, bool) {
-	e, err := p.synced.Get(ctx, bookID)
+func (p *Pool) lastSynced(ctx context.Context, siteID, bookID string) (time.Time, bool) {
+	e, err := p.synced.Get(ctx, events.Key(siteID, bookID))
 	if err != nil {
 		return time.Time{}, false
 	}
@@ -403,7 +413,7 @@ func (p *Pool) backoff(attempt int) time.Duration {
 
 func (p *Pool) setActive(j *job) {
 	p.mu.Lock()
-	p.active[j.ID] = events.ActiveJob{JobID: j.ID, BookID: j.Request.BookID, Lane: j.Request.Lane, Attempt: j.Attempt, StartedAt: j.Started}
+	p.active[j.ID] = events.ActiveJob{JobID: j.ID, Site: j.Request.Site, BookID: j.Request.BookID, Lane: j.Request.Lane, Attempt: j.Attempt, StartedAt: j.Started}
 	p.mu.Unlock()
 	p.signalChanged()
 }

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// update is accepted so that go test ./internal/site/... -update, which rewrites the
+// update is accepted so that go test ./site/... -update, which rewrites the
 // golden files of the adapter packages, also runs here; this package has none.
 var _ = flag.Bool("update", false, "rewrite golden files (none in this package)")
 

@@ -15,7 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/xswtw/xsw/services/fetcher/internal/site"
+	"github.com/xswtw/xsw/services/fetcher/site"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata from the parsers' output")

@@ -3,12 +3,12 @@ package xsw
 import (
 	"net/url"
 	"regexp"
-	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/PuerkitoBio/goquery"
 
-	"github.com/xswtw/xsw/services/fetcher/internal/site"
+	"github.com/xswtw/xsw/services/fetcher/site"
 )
 
 var (
@@ -20,7 +20,8 @@ var (
 // ParseHome reads the category links of the home page: anchors to
 // fenlei{id}_1.html, deduplicated by id in page order. Each category is linked more
 // than once (a short name in the navigation, the full one in the list); its name is the
-// longest text among its anchors, the first of equals. A home page without any category
+// longest text among its anchors, the first of equals. A category's id is the number in
+// its link without leading zeros (category 0 is none). A home page without any category
 // link is a *site.ParseError.
 func (s *Source) ParseHome(body []byte, pageURL *url.URL) ([]site.Category, error) {
 	p, err := s.parsePage(pageHome, body, pageURL)
@@ -28,7 +29,7 @@ func (s *Source) ParseHome(body []byte, pageURL *url.URL) ([]site.Category, erro
 		return nil, err
 	}
 	var cats []site.Category
-	index := map[int]int{} // category id → position in cats
+	index := map[string]int{} // category id → position in cats
 	p.doc.FindMatcher(selAnchors).Each(func(_ int, a *goquery.Selection) {
 		path, ok := p.siteLink(attr(a, "href"))
 		if !ok {
@@ -38,8 +39,8 @@ func (s *Source) ParseHome(body []byte, pageURL *url.URL) ([]site.Category, erro
 		if m == nil {
 			return
 		}
-		id, err := strconv.Atoi(m[1])
-		if err != nil {
+		id := strings.TrimLeft(m[1], "0")
+		if id == "" {
 			return
 		}
 		name := text(a)

@@ -8,7 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/xswtw/xsw/services/fetcher/internal/site"
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/services/fetcher/site"
 )
 
 // addCorpus seeds f with every saved page in testdata, whatever its kind: a page of
@@ -59,10 +60,13 @@ func FuzzParseHome(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		cats, err := s.ParseHome(body, fuzzURL)
 		checkErr(t, pageHome, err)
-		seen := map[int]bool{}
+		seen := map[string]bool{}
 		for _, c := range cats {
+			if !s.CanonicalCategoryID(c.ID) {
+				t.Fatalf("category id %q is not canonical", c.ID)
+			}
 			if seen[c.ID] {
-				t.Fatalf("category %d twice", c.ID)
+				t.Fatalf("category %s twice", c.ID)
 			}
 			seen[c.ID] = true
 			checkLink(t, c.URL)
@@ -77,7 +81,7 @@ func FuzzParseListing(f *testing.F) {
 		books, err := s.ParseListing(body, fuzzURL)
 		checkErr(t, pageListing, err)
 		for _, b := range books {
-			if b.BookID != "" && !isDigits(b.BookID) {
+			if b.BookID != "" && !s.CanonicalBookID(b.BookID) {
 				t.Fatalf("book id %q", b.BookID)
 			}
 			checkLink(t, b.LastChapterURL)
@@ -126,6 +130,9 @@ func FuzzParseTOC(f *testing.F) {
 			checkLink(t, c.URL)
 			if !strings.HasSuffix(c.URL, "/1721851/"+c.ChapterID+".html") {
 				t.Fatalf("link %q is not chapter %s of the book", c.URL, c.ChapterID)
+			}
+			if !events.ValidID(c.ChapterID) {
+				t.Fatalf("chapter id %q cannot be carried", c.ChapterID)
 			}
 		}
 	})

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/xswtw/xsw/services/fetcher/internal/site"
+	"github.com/xswtw/xsw/services/fetcher/site"
 )
 
 func TestURLs(t *testing.T) {
@@ -20,8 +20,8 @@ func TestURLs(t *testing.T) {
 		{name: "home trailing slash", base: "https://m.xsw.tw/", got: (*Source).HomeURL, want: "https://m.xsw.tw/"},
 		{name: "home with prefix", base: "http://127.0.0.1:8080/xsw/", got: (*Source).HomeURL, want: "http://127.0.0.1:8080/xsw/"},
 		{name: "home drops query", base: "http://m.xsw.tw/?a=1#f", got: (*Source).HomeURL, want: "http://m.xsw.tw/"},
-		{name: "listing", base: "https://m.xsw.tw", got: func(s *Source) string { return s.ListingURL(3, 12) }, want: "https://m.xsw.tw/fenlei3_12.html"},
-		{name: "listing page zero", base: "https://m.xsw.tw", got: func(s *Source) string { return s.ListingURL(1, 0) }, want: "https://m.xsw.tw/fenlei1_1.html"},
+		{name: "listing", base: "https://m.xsw.tw", got: func(s *Source) string { return s.ListingURL("3", 12) }, want: "https://m.xsw.tw/fenlei3_12.html"},
+		{name: "listing page zero", base: "https://m.xsw.tw", got: func(s *Source) string { return s.ListingURL("1", 0) }, want: "https://m.xsw.tw/fenlei1_1.html"},
 		{name: "book", base: "https://m.xsw.tw", got: func(s *Source) string { return s.BookURL("1721851") }, want: "https://m.xsw.tw/1721851/"},
 		{name: "book on simulator", base: "http://127.0.0.1:8080", got: func(s *Source) string { return s.BookURL("1721851") }, want: "http://127.0.0.1:8080/1721851/"},
 		{name: "toc", base: "https://m.xsw.tw", got: func(s *Source) string { return s.TOCURL("1721851", 71) }, want: "https://m.xsw.tw/1721851/page-71.html"},
@@ -85,7 +85,7 @@ func FuzzURLs(f *testing.F) {
 		checkOnBase(t, base, s.BookURL(bookID))
 		checkOnBase(t, base, s.TOCURL(bookID, page))
 		checkOnBase(t, base, s.ChapterURL(bookID, chapterID))
-		checkOnBase(t, base, s.ListingURL(page, page))
+		checkOnBase(t, base, s.ListingURL(bookID, page))
 	})
 }
 
@@ -248,6 +248,28 @@ func TestParseTolerance(t *testing.T) {
 		}
 		if b.Preview == nil {
 			t.Error("Preview is nil; want an empty list")
+		}
+	})
+
+	t.Run("listing book link with a non-canonical id", func(t *testing.T) {
+		body := head + `<div class="bookbox"><div class="bookinfo"><h4 class="bookname"><a href="/01721851/">書名</a></h4></div></div></body></html>`
+		books, err := s.ParseListing([]byte(body), mustURL(t, "https://m.xsw.tw/fenlei1_1.html"))
+		if err != nil {
+			t.Fatalf("ParseListing: %v", err)
+		}
+		if len(books) != 1 || books[0].BookID != "" || books[0].BookURL != "https://m.xsw.tw/01721851/" {
+			t.Errorf("got %+v; want the book without an id (01721851 names none)", books)
+		}
+	})
+
+	t.Run("home category ids lose leading zeros", func(t *testing.T) {
+		body := head + `<a href="/fenlei01_1.html">玄幻</a><a href="/fenlei1_1.html">玄幻小說</a><a href="/fenlei0_1.html">無</a></body></html>`
+		cats, err := s.ParseHome([]byte(body), mustURL(t, "https://m.xsw.tw/"))
+		if err != nil {
+			t.Fatalf("ParseHome: %v", err)
+		}
+		if len(cats) != 1 || cats[0].ID != "1" || cats[0].Name != "玄幻小說" {
+			t.Errorf("got %+v; want category 1 once, and no category 0", cats)
 		}
 	})
 

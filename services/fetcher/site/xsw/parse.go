@@ -11,7 +11,8 @@ import (
 	"github.com/andybalholm/cascadia"
 	"golang.org/x/net/html"
 
-	"github.com/xswtw/xsw/services/fetcher/internal/site"
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/services/fetcher/site"
 )
 
 // Page kinds, as named in a site.ParseError.
@@ -209,7 +210,8 @@ func (p *page) chapterLink(href, bookID string) (chapterID, link string, ok bool
 	return chapter, p.origin + path, true
 }
 
-// splitChapterPath splits a path ending in /{book}/{chapter}.html, both digits.
+// splitChapterPath splits a path ending in /{book}/{chapter}.html, both digits, the
+// chapter id no longer than an id may be (events.MaxBookIDLen).
 func splitChapterPath(path string) (book, chapter string, ok bool) {
 	rest, ok := strings.CutSuffix(path, ".html")
 	if !ok {
@@ -221,14 +223,15 @@ func splitChapterPath(path string) (book, chapter string, ok bool) {
 	}
 	chapter, rest = rest[i+1:], rest[:i]
 	book = rest[strings.LastIndexByte(rest, '/')+1:]
-	if !isDigits(book) || !isDigits(chapter) {
+	if !isDigits(book) || !isDigits(chapter) || len(chapter) > events.MaxBookIDLen {
 		return "", "", false
 	}
 	return book, chapter, true
 }
 
 // bookLink reports whether href is a link to a book's home page, a path ending in
-// /{bookID}/ (or /{bookID}), and returns the book id and canonical URL.
+// /{bookID}/ (or /{bookID}) with a canonical book id, and returns the id and the
+// canonical URL.
 func (p *page) bookLink(href string) (bookID, link string, ok bool) {
 	path, ok := p.siteLink(href)
 	if !ok {
@@ -236,7 +239,7 @@ func (p *page) bookLink(href string) (bookID, link string, ok bool) {
 	}
 	rest := strings.TrimSuffix(path, "/")
 	id := rest[strings.LastIndexByte(rest, '/')+1:]
-	if !isDigits(id) {
+	if !canonicalNumber(id, maxBookIDLen) {
 		return "", "", false
 	}
 	return id, p.origin + path, true

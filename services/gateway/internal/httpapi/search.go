@@ -34,6 +34,7 @@ var searchTypes = map[string]int{
 type searchHitJSON struct {
 	Type       string  `json:"type"`
 	Match      string  `json:"match"`
+	Site       string  `json:"site"`
 	BookID     string  `json:"book_id"`
 	Name       string  `json:"name"`
 	Author     string  `json:"author"`
@@ -70,10 +71,18 @@ func searchQuery(c *fiber.Ctx) (string, error) {
 }
 
 // search answers GET /search?q=&search_type=all|books|chapters|content&limit=N: stored
-// books by name and author, chapters by title (and, for content, by text), best first.
-// The query matches as typed and in its Traditional forms, so Simplified input finds the
-// site's Traditional text.
+// books by name and author, chapters by title (and, for content, by text), best first,
+// of every site (each hit names its site), or of one site under /sites/{site}. The query
+// matches as typed and in its Traditional forms, so Simplified input finds a site's
+// Traditional text.
 func (s *Server) search(c *fiber.Ctx) error {
+	site := ""
+	if c.Params("site") != "" {
+		var err error
+		if site, err = s.pathSite(c); err != nil {
+			return err
+		}
+	}
 	q, err := searchQuery(c)
 	if err != nil {
 		return err
@@ -94,7 +103,7 @@ func (s *Server) search(c *fiber.Ctx) error {
 	terms := conv.Forms(q)
 	ctx, cancel := context.WithTimeout(c.UserContext(), searchTimeout)
 	defer cancel()
-	hits, err := s.cat.Search(ctx, catalog.Search{Terms: terms, In: in, Limit: limit})
+	hits, err := s.cat.Search(ctx, catalog.Search{Terms: terms, In: in, Limit: limit, Site: site})
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return newError(fiber.StatusGatewayTimeout, "the search took longer than %s; try a longer query or another search_type", searchTimeout)
 	}
@@ -104,7 +113,7 @@ func (s *Server) search(c *fiber.Ctx) error {
 	out := searchJSON{Query: q, SearchType: kind, Terms: terms, Count: len(hits), Results: make([]searchHitJSON, len(hits))}
 	for i, h := range hits {
 		out.Results[i] = searchHitJSON{
-			Type: h.Type, Match: h.Match, BookID: h.BookID, Name: h.Name, Author: h.Author, ChapterNum: h.ChapterNum,
+			Type: h.Type, Match: h.Match, Site: h.Site, BookID: h.BookID, Name: h.Name, Author: h.Author, ChapterNum: h.ChapterNum,
 			Title: h.Title, URL: h.URL, Score: math.Round(h.Score*1000) / 1000, Snippet: h.Snippet,
 		}
 	}

@@ -51,6 +51,13 @@ func RequestSubject(l Lane, site, bookID string) string {
 	return "xsw.book.requested." + string(l) + "." + Key(site, bookID)
 }
 
+// RequestSubjectLegacy is the subject a build before site-qualified books published a
+// request for m.xsw.tw's book on: xsw.book.requested.<lane>.<book_id>. Requests may
+// still wait there after an upgrade; nothing publishes on it any more.
+func RequestSubjectLegacy(l Lane, bookID string) string {
+	return "xsw.book.requested." + string(l) + "." + bookID
+}
+
 // RequestSubjectLane matches every request of lane l.
 func RequestSubjectLane(l Lane) string { return "xsw.book.requested." + string(l) + ".>" }
 

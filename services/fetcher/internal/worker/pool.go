@@ -229,7 +229,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	var req events.BookRequested
 	err = events.Decode(msg.Data(), &req)
-	if err == nil && req.Subject() != msg.Subject() {
+	if err == nil && !onItsSubject(req, msg.Subject()) {
 		// Lane and book decide what is skipped, upgraded and purged: they must agree.
 		err = fmt.Errorf("%w: request for %s published on %s", events.ErrInvalid, req.Subject(), msg.Subject())
 	}
@@ -423,4 +423,16 @@ func (p *Pool) clearActive(j *job) {
 	delete(p.active, j.ID)
 	p.mu.Unlock()
 	p.signalChanged()
+}
+
+// onItsSubject reports whether req was published where it belongs: on its lane's
+// subject for its book, or, for a request stored by a build before books were
+// site-qualified, on the same subject with the bare book id (BookOfSubject reads it as
+// LegacySite's, as Decode reads the version 1 payload).
+func onItsSubject(req events.BookRequested, subject string) bool {
+	if subject == req.Subject() {
+		return true
+	}
+	site, id, ok := events.BookOfSubject(subject, events.RequestPrefixTokens)
+	return ok && site == req.Site && id == req.BookID && subject == events.RequestSubjectLegacy(req.Lane, id)
 }

@@ -417,6 +417,34 @@ func TestPoisonRequestIsTerminated(t *testing.T) {
 	}
 }
 
+// TestLegacyRequestIsServed: a request a build before site-qualified books stored (a
+// version 1 payload without a site, on the subject with the bare book id) is m.xsw.tw's
+// and is synced after an upgrade; one for another book on that subject is still poison.
+func TestLegacyRequestIsServed(t *testing.T) {
+	var poison atomic.Int64
+	h := newHarness(t, Config{Workers: 1, DedupWindow: time.Minute, Poison: func() { poison.Add(1) }})
+	h.run(t)
+	v1 := func(book string) []byte {
+		return []byte(`{"version":1,"book_id":"` + book + `","lane":"prefetch","priority":0,"requested_at":"` +
+			time.Now().UTC().Format(time.RFC3339Nano) + `","force":false}`)
+	}
+	if _, err := h.ns.JS.Publish(t.Context(), events.RequestSubjectLegacy(events.LanePrefetch, "1000001"), v1("1000001")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.ns.JS.Publish(t.Context(), events.RequestSubjectLegacy(events.LanePrefetch, "1000002"), v1("1000003")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the legacy request synced", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
+	eventually(t, "both requests settled", func() bool { return h.waiting(t) == 0 })
+	done := h.jobEvents(t, events.JobCompleted)[0]
+	if done.Site != xsw.ID || done.BookID != "1000001" || done.Chapters != 12 {
+		t.Errorf("completed %s/%s with %d chapters, want xsw/1000001 with 12", done.Site, done.BookID, done.Chapters)
+	}
+	if n := poison.Load(); n != 1 {
+		t.Errorf("%d poison requests, want 1 (another book's request on a legacy subject)", n)
+	}
+}
+
 // TestNonCanonicalBookIDIsRefused: "0123" is not how m.xsw.tw writes book 123. The
 // request fails for good without a request to the site.
 func TestNonCanonicalBookIDIsRefused(t *testing.T) {

@@ -2,6 +2,7 @@ package allinone
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -11,8 +12,9 @@ import (
 	"github.com/xswtw/xsw/events"
 )
 
-// waitReady polls until the gateway's /readyz answers 200 and a fetcher answers on the
-// bus, or ctx ends.
+// waitReady polls until the gateway's /readyz answers 200, a fetcher answers on the bus
+// and the gateway knows every site it serves from a fetcher's description (before that
+// it refuses to queue or fetch for the site), or ctx ends.
 func waitReady(ctx context.Context, gatewayURL, natsURL string) error {
 	client := &http.Client{Timeout: time.Second}
 	t := time.NewTicker(50 * time.Millisecond)
@@ -35,7 +37,7 @@ func waitReady(ctx context.Context, gatewayURL, natsURL string) error {
 		_, err := nc.RequestWithContext(rctx, events.SubjectRPCListing, []byte(`{}`))
 		cancel()
 		if err == nil {
-			return nil
+			break
 		}
 		if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 			return err
@@ -46,6 +48,40 @@ func waitReady(ctx context.Context, gatewayURL, natsURL string) error {
 		case <-t.C:
 		}
 	}
+	for !sitesDescribed(ctx, client, gatewayURL+"/xsw/api/sites") {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// sitesDescribed reports whether the gateway's site list has no site in the "unknown"
+// state.
+func sitesDescribed(ctx context.Context, client *http.Client, url string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var sites []struct {
+		State string `json:"state"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&sites) != nil || len(sites) == 0 {
+		return false
+	}
+	for _, s := range sites {
+		if s.State == "unknown" {
+			return false
+		}
+	}
+	return true
 }
 
 func gatewayReady(ctx context.Context, client *http.Client, url string) bool {

@@ -25,7 +25,8 @@ const (
 	// SubjectCacheClear tells every gateway replica to drop its whole memory cache.
 	SubjectCacheClear = "xsw.cache.clear"
 
-	// Request/reply subjects served by the fetchers' queue group QueueFetchers.
+	// Request/reply calls served by the fetchers' queue group QueueFetchers, each on
+	// RPCSubject(call, site).
 	SubjectRPCCategories = "xsw.rpc.categories"
 	SubjectRPCListing    = "xsw.rpc.listing"
 	SubjectRPCChapter    = "xsw.rpc.chapter"
@@ -34,6 +35,11 @@ const (
 	// QueueFetchers is the queue group of the fetchers' request/reply handlers.
 	QueueFetchers = "fetchers"
 )
+
+// RPCSubject is the subject of a request/reply call (one of the SubjectRPC* names) about
+// a site: xsw.rpc.<call>.<site>. Only the fetchers that serve the site subscribe to it,
+// so a call never reaches one that does not (while a change of SOURCES rolls out, say).
+func RPCSubject(call, site string) string { return call + "." + site }
 
 // Tokens before the book in each per-book subject family (see BookOfSubject).
 const (
@@ -57,6 +63,10 @@ func RequestSubject(l Lane, site, bookID string) string {
 func RequestSubjectLegacy(l Lane, bookID string) string {
 	return "xsw.book.requested." + string(l) + "." + bookID
 }
+
+// SubjectDeadLegacy is the subject a build before site-qualified books kept m.xsw.tw's
+// dead letters on: xsw.dead.<book_id>. Letters may still wait there after an upgrade.
+func SubjectDeadLegacy(bookID string) string { return "xsw.dead." + bookID }
 
 // RequestSubjectLane matches every request of lane l.
 func RequestSubjectLane(l Lane) string { return "xsw.book.requested." + string(l) + ".>" }

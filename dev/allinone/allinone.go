@@ -197,7 +197,7 @@ func Run(ctx context.Context, opts Options, logger *slog.Logger) error {
 	g.Go(func() error { return fetcher.Run(gctx, fcfg, logger) })
 	g.Go(func() error { return gateway.Run(gctx, gcfg, logger) })
 	g.Go(func() error {
-		if err := waitReady(gctx, run.GatewayURL, run.NATSURL); err != nil {
+		if err := waitReady(gctx, run.GatewayURL, run.NATSURL, gcfg.Sources.IDs()); err != nil {
 			return nil // ctx ended or a part failed; the group reports which
 		}
 		run.StartedIn = time.Since(start)

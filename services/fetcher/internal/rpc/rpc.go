@@ -72,36 +72,48 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		wg.Wait()
 	}()
-	for subject, h := range handlers {
-		sub, err := s.NC.QueueSubscribe(subject, events.QueueFetchers, func(m *nats.Msg) {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
+	for call, h := range handlers {
+		for _, id := range s.Sites.IDs() {
+			sub, err := s.subscribe(ctx, events.RPCSubject(call, id), h, sem, &wg)
+			if err != nil {
+				return err
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				cctx, cancel := context.WithTimeout(ctx, s.Timeout)
-				defer cancel()
-				reply := h(cctx, m.Data)
-				b, err := json.Marshal(reply)
-				if err == nil {
-					err = m.Respond(b)
-				}
-				if err != nil {
-					s.Logger.Warn("rpc reply", "subject", m.Subject, "err", err)
-				}
-			}()
-		})
-		if err != nil {
-			return fmt.Errorf("subscribe %s: %w", subject, err)
+			subs = append(subs, sub)
 		}
-		subs = append(subs, sub)
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// subscribe serves h on subject in the fetchers' queue group, at most cap(sem) calls at
+// once, each counted in wg.
+func (s *Server) subscribe(ctx context.Context, subject string, h func(context.Context, []byte) any, sem chan struct{}, wg *sync.WaitGroup) (*nats.Subscription, error) {
+	sub, err := s.NC.QueueSubscribe(subject, events.QueueFetchers, func(m *nats.Msg) {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			cctx, cancel := context.WithTimeout(ctx, s.Timeout)
+			defer cancel()
+			reply := h(cctx, m.Data)
+			b, err := json.Marshal(reply)
+			if err == nil {
+				err = m.Respond(b)
+			}
+			if err != nil {
+				s.Logger.Warn("rpc reply", "subject", m.Subject, "err", err)
+			}
+		}()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe %s: %w", subject, err)
+	}
+	return sub, nil
 }
 
 // site returns the site a request names, or a bad_request error when this fetcher does

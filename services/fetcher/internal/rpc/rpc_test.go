@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
@@ -174,16 +176,20 @@ func start(t *testing.T) *env {
 	// The subscriptions are live once a request finds a responder.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if _, err := e.ns.Conn.Request(events.SubjectRPCListing, []byte(`{}`), time.Second); err == nil || time.Now().After(deadline) {
+		if _, err := e.ns.Conn.Request(events.RPCSubject(events.SubjectRPCListing, xsw.ID), []byte(`{}`), time.Second); err == nil || time.Now().After(deadline) {
 			break
 		}
 	}
 	return e
 }
 
-func call(t *testing.T, ns *natstest.Server, subject string, req events.Payload, reply any) {
+// call makes the call (a SubjectRPC* name) about the site req names, as a gateway does.
+func call(t *testing.T, ns *natstest.Server, call string, req events.Payload, reply any) {
 	t.Helper()
 	b, _ := json.Marshal(req)
+	var named struct{ Site string }
+	_ = json.Unmarshal(b, &named)
+	subject := events.RPCSubject(call, named.Site)
 	m, err := ns.Conn.Request(subject, b, 5*time.Second)
 	if err != nil {
 		t.Fatalf("request %s: %v", subject, err)
@@ -268,10 +274,8 @@ func TestCalls(t *testing.T) {
 		{"page without text", &events.ChapterRequest{Header: h, Site: xsw.ID, BookID: "1000001", ChapterID: "900003", Number: 3}, events.SubjectRPCChapter, events.ErrKindParse},
 		{"bad request", &events.ChapterRequest{Header: h, Site: xsw.ID, BookID: "../etc", ChapterID: "1", Number: 1}, events.SubjectRPCChapter, events.ErrKindBadRequest},
 		{"non-canonical book", &events.ChapterRequest{Header: h, Site: xsw.ID, BookID: "01000001", ChapterID: "900002", Number: 2}, events.SubjectRPCChapter, events.ErrKindBadRequest},
-		{"site not served", &events.ChapterRequest{Header: h, Site: "czbooks", BookID: "1000001", ChapterID: "900002", Number: 2}, events.SubjectRPCChapter, events.ErrKindBadRequest},
 		{"listing page out of range", &events.ListingRequest{Header: h, Site: xsw.ID, Category: "1", Page: 0}, events.SubjectRPCListing, events.ErrKindBadRequest},
 		{"non-canonical category", &events.ListingRequest{Header: h, Site: xsw.ID, Category: "01", Page: 1}, events.SubjectRPCListing, events.ErrKindBadRequest},
-		{"categories of a site not served", &events.CategoriesRequest{Header: h, Site: "czbooks"}, events.SubjectRPCCategories, events.ErrKindBadRequest},
 		{"refs of a non-canonical book", &events.ChapterRefsRequest{Header: h, Site: xsw.ID, BookID: "0123", From: 1, To: 2}, events.SubjectRPCRefs, events.ErrKindBadRequest},
 		{"refs of a missing book", &events.ChapterRefsRequest{Header: h, Site: xsw.ID, BookID: "1000404", From: 1, To: 2}, events.SubjectRPCRefs, events.ErrKindNotFound},
 	}
@@ -285,6 +289,13 @@ func TestCalls(t *testing.T) {
 				t.Errorf("error = %+v, want kind %s", r.Error, tt.want)
 			}
 		})
+	}
+	// A site this fetcher does not serve: it does not even listen, so the call goes to a
+	// fetcher that does, or finds none.
+	for _, call := range []string{events.SubjectRPCCategories, events.SubjectRPCListing, events.SubjectRPCChapter, events.SubjectRPCRefs} {
+		if _, err := ns.Conn.Request(events.RPCSubject(call, "czbooks"), []byte(`{"version":2,"site":"czbooks"}`), time.Second); !errors.Is(err, nats.ErrNoResponders) {
+			t.Errorf("%s of a site not served: %v, want no responders", call, err)
+		}
 	}
 	if got, want := e.xswAsked.take(), []string{"/1000001/999.html", "/1000001/900003.html", "/1000404/page-1.html"}; !cmp.Equal(got, want) {
 		t.Errorf("site requests %v, want %v (none for a bad or non-canonical request)", got, want)

@@ -234,8 +234,8 @@ func (e *env) record() *published {
 	return p
 }
 
-// serve makes the test fetcher answer subject with answer's payload; a nil payload is
-// no answer at all (the caller times out).
+// serve makes the test fetcher answer the call subject (a SubjectRPC* name), for every
+// site, with answer's payload; a nil payload is no answer at all (the caller times out).
 func (e *env) serve(subject string, answer func(data []byte) events.Payload) {
 	e.t.Helper()
 	if e.peer == nil {
@@ -246,7 +246,8 @@ func (e *env) serve(subject string, answer func(data []byte) events.Payload) {
 		e.t.Cleanup(nc.Close)
 		e.peer = nc
 	}
-	_, err := e.peer.QueueSubscribe(subject, events.QueueFetchers, func(m *nats.Msg) {
+	// A test fetcher serves every site: the call's subject names its site.
+	_, err := e.peer.QueueSubscribe(events.RPCSubject(subject, "*"), events.QueueFetchers, func(m *nats.Msg) {
 		p := answer(m.Data)
 		if p == nil {
 			return

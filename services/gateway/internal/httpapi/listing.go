@@ -37,7 +37,7 @@ func (s *Server) categories(c *fiber.Ctx) error {
 	if st, _ := s.sites.Get(ctx, site); !st.Described {
 		err = checkError(sites.ErrUndescribed, "category", "cat_id", site, "")
 	} else {
-		err = s.call(ctx, events.SubjectRPCCategories, s.cfg.RPCTimeout,
+		err = s.call(ctx, events.SubjectRPCCategories, site, s.cfg.RPCTimeout,
 			&events.CategoriesRequest{Header: events.Header{Version: events.Version}, Site: site}, &reply)
 	}
 	switch {
@@ -119,7 +119,7 @@ func (s *Server) listing(c *fiber.Ctx) error {
 	if !ok {
 		token := s.listings.Token(group)
 		var reply events.ListingReply
-		err := s.call(c.UserContext(), events.SubjectRPCListing, s.cfg.RPCTimeout,
+		err := s.call(c.UserContext(), events.SubjectRPCListing, site, s.cfg.RPCTimeout,
 			&events.ListingRequest{Header: events.Header{Version: events.Version}, Site: site, Category: events.CategoryID(cat), Page: page}, &reply)
 		if errors.Is(err, errPending) {
 			return newError(fiber.StatusGatewayTimeout, "no fetcher answered within %s", s.cfg.RPCTimeout)

@@ -22,7 +22,7 @@ func (s *Server) fetchRefs(b bookRef, from, to int, stored events.StoredPages) (
 		req := events.ChapterRefsRequest{Header: events.Header{Version: events.Version}, Site: b.site, BookID: b.id,
 			From: from, To: to, Stored: stored}
 		var reply events.ChapterRefsReply
-		if err := s.call(s.ctx, events.SubjectRPCRefs, s.cfg.InteractiveWait, &req, &reply); err != nil {
+		if err := s.call(s.ctx, events.SubjectRPCRefs, b.site, s.cfg.InteractiveWait, &req, &reply); err != nil {
 			return nil, err
 		}
 		if reply.Error != nil {

@@ -152,10 +152,12 @@ func (s *Server) waitIndexed(ctx context.Context, b bookRef, n need) error {
 	}
 }
 
-// call sends req to the fetchers on subject and decodes their reply into reply. It
-// returns errPending when no reply came within timeout and errNoFetcher when no fetcher
+// call makes a request/reply call (a SubjectRPC* name) about site: it sends req to the
+// fetchers that serve the site and decodes their reply into reply. It returns errPending
+// when no reply came within timeout and errNoFetcher when no fetcher serving the site
 // listens.
-func (s *Server) call(ctx context.Context, subject string, timeout time.Duration, req, reply events.Payload) error {
+func (s *Server) call(ctx context.Context, call, site string, timeout time.Duration, req, reply events.Payload) error {
+	subject := events.RPCSubject(call, site)
 	data, err := events.Encode(req)
 	if err != nil {
 		return fmt.Errorf("encode %s request: %w", subject, err)

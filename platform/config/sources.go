@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -99,14 +100,25 @@ func ReadSources(r *Reader, validID func(string) bool) Sources {
 	return out
 }
 
-// Validate names the first site whose values cannot work.
+// Validate names every site value that cannot work: a negative interval, or a base URL
+// that is set but not an absolute http(s) URL with a host.
 func (s Sources) Validate() error {
 	if len(s) == 0 {
 		return Check(false, "SOURCES", "want at least one site id")
 	}
 	var errs []error
-	for _, src := range s {
+	for i, src := range s {
 		errs = append(errs, Check(src.RateLimit >= 0, SourceVar(src.ID, "RATE_LIMIT"), "want seconds >= 0, got %v", src.RateLimit))
+		if src.URL == "" {
+			continue
+		}
+		name := SourceVar(src.ID, "URL")
+		if i == 0 {
+			name += " (or BASE_URL)"
+		}
+		u, err := url.Parse(src.URL)
+		errs = append(errs, Check(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "", name,
+			"want an http(s) URL, got %q", src.URL))
 	}
 	return errors.Join(errs...)
 }

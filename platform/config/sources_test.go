@@ -27,6 +27,9 @@ func TestReadSources(t *testing.T) {
 		{name: "bad id", env: map[string]string{"SOURCES": "xsw,Bad.Site"}, wantErr: "SOURCES"},
 		{name: "twice", env: map[string]string{"SOURCES": "xsw,xsw"}, wantErr: "each site once"},
 		{name: "bad rate", env: map[string]string{"SOURCE_XSW_RATE_LIMIT": "fast"}, wantErr: "SOURCE_XSW_RATE_LIMIT"},
+		{name: "negative rate", env: map[string]string{"SOURCE_XSW_RATE_LIMIT": "-1"}, wantErr: "SOURCE_XSW_RATE_LIMIT"},
+		{name: "base url not http", env: map[string]string{"BASE_URL": "ftp://m.xsw.tw"}, wantErr: "SOURCE_XSW_URL (or BASE_URL)"},
+		{name: "site url without host", env: map[string]string{"SOURCES": "xsw,czbooks", "SOURCE_CZBOOKS_URL": "https:///x"}, wantErr: "SOURCE_CZBOOKS_URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

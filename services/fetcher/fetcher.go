@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -130,15 +129,6 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// urlVar names the variable a site's URL comes from.
-func urlVar(s config.Sources, id string) string {
-	v := config.SourceVar(id, "URL")
-	if id == s.Default() {
-		v += " (or BASE_URL)"
-	}
-	return v
-}
-
 // adapters returns Adapters, or the built-in ones.
 func (c Config) adapters() site.Registry {
 	if c.Adapters == nil {
@@ -149,18 +139,8 @@ func (c Config) adapters() site.Registry {
 
 // validateVars names the first variable whose value cannot work.
 func (c Config) validateVars() error {
-	var urls []error
-	for _, src := range c.Sources {
-		if src.URL == "" {
-			continue
-		}
-		u, err := url.Parse(src.URL)
-		urls = append(urls, config.Check(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "",
-			urlVar(c.Sources, src.ID), "want an http(s) URL, got %q", src.URL))
-	}
 	return errors.Join(
 		c.Sources.Validate(),
-		errors.Join(urls...),
 		config.Check(c.Workers >= 1 && c.Workers <= 256, "BG_JOB_WORKERS", "want 1..256, got %d", c.Workers),
 		config.Check(c.MaxAttempts >= 1, "BG_JOB_MAX_ATTEMPTS", "want >= 1, got %d", c.MaxAttempts),
 		config.Check(c.MaxAge >= 0, "BG_JOB_MAX_AGE", "want >= 0, got %v", c.MaxAge),
@@ -214,7 +194,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	// The metrics observe the sites' clients, which need the metrics: they meet here.
 	var m *metrics.Fetcher
-	served, err := sites.Open(kv, sites.Config{
+	served, err := sites.Open(ctx, kv, sites.Config{
 		Sources: cfg.Sources, Adapters: cfg.adapters(),
 		Politeness: politeness.Config{FailureThreshold: cfg.CircuitFailures, Cooldown: cfg.CircuitCooldown},
 		Client:     source.Config{Timeout: cfg.HTTPTimeout, InsecureTLS: cfg.InsecureTLS, UserAgent: cfg.UserAgent},
@@ -256,7 +236,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", events.BucketCrawls, err)
 	}
-	crawler := &crawl.Crawler{JS: js, Sites: served, Progress: crawls, Logger: logger, RetryDelay: cfg.RetryBase * 5, AckWait: cfg.AckWait,
+	described, err := js.KeyValue(ctx, events.BucketSites)
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", events.BucketSites, err)
+	}
+	crawler := &crawl.Crawler{JS: js, Sites: served, Progress: crawls, Described: described, Logger: logger, RetryDelay: cfg.RetryBase * 5, AckWait: cfg.AckWait,
 		Poison: func() { m.Poison(metrics.ConsumerCrawls) }}
 	calls := &rpc.Server{NC: nc, JS: js, Sites: served, Checkpoints: checkpoint.Store{KV: checkpoints}, Logger: logger, Timeout: 2 * time.Minute}
 	for _, st := range served.All() {

@@ -187,7 +187,6 @@ func (c Config) Validate() error {
 		config.Check(c.DatabaseURL != "", "DATABASE_URL", "must be set"),
 		config.Check(checkURL(c.NATSURL, "nats", "tls", "ws", "wss"), "NATS_URL", "%q is not a nats:// URL", c.NATSURL),
 		c.Sources.Validate(),
-		c.validSourceURLs(checkURL),
 		config.Check(c.CacheTTL > 0, "CACHE_TTL_SECONDS", "must be positive, got %s", c.CacheTTL),
 		config.Check(c.ListingCacheTTL > 0, "LISTING_CACHE_TTL", "must be positive, got %s", c.ListingCacheTTL),
 		config.Check(c.InteractiveWait > 0 && c.InteractiveWait <= time.Minute, "INTERACTIVE_WAIT",
@@ -205,20 +204,6 @@ func (c Config) Validate() error {
 		config.Check(validOrigins(c.CORSAllowOrigins), "CORS_ALLOW_ORIGINS",
 			`want "*" or comma-separated origins like https://reader.example.org, got %q`, c.CORSAllowOrigins),
 	)
-}
-
-// validSourceURLs checks that every site's configured base URL, when set, is an
-// http(s) URL.
-func (c Config) validSourceURLs(checkURL func(string, ...string) bool) error {
-	var errs []error
-	for i, src := range c.Sources {
-		name := config.SourceVar(src.ID, "URL")
-		if i == 0 {
-			name += " or BASE_URL"
-		}
-		errs = append(errs, config.Check(src.URL == "" || checkURL(src.URL, "http", "https"), name, "%q is not an http(s) URL", src.URL))
-	}
-	return errors.Join(errs...)
 }
 
 // databaseLabel names the database for /health and the logs: user, host, port and

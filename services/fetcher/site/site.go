@@ -103,10 +103,9 @@ func (i Info) Validate() error {
 	return nil
 }
 
-// CompilePattern compiles an id pattern of Info as it is matched: against the whole id.
-func CompilePattern(pattern string) (*regexp.Regexp, error) {
-	return regexp.Compile(`^(?:` + pattern + `)$`)
-}
+// CompilePattern compiles an id pattern of Info as it is matched: against the whole id
+// (events.CompileIDPattern, as the services without adapters match it).
+func CompilePattern(pattern string) (*regexp.Regexp, error) { return events.CompileIDPattern(pattern) }
 
 // Adapter is a site adapter: what it is, and how to build its Source.
 type Adapter struct {

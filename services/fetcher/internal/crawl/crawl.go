@@ -31,13 +31,16 @@ type Crawler struct {
 	// Sites are the sites served; each crawl request names one of them.
 	Sites    *sites.Set
 	Progress jetstream.KeyValue
-	Logger   *slog.Logger
+	// Described is events.BucketSites: a crawl of a site another fetcher describes is
+	// handed back to it (nil: every crawl of a site not served is poison).
+	Described jetstream.KeyValue
+	Logger    *slog.Logger
 	// AckWait of the crawl consumer; the crawler signals progress well within it.
 	AckWait time.Duration
 	// RetryDelay is how long a crawl that hit a transient failure waits.
 	RetryDelay time.Duration
 	// Poison, when set, is told of every crawl request terminated because it can never
-	// be run: it cannot be decoded, or it names a site this fetcher does not serve.
+	// be run: it cannot be decoded, or it names a site no fetcher describes.
 	Poison func()
 }
 
@@ -96,7 +99,12 @@ func (c *Crawler) handle(ctx context.Context, m jetstream.Msg) {
 	err := events.Decode(m.Data(), &req)
 	st, served := c.Sites.Get(req.Site)
 	if err == nil && !served {
-		err = fmt.Errorf("site %q is not served by this fetcher (it serves %v)", req.Site, c.Sites.IDs())
+		if sites.ServedElsewhere(ctx, c.Described, req.Site) {
+			c.Logger.Warn("crawl of a site another fetcher serves handed back", "subject", m.Subject(), "site", req.Site)
+			_ = m.NakWithDelay(sites.HandBack)
+			return
+		}
+		err = fmt.Errorf("site %q is not served by this fetcher (it serves %v) nor described by any other", req.Site, c.Sites.IDs())
 	}
 	if err != nil {
 		c.Logger.Warn("poison crawl request terminated", "subject", m.Subject(), "err", err)

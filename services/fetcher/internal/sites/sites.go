@@ -5,9 +5,11 @@
 package sites
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,14 +36,15 @@ type Site struct {
 }
 
 // Info reports the site as the fetcher's heartbeats publish it, from what its limiter
-// last saw: the circuit open is circuit_open, an interval in force longer than the
-// configured one is throttled, anything else ok.
+// last saw: a circuit open, or half-open (waiting for a probe to succeed), is
+// circuit_open; an interval in force longer than the configured one is throttled;
+// anything else ok.
 func (s *Site) Info(fetcherID string, at time.Time) events.SiteInfo {
 	snap := s.Limiter.Snapshot()
 	info := s.Source.Info()
 	state := events.SiteOK
 	switch {
-	case snap.Circuit == politeness.CircuitOpen:
+	case snap.Circuit != politeness.CircuitClosed:
 		state = events.SiteCircuitOpen
 	case snap.Interval > s.RateLimit:
 		state = events.SiteThrottled
@@ -112,7 +115,11 @@ func LimiterKey(siteID string) string { return "site." + siteID }
 // (the adapter's default when none is), and a client booking in kv under the site's
 // LimiterKey at the site's rate. It fails when a source has no adapter (naming the known
 // ones) or a base URL the adapter cannot serve.
-func Open(kv jetstream.KeyValue, cfg Config) (*Set, error) {
+//
+// m.xsw.tw's bookings were kept under its host (legacyLimiterKey) before sites had ids:
+// when its site key is not there yet, Open starts it from that one, so that a slow-down
+// the site asked for, or an open circuit, survives an upgrade.
+func Open(ctx context.Context, kv jetstream.KeyValue, cfg Config) (*Set, error) {
 	if len(cfg.Sources) == 0 {
 		return nil, errors.New("no site to serve")
 	}
@@ -130,6 +137,9 @@ func Open(kv jetstream.KeyValue, cfg Config) (*Set, error) {
 		if err != nil {
 			return nil, fmt.Errorf("site %s: %w", src.ID, err)
 		}
+		if src.ID == events.LegacySite && kv != nil {
+			adoptLegacyBooking(ctx, kv, LimiterKey(src.ID), legacyLimiterKey(base))
+		}
 		pc := cfg.Politeness
 		pc.Interval = src.RateLimit
 		limiter := politeness.New(kv, LimiterKey(src.ID), pc)
@@ -144,6 +154,41 @@ func Open(kv jetstream.KeyValue, cfg Config) (*Set, error) {
 		})
 	}
 	return NewSet(list...), nil
+}
+
+// legacyLimiterKey is the key m.xsw.tw's requests were booked under before sites had
+// ids: its host, with dots and colons made underscores.
+func legacyLimiterKey(base *url.URL) string {
+	return "host." + strings.NewReplacer(".", "_", ":", "_").Replace(base.Host)
+}
+
+// adoptLegacyBooking creates key from legacy's value when key does not exist yet and
+// legacy does. Several fetchers may start at once: Create lets one of them win.
+func adoptLegacyBooking(ctx context.Context, kv jetstream.KeyValue, key, legacy string) {
+	if _, err := kv.Get(ctx, key); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return
+	}
+	e, err := kv.Get(ctx, legacy)
+	if err != nil {
+		return
+	}
+	_, _ = kv.Create(ctx, key, e.Value())
+}
+
+// HandBack is how long a fetcher hands back work for a site it does not serve when
+// another fetcher describes that site (while a change of SOURCES rolls out): the work
+// waits for a fetcher that serves it rather than failing.
+const HandBack = 15 * time.Second
+
+// ServedElsewhere reports whether a fetcher has described site in events.BucketSites (kv):
+// work for it that reaches a fetcher not serving it is handed back, not thrown away.
+// Work for a site no fetcher has ever described is poison.
+func ServedElsewhere(ctx context.Context, kv jetstream.KeyValue, site string) bool {
+	if kv == nil || !events.ValidSiteID(site) {
+		return false
+	}
+	_, err := kv.Get(ctx, site)
+	return err == nil
 }
 
 // BaseURL returns the base URL a source is served on: its configured URL, or the

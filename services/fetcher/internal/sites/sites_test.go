@@ -60,7 +60,7 @@ func TestSitesHaveTheirOwnBudget(t *testing.T) {
 	defer throttling.Close()
 	fine := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("<html></html>")) }))
 	defer fine.Close()
-	set, err := Open(kv, Config{
+	set, err := Open(t.Context(), kv, Config{
 		Sources: config.Sources{
 			{ID: "xsw", URL: throttling.URL, RateLimit: 100 * time.Millisecond},
 			{ID: "other", URL: fine.URL, RateLimit: 300 * time.Millisecond},
@@ -133,20 +133,20 @@ func TestOpenRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Open(nil, Config{Sources: tt.sources, Adapters: registry(t)})
+			_, err := Open(t.Context(), nil, Config{Sources: tt.sources, Adapters: registry(t)})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Open = %v, want an error with %q", err, tt.want)
 			}
 		})
 	}
-	_, err := Open(nil, Config{Sources: config.Sources{{ID: "czbooks"}}, Adapters: registry(t)})
+	_, err := Open(t.Context(), nil, Config{Sources: config.Sources{{ID: "czbooks"}}, Adapters: registry(t)})
 	if !errors.Is(err, site.ErrUnknownSite) {
 		t.Errorf("Open = %v, want site.ErrUnknownSite", err)
 	}
 }
 
 func TestDefaultBaseURL(t *testing.T) {
-	set, err := Open(nil, Config{Sources: config.Sources{{ID: "xsw"}}, Adapters: registry(t)})
+	set, err := Open(t.Context(), nil, Config{Sources: config.Sources{{ID: "xsw"}}, Adapters: registry(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,5 +155,54 @@ func TestDefaultBaseURL(t *testing.T) {
 	}
 	if got := set.Default().Source.HomeURL(); got != xsw.DefaultBaseURL+"/" {
 		t.Errorf("home %s", got)
+	}
+}
+
+// TestUpgradeKeepsTheLegacyBooking: m.xsw.tw's bookings were kept under its host before
+// sites had ids. A slow-down the site asked for then survives the upgrade; another
+// site's key is never seeded from it, and an existing site key is left alone.
+func TestUpgradeKeepsTheLegacyBooking(t *testing.T) {
+	ns := natstest.Start(t)
+	kv, err := ns.JS.KeyValue(t.Context(), events.BucketPoliteness)
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy := `{"next":0,"factor":8,"failures":0,"open_until":0,"opens":0}`
+	if _, err := kv.Put(t.Context(), "host.m_xsw_tw", []byte(legacy)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(t.Context(), "host.127_0_0_1_9", []byte(legacy)); err != nil {
+		t.Fatal(err)
+	}
+	set, err := Open(t.Context(), kv, Config{
+		Sources:  config.Sources{{ID: "xsw", URL: "https://m.xsw.tw", RateLimit: time.Second}, {ID: "other", URL: "http://127.0.0.1:9", RateLimit: time.Second}},
+		Adapters: registry(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(t.Context(), LimiterKey("xsw"))
+	if err != nil || string(e.Value()) != legacy {
+		t.Fatalf("xsw's booking %v, %v; want the legacy one", e, err)
+	}
+	if _, err := kv.Get(t.Context(), LimiterKey("other")); err == nil {
+		t.Error("another site's booking was seeded from a legacy key")
+	}
+	xs, _ := set.Get("xsw")
+	if err := xs.Limiter.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := xs.Limiter.Snapshot().Interval; got != 8*time.Second {
+		t.Errorf("interval after the upgrade %v, want the legacy slow-down (8 × 1s)", got)
+	}
+	// A second start leaves the site's own booking alone.
+	if _, err := kv.Put(t.Context(), "host.m_xsw_tw", []byte(strings.Replace(legacy, `"factor":8`, `"factor":16`, 1))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(t.Context(), kv, Config{Sources: config.Sources{{ID: "xsw", URL: "https://m.xsw.tw"}}, Adapters: registry(t)}); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := kv.Get(t.Context(), LimiterKey("xsw")); string(e.Value()) != legacy {
+		t.Errorf("xsw's booking rewritten from the legacy key: %s", e.Value())
 	}
 }

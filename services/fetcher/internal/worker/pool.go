@@ -80,6 +80,7 @@ type Pool struct {
 	nc        *nats.Conn
 	syncer    *Syncer
 	synced    jetstream.KeyValue
+	described jetstream.KeyValue   // events.BucketSites
 	consumers []jetstream.Consumer // in events.Lanes order
 	logger    *slog.Logger
 
@@ -110,6 +111,9 @@ func NewPool(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, syncer 
 		return nil, fmt.Errorf("bucket %s: %w", events.BucketSynced, err)
 	}
 	p.synced = kv
+	if p.described, err = js.KeyValue(ctx, events.BucketSites); err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", events.BucketSites, err)
+	}
 	return p, nil
 }
 
@@ -237,7 +241,13 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	if err == nil {
 		var served bool
 		if st, served = p.syncer.Sites.Get(req.Site); !served {
-			err = fmt.Errorf("site %q is not served by this fetcher (it serves %v)", req.Site, p.syncer.Sites.IDs())
+			if sites.ServedElsewhere(ctx, p.described, req.Site) && (p.cfg.MaxAge <= 0 || time.Since(req.RequestedAt) <= p.cfg.MaxAge) {
+				p.logger.Warn("request for a site another fetcher serves handed back", "subject", msg.Subject(),
+					"site", req.Site, "serves", p.syncer.Sites.IDs())
+				_ = msg.NakWithDelay(sites.HandBack)
+				return
+			}
+			err = fmt.Errorf("site %q is not served by this fetcher (it serves %v) nor described by any other", req.Site, p.syncer.Sites.IDs())
 		}
 	}
 	if err != nil {

@@ -445,6 +445,38 @@ func TestLegacyRequestIsServed(t *testing.T) {
 	}
 }
 
+// TestRequestOfASiteServedElsewhereWaits: while a change of SOURCES rolls out, a request
+// for a site that another fetcher describes reaches one that does not serve it: it is
+// handed back for that one, neither synced here nor thrown away as poison.
+func TestRequestOfASiteServedElsewhereWaits(t *testing.T) {
+	var poison atomic.Int64
+	h := newHarness(t, Config{Workers: 1, Poison: func() { poison.Add(1) }})
+	kv, err := h.ns.JS.KeyValue(t.Context(), events.BucketSites)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := events.SiteInfo{Header: events.Header{Version: events.Version}, ID: "czbooks", BookIDPattern: "[a-z0-9]+", State: events.SiteOK, At: time.Now()}
+	b, _ := events.Encode(&info)
+	if _, err := kv.Put(t.Context(), "czbooks", b); err != nil {
+		t.Fatal(err)
+	}
+	h.run(t)
+	h.request(t, events.NewBookRequested("czbooks", "cr382b", events.LanePrefetch, 0, false, "test", time.Now()))
+	h.request(t, req("1000002", events.LanePrefetch))
+	eventually(t, "the served site's request done", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
+	eventually(t, "the other request handed back", func() bool { return h.waiting(t) == 1 })
+	time.Sleep(200 * time.Millisecond)
+	if n := poison.Load(); n != 0 {
+		t.Errorf("%d poison requests, want none", n)
+	}
+	if got := h.waiting(t); got != 1 {
+		t.Errorf("%d requests waiting, want czbooks' one", got)
+	}
+	if got := len(h.jobEvents(t, events.JobStarted)); got != 1 {
+		t.Errorf("%d jobs started, want 1", got)
+	}
+}
+
 // TestNonCanonicalBookIDIsRefused: "0123" is not how m.xsw.tw writes book 123. The
 // request fails for good without a request to the site.
 func TestNonCanonicalBookIDIsRefused(t *testing.T) {

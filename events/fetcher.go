@@ -49,6 +49,15 @@ func (h FetcherHeartbeat) Validate() error {
 	return nil
 }
 
+// SiteIDs lists the sites the fetcher serves, the default first.
+func (h FetcherHeartbeat) SiteIDs() []string {
+	out := make([]string, len(h.Sites))
+	for i, s := range h.Sites {
+		out[i] = s.ID
+	}
+	return out
+}
+
 func (h *FetcherHeartbeat) upgrade() {
 	h.Version = Version
 	for i := range h.Active {

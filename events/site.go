@@ -1,6 +1,7 @@
 package events
 
 import (
+	"regexp"
 	"strings"
 	"time"
 )
@@ -144,6 +145,12 @@ func (s SiteInfo) Validate() error {
 		return invalid("site_info: site %s has bad state %q", s.ID, s.State)
 	}
 	return nil
+}
+
+// CompileIDPattern compiles an id pattern of SiteInfo (BookIDPattern,
+// CategoryIDPattern) as it is matched: against the whole id.
+func CompileIDPattern(pattern string) (*regexp.Regexp, error) {
+	return regexp.Compile(`^(?:` + pattern + `)$`)
 }
 
 // validBook is the check every payload naming a book makes.

@@ -145,7 +145,7 @@ func incomplete(ctx context.Context, db *pgxpool.Pool, ids []string, chapters in
 	var done int
 	err := db.QueryRow(ctx, `
 		SELECT count(*) FROM books b
-		WHERE b.id = ANY($1::text[]) AND b.name <> '' AND b.chapter_total = $2
+		WHERE b.site = 'xsw' AND b.id = ANY($1::text[]) AND b.name <> '' AND b.chapter_total = $2
 		  AND (SELECT count(*) FROM chapters c WHERE c.site = b.site AND c.book_id = b.id) = $2
 		  AND (SELECT max(num) FROM chapters c WHERE c.site = b.site AND c.book_id = b.id) = $2`, ids, chapters).Scan(&done)
 	return len(ids) - done, err
@@ -154,7 +154,7 @@ func incomplete(ctx context.Context, db *pgxpool.Pool, ids []string, chapters in
 // syncedBooks counts the books of ids whose sync completion is stored.
 func syncedBooks(ctx context.Context, db *pgxpool.Pool, ids []string) (int, error) {
 	var n int
-	err := db.QueryRow(ctx, `SELECT count(*) FROM books WHERE id = ANY($1::text[]) AND chapter_total IS NOT NULL`, ids).Scan(&n)
+	err := db.QueryRow(ctx, `SELECT count(*) FROM books WHERE site = 'xsw' AND id = ANY($1::text[]) AND chapter_total IS NOT NULL`, ids).Scan(&n)
 	return n, err
 }
 
@@ -178,7 +178,7 @@ func finishedJobs(ctx context.Context, db *pgxpool.Pool, ids []string, status st
 	var n int
 	err := db.QueryRow(ctx, `
 		SELECT count(DISTINCT book_id) FROM job_history
-		WHERE book_id = ANY($1::text[]) AND status = $2 AND finished_at >= $3`, ids, status, since).Scan(&n)
+		WHERE site = 'xsw' AND book_id = ANY($1::text[]) AND status = $2 AND finished_at >= $3`, ids, status, since).Scan(&n)
 	return n, err
 }
 

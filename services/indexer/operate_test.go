@@ -136,7 +136,7 @@ func TestRunServesMetricsAndNotifies(t *testing.T) {
 	eventually(t, "the webhook told of the failed job", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		if len(hook) != 1 || hook[0].Type != notify.TypeJobFailed || hook[0].ID != "job.failed:czbooks:czbooks.8-1" {
+		if len(hook) != 1 || hook[0].Type != notify.TypeJobFailed || hook[0].ID != "job.failed:czbooks.8-1" {
 			return false
 		}
 		data, _ := hook[0].Data.(map[string]any)

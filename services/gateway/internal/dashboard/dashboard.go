@@ -299,11 +299,8 @@ func (d *Dashboard) Snapshot(ctx context.Context) Snapshot {
 		errs = append(errs, "fetchers: "+err.Error())
 	} else {
 		for _, h := range hbs {
-			f := Fetcher{FetcherID: h.FetcherID, Sites: make([]string, len(h.Sites)), Workers: h.Workers, Active: len(h.Active),
+			f := Fetcher{FetcherID: h.FetcherID, Sites: h.SiteIDs(), Workers: h.Workers, Active: len(h.Active),
 				Interval: h.Interval, Circuit: h.Circuit, Draining: h.Draining, StartedAt: h.StartedAt, At: h.At}
-			for i, site := range h.Sites {
-				f.Sites[i] = site.ID
-			}
 			s.Fetchers = append(s.Fetchers, f)
 			for _, a := range h.Active {
 				s.InFlight = append(s.InFlight, InFlight{ActiveJob: a, FetcherID: h.FetcherID})

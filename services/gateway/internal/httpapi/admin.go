@@ -233,14 +233,11 @@ func (s *Server) adminStats(c *fiber.Ctx) error {
 	out.QueueByLane, out.DeadLetters, out.RateInterval, out.Circuit = st.ByLane, st.DeadLetters, st.RateInterval, st.Circuit
 	out.Fetchers = make([]fetcherJSON, len(hbs))
 	for i, h := range hbs {
-		f := fetcherJSON{FetcherID: h.FetcherID, Sites: make([]string, len(h.Sites)), Workers: h.Workers, ActiveJobs: len(h.Active),
+		f := fetcherJSON{FetcherID: h.FetcherID, Sites: h.SiteIDs(), Workers: h.Workers, ActiveJobs: len(h.Active),
 			ActiveJobIDs: make([]string, len(h.Active)), Interval: h.Interval, Circuit: h.Circuit, Draining: h.Draining,
 			StartedAt: rfc3339(nonZero(h.StartedAt)), At: rfc3339(nonZero(h.At))}
 		for j, a := range h.Active {
 			f.ActiveJobIDs[j] = s.bookLabel(a.Site, a.BookID)
-		}
-		for j, site := range h.Sites {
-			f.Sites[j] = site.ID
 		}
 		out.Fetchers[i] = f
 	}

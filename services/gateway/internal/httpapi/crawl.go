@@ -71,7 +71,8 @@ func (s *Server) crawlCategories(ctx context.Context, site, list string) ([]even
 		}
 	} else {
 		var err error
-		if ids, err = parseCategories(list); err != nil {
+		isID := func(id string) bool { return s.sites.CheckCategory(ctx, site, id) == nil }
+		if ids, err = parseCategories(list, isID); err != nil {
 			return nil, badRequest("categories: %v", err)
 		}
 	}
@@ -86,9 +87,10 @@ func (s *Server) crawlCategories(ctx context.Context, site, list string) ([]even
 }
 
 // parseCategories reads "1-7", "3", "1,3,5-6" or "fantasy,romance" into distinct ids in
-// order: an item of two numbers joined by '-' is the range of the numbers from the
-// first to the second.
-func parseCategories(list string) ([]string, error) {
+// order. An item the site spells a category id with (isID) is that id, even if it looks
+// like a range ("2020-2021"); otherwise two numbers without leading zeros joined by '-'
+// are the range of the numbers from the first to the second.
+func parseCategories(list string, isID func(string) bool) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
 	add := func(id string) error {
@@ -106,7 +108,7 @@ func parseCategories(list string) ([]string, error) {
 		a, b, isRange := strings.Cut(part, "-")
 		from, err1 := strconv.Atoi(a)
 		to, err2 := strconv.Atoi(b)
-		if isRange && err1 == nil && err2 == nil && isDigits(a) && isDigits(b) {
+		if isRange && !isID(part) && err1 == nil && err2 == nil && strconv.Itoa(from) == a && strconv.Itoa(to) == b {
 			if to < from || to-from >= maxCrawlCategories {
 				return nil, fmt.Errorf("range %q: want from <= to, at most %d numbers", part, maxCrawlCategories)
 			}
@@ -126,8 +128,6 @@ func parseCategories(list string) ([]string, error) {
 	}
 	return out, nil
 }
-
-func isDigits(s string) bool { return s != "" && strings.Trim(s, "0123456789") == "" }
 
 // crawlProgress answers GET /admin/crawl/{crawl_id}.
 func (s *Server) crawlProgress(c *fiber.Ctx) error {

@@ -70,18 +70,17 @@ func searchQuery(c *fiber.Ctx) (string, error) {
 	return q, nil
 }
 
-// search answers GET /search?q=&search_type=all|books|chapters|content&limit=N: stored
-// books by name and author, chapters by title (and, for content, by text), best first,
-// of every site (each hit names its site), or of one site under /sites/{site}. The query
-// matches as typed and in its Traditional forms, so Simplified input finds a site's
-// Traditional text.
+// search answers GET /search?q=&search_type=all|books|chapters|content&limit=N&site=:
+// stored books by name and author, chapters by title (and, for content, by text), best
+// first. Like every unprefixed route it searches the default site (an existing client
+// follows a hit's book_id to /books/{book_id}); ?site= names another site, and
+// ?site=all searches every site (each hit names its site). Under /sites/{site} it
+// searches that site. The query matches as typed and in its Traditional forms, so
+// Simplified input finds a site's Traditional text.
 func (s *Server) search(c *fiber.Ctx) error {
-	site := ""
-	if c.Params("site") != "" {
-		var err error
-		if site, err = s.pathSite(c); err != nil {
-			return err
-		}
+	site, err := s.searchSite(c)
+	if err != nil {
+		return err
 	}
 	q, err := searchQuery(c)
 	if err != nil {
@@ -118,4 +117,19 @@ func (s *Server) search(c *fiber.Ctx) error {
 		}
 	}
 	return c.JSON(out)
+}
+
+// allSites is the ?site= of a search over every site.
+const allSites = "all"
+
+// searchSite returns the site a search covers: the path's, else ?site= (the default
+// site without it), or "" for every site (?site=all).
+func (s *Server) searchSite(c *fiber.Ctx) (string, error) {
+	if c.Params("site") != "" {
+		return s.pathSite(c)
+	}
+	if c.Query("site") == allSites {
+		return "", nil
+	}
+	return s.querySite(c)
 }

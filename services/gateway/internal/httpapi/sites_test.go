@@ -53,6 +53,7 @@ func TestUnknownSite(t *testing.T) {
 		{http.MethodGet, "/xsw/api/sites/nope/categories"},
 		{http.MethodGet, "/xsw/api/sites/nope/categories/1/books"},
 		{http.MethodGet, "/xsw/api/sites/nope/search?q=x"},
+		{http.MethodGet, "/xsw/api/search?q=x&site=nope"},
 		{http.MethodGet, "/xsw/api/sites/XSW/books/1"},
 		{http.MethodGet, "/xsw/api/sites/x.y/books/1"},
 		{http.MethodPost, "/xsw/api/admin/jobs/sync/1?site=nope"},
@@ -448,7 +449,9 @@ func TestSearchSite(t *testing.T) {
 	e := searchFixture(t)
 	testdb.InsertSiteBook(t, e.pool, "toy", "1721851", "萬古神帝", true)
 	for path, want := range map[string][]string{
-		"/xsw/api/search?q=%E8%90%AC%E5%8F%A4%E7%A5%9E%E5%B8%9D&search_type=books":           {"toy/1721851", "xsw/1721851"},
+		"/xsw/api/search?q=%E8%90%AC%E5%8F%A4%E7%A5%9E%E5%B8%9D&search_type=books":           {"xsw/1721851"},
+		"/xsw/api/search?q=%E8%90%AC%E5%8F%A4%E7%A5%9E%E5%B8%9D&search_type=books&site=all":  {"toy/1721851", "xsw/1721851"},
+		"/xsw/api/search?q=%E8%90%AC%E5%8F%A4%E7%A5%9E%E5%B8%9D&search_type=books&site=toy":  {"toy/1721851"},
 		"/xsw/api/sites/toy/search?q=%E8%90%AC%E5%8F%A4%E7%A5%9E%E5%B8%9D&search_type=books": {"toy/1721851"},
 		"/xsw/api/sites/xsw/search?q=%E8%90%AC%E5%8F%A4%E7%A5%9E%E5%B8%9D&search_type=books": {"xsw/1721851"},
 	} {
@@ -529,6 +532,9 @@ func TestParseCategories(t *testing.T) {
 		{in: "fantasy, romance,fantasy", want: []string{"fantasy", "romance"}},
 		{in: "sci-fi", want: []string{"sci-fi"}},
 		{in: "a-1", want: []string{"a-1"}},
+		{in: "2020-2021", want: []string{"2020-2021"}},
+		{in: "01-03", want: []string{"01-03"}},
+		{in: "8-9", want: []string{"8", "9"}},
 		{in: "7-1", wantErr: true},
 		{in: "1-2000", wantErr: true},
 		{in: "a b", wantErr: true},
@@ -536,7 +542,9 @@ func TestParseCategories(t *testing.T) {
 		{in: "1,,2", wantErr: true},
 	}
 	for _, tt := range tests {
-		got, err := parseCategories(tt.in)
+		// The site spells its categories as numbers or as words, or as years joined by '-'.
+		isID := func(id string) bool { return id == "2020-2021" || !strings.ContainsAny(id, "-, ") }
+		got, err := parseCategories(tt.in, isID)
 		if (err != nil) != tt.wantErr || (!tt.wantErr && !slices.Equal(got, tt.want)) {
 			t.Errorf("parseCategories(%q) = %v, %v; want %v (error %v)", tt.in, got, err, tt.want, tt.wantErr)
 		}

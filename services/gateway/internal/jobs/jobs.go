@@ -86,6 +86,8 @@ type Manager struct {
 	now      func() time.Time
 	known    KnownFunc
 	check    CheckFunc
+	// legacyWaiting: requests on bare-id subjects waited when the manager started.
+	legacyWaiting bool
 
 	hbRead singleflight.Group
 	hbMu   sync.Mutex
@@ -136,9 +138,17 @@ func New(ctx context.Context, js jetstream.JetStream, window time.Duration, logg
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", events.BucketSynced, err)
 	}
+	// Requests a build before site-qualified books left waiting on their bare-id subjects
+	// are looked for too, as long as any was there when this gateway started: new ones are
+	// never published, so a gateway started after they drained does not look.
+	legacy, err := requests.Info(ctx, jetstream.WithSubjectFilter(events.RequestSubjectLegacy("*", "*")))
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", events.StreamRequests, err)
+	}
 	return &Manager{
 		js: js, requests: requests, dead: dead, fetchers: fetchers, synced: synced, window: window,
-		logger: logger.With("component", "jobs"), now: time.Now,
+		legacyWaiting: len(legacy.State.Subjects) > 0,
+		logger:        logger.With("component", "jobs"), now: time.Now,
 	}, nil
 }
 
@@ -315,9 +325,26 @@ func (m *Manager) recentlySynced(ctx context.Context, site, bookID string) (bool
 	return m.now().Sub(at) < m.window, nil
 }
 
+// requestSubjects lists where a request for the book in lane l may wait: its subject,
+// and for a book of events.LegacySite, while requests of a build before site-qualified
+// books may wait, the subject that build published it on.
+func (m *Manager) requestSubjects(l events.Lane, site, bookID string) []string {
+	out := []string{events.RequestSubject(l, site, bookID)}
+	if site == events.LegacySite && m.legacyWaiting {
+		out = append(out, events.RequestSubjectLegacy(l, bookID))
+	}
+	return out
+}
+
 // waiting returns the request for the book waiting in lane l, or nil.
 func (m *Manager) waiting(ctx context.Context, l events.Lane, site, bookID string) (*events.BookRequested, error) {
-	msg, err := m.requests.GetLastMsgForSubject(ctx, events.RequestSubject(l, site, bookID))
+	var msg *jetstream.RawStreamMsg
+	var err error
+	for _, subject := range m.requestSubjects(l, site, bookID) {
+		if msg, err = m.requests.GetLastMsgForSubject(ctx, subject); !errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+	}
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
 	}
@@ -333,9 +360,10 @@ func (m *Manager) waiting(ctx context.Context, l events.Lane, site, bookID strin
 }
 
 func (m *Manager) purge(ctx context.Context, l events.Lane, site, bookID string) error {
-	subject := events.RequestSubject(l, site, bookID)
-	if err := m.requests.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
-		return fmt.Errorf("purge %s: %w", subject, err)
+	for _, subject := range m.requestSubjects(l, site, bookID) {
+		if err := m.requests.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
+			return fmt.Errorf("purge %s: %w", subject, err)
+		}
 	}
 	return nil
 }

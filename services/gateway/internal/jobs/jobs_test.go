@@ -424,3 +424,32 @@ func TestRequestsCarryKnownState(t *testing.T) {
 		t.Errorf("forced request carries known state %+v, want none", forced.Known)
 	}
 }
+
+// TestLegacyRequestsCount: requests a build before site-qualified books left waiting on
+// their bare-id subjects are m.xsw.tw's. The book is not queued twice in their lane, and
+// an upgrade to a higher lane drops them as it drops any request it supersedes.
+func TestLegacyRequestsCount(t *testing.T) {
+	ns := natstest.Start(t)
+	for _, id := range []string{book, "1000001"} {
+		v1 := `{"version":1,"book_id":"` + id + `","lane":"prefetch","priority":0,"requested_at":"` + time.Now().UTC().Format(time.RFC3339Nano) + `"}`
+		if _, err := ns.JS.Publish(t.Context(), events.RequestSubjectLegacy(events.LanePrefetch, id), []byte(v1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := jobs.New(t.Context(), ns.JS, 5*time.Minute, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	request(t, m, prefetch(), jobs.AlreadyQueued)
+	request(t, m, manual(false), jobs.Queued)
+	if n := streamMsgs(t, ns); n != 2 {
+		t.Errorf("stream holds %d requests, want 2 (the new manual one and the other book's legacy one)", n)
+	}
+	s, err := ns.JS.Stream(t.Context(), events.StreamRequests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetLastMsgForSubject(t.Context(), events.RequestSubjectLegacy(events.LanePrefetch, book)); err == nil {
+		t.Error("the superseded legacy request still waits")
+	}
+}

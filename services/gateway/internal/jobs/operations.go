@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -131,7 +130,15 @@ func (m *Manager) Replay(ctx context.Context, site, bookID string) (Replayed, er
 	if err != nil {
 		return Replayed{}, fmt.Errorf("read dead letter of book %s of site %s: %w", bookID, site, err)
 	}
-	return m.replay(ctx, deadLetterOf(msg.Subject, msg.Sequence, msg.Data))
+	r, err := m.replay(ctx, deadLetterOf(msg.Subject, msg.Sequence, msg.Data))
+	if err == nil && site == events.LegacySite {
+		// A letter left from before the upgrade is older than any on the new subject:
+		// the replay supersedes it too, so it is not replayed again later.
+		if perr := m.dead.Purge(ctx, jetstream.WithPurgeSubject(events.SubjectDeadLegacy(bookID))); perr != nil {
+			m.logger.Warn("purge legacy dead letter", "book_id", bookID, "err", perr)
+		}
+	}
+	return r, err
 }
 
 // deadSubjects lists where a book's dead letter may be kept: its subject, and for a
@@ -140,7 +147,7 @@ func (m *Manager) Replay(ctx context.Context, site, bookID string) (Replayed, er
 func deadSubjects(site, bookID string) []string {
 	out := []string{events.SubjectDead(site, bookID)}
 	if site == events.LegacySite {
-		out = append(out, strings.TrimSuffix(events.SubjectDead(site, bookID), events.Key(site, bookID))+bookID)
+		out = append(out, events.SubjectDeadLegacy(bookID))
 	}
 	return out
 }

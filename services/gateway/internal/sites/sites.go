@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"regexp"
 	"sync"
 	"time"
@@ -169,13 +170,13 @@ func (r *Registry) apply(site string, op jetstream.KeyValueOp, value []byte) {
 		d.book, d.category = old.book, old.category
 	} else {
 		var err error
-		if d.book, err = whole(info.BookIDPattern); err != nil {
+		if d.book, err = events.CompileIDPattern(info.BookIDPattern); err != nil {
 			r.log.Warn("site describes a book id pattern that does not compile", "site", site, "pattern", info.BookIDPattern, "err", err)
 			delete(r.sites, site)
 			return
 		}
 		if info.CategoryIDPattern != "" {
-			if d.category, err = whole(info.CategoryIDPattern); err != nil {
+			if d.category, err = events.CompileIDPattern(info.CategoryIDPattern); err != nil {
 				r.log.Warn("site describes a category id pattern that does not compile", "site", site, "pattern", info.CategoryIDPattern, "err", err)
 				delete(r.sites, site)
 				return
@@ -183,11 +184,6 @@ func (r *Registry) apply(site string, op jetstream.KeyValueOp, value []byte) {
 		}
 	}
 	r.sites[site] = d
-}
-
-// whole compiles an RE2 pattern that must match the whole of a string.
-func whole(pattern string) (*regexp.Regexp, error) {
-	return regexp.Compile(`^(?:` + pattern + `)$`)
 }
 
 // lookup returns what a fetcher wrote of site, or nil. A site not described yet is read
@@ -255,7 +251,7 @@ func (r *Registry) Get(ctx context.Context, site string) (Site, bool) {
 	if !ok {
 		return Site{}, false
 	}
-	s := Site{ID: src.ID, Name: src.ID, BaseURL: src.URL, Default: src.ID == r.Default(), State: StateUnknown,
+	s := Site{ID: src.ID, Name: src.ID, BaseURL: redacted(src.URL), Default: src.ID == r.Default(), State: StateUnknown,
 		RateInterval: src.RateLimit.Seconds()}
 	if d := r.lookup(ctx, site); d != nil {
 		s.Described, s.State, s.RateInterval = true, d.info.State, d.info.RateInterval
@@ -277,4 +273,13 @@ func (r *Registry) List(ctx context.Context) []Site {
 		out = append(out, s)
 	}
 	return out
+}
+
+// redacted is a configured base URL without its password, as a fetcher describes it.
+func redacted(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Redacted()
 }

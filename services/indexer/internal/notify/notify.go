@@ -296,9 +296,9 @@ func (n *Notifier) pull(ctx context.Context, wait time.Duration) error {
 			_ = broker.Term(msg, err)
 			continue
 		}
-		// Job ids name their site since sites exist; the ones of before are xsw's. The key
-		// names the site in both cases.
-		key := e.Site + ":" + e.JobID
+		// A job id names its book's site (events.JobID); those written before sites had
+		// ids are all m.xsw.tw's, and keep the notification id they were announced with.
+		key := e.JobID
 		if e.Kind == events.JobFailed && !n.announced.has(key) {
 			n.notify(Notification{ID: TypeJobFailed + ":" + key, Type: TypeJobFailed, At: e.At.UTC(), Data: JobFailed{
 				Site: e.Site, BookID: e.BookID, JobID: e.JobID, Lane: e.Lane, Priority: e.Priority, Attempt: e.Attempt,

@@ -41,7 +41,7 @@ func startNotifier(t *testing.T, js jetstream.JetStream, d Sender, id string, th
 
 func publishJob(t *testing.T, js jetstream.JetStream, kind events.JobKind, site, book string, attempt int) {
 	t.Helper()
-	e := events.JobEvent{Header: events.Header{Version: events.Version}, Kind: kind, JobID: book + "-7", Site: site, BookID: book,
+	e := events.JobEvent{Header: events.Header{Version: events.Version}, Kind: kind, JobID: events.JobID(site, book, 7), Site: site, BookID: book,
 		Lane: events.LanePrefetch, Attempt: attempt, Fetcher: "f1", At: time.Now(), Error: "source: not found", Permanent: true, Dead: true}
 	if _, err := broker.Publish(t.Context(), js, e.Subject(), e.MsgID(), &e); err != nil {
 		t.Fatal(err)
@@ -68,18 +68,17 @@ func TestFailedJobAnnouncedOncePerJob(t *testing.T) {
 	publishJob(t, ns.JS, events.JobFailed, "xsw", "1000001", 1)
 	publishJob(t, ns.JS, events.JobCompleted, "xsw", "1000002", 1)
 	publishJob(t, ns.JS, events.JobFailed, "xsw", "1000001", 2) // the same job again: announced already
-	// Another site's job of the same id (ids of before the sites do not name theirs; the
-	// attempt keeps JetStream from taking it for a republish of the first).
+	// Another site's book of the same id: another job.
 	publishJob(t, ns.JS, events.JobFailed, "czbooks", "1000001", 3)
 	publishJob(t, ns.JS, events.JobFailed, "xsw", "1000003", 1)
-	eventually(t, "the last failed job announced", func() bool { return count(rcv, TypeJobFailed, "job.failed:xsw:1000003-7") == 1 })
+	eventually(t, "the last failed job announced", func() bool { return count(rcv, TypeJobFailed, "job.failed:xsw.1000003-7") == 1 })
 	if got := count(rcv, TypeJobFailed, ""); got != 3 {
 		t.Errorf("%d job.failed notifications, want 3 (one per failed job of a site)", got)
 	}
-	for i, want := range []struct{ id, site string }{{"job.failed:xsw:1000001-7", "xsw"}, {"job.failed:czbooks:1000001-7", "czbooks"}} {
+	for i, want := range []struct{ id, site string }{{"job.failed:xsw.1000001-7", "xsw"}, {"job.failed:czbooks.1000001-7", "czbooks"}} {
 		r := rcv.requests()[i]
 		data := r.n.Data.(map[string]any)
-		if r.n.ID != want.id || data["site"] != want.site || data["book_id"] != "1000001" || data["job_id"] != "1000001-7" ||
+		if r.n.ID != want.id || data["site"] != want.site || data["book_id"] != "1000001" || data["job_id"] != want.site+".1000001-7" ||
 			data["error"] != "source: not found" || data["permanent"] != true || data["lane"] != "prefetch" {
 			t.Errorf("notification %d: %s %v, want %s of site %s", i, r.n.ID, data, want.id, want.site)
 		}

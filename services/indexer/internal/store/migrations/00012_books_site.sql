@@ -10,14 +10,18 @@
 -- column types rewrites the table once, with its indexes; the old primary key is dropped
 -- first so that it is not rebuilt only to be dropped.
 --
+-- Ids and sites are ASCII (events.ValidID): they are compared byte by byte (COLLATE "C"),
+-- which keeps the keys as cheap to compare as the numbers were, whatever the database's
+-- locale; they sort as their bytes do.
+--
 -- volumes holds the book's volume headers (events.BookMeta.Volumes), [] for a site that
 -- has none.
-ALTER TABLE books ADD COLUMN site text NOT NULL DEFAULT 'xsw';
+ALTER TABLE books ADD COLUMN site text COLLATE "C" NOT NULL DEFAULT 'xsw';
 ALTER TABLE books ALTER COLUMN site DROP DEFAULT;
 ALTER TABLE books
     DROP CONSTRAINT books_pkey,
-    ALTER COLUMN id TYPE text USING id::text,
-    ALTER COLUMN last_chapter_id TYPE text USING last_chapter_id::text,
+    ALTER COLUMN id TYPE text COLLATE "C" USING id::text,
+    ALTER COLUMN last_chapter_id TYPE text COLLATE "C" USING last_chapter_id::text,
     ADD COLUMN volumes jsonb NOT NULL DEFAULT '[]';
 ALTER TABLE books ADD CONSTRAINT books_pkey PRIMARY KEY (site, id);
 

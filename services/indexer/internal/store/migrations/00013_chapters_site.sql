@@ -3,15 +3,15 @@
 -- written before sites had names become site 'xsw', the ids their decimal spelling. The
 -- site then has no default: every insert names it. The indexes by chapter id and by
 -- source page are replaced by the same ones under the site; they are dropped before the
--- rewrite so that it does not rebuild them.
-ALTER TABLE chapters ADD COLUMN site text NOT NULL DEFAULT 'xsw';
+-- rewrite so that it does not rebuild them. Ids compare byte by byte, as in 00012.
+ALTER TABLE chapters ADD COLUMN site text COLLATE "C" NOT NULL DEFAULT 'xsw';
 ALTER TABLE chapters ALTER COLUMN site DROP DEFAULT;
 DROP INDEX chapters_book_chapter_id;
 DROP INDEX chapters_book_toc_page;
 ALTER TABLE chapters
     DROP CONSTRAINT chapters_pkey,
-    ALTER COLUMN book_id TYPE text USING book_id::text,
-    ALTER COLUMN chapter_id TYPE text USING chapter_id::text;
+    ALTER COLUMN book_id TYPE text COLLATE "C" USING book_id::text,
+    ALTER COLUMN chapter_id TYPE text COLLATE "C" USING chapter_id::text;
 ALTER TABLE chapters ADD CONSTRAINT chapters_pkey PRIMARY KEY (site, book_id, num);
 CREATE INDEX chapters_site_book_chapter_id ON chapters (site, book_id, chapter_id);
 CREATE INDEX chapters_site_book_toc_page ON chapters (site, book_id, toc_page);

@@ -3,7 +3,7 @@
 -- elsewhere), listed in the order of the site's home page (position, from 0). Rows
 -- written before sites had names become site 'xsw', in the order they were read until
 -- now (by numeric id). The site then has no default: every insert names it.
-ALTER TABLE categories ADD COLUMN site text NOT NULL DEFAULT 'xsw';
+ALTER TABLE categories ADD COLUMN site text COLLATE "C" NOT NULL DEFAULT 'xsw';
 ALTER TABLE categories ALTER COLUMN site DROP DEFAULT;
 ALTER TABLE categories ADD COLUMN position integer NOT NULL DEFAULT 0;
 UPDATE categories AS k SET position = r.position
@@ -11,7 +11,7 @@ FROM (SELECT id, (row_number() OVER (ORDER BY id) - 1)::integer AS position FROM
 WHERE k.id = r.id;
 ALTER TABLE categories
     DROP CONSTRAINT categories_pkey,
-    ALTER COLUMN id TYPE text USING id::text;
+    ALTER COLUMN id TYPE text COLLATE "C" USING id::text;
 ALTER TABLE categories ADD CONSTRAINT categories_pkey PRIMARY KEY (site, id);
 
 -- +goose Down

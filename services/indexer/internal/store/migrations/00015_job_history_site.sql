@@ -3,9 +3,9 @@
 -- sites had names become site 'xsw', the book ids their decimal spelling. The site then
 -- has no default: every insert names it. Job ids stay the key: since sites, they name
 -- the site too (events.JobID).
-ALTER TABLE job_history ADD COLUMN site text NOT NULL DEFAULT 'xsw';
+ALTER TABLE job_history ADD COLUMN site text COLLATE "C" NOT NULL DEFAULT 'xsw';
 ALTER TABLE job_history ALTER COLUMN site DROP DEFAULT;
-ALTER TABLE job_history ALTER COLUMN book_id TYPE text USING book_id::text;
+ALTER TABLE job_history ALTER COLUMN book_id TYPE text COLLATE "C" USING book_id::text;
 CREATE INDEX job_history_site_book ON job_history (site, book_id);
 
 -- +goose Down

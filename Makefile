@@ -60,8 +60,8 @@ check: ## gofmt, go vet and go mod tidy must leave nothing to change
 
 .PHONY: fuzz
 fuzz: ## run each parser fuzz target for FUZZTIME (default 20s)
-	@for f in $$(go test -list '^Fuzz' ./services/fetcher/internal/site/xsw | grep ^Fuzz); do \
-	  go test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} ./services/fetcher/internal/site/xsw || exit 1; done
+	@for f in $$(go test -list '^Fuzz' ./services/fetcher/site/xsw | grep ^Fuzz); do \
+	  go test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} ./services/fetcher/site/xsw || exit 1; done
 
 .PHONY: bench
 bench: ## Go benchmarks, then the end-to-end harness (dev/bench): rewrites BENCHMARKS.md, dev/bench/results.json and the README's figures

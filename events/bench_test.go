@@ -21,7 +21,7 @@ func benchPayloads() []struct {
 	updated := at.Add(-time.Hour)
 	h := events.Header{Version: events.Version}
 	toc := func(refs int) events.Payload {
-		e := &events.TOCPageFetched{Header: h, JobID: "1721851-42", BookID: "1721851", Page: 2, TotalPages: 150, FetchedAt: at}
+		e := &events.TOCPageFetched{Header: h, JobID: "xsw.1721851-42", Site: "xsw", BookID: "1721851", Page: 2, TotalPages: 150, FetchedAt: at}
 		for i := range refs {
 			n := 21 + i
 			e.Chapters = append(e.Chapters, events.ChapterRef{Number: n, ChapterID: fmt.Sprint(100000000 + n),
@@ -34,11 +34,11 @@ func benchPayloads() []struct {
 		p    func() events.Payload
 	}{
 		{"book_requested", func() events.Payload {
-			r := events.NewBookRequested("1721851", events.LanePrefetch, events.PrefetchPriority, false, "category 1 page 1", at)
+			r := events.NewBookRequested("xsw", "1721851", events.LanePrefetch, events.PrefetchPriority, false, "category 1 page 1", at)
 			return &r
 		}},
 		{"book_fetched", func() events.Payload {
-			return &events.BookFetched{Header: h, JobID: "1721851-42", BookID: "1721851", FetchedAt: at,
+			return &events.BookFetched{Header: h, JobID: "xsw.1721851-42", Site: "xsw", BookID: "1721851", FetchedAt: at,
 				Book: events.BookMeta{Name: "萬古神帝", Author: "飛天魚", Genre: "玄幻小說", Status: "連載中", UpdateText: "2026/1/20 22:05:09",
 					UpdatedAt: &updated, Description: strings.Repeat("三千年前，天下第一人。", 20), CoverURL: "https://m.xsw.tw/files/article/image/1721/1721851/1721851s.jpg",
 					LastChapterTitle: "第3012章 終局", LastChapterURL: "https://m.xsw.tw/1721851/251856158.html", LastChapterID: "251856158",
@@ -47,16 +47,16 @@ func benchPayloads() []struct {
 		{"toc_page_fetched_20_refs", func() events.Payload { return toc(20) }},
 		{"toc_page_fetched_50_refs", func() events.Payload { return toc(50) }},
 		{"chapter_fetched", func() events.Payload {
-			return &events.ChapterFetched{Header: h, BookID: "1721851", Number: 21, ChapterID: "100000021", Title: "第二十一章 出關",
+			return &events.ChapterFetched{Header: h, Site: "xsw", BookID: "1721851", Number: 21, ChapterID: "100000021", Title: "第二十一章 出關",
 				URL: "https://m.xsw.tw/1721851/100000021.html", Text: strings.Repeat("少年抬頭望向天空，雲層之後似有金光。\n", 150), FetchedAt: at}
 		}},
 		{"job_completed", func() events.Payload {
-			return &events.JobEvent{Header: h, Kind: events.JobCompleted, JobID: "1721851-42", BookID: "1721851", Lane: events.LanePrefetch,
+			return &events.JobEvent{Header: h, Kind: events.JobCompleted, JobID: "xsw.1721851-42", Site: "xsw", BookID: "1721851", Lane: events.LanePrefetch,
 				Attempt: 1, Fetcher: "fetcher-a", EnqueuedAt: at.Add(-time.Minute), StartedAt: at.Add(-10 * time.Second), At: at,
 				Chapters: 3000, TOCPages: 150, Requests: 151}
 		}},
 		{"book_indexed", func() events.Payload {
-			return &events.BookIndexed{Header: h, BookID: "1721851", Chapters: 3000, Complete: true, HasMeta: true, IndexedAt: at}
+			return &events.BookIndexed{Header: h, Site: "xsw", BookID: "1721851", Chapters: 3000, Complete: true, HasMeta: true, IndexedAt: at}
 		}},
 	}
 }

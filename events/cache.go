@@ -3,11 +3,13 @@ package events
 import "time"
 
 // CacheInvalidated tells every gateway replica to drop cached copies: those of one book
-// (on SubjectCacheInvalidate), or everything (BookID empty, on SubjectCacheClear). It is
-// published on core NATS, outside any stream: only the replicas connected now need it.
+// (on SubjectCacheInvalidate), or everything (Site and BookID empty, on
+// SubjectCacheClear). It is published on core NATS, outside any stream: only the
+// replicas connected now need it.
 type CacheInvalidated struct {
 	Header
-	// BookID is the book whose entries to drop; empty means every entry.
+	// Site and BookID name the book whose entries to drop; both empty mean every entry.
+	Site   string `json:"site,omitempty"`
 	BookID string `json:"book_id,omitempty"`
 	// Origin names the replica that published it (informative).
 	Origin string    `json:"origin,omitempty"`
@@ -15,17 +17,24 @@ type CacheInvalidated struct {
 	At     time.Time `json:"at"`
 }
 
-// NewCacheInvalidated builds a versioned invalidation; bookID "" means everything.
-func NewCacheInvalidated(bookID, origin, reason string, at time.Time) CacheInvalidated {
-	return CacheInvalidated{Header: Header{Version: Version}, BookID: bookID, Origin: origin, Reason: reason, At: at.UTC()}
+// NewCacheInvalidated builds a versioned invalidation; site and bookID "" mean everything.
+func NewCacheInvalidated(site, bookID, origin, reason string, at time.Time) CacheInvalidated {
+	return CacheInvalidated{Header: Header{Version: Version}, Site: site, BookID: bookID, Origin: origin, Reason: reason, At: at.UTC()}
 }
 
 // Validate reports whether the invalidation honours the contract.
 func (c CacheInvalidated) Validate() error {
-	if c.BookID != "" && !ValidBookID(c.BookID) {
-		return invalid("cache_invalidated: bad book_id %q", c.BookID)
+	if c.Site == "" && c.BookID == "" {
+		return nil
 	}
-	return nil
+	return validBook("cache_invalidated", c.Site, c.BookID)
+}
+
+func (c *CacheInvalidated) upgrade() {
+	c.Version = Version
+	if c.BookID != "" {
+		c.Site = legacySite(c.Site)
+	}
 }
 
 // Subject is where the invalidation is published.
@@ -33,5 +42,5 @@ func (c CacheInvalidated) Subject() string {
 	if c.BookID == "" {
 		return SubjectCacheClear
 	}
-	return SubjectCacheInvalidate(c.BookID)
+	return SubjectCacheInvalidate(c.Site, c.BookID)
 }

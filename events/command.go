@@ -13,6 +13,7 @@ import (
 // SubjectPurgeBook, in order with the fetched events.
 type BookPurgeRequested struct {
 	Header
+	Site        string    `json:"site"`
 	BookID      string    `json:"book_id"`
 	RequestedAt time.Time `json:"requested_at"`
 	// Reason says who asked ("admin").
@@ -20,25 +21,27 @@ type BookPurgeRequested struct {
 }
 
 // NewBookPurgeRequested builds a versioned purge request.
-func NewBookPurgeRequested(bookID, reason string, at time.Time) BookPurgeRequested {
-	return BookPurgeRequested{Header: Header{Version: Version}, BookID: bookID, RequestedAt: at.UTC(), Reason: reason}
+func NewBookPurgeRequested(site, bookID, reason string, at time.Time) BookPurgeRequested {
+	return BookPurgeRequested{Header: Header{Version: Version}, Site: site, BookID: bookID, RequestedAt: at.UTC(), Reason: reason}
 }
 
 // Validate reports whether the request honours the contract.
 func (r BookPurgeRequested) Validate() error {
-	switch {
-	case !ValidBookID(r.BookID):
-		return invalid("book_purge_requested: bad book_id %q", r.BookID)
-	case r.RequestedAt.IsZero():
+	if err := validBook("book_purge_requested", r.Site, r.BookID); err != nil {
+		return err
+	}
+	if r.RequestedAt.IsZero() {
 		return invalid("book_purge_requested: requested_at missing")
 	}
 	return nil
 }
 
+func (r *BookPurgeRequested) upgrade() { r.Version, r.Site = Version, legacySite(r.Site) }
+
 // Subject is where the request is published.
-func (r BookPurgeRequested) Subject() string { return SubjectPurgeBook(r.BookID) }
+func (r BookPurgeRequested) Subject() string { return SubjectPurgeBook(r.Site, r.BookID) }
 
 // MsgID de-duplicates a retried publish of the same request.
 func (r BookPurgeRequested) MsgID() string {
-	return "purge:" + r.BookID + ":" + strconv.FormatInt(r.RequestedAt.UnixNano(), 10)
+	return "purge:" + r.Site + ":" + r.BookID + ":" + strconv.FormatInt(r.RequestedAt.UnixNano(), 10)
 }

@@ -8,12 +8,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 )
 
 // Version is the payload version every publisher writes. A consumer rejects a payload
 // whose version it does not know (ErrVersion) rather than guessing at its meaning.
-const Version = 1
+//
+// Version 2 names the site of every book (see LegacySite). A consumer still reads
+// version 1, written before sites had names: its books are LegacySite's (Decode fills
+// the site in), so that requests, events and dead letters left in the streams by an
+// older build are served after an upgrade.
+const Version = 2
+
+// VersionLegacy is the payload version written before books were site-qualified.
+const VersionLegacy = 1
 
 // Header names carried on messages.
 const (
@@ -61,36 +68,28 @@ func Decode(data []byte, p Payload) error {
 	if err := json.Unmarshal(data, p); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	if v := p.PayloadVersion(); v != Version {
-		return fmt.Errorf("%w: got %d, know %d", ErrVersion, v, Version)
+	switch v := p.PayloadVersion(); v {
+	case Version:
+	case VersionLegacy:
+		if l, ok := p.(legacy); ok {
+			l.upgrade()
+		}
+	default:
+		return fmt.Errorf("%w: got %d, know %d and %d", ErrVersion, v, VersionLegacy, Version)
 	}
 	return p.Validate()
 }
 
-// MaxBookIDLen bounds a book id: the site's ids are 6-8 digits today.
-const MaxBookIDLen = 12
+// legacy is implemented by the payloads that name a book: upgrade fills in what a
+// version 1 payload lacks (the site, LegacySite) and stamps the current version.
+type legacy interface{ upgrade() }
 
-// ValidID reports whether s is a non-empty string of ASCII digits no longer than
-// MaxBookIDLen, the only form of book and chapter id that may appear in a subject or URL.
-func ValidID(s string) bool {
-	if s == "" || len(s) > MaxBookIDLen+6 { // chapter ids run a few digits longer
-		return false
+// legacySite returns site, or LegacySite when it is empty.
+func legacySite(site string) string {
+	if site == "" {
+		return LegacySite
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// ValidBookID reports whether s is a valid book id.
-func ValidBookID(s string) bool {
-	if len(s) > MaxBookIDLen || !ValidID(s) {
-		return false
-	}
-	_, err := strconv.ParseInt(s, 10, 64)
-	return err == nil
+	return site
 }
 
 func invalid(format string, args ...any) error {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,52 +23,63 @@ func intp(n int) *int { return &n }
 // payloads lists one realistic value of every payload type, keyed by golden file name.
 func payloads() map[string]Payload {
 	updated := time.Date(2026, 1, 20, 14, 5, 9, 0, time.UTC)
-	req := NewBookRequested("1721851", LanePrefetch, PrefetchPriority, false, "category 1 page 1", at)
-	purge := NewBookPurgeRequested("1721851", "admin", at)
-	inval := NewCacheInvalidated("1721851", "gateway-7f3a", "admin", at)
-	clear := NewCacheInvalidated("", "gateway-7f3a", "admin", at)
-	reads := NewBooksRead("gateway-7f3a", 12, map[string]int64{"1721851": 3, "1000001": 1}, at.Add(-time.Minute), at)
-	crawl := NewCrawlRequested([]int{1, 2, 3}, 1, 10, at)
-	known := NewBookRequested("1721851", LaneRefresh, 0, false, "refresh", at)
+	req := NewBookRequested("xsw", "1721851", LanePrefetch, PrefetchPriority, false, "category 1 page 1", at)
+	purge := NewBookPurgeRequested("xsw", "1721851", "admin", at)
+	inval := NewCacheInvalidated("xsw", "1721851", "gateway-7f3a", "admin", at)
+	clear := NewCacheInvalidated("", "", "gateway-7f3a", "admin", at)
+	reads := NewBooksRead("gateway-7f3a", 12, map[string]int64{"xsw.1721851": 3, "czbooks.cr382b": 1}, at.Add(-time.Minute), at)
+	crawl := NewCrawlRequested("xsw", []CategoryID{"1", "2", "3"}, 1, 10, at)
+	known := NewBookRequested("xsw", "1721851", LaneRefresh, 0, false, "refresh", at)
 	known.Known = &KnownBook{Chapters: 1402, LastChapterID: "251856158"}
+	siteInfo := SiteInfo{Header: Header{Version}, ID: "czbooks", Name: "小說狂人 (czbooks.net)", BaseURL: "https://czbooks.net",
+		BookIDPattern: "[a-z0-9]{1,16}", CategoryIDPattern: "[a-z0-9-]{1,32}", RateInterval: 2, Interval: 4, State: SiteThrottled,
+		Fetcher: "fetcher-7f3a", At: at}
+	czbook := &BookFetched{Header: Header{Version}, JobID: "czbooks.cr382b-7", Site: "czbooks", BookID: "cr382b", FetchedAt: at,
+		Book: BookMeta{Name: "劍來", Author: "烽火戲諸侯", Status: "已完結", Finished: true, SourceURL: "https://czbooks.net/n/cr382b",
+			LastChapterTitle: "第一千零一章", LastChapterURL: "https://czbooks.net/n/cr382b/00417", LastChapterID: "00417",
+			Volumes: []Volume{{Title: "第一卷 驚蟄", FirstChapter: 1}, {Title: "第二卷 山水郎", FirstChapter: 91}}}}
 	return map[string]Payload{
 		"book_requested":       &req,
 		"book_requested_known": &known,
+		"book_fetched_volumes": czbook,
 		"crawl_requested":      &crawl,
 		"books_read":           &reads,
-		"book_fetched": &BookFetched{Header: Header{Version}, JobID: "1721851-42", BookID: "1721851", FetchedAt: at,
+		"book_fetched": &BookFetched{Header: Header{Version}, JobID: "xsw.1721851-42", Site: "xsw", BookID: "1721851", FetchedAt: at,
 			Book: BookMeta{Name: "萬古神帝", Author: "飛天魚", Genre: "玄幻小說", Status: "連載中", UpdateText: "2026/1/20 22:05:09",
 				UpdatedAt: &updated, Description: "三千年前，天下第一人。", CoverURL: "https://m.xsw.tw/files/article/image/1721/1721851/1721851s.jpg",
 				LastChapterTitle: "第3012章 終局", LastChapterURL: "https://m.xsw.tw/1721851/251856158.html", LastChapterID: "251856158",
 				SourceURL: "https://m.xsw.tw/1721851/"}},
-		"toc_page_fetched": &TOCPageFetched{Header: Header{Version}, JobID: "1721851-42", BookID: "1721851", Page: 2, TotalPages: 71, FetchedAt: at,
+		"toc_page_fetched": &TOCPageFetched{Header: Header{Version}, JobID: "xsw.1721851-42", Site: "xsw", BookID: "1721851", Page: 2, TotalPages: 71, FetchedAt: at,
 			Chapters: []ChapterRef{
 				{Number: 21, ChapterID: "100000021", Title: "第二十一章 出關", URL: "https://m.xsw.tw/1721851/100000021.html", TitleNumber: intp(21)},
 				{Number: 22, ChapterID: "100000957", Title: "上架感言", URL: "https://m.xsw.tw/1721851/100000957.html"},
 			}},
-		"chapter_fetched": &ChapterFetched{Header: Header{Version}, BookID: "1721851", Number: 21, ChapterID: "100000021", Title: "第二十一章 出關",
+		"chapter_fetched": &ChapterFetched{Header: Header{Version}, Site: "xsw", BookID: "1721851", Number: 21, ChapterID: "100000021", Title: "第二十一章 出關",
 			URL: "https://m.xsw.tw/1721851/100000021.html", Text: "第一段。\n第二段。", FetchedAt: at},
-		"categories_fetched": &CategoriesFetched{Header: Header{Version}, FetchedAt: at,
-			Categories: []Category{{ID: 1, Name: "玄幻小說", URL: "https://m.xsw.tw/fenlei1_1.html"}}},
-		"job_completed": &JobEvent{Header: Header{Version}, Kind: JobCompleted, JobID: "1721851-42", BookID: "1721851", Lane: LaneManual,
+		"categories_fetched": &CategoriesFetched{Header: Header{Version}, Site: "xsw", FetchedAt: at,
+			Categories: []Category{{ID: "1", Name: "玄幻小說", URL: "https://m.xsw.tw/fenlei1_1.html"}}},
+		"job_completed": &JobEvent{Header: Header{Version}, Kind: JobCompleted, JobID: "xsw.1721851-42", Site: "xsw", BookID: "1721851", Lane: LaneManual,
 			Priority: 10, Attempt: 1, Fetcher: "fetcher-a", EnqueuedAt: at.Add(-time.Minute), StartedAt: at.Add(-10 * time.Second), At: at,
 			Chapters: 1402, TOCPages: 71, Requests: 72},
-		"job_failed": &JobEvent{Header: Header{Version}, Kind: JobFailed, JobID: "1234567-7", BookID: "1234567", Lane: LanePrefetch,
+		"job_failed": &JobEvent{Header: Header{Version}, Kind: JobFailed, JobID: "xsw.1234567-7", Site: "xsw", BookID: "1234567", Lane: LanePrefetch,
 			Attempt: 5, EnqueuedAt: at.Add(-time.Hour), StartedAt: at.Add(-time.Second), At: at, Error: "fetch book home: timeout", Dead: true},
-		"book_indexed":    &BookIndexed{Header: Header{Version}, BookID: "1721851", Chapters: 1402, Complete: true, HasMeta: true, IndexedAt: at},
-		"dead_letter":     &DeadLetter{Header: Header{Version}, Request: req, JobID: "1721851-42", Attempts: 5, Error: "source: 503", DiedAt: at},
-		"listing_request": &ListingRequest{Header: Header{Version}, Category: 1, Page: 2},
+		"book_indexed":    &BookIndexed{Header: Header{Version}, Site: "xsw", BookID: "1721851", Chapters: 1402, Complete: true, HasMeta: true, IndexedAt: at},
+		"dead_letter":     &DeadLetter{Header: Header{Version}, Request: req, JobID: "xsw.1721851-42", Attempts: 5, Error: "source: 503", DiedAt: at},
+		"listing_request": &ListingRequest{Header: Header{Version}, Site: "czbooks", Category: "xuanhuan", Page: 2},
 		"listing_reply": &ListingReply{Header: Header{Version}, Books: []ListingBook{{BookID: "1721851", Name: "萬古神帝", Author: "飛天魚",
 			LastChapterTitle: "第3012章 終局", LastChapterURL: "https://m.xsw.tw/1721851/251856158.html", Intro: "三千年前", BookURL: "https://m.xsw.tw/1721851/"}}},
-		"chapter_request":      &ChapterRequest{Header: Header{Version}, BookID: "1721851", ChapterID: "100000021", Number: 21},
-		"chapter_reply_error":  &ChapterReply{Header: Header{Version}, Error: &RPCError{Kind: ErrKindNotFound, Message: "source answered 404"}},
-		"toc_request":          &TOCRequest{Header: Header{Version}, BookID: "1721851", Page: 3},
-		"categories_request":   &CategoriesRequest{Header: Header{Version}},
+		"chapter_request":     &ChapterRequest{Header: Header{Version}, Site: "xsw", BookID: "1721851", ChapterID: "100000021", Number: 21},
+		"chapter_reply_error": &ChapterReply{Header: Header{Version}, Error: &RPCError{Kind: ErrKindNotFound, Message: "source answered 404"}},
+		"chapter_refs_request": &ChapterRefsRequest{Header: Header{Version}, Site: "xsw", BookID: "1721851", From: 41, To: 60,
+			Stored: StoredPages{Pages: []int{1, 2}, FirstPageRefs: 20, TotalPages: 71}},
+		"chapter_refs_reply":   &ChapterRefsReply{Header: Header{Version}, Refs: []ChapterRef{{Number: 41, ChapterID: "100000041", Title: "第四十一章", URL: "https://m.xsw.tw/1721851/100000041.html"}}},
+		"site_info":            &siteInfo,
+		"categories_request":   &CategoriesRequest{Header: Header{Version}, Site: "xsw"},
 		"book_purge_requested": &purge,
 		"cache_invalidated":    &inval,
 		"cache_cleared":        &clear,
 		"fetcher_heartbeat": &FetcherHeartbeat{Header: Header{Version}, FetcherID: "fetcher-7f3a", Workers: 2, StartedAt: at.Add(-time.Hour), At: at,
-			Interval: 2, Circuit: "closed", Active: []ActiveJob{{JobID: "1721851-42", BookID: "1721851", Lane: LanePrefetch, Attempt: 1, StartedAt: at}}},
+			Interval: 2, Circuit: "closed", Sites: []SiteInfo{siteInfo}, Active: []ActiveJob{{JobID: "xsw.1721851-42", Site: "xsw", BookID: "1721851", Lane: LanePrefetch, Attempt: 1, StartedAt: at}}},
 	}
 }
 
@@ -115,11 +127,14 @@ func TestDecodeRejects(t *testing.T) {
 		want error
 	}{
 		{"not json", `{`, ErrInvalid},
-		{"unknown version", `{"version":2,"book_id":"1","lane":"prefetch","requested_at":"2026-01-01T00:00:00Z"}`, ErrVersion},
-		{"no version", `{"book_id":"1","lane":"prefetch","requested_at":"2026-01-01T00:00:00Z"}`, ErrVersion},
-		{"bad lane", `{"version":1,"book_id":"1","lane":"urgent","requested_at":"2026-01-01T00:00:00Z"}`, ErrInvalid},
-		{"bad book id", `{"version":1,"book_id":"../1","lane":"prefetch","requested_at":"2026-01-01T00:00:00Z"}`, ErrInvalid},
-		{"no time", `{"version":1,"book_id":"1","lane":"prefetch"}`, ErrInvalid},
+		{"unknown version", `{"version":3,"site":"xsw","book_id":"1","lane":"prefetch","requested_at":"2026-01-01T00:00:00Z"}`, ErrVersion},
+		{"no version", `{"site":"xsw","book_id":"1","lane":"prefetch","requested_at":"2026-01-01T00:00:00Z"}`, ErrVersion},
+		{"bad lane", `{"version":2,"site":"xsw","book_id":"1","lane":"urgent","requested_at":"2026-01-01T00:00:00Z"}`, ErrInvalid},
+		{"bad book id", `{"version":2,"site":"xsw","book_id":"../1","lane":"prefetch","requested_at":"2026-01-01T00:00:00Z"}`, ErrInvalid},
+		{"no site", `{"version":2,"book_id":"1","lane":"prefetch","requested_at":"2026-01-01T00:00:00Z"}`, ErrInvalid},
+		{"bad site", `{"version":2,"site":"X.Y","book_id":"1","lane":"prefetch","requested_at":"2026-01-01T00:00:00Z"}`, ErrInvalid},
+		{"legacy bad book id", `{"version":1,"book_id":"1 2","lane":"prefetch","requested_at":"2026-01-01T00:00:00Z"}`, ErrInvalid},
+		{"no time", `{"version":2,"site":"xsw","book_id":"1","lane":"prefetch"}`, ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -131,35 +146,135 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
+// TestDecodeLegacy reads payloads as a build before site-qualified books wrote them
+// (version 1, no site, numeric categories): they are LegacySite's, and they come out
+// as version 2 payloads, so that what was left in the streams is served after an upgrade.
+func TestDecodeLegacy(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+		into Payload
+		want Payload
+	}{
+		{"request", `{"version":1,"book_id":"1721851","lane":"prefetch","priority":0,"requested_at":"2026-01-21T12:00:00Z","force":false}`,
+			&BookRequested{}, &BookRequested{Header: Header{Version}, Site: LegacySite, BookID: "1721851", Lane: LanePrefetch, RequestedAt: at}},
+		{"dead letter", `{"version":1,"request":{"version":1,"book_id":"7","lane":"manual","priority":10,"requested_at":"2026-01-21T12:00:00Z","force":true},"job_id":"7-3","attempts":5,"error":"source: 503","died_at":"2026-01-21T12:00:00Z"}`,
+			&DeadLetter{}, &DeadLetter{Header: Header{Version}, Request: BookRequested{Header: Header{Version}, Site: LegacySite, BookID: "7",
+				Lane: LaneManual, Priority: 10, RequestedAt: at, Force: true}, JobID: "7-3", Attempts: 5, Error: "source: 503", DiedAt: at}},
+		{"toc page", `{"version":1,"job_id":"7-3","book_id":"7","page":1,"total_pages":1,"chapters":[{"number":1,"chapter_id":"100","title":"第一章","url":"https://m.xsw.tw/7/100.html"}],"fetched_at":"2026-01-21T12:00:00Z"}`,
+			&TOCPageFetched{}, &TOCPageFetched{Header: Header{Version}, JobID: "7-3", Site: LegacySite, BookID: "7", Page: 1, TotalPages: 1,
+				Chapters: []ChapterRef{{Number: 1, ChapterID: "100", Title: "第一章", URL: "https://m.xsw.tw/7/100.html"}}, FetchedAt: at}},
+		{"crawl with numeric categories", `{"version":1,"crawl_id":"crawl-1","categories":[1,7],"from_page":1,"to_page":2,"requested_at":"2026-01-21T12:00:00Z"}`,
+			&CrawlRequested{}, &CrawlRequested{Header: Header{Version}, CrawlID: "crawl-1", Site: LegacySite, Categories: []CategoryID{"1", "7"},
+				FromPage: 1, ToPage: 2, RequestedAt: at}},
+		{"cache clear stays a clear", `{"version":1,"at":"2026-01-21T12:00:00Z"}`,
+			&CacheInvalidated{}, &CacheInvalidated{Header: Header{Version}, At: at}},
+		{"categories", `{"version":1,"categories":[{"id":1,"name":"玄幻小說","url":"https://m.xsw.tw/fenlei1_1.html"}],"fetched_at":"2026-01-21T12:00:00Z"}`,
+			&CategoriesFetched{}, &CategoriesFetched{Header: Header{Version}, Site: LegacySite,
+				Categories: []Category{{ID: "1", Name: "玄幻小說", URL: "https://m.xsw.tw/fenlei1_1.html"}}, FetchedAt: at}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := Decode([]byte(tt.data), tt.into); err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if !reflect.DeepEqual(tt.into, tt.want) {
+				t.Errorf("Decode =\n %+v\nwant\n %+v", tt.into, tt.want)
+			}
+		})
+	}
+}
+
 func TestMsgIDs(t *testing.T) {
-	a := NewBookRequested("1", LanePrefetch, 0, false, "x", at)
-	b := NewBookRequested("1", LanePrefetch, 0, false, "y", at.Add(time.Second))
+	a := NewBookRequested("xsw", "1", LanePrefetch, 0, false, "x", at)
+	b := NewBookRequested("xsw", "1", LanePrefetch, 0, false, "y", at.Add(time.Second))
 	if a.MsgID() != b.MsgID() {
 		t.Errorf("same request a second apart: ids %q and %q differ", a.MsgID(), b.MsgID())
 	}
 	for name, c := range map[string]BookRequested{
-		"other book": NewBookRequested("2", LanePrefetch, 0, false, "x", at),
-		"other lane": NewBookRequested("1", LaneManual, 10, false, "x", at),
-		"forced":     NewBookRequested("1", LanePrefetch, 0, true, "x", at),
-		"much later": NewBookRequested("1", LanePrefetch, 0, false, "x", at.Add(2*DuplicateWindow)),
+		"other book": NewBookRequested("xsw", "2", LanePrefetch, 0, false, "x", at),
+		"other site": NewBookRequested("czbooks", "1", LanePrefetch, 0, false, "x", at),
+		"other lane": NewBookRequested("xsw", "1", LaneManual, 10, false, "x", at),
+		"forced":     NewBookRequested("xsw", "1", LanePrefetch, 0, true, "x", at),
+		"much later": NewBookRequested("xsw", "1", LanePrefetch, 0, false, "x", at.Add(2*DuplicateWindow)),
 	} {
 		if c.MsgID() == a.MsgID() {
 			t.Errorf("%s: id %q equals the original's", name, c.MsgID())
 		}
 	}
-	p1 := TOCPageFetched{JobID: "1-2", Page: 1}
-	p2 := TOCPageFetched{JobID: "1-2", Page: 2}
+	p1 := TOCPageFetched{JobID: "xsw.1-2", Page: 1}
+	p2 := TOCPageFetched{JobID: "xsw.1-2", Page: 2}
 	if p1.MsgID() == p2.MsgID() {
 		t.Errorf("two pages share id %q", p1.MsgID())
 	}
+	c1 := ChapterFetched{Site: "xsw", BookID: "1", ChapterID: "9"}
+	c2 := ChapterFetched{Site: "czbooks", BookID: "1", ChapterID: "9"}
+	if c1.MsgID() == c2.MsgID() {
+		t.Errorf("chapters of two sites share id %q", c1.MsgID())
+	}
+	if JobID("xsw", "1", 2) == JobID("czbooks", "1", 2) {
+		t.Error("jobs of two sites share an id")
+	}
 }
 
-func TestValidBookID(t *testing.T) {
+func TestIDs(t *testing.T) {
 	for s, want := range map[string]bool{
-		"1721851": true, "0": true, "": false, "12a": false, "-1": false, "1234567890123": false, "１２": false, "1.2": false,
+		"1721851": true, "0": true, "cr382b": true, "00417": true, "ab-12_X": true, strings.Repeat("9", MaxBookIDLen): true,
+		"": false, "-": true, "1.2": false, "a b": false, "１２": false, "a/b": false, "*": false, ">": false, "%41": false,
+		strings.Repeat("9", MaxBookIDLen+1): false,
 	} {
 		if got := ValidBookID(s); got != want {
 			t.Errorf("ValidBookID(%q) = %v, want %v", s, got, want)
+		}
+	}
+	for s, want := range map[string]bool{
+		"xsw": true, "czbooks": true, "a1": true, "": false, "1a": false, "Xsw": false, "x-y": false, "x_y": false, "x.y": false,
+		strings.Repeat("a", MaxSiteIDLen): true, strings.Repeat("a", MaxSiteIDLen+1): false,
+	} {
+		if got := ValidSiteID(s); got != want {
+			t.Errorf("ValidSiteID(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestKeysAndSubjects(t *testing.T) {
+	if k := Key("czbooks", "cr382b"); k != "czbooks.cr382b" {
+		t.Errorf("Key = %q", k)
+	}
+	for key, want := range map[string][3]string{
+		"czbooks.cr382b": {"czbooks", "cr382b", "true"},
+		"1721851":        {LegacySite, "1721851", "true"},
+		"Bad.1":          {"Bad", "1", "false"},
+		"xsw.a.b":        {"xsw", "a.b", "false"},
+	} {
+		site, id, ok := SplitKey(key)
+		if got := [3]string{site, id, strconv.FormatBool(ok)}; got != want {
+			t.Errorf("SplitKey(%q) = %v, want %v", key, got, want)
+		}
+	}
+	tests := []struct {
+		subject    string
+		prefix     int
+		site, book string
+		ok         bool
+	}{
+		{RequestSubject(LaneManual, "czbooks", "00417"), RequestPrefixTokens, "czbooks", "00417", true},
+		{"xsw.book.requested.manual.1721851", RequestPrefixTokens, LegacySite, "1721851", true},
+		{SubjectFetchedTOC("xsw", "7"), FetchedPrefixTokens, "xsw", "7", true},
+		{SubjectJob(JobFailed, "toy", "ab-1"), JobPrefixTokens, "toy", "ab-1", true},
+		{SubjectIndexed("xsw", "7"), IndexedPrefixTokens, "xsw", "7", true},
+		{"xsw.indexed.7", IndexedPrefixTokens, LegacySite, "7", true},
+		{SubjectDead("czbooks", "cr382b"), DeadPrefixTokens, "czbooks", "cr382b", true},
+		{SubjectPurgeBook("xsw", "7"), PurgePrefixTokens, "xsw", "7", true},
+		{SubjectCacheInvalidate("xsw", "7"), CachePrefixTokens, "xsw", "7", true},
+		{"xsw.indexed", IndexedPrefixTokens, "", "", false},
+		{"xsw.indexed.a.b.c", IndexedPrefixTokens, "", "", false},
+		{"xsw.indexed.BAD.7", IndexedPrefixTokens, "BAD", "7", false},
+	}
+	for _, tt := range tests {
+		site, book, ok := BookOfSubject(tt.subject, tt.prefix)
+		if ok != tt.ok || (ok && (site != tt.site || book != tt.book)) {
+			t.Errorf("BookOfSubject(%q) = %q %q %v, want %q %q %v", tt.subject, site, book, ok, tt.site, tt.book, tt.ok)
 		}
 	}
 }
@@ -197,27 +312,30 @@ func TestStreamsDoNotOverlap(t *testing.T) {
 }
 
 func TestCommandsAndCache(t *testing.T) {
-	p := NewBookPurgeRequested("42", "admin", at)
-	if p.Subject() != "xsw.cmd.purge.42" || p.Validate() != nil {
+	p := NewBookPurgeRequested("xsw", "42", "admin", at)
+	if p.Subject() != "xsw.cmd.purge.xsw.42" || p.Validate() != nil {
 		t.Errorf("purge %+v: subject %s, validate %v", p, p.Subject(), p.Validate())
 	}
-	later := NewBookPurgeRequested("42", "admin", at.Add(time.Nanosecond))
+	later := NewBookPurgeRequested("xsw", "42", "admin", at.Add(time.Nanosecond))
 	if p.MsgID() == later.MsgID() {
 		t.Errorf("two purge requests share id %q", p.MsgID())
 	}
 	for name, bad := range map[string]Payload{
-		"purge bad id":        &BookPurgeRequested{Header: Header{Version}, BookID: "4.2", RequestedAt: at},
-		"purge no time":       &BookPurgeRequested{Header: Header{Version}, BookID: "42"},
-		"invalidation bad id": &CacheInvalidated{Header: Header{Version}, BookID: "*", At: at},
+		"purge bad id":           &BookPurgeRequested{Header: Header{Version}, Site: "xsw", BookID: "4.2", RequestedAt: at},
+		"purge no site":          &BookPurgeRequested{Header: Header{Version}, BookID: "42", RequestedAt: at},
+		"purge no time":          &BookPurgeRequested{Header: Header{Version}, Site: "xsw", BookID: "42"},
+		"invalidation bad id":    &CacheInvalidated{Header: Header{Version}, Site: "xsw", BookID: "*", At: at},
+		"invalidation no site":   &CacheInvalidated{Header: Header{Version}, BookID: "42", At: at},
+		"invalidation site only": &CacheInvalidated{Header: Header{Version}, Site: "xsw", At: at},
 	} {
 		if err := bad.Validate(); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: Validate = %v, want ErrInvalid", name, err)
 		}
 	}
-	if s := NewCacheInvalidated("42", "", "", at).Subject(); s != "xsw.cache.invalidate.42" {
+	if s := NewCacheInvalidated("xsw", "42", "", "", at).Subject(); s != "xsw.cache.invalidate.xsw.42" {
 		t.Errorf("invalidation subject %s", s)
 	}
-	if s := NewCacheInvalidated("", "", "", at).Subject(); s != SubjectCacheClear {
+	if s := NewCacheInvalidated("", "", "", "", at).Subject(); s != SubjectCacheClear {
 		t.Errorf("clear subject %s", s)
 	}
 }
@@ -243,13 +361,16 @@ func TestStreamsCaptureTheirSubjects(t *testing.T) {
 		subject string
 		stream  string // "" for core NATS only
 	}{
-		{SubjectPurgeBook("42"), StreamEvents},
-		{SubjectFetchedTOC("42"), StreamEvents},
-		{SubjectJob(JobFailed, "42"), StreamEvents},
-		{RequestSubject(LaneManual, "42"), StreamRequests},
-		{SubjectIndexed("42"), StreamIndexed},
-		{SubjectDead("42"), StreamDead},
-		{SubjectCacheInvalidate("42"), ""},
+		{SubjectPurgeBook("xsw", "42"), StreamEvents},
+		{SubjectFetchedTOC("xsw", "42"), StreamEvents},
+		{SubjectFetchedCategories("czbooks"), StreamEvents},
+		{SubjectReads, StreamEvents},
+		{SubjectJob(JobFailed, "xsw", "42"), StreamEvents},
+		{RequestSubject(LaneManual, "xsw", "42"), StreamRequests},
+		{"xsw.book.requested.manual.42", StreamRequests},
+		{SubjectIndexed("xsw", "42"), StreamIndexed},
+		{SubjectDead("czbooks", "cr382b"), StreamDead},
+		{SubjectCacheInvalidate("xsw", "42"), ""},
 		{SubjectCacheClear, ""},
 	}
 	for _, tt := range tests {
@@ -269,25 +390,33 @@ func TestStreamsCaptureTheirSubjects(t *testing.T) {
 			t.Errorf("%s is captured by %v, want %v", tt.subject, got, want)
 		}
 	}
-	if !subjectMatches(SubjectCacheAll, SubjectCacheClear) || !subjectMatches(SubjectCacheAll, SubjectCacheInvalidate("1")) {
+	if !subjectMatches(SubjectCacheAll, SubjectCacheClear) || !subjectMatches(SubjectCacheAll, SubjectCacheInvalidate("xsw", "1")) {
 		t.Error("SubjectCacheAll misses a cache subject")
 	}
 }
 
 func TestCrawlAndReadsValidate(t *testing.T) {
-	ok := NewCrawlRequested([]int{1, 7}, 1, 10, at)
+	ok := NewCrawlRequested("czbooks", []CategoryID{"xuanhuan", "7"}, 1, 10, at)
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("valid crawl: %v", err)
 	}
 	for name, p := range map[string]Payload{
-		"crawl no categories":   &CrawlRequested{Header: Header{Version}, CrawlID: "c1", FromPage: 1, ToPage: 2},
-		"crawl pages backwards": &CrawlRequested{Header: Header{Version}, CrawlID: "c1", Categories: []int{1}, FromPage: 3, ToPage: 2},
-		"crawl category 0":      &CrawlRequested{Header: Header{Version}, CrawlID: "c1", Categories: []int{0}, FromPage: 1, ToPage: 2},
-		"crawl too big":         &CrawlRequested{Header: Header{Version}, CrawlID: "c1", Categories: []int{1, 2, 3, 4, 5, 6, 7}, FromPage: 1, ToPage: 1000},
-		"crawl bad id":          &CrawlRequested{Header: Header{Version}, CrawlID: "a.b", Categories: []int{1}, FromPage: 1, ToPage: 1},
+		"crawl no categories":   &CrawlRequested{Header: Header{Version}, CrawlID: "c1", Site: "xsw", FromPage: 1, ToPage: 2},
+		"crawl no site":         &CrawlRequested{Header: Header{Version}, CrawlID: "c1", Categories: []CategoryID{"1"}, FromPage: 1, ToPage: 2},
+		"crawl pages backwards": &CrawlRequested{Header: Header{Version}, CrawlID: "c1", Site: "xsw", Categories: []CategoryID{"1"}, FromPage: 3, ToPage: 2},
+		"crawl bad category":    &CrawlRequested{Header: Header{Version}, CrawlID: "c1", Site: "xsw", Categories: []CategoryID{"a/b"}, FromPage: 1, ToPage: 2},
+		"crawl too big":         &CrawlRequested{Header: Header{Version}, CrawlID: "c1", Site: "xsw", Categories: []CategoryID{"1", "2", "3", "4", "5", "6", "7"}, FromPage: 1, ToPage: 1000},
+		"crawl bad id":          &CrawlRequested{Header: Header{Version}, CrawlID: "a.b", Site: "xsw", Categories: []CategoryID{"1"}, FromPage: 1, ToPage: 1},
 		"reads empty":           &BooksRead{Header: Header{Version}, BatchID: "g-1", At: at},
-		"reads bad book":        &BooksRead{Header: Header{Version}, BatchID: "g-1", At: at, Reads: map[string]int64{"x": 1}},
-		"reads zero":            &BooksRead{Header: Header{Version}, BatchID: "g-1", At: at, Reads: map[string]int64{"1": 0}},
+		"reads bad book":        &BooksRead{Header: Header{Version}, BatchID: "g-1", At: at, Reads: map[string]int64{"xsw.a b": 1}},
+		"reads bad site":        &BooksRead{Header: Header{Version}, BatchID: "g-1", At: at, Reads: map[string]int64{"X.1": 1}},
+		"reads zero":            &BooksRead{Header: Header{Version}, BatchID: "g-1", At: at, Reads: map[string]int64{"xsw.1": 0}},
+		"refs backwards":        &ChapterRefsRequest{Header: Header{Version}, Site: "xsw", BookID: "1", From: 5, To: 4},
+		"refs too many":         &ChapterRefsRequest{Header: Header{Version}, Site: "xsw", BookID: "1", From: 1, To: MaxRefsPerCall + 1},
+		"site info bad state":   &SiteInfo{Header: Header{Version}, ID: "xsw", BookIDPattern: "[0-9]+", State: "sleepy"},
+		"site info no pattern":  &SiteInfo{Header: Header{Version}, ID: "xsw", State: SiteOK},
+		"volume at chapter 0": &BookFetched{Header: Header{Version}, Site: "xsw", BookID: "1", Book: BookMeta{Name: "x",
+			Volumes: []Volume{{Title: "v", FirstChapter: 0}}}},
 	} {
 		if err := p.Validate(); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: Validate = %v, want ErrInvalid", name, err)

@@ -8,6 +8,7 @@ import (
 // ActiveJob is a job a fetcher is working on now.
 type ActiveJob struct {
 	JobID     string    `json:"job_id"`
+	Site      string    `json:"site"`
 	BookID    string    `json:"book_id"`
 	Lane      Lane      `json:"lane"`
 	Attempt   int       `json:"attempt"`
@@ -24,11 +25,15 @@ type FetcherHeartbeat struct {
 	Active    []ActiveJob `json:"active"`
 	StartedAt time.Time   `json:"started_at"`
 	At        time.Time   `json:"at"`
-	// Interval is the politeness interval in force now, in seconds (after any slow-down).
+	// Interval is the default site's politeness interval in force now, in seconds (after
+	// any slow-down).
 	Interval float64 `json:"interval_seconds"`
-	// Circuit is the source circuit's state as this fetcher saw it: closed, open, half-open.
-	Circuit  string `json:"circuit"`
-	Draining bool   `json:"draining,omitempty"`
+	// Circuit is the default site's circuit state as this fetcher saw it: closed, open,
+	// half-open.
+	Circuit string `json:"circuit"`
+	// Sites lists every site this fetcher serves, the default first, with its state.
+	Sites    []SiteInfo `json:"sites,omitempty"`
+	Draining bool       `json:"draining,omitempty"`
 }
 
 // Validate reports whether the heartbeat honours the contract.
@@ -36,7 +41,28 @@ func (h FetcherHeartbeat) Validate() error {
 	if h.FetcherID == "" || strings.ContainsAny(h.FetcherID, ".* >") {
 		return invalid("fetcher_heartbeat: bad fetcher_id %q", h.FetcherID)
 	}
+	for _, s := range h.Sites {
+		if err := s.Validate(); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// SiteIDs lists the sites the fetcher serves, the default first.
+func (h FetcherHeartbeat) SiteIDs() []string {
+	out := make([]string, len(h.Sites))
+	for i, s := range h.Sites {
+		out[i] = s.ID
+	}
+	return out
+}
+
+func (h *FetcherHeartbeat) upgrade() {
+	h.Version = Version
+	for i := range h.Active {
+		h.Active[i].Site = legacySite(h.Active[i].Site)
+	}
 }
 
 // SyncedValue encodes the time a book's sync completed, the value kept in BucketSynced.

@@ -38,6 +38,7 @@ type JobEvent struct {
 	Header
 	Kind       JobKind   `json:"kind"`
 	JobID      string    `json:"job_id"`
+	Site       string    `json:"site"`
 	BookID     string    `json:"book_id"`
 	Lane       Lane      `json:"lane"`
 	Priority   int       `json:"priority"`
@@ -66,11 +67,12 @@ type JobEvent struct {
 
 // Validate reports whether the event honours the contract.
 func (e JobEvent) Validate() error {
+	if err := validBook("job_event", e.Site, e.BookID); err != nil {
+		return err
+	}
 	switch {
 	case !e.Kind.Valid():
 		return invalid("job_event: bad kind %q", e.Kind)
-	case !ValidBookID(e.BookID):
-		return invalid("job_event: bad book_id %q", e.BookID)
 	case e.JobID == "":
 		return invalid("job_event: job_id missing")
 	case !e.Lane.Valid():
@@ -80,7 +82,9 @@ func (e JobEvent) Validate() error {
 }
 
 // Subject is where the event is published.
-func (e JobEvent) Subject() string { return SubjectJob(e.Kind, e.BookID) }
+func (e JobEvent) Subject() string { return SubjectJob(e.Kind, e.Site, e.BookID) }
+
+func (e *JobEvent) upgrade() { e.Version, e.Site = Version, legacySite(e.Site) }
 
 // MsgID de-duplicates a republished event of the same attempt.
 func (e JobEvent) MsgID() string {
@@ -91,6 +95,7 @@ func (e JobEvent) MsgID() string {
 // their cached copies and wake readers waiting for it.
 type BookIndexed struct {
 	Header
+	Site   string `json:"site"`
 	BookID string `json:"book_id"`
 	// Chapters is how many chapter refs are stored now.
 	Chapters int `json:"chapters"`
@@ -102,11 +107,13 @@ type BookIndexed struct {
 
 // Validate reports whether the event honours the contract.
 func (e BookIndexed) Validate() error {
-	if !ValidBookID(e.BookID) {
-		return invalid("book_indexed: bad book_id %q", e.BookID)
-	}
-	return nil
+	return validBook("book_indexed", e.Site, e.BookID)
 }
+
+// Subject is where the announcement is published.
+func (e BookIndexed) Subject() string { return SubjectIndexed(e.Site, e.BookID) }
+
+func (e *BookIndexed) upgrade() { e.Version, e.Site = Version, legacySite(e.Site) }
 
 // DeadLetter is a request that gave up, kept for listing and replay.
 type DeadLetter struct {
@@ -128,3 +135,8 @@ func (d DeadLetter) Validate() error {
 	}
 	return nil
 }
+
+// Subject is where the dead letter is kept.
+func (d DeadLetter) Subject() string { return SubjectDead(d.Request.Site, d.Request.BookID) }
+
+func (d *DeadLetter) upgrade() { d.Version = Version; d.Request.upgrade() }

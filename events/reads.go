@@ -12,7 +12,8 @@ const SubjectReads = "xsw.cmd.reads"
 const MaxReadsPerBatch = 10000
 
 // BooksRead reports how often each book was read through one gateway since its previous
-// report. Gateways count in memory and report every little while, so popularity costs no
+// report; Reads is keyed by the book's Key (a version 1 report's keys are bare ids of
+// LegacySite's books, which SplitKey reads as such). Gateways count in memory and report every little while, so popularity costs no
 // database write per read. The indexer adds the counts to books.read_count once per
 // BatchID, however often the event is delivered.
 type BooksRead struct {
@@ -34,9 +35,9 @@ func (r BooksRead) Validate() error {
 	if r.BatchID == "" || len(r.Reads) == 0 || len(r.Reads) > MaxReadsPerBatch || r.At.IsZero() {
 		return invalid("books_read: batch %q with %d books", r.BatchID, len(r.Reads))
 	}
-	for id, n := range r.Reads {
-		if !ValidBookID(id) || n < 1 {
-			return invalid("books_read: book %q read %d times", id, n)
+	for key, n := range r.Reads {
+		if _, _, ok := SplitKey(key); !ok || n < 1 {
+			return invalid("books_read: book %q read %d times", key, n)
 		}
 	}
 	return nil

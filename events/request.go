@@ -9,6 +9,7 @@ import (
 // contents.
 type BookRequested struct {
 	Header
+	Site        string    `json:"site"`
 	BookID      string    `json:"book_id"`
 	Lane        Lane      `json:"lane"`
 	Priority    int       `json:"priority"`
@@ -32,18 +33,19 @@ type KnownBook struct {
 }
 
 // NewBookRequested builds a versioned request.
-func NewBookRequested(bookID string, lane Lane, priority int, force bool, reason string, at time.Time) BookRequested {
+func NewBookRequested(site, bookID string, lane Lane, priority int, force bool, reason string, at time.Time) BookRequested {
 	return BookRequested{
-		Header: Header{Version: Version}, BookID: bookID, Lane: lane, Priority: priority,
+		Header: Header{Version: Version}, Site: site, BookID: bookID, Lane: lane, Priority: priority,
 		RequestedAt: at.UTC(), Force: force, Reason: reason,
 	}
 }
 
 // Validate reports whether the request honours the contract.
 func (r BookRequested) Validate() error {
+	if err := validBook("book_requested", r.Site, r.BookID); err != nil {
+		return err
+	}
 	switch {
-	case !ValidBookID(r.BookID):
-		return invalid("book_requested: bad book_id %q", r.BookID)
 	case !r.Lane.Valid():
 		return invalid("book_requested: bad lane %q", r.Lane)
 	case r.RequestedAt.IsZero():
@@ -55,16 +57,18 @@ func (r BookRequested) Validate() error {
 }
 
 // Subject is where the request is published.
-func (r BookRequested) Subject() string { return RequestSubject(r.Lane, r.BookID) }
+func (r BookRequested) Subject() string { return RequestSubject(r.Lane, r.Site, r.BookID) }
+
+func (r *BookRequested) upgrade() { r.Version, r.Site = Version, legacySite(r.Site) }
 
 // MsgID is the request's de-duplication id: the same book, lane and force flag asked for
 // within one DuplicateWindow is one request, however many times or by however many
 // gateways it is published.
 func (r BookRequested) MsgID() string {
 	bucket := r.RequestedAt.Unix() / int64(DuplicateWindow/time.Second)
-	return fmt.Sprintf("req:%s:%s:%t:%d", r.Lane, r.BookID, r.Force, bucket)
+	return fmt.Sprintf("req:%s:%s:%s:%t:%d", r.Lane, r.Site, r.BookID, r.Force, bucket)
 }
 
 // JobID names the sync job that a stored request becomes: the book and the request's
 // stream sequence, so every redelivery of one request is the same job.
-func JobID(bookID string, seq uint64) string { return fmt.Sprintf("%s-%d", bookID, seq) }
+func JobID(site, bookID string, seq uint64) string { return fmt.Sprintf("%s.%s-%d", site, bookID, seq) }

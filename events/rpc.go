@@ -24,13 +24,21 @@ type RPCError struct {
 
 func (e *RPCError) Error() string { return string(e.Kind) + ": " + e.Message }
 
-// CategoriesRequest asks for the site's categories.
+// CategoriesRequest asks for a site's categories.
 type CategoriesRequest struct {
 	Header
+	Site string `json:"site"`
 }
 
 // Validate reports whether the request honours the contract.
-func (CategoriesRequest) Validate() error { return nil }
+func (r CategoriesRequest) Validate() error {
+	if !ValidSiteID(r.Site) {
+		return invalid("categories_request: bad site %q", r.Site)
+	}
+	return nil
+}
+
+func (r *CategoriesRequest) upgrade() { r.Version, r.Site = Version, legacySite(r.Site) }
 
 // CategoriesReply answers CategoriesRequest.
 type CategoriesReply struct {
@@ -45,8 +53,9 @@ func (CategoriesReply) Validate() error { return nil }
 // ListingRequest asks for one listing page of a category.
 type ListingRequest struct {
 	Header
-	Category int `json:"category"`
-	Page     int `json:"page"`
+	Site     string     `json:"site"`
+	Category CategoryID `json:"category"`
+	Page     int        `json:"page"`
 }
 
 // MaxListingPage bounds the listing page a request may name.
@@ -54,11 +63,13 @@ const MaxListingPage = 10000
 
 // Validate reports whether the request honours the contract.
 func (r ListingRequest) Validate() error {
-	if r.Category < 1 || r.Category > 99 || r.Page < 1 || r.Page > MaxListingPage {
-		return invalid("listing_request: category %d page %d", r.Category, r.Page)
+	if !ValidSiteID(r.Site) || !ValidID(string(r.Category)) || r.Page < 1 || r.Page > MaxListingPage {
+		return invalid("listing_request: site %q category %q page %d", r.Site, r.Category, r.Page)
 	}
 	return nil
 }
+
+func (r *ListingRequest) upgrade() { r.Version, r.Site = Version, legacySite(r.Site) }
 
 // ListingBook is one book of a listing page.
 type ListingBook struct {
@@ -85,6 +96,7 @@ func (ListingReply) Validate() error { return nil }
 // ChapterFetched event so the indexer stores it.
 type ChapterRequest struct {
 	Header
+	Site      string `json:"site"`
 	BookID    string `json:"book_id"`
 	ChapterID string `json:"chapter_id"`
 	Number    int    `json:"number"`
@@ -92,11 +104,16 @@ type ChapterRequest struct {
 
 // Validate reports whether the request honours the contract.
 func (r ChapterRequest) Validate() error {
-	if !ValidBookID(r.BookID) || !ValidID(r.ChapterID) || r.Number < 1 {
+	if err := validBook("chapter_request", r.Site, r.BookID); err != nil {
+		return err
+	}
+	if !ValidID(r.ChapterID) || r.Number < 1 {
 		return invalid("chapter_request: book %q chapter %q number %d", r.BookID, r.ChapterID, r.Number)
 	}
 	return nil
 }
+
+func (r *ChapterRequest) upgrade() { r.Version, r.Site = Version, legacySite(r.Site) }
 
 // ChapterReply answers ChapterRequest.
 type ChapterReply struct {
@@ -108,30 +125,63 @@ type ChapterReply struct {
 // Validate reports whether the reply honours the contract.
 func (ChapterReply) Validate() error { return nil }
 
-// TOCRequest asks for one table-of-contents page of a book, for a reader who is waiting
-// for it. FirstNumber is the position of the page's first chapter when the caller knows
-// it (0: the fetcher derives it from the page size).
-type TOCRequest struct {
+// MaxRefsPerCall bounds the chapter refs one ChapterRefsRequest may ask for.
+const MaxRefsPerCall = 1000
+
+// MaxStoredPages bounds ChapterRefsRequest.Stored.
+const MaxStoredPages = 5000
+
+// ChapterRefsRequest asks for chapters From..To of a book's chapter list, for a reader
+// who is waiting for them while the book is not (wholly) stored yet. The fetcher finds
+// them by the site's own rules (which pages of the list hold them, or the one page that
+// holds all), fetches at most a few pages out of turn, replies with the refs it found in
+// the range, and publishes the pages it fetched as TOCPageFetched for the indexer.
+//
+// Stored tells the fetcher what the database holds, so that it fetches nothing twice:
+// the pages of the chapter list (TOCPageFetched.Page) whose refs are stored, how many
+// refs page 1 held, and the page count the site last reported. None of it is a site rule.
+type ChapterRefsRequest struct {
 	Header
-	BookID      string `json:"book_id"`
-	Page        int    `json:"page"`
-	FirstNumber int    `json:"first_number"`
+	Site   string      `json:"site"`
+	BookID string      `json:"book_id"`
+	From   int         `json:"from"`
+	To     int         `json:"to"`
+	Stored StoredPages `json:"stored"`
+}
+
+// StoredPages is what the database holds of a book's chapter list, by page of the list
+// as the site delivered it.
+type StoredPages struct {
+	// Pages lists the pages whose refs are stored, ascending.
+	Pages []int `json:"pages,omitempty"`
+	// FirstPageRefs is how many refs page 1 held (0: page 1 is not stored).
+	FirstPageRefs int `json:"first_page_refs"`
+	// TotalPages is the page count the site last reported (0: unknown).
+	TotalPages int `json:"total_pages"`
 }
 
 // Validate reports whether the request honours the contract.
-func (r TOCRequest) Validate() error {
-	if !ValidBookID(r.BookID) || r.Page < 1 || r.Page > MaxListingPage || r.FirstNumber < 0 {
-		return invalid("toc_request: book %q page %d", r.BookID, r.Page)
+func (r ChapterRefsRequest) Validate() error {
+	if err := validBook("chapter_refs_request", r.Site, r.BookID); err != nil {
+		return err
+	}
+	switch {
+	case r.From < 1 || r.To < r.From || r.To-r.From >= MaxRefsPerCall:
+		return invalid("chapter_refs_request: chapters %d-%d", r.From, r.To)
+	case len(r.Stored.Pages) > MaxStoredPages || r.Stored.FirstPageRefs < 0 || r.Stored.TotalPages < 0:
+		return invalid("chapter_refs_request: bad stored layout")
 	}
 	return nil
 }
 
-// TOCReply answers TOCRequest; the fetcher also publishes the page as a TOCPageFetched.
-type TOCReply struct {
+// ChapterRefsReply answers ChapterRefsRequest: the refs found in the range, ascending
+// by number (fewer than asked when the book has fewer chapters, or when the fetcher
+// stopped at its bound of pages fetched out of turn).
+type ChapterRefsReply struct {
 	Header
-	Page  *TOCPageFetched `json:"page,omitempty"`
-	Error *RPCError       `json:"error,omitempty"`
+	Refs  []ChapterRef `json:"refs"`
+	Error *RPCError    `json:"error,omitempty"`
 }
 
 // Validate reports whether the reply honours the contract.
-func (TOCReply) Validate() error { return nil }
+func (ChapterRefsReply) Validate() error { return nil }

@@ -73,9 +73,12 @@ const (
 	BucketPoliteness = "xsw_politeness"
 	// BucketFetchers holds one heartbeat per live fetcher process.
 	BucketFetchers = "xsw_fetchers"
-	// BucketSynced maps a book id to the time its last sync completed.
+	// BucketSites holds one SiteInfo per configured site, under the site id, written by
+	// the fetchers that serve it.
+	BucketSites = "xsw_sites"
+	// BucketSynced maps a book's Key to the time its last sync completed.
 	BucketSynced = "xsw_synced"
-	// BucketCheckpoints holds the fetchers' checkpoint of each book's last full sync
+	// BucketCheckpoints holds, under each book's Key, the fetchers' checkpoint of its last full sync
 	// (table-of-contents shape, newest chapter, page validators) for incremental resyncs.
 	BucketCheckpoints = "xsw_checkpoints"
 	// BucketLeases holds leadership leases (the refresh scheduler's): a lease not renewed
@@ -207,6 +210,7 @@ func Buckets(syncedTTL time.Duration) []KVSpec {
 	return []KVSpec{
 		{Bucket: BucketPoliteness, History: 1},
 		{Bucket: BucketFetchers, TTL: FetcherHeartbeatTTL, History: 1},
+		{Bucket: BucketSites, History: 1},
 		{Bucket: BucketSynced, TTL: syncedTTL, History: 1},
 		{Bucket: BucketCheckpoints, History: 1},
 		{Bucket: BucketLeases, TTL: LeaseTTL, History: 1},

@@ -1,7 +1,9 @@
 // Command xswctl operates a running xsw through its gateway's admin API: queue
-// statistics, syncs, whole-category crawls with a progress bar, dead letters and a live
-// tail of job events. It reads the gateway's address from XSW_URL (default
-// http://localhost:8000) and the admin token from XSW_ADMIN_TOKEN. Run `xswctl help`.
+// statistics, the source sites, books, syncs, whole-category crawls with a progress bar,
+// dead letters and a live tail of job events. --site names the site of the books a
+// command names (default: the gateway's default site). It reads the gateway's address
+// from XSW_URL (default http://localhost:8000) and the admin token from XSW_ADMIN_TOKEN.
+// Run `xswctl help`.
 package main
 
 import (

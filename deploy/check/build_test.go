@@ -372,6 +372,9 @@ func TestDecodeCatches(t *testing.T) {
 // else first (the migration Job must complete before they roll), then them.
 const serviceLabel = "app.kubernetes.io/component"
 
+// nameLabel names a service's Deployment: app.kubernetes.io/name=gateway.
+const nameLabel = "app.kubernetes.io/name"
+
 // checkApplyOrder reports a build whose service label does not split it the way
 // deploy/README.md's procedure assumes: the label on exactly the xsw Deployments.
 func checkApplyOrder(b *build, readme string) error {
@@ -382,14 +385,20 @@ func checkApplyOrder(b *build, readme string) error {
 			continue
 		}
 		marked := m.GetLabels()[serviceLabel] == "service"
-		isService := false
+		isService, svc := false, ""
 		if d, ok := o.obj.(*appsv1.Deployment); ok {
 			for _, c := range d.Spec.Template.Spec.Containers {
-				isService = isService || serviceOf(c.Image) != ""
+				if s := serviceOf(c.Image); s != "" {
+					isService, svc = true, s
+				}
 			}
 		}
 		if marked != isService {
 			errs = append(errs, fmt.Errorf("%s: %s=service is %v, want %v (only the services' Deployments)", o, serviceLabel, marked, isService))
+		}
+		// The upgrade steps roll the services one by one, each selected by its name.
+		if isService && m.GetLabels()[nameLabel] != svc {
+			errs = append(errs, fmt.Errorf("%s: %s=%q, want %q (deploy/README.md selects each service by it)", o, nameLabel, m.GetLabels()[nameLabel], svc))
 		}
 	}
 	if sel := "-l '" + serviceLabel + "!=service'"; !strings.Contains(readme, sel) {

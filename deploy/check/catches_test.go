@@ -105,6 +105,33 @@ func TestBuildChecksCatch(t *testing.T) {
 				}
 			}
 		}, "INDEXER_BATCH is not a variable indexer reads"},
+		{"per-site variable of an unlisted site", "prod", workloadsCheck, func(t *testing.T, b *build) {
+			for _, cm := range all[corev1.ConfigMap](b) {
+				if strings.HasPrefix(cm.Name, "xsw-common") {
+					cm.Data["SOURCE_CZBOOKS_URL"] = "https://czbooks.net"
+				}
+			}
+		}, `Deployment gateway: container gateway: SOURCE_CZBOOKS_URL is for site czbooks, which SOURCES="xsw" does not list`},
+		{"per-site variable of no site", "dev", workloadsCheck, func(t *testing.T, b *build) {
+			c := container(t, b, "fetcher")
+			c.Env = append(c.Env, corev1.EnvVar{Name: "SOURCE_CZ_BOOKS_URL", Value: "https://czbooks.net"})
+		}, "SOURCE_CZ_BOOKS_URL is not a variable fetcher reads"},
+		{"services disagree on the sites", "prod", workloadsCheck, func(t *testing.T, b *build) {
+			c := container(t, b, "fetcher")
+			c.Env = append(c.Env, corev1.EnvVar{Name: "SOURCES", Value: "xsw,czbooks"})
+		}, `the services disagree on SOURCES: "xsw" for Deployment gateway, Deployment indexer; "xsw,czbooks" for Deployment fetcher`},
+		{"sites left to the default", "dev", workloadsCheck, func(t *testing.T, b *build) {
+			for _, cm := range all[corev1.ConfigMap](b) {
+				delete(cm.Data, "SOURCES")
+			}
+		}, "Deployment indexer: container indexer: SOURCES is not given"},
+		{"malformed site id", "prod", workloadsCheck, func(t *testing.T, b *build) {
+			for _, cm := range all[corev1.ConfigMap](b) {
+				if strings.HasPrefix(cm.Name, "xsw-common") {
+					cm.Data["SOURCES"] = "xsw,cz.books"
+				}
+			}
+		}, `SOURCES="xsw,cz.books": "cz.books" is not a site id`},
 		{"probe on the wrong port", "dev", workloadsCheck, func(t *testing.T, b *build) {
 			container(t, b, "fetcher").LivenessProbe.HTTPGet.Port = intstr.FromInt32(8000)
 		}, "the liveness probe's port 8000 is not the service's FETCHER_HEALTH_ADDR (8001)"},
@@ -140,6 +167,9 @@ func TestBuildChecksCatch(t *testing.T) {
 		{"migration applied with the services", "prod", func(b *build) error { return checkApplyOrder(b, r) }, func(t *testing.T, b *build) {
 			find[batchv1.Job](b, "migrate").Labels[serviceLabel] = "service"
 		}, "Job xsw/migrate: app.kubernetes.io/component=service is true, want false"},
+		{"service not named after itself", "dev", func(b *build) error { return checkApplyOrder(b, r) }, func(t *testing.T, b *build) {
+			deployment(t, b, "fetcher").Labels[nameLabel] = "fetchers"
+		}, `app.kubernetes.io/name="fetchers", want "fetcher"`},
 
 		{"ConfigMap renamed", "dev", referencesCheck, func(t *testing.T, b *build) {
 			container(t, b, "gateway").EnvFrom[1].ConfigMapRef.Name = "xsw-gateway"
@@ -275,6 +305,15 @@ func TestComposeChecksCatch(t *testing.T) {
 			u := "postgres://x"
 			p.Services["fetcher"].Environment["DATABASE_URL"] = &u
 		}, "service fetcher: DATABASE_URL is not a variable fetcher reads"},
+		{"per-site variable of an unlisted site", func(p *types.Project) {
+			p.Services["fetcher"].Environment["SOURCE_TOY_RATE_LIMIT"] = ptr("5")
+		}, `service fetcher: SOURCE_TOY_RATE_LIMIT is for site toy, which SOURCES="xsw" does not list`},
+		{"gateway without the sites", func(p *types.Project) {
+			delete(p.Services["gateway"].Environment, "SOURCES")
+		}, "service gateway: SOURCES is not given"},
+		{"services disagree on the sites", func(p *types.Project) {
+			p.Services["indexer"].Environment["SOURCES"] = ptr("xsw,toy")
+		}, `the services disagree on SOURCES: "xsw" for service fetcher, service gateway; "xsw,toy" for service indexer`},
 		{"no health check", func(p *types.Project) {
 			s := p.Services["gateway"]
 			s.HealthCheck = nil
@@ -375,6 +414,8 @@ func TestDockerfileChecksCatch(t *testing.T) {
 		{"entrypoint not copied", "services/gateway/Dockerfile", `ENTRYPOINT ["/gateway"]`, `ENTRYPOINT ["/server"]`, "is not a file the final stage copies"},
 		{"copy from no stage", "dev/Dockerfile", "COPY --from=healthcheck", "COPY --from=probe", "COPY --from=probe is no earlier stage"},
 		{"unread variable", "dev/Dockerfile", "ENV DATA_DIR=/data HTTP_ADDR=:8000", "ENV DATA_DIR=/data HTTP_ADDR=:8000 STORE=/data", "final stage ENV STORE"},
+		{"per-site variable of an unlisted site", "dev/Dockerfile", "ENV DATA_DIR=/data HTTP_ADDR=:8000", "ENV DATA_DIR=/data HTTP_ADDR=:8000 SOURCE_TOY_URL=http://toy",
+			`final stage ENV: SOURCE_TOY_URL is for site toy, which SOURCES="xsw" does not list`},
 		{"wrong port", "services/indexer/Dockerfile", "EXPOSE 8002", "EXPOSE 8000", "does not include 8002"},
 		{"single stage", "services/gateway/Dockerfile", "", "FROM gcr.io/distroless/static-debian12:nonroot\nCOPY services/gateway/go.mod /gateway\n" +
 			"USER 65532\nEXPOSE 8000\nENTRYPOINT [\"/gateway\"]\n", "one stage"},

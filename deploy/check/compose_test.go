@@ -34,15 +34,17 @@ func loadCompose(ctx context.Context, root string, env map[string]string) (*type
 // checkCompose holds the rules for docker-compose.yml: NATS with JetStream on a volume
 // and Postgres on a volume, both health-checked; the migration as a one-shot `indexer
 // migrate` that the database users wait for; every xsw service built from its
-// Dockerfile, given only variables it reads, health-checked on its /readyz with the
-// probe its image carries, restarted, hardened, and given time to drain; two fetchers.
+// Dockerfile, given only variables it reads and the same sites as the others,
+// health-checked on its /readyz with the probe its image carries, restarted, hardened,
+// and given time to drain; two fetchers.
 func checkCompose(root string, p *types.Project, all map[string]vars, embeddedNATS string) error {
 	var errs []error
 	fail := func(svc, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("service %s: "+format, append([]any{svc}, args...)...))
 	}
 	images := map[string]*dockerfile{}
-	var migrations []string // the one-shot services running `migrate`
+	bySites := map[string][]string{} // the sites in force: the services given them
+	var migrations []string          // the one-shot services running `migrate`
 	for name, s := range p.Services {
 		if slices.Equal(s.Command, types.ShellCommand{"migrate"}) {
 			migrations = append(migrations, name)
@@ -102,6 +104,10 @@ func checkCompose(root string, p *types.Project, all map[string]vars, embeddedNA
 			fail(name, "cap_drop does not drop ALL")
 		}
 
+		sites, siteErrs := checkSites(env, v, !slices.Contains(migrations, name))
+		for _, err := range siteErrs {
+			fail(name, "%v", err)
+		}
 		if slices.Contains(migrations, name) {
 			if program != "indexer" {
 				fail(name, "runs migrate, but is not the indexer")
@@ -115,6 +121,9 @@ func checkCompose(root string, p *types.Project, all map[string]vars, embeddedNA
 			continue
 		}
 
+		if sites != "" {
+			bySites[sites] = append(bySites[sites], "service "+name)
+		}
 		switch s.Restart {
 		case types.RestartPolicyAlways, types.RestartPolicyUnlessStopped, types.RestartPolicyOnFailure:
 		default:
@@ -158,6 +167,9 @@ func checkCompose(root string, p *types.Project, all map[string]vars, embeddedNA
 		case u.Port() != fmt.Sprint(want):
 			fail(name, "the health check asks port %s, but %s listens on %d (%s)", u.Port(), program, want, services[program])
 		}
+	}
+	if err := sameSites(bySites); err != nil {
+		errs = append(errs, err)
 	}
 	if len(migrations) != 1 {
 		errs = append(errs, fmt.Errorf("%d services run `indexer migrate`, want one", len(migrations)))

@@ -10,6 +10,9 @@
 //     capability-free security context; the migration Job runs `indexer migrate`;
 //   - every environment variable a manifest or the compose file gives a service is one
 //     that service's Go source reads (found by scanning it, see vars_test.go);
+//   - every service is given the same list of source sites (SOURCES), of well-formed
+//     ids, and a per-site variable (SOURCE_<SITE>_URL, ...) only for a listed site (see
+//     sources_test.go);
 //   - the NetworkPolicies, evaluated like a CNI would, let only the fetchers (and the
 //     indexer, to webhook receivers on 443) out of the cluster and only the gateway in;
 //   - docker-compose.yml loads and validates with compose-spec's own loader;

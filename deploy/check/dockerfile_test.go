@@ -234,10 +234,15 @@ func checkDockerfile(root string, d *dockerfile, all map[string]vars) error {
 		fail("ENTRYPOINT %q is not a file the final stage copies", entrypoint.CmdLine)
 	}
 	v := all[d.program]
-	for k := range d.stageEnv(len(d.stages) - 1) {
+	env := d.stageEnv(len(d.stages) - 1)
+	for k := range env {
 		if !v.allows(k) {
 			fail("final stage ENV %s: %s does not read it", k, d.program)
 		}
+	}
+	_, siteErrs := checkSites(env, v, false) // the deployment, not the image, names the sites
+	for _, err := range siteErrs {
+		fail("final stage ENV: %v", err)
 	}
 	if addrVar, ok := services[d.program]; ok || d.program == "xsw" {
 		if !ok {

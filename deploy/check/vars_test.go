@@ -34,13 +34,17 @@ const configImport = "github.com/xswtw/xsw/platform/config"
 var readerMethods = map[string]bool{"String": true, "Int": true, "Float": true, "Bool": true, "Duration": true, "List": true}
 
 // vars holds the environment variables one program reads, each with its literal default
-// ("" when it has none or it is not a string literal).
+// ("" when it has none or it is not a string literal). A name holding siteToken is a
+// per-site variable's pattern (SOURCE_<SITE>_URL; see sources_test.go).
 type vars map[string]string
 
 // allows reports whether a program reading v may be given the variable name.
 func (v vars) allows(name string) bool {
-	_, ok := v[name]
-	return ok || runtimeVars[name]
+	if _, ok := v[name]; ok || runtimeVars[name] {
+		return !strings.Contains(name, siteToken)
+	}
+	_, ok := v.siteOf(name)
+	return ok
 }
 
 func (v vars) names() []string {
@@ -99,10 +103,12 @@ func serviceVars(t *testing.T) map[string]vars {
 
 // scanVars finds every environment variable the non-test Go files under dir read: the
 // names passed to a platform/config Reader (r.String("NAME", "default"), r.Int, ...)
-// and to os.Getenv or a getenv function. A Reader call whose name is not a string
-// literal is an error rather than a variable silently missed.
+// and to os.Getenv or a getenv function, and, where they call config.ReadSources, the
+// variables of the source sites. A Reader call whose name is not a string literal is an
+// error rather than a variable silently missed.
 func scanVars(dir string) (vars, error) {
 	out := vars{}
+	sites := false
 	fset := token.NewFileSet()
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -121,10 +127,23 @@ func scanVars(dir string) (vars, error) {
 		if err != nil {
 			return err
 		}
-		return scanFile(fset, f, out)
+		calls, err := scanFile(fset, f, out)
+		sites = sites || calls
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", dir, err)
+	}
+	if sites {
+		sv, err := sourceVarsOnce()
+		if err != nil {
+			return nil, fmt.Errorf("scan %s: it calls config.%s: %w", dir, readSources, err)
+		}
+		for k, d := range sv {
+			if out[k] == "" {
+				out[k] = d
+			}
+		}
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("scan %s: no environment variable found; has the configuration moved?", dir)
@@ -132,7 +151,9 @@ func scanVars(dir string) (vars, error) {
 	return out, nil
 }
 
-func scanFile(fset *token.FileSet, f *ast.File, out vars) error {
+// scanFile adds the variables f reads to out, and reports whether it calls
+// config.ReadSources.
+func scanFile(fset *token.FileSet, f *ast.File, out vars) (readsSites bool, err error) {
 	osName, cfgName := "", ""
 	for _, imp := range f.Imports {
 		p, _ := strconv.Unquote(imp.Path.Value)
@@ -186,6 +207,18 @@ func scanFile(fset *token.FileSet, f *ast.File, out vars) error {
 	})
 
 	var errs []error
+	if cfgName != "" {
+		ast.Inspect(f, func(n ast.Node) bool {
+			if call, ok := n.(*ast.CallExpr); ok {
+				if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == readSources {
+					if x, ok := sel.X.(*ast.Ident); ok && x.Name == cfgName {
+						readsSites = true
+					}
+				}
+			}
+			return true
+		})
+	}
 	literal := func(call *ast.CallExpr, i int) (string, bool) {
 		if i >= len(call.Args) {
 			return "", false
@@ -237,9 +270,9 @@ func scanFile(fset *token.FileSet, f *ast.File, out vars) error {
 		return true
 	})
 	if len(errs) > 0 {
-		return errs[0]
+		return readsSites, errs[0]
 	}
-	return nil
+	return readsSites, nil
 }
 
 // repoRoot is the repository root: this package lives in deploy/check.
@@ -265,15 +298,17 @@ func mustRoot(t *testing.T) string {
 
 func TestServiceVars(t *testing.T) {
 	all := serviceVars(t)
-	// What the README's configuration table says each service reads.
+	// What the README's configuration table says each service reads; every one reads the
+	// source sites.
+	sites := []string{"SOURCES", "SOURCE_XSW_URL", "SOURCE_CZBOOKS_RATE_LIMIT", "BASE_URL", "BG_JOB_RATE_LIMIT"}
 	want := map[string][]string{
 		"gateway": {"NATS_URL", "NATS_REPLICAS", "DATABASE_URL", "HTTP_ADDR", "XSW_ADMIN_TOKEN", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT"},
-		"fetcher": {"NATS_URL", "NATS_REPLICAS", "BASE_URL", "BG_JOB_RATE_LIMIT", "FETCHER_HEALTH_ADDR", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT"},
+		"fetcher": {"NATS_URL", "NATS_REPLICAS", "FETCHER_HEALTH_ADDR", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT"},
 		"indexer": {"NATS_URL", "NATS_REPLICAS", "DATABASE_URL", "INDEXER_HEALTH_ADDR", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT"},
 		"xsw":     {"DATA_DIR", "HTTP_ADDR", "DATABASE_URL"},
 	}
 	for svc, names := range want {
-		for _, n := range names {
+		for _, n := range append(names, sites...) {
 			if !all[svc].allows(n) {
 				t.Errorf("%s: the scan did not find %s (found %v)", svc, n, all[svc].names())
 			}

@@ -217,9 +217,11 @@ func checkResources(w workload) []error {
 }
 
 // checkWorkloads holds every per-workload rule: security, resources, probes, images, and
-// for xsw's own containers the variables, probe paths and ports and the drain time.
+// for xsw's own containers the variables, the sites (the same for every service), probe
+// paths and ports and the drain time.
 func checkWorkloads(b *build, all map[string]vars) error {
 	var errs []error
+	bySites := map[string][]string{} // the sites in force: the services given them
 	for _, w := range workloads(b) {
 		errs = append(errs, checkSecurity(w)...)
 		errs = append(errs, checkResources(w)...)
@@ -253,8 +255,15 @@ func checkWorkloads(b *build, all map[string]vars) error {
 					errs = append(errs, fmt.Errorf("%s: %s is not a variable %s reads (it reads %v)", ref, name, svc, v.names()))
 				}
 			}
+			sites, siteErrs := checkSites(env, v, w.kind != "Job")
+			for _, err := range siteErrs {
+				errs = append(errs, fmt.Errorf("%s: %w", ref, err))
+			}
 			if w.kind == "Job" {
 				continue
+			}
+			if sites != "" {
+				bySites[sites] = append(bySites[sites], w.String())
 			}
 			addr := setting(env, v, services[svc])
 			port, err := addrPort(addr)
@@ -291,6 +300,9 @@ func checkWorkloads(b *build, all map[string]vars) error {
 				errs = append(errs, checkNATSURL(b, w, ref, env, v)...)
 			}
 		}
+	}
+	if err := sameSites(bySites); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

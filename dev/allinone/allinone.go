@@ -24,6 +24,7 @@ import (
 	"github.com/xswtw/xsw/platform/database"
 	"github.com/xswtw/xsw/platform/metrics"
 	"github.com/xswtw/xsw/services/fetcher"
+	"github.com/xswtw/xsw/services/fetcher/site"
 	"github.com/xswtw/xsw/services/gateway"
 	"github.com/xswtw/xsw/services/indexer"
 )
@@ -41,6 +42,9 @@ type Options struct {
 	Site *sitesim.Config
 	// Ready, when set, is called once everything serves, with the gateway's address.
 	Ready func(Running)
+	// Adapters are the site adapters the fetcher may serve (fetcher.Builtin when nil);
+	// SOURCES chooses among them.
+	Adapters site.Registry
 }
 
 // Running describes a started all-in-one.
@@ -172,6 +176,12 @@ func Run(ctx context.Context, opts Options, logger *slog.Logger) error {
 		return err
 	}
 	fcfg.Registry, icfg.Registry, gcfg.Registry = reg, reg, reg
+	if opts.Adapters != nil {
+		fcfg.Adapters = opts.Adapters
+		if err := fcfg.Validate(); err != nil {
+			return err
+		}
+	}
 	addr := gcfg.HTTPAddr
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -187,7 +197,7 @@ func Run(ctx context.Context, opts Options, logger *slog.Logger) error {
 	g.Go(func() error { return fetcher.Run(gctx, fcfg, logger) })
 	g.Go(func() error { return gateway.Run(gctx, gcfg, logger) })
 	g.Go(func() error {
-		if err := waitReady(gctx, run.GatewayURL, run.NATSURL); err != nil {
+		if err := waitReady(gctx, run.GatewayURL, run.NATSURL, gcfg.Sources.IDs()); err != nil {
 			return nil // ctx ended or a part failed; the group reports which
 		}
 		run.StartedIn = time.Since(start)

@@ -29,16 +29,16 @@ const (
 // backlog builds what a fetcher publishes for one synced book: its metadata, every
 // table-of-contents page, and the job's completion.
 func backlog(bookID string, at time.Time) []published {
-	jobID := bookID + "-1"
+	jobID := events.JobID(events.LegacySite, bookID, 1)
 	pages := (backlogChapters + backlogPerPage - 1) / backlogPerPage
 	out := make([]published, 0, pages+2)
-	meta := events.BookFetched{Header: events.Header{Version: events.Version}, JobID: jobID, BookID: bookID, FetchedAt: at,
+	meta := events.BookFetched{Header: events.Header{Version: events.Version}, JobID: jobID, Site: events.LegacySite, BookID: bookID, FetchedAt: at,
 		Book: events.BookMeta{Name: "書" + bookID, Author: "作者", Genre: "玄幻小說", Status: "連載中", UpdateText: "2026/1/20 22:05:09",
 			Description: "三千年前，天下第一人。", LastChapterTitle: "第3000章 終局", LastChapterID: bookID + "3000",
 			LastChapterURL: "http://127.0.0.1/" + bookID + "/" + bookID + "3000.html", SourceURL: "http://127.0.0.1/" + bookID + "/"}}
-	out = append(out, published{events.SubjectFetchedBook(bookID), meta.MsgID(), &meta})
+	out = append(out, published{events.SubjectFetchedBook(events.LegacySite, bookID), meta.MsgID(), &meta})
 	for page := 1; page <= pages; page++ {
-		ev := events.TOCPageFetched{Header: events.Header{Version: events.Version}, JobID: jobID, BookID: bookID,
+		ev := events.TOCPageFetched{Header: events.Header{Version: events.Version}, JobID: jobID, Site: events.LegacySite, BookID: bookID,
 			Page: page, TotalPages: pages, FetchedAt: at}
 		for n := (page-1)*backlogPerPage + 1; n <= min(page*backlogPerPage, backlogChapters); n++ {
 			cid := bookID + fmt.Sprintf("%04d", n)
@@ -46,9 +46,9 @@ func backlog(bookID string, at time.Time) []published {
 			ev.Chapters = append(ev.Chapters, events.ChapterRef{Number: n, ChapterID: cid,
 				Title: fmt.Sprintf("第%d章 天下第一人的歸來", n), URL: "http://127.0.0.1/" + bookID + "/" + cid + ".html", TitleNumber: &tn})
 		}
-		out = append(out, published{events.SubjectFetchedTOC(bookID), ev.MsgID(), &ev})
+		out = append(out, published{events.SubjectFetchedTOC(events.LegacySite, bookID), ev.MsgID(), &ev})
 	}
-	done := events.JobEvent{Header: events.Header{Version: events.Version}, Kind: events.JobCompleted, JobID: jobID, BookID: bookID,
+	done := events.JobEvent{Header: events.Header{Version: events.Version}, Kind: events.JobCompleted, JobID: jobID, Site: events.LegacySite, BookID: bookID,
 		Lane: events.LanePrefetch, Attempt: 1, Fetcher: "bench", EnqueuedAt: at, StartedAt: at, At: at,
 		Chapters: backlogChapters, TOCPages: pages, Requests: pages + 1}
 	out = append(out, published{done.Subject(), done.MsgID(), &done})

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -53,10 +52,11 @@ func newTracker(nc *nats.Conn) (*tracker, error) {
 		return nil, err
 	}
 	t.subs = append(t.subs, indexed)
-	jobs, err := nc.Subscribe(events.SubjectJob(events.JobCompleted, "*"), func(m *nats.Msg) {
+	jobs, err := nc.Subscribe(events.SubjectJob(events.JobCompleted, "xsw", "*"), func(m *nats.Msg) {
 		at := time.Now()
 		t.mu.Lock()
-		t.fetched[events.LastToken(m.Subject)] = at
+		_, id, _ := events.BookOfSubject(m.Subject, events.JobPrefixTokens)
+		t.fetched[id] = at
 		t.mu.Unlock()
 	})
 	if err != nil {
@@ -131,7 +131,7 @@ func publishRequests(ctx context.Context, js jetstream.JetStream, ids []string, 
 	now := time.Now()
 	for _, id := range ids {
 		g.Go(func() error {
-			r := events.NewBookRequested(id, lane, 0, force, "bench", now)
+			r := events.NewBookRequested("xsw", id, lane, 0, force, "bench", now)
 			_, err := broker.Publish(gctx, js, r.Subject(), r.MsgID(), &r)
 			return err
 		})
@@ -145,16 +145,16 @@ func incomplete(ctx context.Context, db *pgxpool.Pool, ids []string, chapters in
 	var done int
 	err := db.QueryRow(ctx, `
 		SELECT count(*) FROM books b
-		WHERE b.id = ANY($1::bigint[]) AND b.name <> '' AND b.chapter_total = $2
-		  AND (SELECT count(*) FROM chapters c WHERE c.book_id = b.id) = $2
-		  AND (SELECT max(num) FROM chapters c WHERE c.book_id = b.id) = $2`, int64s(ids), chapters).Scan(&done)
+		WHERE b.site = 'xsw' AND b.id = ANY($1::text[]) AND b.name <> '' AND b.chapter_total = $2
+		  AND (SELECT count(*) FROM chapters c WHERE c.site = b.site AND c.book_id = b.id) = $2
+		  AND (SELECT max(num) FROM chapters c WHERE c.site = b.site AND c.book_id = b.id) = $2`, ids, chapters).Scan(&done)
 	return len(ids) - done, err
 }
 
 // syncedBooks counts the books of ids whose sync completion is stored.
 func syncedBooks(ctx context.Context, db *pgxpool.Pool, ids []string) (int, error) {
 	var n int
-	err := db.QueryRow(ctx, `SELECT count(*) FROM books WHERE id = ANY($1::bigint[]) AND chapter_total IS NOT NULL`, int64s(ids)).Scan(&n)
+	err := db.QueryRow(ctx, `SELECT count(*) FROM books WHERE site = 'xsw' AND id = ANY($1::text[]) AND chapter_total IS NOT NULL`, ids).Scan(&n)
 	return n, err
 }
 
@@ -178,7 +178,7 @@ func finishedJobs(ctx context.Context, db *pgxpool.Pool, ids []string, status st
 	var n int
 	err := db.QueryRow(ctx, `
 		SELECT count(DISTINCT book_id) FROM job_history
-		WHERE book_id = ANY($1::bigint[]) AND status = $2 AND finished_at >= $3`, int64s(ids), status, since).Scan(&n)
+		WHERE site = 'xsw' AND book_id = ANY($1::text[]) AND status = $2 AND finished_at >= $3`, ids, status, since).Scan(&n)
 	return n, err
 }
 
@@ -193,18 +193,6 @@ func requestsWaiting(ctx context.Context, js jetstream.JetStream) (uint64, error
 		return 0, err
 	}
 	return info.State.Msgs, nil
-}
-
-// int64s converts book ids (digits, validated by the site that made them) for queries.
-func int64s(ids []string) []int64 {
-	out := make([]int64, 0, len(ids))
-	for _, id := range ids {
-		n, err := strconv.ParseInt(id, 10, 64)
-		if err == nil {
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 // firstAfter is the earliest completion among ids announced at or after since (since

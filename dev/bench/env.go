@@ -221,13 +221,14 @@ func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
 	})
 }
 
-// waitFetcher waits until a fetcher answers on the bus: an empty listing call is refused
-// at once by a live fetcher, without touching the site.
+// waitFetcher waits until a fetcher serving m.xsw.tw (the only site the benchmarks use)
+// answers on the bus: an empty listing call is refused at once by a live fetcher,
+// without touching the site.
 func waitFetcher(ctx context.Context, nc *nats.Conn, timeout time.Duration) error {
 	return poll(ctx, timeout, 50*time.Millisecond, "a fetcher answering", func() (bool, error) {
 		rctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
-		_, err := nc.RequestWithContext(rctx, events.SubjectRPCListing, []byte(`{}`))
+		_, err := nc.RequestWithContext(rctx, events.RPCSubject(events.SubjectRPCListing, events.LegacySite), []byte(`{}`))
 		return err == nil, nil
 	})
 }

@@ -324,7 +324,7 @@ func measureListing(ctx context.Context, e *env, js jetstream.JetStream, natsURL
 	deep := make([]published, o.queueDepth)
 	now := time.Now()
 	for i := range deep {
-		req := events.NewBookRequested(strconv.Itoa(9_000_000+i), events.LanePrefetch, 0, false, "bench", now) // not on the site
+		req := events.NewBookRequested("xsw", strconv.Itoa(9_000_000+i), events.LanePrefetch, 0, false, "bench", now) // not on the site
 		deep[i] = published{req.Subject(), req.MsgID(), &req}
 	}
 	// Queued by a connection of its own, closed before the measurement, as other

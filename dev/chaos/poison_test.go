@@ -73,32 +73,35 @@ func TestPoisonMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	valid := events.NewBookRequested(victims[1], events.LaneManual, 10, false, "chaos", time.Now())
-	valid.Version = 2
-	v2request, _ := json.Marshal(valid)
-	badLane := events.NewBookRequested(victims[2], events.LaneInteractive, 0, false, "chaos", time.Now())
+	valid := events.NewBookRequested("xsw", victims[1], events.LaneManual, 10, false, "chaos", time.Now())
+	valid.Version = 3
+	v3request, _ := json.Marshal(valid)
+	badLane := events.NewBookRequested("xsw", victims[2], events.LaneInteractive, 0, false, "chaos", time.Now())
 	badLane.Lane = "urgent"
 	badLaneRequest, _ := json.Marshal(badLane)
-	toc := events.TOCPageFetched{Header: events.Header{Version: 2}, JobID: "999000001-1", BookID: "999000001", Page: 1, TotalPages: 1,
+	toc := events.TOCPageFetched{Header: events.Header{Version: 3}, JobID: "xsw.999000001-1", Site: "xsw", BookID: "999000001", Page: 1, TotalPages: 1,
 		Chapters: []events.ChapterRef{{Number: 1, ChapterID: "123456789", Title: "第1章", URL: r.site.url + "/999000001/123456789.html"}}, FetchedAt: time.Now()}
-	v2toc, _ := json.Marshal(toc)
-	other := events.BookFetched{Header: events.Header{Version: events.Version}, JobID: "999000003-1", BookID: "999000003",
+	v3toc, _ := json.Marshal(toc)
+	other := events.BookFetched{Header: events.Header{Version: events.Version}, JobID: "xsw.999000003-1", Site: "xsw", BookID: "999000003",
 		Book: events.BookMeta{Name: "冒名之書"}, FetchedAt: time.Now()}
 	otherBook, _ := json.Marshal(other)
+	unserved := events.NewBookRequested("nosuchsite", victims[0], events.LaneManual, 10, false, "chaos", time.Now())
+	unservedRequest, _ := json.Marshal(unserved)
 
 	requests := []poison{
-		{"broken JSON", events.RequestSubject(events.LanePrefetch, victims[0]), []byte(`{"version":1,"book_id":`)},
-		{"version 2", events.RequestSubject(events.LaneManual, victims[1]), v2request},
-		{"invalid lane", events.RequestSubject(events.LaneInteractive, victims[2]), badLaneRequest},
-		{"not UTF-8", events.RequestSubject(events.LaneRefresh, victims[3]), []byte("\xff\xfe\x00garbage\x80")},
+		{"broken JSON", events.RequestSubject(events.LanePrefetch, "xsw", victims[0]), []byte(`{"version":1,"book_id":`)},
+		{"version 3", events.RequestSubject(events.LaneManual, "xsw", victims[1]), v3request},
+		{"invalid lane", events.RequestSubject(events.LaneInteractive, "xsw", victims[2]), badLaneRequest},
+		{"not UTF-8", events.RequestSubject(events.LaneRefresh, "xsw", victims[3]), []byte("\xff\xfe\x00garbage\x80")},
+		{"request of an unconfigured site", unserved.Subject(), unservedRequest},
 	}
 	crawls := []poison{{"crawl of version 7", "xsw.crawl.chaos-poison", []byte(`{"version":7,"crawl_id":"chaos-poison"}`)}}
 	evs := []poison{
-		{"garbage metadata", events.SubjectFetchedBook("999000001"), []byte("\x00\x01 not an event")},
-		{"version 2 table of contents", events.SubjectFetchedTOC("999000001"), v2toc},
-		{"job event without a version", events.SubjectJob(events.JobCompleted, "999000001"), []byte(`{}`)},
-		{"metadata on another book's subject", events.SubjectFetchedBook("999000002"), otherBook},
-		{"subject without a payload", "xsw.fetched.unheard_of.999000001", []byte(`{"version":1}`)},
+		{"garbage metadata", events.SubjectFetchedBook("xsw", "999000001"), []byte("\x00\x01 not an event")},
+		{"version 3 table of contents", events.SubjectFetchedTOC("xsw", "999000001"), v3toc},
+		{"job event without a version", events.SubjectJob(events.JobCompleted, "xsw", "999000001"), []byte(`{}`)},
+		{"metadata on another book's subject", events.SubjectFetchedBook("xsw", "999000002"), otherBook},
+		{"subject without a payload", "xsw.fetched.unheard_of.xsw.999000001", []byte(`{"version":2}`)},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -139,7 +142,7 @@ func TestPoisonMessages(t *testing.T) {
 		events.StreamCrawls + "/crawl":                                     len(crawls),
 		events.StreamEvents + "/indexer":                                   len(evs),
 		events.StreamRequests + "/fetch-" + string(events.LanePrefetch):    1,
-		events.StreamRequests + "/fetch-" + string(events.LaneManual):      1,
+		events.StreamRequests + "/fetch-" + string(events.LaneManual):      2,
 		events.StreamRequests + "/fetch-" + string(events.LaneInteractive): 1,
 		events.StreamRequests + "/fetch-" + string(events.LaneRefresh):     1,
 	}
@@ -217,7 +220,7 @@ func TestPoisonMessages(t *testing.T) {
 	}
 	var books, jobs int
 	if err := r.db.QueryRow(ctx, `SELECT (SELECT count(*) FROM books WHERE id = ANY($1)), (SELECT count(*) FROM job_history WHERE book_id = ANY($1))`,
-		[]int64{999000001, 999000002, 999000003}).Scan(&books, &jobs); err != nil {
+		[]string{"999000001", "999000002", "999000003"}).Scan(&books, &jobs); err != nil {
 		t.Fatal(err)
 	}
 	if books != 0 || jobs != 0 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +26,7 @@ func (r *rig) bookState(ctx context.Context, id string) (state, error) {
 	var st state
 	var name string
 	var total *int
-	err := r.db.QueryRow(ctx, `SELECT name, chapter_total FROM books WHERE id = $1`, id).Scan(&name, &total)
+	err := r.db.QueryRow(ctx, `SELECT name, chapter_total FROM books WHERE site = 'xsw' AND id = $1`, id).Scan(&name, &total)
 	switch {
 	case err != nil && strings.Contains(err.Error(), "no rows"):
 		st.detail = "no metadata"
@@ -38,14 +37,14 @@ func (r *rig) bookState(ctx context.Context, id string) (state, error) {
 	case total == nil || *total != truth.ChapterCount:
 		st.detail = fmt.Sprintf("chapter_total %v, want %d", deref(total), truth.ChapterCount)
 	}
-	rows, err := r.db.Query(ctx, `SELECT num, chapter_id FROM chapters WHERE book_id = $1 ORDER BY num`, id)
+	rows, err := r.db.Query(ctx, `SELECT num, chapter_id FROM chapters WHERE site = 'xsw' AND book_id = $1 ORDER BY num`, id)
 	if err != nil {
 		return st, err
 	}
 	var n int
 	for rows.Next() {
 		var num int
-		var chapterID int64
+		var chapterID string
 		if err := rows.Scan(&num, &chapterID); err != nil {
 			rows.Close()
 			return st, err
@@ -57,8 +56,8 @@ func (r *rig) bookState(ctx context.Context, id string) (state, error) {
 			st.detail = fmt.Sprintf("chapter %d missing (next is %d)", n, num)
 		case n > len(truth.Chapters):
 			st.detail = fmt.Sprintf("chapter %d beyond the site's %d", n, len(truth.Chapters))
-		case strconv.FormatInt(chapterID, 10) != truth.Chapters[n-1].ID:
-			st.detail = fmt.Sprintf("chapter %d is %d, want %s", n, chapterID, truth.Chapters[n-1].ID)
+		case chapterID != truth.Chapters[n-1].ID:
+			st.detail = fmt.Sprintf("chapter %d is %s, want %s", n, chapterID, truth.Chapters[n-1].ID)
 		}
 	}
 	rows.Close()
@@ -71,7 +70,7 @@ func (r *rig) bookState(ctx context.Context, id string) (state, error) {
 	st.indexed = st.detail == ""
 	err = r.db.QueryRow(ctx, `
 		SELECT count(*), coalesce(max(error) FILTER (WHERE status = 'failed'), '')
-		FROM job_history WHERE book_id = $1`, id).Scan(&st.jobs, &st.failed)
+		FROM job_history WHERE site = 'xsw' AND book_id = $1`, id).Scan(&st.jobs, &st.failed)
 	return st, err
 }
 

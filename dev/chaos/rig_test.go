@@ -192,7 +192,7 @@ func (r *rig) startFetcher(id string) *proctest.Process {
 func (r *rig) request(ids []string) {
 	r.t.Helper()
 	for _, id := range ids {
-		req := events.NewBookRequested(id, events.LanePrefetch, 0, false, "chaos", time.Now())
+		req := events.NewBookRequested("xsw", id, events.LanePrefetch, 0, false, "chaos", time.Now())
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, err := broker.Publish(ctx, r.js, req.Subject(), req.MsgID(), &req)
 		cancel()

@@ -178,7 +178,7 @@ func TestSourceFaults(t *testing.T) {
 			}
 		}
 		after := metrics(t, healthAddr)
-		if d := after[`xsw_fetcher_source_requests_total{status="4xx"}`] - before[`xsw_fetcher_source_requests_total{status="4xx"}`]; d != 2 {
+		if d := after[`xsw_fetcher_source_requests_total{site="xsw",status="4xx"}`] - before[`xsw_fetcher_source_requests_total{site="xsw",status="4xx"}`]; d != 2 {
 			t.Errorf("fetcher counted %v 4xx answers, want 2", d)
 		}
 		if d := after[`xsw_fetcher_jobs_total{lane="prefetch",outcome="retrying"}`] - before[`xsw_fetcher_jobs_total{lane="prefetch",outcome="retrying"}`]; d != 2 {
@@ -197,7 +197,7 @@ func TestSourceFaults(t *testing.T) {
 			t.Errorf("%d requests answered 500, want 2", n)
 		}
 		after := metrics(t, healthAddr)
-		if d := after[`xsw_fetcher_source_requests_total{status="5xx"}`] - before[`xsw_fetcher_source_requests_total{status="5xx"}`]; d != 2 {
+		if d := after[`xsw_fetcher_source_requests_total{site="xsw",status="5xx"}`] - before[`xsw_fetcher_source_requests_total{site="xsw",status="5xx"}`]; d != 2 {
 			t.Errorf("fetcher counted %v 5xx answers, want 2", d)
 		}
 	})
@@ -374,7 +374,7 @@ func TestSourceFaults(t *testing.T) {
 			t.Errorf("heartbeats showed the circuit %v, never open", states)
 		}
 		t.Logf("circuit in the heartbeats: %v", states)
-		if v := metrics(t, healthAddr)["xsw_fetcher_circuit_state"]; v != 0 {
+		if v := metrics(t, healthAddr)[`xsw_fetcher_circuit_state{site="xsw"}`]; v != 0 {
 			t.Errorf("xsw_fetcher_circuit_state %v after recovery, want 0 (closed)", v)
 		}
 	})

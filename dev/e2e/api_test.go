@@ -346,7 +346,7 @@ func TestPurgeTextsAndSearch(t *testing.T) {
 	fetches := s.Site.CountPath(chapterPath)
 
 	status, body := s.apiDo(t, http.MethodDelete, "/xsw/api/admin/cache/chapters/"+b.ID)
-	if status != http.StatusOK || string(body) != `{"book_id":"`+b.ID+`","status":"purged","texts_cleared":1}` {
+	if status != http.StatusOK || string(body) != `{"book_id":"`+b.ID+`","site":"xsw","status":"purged","texts_cleared":1}` {
 		t.Fatalf("purge: %d %s", status, body)
 	}
 	if status, body := s.apiDo(t, http.MethodGet, "/xsw/api/books/"+b.ID+"/chapters/1"); status != http.StatusOK {

@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 	"github.com/xswtw/xsw/dev/proctest"
 	"github.com/xswtw/xsw/dev/sitesim"
 	"github.com/xswtw/xsw/platform/pgtest"
+	"github.com/xswtw/xsw/services/fetcher/site"
 )
 
 // system is a running all-in-one.
@@ -34,6 +34,12 @@ var freeAddr = proctest.FreeAddr
 // start runs the all-in-one in demo mode with env on top of the test defaults, and
 // stops it when the test ends.
 func start(t *testing.T, site sitesim.Config, env map[string]string) *system {
+	t.Helper()
+	return startWith(t, site, env, nil)
+}
+
+// startWith is start with the fetcher's site adapters (the built-in ones when nil).
+func startWith(t *testing.T, site sitesim.Config, env map[string]string, adapters site.Registry) *system {
 	t.Helper()
 	pool, dsn := pgtest.Pool(t)
 	vars := map[string]string{
@@ -61,7 +67,7 @@ func start(t *testing.T, site sitesim.Config, env map[string]string) *system {
 		defer close(done)
 		runErr = allinone.Run(ctx, allinone.Options{
 			Getenv: func(k string) string { return vars[k] },
-			Demo:   true, Site: &site,
+			Demo:   true, Site: &site, Adapters: adapters,
 			Ready: func(r allinone.Running) { ready <- r },
 		}, logger)
 	}()
@@ -158,7 +164,7 @@ func TestBrowseThenReadWithoutTheSite(t *testing.T) {
 		err := s.db.QueryRow(context.Background(), `
 			SELECT count(*) FROM books b
 			WHERE b.chapter_total IS NOT NULL
-			  AND (SELECT count(*) FROM chapters c WHERE c.book_id = b.id) = b.chapter_total`).Scan(&n)
+			  AND (SELECT count(*) FROM chapters c WHERE c.site = b.site AND c.book_id = b.id) = b.chapter_total`).Scan(&n)
 		return err == nil && n == len(books)
 	})
 	t.Logf("20 books synced %v after the listing", time.Since(began))
@@ -175,12 +181,12 @@ func TestBrowseThenReadWithoutTheSite(t *testing.T) {
 		t.Fatalf("seed query on chapters: %v", err)
 	}
 	for rows.Next() {
-		var id int64
+		var id string
 		var n int
 		if err := rows.Scan(&id, &n); err != nil {
 			t.Fatal(err)
 		}
-		counts[fmt.Sprint(id)] = n
+		counts[id] = n
 	}
 	rows.Close()
 

@@ -27,17 +27,18 @@ func TestIncrementalResync(t *testing.T) {
 	resync := func(known bool) []sitesim.Request {
 		t.Helper()
 		s.site.Reset()
-		r := events.NewBookRequested(id, events.LaneRefresh, 0, false, "test", time.Now())
+		r := events.NewBookRequested("xsw", id, events.LaneRefresh, 0, false, "test", time.Now())
 		if known {
 			var chapters int
-			var last *int64
+			var last *string
 			if err := s.db.QueryRow(context.Background(),
-				`SELECT (SELECT count(*) FROM chapters WHERE book_id = b.id), b.last_chapter_id FROM books b WHERE b.id = $1`, id).Scan(&chapters, &last); err != nil {
+				`SELECT (SELECT count(*) FROM chapters c WHERE c.site = b.site AND c.book_id = b.id), b.last_chapter_id
+				 FROM books b WHERE b.site = 'xsw' AND b.id = $1`, id).Scan(&chapters, &last); err != nil {
 				t.Fatal(err)
 			}
 			r.Known = &events.KnownBook{Chapters: chapters}
 			if last != nil {
-				r.Known.LastChapterID = strconv.FormatInt(*last, 10)
+				r.Known.LastChapterID = *last
 			}
 		}
 		var completed int
@@ -107,7 +108,7 @@ func TestIncrementalResync(t *testing.T) {
 // chapterIDs maps chapter number to chapter id for a book as stored.
 func chapterIDs(t *testing.T, s *bare, id string) map[int]string {
 	t.Helper()
-	rows, err := s.db.Query(context.Background(), `SELECT num, chapter_id FROM chapters WHERE book_id = $1`, id)
+	rows, err := s.db.Query(context.Background(), `SELECT num, chapter_id FROM chapters WHERE site = 'xsw' AND book_id = $1`, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,11 +116,11 @@ func chapterIDs(t *testing.T, s *bare, id string) map[int]string {
 	out := map[int]string{}
 	for rows.Next() {
 		var n int
-		var cid int64
+		var cid string
 		if err := rows.Scan(&n, &cid); err != nil {
 			t.Fatal(err)
 		}
-		out[n] = strconv.FormatInt(cid, 10)
+		out[n] = cid
 	}
 	return out
 }

@@ -40,7 +40,7 @@ func fetcherEnv(natsURL, siteURL string, extra map[string]string) map[string]str
 func publishRequests(t *testing.T, ns *natstest.Server, ids []string, lane events.Lane) {
 	t.Helper()
 	for _, id := range ids {
-		r := events.NewBookRequested(id, lane, 0, false, "test", time.Now())
+		r := events.NewBookRequested("xsw", id, lane, 0, false, "test", time.Now())
 		if _, err := broker.Publish(t.Context(), ns.JS, r.Subject(), r.MsgID(), &r); err != nil {
 			t.Fatal(err)
 		}

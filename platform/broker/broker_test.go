@@ -23,7 +23,7 @@ func TestRequestDedup(t *testing.T) {
 	ns := natstest.Start(t)
 	ctx := t.Context()
 	at := time.Now()
-	r := events.NewBookRequested("1721851", events.LanePrefetch, 0, false, "test", at)
+	r := events.NewBookRequested("xsw", "1721851", events.LanePrefetch, 0, false, "test", at)
 	a1, err := broker.Publish(ctx, ns.JS, r.Subject(), r.MsgID(), &r)
 	if err != nil {
 		t.Fatal(err)
@@ -35,12 +35,12 @@ func TestRequestDedup(t *testing.T) {
 	if !a2.Duplicate || a1.Sequence != a2.Sequence {
 		t.Errorf("second publish: duplicate=%v seq %d vs %d", a2.Duplicate, a2.Sequence, a1.Sequence)
 	}
-	later := events.NewBookRequested("1721851", events.LanePrefetch, 0, false, "test", at.Add(10*time.Minute))
+	later := events.NewBookRequested("xsw", "1721851", events.LanePrefetch, 0, false, "test", at.Add(10*time.Minute))
 	_, err = broker.Publish(ctx, ns.JS, later.Subject(), later.MsgID(), &later)
 	if !broker.IsSubjectFull(err) {
 		t.Errorf("second request for a waiting book: err = %v, want a per-subject limit refusal", err)
 	}
-	other := events.NewBookRequested("1721851", events.LaneManual, 10, false, "test", at)
+	other := events.NewBookRequested("xsw", "1721851", events.LaneManual, 10, false, "test", at)
 	if _, err := broker.Publish(ctx, ns.JS, other.Subject(), other.MsgID(), &other); err != nil {
 		t.Errorf("same book in another lane: %v", err)
 	}
@@ -74,7 +74,7 @@ func TestTermCutsTheReason(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := events.NewBookRequested("1721851", events.LanePrefetch, 0, false, "test", time.Now())
+	r := events.NewBookRequested("xsw", "1721851", events.LanePrefetch, 0, false, "test", time.Now())
 	if _, err := broker.Publish(ctx, ns.JS, r.Subject(), r.MsgID(), &r); err != nil {
 		t.Fatal(err)
 	}

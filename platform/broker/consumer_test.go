@@ -17,7 +17,7 @@ func TestDeliverNewConsumerSkipsThePast(t *testing.T) {
 	publish := func(book string) {
 		t.Helper()
 		e := events.JobEvent{Header: events.Header{Version: events.Version}, Kind: events.JobFailed, JobID: book + "-1",
-			BookID: book, Lane: events.LanePrefetch, At: time.Now(), Error: "gone"}
+			Site: "xsw", BookID: book, Lane: events.LanePrefetch, At: time.Now(), Error: "gone"}
 		if _, err := broker.Publish(ctx, ns.JS, e.Subject(), e.MsgID(), &e); err != nil {
 			t.Fatal(err)
 		}

@@ -38,7 +38,7 @@ func TestQueuedWorkSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"1", "2", "3"} {
-		r := events.NewBookRequested(id, events.LanePrefetch, 0, false, "t", time.Now())
+		r := events.NewBookRequested("xsw", id, events.LanePrefetch, 0, false, "t", time.Now())
 		if _, err := broker.Publish(ctx, js, r.Subject(), r.MsgID(), &r); err != nil {
 			t.Fatal(err)
 		}

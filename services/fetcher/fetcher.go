@@ -1,7 +1,9 @@
-// Package fetcher is the only part of xsw that talks to the source site. It takes book
-// requests from the lanes, walks each book's pages under one cluster-wide politeness
-// limit, publishes what it found for the indexer, and answers the gateways' interactive
-// calls. Config, ConfigFromEnv and Run are its whole public face.
+// Package fetcher is the only part of xsw that talks to the source sites. It takes book
+// requests from the lanes, hands each to the adapter of the site it names (package
+// site), walks the book's pages under that site's own cluster-wide politeness limit,
+// publishes what it found for the indexer, and answers the gateways' interactive calls.
+// Config, ConfigFromEnv, Builtin and Run are its whole public face; the adapter contract
+// is package site's.
 package fetcher
 
 import (
@@ -13,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -28,25 +29,38 @@ import (
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/config"
 	platformmetrics "github.com/xswtw/xsw/platform/metrics"
+	"github.com/xswtw/xsw/services/fetcher/internal/checkpoint"
 	"github.com/xswtw/xsw/services/fetcher/internal/crawl"
 	"github.com/xswtw/xsw/services/fetcher/internal/metrics"
 	"github.com/xswtw/xsw/services/fetcher/internal/politeness"
 	"github.com/xswtw/xsw/services/fetcher/internal/rpc"
-	"github.com/xswtw/xsw/services/fetcher/internal/site/xsw"
+	"github.com/xswtw/xsw/services/fetcher/internal/sites"
 	"github.com/xswtw/xsw/services/fetcher/internal/source"
 	"github.com/xswtw/xsw/services/fetcher/internal/worker"
+	"github.com/xswtw/xsw/services/fetcher/site"
+	"github.com/xswtw/xsw/services/fetcher/site/xsw"
 )
+
+// Builtin returns a new registry of the adapters built into the fetcher: m.xsw.tw's,
+// under "xsw". Callers may add their own to it before passing it as Config.Adapters.
+func Builtin() site.Registry {
+	r := site.Registry{}
+	_ = r.Add(xsw.Adapter()) // a valid adapter in an empty registry
+	return r
+}
 
 // Config is the fetcher's configuration; ConfigFromEnv documents each variable.
 type Config struct {
-	NATSURL         string
-	NATSReplicas    int
-	BaseURL         string
+	NATSURL      string
+	NATSReplicas int
+	// Sources are the sites served, the default first: SOURCES, SOURCE_<SITE>_URL
+	// (BASE_URL for the default site) and SOURCE_<SITE>_RATE_LIMIT (default
+	// BG_JOB_RATE_LIMIT), read by config.ReadSources.
+	Sources         config.Sources
 	InsecureTLS     bool
 	HTTPTimeout     time.Duration
 	UserAgent       string
 	Workers         int
-	RateLimit       time.Duration
 	MaxAttempts     int
 	MaxAge          time.Duration
 	DedupWindow     time.Duration
@@ -61,20 +75,24 @@ type Config struct {
 	// not read from the environment: nil gives the fetcher a registry of its own; the
 	// all-in-one passes the one it shares between its parts.
 	Registry *prometheus.Registry
+	// Adapters are the site adapters Sources are served by, by site id. They are not
+	// read from the environment: nil means Builtin().
+	Adapters site.Registry
 }
 
-// ConfigFromEnv reads the configuration through getenv, with the defaults.
+// ConfigFromEnv reads the configuration through getenv, with the defaults, and checks
+// every variable. Whether each site of SOURCES has an adapter is checked by Validate and
+// Run, since a caller may add adapters (Adapters) to the configuration it returns.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	r := config.NewReader(getenv)
 	c := Config{
 		NATSURL:         r.String("NATS_URL", "nats://127.0.0.1:4222"),
 		NATSReplicas:    r.Int("NATS_REPLICAS", 1),
-		BaseURL:         r.String("BASE_URL", "https://m.xsw.tw"),
+		Sources:         config.ReadSources(r, events.ValidSiteID),
 		InsecureTLS:     r.Bool("SOURCE_INSECURE_TLS", false),
 		HTTPTimeout:     r.Duration("HTTP_TIMEOUT", 15*time.Second),
 		UserAgent:       r.String("USER_AGENT", ""),
 		Workers:         r.Int("BG_JOB_WORKERS", 2),
-		RateLimit:       r.Duration("BG_JOB_RATE_LIMIT", 2*time.Second),
 		MaxAttempts:     r.Int("BG_JOB_MAX_ATTEMPTS", 5),
 		MaxAge:          r.Duration("BG_JOB_MAX_AGE", 24*time.Hour),
 		DedupWindow:     r.Duration("SYNC_DEDUP_WINDOW", 5*time.Minute),
@@ -92,16 +110,38 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if c.FetcherID == "" {
 		c.FetcherID = defaultID()
 	}
-	return c, c.Validate()
+	return c, c.validateVars()
 }
 
-// Validate names the first variable whose value cannot work.
+// Validate names the variables whose values cannot work, and the sites of SOURCES that
+// no adapter serves (naming the known ones).
 func (c Config) Validate() error {
-	u, err := url.Parse(c.BaseURL)
+	if err := c.validateVars(); err != nil {
+		return err
+	}
+	adapters := c.adapters()
+	var errs []error
+	for _, src := range c.Sources {
+		if _, err := adapters.Lookup(src.ID); err != nil {
+			errs = append(errs, fmt.Errorf("SOURCES: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// adapters returns Adapters, or the built-in ones.
+func (c Config) adapters() site.Registry {
+	if c.Adapters == nil {
+		return Builtin()
+	}
+	return c.Adapters
+}
+
+// validateVars names the first variable whose value cannot work.
+func (c Config) validateVars() error {
 	return errors.Join(
-		config.Check(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "", "BASE_URL", "want an http(s) URL, got %q", c.BaseURL),
+		c.Sources.Validate(),
 		config.Check(c.Workers >= 1 && c.Workers <= 256, "BG_JOB_WORKERS", "want 1..256, got %d", c.Workers),
-		config.Check(c.RateLimit >= 0, "BG_JOB_RATE_LIMIT", "want seconds >= 0, got %v", c.RateLimit),
 		config.Check(c.MaxAttempts >= 1, "BG_JOB_MAX_ATTEMPTS", "want >= 1, got %d", c.MaxAttempts),
 		config.Check(c.MaxAge >= 0, "BG_JOB_MAX_AGE", "want >= 0, got %v", c.MaxAge),
 		config.Check(c.DedupWindow >= 0, "SYNC_DEDUP_WINDOW", "want >= 0, got %v", c.DedupWindow),
@@ -126,12 +166,13 @@ func defaultID() string {
 }
 
 // Run fetches until ctx ends, then drains: it stops taking work, lets in-flight jobs
-// finish within ShutdownTimeout, hands the rest back, and closes its connection.
+// finish within ShutdownTimeout, hands the rest back, and closes its connection. It fails
+// at once when the configuration does not hold (Validate), a site of SOURCES without an
+// adapter among them.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	logger = logger.With("component", "fetcher", "fetcher_id", cfg.FetcherID)
-	base, err := url.Parse(cfg.BaseURL)
-	if err != nil {
-		return fmt.Errorf("BASE_URL: %w", err)
+	if err := cfg.Validate(); err != nil {
+		return err
 	}
 	nc, js, err := broker.Connect(cfg.NATSURL, "xsw-fetcher-"+cfg.FetcherID, logger)
 	if err != nil {
@@ -145,36 +186,43 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", events.BucketPoliteness, err)
 	}
-	limiter := politeness.New(kv, "host."+strings.NewReplacer(".", "_", ":", "_").Replace(base.Host), politeness.Config{
-		Interval: cfg.RateLimit, FailureThreshold: cfg.CircuitFailures, Cooldown: cfg.CircuitCooldown,
-	})
 	reg := cfg.Registry
 	if reg == nil {
 		if reg, err = platformmetrics.NewRegistry(); err != nil {
 			return err
 		}
 	}
-	var running atomic.Pointer[worker.Pool] // set once the pool exists; a shared registry may be scraped before
-	m, err := metrics.New(reg, metrics.Probes{
-		Interval: func() time.Duration { return limiter.Snapshot().Interval },
-		Circuit:  func() string { return limiter.Snapshot().Circuit },
-		InFlight: func() int {
-			if p := running.Load(); p != nil {
-				return len(p.Active())
-			}
-			return 0
-		},
+	// The metrics observe the sites' clients, which need the metrics: they meet here.
+	var m *metrics.Fetcher
+	served, err := sites.Open(ctx, kv, sites.Config{
+		Sources: cfg.Sources, Adapters: cfg.adapters(),
+		Politeness: politeness.Config{FailureThreshold: cfg.CircuitFailures, Cooldown: cfg.CircuitCooldown},
+		Client:     source.Config{Timeout: cfg.HTTPTimeout, InsecureTLS: cfg.InsecureTLS, UserAgent: cfg.UserAgent},
+		Observe:    func(site string, status int, took time.Duration) { m.SourceRequest(site, status, took) },
 	})
 	if err != nil {
 		return err
 	}
-	client := source.New(base, limiter, source.Config{Timeout: cfg.HTTPTimeout, InsecureTLS: cfg.InsecureTLS, UserAgent: cfg.UserAgent, Observe: m.SourceRequest})
-	src := xsw.New(base)
+	var running atomic.Pointer[worker.Pool] // set once the pool exists; a shared registry may be scraped before
+	probes := metrics.Probes{InFlight: func() int {
+		if p := running.Load(); p != nil {
+			return len(p.Active())
+		}
+		return 0
+	}}
+	for _, st := range served.All() {
+		probes.Sites = append(probes.Sites, metrics.SiteProbe{Site: st.ID,
+			Interval: func() time.Duration { return st.Limiter.Snapshot().Interval },
+			Circuit:  func() string { return st.Limiter.Snapshot().Circuit }})
+	}
+	if m, err = metrics.New(reg, probes); err != nil {
+		return err
+	}
 	checkpoints, err := js.KeyValue(ctx, events.BucketCheckpoints)
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", events.BucketCheckpoints, err)
 	}
-	syncer := &worker.Syncer{JS: js, Site: src, Client: client, Logger: logger, Checkpoints: checkpoints}
+	syncer := &worker.Syncer{JS: js, Sites: served, Logger: logger, Checkpoints: checkpoint.Store{KV: checkpoints}}
 	pool, err := worker.NewPool(ctx, nc, js, syncer, worker.Config{
 		FetcherID: cfg.FetcherID, Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, MaxAge: cfg.MaxAge,
 		DedupWindow: cfg.DedupWindow, ShutdownTimeout: cfg.ShutdownTimeout, RetryBase: cfg.RetryBase, AckWait: cfg.AckWait,
@@ -188,17 +236,23 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", events.BucketCrawls, err)
 	}
-	crawler := &crawl.Crawler{JS: js, Site: src, Client: client, Progress: crawls, Logger: logger, RetryDelay: cfg.RetryBase * 5, AckWait: cfg.AckWait,
+	described, err := js.KeyValue(ctx, events.BucketSites)
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", events.BucketSites, err)
+	}
+	crawler := &crawl.Crawler{JS: js, Sites: served, Progress: crawls, Described: described, Logger: logger, RetryDelay: cfg.RetryBase * 5, AckWait: cfg.AckWait,
 		Poison: func() { m.Poison(metrics.ConsumerCrawls) }}
-	calls := &rpc.Server{NC: nc, JS: js, Site: src, Client: client, Logger: logger, Timeout: 2 * time.Minute}
-	logger.Info("fetcher started", "base_url", base.Redacted(), "workers", cfg.Workers,
-		"rate_limit", cfg.RateLimit, "max_attempts", cfg.MaxAttempts)
+	calls := &rpc.Server{NC: nc, JS: js, Sites: served, Checkpoints: checkpoint.Store{KV: checkpoints}, Logger: logger, Timeout: 2 * time.Minute}
+	for _, st := range served.All() {
+		logger.Info("serving site", "site", st.ID, "base_url", st.Client.Base().Redacted(), "rate_limit", st.RateLimit)
+	}
+	logger.Info("fetcher started", "sites", cfg.Sources.String(), "workers", cfg.Workers, "max_attempts", cfg.MaxAttempts)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return pool.Run(gctx) })
 	g.Go(func() error { return calls.Run(gctx) })
 	g.Go(func() error { return crawler.Run(gctx) })
-	g.Go(func() error { return heartbeat(gctx, js, cfg, pool, limiter, logger) })
+	g.Go(func() error { return heartbeat(gctx, js, cfg, pool, served, logger) })
 	g.Go(func() error { return m.Watch(gctx, js, metricsRefresh, logger) })
 	if cfg.HealthAddr != "" {
 		g.Go(func() error { return serveHealth(gctx, cfg.HealthAddr, nc, platformmetrics.Handler(reg)) })
@@ -209,26 +263,41 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 }
 
 // heartbeat keeps this fetcher's entry in the fetchers bucket fresh until ctx ends, then
-// removes it.
-func heartbeat(ctx context.Context, js jetstream.JetStream, cfg Config, pool *worker.Pool, limiter *politeness.Limiter, logger *slog.Logger) error {
+// removes it. Each beat also writes every served site's state to the sites bucket.
+func heartbeat(ctx context.Context, js jetstream.JetStream, cfg Config, pool *worker.Pool, served *sites.Set, logger *slog.Logger) error {
 	kv, err := js.KeyValue(ctx, events.BucketFetchers)
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", events.BucketFetchers, err)
 	}
+	sitesKV, err := js.KeyValue(ctx, events.BucketSites)
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", events.BucketSites, err)
+	}
 	started := time.Now().UTC()
 	beat := func(ctx context.Context, draining bool) {
-		_ = limiter.Refresh(ctx)
-		snap := limiter.Snapshot()
+		now := time.Now().UTC()
 		hb := events.FetcherHeartbeat{
 			Header: events.Header{Version: events.Version}, FetcherID: cfg.FetcherID, Workers: cfg.Workers,
-			Active: pool.Active(), StartedAt: started, At: time.Now().UTC(), Interval: snap.Interval.Seconds(),
-			Circuit: snap.Circuit, Draining: draining,
+			Active: pool.Active(), StartedAt: started, At: now, Draining: draining,
 		}
+		var errs []error
+		for _, st := range served.All() {
+			_ = st.Limiter.Refresh(ctx)
+			info := st.Info(cfg.FetcherID, now)
+			hb.Sites = append(hb.Sites, info)
+			b, err := events.Encode(&info)
+			if err == nil {
+				_, err = sitesKV.Put(ctx, st.ID, b)
+			}
+			errs = append(errs, err)
+		}
+		snap := served.Default().Limiter.Snapshot()
+		hb.Interval, hb.Circuit = snap.Interval.Seconds(), snap.Circuit
 		b, err := events.Encode(&hb)
 		if err == nil {
 			_, err = kv.Put(ctx, cfg.FetcherID, b)
 		}
-		if err != nil && ctx.Err() == nil {
+		if err := errors.Join(append(errs, err)...); err != nil && ctx.Err() == nil {
 			logger.Warn("heartbeat", "err", err)
 		}
 	}

@@ -59,8 +59,9 @@ func TestMetricsServedOnHealthAddr(t *testing.T) {
 	}
 	for _, want := range []string{
 		`xsw_fetcher_jobs_total{lane="interactive",outcome="completed"} 0`,
-		"xsw_fetcher_politeness_interval_seconds 2",
-		"xsw_fetcher_circuit_state 0",
+		`xsw_fetcher_politeness_interval_seconds{site="xsw"} 2`,
+		`xsw_fetcher_circuit_state{site="xsw"} 0`,
+		`xsw_fetcher_source_requests_total{site="xsw",status="2xx"} 0`,
 		"xsw_fetcher_jobs_in_flight 0",
 		"xsw_fetcher_dead_letters 0",
 		"go_goroutines",

@@ -1,7 +1,9 @@
 // Package gateway is the xsw HTTP gateway: it serves /xsw/api from Postgres and a memory
-// cache, asks the fetchers over NATS for what is fetched on demand, and queues book
-// requests on JetStream. It never talks to the source site. Config, ConfigFromEnv and Run
-// are all the all-in-one binary and cmd/gateway need.
+// cache for every configured source site, asks the fetchers over NATS for what is
+// fetched on demand, and queues book requests on JetStream. It never talks to a source
+// site and knows no site rule: what a site is, and how it spells its ids, the fetchers
+// publish in the sites bucket. Config, ConfigFromEnv and Run are all the all-in-one
+// binary and cmd/gateway need.
 package gateway
 
 import (
@@ -35,6 +37,7 @@ import (
 	"github.com/xswtw/xsw/services/gateway/internal/jobs"
 	"github.com/xswtw/xsw/services/gateway/internal/metrics"
 	"github.com/xswtw/xsw/services/gateway/internal/reads"
+	"github.com/xswtw/xsw/services/gateway/internal/sites"
 )
 
 // Config is the gateway's configuration. ConfigFromEnv names the variable of each field.
@@ -45,8 +48,13 @@ type Config struct {
 	DatabaseURL string
 	// NATSURL is the NATS server (NATS_URL, "nats://127.0.0.1:4222").
 	NATSURL string
-	// BaseURL is the source site, only reported by /health (BASE_URL, "https://m.xsw.tw").
-	BaseURL string
+	// Sources are the sites served, the default first (SOURCES, "xsw"), with each one's
+	// base URL (SOURCE_<SITE>_URL; BASE_URL for the default site; "" is the adapter's
+	// own, which the fetchers report) and interval between requests
+	// (SOURCE_<SITE>_RATE_LIMIT, BG_JOB_RATE_LIMIT, 2s), as every service reads them.
+	// The unprefixed routes serve the default site; any site id outside SOURCES is
+	// answered 404.
+	Sources config.Sources
 	// CacheTTL is the lifetime of cached books, chapter lists and texts
 	// (CACHE_TTL_SECONDS, 900).
 	CacheTTL time.Duration
@@ -100,7 +108,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		HTTPAddr:        r.String("HTTP_ADDR", ":8000"),
 		DatabaseURL:     r.String("DATABASE_URL", database.DefaultURL),
 		NATSURL:         r.String("NATS_URL", "nats://127.0.0.1:4222"),
-		BaseURL:         r.String("BASE_URL", "https://m.xsw.tw"),
+		Sources:         config.ReadSources(r, events.ValidSiteID),
 		CacheTTL:        r.Duration("CACHE_TTL_SECONDS", 900*time.Second),
 		ListingCacheTTL: r.Duration("LISTING_CACHE_TTL", 60*time.Second),
 		InteractiveWait: r.Duration("INTERACTIVE_WAIT", 10*time.Second),
@@ -178,7 +186,7 @@ func (c Config) Validate() error {
 		config.Check(addrErr == nil, "HTTP_ADDR", "%q is not host:port", c.HTTPAddr),
 		config.Check(c.DatabaseURL != "", "DATABASE_URL", "must be set"),
 		config.Check(checkURL(c.NATSURL, "nats", "tls", "ws", "wss"), "NATS_URL", "%q is not a nats:// URL", c.NATSURL),
-		config.Check(checkURL(c.BaseURL, "http", "https"), "BASE_URL", "%q is not an http(s) URL", c.BaseURL),
+		c.Sources.Validate(),
 		config.Check(c.CacheTTL > 0, "CACHE_TTL_SECONDS", "must be positive, got %s", c.CacheTTL),
 		config.Check(c.ListingCacheTTL > 0, "LISTING_CACHE_TTL", "must be positive, got %s", c.ListingCacheTTL),
 		config.Check(c.InteractiveWait > 0 && c.InteractiveWait <= time.Minute, "INTERACTIVE_WAIT",
@@ -243,22 +251,28 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	siteKV, err := js.KeyValue(provCtx, events.BucketSites)
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", events.BucketSites, err)
+	}
+	reg := sites.New(cfg.Sources, siteKV, logger)
 	cat := catalog.New(pool)
 	jm.SetKnown(cat.Known)
-	reg := cfg.Registry
-	if reg == nil {
-		if reg, err = platformmetrics.NewRegistry(); err != nil {
+	jm.SetCheck(reg.CheckBook)
+	promReg := cfg.Registry
+	if promReg == nil {
+		if promReg, err = platformmetrics.NewRegistry(); err != nil {
 			return err
 		}
 	}
-	httpMetrics, err := metrics.New(reg)
+	httpMetrics, err := metrics.New(promReg)
 	if err != nil {
 		return err
 	}
 	counter := reads.New(js, "gateway-"+replicaSuffix(), cfg.ReadsFlush, logger)
 	dash := dashboard.New(dashboard.Config{AdminToken: cfg.AdminToken}, nc, js, jm, logger)
 	srv, err := httpapi.New(httpapi.Config{
-		BaseURL: cfg.BaseURL, Database: databaseLabel(cfg.DatabaseURL),
+		Database: databaseLabel(cfg.DatabaseURL),
 		CacheTTL: cfg.CacheTTL, ListingCacheTTL: cfg.ListingCacheTTL,
 		InteractiveWait: cfg.InteractiveWait, ChapterWait: cfg.ChapterWait, RPCTimeout: cfg.RPCTimeout,
 		AdminToken: cfg.AdminToken, RateLimit: cfg.RateLimit, RateWindow: cfg.RateWindow,
@@ -267,9 +281,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		Middleware: []fiber.Handler{httpMetrics.Middleware},
 		Mounts: []func(fiber.Router){
 			dash.Mount,
-			func(r fiber.Router) { r.Get(platformmetrics.Path, metrics.Serve(reg)) },
+			func(r fiber.Router) { r.Get(platformmetrics.Path, metrics.Serve(promReg)) },
 		},
-	}, nc, cat, jm, logger)
+	}, nc, cat, jm, reg, logger)
 	if err != nil {
 		return err
 	}
@@ -278,11 +292,12 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		_ = srv.Shutdown(cfg.ShutdownTimeout)
 		return fmt.Errorf("HTTP_ADDR: %w", err)
 	}
-	logger.Info("gateway listening", "addr", ln.Addr().String(), "nats", nc.ConnectedUrlRedacted(),
+	logger.Info("gateway listening", "addr", ln.Addr().String(), "sources", cfg.Sources.String(), "nats", nc.ConnectedUrlRedacted(),
 		"database", databaseLabel(cfg.DatabaseURL), "admin", cfg.AdminToken != "",
 		"rate_limit", cfg.RateLimit, "rate_window", cfg.RateWindow, "cors_allow_origins", cfg.CORSAllowOrigins)
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return reg.Run(gctx) })
 	g.Go(func() error { return dash.Run(gctx) })
 	g.Go(func() error { return counter.Run(gctx) })
 	g.Go(func() error {

@@ -36,7 +36,8 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		HTTPAddr: ":8000", DatabaseURL: database.DefaultURL, NATSURL: "nats://127.0.0.1:4222", BaseURL: "https://m.xsw.tw",
+		HTTPAddr: ":8000", DatabaseURL: database.DefaultURL, NATSURL: "nats://127.0.0.1:4222",
+		Sources:  config.Sources{{ID: "xsw", URL: "", RateLimit: 2 * time.Second}},
 		CacheTTL: 900 * time.Second, ListingCacheTTL: time.Minute, InteractiveWait: 10 * time.Second,
 		ChapterWait: time.Minute, RPCTimeout: 15 * time.Second, SyncDedupWindow: 5 * time.Minute,
 		NATSReplicas: 1, RequestMaxAge: 24 * time.Hour, ShutdownTimeout: 5 * time.Second, ReadsFlush: 30 * time.Second,
@@ -53,9 +54,18 @@ func TestConfigFromEnv(t *testing.T) {
 		"CHAPTER_WAIT": "30s", "XSW_ADMIN_TOKEN": "tok", "BG_JOB_MAX_AGE": "1h", "SYNC_DEDUP_WINDOW": "600",
 		"API_RATE_LIMIT": "0", "API_RATE_WINDOW": "10s", "API_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7,::1",
 		"CORS_ALLOW_ORIGINS": "https://reader.example.org, https://*.example.net",
+		"SOURCES":            "czbooks, xsw", "BASE_URL": "https://czbooks.example", "SOURCE_XSW_URL": "https://m.xsw.example",
+		"BG_JOB_RATE_LIMIT": "3", "SOURCE_XSW_RATE_LIMIT": "0.5",
 	}))
 	if err != nil {
 		t.Fatal(err)
+	}
+	wantSources := config.Sources{
+		{ID: "czbooks", URL: "https://czbooks.example", RateLimit: 3 * time.Second},
+		{ID: "xsw", URL: "https://m.xsw.example", RateLimit: 500 * time.Millisecond},
+	}
+	if !reflect.DeepEqual(cfg.Sources, wantSources) || cfg.Sources.Default() != "czbooks" {
+		t.Errorf("sources %+v, want %+v", cfg.Sources, wantSources)
 	}
 	wantProxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"), netip.MustParsePrefix("::1/128")}
 	if cfg.RateLimit != 0 || cfg.RateWindow != 10*time.Second || !reflect.DeepEqual(cfg.TrustedProxies, wantProxies) ||
@@ -70,32 +80,46 @@ func TestConfigFromEnv(t *testing.T) {
 }
 
 func TestConfigErrorsNameTheVariable(t *testing.T) {
-	tests := []struct{ key, value string }{
-		{"HTTP_ADDR", "8000"},
-		{"NATS_URL", "http://127.0.0.1:4222"},
-		{"BASE_URL", "m.xsw.tw"},
-		{"CACHE_TTL_SECONDS", "0"},
-		{"CACHE_TTL_SECONDS", "soon"},
-		{"LISTING_CACHE_TTL", "-1"},
-		{"INTERACTIVE_WAIT", "5m"},
-		{"CHAPTER_WAIT", "2m"},
-		{"RPC_TIMEOUT", "0"},
-		{"SYNC_DEDUP_WINDOW", "0"},
-		{"BG_JOB_MAX_AGE", "-1h"},
-		{"SHUTDOWN_TIMEOUT", "never"},
-		{"API_RATE_LIMIT", "-1"},
-		{"API_RATE_LIMIT", "many"},
-		{"API_RATE_WINDOW", "0"},
-		{"API_RATE_WINDOW", "48h"},
-		{"API_TRUSTED_PROXIES", "10.0.0.0/33"},
-		{"API_TRUSTED_PROXIES", "proxy.local"},
-		{"CORS_ALLOW_ORIGINS", "reader.example.org"},
-		{"CORS_ALLOW_ORIGINS", "https://reader.example.org/app"},
-		{"CORS_ALLOW_ORIGINS", "https://*"},
+	tests := []struct {
+		key, value string
+		also       map[string]string // other variables set
+	}{
+		{"HTTP_ADDR", "8000", nil},
+		{"NATS_URL", "http://127.0.0.1:4222", nil},
+		{"BASE_URL", "m.xsw.tw", nil},
+		{"SOURCES", "1xsw", nil},
+		{"SOURCES", "xsw,toy,xsw", nil},
+		{"SOURCES", ",", nil},
+		{"SOURCE_TOY_URL", "toy.example", map[string]string{"SOURCES": "xsw,toy"}},
+		{"SOURCE_XSW_URL", "ftp://m.xsw.tw", nil},
+		{"SOURCE_TOY_RATE_LIMIT", "-1", map[string]string{"SOURCES": "xsw,toy"}},
+		{"SOURCE_TOY_RATE_LIMIT", "often", map[string]string{"SOURCES": "xsw,toy"}},
+		{"CACHE_TTL_SECONDS", "0", nil},
+		{"CACHE_TTL_SECONDS", "soon", nil},
+		{"LISTING_CACHE_TTL", "-1", nil},
+		{"INTERACTIVE_WAIT", "5m", nil},
+		{"CHAPTER_WAIT", "2m", nil},
+		{"RPC_TIMEOUT", "0", nil},
+		{"SYNC_DEDUP_WINDOW", "0", nil},
+		{"BG_JOB_MAX_AGE", "-1h", nil},
+		{"SHUTDOWN_TIMEOUT", "never", nil},
+		{"API_RATE_LIMIT", "-1", nil},
+		{"API_RATE_LIMIT", "many", nil},
+		{"API_RATE_WINDOW", "0", nil},
+		{"API_RATE_WINDOW", "48h", nil},
+		{"API_TRUSTED_PROXIES", "10.0.0.0/33", nil},
+		{"API_TRUSTED_PROXIES", "proxy.local", nil},
+		{"CORS_ALLOW_ORIGINS", "reader.example.org", nil},
+		{"CORS_ALLOW_ORIGINS", "https://reader.example.org/app", nil},
+		{"CORS_ALLOW_ORIGINS", "https://*", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key+"="+tt.value, func(t *testing.T) {
-			_, err := ConfigFromEnv(config.Map(map[string]string{tt.key: tt.value}))
+			env := map[string]string{tt.key: tt.value}
+			for k, v := range tt.also {
+				env[k] = v
+			}
+			_, err := ConfigFromEnv(config.Map(env))
 			if err == nil || !strings.Contains(err.Error(), tt.key) {
 				t.Errorf("err = %v, want it to name %s", err, tt.key)
 			}
@@ -177,8 +201,16 @@ func TestRun(t *testing.T) {
 	if err := json.Unmarshal(body, &h); err != nil || h["status"] != "ok" {
 		t.Errorf("health = %s", body)
 	}
-	if code, body, _ := get("/xsw/api/books/x1"); code != http.StatusBadRequest || !strings.Contains(string(body), `"detail"`) {
+	if code, body, _ := get("/xsw/api/books/x.1"); code != http.StatusBadRequest || !strings.Contains(string(body), `"detail"`) {
 		t.Errorf("bad book id: %d %s", code, body)
+	}
+	// No fetcher ran: the site is configured, not described.
+	want := `[{"id":"xsw","name":"xsw","base_url":"","default":true,"state":"unknown","rate_interval_seconds":2}]`
+	if code, body, _ := get("/xsw/api/sites"); code != http.StatusOK || string(body) != want {
+		t.Errorf("sites: %d %s, want %s", code, body, want)
+	}
+	if code, body, _ := get("/xsw/api/books/1721851"); code != http.StatusServiceUnavailable || !strings.Contains(string(body), "no fetcher has described site xsw") {
+		t.Errorf("a book not stored of an undescribed site: %d %s, want 503", code, body)
 	}
 
 	cancel()

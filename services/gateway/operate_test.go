@@ -40,7 +40,7 @@ func TestRunServesMetricsAndDashboard(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	read("/xsw/api/books/x1")
+	read("/xsw/api/books/x.1")
 	read("/xsw/api/books/12")
 	read("/no/such/route/7")
 

@@ -19,6 +19,7 @@ func TestConfigDefaults(t *testing.T) {
 	want := indexer.Config{
 		DatabaseURL:             database.DefaultURL,
 		NATSURL:                 "nats://127.0.0.1:4222",
+		Sources:                 config.Sources{{ID: "xsw", RateLimit: 2 * time.Second}},
 		BatchSize:               256,
 		Writers:                 4,
 		HistoryRetention:        7 * 24 * time.Hour,
@@ -56,9 +57,15 @@ func TestConfigFromEnv(t *testing.T) {
 		"SHUTDOWN_TIMEOUT":      "1.5",
 		"LOG_LEVEL":             "debug",
 		"LOG_FORMAT":            "json",
+		"SOURCES":               "czbooks, xsw",
+		"BG_JOB_RATE_LIMIT":     "3",
+		"SOURCE_XSW_RATE_LIMIT": "5",
 	}))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if want := (config.Sources{{ID: "czbooks", RateLimit: 3 * time.Second}, {ID: "xsw", RateLimit: 5 * time.Second}}); !reflect.DeepEqual(cfg.Sources, want) {
+		t.Errorf("sources %+v, want %+v", cfg.Sources, want)
 	}
 	if cfg.DatabaseURL != "postgres://u:p@db:5432/xsw" || cfg.NATSURL != "nats://nats:4222" || cfg.BatchSize != 64 || cfg.Writers != 1 ||
 		cfg.HistoryRetention != 0 || cfg.HTTPAddr != "127.0.0.1:9000" || cfg.RequestMaxAge != time.Hour ||
@@ -86,6 +93,10 @@ func TestConfigBadValue(t *testing.T) {
 		{"DATABASE_URL", "postgres://host:notaport/db"},
 		{"LOG_LEVEL", "loud"},
 		{"LOG_FORMAT", "xml"},
+		{"SOURCES", "Xsw!"},
+		{"SOURCES", "xsw,xsw"},
+		{"SOURCES", " , "},
+		{"SOURCE_XSW_RATE_LIMIT", "-1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key+"="+tt.value, func(t *testing.T) {

@@ -1,7 +1,10 @@
 // Package indexer is the only writer of the book tables. It consumes what fetchers
 // publish on XSW_EVENTS (book metadata, table-of-contents pages, chapter text, categories
-// and job lifecycle events), upserts it into Postgres idempotently, acknowledges each
-// batch after its commit and announces every book a batch touched on xsw.indexed.<id>.
+// and job lifecycle events, of every site), upserts it into Postgres idempotently under
+// each book's (site, book id), acknowledges each batch after its commit and announces
+// every book a batch touched on xsw.indexed.<site>.<book_id>. It knows no site's rules:
+// the configured sites (SOURCES) only decide whose books the refresh scheduler keeps
+// fresh.
 //
 // Run owns the service's lifecycle; Migrate applies the schema. Everything else lives
 // under internal/.
@@ -45,6 +48,11 @@ type Config struct {
 	DatabaseURL string
 	// NATSURL is the NATS server or cluster (NATS_URL, default nats://127.0.0.1:4222).
 	NATSURL string
+	// Sources are the configured sites, the default first (SOURCES, default "xsw", with
+	// SOURCE_<SITE>_URL and SOURCE_<SITE>_RATE_LIMIT; see config.ReadSources). The
+	// indexer stores every site's events whatever this says; it refreshes the books of
+	// these sites only, and counts their events from zero in its metrics.
+	Sources config.Sources
 	// BatchSize is the most events pulled and written at once (INDEXER_BATCH_SIZE,
 	// default 256, at most the consumer's MaxAckPending).
 	BatchSize int
@@ -82,8 +90,8 @@ type Config struct {
 	// LOG_FORMAT, default "text").
 	LogLevel, LogFormat string
 	// WebhookURLs receive a signed JSON POST for every job that fails for good, every
-	// lane whose queue crosses WebhookQueueThreshold and every opening and closing of the
-	// source circuit (WEBHOOK_URLS, comma-separated, default none: no notifier runs).
+	// lane whose queue crosses WebhookQueueThreshold and every opening and closing of a
+	// site's circuit (WEBHOOK_URLS, comma-separated, default none: no notifier runs).
 	WebhookURLs []string
 	// WebhookSecret keys the HMAC-SHA256 signature of every delivery (WEBHOOK_SECRET,
 	// required with WEBHOOK_URLS).
@@ -104,6 +112,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	cfg := Config{
 		DatabaseURL:             r.String("DATABASE_URL", database.DefaultURL),
 		NATSURL:                 r.String("NATS_URL", "nats://127.0.0.1:4222"),
+		Sources:                 config.ReadSources(r, events.ValidSiteID),
 		BatchSize:               r.Int("INDEXER_BATCH_SIZE", 256),
 		Writers:                 r.Int("INDEXER_WRITERS", 4),
 		HistoryRetention:        r.Duration("JOB_HISTORY_RETENTION", 7*24*time.Hour),
@@ -140,6 +149,7 @@ func (c Config) Validate() error {
 	return errors.Join(
 		config.Check(c.DatabaseURL != "" && dbErr == nil, "DATABASE_URL", "not a Postgres connection string: %v", dbErr),
 		config.Check(c.NATSURL != "", "NATS_URL", "must be set"),
+		c.Sources.Validate(),
 		config.Check(c.BatchSize >= 1 && c.BatchSize <= maxBatch, "INDEXER_BATCH_SIZE", "%d: want 1 to %d", c.BatchSize, maxBatch),
 		config.Check(c.Writers >= 1 && c.Writers <= 16, "INDEXER_WRITERS", "%d: want 1 to 16", c.Writers),
 		config.Check(c.HistoryRetention >= 0, "JOB_HISTORY_RETENTION", "%s: want 0 (keep) or more", c.HistoryRetention),
@@ -227,7 +237,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Observe:         func(evs []events.Payload, took time.Duration) { m.Batch(evs, took) },
 	})
-	m, err = metrics.New(reg, metrics.Counts{
+	m, err = metrics.New(reg, cfg.Sources.IDs(), metrics.Counts{
 		Poison:   func() int64 { return loop.Stats().Poison },
 		Failures: func() int64 { return loop.Stats().Failures },
 	})
@@ -253,6 +263,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	sched := refresh.New(pool, js, leases, cfg.ReplicaID, refresh.Config{
 		Interval: cfg.RefreshInterval, FinishedInterval: cfg.RefreshFinishedInterval, BudgetPerHour: cfg.RefreshBudgetPerHour,
+		Sites: cfg.Sources.IDs(),
 	}, logger)
 
 	var (
@@ -271,6 +282,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 
 	logger.Info("indexer started", "database", database.Redact(cfg.DatabaseURL), "nats", nc.ConnectedUrlRedacted(),
+		"sources", cfg.Sources.String(),
 		"http_addr", ln.Addr().String(), "batch_size", cfg.BatchSize, "writers", cfg.Writers, "job_history_retention", cfg.HistoryRetention,
 		"webhooks", len(cfg.WebhookURLs))
 	g, gctx := errgroup.WithContext(ctx)

@@ -56,7 +56,8 @@ func status(url string) int {
 }
 
 // TestRun runs the whole service against an embedded JetStream and a fresh schema: it
-// migrates, indexes a published sync, answers its probes and stops cleanly.
+// migrates, indexes the syncs of two sites' books of one id as two books and announces
+// each on its own subject, answers its probes and stops cleanly.
 func TestRun(t *testing.T) {
 	ns := natstest.Start(t)
 	dsn := pgtest.Schema(t)
@@ -65,6 +66,7 @@ func TestRun(t *testing.T) {
 		"DATABASE_URL":        dsn,
 		"NATS_URL":            ns.URL,
 		"INDEXER_HEALTH_ADDR": addr,
+		"SOURCES":             "xsw,czbooks",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -81,26 +83,37 @@ func TestRun(t *testing.T) {
 		<-done
 	})
 
-	at := time.Date(2026, 1, 21, 12, 0, 0, 0, time.UTC)
-	book := events.BookFetched{Header: events.Header{Version: events.Version}, JobID: "j", BookID: "7",
-		Book: events.BookMeta{Name: "書"}, FetchedAt: at}
-	page := events.TOCPageFetched{Header: events.Header{Version: events.Version}, JobID: "j", BookID: "7",
-		Page: 1, TotalPages: 1, FetchedAt: at}
-	for n := 1; n <= 3; n++ {
-		page.Chapters = append(page.Chapters, events.ChapterRef{Number: n, ChapterID: strconv.Itoa(100 + n), Title: "t", URL: "u"})
+	sub, err := ns.Conn.SubscribeSync(events.SubjectIndexedAll)
+	if err != nil {
+		t.Fatal(err)
 	}
-	done7 := events.JobEvent{Header: events.Header{Version: events.Version}, Kind: events.JobCompleted, JobID: "j",
-		BookID: "7", Lane: events.LaneInteractive, Attempt: 1, StartedAt: at, At: at.Add(time.Second), Chapters: 3, TOCPages: 1}
-	for _, p := range []struct {
-		subject string
-		payload events.Payload
-	}{
-		{events.SubjectFetchedBook("7"), &book},
-		{events.SubjectFetchedTOC("7"), &page},
-		{done7.Subject(), &done7},
-	} {
-		if _, err := broker.Publish(t.Context(), ns.JS, p.subject, "", p.payload); err != nil {
-			t.Fatal(err)
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+
+	// The same book id on two sites, synced at the same time: two books.
+	at := time.Date(2026, 1, 21, 12, 0, 0, 0, time.UTC)
+	chapters := map[string]int{"xsw": 3, "czbooks": 2}
+	for site, n := range chapters {
+		job := events.JobID(site, "7", 1)
+		book := events.BookFetched{Header: events.Header{Version: events.Version}, JobID: job, Site: site, BookID: "7",
+			Book: events.BookMeta{Name: "書 of " + site}, FetchedAt: at}
+		page := events.TOCPageFetched{Header: events.Header{Version: events.Version}, JobID: job, Site: site, BookID: "7",
+			Page: 1, TotalPages: 1, FetchedAt: at}
+		for k := 1; k <= n; k++ {
+			page.Chapters = append(page.Chapters, events.ChapterRef{Number: k, ChapterID: strconv.Itoa(100 + k), Title: "t", URL: "u"})
+		}
+		done7 := events.JobEvent{Header: events.Header{Version: events.Version}, Kind: events.JobCompleted, JobID: job, Site: site,
+			BookID: "7", Lane: events.LaneInteractive, Attempt: 1, StartedAt: at, At: at.Add(time.Second), Chapters: n, TOCPages: 1}
+		for _, p := range []struct {
+			subject string
+			payload events.Payload
+		}{
+			{events.SubjectFetchedBook(site, "7"), &book},
+			{events.SubjectFetchedTOC(site, "7"), &page},
+			{done7.Subject(), &done7},
+		} {
+			if _, err := broker.Publish(t.Context(), ns.JS, p.subject, "", p.payload); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 
@@ -109,12 +122,28 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	eventually(t, "the sync indexed", func() bool {
-		var n int
-		err := pool.QueryRow(context.Background(),
-			`SELECT count(*) FROM chapters c JOIN books b ON b.id = c.book_id WHERE b.id = 7 AND b.chapter_total = 3`).Scan(&n)
-		return err == nil && n == 3
-	})
+	for site, n := range chapters {
+		eventually(t, site+"'s sync indexed", func() bool {
+			var got int
+			err := pool.QueryRow(context.Background(), `SELECT count(*) FROM chapters c JOIN books b ON b.site = c.site AND b.id = c.book_id
+				WHERE b.site = $1 AND b.id = '7' AND b.chapter_total = $2`, site, n).Scan(&got)
+			return err == nil && got == n
+		})
+	}
+	complete := map[string]bool{}
+	for len(complete) < 2 {
+		m, err := sub.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatalf("announcements: %v (complete: %v)", err, complete)
+		}
+		var ev events.BookIndexed
+		if err := events.Decode(m.Data, &ev); err != nil || m.Subject != events.SubjectIndexed(ev.Site, "7") {
+			t.Fatalf("announcement %+v on %s: %v", ev, m.Subject, err)
+		}
+		if ev.Complete && ev.Chapters == chapters[ev.Site] {
+			complete[ev.Site] = true
+		}
+	}
 	eventually(t, "/healthz", func() bool { return status("http://"+addr+"/healthz") == http.StatusOK })
 	if got := status("http://" + addr + "/readyz"); got != http.StatusOK {
 		t.Errorf("/readyz = %d, want 200", got)

@@ -110,21 +110,22 @@ func TestRunServesMetricsAndNotifies(t *testing.T) {
 	eventually(t, "metrics served", func() bool { body = scrape(); return strings.Contains(body, "xsw_indexer_events_total") })
 
 	at := time.Now().UTC()
-	book := events.BookFetched{Header: events.Header{Version: events.Version}, JobID: "9-1", BookID: "9",
+	book := events.BookFetched{Header: events.Header{Version: events.Version}, JobID: "xsw.9-1", Site: "xsw", BookID: "9",
 		Book: events.BookMeta{Name: "書"}, FetchedAt: at}
-	failed := events.JobEvent{Header: events.Header{Version: events.Version}, Kind: events.JobFailed, JobID: "8-1",
-		BookID: "8", Lane: events.LanePrefetch, Attempt: 1, At: at, Error: "source: not found", Permanent: true, Dead: true}
+	failed := events.JobEvent{Header: events.Header{Version: events.Version}, Kind: events.JobFailed, JobID: "czbooks.8-1",
+		Site: "czbooks", BookID: "8", Lane: events.LanePrefetch, Attempt: 1, At: at, Error: "source: not found", Permanent: true, Dead: true}
 	for _, p := range []struct {
 		subject string
 		payload events.Payload
-	}{{events.SubjectFetchedBook("9"), &book}, {failed.Subject(), &failed}} {
+	}{{events.SubjectFetchedBook("xsw", "9"), &book}, {failed.Subject(), &failed}} {
 		if _, err := broker.Publish(t.Context(), ns.JS, p.subject, "", p.payload); err != nil {
 			t.Fatal(err)
 		}
 	}
 	eventually(t, "both events indexed", func() bool {
 		body = scrape()
-		return strings.Contains(body, `xsw_indexer_events_total{kind="book"} 1`) && strings.Contains(body, `xsw_indexer_events_total{kind="job"} 1`)
+		return strings.Contains(body, `xsw_indexer_events_total{kind="book",site="xsw"} 1`) &&
+			strings.Contains(body, `xsw_indexer_events_total{kind="job",site="czbooks"} 1`)
 	})
 	for _, want := range []string{"xsw_indexer_batch_duration_seconds_count", "xsw_indexer_batch_events_bucket", "xsw_indexer_poison_total 0",
 		"xsw_indexer_webhook_notifications_total", "go_goroutines"} {
@@ -135,6 +136,10 @@ func TestRunServesMetricsAndNotifies(t *testing.T) {
 	eventually(t, "the webhook told of the failed job", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(hook) == 1 && hook[0].Type == notify.TypeJobFailed && hook[0].ID == "job.failed:8-1"
+		if len(hook) != 1 || hook[0].Type != notify.TypeJobFailed || hook[0].ID != "job.failed:czbooks.8-1" {
+			return false
+		}
+		data, _ := hook[0].Data.(map[string]any)
+		return data["site"] == "czbooks" && data["book_id"] == "8"
 	})
 }

@@ -10,10 +10,10 @@ import (
 	"strings"
 )
 
-// client calls the gateway's admin API.
+// client calls the gateway's API.
 type client struct {
 	base   *url.URL
-	token  string
+	token  string       // "" for the public routes when XSW_ADMIN_TOKEN is unset
 	http   *http.Client // bounded by --timeout
 	stream *http.Client // unbounded, for the event stream
 }
@@ -33,8 +33,11 @@ func (e *APIError) Error() string {
 	case http.StatusUnauthorized:
 		msg += " (is XSW_ADMIN_TOKEN the gateway's token?)"
 	case http.StatusNotFound:
-		if strings.Contains(e.Detail, "no route") {
+		switch {
+		case strings.Contains(e.Detail, "no route"):
 			msg += " (is this gateway older than xswctl?)"
+		case strings.HasPrefix(e.Detail, "unknown site"):
+			msg += " ('xswctl sites' lists the gateway's sites)"
 		}
 	}
 	return msg
@@ -48,27 +51,29 @@ func (c *client) request(ctx context.Context, method, path string, query url.Val
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "xswctl")
 	return req, nil
 }
 
-// call sends one API request and returns the body of a success (any 2xx), or an
-// *APIError.
-func (c *client) call(ctx context.Context, method, path string, query url.Values) ([]byte, error) {
+// call sends one API request and returns the status and body of a success (any 2xx),
+// or an *APIError.
+func (c *client) call(ctx context.Context, method, path string, query url.Values) (int, []byte, error) {
 	req, err := c.request(ctx, method, path, query)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		e := &APIError{Status: resp.StatusCode}
@@ -78,14 +83,14 @@ func (c *client) call(ctx context.Context, method, path string, query url.Values
 		if json.Unmarshal(body, &d) == nil {
 			e.Detail = d.Detail
 		}
-		return nil, e
+		return 0, nil, e
 	}
-	return body, nil
+	return resp.StatusCode, body, nil
 }
 
 // do is call that decodes the answer into v and returns the raw body too.
 func (c *client) do(ctx context.Context, method, path string, query url.Values, v any) ([]byte, error) {
-	body, err := c.call(ctx, method, path, query)
+	_, body, err := c.call(ctx, method, path, query)
 	if err != nil {
 		return nil, err
 	}

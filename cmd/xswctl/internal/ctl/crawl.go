@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -17,13 +18,27 @@ import (
 	"github.com/xswtw/xsw/events"
 )
 
-// rangeList is what --categories and --pages accept: "3", "1-7", "1,3,5-7".
+// rangeList is what --pages accepts: "3", "1-7", "1,3,5-7".
 var rangeList = regexp.MustCompile(`^[0-9]{1,5}(-[0-9]{1,5})?(,[0-9]{1,5}(-[0-9]{1,5})?)*$`)
+
+// categoryList reports whether s is what --categories accepts: comma-separated category
+// ids or ranges of numeric ones ("1-7", "1,3", "xuanhuan,dushi"). Which ids a site has is
+// the gateway's to say.
+func categoryList(s string) bool {
+	for part := range strings.SplitSeq(s, ",") {
+		if !events.ValidID(part) {
+			return false
+		}
+	}
+	return true
+}
 
 // crawlQueued is the answer of POST /admin/crawl/categories.
 type crawlQueued struct {
-	Status  string `json:"status"`
-	CrawlID string `json:"crawl_id"`
+	Status     string   `json:"status"`
+	CrawlID    string   `json:"crawl_id"`
+	Site       string   `json:"site"`
+	Categories []string `json:"categories"`
 }
 
 // jobStats is the part of GET /admin/jobs/stats a crawl follows.
@@ -39,20 +54,18 @@ func (a *app) crawlCmd() *cobra.Command {
 		every             = time.Second
 	)
 	cmd := &cobra.Command{
-		Use:   "crawl --categories 1-7 --pages 1-10",
-		Short: "Crawl whole categories, queueing every listed book, and follow it until the books are synced",
-		Long: `crawl asks the fetchers to walk the listing pages of the given categories at the polite
-rate and to queue every book on them in the prefetch lane. Unless --no-wait, it follows
-the crawl with a progress bar: first the listing pages walked, then the queued books as
-the prefetch lane drains (books that other users' browsing queued count too). Stopping
-xswctl does not stop the crawl.`,
+		Use:   "crawl [--categories 1-7] --pages 1-10",
+		Short: "Crawl whole categories of a site, queueing every listed book, and follow it until the books are synced",
+		Long: `crawl asks the fetchers to walk the listing pages of the given categories of --site's
+site (default: the gateway's default site; without --categories, every category the
+gateway has stored for the site) at the polite rate and to queue every book on them in
+the prefetch lane. Unless --no-wait, it follows the crawl with a progress bar: first the
+listing pages walked, then the queued books as the prefetch lane drains (books that
+other users' browsing queued count too). Stopping xswctl does not stop the crawl.`,
 		Args: exactArgs(0, "no arguments, only flags"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if categories == "" {
-				return usagef(`crawl needs --categories, such as "1-7"`)
-			}
-			if !rangeList.MatchString(categories) {
-				return usagef(`--categories wants numbers and ranges such as "1-7" or "1,3", got %q`, categories)
+			if categories != "" && !categoryList(categories) {
+				return usagef(`--categories wants category ids and ranges such as "1-7" or "1,3", got %q`, categories)
 			}
 			if !rangeList.MatchString(pages) {
 				return usagef(`--pages wants numbers and ranges such as "1-10", got %q`, pages)
@@ -64,9 +77,12 @@ xswctl does not stop the crawl.`,
 			if err != nil {
 				return err
 			}
+			query := url.Values{"pages": {pages}}
+			if categories != "" {
+				query.Set("categories", categories)
+			}
 			var q crawlQueued
-			body, err := c.do(cmd.Context(), http.MethodPost, "/xsw/api/admin/crawl/categories",
-				url.Values{"categories": {categories}, "pages": {pages}}, &q)
+			body, err := c.do(cmd.Context(), http.MethodPost, apiPrefix+"/admin/crawl/categories", a.siteQuery(query), &q)
 			if err != nil {
 				return err
 			}
@@ -78,7 +94,11 @@ xswctl does not stop the crawl.`,
 				return nil
 			}
 			if !a.json {
-				fmt.Fprintf(a.out, "crawl %s %s: categories %s, pages %s\n", q.CrawlID, q.Status, categories, pages)
+				named := categories
+				if named == "" {
+					named = strings.Join(q.Categories, ",")
+				}
+				fmt.Fprintf(a.out, "crawl %s %s: %scategories %s, pages %s\n", q.CrawlID, q.Status, a.siteOf(q.Site), named, pages)
 			}
 			p, err := a.followCrawl(cmd.Context(), c, q.CrawlID, every)
 			if err != nil {
@@ -100,7 +120,7 @@ xswctl does not stop the crawl.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&categories, "categories", "", `categories to crawl: "1-7", "1,3"`)
+	f.StringVar(&categories, "categories", "", `categories to crawl: "1-7", "1,3", or the site's category ids (default: every one stored)`)
 	f.StringVar(&pages, "pages", "1", `listing pages of each: "1-10"`)
 	f.BoolVar(&noWait, "no-wait", false, "queue the crawl and return")
 	f.DurationVar(&every, "every", every, "how often to look at the crawl's progress")
@@ -115,7 +135,7 @@ func (a *app) followCrawl(ctx context.Context, c *client, id string, every time.
 	defer func() { _ = bar.Exit() }()
 	// Phase 1: the listing pages.
 	for {
-		_, err := c.do(ctx, http.MethodGet, "/xsw/api/admin/crawl/"+url.PathEscape(id), nil, &p)
+		_, err := c.do(ctx, http.MethodGet, apiPrefix+"/admin/crawl/"+url.PathEscape(id), nil, &p)
 		var apiErr *APIError
 		switch {
 		case errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound && p.Request.CrawlID == "":
@@ -145,7 +165,7 @@ func (a *app) followCrawl(ctx context.Context, c *client, id string, every time.
 	defer func() { _ = books.Exit() }()
 	for {
 		var s jobStats
-		if _, err := c.do(ctx, http.MethodGet, "/xsw/api/admin/jobs/stats", nil, &s); err != nil {
+		if _, err := c.do(ctx, http.MethodGet, apiPrefix+"/admin/jobs/stats", nil, &s); err != nil {
 			return p, err
 		}
 		pending := s.QueueByLane[events.LanePrefetch] + s.ActiveJobs

@@ -1,6 +1,11 @@
 // Package ctl holds xswctl's commands. Each calls the gateway's admin API (tail follows
-// the dashboard's event stream) with the admin token, and prints for people, or JSON for
-// scripts with --json.
+// the dashboard's event stream; sites and book read public routes) with the admin token,
+// and prints for people, or JSON for scripts with --json.
+//
+// A book is named by its site and its id. --site picks the site of the books a command
+// names: admin operations send it as ?site=, reads go to /xsw/api/sites/{site}/...;
+// without it the gateway's default site is meant and the unprefixed routes are used.
+// Listings (stats, dead, tail) cover every site and say which each entry is.
 package ctl
 
 import (
@@ -14,6 +19,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/xswtw/xsw/events"
 )
 
 // DefaultURL is the gateway xswctl talks to when neither --url nor XSW_URL says.
@@ -25,6 +32,7 @@ type app struct {
 	out     io.Writer
 	errOut  io.Writer
 	url     string
+	site    string // --site: "" is the gateway's default site
 	json    bool
 	timeout time.Duration
 }
@@ -62,9 +70,19 @@ func Command(getenv func(string) string, out, errOut io.Writer) *cobra.Command {
 		Long: `xswctl operates a running xsw through its gateway's admin API.
 
 The gateway is XSW_URL (default ` + DefaultURL + `, or --url); the admin token is
-XSW_ADMIN_TOKEN. Output is for people; --json prints JSON for scripts.`,
+XSW_ADMIN_TOKEN. Output is for people; --json prints JSON for scripts.
+
+A book is its site's: --site names the site of the books a command names (default: the
+gateway's default site); 'xswctl sites' lists the sites. stats, dead and tail show
+every site.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			if a.site != "" && !events.ValidSiteID(a.site) {
+				return usagef("--site wants a site id such as %s (a lowercase letter, then letters and digits), got %q", events.LegacySite, a.site)
+			}
+			return nil
+		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetOut(out)
@@ -72,9 +90,10 @@ XSW_ADMIN_TOKEN. Output is for people; --json prints JSON for scripts.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err.Error()} })
 	f := root.PersistentFlags()
 	f.StringVar(&a.url, "url", "", "the gateway's base URL (default $XSW_URL, else "+DefaultURL+")")
+	f.StringVar(&a.site, "site", "", "the site of the books a command names (default: the gateway's default site)")
 	f.BoolVar(&a.json, "json", false, "print JSON instead of text")
 	f.DurationVar(&a.timeout, "timeout", 30*time.Second, "bound on each API call")
-	root.AddCommand(a.statsCmd(), a.syncCmd(false), a.syncCmd(true), a.crawlCmd(), a.deadCmd(), a.tailCmd())
+	root.AddCommand(a.statsCmd(), a.sitesCmd(), a.bookCmd(), a.syncCmd(false), a.syncCmd(true), a.crawlCmd(), a.deadCmd(), a.tailCmd())
 	return root
 }
 
@@ -89,7 +108,13 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 }
 
 // client returns an API client for the configured gateway and token.
-func (a *app) client() (*client, error) {
+func (a *app) client() (*client, error) { return a.newClient(true) }
+
+// publicClient returns a client for the public routes, which need no token; it sends
+// XSW_ADMIN_TOKEN when set.
+func (a *app) publicClient() (*client, error) { return a.newClient(false) }
+
+func (a *app) newClient(admin bool) (*client, error) {
 	raw := a.url
 	if raw == "" {
 		raw = strings.TrimSpace(a.getenv("XSW_URL"))
@@ -102,21 +127,67 @@ func (a *app) client() (*client, error) {
 		return nil, usagef("the gateway URL %q is not an http(s) URL (XSW_URL or --url)", raw)
 	}
 	token := strings.TrimSpace(a.getenv("XSW_ADMIN_TOKEN"))
-	if token == "" {
+	if token == "" && admin {
 		return nil, usagef("XSW_ADMIN_TOKEN is not set: export the gateway's admin token")
 	}
 	return &client{base: base, token: token, http: &http.Client{Timeout: a.timeout}, stream: &http.Client{}}, nil
 }
 
-// validBookID reports whether s is a book id: 1 to 12 digits.
-func validBookID(s string) bool {
-	if s == "" || len(s) > 12 {
-		return false
+// checkBookID refuses what cannot be a book id of any site before asking the gateway,
+// which checks the site's own spelling.
+func checkBookID(id string) error {
+	if !events.ValidBookID(id) {
+		return usagef("a book id is 1 to %d letters, digits, '-' or '_', got %q", events.MaxBookIDLen, id)
 	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
+	return nil
+}
+
+// siteQuery is query with ?site= when --site names a site: admin operations on a book
+// read it, and take the default site without it.
+func (a *app) siteQuery(query url.Values) url.Values {
+	if a.site == "" {
+		return query
 	}
-	return true
+	if query == nil {
+		query = url.Values{}
+	}
+	query.Set("site", a.site)
+	return query
+}
+
+// readPath is the path of a public route for --site's site: /xsw/api/sites/{site}/...,
+// or the unprefixed route (the default site's) without --site.
+func (a *app) readPath(route string) string {
+	if a.site == "" {
+		return apiPrefix + route
+	}
+	return apiPrefix + "/sites/" + a.site + route
+}
+
+// apiPrefix is the path of every API route.
+const apiPrefix = "/xsw/api"
+
+// bookName names a book in a line of output: the bare id when --site is unset (the
+// default site's book, as the user named it), else "site/id", with the site the gateway
+// answered (or --site).
+func (a *app) bookName(site, id string) string {
+	if a.site == "" {
+		return id
+	}
+	if site == "" {
+		site = a.site
+	}
+	return site + "/" + id
+}
+
+// siteOf names --site's site in a line of output ("czbooks "), with the site the
+// gateway answered when it did; "" without --site.
+func (a *app) siteOf(answered string) string {
+	if a.site == "" {
+		return ""
+	}
+	if answered == "" {
+		answered = a.site
+	}
+	return answered + " "
 }

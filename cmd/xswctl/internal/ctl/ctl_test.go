@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,9 +25,17 @@ type gateway struct {
 	*httptest.Server
 	mu       sync.Mutex
 	calls    []string
+	tokens   []bool // whether each call carried the admin token
 	crawlGet atomic.Int32
 	statsGet atomic.Int32
 	streams  atomic.Int32
+}
+
+// Sites of the stand-in gateway: xsw (the default) and toy, each with its own spelling
+// of book ids, as the real gateway checks them.
+var standInSites = map[string]*regexp.Regexp{
+	"xsw": regexp.MustCompile(`^[1-9][0-9]{0,11}$`),
+	"toy": regexp.MustCompile(`^[a-z]-[0-9a-f]{2}$`),
 }
 
 func newGateway(t *testing.T) *gateway {
@@ -38,40 +47,97 @@ func newGateway(t *testing.T) *gateway {
 		w.WriteHeader(status)
 		fmt.Fprint(w, body)
 	}
+	// book checks a book named by ?site= (admin) or the path's {site} (reads), answering
+	// 404 or 400 as the gateway does, and returns its site.
+	book := func(w http.ResponseWriter, r *http.Request, site string) (string, bool) {
+		if site == "" {
+			site = "xsw"
+		}
+		pattern, ok := standInSites[site]
+		switch {
+		case !ok:
+			reply(w, 404, fmt.Sprintf(`{"detail":%q}`, fmt.Sprintf("unknown site %q: this gateway serves toy, xsw", site)))
+		case !pattern.MatchString(r.PathValue("id")):
+			reply(w, 400, fmt.Sprintf(`{"detail":"%s is not a book id of %s"}`, r.PathValue("id"), site))
+		}
+		return site, ok && pattern.MatchString(r.PathValue("id"))
+	}
 	mux.HandleFunc("GET /xsw/api/admin/stats", func(w http.ResponseWriter, _ *http.Request) {
 		reply(w, 200, `{"database":{"books":20,"chapters":2670,"chapters_with_content":1},
-			"jobs":{"queue_size":5,"active_jobs":1,"active_job_ids":["1721851"],"completed_count":42,"failed_count":2,"workers":2,"running":true},
+			"jobs":{"queue_size":5,"active_jobs":2,"active_job_ids":["1721851","toy/b-7f"],"completed_count":42,"failed_count":2,"workers":2,"running":true},
 			"queue_by_lane":{"interactive":0,"manual":1,"prefetch":4,"refresh":0},"dead_letters":1,
 			"rate_interval_seconds":2,"circuit":"closed",
-			"fetchers":[{"fetcher_id":"fetcher-54173d","workers":2,"active_jobs":1,"active_job_ids":["1721851"],"interval_seconds":2,"circuit":"closed","draining":false}]}`)
+			"sites":[{"id":"xsw","name":"小說王","base_url":"https://m.xsw.tw","default":true,"state":"ok","rate_interval_seconds":2},
+				{"id":"toy","name":"Toy","base_url":"http://toy.test","default":false,"state":"unknown","rate_interval_seconds":0}],
+			"fetchers":[{"fetcher_id":"fetcher-54173d","sites":["xsw","toy"],"workers":2,"active_jobs":2,"active_job_ids":["1721851","toy/b-7f"],"interval_seconds":2,"circuit":"closed","draining":false}]}`)
 	})
-	mux.HandleFunc("POST /xsw/api/admin/jobs/sync/{id}", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, 200, fmt.Sprintf(`{"status":"queued","book_id":%q,"priority":%s,"lane":"manual","force":false}`, r.PathValue("id"), r.URL.Query().Get("priority")))
+	mux.HandleFunc("GET /xsw/api/sites", func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, 200, `[{"id":"xsw","name":"小說王","base_url":"https://m.xsw.tw","default":true,"state":"ok","rate_interval_seconds":2},
+			{"id":"toy","name":"Toy","base_url":"http://toy.test","default":false,"state":"throttled","rate_interval_seconds":7.5},
+			{"id":"off","name":"Off","base_url":"http://off.test","default":false,"state":"ok","rate_interval_seconds":0},
+			{"id":"new","name":"","base_url":"","default":false,"state":"unknown","rate_interval_seconds":0}]`)
 	})
-	mux.HandleFunc("POST /xsw/api/admin/jobs/force-resync/{id}", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, 200, fmt.Sprintf(`{"status":"already_syncing","book_id":%q,"priority":10,"lane":"manual","force":true}`, r.PathValue("id")))
-	})
-	mux.HandleFunc("GET /xsw/api/admin/jobs/dead", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, 200, `{"total":2,"dead_letters":[
-			{"book_id":"1234567","lane":"prefetch","priority":0,"error":"fetch book home: source answered 503","attempts":5,"died_at":"2026-01-21T12:00:00Z","job_id":"1234567-42"},
-			{"book_id":"7654321","lane":null,"priority":null,"error":"unreadable dead letter","attempts":null,"died_at":null,"job_id":null}]}`)
-	})
-	mux.HandleFunc("POST /xsw/api/admin/jobs/dead/{id}/replay", func(w http.ResponseWriter, r *http.Request) {
-		if r.PathValue("id") != "1234567" {
-			reply(w, 404, fmt.Sprintf(`{"detail":"book %s has no dead letter"}`, r.PathValue("id")))
+	books := func(w http.ResponseWriter, r *http.Request) {
+		site, ok := book(w, r, r.PathValue("site"))
+		if !ok {
 			return
 		}
-		reply(w, 200, `{"status":"queued","book_id":"1234567","lane":"prefetch","priority":0,"force":true,"job_id":"1234567-42"}`)
+		if r.PathValue("id") == "9" {
+			reply(w, 202, `{"status":"queued","book_id":"9"}`)
+			return
+		}
+		reply(w, 200, fmt.Sprintf(`{"name":"Book %[2]s","author":"Author","type":"玄幻","status":"連載中","update":"",
+			"last_chapter_title":"第132章","last_chapter_url":"","last_chapter_number":132,"site":%[1]q,"book_id":%[2]q,
+			"description":"","cover_url":"","finished":true,"chapter_count":132,"sync_status":"complete",
+			"synced_at":"2026-01-21T12:00:00Z","checked_at":null,"changed_at":null}`, site, r.PathValue("id")))
+	}
+	mux.HandleFunc("GET /xsw/api/books/{id}", books)
+	mux.HandleFunc("GET /xsw/api/sites/{site}/books/{id}", books)
+	mux.HandleFunc("POST /xsw/api/admin/jobs/sync/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if site, ok := book(w, r, r.URL.Query().Get("site")); ok {
+			reply(w, 200, fmt.Sprintf(`{"status":"queued","site":%q,"book_id":%q,"priority":%s,"lane":"manual","force":false}`,
+				site, r.PathValue("id"), r.URL.Query().Get("priority")))
+		}
+	})
+	mux.HandleFunc("POST /xsw/api/admin/jobs/force-resync/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if site, ok := book(w, r, r.URL.Query().Get("site")); ok {
+			reply(w, 200, fmt.Sprintf(`{"status":"already_syncing","site":%q,"book_id":%q,"priority":10,"lane":"manual","force":true}`, site, r.PathValue("id")))
+		}
+	})
+	mux.HandleFunc("GET /xsw/api/admin/jobs/dead", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, 200, `{"total":3,"dead_letters":[
+			{"site":"xsw","book_id":"1234567","lane":"prefetch","priority":0,"error":"fetch book home: source answered 503","attempts":5,"died_at":"2026-01-21T12:00:00Z","job_id":"xsw.1234567-42"},
+			{"site":"toy","book_id":"b-7f","lane":"manual","priority":10,"error":"not found","attempts":1,"died_at":"2026-01-21T12:01:00Z","job_id":"toy.b-7f-3"},
+			{"site":"xsw","book_id":"7654321","lane":null,"priority":null,"error":"unreadable dead letter","attempts":null,"died_at":null,"job_id":null}]}`)
+	})
+	mux.HandleFunc("POST /xsw/api/admin/jobs/dead/{id}/replay", func(w http.ResponseWriter, r *http.Request) {
+		site, ok := book(w, r, r.URL.Query().Get("site"))
+		if !ok {
+			return
+		}
+		if dead := map[string]string{"xsw": "1234567", "toy": "b-7f"}[site]; r.PathValue("id") != dead {
+			reply(w, 404, fmt.Sprintf(`{"detail":"book %s of site %s has no dead letter"}`, r.PathValue("id"), site))
+			return
+		}
+		reply(w, 200, fmt.Sprintf(`{"status":"queued","site":%q,"book_id":%q,"lane":"prefetch","priority":0,"force":true}`, site, r.PathValue("id")))
 	})
 	mux.HandleFunc("POST /xsw/api/admin/jobs/dead/replay_all", func(w http.ResponseWriter, _ *http.Request) {
 		reply(w, 200, `{"replayed":2,"statuses":{"queued":1,"already_syncing":1},"book_ids":["1234567","7654321"],"remaining":0}`)
 	})
 	mux.HandleFunc("POST /xsw/api/admin/crawl/categories", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("categories") != "1-2" || r.URL.Query().Get("pages") != "1-3" {
+		q := r.URL.Query()
+		site := q.Get("site")
+		if site == "" {
+			site = "xsw"
+		}
+		// Without categories, every one stored for the site.
+		cats := map[string]string{"xsw": "1-2", "toy": "fantasy,sci-fi"}[site]
+		if (q.Has("categories") && q.Get("categories") != cats) || q.Get("pages") != "1-3" {
 			reply(w, 400, `{"detail":"bad ranges"}`)
 			return
 		}
-		reply(w, 200, `{"status":"queued","crawl_id":"crawl-1"}`)
+		list := map[string]string{"xsw": `["1","2"]`, "toy": `["fantasy","sci-fi"]`}[site]
+		reply(w, 202, fmt.Sprintf(`{"status":"queued","crawl_id":"crawl-1","site":%q,"categories":%s}`, site, list))
 	})
 	mux.HandleFunc("GET /xsw/api/admin/crawl/{id}", func(w http.ResponseWriter, _ *http.Request) {
 		n := int(g.crawlGet.Add(1))
@@ -80,9 +146,10 @@ func newGateway(t *testing.T) *gateway {
 			return
 		}
 		done := min(2*(n-1), 6)
-		p := events.CrawlProgress{Header: events.Header{Version: 1},
-			Request: events.CrawlRequested{Header: events.Header{Version: 1}, CrawlID: "crawl-1", Categories: []int{1, 2}, FromPage: 1, ToPage: 3},
-			State:   events.CrawlRunning, PagesTotal: 6, PagesDone: done, BooksQueued: 20 * done, BooksSeen: 20 * done}
+		p := events.CrawlProgress{Header: events.Header{Version: events.Version},
+			Request: events.CrawlRequested{Header: events.Header{Version: events.Version}, CrawlID: "crawl-1", Site: "xsw",
+				Categories: []events.CategoryID{"1", "2"}, FromPage: 1, ToPage: 3},
+			State: events.CrawlRunning, PagesTotal: 6, PagesDone: done, BooksQueued: 20 * done, BooksSeen: 20 * done}
 		if done == 6 {
 			p.State = events.CrawlDone
 		}
@@ -95,16 +162,17 @@ func newGateway(t *testing.T) *gateway {
 	})
 	mux.HandleFunc("GET /xsw/admin/events", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
-		job := func(seq int, kind, book string) string {
-			return fmt.Sprintf(`{"seq":%d,"kind":%q,"book_id":%q,"lane":"prefetch","attempt":1,"at":"2026-01-21T12:00:%02dZ","chapters":12,"took_seconds":1.5,"fetcher":"f1"}`, seq, kind, book, seq)
+		job := func(seq int, kind, site, book string) string {
+			return fmt.Sprintf(`{"seq":%d,"kind":%q,"site":%q,"book_id":%q,"lane":"prefetch","attempt":1,"at":"2026-01-21T12:00:%02dZ","chapters":12,"took_seconds":1.5,"fetcher":"f1"}`,
+				seq, kind, site, book, seq)
 		}
 		switch g.streams.Add(1) {
 		case 1: // three recent, one live, then the server ends the stream
-			fmt.Fprintf(w, "retry: 1000\n\nevent: recent\ndata: [%s,%s,%s]\n\n", job(1, "queued", "1000001"), job(2, "started", "1000001"), job(3, "completed", "1000001"))
-			fmt.Fprintf(w, "event: stats\ndata: {}\n\nid: 4\nevent: job\ndata: %s\n\n", job(4, "queued", "1000002"))
+			fmt.Fprintf(w, "retry: 1000\n\nevent: recent\ndata: [%s,%s,%s]\n\n", job(1, "queued", "xsw", "1000001"), job(2, "started", "xsw", "1000001"), job(3, "completed", "xsw", "1000001"))
+			fmt.Fprintf(w, "event: stats\ndata: {}\n\nid: 4\nevent: job\ndata: %s\n\n", job(4, "queued", "toy", "b-7f"))
 		case 2: // after reconnecting: the recent list again, with one it missed
-			fmt.Fprintf(w, "event: recent\ndata: [%s,%s,%s]\n\n", job(2, "started", "1000001"), job(4, "queued", "1000002"), job(5, "started", "1000002"))
-			fmt.Fprintf(w, ": keep-alive\n\nid: 6\nevent: job\ndata: %s\n\n", strings.Replace(job(6, "failed", "1000002"), `"fetcher"`, `"error":"source: not found","permanent":true,"fetcher"`, 1))
+			fmt.Fprintf(w, "event: recent\ndata: [%s,%s,%s]\n\n", job(2, "started", "xsw", "1000001"), job(4, "queued", "toy", "b-7f"), job(5, "started", "toy", "b-7f"))
+			fmt.Fprintf(w, ": keep-alive\n\nid: 6\nevent: job\ndata: %s\n\n", strings.Replace(job(6, "failed", "toy", "b-7f"), `"fetcher"`, `"error":"source: not found","permanent":true,"fetcher"`, 1))
 			w.(http.Flusher).Flush()
 			<-r.Context().Done()
 		default:
@@ -112,12 +180,14 @@ func newGateway(t *testing.T) *gateway {
 		}
 	})
 	g.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+token {
+		admin := strings.HasPrefix(r.URL.Path, "/xsw/api/admin/") || strings.HasPrefix(r.URL.Path, "/xsw/admin/")
+		if admin && r.Header.Get("Authorization") != "Bearer "+token {
 			http.Error(w, `{"detail":"admin endpoints need Authorization: Bearer <XSW_ADMIN_TOKEN>"}`, http.StatusUnauthorized)
 			return
 		}
 		g.mu.Lock()
 		g.calls = append(g.calls, r.Method+" "+r.URL.RequestURI())
+		g.tokens = append(g.tokens, r.Header.Get("Authorization") == "Bearer "+token)
 		g.mu.Unlock()
 		mux.ServeHTTP(w, r)
 	}))
@@ -145,30 +215,61 @@ func TestCommands(t *testing.T) {
 	}{
 		{"stats", []string{"stats"}, []string{
 			"queue       5 waiting (interactive 0 · manual 1 · prefetch 4 · refresh 0)",
-			"in flight   1: 1721851",
+			"in flight   2: 1721851 toy/b-7f",
 			"jobs        42 completed · 2 failed · 1 dead letters",
-			"politeness  2.0 s between source requests, cluster-wide",
-			"circuit     closed",
+			"politeness  2.0 s between requests to the default site, cluster-wide ('xswctl sites': every site)",
+			"circuit     closed (the default site's)",
+			"sites       xsw (default): ok, interval 2.0 s",
+			"            toy: unknown, interval ?",
 			"fetchers    1 alive, 2 workers",
-			"fetcher-54173d: 1 of 2 workers busy, 2.0 s, circuit closed",
+			"fetcher-54173d (xsw, toy): 2 of 2 workers busy, 2.0 s, circuit closed",
 			"database    20 books · 2670 chapters · 1 with text",
 		}, "GET /xsw/api/admin/stats"},
+		{"stats ignores --site", []string{"stats", "--site", "toy"}, []string{"in flight   2: 1721851 toy/b-7f"}, "GET /xsw/api/admin/stats"},
+		{"sites", []string{"sites"}, []string{
+			"SITE           STATE      INTERVAL  BASE URL          NAME",
+			"xsw (default)  ok         2.0 s     https://m.xsw.tw  小說王",
+			"toy            throttled  7.5 s     http://toy.test   Toy",
+			"off            ok         off       http://off.test   Off",
+			"new            unknown    ?",
+		}, "GET /xsw/api/sites"},
+		{"book", []string{"book", "1721851"}, []string{
+			"site      xsw", "book      1721851", "name      Book 1721851", "status    連載中 (finished)",
+			"chapters  132 stored (complete) · newest 132 第132章",
+		}, "GET /xsw/api/books/1721851"},
+		{"book of a site", []string{"--site", "toy", "book", "b-7f"}, []string{"site      toy", "book      b-7f"},
+			"GET /xsw/api/sites/toy/books/b-7f"},
+		{"book not stored yet", []string{"book", "9"}, []string{"book 9: not stored yet; a sync is queued, ask again in a moment"},
+			"GET /xsw/api/books/9"},
 		{"sync", []string{"sync", "1721851", "--priority", "7"}, []string{"book 1721851: queued in the manual lane (priority 7)"},
 			"POST /xsw/api/admin/jobs/sync/1721851?priority=7"},
+		{"sync of a site", []string{"sync", "--site", "toy", "b-7f"}, []string{"book toy/b-7f: queued in the manual lane (priority 10)"},
+			"POST /xsw/api/admin/jobs/sync/b-7f?priority=10&site=toy"},
+		{"sync of the default site named", []string{"sync", "--site", "xsw", "42"}, []string{"book xsw/42: queued in the manual lane (priority 10)"},
+			"POST /xsw/api/admin/jobs/sync/42?priority=10&site=xsw"},
 		{"resync", []string{"resync", "1721851"}, []string{"book 1721851: being synced now in the manual lane (priority 10, forced)"},
 			"POST /xsw/api/admin/jobs/force-resync/1721851?priority=10"},
+		{"resync of a site", []string{"--site=toy", "resync", "b-7f"}, []string{"book toy/b-7f: being synced now in the manual lane (priority 10, forced)"},
+			"POST /xsw/api/admin/jobs/force-resync/b-7f?priority=10&site=toy"},
 		{"dead", []string{"dead"}, []string{
-			"2 dead letters",
-			"BOOK     LANE      ATTEMPTS  DIED",
-			"1234567  prefetch  5 ",
+			"3 dead letters",
+			"SITE  BOOK     LANE      ATTEMPTS  DIED",
+			"xsw   1234567  prefetch  5 ",
 			"fetch book home: source answered 503",
-			"7654321  ?         ?         ?                    unreadable dead letter",
+			"toy   b-7f     manual    1 ",
+			"xsw   7654321  ?         ?         ?                    unreadable dead letter",
 		}, "GET /xsw/api/admin/jobs/dead?limit=100"},
 		{"dead replay", []string{"dead", "replay", "1234567"}, []string{"book 1234567: queued in the prefetch lane (forced); its dead letter is deleted"},
 			"POST /xsw/api/admin/jobs/dead/1234567/replay"},
+		{"dead replay of a site", []string{"dead", "replay", "--site", "toy", "b-7f"}, []string{"book toy/b-7f: queued in the prefetch lane (forced); its dead letter is deleted"},
+			"POST /xsw/api/admin/jobs/dead/b-7f/replay?site=toy"},
 		{"dead replay --all", []string{"dead", "replay", "--all"}, []string{"replayed 2 dead letters (already_syncing 1, queued 1)"},
 			"POST /xsw/api/admin/jobs/dead/replay_all"},
-		{"json", []string{"sync", "42", "--json"}, []string{`{"status":"queued","book_id":"42","priority":10,"lane":"manual","force":false}`},
+		{"crawl of a site", []string{"crawl", "--site", "toy", "--categories", "fantasy,sci-fi", "--pages", "1-3", "--no-wait"}, []string{"crawl crawl-1 queued"},
+			"POST /xsw/api/admin/crawl/categories?categories=fantasy%2Csci-fi&pages=1-3&site=toy"},
+		{"crawl of every category", []string{"crawl", "--pages", "1-3", "--no-wait", "--json"}, []string{`"categories":["1","2"]`},
+			"POST /xsw/api/admin/crawl/categories?pages=1-3"},
+		{"json", []string{"sync", "42", "--json"}, []string{`{"status":"queued","site":"xsw","book_id":"42","priority":10,"lane":"manual","force":false}`},
 			"POST /xsw/api/admin/jobs/sync/42?priority=10"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -200,6 +301,24 @@ func TestJSONIsTheAnswer(t *testing.T) {
 	}
 }
 
+func TestPublicReadsNeedNoToken(t *testing.T) {
+	g := newGateway(t)
+	noToken := map[string]string{"XSW_URL": g.URL}
+	for _, args := range [][]string{{"sites"}, {"book", "1721851"}, {"--site", "toy", "book", "b-7f"}} {
+		if _, errOut, code := run(t.Context(), g, noToken, args...); code != 0 {
+			t.Errorf("%v without a token: exit %d, %s", args, code, errOut)
+		}
+	}
+	if _, _, code := run(t.Context(), g, nil, "sites"); code != 0 {
+		t.Errorf("sites with a token: exit %d", code)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if want := []bool{false, false, false, true}; fmt.Sprint(g.tokens) != fmt.Sprint(want) {
+		t.Errorf("token sent %v, want %v (only when XSW_ADMIN_TOKEN is set)", g.tokens, want)
+	}
+}
+
 func TestErrors(t *testing.T) {
 	g := newGateway(t)
 	for _, tc := range []struct {
@@ -212,12 +331,21 @@ func TestErrors(t *testing.T) {
 		{"no token", map[string]string{"XSW_URL": g.URL}, []string{"stats"}, 2, "XSW_ADMIN_TOKEN is not set"},
 		{"wrong token", map[string]string{"XSW_URL": g.URL, "XSW_ADMIN_TOKEN": "nope"}, []string{"stats"}, 1, "401 Unauthorized"},
 		{"bad url", map[string]string{"XSW_URL": "localhost:8000", "XSW_ADMIN_TOKEN": token}, []string{"stats"}, 2, "not an http(s) URL"},
-		{"bad book id", nil, []string{"sync", "12ab"}, 2, "a book id is 1 to 12 digits"},
+		{"bad book id", nil, []string{"sync", "12.ab"}, 2, "a book id is 1 to 64 letters, digits, '-' or '_', got \"12.ab\""},
+		{"book id too long", nil, []string{"book", strings.Repeat("9", 65)}, 2, "a book id is 1 to 64"},
+		{"not the site's spelling", nil, []string{"sync", "0123"}, 1, "400 Bad Request: 0123 is not a book id of xsw"},
+		{"another site's spelling", nil, []string{"sync", "--site", "toy", "1721851"}, 1, "400 Bad Request: 1721851 is not a book id of toy"},
 		{"no book id", nil, []string{"sync"}, 2, "want a book id"},
-		{"unknown dead letter", nil, []string{"dead", "replay", "999"}, 1, "404 Not Found: book 999 has no dead letter"},
+		{"bad site", nil, []string{"sync", "--site", "Toy", "1"}, 2, `--site wants a site id such as xsw (a lowercase letter, then letters and digits), got "Toy"`},
+		{"site with a dot", nil, []string{"book", "--site", "a.b", "1"}, 2, "--site wants a site id"},
+		{"unknown site", nil, []string{"sync", "--site", "nope", "1"}, 1, `404 Not Found: unknown site "nope": this gateway serves toy, xsw ('xswctl sites' lists the gateway's sites)`},
+		{"unknown site to read", nil, []string{"book", "--site", "nope", "1"}, 1, `404 Not Found: unknown site "nope"`},
+		{"unknown dead letter", nil, []string{"dead", "replay", "999"}, 1, "404 Not Found: book 999 of site xsw has no dead letter\n"}, // no hint
 		{"replay id and --all", nil, []string{"dead", "replay", "1", "--all"}, 2, "not both"},
-		{"bad ranges", nil, []string{"crawl", "--categories", "fantasy"}, 2, "--categories wants numbers"},
-		{"crawl without categories", nil, []string{"crawl"}, 2, "crawl needs --categories"},
+		{"replay --all of a site", nil, []string{"dead", "replay", "--all", "--site", "toy"}, 2, "replays the dead letters of every site; it takes no --site"},
+		{"bad categories", nil, []string{"crawl", "--categories", "fan tasy"}, 2, "--categories wants category ids and ranges"},
+		{"empty category", nil, []string{"crawl", "--categories", "1,,2"}, 2, "--categories wants category ids and ranges"},
+		{"bad pages", nil, []string{"crawl", "--categories", "1", "--pages", "first"}, 2, "--pages wants numbers"},
 		{"unknown flag", nil, []string{"stats", "--verbose"}, 2, "unknown flag"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -251,6 +379,22 @@ func TestCrawlFollowsProgressUntilTheBooksAreSynced(t *testing.T) {
 	}
 	if n := g.statsGet.Load(); n != 3 {
 		t.Errorf("looked at the queue %d times, want 3 (until the prefetch lane drained)", n)
+	}
+}
+
+func TestCrawlOfASite(t *testing.T) {
+	g := newGateway(t)
+	out, errOut, code := run(t.Context(), g, nil, "crawl", "--site", "toy", "--pages", "1-3", "--every", "5ms")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if want := "crawl crawl-1 queued: toy categories fantasy,sci-fi, pages 1-3\n"; !strings.HasPrefix(out, want) {
+		t.Errorf("output %q, want it to start with %q", out, want)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if want := "POST /xsw/api/admin/crawl/categories?pages=1-3&site=toy"; len(g.calls) == 0 || g.calls[0] != want {
+		t.Errorf("calls %v, want %s first", g.calls, want)
 	}
 }
 
@@ -292,14 +436,15 @@ func TestTailReconnectsAndPrintsEachEventOnce(t *testing.T) {
 	var kinds []string
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		f := strings.Fields(line)
-		kinds = append(kinds, f[1]+" "+f[2])
+		kinds = append(kinds, f[1]+" "+f[2]+"/"+f[3])
 	}
 	// The last 2 of the 3 recent, the live one, then after reconnecting only what was new.
-	want := []string{"started 1000001", "completed 1000001", "queued 1000002", "started 1000002", "failed 1000002"}
+	want := []string{"started xsw/1000001", "completed xsw/1000001", "queued toy/b-7f", "started toy/b-7f", "failed toy/b-7f"}
 	if strings.Join(kinds, ",") != strings.Join(want, ",") {
 		t.Errorf("printed %v, want %v\n%s", kinds, want, out.String())
 	}
-	if !strings.Contains(out.String(), "permanent: source: not found") || !strings.Contains(out.String(), "12 chapters · 1.5 s · f1") {
+	if !strings.Contains(out.String(), "permanent: source: not found") || !strings.Contains(out.String(), "12 chapters · 1.5 s · f1") ||
+		!strings.Contains(out.String(), "  completed  xsw      1000001   prefetch     attempt 1") {
 		t.Errorf("output:\n%s", out.String())
 	}
 }
@@ -326,7 +471,7 @@ func TestTailJSON(t *testing.T) {
 	<-done
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		var a activity
-		if err := json.Unmarshal([]byte(line), &a); err != nil || a.Kind != "queued" {
+		if err := json.Unmarshal([]byte(line), &a); err != nil || a.Kind != "queued" || a.Site == "" {
 			t.Errorf("line %q: %v", line, err)
 		}
 	}

@@ -13,10 +13,11 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// deadLetters is GET /admin/jobs/dead.
+// deadLetters is GET /admin/jobs/dead: the dead letters of every site.
 type deadLetters struct {
 	Total       int `json:"total"`
 	DeadLetters []struct {
+		Site     string     `json:"site"`
 		BookID   string     `json:"book_id"`
 		Lane     *string    `json:"lane"`
 		Priority *int       `json:"priority"`
@@ -30,6 +31,7 @@ type deadLetters struct {
 // replayed is POST /admin/jobs/dead/{id}/replay.
 type replayed struct {
 	Status string `json:"status"`
+	Site   string `json:"site"`
 	BookID string `json:"book_id"`
 	Lane   string `json:"lane"`
 }
@@ -46,7 +48,7 @@ func (a *app) deadCmd() *cobra.Command {
 	limit := 100
 	dead := &cobra.Command{
 		Use:   "dead",
-		Short: "List the dead letters: requests that gave up, newest first",
+		Short: "List the dead letters of every site: requests that gave up, newest first",
 		Args:  exactArgs(0, "no arguments (did you mean 'dead replay'?)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if limit < 1 || limit > 1000 {
@@ -57,7 +59,7 @@ func (a *app) deadCmd() *cobra.Command {
 				return err
 			}
 			var d deadLetters
-			body, err := c.do(cmd.Context(), http.MethodGet, "/xsw/api/admin/jobs/dead", url.Values{"limit": {strconv.Itoa(limit)}}, &d)
+			body, err := c.do(cmd.Context(), http.MethodGet, apiPrefix+"/admin/jobs/dead", url.Values{"limit": {strconv.Itoa(limit)}}, &d)
 			if err != nil {
 				return err
 			}
@@ -74,7 +76,7 @@ func (a *app) deadCmd() *cobra.Command {
 			}
 			fmt.Fprintln(a.out)
 			tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "BOOK\tLANE\tATTEMPTS\tDIED\tERROR")
+			fmt.Fprintln(tw, "SITE\tBOOK\tLANE\tATTEMPTS\tDIED\tERROR")
 			for _, l := range d.DeadLetters {
 				lane, attempts, died := "?", "?", "?"
 				if l.Lane != nil {
@@ -86,7 +88,7 @@ func (a *app) deadCmd() *cobra.Command {
 				if l.DiedAt != nil {
 					died = l.DiedAt.Local().Format("2006-01-02 15:04:05")
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.BookID, lane, attempts, died, oneLine(l.Error, 120))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", orUnknown(l.Site), l.BookID, lane, attempts, died, oneLine(l.Error, 120))
 			}
 			return tw.Flush()
 		},
@@ -96,15 +98,19 @@ func (a *app) deadCmd() *cobra.Command {
 	all := false
 	replay := &cobra.Command{
 		Use:   "replay (BOOK_ID | --all)",
-		Short: "Request a dead letter's book again, as its request was (forced), and delete the letter",
+		Short: "Request a dead letter's book (of --site) again, as its request was (forced), and delete the letter",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case all && len(args) > 0:
 				return usagef("give a book id or --all, not both")
+			case all && a.site != "":
+				return usagef("replay --all replays the dead letters of every site; it takes no --site")
 			case !all && len(args) != 1:
 				return usagef("want a book id, or --all")
-			case !all && !validBookID(args[0]):
-				return usagef("a book id is 1 to 12 digits, got %q", args[0])
+			case !all:
+				if err := checkBookID(args[0]); err != nil {
+					return err
+				}
 			}
 			c, err := a.client()
 			if err != nil {
@@ -112,7 +118,7 @@ func (a *app) deadCmd() *cobra.Command {
 			}
 			if all {
 				var r replayedAll
-				body, err := c.do(cmd.Context(), http.MethodPost, "/xsw/api/admin/jobs/dead/replay_all", nil, &r)
+				body, err := c.do(cmd.Context(), http.MethodPost, apiPrefix+"/admin/jobs/dead/replay_all", nil, &r)
 				if err != nil {
 					return err
 				}
@@ -130,18 +136,18 @@ func (a *app) deadCmd() *cobra.Command {
 				return nil
 			}
 			var r replayed
-			body, err := c.do(cmd.Context(), http.MethodPost, "/xsw/api/admin/jobs/dead/"+args[0]+"/replay", nil, &r)
+			body, err := c.do(cmd.Context(), http.MethodPost, apiPrefix+"/admin/jobs/dead/"+args[0]+"/replay", a.siteQuery(nil), &r)
 			if err != nil {
 				return err
 			}
 			if a.json {
 				return printJSON(a.out, body)
 			}
-			fmt.Fprintf(a.out, "book %s: %s in the %s lane (forced); its dead letter is deleted\n", r.BookID, status(r.Status), r.Lane)
+			fmt.Fprintf(a.out, "book %s: %s in the %s lane (forced); its dead letter is deleted\n", a.bookName(r.Site, r.BookID), status(r.Status), r.Lane)
 			return nil
 		},
 	}
-	replay.Flags().BoolVar(&all, "all", false, "replay every dead letter")
+	replay.Flags().BoolVar(&all, "all", false, "replay every dead letter, of every site")
 	dead.AddCommand(replay)
 	return dead
 }

@@ -12,7 +12,8 @@ import (
 	"github.com/xswtw/xsw/events"
 )
 
-// stats is GET /xsw/api/admin/stats.
+// stats is GET /xsw/api/admin/stats. Job ids name books as the gateway does: the bare
+// id for the default site's books, "site/id" for the others'.
 type stats struct {
 	Database struct {
 		Books               int64 `json:"books"`
@@ -32,8 +33,10 @@ type stats struct {
 	DeadLetters  int                 `json:"dead_letters"`
 	RateInterval *float64            `json:"rate_interval_seconds"`
 	Circuit      *string             `json:"circuit"`
+	Sites        []site              `json:"sites"`
 	Fetchers     []struct {
 		FetcherID    string   `json:"fetcher_id"`
+		Sites        []string `json:"sites"`
 		Workers      int      `json:"workers"`
 		ActiveJobs   int      `json:"active_jobs"`
 		ActiveJobIDs []string `json:"active_job_ids"`
@@ -46,7 +49,7 @@ type stats struct {
 func (a *app) statsCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "stats",
-		Short: "Show the queue per lane, the jobs in flight, the fetchers, the politeness rate and the circuit",
+		Short: "Show the queue per lane, the jobs in flight, the sites' state and politeness, the fetchers and the database",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.client()
@@ -54,7 +57,7 @@ func (a *app) statsCmd() *cobra.Command {
 				return err
 			}
 			var s stats
-			body, err := c.do(cmd.Context(), http.MethodGet, "/xsw/api/admin/stats", nil, &s)
+			body, err := c.do(cmd.Context(), http.MethodGet, apiPrefix+"/admin/stats", nil, &s)
 			if err != nil {
 				return err
 			}
@@ -82,23 +85,38 @@ func printStats(w io.Writer, s stats) {
 	fmt.Fprintf(tw, "jobs\t%d completed · %d failed · %d dead letters\n", s.Jobs.CompletedCount, s.Jobs.FailedCount, s.DeadLetters)
 	rate, circuit := "unknown (no fetcher reports)", "unknown"
 	if s.RateInterval != nil {
-		rate = fmt.Sprintf("%s between source requests, cluster-wide", seconds(*s.RateInterval))
+		rate = fmt.Sprintf("%s between requests to the default site, cluster-wide ('xswctl sites': every site)", seconds(*s.RateInterval))
 		if *s.RateInterval == 0 {
 			rate = "off"
 		}
 	}
 	if s.Circuit != nil {
-		circuit = *s.Circuit
+		circuit = *s.Circuit + " (the default site's)"
 	}
 	fmt.Fprintf(tw, "politeness\t%s\n", rate)
 	fmt.Fprintf(tw, "circuit\t%s\n", circuit)
+	for i, st := range s.Sites {
+		label := ""
+		if i == 0 {
+			label = "sites"
+		}
+		id := st.ID
+		if st.Default {
+			id += " (default)"
+		}
+		fmt.Fprintf(tw, "%s\t%s: %s, interval %s\n", label, id, orUnknown(st.State), st.interval())
+	}
 	fmt.Fprintf(tw, "fetchers\t%d alive, %d workers\n", len(s.Fetchers), s.Jobs.Workers)
 	for _, f := range s.Fetchers {
 		state := f.Circuit
 		if f.Draining {
 			state += ", draining"
 		}
-		fmt.Fprintf(tw, "\t%s: %d of %d workers busy, %s, circuit %s\n", f.FetcherID, f.ActiveJobs, f.Workers, seconds(f.Interval), state)
+		name := f.FetcherID
+		if len(f.Sites) > 0 {
+			name += " (" + strings.Join(f.Sites, ", ") + ")"
+		}
+		fmt.Fprintf(tw, "\t%s: %d of %d workers busy, %s, circuit %s\n", name, f.ActiveJobs, f.Workers, seconds(f.Interval), state)
 	}
 	fmt.Fprintf(tw, "database\t%d books · %d chapters · %d with text\n", s.Database.Books, s.Database.Chapters, s.Database.ChaptersWithContent)
 	_ = tw.Flush()

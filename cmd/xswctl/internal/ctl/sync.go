@@ -12,6 +12,7 @@ import (
 // synced is the answer of POST /admin/jobs/sync and force-resync.
 type synced struct {
 	Status   string `json:"status"`
+	Site     string `json:"site"`
 	BookID   string `json:"book_id"`
 	Priority int    `json:"priority"`
 	Lane     string `json:"lane"`
@@ -19,17 +20,17 @@ type synced struct {
 }
 
 // syncCmd is `sync BOOK_ID`, or with force `resync BOOK_ID` (past the recently-synced
-// check).
+// check), of --site's book.
 func (a *app) syncCmd(force bool) *cobra.Command {
 	priority := 10
 	cmd := &cobra.Command{
 		Use:   "sync BOOK_ID",
-		Short: "Queue a sync of a book: priority 5 and up goes to the manual lane, lower to prefetch",
+		Short: "Queue a sync of a book (of --site): priority 5 and up goes to the manual lane, lower to prefetch",
 		Args:  exactArgs(1, "a book id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
-			if !validBookID(id) {
-				return usagef("a book id is 1 to 12 digits, got %q", id)
+			if err := checkBookID(id); err != nil {
+				return err
 			}
 			if priority < 0 || priority > 100 {
 				return usagef("--priority must be 0 to 100, got %d", priority)
@@ -38,12 +39,12 @@ func (a *app) syncCmd(force bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			path := "/xsw/api/admin/jobs/sync/" + id
+			path := apiPrefix + "/admin/jobs/sync/" + id
 			if force {
-				path = "/xsw/api/admin/jobs/force-resync/" + id
+				path = apiPrefix + "/admin/jobs/force-resync/" + id
 			}
 			var r synced
-			body, err := c.do(cmd.Context(), http.MethodPost, path, url.Values{"priority": {strconv.Itoa(priority)}}, &r)
+			body, err := c.do(cmd.Context(), http.MethodPost, path, a.siteQuery(url.Values{"priority": {strconv.Itoa(priority)}}), &r)
 			if err != nil {
 				return err
 			}
@@ -51,16 +52,16 @@ func (a *app) syncCmd(force bool) *cobra.Command {
 				return printJSON(a.out, body)
 			}
 			if r.Status == "recently_synced" {
-				fmt.Fprintf(a.out, "book %s: synced moments ago, not queued again (resync forces it)\n", r.BookID)
+				fmt.Fprintf(a.out, "book %s: synced moments ago, not queued again (resync forces it)\n", a.bookName(r.Site, r.BookID))
 				return nil
 			}
-			fmt.Fprintf(a.out, "book %s: %s in the %s lane (priority %d%s)\n", r.BookID, status(r.Status), r.Lane, r.Priority, forced(r.Force))
+			fmt.Fprintf(a.out, "book %s: %s in the %s lane (priority %d%s)\n", a.bookName(r.Site, r.BookID), status(r.Status), r.Lane, r.Priority, forced(r.Force))
 			return nil
 		},
 	}
 	if force {
 		cmd.Use = "resync BOOK_ID"
-		cmd.Short = "Queue a sync of a book even if it was synced moments ago"
+		cmd.Short = "Queue a sync of a book (of --site) even if it was synced moments ago"
 	}
 	cmd.Flags().IntVar(&priority, "priority", priority, "0 to 100; 5 and up is the manual lane")
 	return cmd

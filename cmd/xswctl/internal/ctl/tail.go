@@ -20,6 +20,7 @@ import (
 type activity struct {
 	Seq       uint64    `json:"seq"`
 	Kind      string    `json:"kind"`
+	Site      string    `json:"site"`
 	BookID    string    `json:"book_id"`
 	JobID     string    `json:"job_id,omitempty"`
 	Lane      string    `json:"lane"`
@@ -46,10 +47,10 @@ func (a *app) tailCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "tail",
-		Short: "Follow book requests and job events live (Ctrl-C stops)",
-		Long: `tail prints book requests and job events as they happen, from the gateway's event
-stream (the dashboard's), starting with the last few the gateway saw. With --json, one
-JSON object per line.`,
+		Short: "Follow book requests and job events of every site live (Ctrl-C stops)",
+		Long: `tail prints book requests and job events of every site as they happen, from the
+gateway's event stream (the dashboard's), starting with the last few the gateway saw.
+Each line names the book's site and id. With --json, one JSON object per line.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if lines < 0 {
@@ -211,7 +212,7 @@ func (t *tail) print(a activity) {
 
 // formatActivity is one line for people:
 //
-//	12:00:01  completed  1001055  prefetch     attempt 1 · 132 chapters · 1.20 s · fetcher-a
+//	12:00:01  completed  xsw      1001055   prefetch     attempt 1 · 132 chapters · 1.20 s · fetcher-a
 func formatActivity(a activity) string {
 	var details []string
 	switch a.Kind {
@@ -250,7 +251,8 @@ func formatActivity(a activity) string {
 			details = append(details, e)
 		}
 	}
-	return fmt.Sprintf("%s  %-9s  %-8s  %-11s  %s", a.At.Local().Format("15:04:05"), a.Kind, a.BookID, a.Lane, strings.Join(details, " · "))
+	return fmt.Sprintf("%s  %-9s  %-7s  %-8s  %-11s  %s", a.At.Local().Format("15:04:05"), a.Kind, orUnknown(a.Site), a.BookID, a.Lane,
+		strings.Join(details, " · "))
 }
 
 // readSSE parses a text/event-stream, calling fn with each event's name and data, until

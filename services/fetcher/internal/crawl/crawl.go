@@ -1,6 +1,6 @@
-// Package crawl walks whole categories for the fetchers: for each crawl request it reads
-// the listing pages in order, at the polite background rate, and queues every listed book
-// in the prefetch lane. Progress is saved after every page, so a crawl interrupted by a
+// Package crawl walks whole categories of a site for the fetchers: for each crawl request
+// it reads the site's listing pages in order, at the site's polite background rate, and
+// queues every listed book in the prefetch lane. Progress is saved after every page, so a crawl interrupted by a
 // restart resumes where it stopped.
 package crawl
 
@@ -20,23 +20,27 @@ import (
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/clock"
 	"github.com/xswtw/xsw/services/fetcher/internal/politeness"
-	"github.com/xswtw/xsw/services/fetcher/internal/site"
+	"github.com/xswtw/xsw/services/fetcher/internal/sites"
 	"github.com/xswtw/xsw/services/fetcher/internal/source"
+	"github.com/xswtw/xsw/services/fetcher/site"
 )
 
 // Crawler runs crawl requests one at a time.
 type Crawler struct {
-	JS       jetstream.JetStream
-	Site     site.Source
-	Client   *source.Client
+	JS jetstream.JetStream
+	// Sites are the sites served; each crawl request names one of them.
+	Sites    *sites.Set
 	Progress jetstream.KeyValue
-	Logger   *slog.Logger
+	// Described is events.BucketSites: a crawl of a site another fetcher describes is
+	// handed back to it (nil: every crawl of a site not served is poison).
+	Described jetstream.KeyValue
+	Logger    *slog.Logger
 	// AckWait of the crawl consumer; the crawler signals progress well within it.
 	AckWait time.Duration
 	// RetryDelay is how long a crawl that hit a transient failure waits.
 	RetryDelay time.Duration
-	// Poison, when set, is told of every crawl request terminated because it cannot be
-	// decoded.
+	// Poison, when set, is told of every crawl request terminated because it can never
+	// be run: it cannot be decoded, or it names a site no fetcher describes.
 	Poison func()
 }
 
@@ -72,7 +76,10 @@ func (c *Crawler) Run(ctx context.Context) error {
 }
 
 // item is one listing page of a crawl.
-type item struct{ cat, page int }
+type item struct {
+	cat  events.CategoryID
+	page int
+}
 
 func items(r events.CrawlRequested) []item {
 	var out []item
@@ -89,7 +96,17 @@ func items(r events.CrawlRequested) []item {
 // (the progress is saved, so the next delivery resumes).
 func (c *Crawler) handle(ctx context.Context, m jetstream.Msg) {
 	var req events.CrawlRequested
-	if err := events.Decode(m.Data(), &req); err != nil {
+	err := events.Decode(m.Data(), &req)
+	st, served := c.Sites.Get(req.Site)
+	if err == nil && !served {
+		if sites.ServedElsewhere(ctx, c.Described, req.Site) {
+			c.Logger.Warn("crawl of a site another fetcher serves handed back", "subject", m.Subject(), "site", req.Site)
+			_ = m.NakWithDelay(sites.HandBack)
+			return
+		}
+		err = fmt.Errorf("site %q is not served by this fetcher (it serves %v) nor described by any other", req.Site, c.Sites.IDs())
+	}
+	if err != nil {
 		c.Logger.Warn("poison crawl request terminated", "subject", m.Subject(), "err", err)
 		if c.Poison != nil {
 			c.Poison()
@@ -97,7 +114,7 @@ func (c *Crawler) handle(ctx context.Context, m jetstream.Msg) {
 		_ = broker.Term(m, err)
 		return
 	}
-	log := c.Logger.With("crawl_id", req.CrawlID)
+	log := c.Logger.With("crawl_id", req.CrawlID, "site", req.Site)
 	prog := c.load(ctx, req)
 	todo := items(req)
 	prog.PagesTotal = len(todo)
@@ -108,13 +125,17 @@ func (c *Crawler) handle(ctx context.Context, m jetstream.Msg) {
 		}
 		it := todo[prog.Next]
 		if !slices.Contains(prog.Ended, it.cat) {
-			books, err := c.listing(ctx, it)
+			books, err := c.listing(ctx, st, it)
 			switch {
+			case errors.Is(err, site.ErrNotCanonical):
+				// The site has no such category: no page of it is asked for.
+				prog.Errors = append(prog.Errors, err.Error())
+				prog.Ended = append(prog.Ended, it.cat)
 			case errors.Is(err, source.ErrNotFound) || err == nil && len(books) == 0:
 				// Past the last page of the category: skip the rest of it.
 				prog.Ended = append(prog.Ended, it.cat)
 			case err != nil && (source.Permanent(err) || site.Permanent(err)):
-				prog.Errors = append(prog.Errors, fmt.Sprintf("category %d page %d: %v", it.cat, it.page, err))
+				prog.Errors = append(prog.Errors, fmt.Sprintf("category %s page %d: %v", it.cat, it.page, err))
 			case err != nil:
 				log.Warn("crawl paused by a transient failure", "category", it.cat, "page", it.page, "err", err)
 				c.save(ctx, prog)
@@ -122,7 +143,7 @@ func (c *Crawler) handle(ctx context.Context, m jetstream.Msg) {
 				return
 			default:
 				prog.BooksSeen += len(books)
-				prog.BooksQueued += c.queue(ctx, req, it, books)
+				prog.BooksQueued += c.queue(ctx, st, req, it, books)
 			}
 		}
 		prog.Next++
@@ -136,28 +157,34 @@ func (c *Crawler) handle(ctx context.Context, m jetstream.Msg) {
 	_ = m.DoubleAck(ctx)
 }
 
-func (c *Crawler) listing(ctx context.Context, it item) ([]site.ListingBook, error) {
-	p, err := c.Client.Get(ctx, c.Site.ListingURL(it.cat, it.page), politeness.Background)
+// listing reads one listing page of st; a category that is not the site's canonical
+// spelling of one is ErrNotCanonical, and no request.
+func (c *Crawler) listing(ctx context.Context, st *sites.Site, it item) ([]site.ListingBook, error) {
+	if !st.Source.CanonicalCategoryID(string(it.cat)) {
+		return nil, fmt.Errorf("category %q of site %s: %w", it.cat, st.ID, site.ErrNotCanonical)
+	}
+	p, err := st.Client.Get(ctx, st.Source.ListingURL(string(it.cat), it.page), politeness.Background)
 	if err != nil {
 		return nil, err
 	}
-	return c.Site.ParseListing(p.Body, p.URL)
+	return st.Source.ParseListing(p.Body, p.URL)
 }
 
-// queue publishes a prefetch request for every listed book and counts those stored.
-func (c *Crawler) queue(ctx context.Context, req events.CrawlRequested, it item, books []site.ListingBook) int {
+// queue publishes a prefetch request for every listed book of st and counts those
+// stored.
+func (c *Crawler) queue(ctx context.Context, st *sites.Site, req events.CrawlRequested, it item, books []site.ListingBook) int {
 	n := 0
 	for _, b := range books {
-		if !events.ValidBookID(b.BookID) {
+		if !events.ValidBookID(b.BookID) || !st.Source.CanonicalBookID(b.BookID) {
 			continue
 		}
-		r := events.NewBookRequested(b.BookID, events.LanePrefetch, events.PrefetchPriority, false,
-			fmt.Sprintf("crawl %s category %d page %d", req.CrawlID, it.cat, it.page), time.Now())
+		r := events.NewBookRequested(st.ID, b.BookID, events.LanePrefetch, events.PrefetchPriority, false,
+			fmt.Sprintf("crawl %s category %s page %d", req.CrawlID, it.cat, it.page), time.Now())
 		ack, err := broker.Publish(ctx, c.JS, r.Subject(), r.MsgID(), &r)
 		switch {
 		case broker.IsSubjectFull(err):
 		case err != nil:
-			c.Logger.Warn("queue crawled book", "book_id", b.BookID, "err", err)
+			c.Logger.Warn("queue crawled book", "site", st.ID, "book_id", b.BookID, "err", err)
 		case !ack.Duplicate:
 			n++
 		}

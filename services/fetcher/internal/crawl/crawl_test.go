@@ -2,11 +2,13 @@ package crawl
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,8 +21,9 @@ import (
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/natstest"
 	"github.com/xswtw/xsw/services/fetcher/internal/politeness"
-	"github.com/xswtw/xsw/services/fetcher/internal/site/xsw"
+	"github.com/xswtw/xsw/services/fetcher/internal/sites"
 	"github.com/xswtw/xsw/services/fetcher/internal/source"
+	"github.com/xswtw/xsw/services/fetcher/site/xsw"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -80,15 +83,18 @@ func newCrawler(t *testing.T, ls *listingSite) (*Crawler, *natstest.Server, jets
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Crawler{JS: ns.JS, Site: xsw.New(base), Progress: kv, Logger: slog.New(slog.DiscardHandler), RetryDelay: 50 * time.Millisecond,
-		Client: source.New(base, politeness.New(nil, "", politeness.Config{}), source.Config{Timeout: 2 * time.Second})}
+	limiter := politeness.New(nil, "", politeness.Config{})
+	st := &sites.Site{ID: xsw.ID, Source: xsw.New(base), Limiter: limiter,
+		Client: source.New(base, limiter, source.Config{Timeout: 2 * time.Second})}
+	c := &Crawler{JS: ns.JS, Sites: sites.NewSet(st), Progress: kv, Logger: slog.New(slog.DiscardHandler), RetryDelay: 50 * time.Millisecond}
 	return c, ns, kv
 }
 
 func TestCrawlQueuesEveryListedBookAndResumes(t *testing.T) {
 	ls := &listingSite{}
 	c, ns, kv := newCrawler(t, ls)
-	req := events.NewCrawlRequested([]int{1, 2}, 1, 5, time.Now())
+	// Category 01 is not how the site writes category 1: no page of it is asked for.
+	req := events.NewCrawlRequested(xsw.ID, []events.CategoryID{"1", "2", "01"}, 1, 5, time.Now())
 	if _, err := broker.Publish(t.Context(), ns.JS, req.Subject(), req.MsgID(), &req); err != nil {
 		t.Fatal(err)
 	}
@@ -108,8 +114,11 @@ func TestCrawlQueuesEveryListedBookAndResumes(t *testing.T) {
 			_ = events.Decode(e.Value(), &prog)
 		}
 	}
-	if prog.BooksQueued != 6 || prog.BooksSeen != 6 || prog.PagesDone != prog.PagesTotal || prog.PagesTotal != 10 {
-		t.Errorf("progress = %+v, want 6 books queued, 10 of 10 pages done", prog)
+	if prog.BooksQueued != 6 || prog.BooksSeen != 6 || prog.PagesDone != prog.PagesTotal || prog.PagesTotal != 15 {
+		t.Errorf("progress = %+v, want 6 books queued, 15 of 15 pages done", prog)
+	}
+	if len(prog.Errors) != 1 || !strings.Contains(prog.Errors[0], `category "01"`) {
+		t.Errorf("progress errors %q, want one naming category 01", prog.Errors)
 	}
 	// Page 1 is not fetched again after the transient failure on page 2; each category
 	// stops at its first empty or missing page.
@@ -125,6 +134,11 @@ func TestCrawlQueuesEveryListedBookAndResumes(t *testing.T) {
 	if len(info.State.Subjects) != 6 {
 		t.Errorf("%d books waiting in the prefetch lane, want 6", len(info.State.Subjects))
 	}
+	for subject := range info.State.Subjects {
+		if site, _, ok := events.BookOfSubject(subject, events.RequestPrefixTokens); !ok || site != xsw.ID {
+			t.Errorf("book queued on %s, want one of site xsw", subject)
+		}
+	}
 	cs, _ := ns.JS.Stream(t.Context(), events.StreamCrawls)
 	if ci, _ := cs.Info(t.Context()); ci.State.Msgs != 0 {
 		t.Errorf("crawl request still in the stream after it was done")
@@ -136,7 +150,12 @@ func TestPoisonCrawlRequestIsTerminated(t *testing.T) {
 	c, ns, _ := newCrawler(t, ls)
 	var poison atomic.Int64
 	c.Poison = func() { poison.Add(1) }
-	for _, data := range []string{`{"version":2}`, `not json`} {
+	// A crawl of a site this fetcher does not serve is poison too.
+	unserved, err := json.Marshal(events.NewCrawlRequested("czbooks", []events.CategoryID{"xuanhuan"}, 1, 1, time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, data := range []string{`{"version":9}`, `not json`, string(unserved)} {
 		if _, err := ns.JS.Publish(t.Context(), "xsw.crawl.poison", []byte(data)); err != nil {
 			t.Fatal(err)
 		}
@@ -150,11 +169,11 @@ func TestPoisonCrawlRequestIsTerminated(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ci, err := cs.Info(t.Context())
-		if err == nil && ci.State.Msgs == 0 && poison.Load() == 2 {
+		if err == nil && ci.State.Msgs == 0 && poison.Load() == 3 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 10s: %d poison crawl requests counted, stream %+v (%v); want 2 counted and none left", poison.Load(), ci, err)
+			t.Fatalf("after 10s: %d poison crawl requests counted, stream %+v (%v); want 3 counted and none left", poison.Load(), ci, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

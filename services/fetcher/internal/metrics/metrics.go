@@ -1,7 +1,7 @@
 // Package metrics holds the fetcher's Prometheus metrics: jobs by lane and outcome and
-// their duration, source requests by status class, the politeness interval and circuit
-// in force, the jobs in flight, and the queue per lane and the dead letters, which it
-// refreshes from JetStream itself.
+// their duration, source requests by site and status class, each site's politeness
+// interval and circuit in force, the jobs in flight, and the queue per lane and the dead
+// letters, which it refreshes from JetStream itself.
 package metrics
 
 import (
@@ -44,12 +44,20 @@ var circuitValues = map[string]float64{"closed": 0, "half-open": 1, "open": 2}
 
 // Probes read the state the gauges report at scrape time.
 type Probes struct {
-	// Interval is the politeness interval in force now.
-	Interval func() time.Duration
-	// Circuit is the source circuit's state: closed, half-open or open.
-	Circuit func() string
+	// Sites probe each site served.
+	Sites []SiteProbe
 	// InFlight counts the jobs in progress in this process.
 	InFlight func() int
+}
+
+// SiteProbe reads one site's politeness state.
+type SiteProbe struct {
+	// Site is the site id, the value of the site label.
+	Site string
+	// Interval is the site's politeness interval in force now.
+	Interval func() time.Duration
+	// Circuit is the site's circuit state: closed, half-open or open.
+	Circuit func() string
 }
 
 // Fetcher is the fetcher's metrics.
@@ -57,7 +65,7 @@ type Fetcher struct {
 	jobs        *prometheus.CounterVec
 	jobDuration *prometheus.HistogramVec
 	requests    *prometheus.CounterVec
-	reqDuration prometheus.Histogram
+	reqDuration *prometheus.HistogramVec
 	queue       *prometheus.GaugeVec
 	dead        prometheus.Gauge
 	poison      *prometheus.CounterVec
@@ -85,13 +93,13 @@ func New(reg prometheus.Registerer, p Probes) (*Fetcher, error) {
 		}, []string{"lane", "outcome"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xsw_fetcher_source_requests_total",
-			Help: `Requests to the source site by status class: 2xx, 3xx, 4xx, 5xx, or "error" when no answer came.`,
-		}, []string{"status"}),
-		reqDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Help: `Requests to each source site by status class: 2xx, 3xx, 4xx, 5xx, or "error" when no answer came.`,
+		}, []string{"site", "status"}),
+		reqDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "xsw_fetcher_source_request_duration_seconds",
-			Help:    "Time from sending a request to the source site to its answer's headers (politeness wait excluded).",
+			Help:    "Time from sending a request to a source site to its answer's headers (politeness wait excluded), by site.",
 			Buckets: prometheus.DefBuckets,
-		}),
+		}, []string{"site"}),
 		queue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "xsw_fetcher_queue_size",
 			Help: "Book requests waiting in each lane (the lane consumer's pending count), refreshed periodically.",
@@ -102,7 +110,7 @@ func New(reg prometheus.Registerer, p Probes) (*Fetcher, error) {
 		}),
 		poison: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xsw_fetcher_poison_total",
-			Help: "Messages terminated because they can never be run (undecodable, unknown version, invalid), by consumer: requests or crawls.",
+			Help: "Messages terminated because they can never be run (undecodable, unknown version, invalid, for a site not served), by consumer: requests or crawls.",
 		}, []string{"consumer"}),
 	}
 	for _, l := range events.Lanes {
@@ -111,32 +119,39 @@ func New(reg prometheus.Registerer, p Probes) (*Fetcher, error) {
 		}
 		m.queue.WithLabelValues(string(l))
 	}
-	for _, s := range []string{"2xx", "3xx", "4xx", "5xx", "error"} {
-		m.requests.WithLabelValues(s)
-	}
 	for _, c := range []string{ConsumerRequests, ConsumerCrawls} {
 		m.poison.WithLabelValues(c)
 	}
-	return m, platformmetrics.Register(reg,
-		m.jobs, m.jobDuration, m.requests, m.reqDuration, m.queue, m.dead, m.poison,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "xsw_fetcher_politeness_interval_seconds",
-			Help: "Seconds between two source requests in force now, cluster-wide (after any slow-down).",
-		}, func() float64 { return p.Interval().Seconds() }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "xsw_fetcher_circuit_state",
-			Help: "The source circuit as this fetcher last saw it: 0 closed, 1 half-open, 2 open.",
-		}, func() float64 {
-			if v, ok := circuitValues[p.Circuit()]; ok {
-				return v
-			}
-			return 2
-		}),
+	cs := []prometheus.Collector{m.jobs, m.jobDuration, m.requests, m.reqDuration, m.queue, m.dead, m.poison,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "xsw_fetcher_jobs_in_flight",
 			Help: "Sync jobs this fetcher is working on now.",
 		}, func() float64 { return float64(p.InFlight()) }),
-	)
+	}
+	for _, sp := range p.Sites {
+		for _, s := range []string{"2xx", "3xx", "4xx", "5xx", "error"} {
+			m.requests.WithLabelValues(sp.Site, s)
+		}
+		labels := prometheus.Labels{"site": sp.Site}
+		cs = append(cs,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name:        "xsw_fetcher_politeness_interval_seconds",
+				Help:        "Seconds between two requests to a source site in force now, cluster-wide (after any slow-down), by site.",
+				ConstLabels: labels,
+			}, func() float64 { return sp.Interval().Seconds() }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name:        "xsw_fetcher_circuit_state",
+				Help:        "A source site's circuit as this fetcher last saw it, by site: 0 closed, 1 half-open, 2 open.",
+				ConstLabels: labels,
+			}, func() float64 {
+				if v, ok := circuitValues[sp.Circuit()]; ok {
+					return v
+				}
+				return 2
+			}),
+		)
+	}
+	return m, platformmetrics.Register(reg, cs...)
 }
 
 // Job records how a job attempt in lane ended and how long it took. Skipped jobs did no
@@ -154,16 +169,16 @@ func (m *Fetcher) Poison(consumer string) {
 	m.poison.WithLabelValues(consumer).Inc()
 }
 
-// SourceRequest records a request to the source site: the status of its answer (0 when
+// SourceRequest records a request to a source site: the status of its answer (0 when
 // none came) and how long the answer took.
-func (m *Fetcher) SourceRequest(status int, took time.Duration) {
+func (m *Fetcher) SourceRequest(site string, status int, took time.Duration) {
 	class := "error"
 	if status >= 100 && status < 600 {
 		class = strconv.Itoa(status/100) + "xx"
 	}
-	m.requests.WithLabelValues(class).Inc()
+	m.requests.WithLabelValues(site, class).Inc()
 	if status != 0 {
-		m.reqDuration.Observe(took.Seconds())
+		m.reqDuration.WithLabelValues(site).Observe(took.Seconds())
 	}
 }
 

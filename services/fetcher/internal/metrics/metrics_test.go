@@ -18,12 +18,16 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// newFetcher returns metrics probing two sites: xsw, whose circuit is in state circuit,
+// and czbooks, slowed down to 8s with its circuit closed.
 func newFetcher(t *testing.T, circuit string) (*Fetcher, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	m, err := New(reg, Probes{
-		Interval: func() time.Duration { return 2500 * time.Millisecond },
-		Circuit:  func() string { return circuit },
+		Sites: []SiteProbe{
+			{Site: "xsw", Interval: func() time.Duration { return 2500 * time.Millisecond }, Circuit: func() string { return circuit }},
+			{Site: "czbooks", Interval: func() time.Duration { return 8 * time.Second }, Circuit: func() string { return "closed" }},
+		},
 		InFlight: func() int { return 3 },
 	})
 	if err != nil {
@@ -38,11 +42,12 @@ func TestJobsAndRequests(t *testing.T) {
 	m.Job(events.LanePrefetch, Completed, time.Second)
 	m.Job(events.LaneManual, Dead, time.Second)
 	m.Job(events.LaneRefresh, Skipped, 0)
-	m.SourceRequest(200, 10*time.Millisecond)
-	m.SourceRequest(304, 10*time.Millisecond)
-	m.SourceRequest(404, 10*time.Millisecond)
-	m.SourceRequest(503, 10*time.Millisecond)
-	m.SourceRequest(0, time.Second)
+	m.SourceRequest("xsw", 200, 10*time.Millisecond)
+	m.SourceRequest("xsw", 304, 10*time.Millisecond)
+	m.SourceRequest("xsw", 404, 10*time.Millisecond)
+	m.SourceRequest("xsw", 503, 10*time.Millisecond)
+	m.SourceRequest("xsw", 0, time.Second)
+	m.SourceRequest("czbooks", 403, 10*time.Millisecond)
 
 	for _, c := range []struct {
 		lane, outcome string
@@ -62,18 +67,34 @@ func TestJobsAndRequests(t *testing.T) {
 	if n := testutil.CollectAndCount(m.jobDuration); n != 2 {
 		t.Errorf("%d duration series, want 2 (prefetch completed, manual dead)", n)
 	}
-	for class, want := range map[string]float64{"2xx": 1, "3xx": 1, "4xx": 1, "5xx": 1, "error": 1} {
-		if got := testutil.ToFloat64(m.requests.WithLabelValues(class)); got != want {
-			t.Errorf("source requests{%s} = %v, want %v", class, got, want)
+	for _, c := range []struct {
+		site, class string
+		want        float64
+	}{
+		{"xsw", "2xx", 1}, {"xsw", "3xx", 1}, {"xsw", "4xx", 1}, {"xsw", "5xx", 1}, {"xsw", "error", 1},
+		{"czbooks", "4xx", 1}, {"czbooks", "2xx", 0},
+	} {
+		if got := testutil.ToFloat64(m.requests.WithLabelValues(c.site, c.class)); got != c.want {
+			t.Errorf("source requests{%s,%s} = %v, want %v", c.site, c.class, got, c.want)
 		}
 	}
+	// Every site and class exists from the start.
+	if n := testutil.CollectAndCount(m.requests); n != 2*5 {
+		t.Errorf("%d source request series, want 10", n)
+	}
+	// An answer is timed; no answer is not.
+	if n := testutil.CollectAndCount(m.reqDuration); n != 2 {
+		t.Errorf("%d request duration series, want 2 (one per site)", n)
+	}
 	err := testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP xsw_fetcher_circuit_state The source circuit as this fetcher last saw it: 0 closed, 1 half-open, 2 open.
+# HELP xsw_fetcher_circuit_state A source site's circuit as this fetcher last saw it, by site: 0 closed, 1 half-open, 2 open.
 # TYPE xsw_fetcher_circuit_state gauge
-xsw_fetcher_circuit_state 1
-# HELP xsw_fetcher_politeness_interval_seconds Seconds between two source requests in force now, cluster-wide (after any slow-down).
+xsw_fetcher_circuit_state{site="czbooks"} 0
+xsw_fetcher_circuit_state{site="xsw"} 1
+# HELP xsw_fetcher_politeness_interval_seconds Seconds between two requests to a source site in force now, cluster-wide (after any slow-down), by site.
 # TYPE xsw_fetcher_politeness_interval_seconds gauge
-xsw_fetcher_politeness_interval_seconds 2.5
+xsw_fetcher_politeness_interval_seconds{site="czbooks"} 8
+xsw_fetcher_politeness_interval_seconds{site="xsw"} 2.5
 # HELP xsw_fetcher_jobs_in_flight Sync jobs this fetcher is working on now.
 # TYPE xsw_fetcher_jobs_in_flight gauge
 xsw_fetcher_jobs_in_flight 3
@@ -95,8 +116,14 @@ func TestCircuitStates(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, mf := range mfs {
-			if mf.GetName() == "xsw_fetcher_circuit_state" {
-				if got := mf.GetMetric()[0].GetGauge().GetValue(); got != want {
+			if mf.GetName() != "xsw_fetcher_circuit_state" {
+				continue
+			}
+			for _, metric := range mf.GetMetric() {
+				if metric.GetLabel()[0].GetValue() != "xsw" {
+					continue
+				}
+				if got := metric.GetGauge().GetValue(); got != want {
 					t.Errorf("circuit %q = %v, want %v", state, got, want)
 				}
 			}
@@ -122,13 +149,13 @@ func TestWatchReadsQueueAndDeadLetters(t *testing.T) {
 		}
 	}
 	for _, id := range []string{"1000001", "1000002", "1000003"} {
-		r := events.NewBookRequested(id, events.LanePrefetch, 0, false, "test", time.Now())
+		r := events.NewBookRequested("xsw", id, events.LanePrefetch, 0, false, "test", time.Now())
 		publish(&r)
 	}
-	r := events.NewBookRequested("1000004", events.LaneManual, 10, false, "test", time.Now())
+	r := events.NewBookRequested("xsw", "1000004", events.LaneManual, 10, false, "test", time.Now())
 	publish(&r)
-	dl := events.DeadLetter{Header: events.Header{Version: events.Version}, Request: r, JobID: "1000004-1", Attempts: 1, Error: "gone", DiedAt: time.Now()}
-	if _, err := broker.Publish(t.Context(), ns.JS, events.SubjectDead(r.BookID), "", &dl); err != nil {
+	dl := events.DeadLetter{Header: events.Header{Version: events.Version}, Request: r, JobID: "xsw.1000004-1", Attempts: 1, Error: "gone", DiedAt: time.Now()}
+	if _, err := broker.Publish(t.Context(), ns.JS, dl.Subject(), "", &dl); err != nil {
 		t.Fatal(err)
 	}
 

@@ -1,7 +1,7 @@
-// Package politeness keeps the whole cluster under one request rate to the source site.
+// Package politeness keeps the whole cluster under one request rate to each source site.
 //
-// Every fetcher process and worker books its source requests in one JetStream key-value
-// entry, advanced with compare-and-set: the entry holds the time of the next free slot,
+// Every fetcher process and worker books its requests to a site in that site's one
+// JetStream key-value entry, advanced with compare-and-set: the entry holds the time of the next free slot,
 // and a request may only go out in a slot it booked. So however many fetchers run, the
 // site sees at most one request per interval.
 //
@@ -109,7 +109,7 @@ type Limiter struct {
 	last state
 }
 
-// New returns a limiter booking in kv under key (one key per source host).
+// New returns a limiter booking in kv under key (one key per source site).
 func New(kv jetstream.KeyValue, key string, cfg Config) *Limiter {
 	cfg.defaults()
 	return &Limiter{

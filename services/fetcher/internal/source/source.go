@@ -1,4 +1,4 @@
-// Package source is the fetcher's only door to the source site: every request books a
+// Package source is the fetcher's only door to a source site: every request books a
 // slot with the politeness limiter, stays on the configured host, is bounded in time and
 // size, and comes back classified as success, permanent failure or transient failure.
 package source
@@ -59,6 +59,10 @@ func Permanent(err error) bool {
 	return errors.As(err, &se) && !se.Temporary()
 }
 
+// DefaultUserAgent names the project and where to read about it: every site sees who
+// asks, and nothing imitates a browser.
+const DefaultUserAgent = "xsw-precache/2 (+https://github.com/xswtw/xsw; polite pre-caching reader)"
+
 // Config configures a Client.
 type Config struct {
 	// Timeout bounds one request, from connect to the last byte (HTTP_TIMEOUT).
@@ -66,7 +70,7 @@ type Config struct {
 	// InsecureTLS switches certificate verification off (the site's chain has been
 	// reported incomplete); off by default.
 	InsecureTLS bool
-	// UserAgent sent with every request.
+	// UserAgent sent with every request (USER_AGENT; default DefaultUserAgent).
 	UserAgent string
 	// MaxBytes bounds a page's size (default 8 MiB).
 	MaxBytes int64
@@ -92,7 +96,7 @@ func New(base *url.URL, limiter *politeness.Limiter, cfg Config) *Client {
 		cfg.MaxBytes = 8 << 20
 	}
 	if cfg.UserAgent == "" {
-		cfg.UserAgent = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Mobile Safari/537.36 xsw-precache"
+		cfg.UserAgent = DefaultUserAgent
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 16

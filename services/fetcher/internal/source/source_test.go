@@ -132,3 +132,35 @@ func TestConditionalGet(t *testing.T) {
 		t.Errorf("request headers %q", seen)
 	}
 }
+
+// TestUserAgentNamesTheProject: by default every request says who asks, and nothing in
+// it imitates a browser; a configured one is sent as it is.
+func TestUserAgentNamesTheProject(t *testing.T) {
+	got := make(chan string, 2)
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.UserAgent()
+		_, _ = w.Write([]byte("<p>ok</p>"))
+	}))
+	defer site.Close()
+	base, _ := url.Parse(site.URL)
+	for _, tt := range []struct{ configured, want string }{
+		{"", DefaultUserAgent},
+		{"xsw-precache/2 (+mailto:ops@example.org)", "xsw-precache/2 (+mailto:ops@example.org)"},
+	} {
+		c := New(base, politeness.New(nil, "", politeness.Config{}), Config{UserAgent: tt.configured})
+		if _, err := c.Get(t.Context(), site.URL+"/", politeness.Interactive); err != nil {
+			t.Fatal(err)
+		}
+		if ua := <-got; ua != tt.want {
+			t.Errorf("User-Agent = %q; want %q", ua, tt.want)
+		}
+	}
+	for _, word := range []string{"Mozilla", "AppleWebKit", "Safari", "Chrome", "Gecko"} {
+		if strings.Contains(DefaultUserAgent, word) {
+			t.Errorf("DefaultUserAgent %q imitates a browser (%s)", DefaultUserAgent, word)
+		}
+	}
+	if !strings.Contains(DefaultUserAgent, "xsw") || !strings.Contains(DefaultUserAgent, "https://") {
+		t.Errorf("DefaultUserAgent %q does not name the project and where to read about it", DefaultUserAgent)
+	}
+}

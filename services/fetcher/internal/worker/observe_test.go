@@ -9,6 +9,7 @@ import (
 
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/services/fetcher/internal/metrics"
+	"github.com/xswtw/xsw/services/fetcher/site/xsw"
 )
 
 // outcomes records what Config.Observe is told.
@@ -44,7 +45,7 @@ func TestObserveReportsEveryOutcome(t *testing.T) {
 	h.request(t, req("1000001", events.LanePrefetch))
 	h.request(t, req("1000404", events.LaneManual))
 	h.request(t, req("1000500", events.LaneRefresh))
-	h.request(t, events.NewBookRequested("1000002", events.LanePrefetch, 0, false, "old", time.Now().Add(-time.Hour)))
+	h.request(t, events.NewBookRequested(xsw.ID, "1000002", events.LanePrefetch, 0, false, "old", time.Now().Add(-time.Hour)))
 
 	want := []string{
 		"manual " + metrics.Failed,

@@ -16,6 +16,7 @@ import (
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/services/fetcher/internal/metrics"
+	"github.com/xswtw/xsw/services/fetcher/internal/sites"
 )
 
 // Config tunes a Pool.
@@ -46,7 +47,8 @@ type Config struct {
 	// Observe, when set, is told how each job attempt ended (one of the outcomes of
 	// package metrics) and how long it took.
 	Observe func(lane events.Lane, outcome string, took time.Duration)
-	// Poison, when set, is told of every request terminated because it cannot be decoded.
+	// Poison, when set, is told of every request terminated because it can never be run:
+	// it cannot be decoded, or it names a site this fetcher does not serve.
 	Poison func()
 }
 
@@ -78,6 +80,7 @@ type Pool struct {
 	nc        *nats.Conn
 	syncer    *Syncer
 	synced    jetstream.KeyValue
+	described jetstream.KeyValue   // events.BucketSites
 	consumers []jetstream.Consumer // in events.Lanes order
 	logger    *slog.Logger
 
@@ -108,6 +111,9 @@ func NewPool(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, syncer 
 		return nil, fmt.Errorf("bucket %s: %w", events.BucketSynced, err)
 	}
 	p.synced = kv
+	if p.described, err = js.KeyValue(ctx, events.BucketSites); err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", events.BucketSites, err)
+	}
 	return p, nil
 }
 
@@ -227,9 +233,22 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	var req events.BookRequested
 	err = events.Decode(msg.Data(), &req)
-	if err == nil && req.Subject() != msg.Subject() {
+	if err == nil && !onItsSubject(req, msg.Subject()) {
 		// Lane and book decide what is skipped, upgraded and purged: they must agree.
 		err = fmt.Errorf("%w: request for %s published on %s", events.ErrInvalid, req.Subject(), msg.Subject())
+	}
+	var st *sites.Site
+	if err == nil {
+		var served bool
+		if st, served = p.syncer.Sites.Get(req.Site); !served {
+			if sites.ServedElsewhere(ctx, p.described, req.Site) && (p.cfg.MaxAge <= 0 || time.Since(req.RequestedAt) <= p.cfg.MaxAge) {
+				p.logger.Warn("request for a site another fetcher serves handed back", "subject", msg.Subject(),
+					"site", req.Site, "serves", p.syncer.Sites.IDs())
+				_ = msg.NakWithDelay(sites.HandBack)
+				return
+			}
+			err = fmt.Errorf("site %q is not served by this fetcher (it serves %v) nor described by any other", req.Site, p.syncer.Sites.IDs())
+		}
 	}
 	if err != nil {
 		p.logger.Warn("poison request terminated", "subject", msg.Subject(), "seq", md.Sequence.Stream, "err", err)
@@ -240,15 +259,16 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	now := time.Now().UTC()
-	j := &job{ID: events.JobID(req.BookID, md.Sequence.Stream), Request: req, Attempt: int(md.NumDelivered), Started: now, Enqueued: md.Timestamp}
-	log := p.logger.With("book_id", req.BookID, "lane", req.Lane, "job_id", j.ID, "attempt", j.Attempt)
+	j := &job{ID: events.JobID(req.Site, req.BookID, md.Sequence.Stream), Request: req, Site: st, Attempt: int(md.NumDelivered),
+		Started: now, Enqueued: md.Timestamp}
+	log := p.logger.With("site", req.Site, "book_id", req.BookID, "lane", req.Lane, "job_id", j.ID, "attempt", j.Attempt)
 
 	if p.cfg.MaxAge > 0 && now.Sub(req.RequestedAt) > p.cfg.MaxAge {
 		p.settle(ctx, msg, log, "expired", func() error { return p.skip(ctx, j, "expired: waited longer than "+p.cfg.MaxAge.String()) }, msg.Term)
 		return
 	}
 	if !req.Force && p.cfg.DedupWindow > 0 {
-		if at, ok := p.lastSynced(ctx, req.BookID); ok && now.Sub(at) < p.cfg.DedupWindow {
+		if at, ok := p.lastSynced(ctx, req.Site, req.BookID); ok && now.Sub(at) < p.cfg.DedupWindow {
 			p.settle(ctx, msg, log, "recently synced", func() error {
 				return p.skip(ctx, j, "recently synced at "+at.Format(time.RFC3339))
 			}, msg.Ack)
@@ -280,7 +300,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 			_ = msg.NakWithDelay(p.backoff(j.Attempt))
 			return
 		}
-		if _, kerr := p.synced.Put(ctx, req.BookID, events.SyncedValue(time.Now())); kerr != nil {
+		if _, kerr := p.synced.Put(ctx, events.Key(req.Site, req.BookID), events.SyncedValue(time.Now())); kerr != nil {
 			log.Warn("remember sync time", "err", kerr)
 		}
 		if aerr := msg.DoubleAck(ctx); aerr != nil {
@@ -313,7 +333,7 @@ func (p *Pool) giveUp(ctx context.Context, msg jetstream.Msg, log *slog.Logger, 
 		Attempts: j.Attempt, Error: cause.Error(), DiedAt: time.Now().UTC()}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := broker.Publish(pctx, p.js, events.SubjectDead(j.Request.BookID), "dead:"+j.ID, &dl); err != nil {
+	if _, err := broker.Publish(pctx, p.js, dl.Subject(), "dead:"+j.ID, &dl); err != nil {
 		log.Error("dead-letter failed; retrying later", "err", err, "cause", cause)
 		_ = msg.NakWithDelay(p.cfg.RetryBase)
 		return
@@ -350,7 +370,7 @@ func (p *Pool) skip(ctx context.Context, j *job, reason string) error {
 
 func (p *Pool) publishJob(ctx context.Context, kind events.JobKind, j *job, fill func(*events.JobEvent)) error {
 	e := events.JobEvent{
-		Header: events.Header{Version: events.Version}, Kind: kind, JobID: j.ID, BookID: j.Request.BookID,
+		Header: events.Header{Version: events.Version}, Kind: kind, JobID: j.ID, Site: j.Request.Site, BookID: j.Request.BookID,
 		Lane: j.Request.Lane, Priority: j.Request.Priority, Attempt: j.Attempt, Fetcher: p.cfg.FetcherID,
 		EnqueuedAt: j.Enqueued.UTC(), StartedAt: j.Started, At: time.Now().UTC(), Requests: j.Requests,
 	}
@@ -363,8 +383,8 @@ func (p *Pool) publishJob(ctx context.Context, kind events.JobKind, j *job, fill
 	return err
 }
 
-func (p *Pool) lastSynced(ctx context.Context, bookID string) (time.Time, bool) {
-	e, err := p.synced.Get(ctx, bookID)
+func (p *Pool) lastSynced(ctx context.Context, siteID, bookID string) (time.Time, bool) {
+	e, err := p.synced.Get(ctx, events.Key(siteID, bookID))
 	if err != nil {
 		return time.Time{}, false
 	}
@@ -403,7 +423,7 @@ func (p *Pool) backoff(attempt int) time.Duration {
 
 func (p *Pool) setActive(j *job) {
 	p.mu.Lock()
-	p.active[j.ID] = events.ActiveJob{JobID: j.ID, BookID: j.Request.BookID, Lane: j.Request.Lane, Attempt: j.Attempt, StartedAt: j.Started}
+	p.active[j.ID] = events.ActiveJob{JobID: j.ID, Site: j.Request.Site, BookID: j.Request.BookID, Lane: j.Request.Lane, Attempt: j.Attempt, StartedAt: j.Started}
 	p.mu.Unlock()
 	p.signalChanged()
 }
@@ -413,4 +433,16 @@ func (p *Pool) clearActive(j *job) {
 	delete(p.active, j.ID)
 	p.mu.Unlock()
 	p.signalChanged()
+}
+
+// onItsSubject reports whether req was published where it belongs: on its lane's
+// subject for its book, or, for a request stored by a build before books were
+// site-qualified, on the same subject with the bare book id (BookOfSubject reads it as
+// LegacySite's, as Decode reads the version 1 payload).
+func onItsSubject(req events.BookRequested, subject string) bool {
+	if subject == req.Subject() {
+		return true
+	}
+	site, id, ok := events.BookOfSubject(subject, events.RequestPrefixTokens)
+	return ok && site == req.Site && id == req.BookID && subject == events.RequestSubjectLegacy(req.Lane, id)
 }

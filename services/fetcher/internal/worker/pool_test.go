@@ -22,9 +22,12 @@ import (
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/natstest"
+	"github.com/xswtw/xsw/services/fetcher/internal/checkpoint"
 	"github.com/xswtw/xsw/services/fetcher/internal/politeness"
-	"github.com/xswtw/xsw/services/fetcher/internal/site/xsw"
+	"github.com/xswtw/xsw/services/fetcher/internal/sites"
 	"github.com/xswtw/xsw/services/fetcher/internal/source"
+	"github.com/xswtw/xsw/services/fetcher/site"
+	"github.com/xswtw/xsw/services/fetcher/site/xsw"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -117,15 +120,42 @@ type harness struct {
 	ns   *natstest.Server
 	site *testSite
 	pool *Pool
+	// checkpoints is the bucket the syncer keeps its checkpoints in.
+	checkpoints jetstream.KeyValue
 }
 
+// newHarness returns a pool serving m.xsw.tw's adapter on a testSite.
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
+	ts := newTestSite(t)
+	h := newHarnessOf(t, cfg, served(t, xsw.ID, func(base *url.URL) site.Source { return xsw.New(base) }, ts.URL))
+	h.site = ts
+	return h
+}
+
+// served returns site id served by the adapter built by adapter on the server at
+// rawURL, without politeness.
+func served(t *testing.T, id string, adapter func(*url.URL) site.Source, rawURL string) *sites.Site {
+	t.Helper()
+	base, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limiter := politeness.New(nil, "", politeness.Config{})
+	return &sites.Site{ID: id, Source: adapter(base), Limiter: limiter,
+		Client: source.New(base, limiter, source.Config{Timeout: 5 * time.Second})}
+}
+
+// newHarnessOf returns a pool serving the sites given, the first the default, with the
+// checkpoints bucket, on a JetStream server of its own.
+func newHarnessOf(t *testing.T, cfg Config, served ...*sites.Site) *harness {
+	t.Helper()
 	ns := natstest.Start(t)
-	site := newTestSite(t)
-	base, _ := url.Parse(site.URL)
-	client := source.New(base, politeness.New(nil, "", politeness.Config{}), source.Config{Timeout: 5 * time.Second})
-	syncer := &Syncer{JS: ns.JS, Site: xsw.New(base), Client: client, Logger: slog.New(slog.DiscardHandler)}
+	kv, err := ns.JS.KeyValue(t.Context(), events.BucketCheckpoints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncer := &Syncer{JS: ns.JS, Sites: sites.NewSet(served...), Logger: slog.New(slog.DiscardHandler), Checkpoints: checkpoint.Store{KV: kv}}
 	if cfg.FetcherID == "" {
 		cfg.FetcherID = "test-fetcher"
 	}
@@ -133,7 +163,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{ns: ns, site: site, pool: pool}
+	return &harness{ns: ns, pool: pool, checkpoints: kv}
 }
 
 // run runs the pool until the returned stop is called (and at test end).
@@ -219,7 +249,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func req(book string, lane events.Lane) events.BookRequested {
-	return events.NewBookRequested(book, lane, 0, false, "test", time.Now())
+	return events.NewBookRequested(xsw.ID, book, lane, 0, false, "test", time.Now())
 }
 
 func TestSyncPublishesBookAndEveryTOCPage(t *testing.T) {
@@ -257,7 +287,7 @@ func TestSyncPublishesBookAndEveryTOCPage(t *testing.T) {
 
 	// Layer three of dedup: the same book again within the window costs no request.
 	before := len(h.site.requests())
-	h.request(t, events.NewBookRequested("1000001", events.LaneManual, 10, false, "again", time.Now()))
+	h.request(t, events.NewBookRequested(xsw.ID, "1000001", events.LaneManual, 10, false, "again", time.Now()))
 	eventually(t, "skipped job", func() bool { return len(h.jobEvents(t, events.JobSkipped)) == 1 })
 	if after := len(h.site.requests()); after != before {
 		t.Errorf("a recently synced book cost %d more requests", after-before)
@@ -266,7 +296,7 @@ func TestSyncPublishesBookAndEveryTOCPage(t *testing.T) {
 	// until then the subject holds it and refuses another.
 	eventually(t, "skipped request acked", func() bool { return h.waiting(t) == 0 })
 	// Unless forced.
-	h.request(t, events.NewBookRequested("1000001", events.LaneManual, 10, true, "forced", time.Now()))
+	h.request(t, events.NewBookRequested(xsw.ID, "1000001", events.LaneManual, 10, true, "forced", time.Now()))
 	eventually(t, "forced sync", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 2 })
 }
 
@@ -358,7 +388,7 @@ func TestPoisonRequestIsTerminated(t *testing.T) {
 	var poison atomic.Int64
 	h := newHarness(t, Config{Workers: 1, Poison: func() { poison.Add(1) }})
 	h.run(t)
-	if _, err := h.ns.JS.Publish(t.Context(), events.RequestSubject(events.LanePrefetch, "1000001"), []byte(`{"version":9}`)); err != nil {
+	if _, err := h.ns.JS.Publish(t.Context(), events.RequestSubject(events.LanePrefetch, xsw.ID, "1000001"), []byte(`{"version":9}`)); err != nil {
 		t.Fatal(err)
 	}
 	// A valid request on another book's subject is poison too.
@@ -366,26 +396,157 @@ func TestPoisonRequestIsTerminated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.ns.JS.Publish(t.Context(), events.RequestSubject(events.LanePrefetch, "1000004"), misfiled); err != nil {
+	if _, err := h.ns.JS.Publish(t.Context(), events.RequestSubject(events.LanePrefetch, xsw.ID, "1000004"), misfiled); err != nil {
 		t.Fatal(err)
 	}
+	// And so is a request for a site this fetcher does not serve.
+	h.request(t, events.NewBookRequested("czbooks", "1000005", events.LanePrefetch, 0, false, "test", time.Now()))
 	h.request(t, req("1000002", events.LanePrefetch))
 	eventually(t, "good request after the poison ones", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
 	eventually(t, "poison requests gone", func() bool { return h.waiting(t) == 0 })
-	if n := poison.Load(); n != 2 {
-		t.Errorf("%d poison requests counted, want 2", n)
+	if n := poison.Load(); n != 3 {
+		t.Errorf("%d poison requests counted, want 3", n)
 	}
 	for _, p := range h.site.requests() {
-		if strings.HasPrefix(p, "/1000001/") || strings.HasPrefix(p, "/1000003/") || strings.HasPrefix(p, "/1000004/") {
+		if !strings.HasPrefix(p, "/1000002/") {
 			t.Errorf("poison request reached the site: %s", p)
 		}
+	}
+	if got := len(h.jobEvents(t, events.JobStarted)); got != 1 {
+		t.Errorf("%d jobs started, want 1 (poison requests are no jobs)", got)
+	}
+}
+
+// TestLegacyRequestIsServed: a request a build before site-qualified books stored (a
+// version 1 payload without a site, on the subject with the bare book id) is m.xsw.tw's
+// and is synced after an upgrade; one for another book on that subject is still poison.
+func TestLegacyRequestIsServed(t *testing.T) {
+	var poison atomic.Int64
+	h := newHarness(t, Config{Workers: 1, DedupWindow: time.Minute, Poison: func() { poison.Add(1) }})
+	h.run(t)
+	v1 := func(book string) []byte {
+		return []byte(`{"version":1,"book_id":"` + book + `","lane":"prefetch","priority":0,"requested_at":"` +
+			time.Now().UTC().Format(time.RFC3339Nano) + `","force":false}`)
+	}
+	if _, err := h.ns.JS.Publish(t.Context(), events.RequestSubjectLegacy(events.LanePrefetch, "1000001"), v1("1000001")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.ns.JS.Publish(t.Context(), events.RequestSubjectLegacy(events.LanePrefetch, "1000002"), v1("1000003")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the legacy request synced", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
+	eventually(t, "both requests settled", func() bool { return h.waiting(t) == 0 })
+	done := h.jobEvents(t, events.JobCompleted)[0]
+	if done.Site != xsw.ID || done.BookID != "1000001" || done.Chapters != 12 {
+		t.Errorf("completed %s/%s with %d chapters, want xsw/1000001 with 12", done.Site, done.BookID, done.Chapters)
+	}
+	if n := poison.Load(); n != 1 {
+		t.Errorf("%d poison requests, want 1 (another book's request on a legacy subject)", n)
+	}
+}
+
+// TestRequestOfASiteServedElsewhereWaits: while a change of SOURCES rolls out, a request
+// for a site that another fetcher describes reaches one that does not serve it: it is
+// handed back for that one, neither synced here nor thrown away as poison.
+func TestRequestOfASiteServedElsewhereWaits(t *testing.T) {
+	var poison atomic.Int64
+	h := newHarness(t, Config{Workers: 1, Poison: func() { poison.Add(1) }})
+	kv, err := h.ns.JS.KeyValue(t.Context(), events.BucketSites)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := events.SiteInfo{Header: events.Header{Version: events.Version}, ID: "czbooks", BookIDPattern: "[a-z0-9]+", State: events.SiteOK, At: time.Now()}
+	b, _ := events.Encode(&info)
+	if _, err := kv.Put(t.Context(), "czbooks", b); err != nil {
+		t.Fatal(err)
+	}
+	h.run(t)
+	h.request(t, events.NewBookRequested("czbooks", "cr382b", events.LanePrefetch, 0, false, "test", time.Now()))
+	h.request(t, req("1000002", events.LanePrefetch))
+	eventually(t, "the served site's request done", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
+	eventually(t, "the other request handed back", func() bool { return h.waiting(t) == 1 })
+	time.Sleep(200 * time.Millisecond)
+	if n := poison.Load(); n != 0 {
+		t.Errorf("%d poison requests, want none", n)
+	}
+	if got := h.waiting(t); got != 1 {
+		t.Errorf("%d requests waiting, want czbooks' one", got)
+	}
+	if got := len(h.jobEvents(t, events.JobStarted)); got != 1 {
+		t.Errorf("%d jobs started, want 1", got)
+	}
+}
+
+// TestNonCanonicalBookIDIsRefused: "0123" is not how m.xsw.tw writes book 123. The
+// request fails for good without a request to the site.
+func TestNonCanonicalBookIDIsRefused(t *testing.T) {
+	h := newHarness(t, Config{Workers: 1, RetryBase: 10 * time.Millisecond})
+	h.run(t)
+	h.request(t, req("0123", events.LaneInteractive))
+	eventually(t, "failed job", func() bool { return len(h.jobEvents(t, events.JobFailed)) == 1 })
+	f := h.jobEvents(t, events.JobFailed)[0]
+	if !f.Permanent || f.Attempt != 1 || f.Site != xsw.ID || f.BookID != "0123" || !strings.Contains(f.Error, "canonical") {
+		t.Errorf("failed event = %+v, want a permanent failure of xsw book 0123 on attempt 1 naming the canonical id", f)
+	}
+	if f.Requests != 0 {
+		t.Errorf("failed event counts %d requests, want 0", f.Requests)
+	}
+	if got := h.site.requests(); len(got) != 0 {
+		t.Errorf("a non-canonical id reached the site: %v", got)
+	}
+	eventually(t, "request terminated", func() bool { return h.waiting(t) == 0 })
+	if got := len(h.jobEvents(t, events.JobRetrying)); got != 0 {
+		t.Errorf("%d retries of a non-canonical id, want none", got)
+	}
+}
+
+// TestIncrementalSyncFromLegacyCheckpoint: a checkpoint written before books were
+// site-qualified (under the bare id, with only the size of page 1) still makes a resync
+// incremental: the book page, then the last known page onwards, numbered on from it.
+func TestIncrementalSyncFromLegacyCheckpoint(t *testing.T) {
+	h := newHarness(t, Config{Workers: 1})
+	// The last sync saw pages 1 and 2 (8 chapters, the newest 9100000708); the site now has 3.
+	legacy := `{"last_chapter_id":"9100000708","chapters":8,"toc_pages":2,"per_page":4,"home":{},"at":"2026-01-01T00:00:00Z"}`
+	if _, err := h.checkpoints.Put(t.Context(), "1000007", []byte(legacy)); err != nil {
+		t.Fatal(err)
+	}
+	h.run(t)
+	r := req("1000007", events.LaneRefresh)
+	r.Known = &events.KnownBook{Chapters: 8, LastChapterID: "9100000708"}
+	h.request(t, r)
+	eventually(t, "completed job", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
+	if got, want := h.site.requests(), []string{"/1000007/", "/1000007/page-2.html", "/1000007/page-3.html"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("site requests %v, want %v", got, want)
+	}
+	var pages []string
+	for _, m := range h.messages(t, "xsw.fetched.toc.>") {
+		var p events.TOCPageFetched
+		if err := events.Decode(m.Data, &p); err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, fmt.Sprintf("%s p%d from %d", m.Subject, p.Page, p.Chapters[0].Number))
+	}
+	if want := []string{"xsw.fetched.toc.xsw.1000007 p2 from 5", "xsw.fetched.toc.xsw.1000007 p3 from 9"}; strings.Join(pages, ",") != strings.Join(want, ",") {
+		t.Errorf("published %v, want %v", pages, want)
+	}
+	// The new checkpoint is under the book's key and remembers where its last page starts.
+	e, err := h.checkpoints.Get(t.Context(), events.Key(xsw.ID, "1000007"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cp checkpoint.Checkpoint
+	if err := json.Unmarshal(e.Value(), &cp); err != nil {
+		t.Fatal(err)
+	}
+	if cp.Chapters != 12 || cp.TOCPages != 3 || cp.LastPageFirst != 9 || cp.FirstPageRefs != 4 || cp.LastChapterID != "9100000712" {
+		t.Errorf("checkpoint = %+v, want 12 chapters on 3 pages, the last from 9, 4 on page 1, newest 9100312", cp)
 	}
 }
 
 func TestExpiredRequestIsSkipped(t *testing.T) {
 	h := newHarness(t, Config{Workers: 1, MaxAge: time.Minute})
 	h.run(t)
-	h.request(t, events.NewBookRequested("1000001", events.LanePrefetch, 0, false, "old", time.Now().Add(-time.Hour)))
+	h.request(t, events.NewBookRequested(xsw.ID, "1000001", events.LanePrefetch, 0, false, "old", time.Now().Add(-time.Hour)))
 	eventually(t, "skipped job", func() bool { return len(h.jobEvents(t, events.JobSkipped)) == 1 })
 	if got := h.jobEvents(t, events.JobSkipped)[0].Reason; !strings.Contains(got, "expired") {
 		t.Errorf("reason = %q", got)

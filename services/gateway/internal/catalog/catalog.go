@@ -1,13 +1,13 @@
 // Package catalog reads what the indexer stored in Postgres: books, chapter references and
-// texts, categories and the job history. The gateway only reads these tables, except for
-// clearing the job history on an administrator's request.
+// texts, categories and the job history. A book is named by its site and the site's id
+// for it, both text, everywhere. The gateway only reads these tables, except for clearing
+// the job history on an administrator's request.
 package catalog
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,6 +40,7 @@ func (c *Catalog) Ping(ctx context.Context) error { return c.pool.Ping(ctx) }
 // Book is a stored book. The indexer may hold a row for a book whose metadata never
 // arrived (a completed sync seen first): HasMeta tells.
 type Book struct {
+	Site             string
 	ID               string
 	HasMeta          bool // the book's home page was stored
 	Name             string
@@ -53,12 +54,14 @@ type Book struct {
 	LastChapterNum   *int
 	LastChapterTitle string
 	LastChapterURL   string
-	ChapterTotal     *int // chapters the last completed sync published
-	ChapterCount     int  // chapter references stored now
-	complete         bool // refs 1..ChapterTotal are all stored
-	SyncedAt         *time.Time
-	CheckedAt        *time.Time
-	ChangedAt        *time.Time
+	// Volumes are the book's volume headers, in order (none on a site without volumes).
+	Volumes      []Volume
+	ChapterTotal *int // chapters the last completed sync published
+	ChapterCount int  // chapter references stored now
+	complete     bool // refs 1..ChapterTotal are all stored
+	SyncedAt     *time.Time
+	CheckedAt    *time.Time
+	ChangedAt    *time.Time
 }
 
 // SyncStatus reports how much of the book's table of contents is stored. A book is
@@ -75,6 +78,13 @@ func (b Book) KnownLength() (n int, ok bool) {
 	return *b.ChapterTotal, true
 }
 
+// Volume is a volume header of a book's chapter list: its title and the number of its
+// first chapter.
+type Volume struct {
+	Title        string `json:"title"`
+	FirstChapter int    `json:"first_chapter"`
+}
+
 func syncStatus(complete bool, chapters int) string {
 	switch {
 	case complete:
@@ -85,39 +95,30 @@ func syncStatus(complete bool, chapters int) string {
 	return SyncNone
 }
 
-func parseID(bookID string) (int64, error) {
-	id, err := strconv.ParseInt(bookID, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("book id %q: %w", bookID, err)
-	}
-	return id, nil
-}
-
 // Book returns the stored book, or ErrNotFound.
-func (c *Catalog) Book(ctx context.Context, bookID string) (Book, error) {
-	id, err := parseID(bookID)
-	if err != nil {
-		return Book{}, err
-	}
-	b := Book{ID: bookID}
-	err = c.pool.QueryRow(ctx, `
+func (c *Catalog) Book(ctx context.Context, site, bookID string) (Book, error) {
+	b := Book{Site: site, ID: bookID}
+	err := c.pool.QueryRow(ctx, `
 		SELECT name, author, genre, status, finished, update_text, description, cover_url,
-		       last_chapter_num, last_chapter_title, last_chapter_url, chapter_total,
+		       last_chapter_num, last_chapter_title, last_chapter_url, volumes, chapter_total,
 		       synced_at, checked_at, changed_at, c.total,
 		       b.chapter_total IS NOT NULL AND c.within >= b.chapter_total
 		FROM books b, LATERAL (
 			SELECT count(*) AS total, count(*) FILTER (WHERE num <= b.chapter_total) AS within
-			FROM chapters WHERE book_id = b.id
+			FROM chapters WHERE site = b.site AND book_id = b.id
 		) c
-		WHERE id = $1`, id).Scan(
+		WHERE b.site = $1 AND b.id = $2`, site, bookID).Scan(
 		&b.Name, &b.Author, &b.Genre, &b.Status, &b.Finished, &b.UpdateText, &b.Description, &b.CoverURL,
-		&b.LastChapterNum, &b.LastChapterTitle, &b.LastChapterURL, &b.ChapterTotal,
+		&b.LastChapterNum, &b.LastChapterTitle, &b.LastChapterURL, &b.Volumes, &b.ChapterTotal,
 		&b.SyncedAt, &b.CheckedAt, &b.ChangedAt, &b.ChapterCount, &b.complete)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Book{}, fmt.Errorf("book %s: %w", bookID, ErrNotFound)
+		return Book{}, fmt.Errorf("book %s of site %s: %w", bookID, site, ErrNotFound)
 	}
 	if err != nil {
-		return Book{}, fmt.Errorf("read book %s: %w", bookID, err)
+		return Book{}, fmt.Errorf("read book %s of site %s: %w", bookID, site, err)
+	}
+	if b.Volumes == nil {
+		b.Volumes = []Volume{}
 	}
 	b.HasMeta = b.CheckedAt != nil
 	return b, nil
@@ -146,21 +147,17 @@ type ChapterPage struct {
 // still syncing holds the chapters that belong there, or fewer, never later ones. A book
 // with no stored chapter is not an error: its page is empty with SyncStatus SyncNone (or
 // SyncComplete when a completed sync found none).
-func (c *Catalog) Chapters(ctx context.Context, bookID string, offset, limit int) (ChapterPage, error) {
-	id, err := parseID(bookID)
-	if err != nil {
-		return ChapterPage{}, err
-	}
+func (c *Catalog) Chapters(ctx context.Context, site, bookID string, offset, limit int) (ChapterPage, error) {
 	var complete bool
 	var p ChapterPage
-	err = c.pool.QueryRow(ctx, `
+	err := c.pool.QueryRow(ctx, `
 		SELECT c.total, t.chapter_total IS NOT NULL AND c.within >= t.chapter_total
-		FROM (SELECT (SELECT chapter_total FROM books WHERE id = $1) AS chapter_total) t, LATERAL (
+		FROM (SELECT (SELECT chapter_total FROM books WHERE site = $1 AND id = $2) AS chapter_total) t, LATERAL (
 			SELECT count(*) AS total, count(*) FILTER (WHERE num <= t.chapter_total) AS within
-			FROM chapters WHERE book_id = $1
-		) c`, id).Scan(&p.Total, &complete)
+			FROM chapters WHERE site = $1 AND book_id = $2
+		) c`, site, bookID).Scan(&p.Total, &complete)
 	if err != nil {
-		return ChapterPage{}, fmt.Errorf("count chapters of book %s: %w", bookID, err)
+		return ChapterPage{}, fmt.Errorf("count chapters of book %s of site %s: %w", bookID, site, err)
 	}
 	p.SyncStatus = syncStatus(complete, p.Total)
 	if p.Total == 0 {
@@ -173,11 +170,11 @@ func (c *Catalog) Chapters(ctx context.Context, bookID string, offset, limit int
 		last = &n
 	}
 	rows, err := c.pool.Query(ctx, `
-		SELECT num, chapter_id::text, title, url FROM chapters
-		WHERE book_id = $1 AND num > $2 AND ($3::int IS NULL OR num <= $3)
-		ORDER BY num`, id, offset, last)
+		SELECT num, chapter_id, title, url FROM chapters
+		WHERE site = $1 AND book_id = $2 AND num > $3 AND ($4::int IS NULL OR num <= $4)
+		ORDER BY num`, site, bookID, offset, last)
 	if err != nil {
-		return ChapterPage{}, fmt.Errorf("list chapters of book %s: %w", bookID, err)
+		return ChapterPage{}, fmt.Errorf("list chapters of book %s of site %s: %w", bookID, site, err)
 	}
 	p.Chapters, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ChapterRef, error) {
 		var ch ChapterRef
@@ -185,7 +182,7 @@ func (c *Catalog) Chapters(ctx context.Context, bookID string, offset, limit int
 		return ch, err
 	})
 	if err != nil {
-		return ChapterPage{}, fmt.Errorf("list chapters of book %s: %w", bookID, err)
+		return ChapterPage{}, fmt.Errorf("list chapters of book %s of site %s: %w", bookID, site, err)
 	}
 	return p, nil
 }
@@ -198,21 +195,17 @@ type Chapter struct {
 }
 
 // Chapter returns the stored chapter num of the book, or ErrNotFound.
-func (c *Catalog) Chapter(ctx context.Context, bookID string, num int) (Chapter, error) {
-	id, err := parseID(bookID)
-	if err != nil {
-		return Chapter{}, err
-	}
+func (c *Catalog) Chapter(ctx context.Context, site, bookID string, num int) (Chapter, error) {
 	ch := Chapter{ChapterRef: ChapterRef{Number: num}}
 	var text *string
-	err = c.pool.QueryRow(ctx, `
-		SELECT chapter_id::text, title, url, text FROM chapters WHERE book_id = $1 AND num = $2`,
-		id, num).Scan(&ch.ChapterID, &ch.Title, &ch.URL, &text)
+	err := c.pool.QueryRow(ctx, `
+		SELECT chapter_id, title, url, text FROM chapters WHERE site = $1 AND book_id = $2 AND num = $3`,
+		site, bookID, num).Scan(&ch.ChapterID, &ch.Title, &ch.URL, &text)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Chapter{}, fmt.Errorf("chapter %d of book %s: %w", num, bookID, ErrNotFound)
+		return Chapter{}, fmt.Errorf("chapter %d of book %s of site %s: %w", num, bookID, site, ErrNotFound)
 	}
 	if err != nil {
-		return Chapter{}, fmt.Errorf("read chapter %d of book %s: %w", num, bookID, err)
+		return Chapter{}, fmt.Errorf("read chapter %d of book %s of site %s: %w", num, bookID, site, err)
 	}
 	if text != nil {
 		ch.Text, ch.HasText = *text, true
@@ -220,22 +213,22 @@ func (c *Catalog) Chapter(ctx context.Context, bookID string, num int) (Chapter,
 	return ch, nil
 }
 
-// Category is a stored category of the site.
+// Category is a stored category of a site.
 type Category struct {
-	ID   int
+	ID   string
 	Name string
 	URL  string
 }
 
-// Categories returns the stored categories ordered by id.
-func (c *Catalog) Categories(ctx context.Context) ([]Category, error) {
-	rows, err := c.pool.Query(ctx, `SELECT id, name, url FROM categories ORDER BY id`)
+// Categories returns the stored categories of site in the order of its home page.
+func (c *Catalog) Categories(ctx context.Context, site string) ([]Category, error) {
+	rows, err := c.pool.Query(ctx, `SELECT id, name, url FROM categories WHERE site = $1 ORDER BY position, id`, site)
 	if err != nil {
-		return nil, fmt.Errorf("list categories: %w", err)
+		return nil, fmt.Errorf("list categories of site %s: %w", site, err)
 	}
 	cats, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Category])
 	if err != nil {
-		return nil, fmt.Errorf("list categories: %w", err)
+		return nil, fmt.Errorf("list categories of site %s: %w", site, err)
 	}
 	return cats, nil
 }
@@ -262,6 +255,7 @@ func (c *Catalog) Counts(ctx context.Context) (Counts, error) {
 
 // Failure is a failed sync job.
 type Failure struct {
+	Site      string
 	BookID    string
 	FailedAt  time.Time
 	Error     string
@@ -271,24 +265,20 @@ type Failure struct {
 // PermanentFailure returns the book's last finished job when it failed for good (the site
 // said the book does not exist, or its page cannot be read), or ErrNotFound when the last
 // job did not fail that way (or there was none).
-func (c *Catalog) PermanentFailure(ctx context.Context, bookID string) (Failure, error) {
-	id, err := parseID(bookID)
-	if err != nil {
-		return Failure{}, err
-	}
-	f := Failure{BookID: bookID}
+func (c *Catalog) PermanentFailure(ctx context.Context, site, bookID string) (Failure, error) {
+	f := Failure{Site: site, BookID: bookID}
 	var status string
-	err = c.pool.QueryRow(ctx, `
+	err := c.pool.QueryRow(ctx, `
 		SELECT status, finished_at, error, permanent FROM job_history
-		WHERE book_id = $1 ORDER BY finished_at DESC LIMIT 1`, id).Scan(&status, &f.FailedAt, &f.Error, &f.Permanent)
+		WHERE site = $1 AND book_id = $2 ORDER BY finished_at DESC LIMIT 1`, site, bookID).Scan(&status, &f.FailedAt, &f.Error, &f.Permanent)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Failure{}, fmt.Errorf("failure of book %s: %w", bookID, ErrNotFound)
+		return Failure{}, fmt.Errorf("failure of book %s of site %s: %w", bookID, site, ErrNotFound)
 	}
 	if err != nil {
-		return Failure{}, fmt.Errorf("read job history of book %s: %w", bookID, err)
+		return Failure{}, fmt.Errorf("read job history of book %s of site %s: %w", bookID, site, err)
 	}
 	if status != "failed" || !f.Permanent {
-		return Failure{}, fmt.Errorf("failure of book %s: %w", bookID, ErrNotFound)
+		return Failure{}, fmt.Errorf("failure of book %s of site %s: %w", bookID, site, ErrNotFound)
 	}
 	return f, nil
 }
@@ -312,11 +302,11 @@ func (c *Catalog) History(ctx context.Context, limit int) (History, error) {
 		return History{}, fmt.Errorf("count job history: %w", err)
 	}
 	rows, err := c.pool.Query(ctx, `
-		SELECT book_id::text, finished_at, error, permanent FROM (
-			SELECT DISTINCT ON (book_id) book_id, finished_at, error, permanent
+		SELECT site, book_id, finished_at, error, permanent FROM (
+			SELECT DISTINCT ON (site, book_id) site, book_id, finished_at, error, permanent
 			FROM job_history WHERE status = 'failed'
-			ORDER BY book_id, finished_at DESC
-		) latest ORDER BY finished_at DESC LIMIT $1`, limit)
+			ORDER BY site, book_id, finished_at DESC
+		) latest ORDER BY finished_at DESC, site, book_id LIMIT $1`, limit)
 	if err != nil {
 		return History{}, fmt.Errorf("list failed jobs: %w", err)
 	}
@@ -339,22 +329,22 @@ func (c *Catalog) ClearHistory(ctx context.Context) (int64, error) {
 // Known reads what the database holds of a book for an incremental resync: its stored
 // chapter refs and the newest chapter its home page named. It is nil for a book not
 // stored, or stored without a newest chapter.
-func (c *Catalog) Known(ctx context.Context, bookID string) (*events.KnownBook, error) {
+func (c *Catalog) Known(ctx context.Context, site, bookID string) (*events.KnownBook, error) {
 	var chapters int
-	var last *int64
+	var last *string
 	err := c.pool.QueryRow(ctx, `
-		SELECT (SELECT count(*) FROM chapters c WHERE c.book_id = b.id), b.last_chapter_id
-		FROM books b WHERE b.id = $1`, bookID).Scan(&chapters, &last)
+		SELECT (SELECT count(*) FROM chapters c WHERE c.site = b.site AND c.book_id = b.id), b.last_chapter_id
+		FROM books b WHERE b.site = $1 AND b.id = $2`, site, bookID).Scan(&chapters, &last)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("known state of book %s: %w", bookID, err)
+		return nil, fmt.Errorf("known state of book %s of site %s: %w", bookID, site, err)
 	}
-	if last == nil {
+	if last == nil || *last == "" {
 		return nil, nil
 	}
-	return &events.KnownBook{Chapters: chapters, LastChapterID: strconv.FormatInt(*last, 10)}, nil
+	return &events.KnownBook{Chapters: chapters, LastChapterID: *last}, nil
 }
 
 // Freshness says how current the stored books are.

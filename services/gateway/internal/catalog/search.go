@@ -28,6 +28,8 @@ type Search struct {
 	In int
 	// Limit bounds the hits (1 or more).
 	Limit int
+	// Site restricts the search to one site's books; "" searches every site.
+	Site string
 }
 
 // Hit is one search result.
@@ -37,6 +39,7 @@ type Hit struct {
 	// Match names the field that matched best: name or author for a book, title or
 	// content for a chapter.
 	Match      string
+	Site       string
 	BookID     string
 	Name       string
 	Author     string
@@ -57,15 +60,30 @@ func escapeLike(s string) string {
 }
 
 // searchSQL builds the statement of a search from fixed fragments; the terms travel as
-// parameters, numbered as the fragments first use them ($1 is the limit).
+// parameters, numbered as the fragments first use them ($1 is the limit, $2 the site
+// when one is searched).
 type searchSQL struct {
 	terms  []string
 	args   []any
 	placed map[[2]int]string // (term, form) -> placeholder
+	site   string            // the placeholder of the site searched, "" for every site
 }
 
-func newSearchSQL(terms []string, limit int) *searchSQL {
-	return &searchSQL{terms: terms, args: []any{limit}, placed: map[[2]int]string{}}
+func newSearchSQL(terms []string, limit int, site string) *searchSQL {
+	q := &searchSQL{terms: terms, args: []any{limit}, placed: map[[2]int]string{}}
+	if site != "" {
+		q.args = append(q.args, site)
+		q.site = "$2"
+	}
+	return q
+}
+
+// inSite restricts a branch to the site searched, by the site column col.
+func (q *searchSQL) inSite(col string) string {
+	if q.site == "" {
+		return ""
+	}
+	return " AND " + col + " = " + q.site
 }
 
 // Forms of a term as a parameter.
@@ -129,33 +147,33 @@ func (q *searchSQL) position(f string) string {
 	return "LEAST(" + strings.Join(parts, ", ") + ")"
 }
 
-const hitColumns = `type, match, book_id, name, author, chapter_num, title, url, score, snippet`
+const hitColumns = `type, match, site, book_id, name, author, chapter_num, title, url, score, snippet`
 
 func (q *searchSQL) books() string {
 	return `(SELECT 'book' AS type, CASE WHEN s.name >= s.author THEN 'name' ELSE 'author' END AS match,
-			b.id AS book_id, b.name, b.author, NULL::int AS chapter_num, NULL::text AS title, b.source_url AS url,
+			b.site, b.id AS book_id, b.name, b.author, NULL::int AS chapter_num, NULL::text AS title, b.source_url AS url,
 			GREATEST(s.name, 0.9 * s.author) AS score, NULL::text AS snippet
 		FROM books b, LATERAL (SELECT ` + q.score("b.name") + ` AS name, ` + q.score("b.author") + ` AS author) s
-		WHERE b.checked_at IS NOT NULL AND (` + q.matches("b.name", true) + ` OR ` + q.matches("b.author", true) + `)
-		ORDER BY score DESC, b.id LIMIT $1)`
+		WHERE b.checked_at IS NOT NULL` + q.inSite("b.site") + ` AND (` + q.matches("b.name", true) + ` OR ` + q.matches("b.author", true) + `)
+		ORDER BY score DESC, b.site, b.id LIMIT $1)`
 }
 
 func (q *searchSQL) titles() string {
-	return `(SELECT 'chapter' AS type, 'title' AS match, c.book_id, COALESCE(b.name, '') AS name,
+	return `(SELECT 'chapter' AS type, 'title' AS match, c.site, c.book_id, COALESCE(b.name, '') AS name,
 			COALESCE(b.author, '') AS author, c.num AS chapter_num, c.title, c.url,
 			0.8 * ` + q.score("c.title") + ` AS score, NULL::text AS snippet
-		FROM chapters c LEFT JOIN books b ON b.id = c.book_id
-		WHERE ` + q.matches("c.title", true) + `
-		ORDER BY score DESC, c.book_id, c.num LIMIT $1)`
+		FROM chapters c LEFT JOIN books b ON b.site = c.site AND b.id = c.book_id
+		WHERE ` + q.matches("c.title", true) + q.inSite("c.site") + `
+		ORDER BY score DESC, c.site, c.book_id, c.num LIMIT $1)`
 }
 
 func (q *searchSQL) content() string {
-	return `(SELECT 'chapter' AS type, 'content' AS match, c.book_id, COALESCE(b.name, '') AS name,
+	return `(SELECT 'chapter' AS type, 'content' AS match, c.site, c.book_id, COALESCE(b.name, '') AS name,
 			COALESCE(b.author, '') AS author, c.num AS chapter_num, c.title, c.url, 0.5 AS score,
 			translate(substr(c.text, GREATEST(COALESCE(` + q.position("c.text") + `, 1) - 30, 1), 100), E'\n\r\t', '   ') AS snippet
-		FROM chapters c LEFT JOIN books b ON b.id = c.book_id
-		WHERE c.text IS NOT NULL AND ` + q.matches("c.text", false) + `
-		ORDER BY c.book_id, c.num LIMIT $1)`
+		FROM chapters c LEFT JOIN books b ON b.site = c.site AND b.id = c.book_id
+		WHERE c.text IS NOT NULL AND ` + q.matches("c.text", false) + q.inSite("c.site") + `
+		ORDER BY c.site, c.book_id, c.num LIMIT $1)`
 }
 
 // Search runs a search in Postgres (the trigram indexes of migrations 00005 and 00006)
@@ -164,7 +182,7 @@ func (c *Catalog) Search(ctx context.Context, s Search) ([]Hit, error) {
 	if len(s.Terms) == 0 || len(s.Terms) > MaxSearchTerms || s.Limit < 1 || s.In == 0 {
 		return nil, fmt.Errorf("search %q in %b, limit %d: bad search", s.Terms, s.In, s.Limit)
 	}
-	q := newSearchSQL(s.Terms, s.Limit)
+	q := newSearchSQL(s.Terms, s.Limit, s.Site)
 	var branches []string
 	if s.In&SearchBooks != 0 {
 		branches = append(branches, q.books())
@@ -176,16 +194,14 @@ func (c *Catalog) Search(ctx context.Context, s Search) ([]Hit, error) {
 		branches = append(branches, q.content())
 	}
 	sql := `SELECT ` + hitColumns + ` FROM (` + strings.Join(branches, " UNION ALL ") + `) r
-		ORDER BY score DESC, book_id, chapter_num NULLS FIRST LIMIT $1`
+		ORDER BY score DESC, site, book_id, chapter_num NULLS FIRST LIMIT $1`
 	rows, err := c.pool.Query(ctx, sql, q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("search %q: %w", s.Terms[0], err)
 	}
 	hits, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Hit, error) {
 		var h Hit
-		var id int64
-		err := r.Scan(&h.Type, &h.Match, &id, &h.Name, &h.Author, &h.ChapterNum, &h.Title, &h.URL, &h.Score, &h.Snippet)
-		h.BookID = strconv.FormatInt(id, 10)
+		err := r.Scan(&h.Type, &h.Match, &h.Site, &h.BookID, &h.Name, &h.Author, &h.ChapterNum, &h.Title, &h.URL, &h.Score, &h.Snippet)
 		return h, err
 	})
 	if err != nil {

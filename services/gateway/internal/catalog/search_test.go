@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -14,31 +15,41 @@ import (
 func searchFixture(t *testing.T) (*catalog.Catalog, *pgxpool.Pool) {
 	t.Helper()
 	pool, _ := testdb.Pool(t)
-	testdb.InsertBook(t, pool, 1, "萬古神帝", true) // author 飛天魚
-	testdb.InsertBook(t, pool, 2, "神帝歸來", true)
-	testdb.Exec(t, pool, `UPDATE books SET author = '萬古' WHERE id = 2`)
-	testdb.InsertBook(t, pool, 3, "100%純愛_物語", true)
-	testdb.Exec(t, pool, `INSERT INTO books (id, name) VALUES (4, '萬古無名')`) // no metadata yet: not a hit
-	testdb.InsertBook(t, pool, 5, "萬古", true)
-	testdb.Exec(t, pool, `INSERT INTO chapters (book_id, num, chapter_id, title, url, text) VALUES
-		(1, 1, 1001, '第一章 萬古之始', 'https://m.xsw.tw/1/1001.html', '序。' || chr(10) || '三千年前，神帝出關，天下震動。'),
-		(1, 2, 1002, '第二章 出關', 'https://m.xsw.tw/1/1002.html', NULL),
-		(2, 1, 2001, '第一章 歸來', 'https://m.xsw.tw/2/2001.html', '他從萬古之前歸來。')`)
+	testdb.InsertBook(t, pool, "1", "萬古神帝", true) // author 飛天魚
+	testdb.InsertBook(t, pool, "2", "神帝歸來", true)
+	testdb.Exec(t, pool, `UPDATE books SET author = '萬古' WHERE id = '2'`)
+	testdb.InsertBook(t, pool, "3", "100%純愛_物語", true)
+	testdb.Exec(t, pool, `INSERT INTO books (site, id, name) VALUES ('xsw', '4', '萬古無名')`) // no metadata yet: not a hit
+	testdb.InsertBook(t, pool, "5", "萬古", true)
+	testdb.Exec(t, pool, `INSERT INTO chapters (site, book_id, num, chapter_id, title, url, text) VALUES
+		('xsw', '1', 1, '1001', '第一章 萬古之始', 'https://m.xsw.tw/1/1001.html', '序。' || chr(10) || '三千年前，神帝出關，天下震動。'),
+		('xsw', '1', 2, '1002', '第二章 出關', 'https://m.xsw.tw/1/1002.html', NULL),
+		('xsw', '2', 1, '2001', '第一章 歸來', 'https://m.xsw.tw/2/2001.html', '他從萬古之前歸來。')`)
 	return catalog.New(pool), pool
 }
 
 func search(t *testing.T, c *catalog.Catalog, in int, terms ...string) []catalog.Hit {
 	t.Helper()
-	hits, err := c.Search(t.Context(), catalog.Search{Terms: terms, In: in, Limit: 20})
+	return searchSite(t, c, "", in, terms...)
+}
+
+func searchSite(t *testing.T, c *catalog.Catalog, site string, in int, terms ...string) []catalog.Hit {
+	t.Helper()
+	hits, err := c.Search(t.Context(), catalog.Search{Terms: terms, In: in, Limit: 20, Site: site})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return hits
 }
 
+// ids names hits by type, book and chapter: "b1:name", "c1.2:title"; a book of a site
+// other than xsw is prefixed with its site ("toy/b1:name").
 func ids(hits []catalog.Hit) string {
 	var b strings.Builder
 	for _, h := range hits {
+		if h.Site != "xsw" {
+			b.WriteString(h.Site + "/")
+		}
 		b.WriteString(h.Type[:1] + h.BookID)
 		if h.ChapterNum != nil {
 			b.WriteString("." + string(rune('0'+*h.ChapterNum)))
@@ -79,13 +90,41 @@ func TestSearch(t *testing.T) {
 	}
 }
 
+// TestSearchSites checks that a search covers every site unless it names one, and that
+// books of two sites under one id are two books.
+func TestSearchSites(t *testing.T) {
+	c, pool := searchFixture(t)
+	testdb.InsertSiteBook(t, pool, "toy", "1", "萬古神帝外傳", true)
+	testdb.Exec(t, pool, `INSERT INTO chapters (site, book_id, num, chapter_id, title, url) VALUES
+		('toy', '1', 1, 'a1', '第一章 萬古之始', 'https://toy.example/1/a1.html')`)
+	tests := []struct {
+		name, site, term string
+		in               int
+		want             string
+	}{
+		{"every site", "", "萬古神帝", catalog.SearchBooks, "b1:name toy/b1:name"},
+		{"one site", "toy", "萬古神帝", catalog.SearchBooks, "toy/b1:name"},
+		{"the other site", "xsw", "萬古神帝", catalog.SearchBooks, "b1:name"},
+		{"titles of every site", "", "萬古之始", catalog.SearchTitles, "toy/c1.1:title c1.1:title"}, // a tie: by site
+		{"titles of one site", "toy", "萬古之始", catalog.SearchTitles, "toy/c1.1:title"},
+		{"a site without books", "none", "萬古", catalog.SearchBooks | catalog.SearchTitles | catalog.SearchContent, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ids(searchSite(t, c, tt.site, tt.in, tt.term)); got != tt.want {
+				t.Errorf("Search(%q in site %q) = %q, want %q", tt.term, tt.site, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestSearchHitFields(t *testing.T) {
 	c, _ := searchFixture(t)
 	hits := search(t, c, catalog.SearchBooks, "萬古神帝")
 	if len(hits) != 1 {
 		t.Fatalf("hits %+v", hits)
 	}
-	if h := hits[0]; h.Name != "萬古神帝" || h.Author != "飛天魚" || h.URL != "https://m.xsw.tw/1/" || h.Score != 3 ||
+	if h := hits[0]; h.Site != "xsw" || h.BookID != "1" || h.Name != "萬古神帝" || h.Author != "飛天魚" || h.URL != "https://m.xsw.tw/1/" || h.Score != 3 ||
 		h.ChapterNum != nil || h.Title != nil || h.Snippet != nil {
 		t.Errorf("book hit %+v", h)
 	}
@@ -166,26 +205,38 @@ func TestSearchUsesTrigramIndexes(t *testing.T) {
 	}
 }
 
-func TestTOCLayoutAndTexts(t *testing.T) {
+func TestStoredPagesAndTexts(t *testing.T) {
 	pool, _ := testdb.Pool(t)
 	c := catalog.New(pool)
-	if l, err := c.TOCLayout(t.Context(), "1"); err != nil || l != (catalog.TOCLayout{}) {
-		t.Errorf("unknown book: %+v, %v", l, err)
+	ctx := t.Context()
+	if p, err := c.StoredPages(ctx, "xsw", "1"); err != nil || p.Pages != nil || p.FirstPageRefs != 0 || p.TotalPages != 0 {
+		t.Errorf("unknown book: %+v, %v", p, err)
 	}
-	testdb.InsertBook(t, pool, 1, "Big", false)
-	testdb.InsertChapters(t, pool, 1, 45)
-	testdb.Exec(t, pool, `UPDATE chapters SET toc_page = (num - 1) / 20 + 1 WHERE book_id = 1`)
-	testdb.Exec(t, pool, `UPDATE books SET toc_pages_seen = 9 WHERE id = 1`)
-	if l, err := c.TOCLayout(t.Context(), "1"); err != nil || l != (catalog.TOCLayout{PerPage: 20, Pages: 9}) {
-		t.Errorf("layout %+v, %v", l, err)
+	testdb.InsertBook(t, pool, "1", "Big", false)
+	testdb.InsertChapters(t, pool, "1", 45)
+	testdb.InsertSiteChapters(t, pool, "toy", "1", 3) // same id, other site: not counted
+	testdb.Exec(t, pool, `UPDATE chapters SET toc_page = (num - 1) / 20 + 1 WHERE site = 'xsw' AND book_id = '1' AND num <> 25`)
+	testdb.Exec(t, pool, `UPDATE chapters SET toc_page = 1 WHERE site = 'toy'`)
+	testdb.Exec(t, pool, `DELETE FROM chapters WHERE site = 'xsw' AND book_id = '1' AND num BETWEEN 21 AND 40 AND num <> 25`)
+	testdb.Exec(t, pool, `UPDATE books SET toc_pages_seen = 9 WHERE id = '1'`)
+	// Page 2 is gone but for a ref written before toc_page existed (NULL): not a stored page.
+	p, err := c.StoredPages(ctx, "xsw", "1")
+	if err != nil || fmt.Sprint(p.Pages) != "[1 3]" || p.FirstPageRefs != 20 || p.TotalPages != 9 {
+		t.Errorf("stored pages %+v, %v; want pages [1 3], 20 refs on page 1, 9 pages", p, err)
 	}
-	testdb.Exec(t, pool, `UPDATE books SET toc_pages_seen = NULL, toc_pages = 3 WHERE id = 1`)
-	if l, _ := c.TOCLayout(t.Context(), "1"); l.Pages != 3 {
-		t.Errorf("layout from the completed sync %+v, want 3 pages", l)
+	testdb.Exec(t, pool, `UPDATE books SET toc_pages_seen = NULL, toc_pages = 3 WHERE id = '1'`)
+	if p, _ := c.StoredPages(ctx, "xsw", "1"); p.TotalPages != 3 {
+		t.Errorf("page count from the completed sync %+v, want 3 pages", p)
 	}
-	testdb.Exec(t, pool, `UPDATE chapters SET text = 'x', fetched_at = now() - interval '1 hour' WHERE book_id = 1 AND num <= 2`)
-	testdb.Exec(t, pool, `UPDATE chapters SET text = 'y', fetched_at = now() + interval '1 hour' WHERE book_id = 1 AND num = 3`)
-	if n, err := c.Texts(t.Context(), "1", testdb.Now(t, pool)); err != nil || n != 2 {
+	if p, err := c.StoredPages(ctx, "toy", "1"); err != nil || fmt.Sprint(p.Pages) != "[1]" || p.FirstPageRefs != 3 || p.TotalPages != 0 {
+		t.Errorf("the other site's book: %+v, %v", p, err)
+	}
+	testdb.Exec(t, pool, `UPDATE chapters SET text = 'x', fetched_at = now() - interval '1 hour' WHERE book_id = '1' AND num <= 2`)
+	testdb.Exec(t, pool, `UPDATE chapters SET text = 'y', fetched_at = now() + interval '1 hour' WHERE site = 'xsw' AND book_id = '1' AND num = 3`)
+	if n, err := c.Texts(ctx, "xsw", "1", testdb.Now(t, pool)); err != nil || n != 2 {
 		t.Errorf("Texts = %d, %v; want 2", n, err)
+	}
+	if n, err := c.Texts(ctx, "toy", "1", testdb.Now(t, pool)); err != nil || n != 2 {
+		t.Errorf("Texts of the other site's book = %d, %v; want 2", n, err)
 	}
 }

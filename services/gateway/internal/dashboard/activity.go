@@ -19,6 +19,7 @@ type Activity struct {
 	// gateway.
 	Seq       uint64      `json:"seq"`
 	Kind      string      `json:"kind"`
+	Site      string      `json:"site"`
 	BookID    string      `json:"book_id"`
 	JobID     string      `json:"job_id,omitempty"`
 	Lane      events.Lane `json:"lane"`
@@ -38,7 +39,7 @@ type Activity struct {
 
 func activityOfJob(e events.JobEvent) Activity {
 	a := Activity{
-		Kind: string(e.Kind), BookID: e.BookID, JobID: e.JobID, Lane: e.Lane, Priority: e.Priority, Attempt: e.Attempt,
+		Kind: string(e.Kind), Site: e.Site, BookID: e.BookID, JobID: e.JobID, Lane: e.Lane, Priority: e.Priority, Attempt: e.Attempt,
 		Fetcher: e.Fetcher, At: e.At.UTC(), Chapters: e.Chapters, TOCPages: e.TOCPages, Unchanged: e.Unchanged,
 		Error: e.Error, Permanent: e.Permanent, Reason: e.Reason,
 	}
@@ -49,7 +50,7 @@ func activityOfJob(e events.JobEvent) Activity {
 }
 
 func activityOfRequest(r events.BookRequested) Activity {
-	return Activity{Kind: KindQueued, BookID: r.BookID, Lane: r.Lane, Priority: r.Priority, At: r.RequestedAt.UTC(),
+	return Activity{Kind: KindQueued, Site: r.Site, BookID: r.BookID, Lane: r.Lane, Priority: r.Priority, At: r.RequestedAt.UTC(),
 		Reason: r.Reason, Force: r.Force}
 }
 

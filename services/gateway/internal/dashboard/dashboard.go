@@ -3,9 +3,10 @@
 // server-sent events at /xsw/admin/events carrying a snapshot of the queue, the fetchers,
 // the politeness rate, the circuit and the throughput every second, and every book
 // request and job event as it happens (from core NATS subscriptions to the request and
-// job subjects). The page keeps the admin token in sessionStorage and sends it as a
-// Bearer header, for the stream and for the admin API calls it makes (dead letters,
-// replay, sync); the token never appears in a URL.
+// job subjects), each naming its book's site. The page keeps the admin token in
+// sessionStorage and sends it as a Bearer header, for the stream and for the admin API
+// calls it makes (dead letters, replay, sync, each with the book's site); the token
+// never appears in a URL.
 package dashboard
 
 import (
@@ -273,6 +274,7 @@ type InFlight struct {
 // Fetcher is a live fetcher as its heartbeat describes it.
 type Fetcher struct {
 	FetcherID string    `json:"fetcher_id"`
+	Sites     []string  `json:"sites"`
 	Workers   int       `json:"workers"`
 	Active    int       `json:"active"`
 	Interval  float64   `json:"interval_seconds"`
@@ -297,8 +299,9 @@ func (d *Dashboard) Snapshot(ctx context.Context) Snapshot {
 		errs = append(errs, "fetchers: "+err.Error())
 	} else {
 		for _, h := range hbs {
-			s.Fetchers = append(s.Fetchers, Fetcher{FetcherID: h.FetcherID, Workers: h.Workers, Active: len(h.Active),
-				Interval: h.Interval, Circuit: h.Circuit, Draining: h.Draining, StartedAt: h.StartedAt, At: h.At})
+			f := Fetcher{FetcherID: h.FetcherID, Sites: h.SiteIDs(), Workers: h.Workers, Active: len(h.Active),
+				Interval: h.Interval, Circuit: h.Circuit, Draining: h.Draining, StartedAt: h.StartedAt, At: h.At}
+			s.Fetchers = append(s.Fetchers, f)
 			for _, a := range h.Active {
 				s.InFlight = append(s.InFlight, InFlight{ActiveJob: a, FetcherID: h.FetcherID})
 			}

@@ -37,13 +37,14 @@ type source struct{}
 
 func (source) Stats(context.Context) (jobs.Stats, error) {
 	iv, circuit := 2.0, "closed"
-	return jobs.Stats{QueueSize: 3, ByLane: map[events.Lane]int{events.LanePrefetch: 3}, ActiveBookIDs: []string{"1000009"},
+	return jobs.Stats{QueueSize: 3, ByLane: map[events.Lane]int{events.LanePrefetch: 3}, Active: []jobs.Book{{Site: "toy", ID: "1000009"}},
 		Workers: 2, Fetchers: 1, RateInterval: &iv, Circuit: &circuit, DeadLetters: 1}, nil
 }
 
 func (source) Fetchers(context.Context) ([]events.FetcherHeartbeat, error) {
 	return []events.FetcherHeartbeat{{FetcherID: "f1", Workers: 2, Interval: 2, Circuit: "closed",
-		Active: []events.ActiveJob{{JobID: "1000009-3", BookID: "1000009", Lane: events.LaneManual, Attempt: 1, StartedAt: time.Now()}}}}, nil
+		Sites:  []events.SiteInfo{{ID: "xsw", State: events.SiteOK}, {ID: "toy", State: events.SiteOK}},
+		Active: []events.ActiveJob{{JobID: "toy.1000009-3", Site: "toy", BookID: "1000009", Lane: events.LaneManual, Attempt: 1, StartedAt: time.Now()}}}}, nil
 }
 
 // harness serves a dashboard on a real listener.
@@ -198,7 +199,7 @@ func next(t *testing.T, ch <-chan sse, event string) sse {
 
 func publishJob(t *testing.T, ns *natstest.Server, kind events.JobKind, book string, at time.Time) {
 	t.Helper()
-	e := events.JobEvent{Header: events.Header{Version: events.Version}, Kind: kind, JobID: book + "-1", BookID: book,
+	e := events.JobEvent{Header: events.Header{Version: events.Version}, Kind: kind, JobID: "xsw." + book + "-1", Site: "xsw", BookID: book,
 		Lane: events.LanePrefetch, Attempt: 1, Fetcher: "f1", StartedAt: at.Add(-1500 * time.Millisecond), At: at}
 	if kind == events.JobFailed {
 		e.Error, e.Permanent, e.Dead = "source: not found", true, true
@@ -231,13 +232,13 @@ func TestEventStreamCarriesActivityAndSnapshots(t *testing.T) {
 	if err := json.Unmarshal([]byte(next(t, ch, "recent").data), &recent); err != nil {
 		t.Fatal(err)
 	}
-	if len(recent) != 2 || recent[0].BookID != "1000001" || recent[0].Kind != "completed" || recent[0].Chapters != 42 ||
+	if len(recent) != 2 || recent[0].Site != "xsw" || recent[0].BookID != "1000001" || recent[0].Kind != "completed" || recent[0].Chapters != 42 ||
 		recent[0].Took != 1.5 || recent[1].Kind != "failed" || recent[1].Error != "source: not found" {
 		t.Errorf("recent = %+v", recent)
 	}
 
 	// Live: a request, then its job.
-	r := events.NewBookRequested("1000003", events.LaneManual, 10, false, "admin sync", time.Now())
+	r := events.NewBookRequested("toy", "1000003", events.LaneManual, 10, false, "admin sync", time.Now())
 	if _, err := broker.Publish(t.Context(), ns.JS, r.Subject(), r.MsgID(), &r); err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +252,7 @@ func TestEventStreamCarriesActivityAndSnapshots(t *testing.T) {
 		if err := json.Unmarshal([]byte(ev.data), &a); err != nil {
 			t.Fatal(err)
 		}
-		if a.BookID != "1000003" {
+		if a.BookID != "1000003" || (a.Kind == "queued") != (a.Site == "toy") {
 			t.Fatalf("job event %+v", a)
 		}
 		if ev.id <= lastID && len(ev.id) <= len(lastID) {
@@ -279,7 +280,8 @@ func TestEventStreamCarriesActivityAndSnapshots(t *testing.T) {
 		}
 	}
 	if snap.QueueSize != 3 || snap.QueueByLane[events.LanePrefetch] != 3 || snap.DeadLetters != 1 || *snap.RateInterval != 2 ||
-		*snap.Circuit != "closed" || len(snap.Fetchers) != 1 || len(snap.InFlight) != 1 || snap.InFlight[0].BookID != "1000009" ||
+		*snap.Circuit != "closed" || len(snap.Fetchers) != 1 || strings.Join(snap.Fetchers[0].Sites, ",") != "xsw,toy" ||
+		len(snap.InFlight) != 1 || snap.InFlight[0].Site != "toy" || snap.InFlight[0].BookID != "1000009" ||
 		snap.InFlight[0].FetcherID != "f1" || snap.Error != "" {
 		t.Errorf("snapshot = %+v", snap)
 	}

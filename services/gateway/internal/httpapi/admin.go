@@ -72,7 +72,9 @@ type jobStatsJSON struct {
 }
 
 // jobStats answers GET /admin/jobs/stats in the seed's shape, plus queue_by_lane,
-// fetchers, dead_letters, rate_interval_seconds and circuit.
+// fetchers, dead_letters, rate_interval_seconds and circuit. Books are named as the seed
+// names them, by their bare id, when they are the default site's, and as "site/id" when
+// they are another site's (active_job_ids and the keys of failed_jobs).
 func (s *Server) jobStats(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	st, err := s.jobs.Stats(ctx)
@@ -84,22 +86,32 @@ func (s *Server) jobStats(c *fiber.Ctx) error {
 		return databaseError(err)
 	}
 	out := jobStatsJSON{
-		QueueSize: st.QueueSize, ActiveJobs: len(st.ActiveBookIDs), ActiveJobIDs: st.ActiveBookIDs,
+		QueueSize: st.QueueSize, ActiveJobs: len(st.Active), ActiveJobIDs: s.activeLabels(st.Active),
 		CompletedCount: hist.Completed, FailedCount: hist.Failed, FailedJobs: make(map[string]failedJobJSON, len(hist.Recent)),
 		Workers: st.Workers, Running: st.Running(), QueueByLane: st.ByLane, Fetchers: st.Fetchers,
 		DeadLetters: st.DeadLetters, RateInterval: st.RateInterval, Circuit: st.Circuit,
 	}
 	for _, f := range hist.Recent {
-		out.FailedJobs[f.BookID] = failedJobJSON{FailedAt: f.FailedAt.UTC().Format(time.RFC3339), Error: f.Error, Permanent: f.Permanent}
+		out.FailedJobs[s.bookLabel(f.Site, f.BookID)] = failedJobJSON{FailedAt: f.FailedAt.UTC().Format(time.RFC3339), Error: f.Error, Permanent: f.Permanent}
 	}
 	return c.JSON(out)
 }
 
-// syncBook answers POST /admin/jobs/sync/{book_id}?priority=N (and force-resync): the
-// request goes to the manual lane from priority 5, else to the prefetch lane.
+// activeLabels names the books being synced (see bookLabel).
+func (s *Server) activeLabels(active []jobs.Book) []string {
+	out := make([]string, len(active))
+	for i, b := range active {
+		out[i] = s.bookLabel(b.Site, b.ID)
+	}
+	return out
+}
+
+// syncBook answers POST /admin/jobs/sync/{book_id}?priority=N&site=S (and
+// force-resync): the request goes to the manual lane from priority 5, else to the
+// prefetch lane. The book is the default site's unless site names another.
 func (s *Server) syncBook(force bool) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := bookIDParam(c)
+		b, err := s.bookParam(c, s.querySite)
 		if err != nil {
 			return err
 		}
@@ -112,11 +124,14 @@ func (s *Server) syncBook(force bool) fiber.Handler {
 		if force {
 			reason = "admin force-resync"
 		}
-		status, err := s.jobs.Request(c.UserContext(), jobs.Request{BookID: id, Lane: lane, Priority: priority, Force: force, Reason: reason})
-		if err != nil {
-			return busError(err)
+		if err := s.fetchable(c.UserContext(), b); err != nil {
+			return err
 		}
-		return c.JSON(fiber.Map{"status": status, "book_id": id, "priority": priority, "lane": lane, "force": force})
+		status, err := s.jobs.Request(c.UserContext(), jobs.Request{Site: b.site, BookID: b.id, Lane: lane, Priority: priority, Force: force, Reason: reason})
+		if err != nil {
+			return requestError(err, b)
+		}
+		return c.JSON(fiber.Map{"status": status, "site": b.site, "book_id": b.id, "priority": priority, "lane": lane, "force": force})
 	}
 }
 
@@ -132,6 +147,7 @@ func (s *Server) clearHistory(c *fiber.Ctx) error {
 
 type fetcherJSON struct {
 	FetcherID    string   `json:"fetcher_id"`
+	Sites        []string `json:"sites"`
 	Workers      int      `json:"workers"`
 	ActiveJobs   int      `json:"active_jobs"`
 	ActiveJobIDs []string `json:"active_job_ids"`
@@ -174,11 +190,12 @@ type adminStatsJSON struct {
 	RateInterval *float64               `json:"rate_interval_seconds"`
 	Circuit      *string                `json:"circuit"`
 	Fetchers     []fetcherJSON          `json:"fetchers"`
+	Sites        []siteJSON             `json:"sites"`
 }
 
 // adminStats answers GET /admin/stats: what is stored, what this replica caches, the
-// queue, the dead letters and every live fetcher with its politeness interval and
-// circuit.
+// queue, the dead letters, every configured site and every live fetcher with its
+// politeness interval and circuit (those of the default site) and the sites it serves.
 func (s *Server) adminStats(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	var out adminStatsJSON
@@ -210,19 +227,21 @@ func (s *Server) adminStats(c *fiber.Ctx) error {
 	out.Database.Books, out.Database.Chapters, out.Database.ChaptersWithContent = n.Books, n.Chapters, n.ChaptersWithText
 	out.Cache.Replica, out.Cache.BookEntries, out.Cache.ListingEntries = s.cfg.Replica, s.books.Len(), s.listings.Len()
 	out.Cache.TTLSeconds, out.Cache.ListingTTLSeconds = int(s.cfg.CacheTTL/time.Second), int(s.cfg.ListingCacheTTL/time.Second)
-	out.Jobs.QueueSize, out.Jobs.ActiveJobs, out.Jobs.ActiveJobIDs = st.QueueSize, len(st.ActiveBookIDs), st.ActiveBookIDs
+	out.Jobs.QueueSize, out.Jobs.ActiveJobs, out.Jobs.ActiveJobIDs = st.QueueSize, len(st.Active), s.activeLabels(st.Active)
 	out.Jobs.CompletedCount, out.Jobs.FailedCount = hist.Completed, hist.Failed
 	out.Jobs.Workers, out.Jobs.Running = st.Workers, st.Running()
 	out.QueueByLane, out.DeadLetters, out.RateInterval, out.Circuit = st.ByLane, st.DeadLetters, st.RateInterval, st.Circuit
 	out.Fetchers = make([]fetcherJSON, len(hbs))
 	for i, h := range hbs {
-		f := fetcherJSON{FetcherID: h.FetcherID, Workers: h.Workers, ActiveJobs: len(h.Active), ActiveJobIDs: make([]string, len(h.Active)),
-			Interval: h.Interval, Circuit: h.Circuit, Draining: h.Draining, StartedAt: rfc3339(nonZero(h.StartedAt)), At: rfc3339(nonZero(h.At))}
+		f := fetcherJSON{FetcherID: h.FetcherID, Sites: h.SiteIDs(), Workers: h.Workers, ActiveJobs: len(h.Active),
+			ActiveJobIDs: make([]string, len(h.Active)), Interval: h.Interval, Circuit: h.Circuit, Draining: h.Draining,
+			StartedAt: rfc3339(nonZero(h.StartedAt)), At: rfc3339(nonZero(h.At))}
 		for j, a := range h.Active {
-			f.ActiveJobIDs[j] = a.BookID
+			f.ActiveJobIDs[j] = s.bookLabel(a.Site, a.BookID)
 		}
 		out.Fetchers[i] = f
 	}
+	out.Sites = s.sitesJSON(ctx)
 	return c.JSON(out)
 }
 

@@ -69,10 +69,10 @@ func TestAdminAuth(t *testing.T) {
 func TestAdminStats(t *testing.T) {
 	e := newEnv(t)
 	at := time.Date(2026, 1, 21, 12, 0, 0, 0, time.UTC)
-	testdb.Exec(t, e.pool, `INSERT INTO job_history (job_id, book_id, lane, status, finished_at, error, permanent) VALUES
-		('1-1', 1, 'prefetch', 'completed', $1, '', false),
-		('2-1', 2, 'prefetch', 'completed', $1, '', false),
-		('1234567-7', 1234567, 'prefetch', 'failed', $1, 'Timeout error', false)`, at)
+	testdb.Exec(t, e.pool, `INSERT INTO job_history (job_id, site, book_id, lane, status, finished_at, error, permanent) VALUES
+		('xsw.1-1', 'xsw', '1', 'prefetch', 'completed', $1, '', false),
+		('xsw.2-1', 'xsw', '2', 'prefetch', 'completed', $1, '', false),
+		('xsw.1234567-7', 'xsw', '1234567', 'prefetch', 'failed', $1, 'Timeout error', false)`, at)
 	e.putHeartbeat("fetcher-a", 2, "1721851")
 	e.putHeartbeat("fetcher-b", 1)
 	for _, p := range []string{"/xsw/api/admin/jobs/sync/11?priority=1", "/xsw/api/admin/jobs/sync/12?priority=1", "/xsw/api/admin/jobs/sync/13"} {
@@ -232,7 +232,7 @@ func TestAdminSyncConcurrent(t *testing.T) {
 
 func TestAdminClearHistory(t *testing.T) {
 	e := newEnv(t)
-	testdb.Exec(t, e.pool, `INSERT INTO job_history (job_id, book_id, lane, status, finished_at) VALUES ('1-1', 1, 'prefetch', 'completed', now())`)
+	testdb.Exec(t, e.pool, `INSERT INTO job_history (job_id, site, book_id, lane, status, finished_at) VALUES ('xsw.1-1', 'xsw', '1', 'prefetch', 'completed', now())`)
 	r := e.admin(http.MethodPost, "/xsw/api/admin/jobs/clear_history")
 	expect(t, r, http.StatusOK)
 	var got map[string]any

@@ -18,23 +18,25 @@ const chaptersPerPage = 20
 
 // bookJSON is a book as the web client reads it; the fields after book_id are extras.
 type bookJSON struct {
-	Name              string  `json:"name"`
-	Author            string  `json:"author"`
-	Type              string  `json:"type"`
-	Status            string  `json:"status"`
-	Update            string  `json:"update"`
-	LastChapterTitle  string  `json:"last_chapter_title"`
-	LastChapterURL    string  `json:"last_chapter_url"`
-	LastChapterNumber *int    `json:"last_chapter_number"`
-	BookID            string  `json:"book_id"`
-	Description       string  `json:"description"`
-	CoverURL          string  `json:"cover_url"`
-	Finished          bool    `json:"finished"`
-	ChapterCount      int     `json:"chapter_count"`
-	SyncStatus        string  `json:"sync_status"`
-	SyncedAt          *string `json:"synced_at"`
-	CheckedAt         *string `json:"checked_at"`
-	ChangedAt         *string `json:"changed_at"`
+	Name              string       `json:"name"`
+	Author            string       `json:"author"`
+	Type              string       `json:"type"`
+	Status            string       `json:"status"`
+	Update            string       `json:"update"`
+	LastChapterTitle  string       `json:"last_chapter_title"`
+	LastChapterURL    string       `json:"last_chapter_url"`
+	LastChapterNumber *int         `json:"last_chapter_number"`
+	BookID            string       `json:"book_id"`
+	Site              string       `json:"site"`
+	Volumes           []volumeJSON `json:"volumes"`
+	Description       string       `json:"description"`
+	CoverURL          string       `json:"cover_url"`
+	Finished          bool         `json:"finished"`
+	ChapterCount      int          `json:"chapter_count"`
+	SyncStatus        string       `json:"sync_status"`
+	SyncedAt          *string      `json:"synced_at"`
+	CheckedAt         *string      `json:"checked_at"`
+	ChangedAt         *string      `json:"changed_at"`
 }
 
 func rfc3339(t *time.Time) *string {
@@ -45,53 +47,66 @@ func rfc3339(t *time.Time) *string {
 	return &s
 }
 
+// volumeJSON is a volume header of a book's chapter list.
+type volumeJSON struct {
+	Title        string `json:"title"`
+	FirstChapter int    `json:"first_chapter"`
+}
+
 func newBookJSON(b catalog.Book) bookJSON {
+	vols := make([]volumeJSON, len(b.Volumes))
+	for i, v := range b.Volumes {
+		vols[i] = volumeJSON{Title: v.Title, FirstChapter: v.FirstChapter}
+	}
 	return bookJSON{
 		Name: b.Name, Author: b.Author, Type: b.Genre, Status: b.Status, Update: b.UpdateText,
 		LastChapterTitle: b.LastChapterTitle, LastChapterURL: b.LastChapterURL, LastChapterNumber: b.LastChapterNum,
-		BookID: b.ID, Description: b.Description, CoverURL: b.CoverURL, Finished: b.Finished,
+		BookID: b.ID, Site: b.Site, Volumes: vols, Description: b.Description, CoverURL: b.CoverURL, Finished: b.Finished,
 		ChapterCount: b.ChapterCount, SyncStatus: b.SyncStatus(),
 		SyncedAt: rfc3339(b.SyncedAt), CheckedAt: rfc3339(b.CheckedAt), ChangedAt: rfc3339(b.ChangedAt),
 	}
 }
 
-func queuedBody(bookID string) fiber.Map { return fiber.Map{"status": "queued", "book_id": bookID} }
+func queuedBody(b bookRef) fiber.Map {
+	return fiber.Map{"status": "queued", "site": b.site, "book_id": b.id}
+}
 
 // book answers GET /books/{book_id}: the cache, else Postgres, else an interactive sync
 // awaited up to InteractiveWait, else 202.
 func (s *Server) book(c *fiber.Ctx) error {
-	id, err := bookIDParam(c)
+	b, err := s.bookParam(c, s.pathSite)
 	if err != nil {
 		return err
 	}
-	s.countRead(id)
-	if v, ok := s.books.Get(id, "book"); ok {
+	s.countRead(b)
+	key := b.key()
+	if v, ok := s.books.Get(key, "book"); ok {
 		return v.(jsonBody).send(c)
 	}
 	ctx := c.UserContext()
-	token := s.books.Token(id)
-	b, err := s.cat.Book(ctx, id)
+	token := s.books.Token(key)
+	bk, err := s.cat.Book(ctx, b.site, b.id)
 	// A row without metadata is a sync's completion seen before the book's home page.
-	if errors.Is(err, catalog.ErrNotFound) || (err == nil && !b.HasMeta) {
-		if err := s.await(ctx, id, needBook); errors.Is(err, errPending) {
-			return accepted(c, queuedBody(id))
+	if errors.Is(err, catalog.ErrNotFound) || (err == nil && !bk.HasMeta) {
+		if err := s.await(ctx, b, needBook); errors.Is(err, errPending) {
+			return accepted(c, queuedBody(b))
 		} else if err != nil {
 			return err
 		}
-		token = s.books.Token(id)
-		b, err = s.cat.Book(ctx, id)
-		if errors.Is(err, catalog.ErrNotFound) || (err == nil && !b.HasMeta) {
-			return accepted(c, queuedBody(id))
+		token = s.books.Token(key)
+		bk, err = s.cat.Book(ctx, b.site, b.id)
+		if errors.Is(err, catalog.ErrNotFound) || (err == nil && !bk.HasMeta) {
+			return accepted(c, queuedBody(b))
 		}
 	}
 	if err != nil {
 		return databaseError(err)
 	}
-	body, err := encodeJSON(c, newBookJSON(b))
+	body, err := encodeJSON(c, newBookJSON(bk))
 	if err != nil {
 		return err
 	}
-	s.books.Set(id, "book", body, token)
+	s.books.Set(key, "book", body, token)
 	return body.send(c)
 }
 
@@ -104,17 +119,18 @@ type chapterRefJSON struct {
 // chapterList is a cached chapter list page: its JSON and its headers.
 type chapterList struct {
 	body       jsonBody
+	site       string
 	total      int
 	syncStatus string
 }
 
-func newChapterList(c *fiber.Ctx, p catalog.ChapterPage) (chapterList, error) {
+func newChapterList(c *fiber.Ctx, site string, p catalog.ChapterPage) (chapterList, error) {
 	refs := make([]chapterRefJSON, len(p.Chapters))
 	for i, ch := range p.Chapters {
 		refs[i] = chapterRefJSON{Number: ch.Number, Title: ch.Title, URL: ch.URL}
 	}
 	body, err := encodeJSON(c, refs)
-	return chapterList{body: body, total: p.Total, syncStatus: p.SyncStatus}, err
+	return chapterList{body: body, site: site, total: p.Total, syncStatus: p.SyncStatus}, err
 }
 
 func (l chapterList) write(c *fiber.Ctx) error {
@@ -124,21 +140,22 @@ func (l chapterList) write(c *fiber.Ctx) error {
 	}
 	c.Set("X-Total-Count", strconv.Itoa(l.total))
 	c.Set("X-Sync-Status", status)
+	c.Set("X-Site", l.site)
 	return l.body.send(c)
 }
 
 // chapters answers GET /books/{book_id}/chapters: a bare array of chapter references,
-// chaptersPerPage a page (or all=true), totals in headers. A book with no stored chapter
-// is synced interactively and awaited like a missing book. A partly stored one is asked
-// for interactively in the background so the rest comes sooner; meanwhile a page it
-// lacks is read from the source's table of contents out of turn (202 when that takes
-// longer than InteractiveWait), and all=true serves what is stored.
+// chaptersPerPage a page (or all=true), totals and the book's site in headers. A book
+// with no stored chapter is synced interactively and awaited like a missing book. A
+// partly stored one is asked for interactively in the background so the rest comes
+// sooner; meanwhile the chapters a page lacks are asked of the fetchers out of turn (202
+// when that takes longer than InteractiveWait), and all=true serves what is stored.
 func (s *Server) chapters(c *fiber.Ctx) error {
-	id, err := bookIDParam(c)
+	b, err := s.bookParam(c, s.pathSite)
 	if err != nil {
 		return err
 	}
-	s.countRead(id)
+	s.countRead(b)
 	page, err := intQuery(c, "page", 1, maxPage, 1)
 	if err != nil {
 		return err
@@ -155,64 +172,69 @@ func (s *Server) chapters(c *fiber.Ctx) error {
 	if all {
 		offset, limit, key = 0, 0, "chapters:all"
 	}
+	bkey := b.key()
 	if !nocache {
-		if v, ok := s.books.Get(id, key); ok {
+		if v, ok := s.books.Get(bkey, key); ok {
 			return v.(chapterList).write(c)
 		}
 	}
 	ctx := c.UserContext()
-	token := s.books.Token(id)
-	p, err := s.cat.Chapters(ctx, id, offset, limit)
+	token := s.books.Token(bkey)
+	p, err := s.cat.Chapters(ctx, b.site, b.id, offset, limit)
 	if err != nil {
 		return databaseError(err)
 	}
 	if p.SyncStatus == catalog.SyncNone {
-		if err := s.await(ctx, id, needChapters); errors.Is(err, errPending) {
-			return accepted(c, queuedBody(id))
+		if err := s.await(ctx, b, needChapters); errors.Is(err, errPending) {
+			return accepted(c, queuedBody(b))
 		} else if err != nil {
 			return err
 		}
-		token = s.books.Token(id)
-		if p, err = s.cat.Chapters(ctx, id, offset, limit); err != nil {
+		token = s.books.Token(bkey)
+		if p, err = s.cat.Chapters(ctx, b.site, b.id, offset, limit); err != nil {
 			return databaseError(err)
 		}
 		if p.SyncStatus == catalog.SyncNone {
-			return accepted(c, queuedBody(id))
+			return accepted(c, queuedBody(b))
 		}
 	}
 	if p.SyncStatus == catalog.SyncPartial {
-		s.pullRest(id)
+		s.pullRest(ctx, b)
 		if !all && len(p.Chapters) < limit {
-			refs, err := s.refsOutOfTurn(ctx, id, offset+1, offset+limit, p.Chapters)
+			refs, err := s.refsOutOfTurn(ctx, b, offset+1, offset+limit, p.Chapters)
 			switch {
 			case errors.Is(err, errPending):
-				return accepted(c, queuedBody(id))
+				return accepted(c, queuedBody(b))
 			case err != nil && len(p.Chapters) == 0:
 				return err
 			case err != nil:
-				s.log.Warn("serving a short page: its missing chapters could not be fetched", "book_id", id, "page", page, "err", err)
+				s.log.Warn("serving a short page: its missing chapters could not be fetched", "site", b.site, "book_id", b.id, "page", page, "err", err)
 			default:
 				p.Chapters = refs
 			}
 		}
 	}
-	l, err := newChapterList(c, p)
+	l, err := newChapterList(c, b.site, p)
 	if err != nil {
 		return err
 	}
-	s.books.Set(id, key, l, token)
+	s.books.Set(bkey, key, l, token)
 	return l.write(c)
 }
 
 // pullRest asks, in the background, for an interactive sync of a partly stored book a
-// reader is looking at (a no-op when it is syncing or already waiting that high).
-func (s *Server) pullRest(bookID string) {
+// reader is looking at (a no-op when it is syncing or already waiting that high, or when
+// nothing may be queued for the book yet).
+func (s *Server) pullRest(ctx context.Context, b bookRef) {
+	if s.fetchable(ctx, b) != nil {
+		return
+	}
 	s.background(func(ctx context.Context) {
 		_, err := s.jobs.Request(ctx, jobs.Request{
-			BookID: bookID, Lane: events.LaneInteractive, Priority: jobs.InteractivePriority, Reason: "reader browsing a partial book",
+			Site: b.site, BookID: b.id, Lane: events.LaneInteractive, Priority: jobs.InteractivePriority, Reason: "reader browsing a partial book",
 		})
 		if err != nil {
-			s.log.Warn("request the rest of a partial book", "book_id", bookID, "err", err)
+			s.log.Warn("request the rest of a partial book", "site", b.site, "book_id", b.id, "err", err)
 		}
 	})
 }
@@ -223,6 +245,11 @@ type chapterJSON struct {
 	Title      string `json:"title"`
 	URL        string `json:"url"`
 	Text       string `json:"text"`
+	Site       string `json:"site"`
+}
+
+func queuedChapterBody(status string, b bookRef, num int) fiber.Map {
+	return fiber.Map{"status": status, "site": b.site, "book_id": b.id, "chapter_num": num}
 }
 
 // chapter answers GET /books/{book_id}/chapters/{num}: stored text, else the text fetched
@@ -230,11 +257,11 @@ type chapterJSON struct {
 // is not stored yet is awaited like a missing book; past the end of a completely synced
 // book it is 404.
 func (s *Server) chapter(c *fiber.Ctx) error {
-	id, err := bookIDParam(c)
+	b, err := s.bookParam(c, s.pathSite)
 	if err != nil {
 		return err
 	}
-	s.countRead(id)
+	s.countRead(b)
 	num, err := intParam(c, "num", 1, maxChapter)
 	if err != nil {
 		return err
@@ -244,49 +271,50 @@ func (s *Server) chapter(c *fiber.Ctx) error {
 		return err
 	}
 	key := "text:" + strconv.Itoa(num)
+	bkey := b.key()
 	if !nocache {
-		if v, ok := s.books.Get(id, key); ok {
+		if v, ok := s.books.Get(bkey, key); ok {
 			return v.(jsonBody).send(c)
 		}
 	}
 	ctx := c.UserContext()
-	token := s.books.Token(id)
-	ch, err := s.cat.Chapter(ctx, id, num)
+	token := s.books.Token(bkey)
+	ch, err := s.cat.Chapter(ctx, b.site, b.id, num)
 	if errors.Is(err, catalog.ErrNotFound) {
-		if err := s.beyondEnd(ctx, id, num); err != nil {
+		if err := s.beyondEnd(ctx, b, num); err != nil {
 			return err
 		}
-		ref, ok, terr := s.chapterOutOfTurn(ctx, id, num)
+		ref, ok, terr := s.chapterOutOfTurn(ctx, b, num)
 		if errors.Is(terr, errPending) {
-			return accepted(c, fiber.Map{"status": "queued", "book_id": id, "chapter_num": num})
+			return accepted(c, queuedChapterBody("queued", b, num))
 		}
 		if ok {
 			ch, err = catalog.Chapter{ChapterRef: ref}, nil
 		}
 	}
 	if errors.Is(err, catalog.ErrNotFound) {
-		if err := s.await(ctx, id, needChapter(num)); errors.Is(err, errPending) {
-			return accepted(c, fiber.Map{"status": "queued", "book_id": id, "chapter_num": num})
+		if err := s.await(ctx, b, needChapter(num)); errors.Is(err, errPending) {
+			return accepted(c, queuedChapterBody("queued", b, num))
 		} else if err != nil {
 			return err
 		}
-		token = s.books.Token(id)
-		ch, err = s.cat.Chapter(ctx, id, num)
+		token = s.books.Token(bkey)
+		ch, err = s.cat.Chapter(ctx, b.site, b.id, num)
 		if errors.Is(err, catalog.ErrNotFound) {
-			if err := s.beyondEnd(ctx, id, num); err != nil {
+			if err := s.beyondEnd(ctx, b, num); err != nil {
 				return err
 			}
-			return accepted(c, fiber.Map{"status": "queued", "book_id": id, "chapter_num": num})
+			return accepted(c, queuedChapterBody("queued", b, num))
 		}
 	}
 	if err != nil {
 		return databaseError(err)
 	}
-	v := chapterJSON{BookID: id, ChapterNum: num, Title: ch.Title, URL: ch.URL, Text: ch.Text}
+	v := chapterJSON{BookID: b.id, ChapterNum: num, Title: ch.Title, URL: ch.URL, Text: ch.Text, Site: b.site}
 	if !ch.HasText {
-		fetched, err := s.fetchChapter(id, ch)
+		fetched, err := s.fetchChapter(ctx, b, ch)
 		if errors.Is(err, errPending) {
-			return accepted(c, fiber.Map{"status": "fetching", "book_id": id, "chapter_num": num})
+			return accepted(c, queuedChapterBody("fetching", b, num))
 		}
 		if err != nil {
 			return err
@@ -300,25 +328,26 @@ func (s *Server) chapter(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	s.books.Set(id, key, body, token)
+	s.books.Set(bkey, key, body, token)
 	return body.send(c)
 }
 
-// chapterOutOfTurn reads the ref of chapter num from the source's table of contents
-// when the book's table of contents is partly stored. ok is false when it is not, or
-// the source has no such chapter, or the source failed (the reader then waits for the
-// sync); the error is errPending when the source did not answer in time, else nil.
-func (s *Server) chapterOutOfTurn(ctx context.Context, bookID string, num int) (catalog.ChapterRef, bool, error) {
-	p, err := s.cat.Chapters(ctx, bookID, 0, 1)
+// chapterOutOfTurn asks the fetchers for the ref of chapter num when the book's chapter
+// list is partly stored. ok is false when it is not, or the source has no such chapter,
+// or the source failed, or nothing may be fetched for the book (the reader then waits
+// for the sync, which says why); the error is errPending when the source did not answer
+// in time, else nil.
+func (s *Server) chapterOutOfTurn(ctx context.Context, b bookRef, num int) (catalog.ChapterRef, bool, error) {
+	p, err := s.cat.Chapters(ctx, b.site, b.id, 0, 1)
 	if err != nil || p.SyncStatus != catalog.SyncPartial {
 		return catalog.ChapterRef{}, false, nil
 	}
-	ref, ok, err := s.refOutOfTurn(ctx, bookID, num)
+	ref, ok, err := s.refOutOfTurn(ctx, b, num)
 	if errors.Is(err, errPending) {
 		return catalog.ChapterRef{}, false, err
 	}
 	if err != nil {
-		s.log.Debug("chapter out of turn", "book_id", bookID, "num", num, "err", err)
+		s.log.Debug("chapter out of turn", "site", b.site, "book_id", b.id, "num", num, "err", err)
 		return catalog.ChapterRef{}, false, nil
 	}
 	return ref, ok, nil
@@ -326,27 +355,30 @@ func (s *Server) chapterOutOfTurn(ctx context.Context, bookID string, num int) (
 
 // beyondEnd returns a 404 when the book's whole table of contents is stored and has
 // fewer than num chapters.
-func (s *Server) beyondEnd(ctx context.Context, bookID string, num int) error {
-	b, err := s.cat.Book(ctx, bookID)
+func (s *Server) beyondEnd(ctx context.Context, b bookRef, num int) error {
+	bk, err := s.cat.Book(ctx, b.site, b.id)
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
 		return nil
 	case err != nil:
 		return databaseError(err)
 	}
-	if n, ok := b.KnownLength(); ok && num > n {
-		return notFound("book %s has %d chapters, no chapter %d", bookID, n, num)
+	if n, ok := bk.KnownLength(); ok && num > n {
+		return notFound("book %s of site %s has %d chapters, no chapter %d", b.id, b.site, n, num)
 	}
 	return nil
 }
 
 // fetchChapter asks the fetchers for a chapter's text, once for all concurrent readers
 // of it. The fetcher also publishes the text for the indexer to store.
-func (s *Server) fetchChapter(bookID string, ch catalog.Chapter) (*events.ChapterFetched, error) {
-	v, err, _ := s.fetches.Do(bookID+":"+strconv.Itoa(ch.Number), func() (any, error) {
-		req := events.ChapterRequest{Header: events.Header{Version: events.Version}, BookID: bookID, ChapterID: ch.ChapterID, Number: ch.Number}
+func (s *Server) fetchChapter(ctx context.Context, b bookRef, ch catalog.Chapter) (*events.ChapterFetched, error) {
+	if err := s.fetchable(ctx, b); err != nil {
+		return nil, err
+	}
+	v, err, _ := s.fetches.Do("text:"+b.key()+":"+strconv.Itoa(ch.Number), func() (any, error) {
+		req := events.ChapterRequest{Header: events.Header{Version: events.Version}, Site: b.site, BookID: b.id, ChapterID: ch.ChapterID, Number: ch.Number}
 		var reply events.ChapterReply
-		if err := s.call(s.ctx, events.SubjectRPCChapter, s.cfg.ChapterWait, &req, &reply); err != nil {
+		if err := s.call(s.ctx, events.SubjectRPCChapter, b.site, s.cfg.ChapterWait, &req, &reply); err != nil {
 			return nil, err
 		}
 		if reply.Error != nil {
@@ -363,8 +395,8 @@ func (s *Server) fetchChapter(bookID string, ch catalog.Chapter) (*events.Chapte
 	return v.(*events.ChapterFetched), nil
 }
 
-func (s *Server) countRead(bookID string) {
+func (s *Server) countRead(b bookRef) {
 	if s.cfg.CountRead != nil {
-		s.cfg.CountRead(bookID)
+		s.cfg.CountRead(b.key())
 	}
 }

@@ -16,14 +16,14 @@ import (
 	"github.com/xswtw/xsw/services/gateway/internal/testdb"
 )
 
-const insertBookSQL = `INSERT INTO books (id, name, author, checked_at) VALUES ($1, $2, '作者', now())`
+const insertBookSQL = `INSERT INTO books (site, id, name, author, checked_at) VALUES ('xsw', $1, $2, '作者', now())`
 
 func TestBook(t *testing.T) {
 	e := newEnv(t)
-	testdb.InsertBook(t, e.pool, 1721851, "萬古神帝", true)
-	testdb.InsertChapters(t, e.pool, 1721851, 3)
-	testdb.Exec(t, e.pool, `UPDATE books SET last_chapter_num = 3, finished = true, status = '已完成' WHERE id = 1721851`)
-	testdb.InsertBook(t, e.pool, 42, "No TOC yet", false)
+	testdb.InsertBook(t, e.pool, "1721851", "萬古神帝", true)
+	testdb.InsertChapters(t, e.pool, "1721851", 3)
+	testdb.Exec(t, e.pool, `UPDATE books SET last_chapter_num = 3, finished = true, status = '已完成' WHERE id = '1721851'`)
+	testdb.InsertBook(t, e.pool, "42", "No TOC yet", false)
 
 	r := e.get("/xsw/api/books/1721851")
 	expect(t, r, http.StatusOK)
@@ -85,7 +85,7 @@ func TestBookMissingQueued(t *testing.T) {
 
 	// A sync's completion indexed before the book's home page leaves a row without
 	// metadata: still not a book to serve.
-	testdb.Exec(t, e.pool, `INSERT INTO books (id, name, chapter_total, synced_at) VALUES (778, '', 0, now())`)
+	testdb.Exec(t, e.pool, `INSERT INTO books (site, id, name, chapter_total, synced_at) VALUES ('xsw', '778', '', 0, now())`)
 	expectAccepted(t, e.get("/xsw/api/books/778"))
 	if _, ok := e.waiting("778")[events.LaneInteractive]; !ok {
 		t.Error("no interactive request for a book without metadata")
@@ -97,7 +97,7 @@ func TestBookMissingQueued(t *testing.T) {
 func TestBookAwaitsIndexing(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.InteractiveWait = 10 * time.Second })
 	e.onRequest("555", func() {
-		e.exec(insertBookSQL, 555, "等待之書")
+		e.exec(insertBookSQL, "555", "等待之書")
 		e.publishIndexed("555", 0, false)
 	})
 	const readers = 5
@@ -126,8 +126,8 @@ func TestBookAwaitsIndexing(t *testing.T) {
 func TestBookFailedForGood(t *testing.T) {
 	t.Run("in the job history", func(t *testing.T) {
 		e := newEnv(t)
-		testdb.Exec(t, e.pool, `INSERT INTO job_history (job_id, book_id, lane, status, finished_at, error, permanent)
-			VALUES ('404-1', 404, 'prefetch', 'failed', now(), 'source answered 404', true)`)
+		testdb.Exec(t, e.pool, `INSERT INTO job_history (job_id, site, book_id, lane, status, finished_at, error, permanent)
+			VALUES ('xsw.404-1', 'xsw', '404', 'prefetch', 'failed', now(), 'source answered 404', true)`)
 		r := e.get("/xsw/api/books/404")
 		expect(t, r, http.StatusNotFound)
 		if d := r.detail(t); !strings.Contains(d, "source answered 404") {
@@ -140,7 +140,7 @@ func TestBookFailedForGood(t *testing.T) {
 	t.Run("while waiting", func(t *testing.T) {
 		e := newEnv(t, func(c *Config) { c.InteractiveWait = 10 * time.Second })
 		e.onRequest("405", func() {
-			ev := events.JobEvent{Header: events.Header{Version: events.Version}, Kind: events.JobFailed, JobID: "405-1",
+			ev := events.JobEvent{Header: events.Header{Version: events.Version}, Kind: events.JobFailed, JobID: "xsw.405-1", Site: "xsw",
 				BookID: "405", Lane: events.LaneInteractive, Attempt: 1, At: time.Now(), Error: "source answered 404", Permanent: true}
 			if _, err := broker.Publish(context.Background(), e.ns.JS, ev.Subject(), ev.MsgID(), &ev); err != nil {
 				e.t.Errorf("publish failure: %v", err)
@@ -157,8 +157,8 @@ func TestBookFailedForGood(t *testing.T) {
 // TestCacheInvalidation checks that a book stays cached until the indexer announces it.
 func TestCacheInvalidation(t *testing.T) {
 	e := newEnv(t)
-	testdb.InsertBook(t, e.pool, 9, "Old name", true)
-	testdb.InsertChapters(t, e.pool, 9, 2)
+	testdb.InsertBook(t, e.pool, "9", "Old name", true)
+	testdb.InsertChapters(t, e.pool, "9", 2)
 	name := func() string {
 		r := e.get("/xsw/api/books/9")
 		expect(t, r, http.StatusOK)
@@ -177,8 +177,8 @@ func TestCacheInvalidation(t *testing.T) {
 	if got := chapters(); got != "2" {
 		t.Fatalf("X-Total-Count = %s", got)
 	}
-	testdb.Exec(t, e.pool, `UPDATE books SET name = 'New name' WHERE id = 9`)
-	testdb.Exec(t, e.pool, `INSERT INTO chapters (book_id, num, chapter_id, title, url) VALUES (9, 3, 1003, '第3章', 'u')`)
+	testdb.Exec(t, e.pool, `UPDATE books SET name = 'New name' WHERE id = '9'`)
+	testdb.Exec(t, e.pool, `INSERT INTO chapters (site, book_id, num, chapter_id, title, url) VALUES ('xsw', '9', 3, '1003', '第3章', 'u')`)
 	if got := name(); got != "Old name" {
 		t.Fatalf("name = %q before the announcement, want the cached one", got)
 	}
@@ -194,8 +194,8 @@ func TestCacheInvalidation(t *testing.T) {
 
 func TestChapters(t *testing.T) {
 	e := newEnv(t)
-	testdb.InsertBook(t, e.pool, 1, "Complete", true)
-	testdb.InsertChapters(t, e.pool, 1, 45)
+	testdb.InsertBook(t, e.pool, "1", "Complete", true)
+	testdb.InsertChapters(t, e.pool, "1", 45)
 
 	tests := []struct {
 		query     string
@@ -245,13 +245,13 @@ func TestChapters(t *testing.T) {
 
 func TestChaptersPartial(t *testing.T) {
 	e := newEnv(t)
-	testdb.InsertBook(t, e.pool, 2, "Partial", false)
-	testdb.InsertChapters(t, e.pool, 2, 5)
-	testdb.Exec(t, e.pool, `INSERT INTO chapters (book_id, num, chapter_id, title, url) VALUES (3, 1, 1001, '第1章', 'u')`)
+	testdb.InsertBook(t, e.pool, "2", "Partial", false)
+	testdb.InsertChapters(t, e.pool, "2", 5)
+	testdb.Exec(t, e.pool, `INSERT INTO chapters (site, book_id, num, chapter_id, title, url) VALUES ('xsw', '3', 1, '1001', '第1章', 'u')`)
 	// 4: a completed sync whose last table-of-contents pages are not stored yet.
-	testdb.InsertBook(t, e.pool, 4, "Pages coming", true)
-	testdb.InsertChapters(t, e.pool, 4, 3)
-	testdb.Exec(t, e.pool, `UPDATE books SET chapter_total = 9 WHERE id = 4`)
+	testdb.InsertBook(t, e.pool, "4", "Pages coming", true)
+	testdb.InsertChapters(t, e.pool, "4", 3)
+	testdb.Exec(t, e.pool, `UPDATE books SET chapter_total = 9 WHERE id = '4'`)
 	for _, id := range []string{"2", "3", "4"} { // 3: chapters stored before the book's metadata
 		r := e.get("/xsw/api/books/" + id + "/chapters")
 		expect(t, r, http.StatusOK)
@@ -268,10 +268,10 @@ func TestChaptersPartial(t *testing.T) {
 
 func TestChaptersNocache(t *testing.T) {
 	e := newEnv(t)
-	testdb.InsertBook(t, e.pool, 1, "Book", false)
-	testdb.InsertChapters(t, e.pool, 1, 2)
+	testdb.InsertBook(t, e.pool, "1", "Book", false)
+	testdb.InsertChapters(t, e.pool, "1", 2)
 	expect(t, e.get("/xsw/api/books/1/chapters"), http.StatusOK)
-	testdb.Exec(t, e.pool, `INSERT INTO chapters (book_id, num, chapter_id, title, url) VALUES (1, 3, 1003, '第3章', 'u')`)
+	testdb.Exec(t, e.pool, `INSERT INTO chapters (site, book_id, num, chapter_id, title, url) VALUES ('xsw', '1', 3, '1003', '第3章', 'u')`)
 	if got := e.get("/xsw/api/books/1/chapters").header.Get("X-Total-Count"); got != "2" {
 		t.Errorf("cached X-Total-Count = %s, want 2", got)
 	}
@@ -305,11 +305,11 @@ func TestChaptersAwaitIndexing(t *testing.T) {
 	})
 	t.Run("indexed while waiting", func(t *testing.T) {
 		e := newEnv(t, func(c *Config) { c.InteractiveWait = 10 * time.Second })
-		testdb.InsertBook(t, e.pool, 8, "Metadata only", false)
+		testdb.InsertBook(t, e.pool, "8", "Metadata only", false)
 		e.onRequest("8", func() {
 			e.publishIndexed("8", 0, false) // metadata alone does not end a chapter wait
-			e.exec(`INSERT INTO chapters (book_id, num, chapter_id, title, url)
-				SELECT 8, k, 1000 + k, '第' || k || '章', 'u' FROM generate_series(1, 3) AS k`)
+			e.exec(`INSERT INTO chapters (site, book_id, num, chapter_id, title, url)
+				SELECT 'xsw', '8', k, (1000 + k)::text, '第' || k || '章', 'u' FROM generate_series(1, 3) AS k`)
 			e.publishIndexed("8", 3, false)
 		})
 		r := e.get("/xsw/api/books/8/chapters")

@@ -12,10 +12,10 @@ import (
 // a test request costs more than the handler.
 func BenchmarkCachedRead(b *testing.B) {
 	e := newEnv(b)
-	testdb.InsertBook(b, e.pool, 1721851, "萬古神帝", true)
-	testdb.InsertChapters(b, e.pool, 1721851, 400)
+	testdb.InsertBook(b, e.pool, "1721851", "萬古神帝", true)
+	testdb.InsertChapters(b, e.pool, "1721851", 400)
 	// About the size of a chapter of the site: 3,000 characters.
-	testdb.Exec(b, e.pool, `UPDATE chapters SET text = repeat('第一段，正文。' || chr(10), 400) WHERE book_id = 1721851 AND num = 2`)
+	testdb.Exec(b, e.pool, `UPDATE chapters SET text = repeat('第一段，正文。' || chr(10), 400) WHERE book_id = '1721851' AND num = 2`)
 	for _, bc := range []struct{ name, path string }{
 		{"book", "/xsw/api/books/1721851"},
 		{"chapters", "/xsw/api/books/1721851/chapters?page=2"},

@@ -15,13 +15,13 @@ import (
 // byte for byte, with the same headers, and the JSON the value encodes to.
 func TestCachedAnswers(t *testing.T) {
 	e := newEnv(t)
-	testdb.InsertBook(t, e.pool, 1721851, "萬古神帝", true)
-	testdb.InsertChapters(t, e.pool, 1721851, 45)
-	testdb.Exec(t, e.pool, `UPDATE chapters SET text = '第一段。' || chr(10) || '"引號" <b>&</b>' WHERE book_id = 1721851 AND num = 2`)
+	testdb.InsertBook(t, e.pool, "1721851", "萬古神帝", true)
+	testdb.InsertChapters(t, e.pool, "1721851", 45)
+	testdb.Exec(t, e.pool, `UPDATE chapters SET text = '第一段。' || chr(10) || '"引號" <b>&</b>' WHERE book_id = '1721851' AND num = 2`)
 	var calls atomic.Int32
 	e.serve(events.SubjectRPCCategories, func([]byte) events.Payload {
 		calls.Add(1)
-		return categoriesReply(events.Category{ID: 1, Name: "玄幻小說", URL: "https://m.xsw.tw/fenlei1_1.html"})
+		return categoriesReply(events.Category{ID: "1", Name: "玄幻小說", URL: "https://m.xsw.tw/fenlei1_1.html"})
 	})
 	e.serveListing(listed(3), &calls)
 
@@ -33,7 +33,7 @@ func TestCachedAnswers(t *testing.T) {
 		{"chapter list page", "/xsw/api/books/1721851/chapters?page=2", nil},
 		{"whole chapter list", "/xsw/api/books/1721851/chapters?all=true", nil},
 		{"chapter", "/xsw/api/books/1721851/chapters/2", chapterJSON{BookID: "1721851", ChapterNum: 2, Title: "第2章",
-			URL: "https://m.xsw.tw/1721851/1002.html", Text: "第一段。\n\"引號\" <b>&</b>"}},
+			URL: "https://m.xsw.tw/1721851/1002.html", Text: "第一段。\n\"引號\" <b>&</b>", Site: "xsw"}},
 		{"categories", "/xsw/api/categories", []categoryJSON{{ID: "1", Name: "玄幻小說", URL: "https://m.xsw.tw/fenlei1_1.html"}}},
 		{"listing", "/xsw/api/categories/1/books?bg_sync=false", nil},
 	}

@@ -14,17 +14,17 @@ import (
 
 func TestChapterStored(t *testing.T) {
 	e := newEnv(t)
-	testdb.InsertBook(t, e.pool, 1, "Book", true)
-	testdb.InsertChapters(t, e.pool, 1, 3)
-	testdb.Exec(t, e.pool, `UPDATE chapters SET text = '第一段。' || chr(10) || '第二段。' WHERE book_id = 1 AND num = 2`)
+	testdb.InsertBook(t, e.pool, "1", "Book", true)
+	testdb.InsertChapters(t, e.pool, "1", 3)
+	testdb.Exec(t, e.pool, `UPDATE chapters SET text = '第一段。' || chr(10) || '第二段。' WHERE book_id = '1' AND num = 2`)
 	r := e.get("/xsw/api/books/1/chapters/2")
 	expect(t, r, http.StatusOK)
-	if got := keys(t, r.body); !slices.Equal(got, []string{"book_id", "chapter_num", "text", "title", "url"}) {
+	if got := keys(t, r.body); !slices.Equal(got, []string{"book_id", "chapter_num", "site", "text", "title", "url"}) {
 		t.Errorf("keys %v", got)
 	}
 	var ch chapterJSON
 	r.decode(t, &ch)
-	want := chapterJSON{BookID: "1", ChapterNum: 2, Title: "第2章", URL: "https://m.xsw.tw/1/1002.html", Text: "第一段。\n第二段。"}
+	want := chapterJSON{BookID: "1", ChapterNum: 2, Title: "第2章", URL: "https://m.xsw.tw/1/1002.html", Text: "第一段。\n第二段。", Site: "xsw"}
 	if ch != want {
 		t.Errorf("chapter = %+v, want %+v", ch, want)
 	}
@@ -45,8 +45,8 @@ func chapterReply(text string) func([]byte) events.Payload {
 
 func TestChapterFetched(t *testing.T) {
 	e := newEnv(t)
-	testdb.InsertBook(t, e.pool, 1, "Book", true)
-	testdb.InsertChapters(t, e.pool, 1, 3)
+	testdb.InsertBook(t, e.pool, "1", "Book", true)
+	testdb.InsertChapters(t, e.pool, "1", 3)
 	var asked atomic.Int32
 	var got atomic.Value
 	answer := chapterReply("取來的文字")
@@ -104,8 +104,8 @@ func TestChapterFetchFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
-			testdb.InsertBook(t, e.pool, 1, "Book", true)
-			testdb.InsertChapters(t, e.pool, 1, 3)
+			testdb.InsertBook(t, e.pool, "1", "Book", true)
+			testdb.InsertChapters(t, e.pool, "1", 3)
 			if tt.answer != nil {
 				e.serve(events.SubjectRPCChapter, tt.answer)
 			}
@@ -130,8 +130,8 @@ func TestChapterFetchFailures(t *testing.T) {
 func TestChapterNotStoredYet(t *testing.T) {
 	t.Run("beyond a complete book", func(t *testing.T) {
 		e := newEnv(t)
-		testdb.InsertBook(t, e.pool, 1, "Book", true)
-		testdb.InsertChapters(t, e.pool, 1, 3)
+		testdb.InsertBook(t, e.pool, "1", "Book", true)
+		testdb.InsertChapters(t, e.pool, "1", 3)
 		r := e.get("/xsw/api/books/1/chapters/4")
 		expect(t, r, http.StatusNotFound)
 		if d := r.detail(t); !strings.Contains(d, "3 chapters") {
@@ -150,12 +150,12 @@ func TestChapterNotStoredYet(t *testing.T) {
 	})
 	t.Run("indexed while waiting", func(t *testing.T) {
 		e := newEnv(t, func(c *Config) { c.InteractiveWait = 10 * time.Second })
-		testdb.InsertBook(t, e.pool, 5, "Partial", false)
-		testdb.InsertChapters(t, e.pool, 5, 2)
+		testdb.InsertBook(t, e.pool, "5", "Partial", false)
+		testdb.InsertChapters(t, e.pool, "5", 2)
 		e.serve(events.SubjectRPCChapter, chapterReply("第七章的文字"))
 		e.onRequest("5", func() {
-			e.exec(`INSERT INTO chapters (book_id, num, chapter_id, title, url)
-				SELECT 5, k, 1000 + k, '第' || k || '章', 'u' FROM generate_series(3, 7) AS k`)
+			e.exec(`INSERT INTO chapters (site, book_id, num, chapter_id, title, url)
+				SELECT 'xsw', '5', k, (1000 + k)::text, '第' || k || '章', 'u' FROM generate_series(3, 7) AS k`)
 			e.publishIndexed("5", 7, false)
 		})
 		r := e.get("/xsw/api/books/5/chapters/7")

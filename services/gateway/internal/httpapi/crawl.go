@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,13 +14,20 @@ import (
 	"github.com/xswtw/xsw/services/gateway/internal/jobs"
 )
 
-// crawl answers POST /admin/crawl/categories?categories=1-7&pages=1-10: the listing
-// pages are walked by the fetchers at the polite rate and every listed book is queued
-// in the prefetch lane.
+// crawl answers POST /admin/crawl/categories?site=S&categories=1-7&pages=1-10: the
+// listing pages of the site's categories (the default site's unless site names another)
+// are walked by the fetchers at the polite rate and every listed book is queued in the
+// prefetch lane. categories lists category ids, a range of numbers (1-7) standing for
+// each number in it; without it, every category stored for the site is crawled.
 func (s *Server) crawl(c *fiber.Ctx) error {
-	cats, err := parseRange(c.Query("categories", "1-7"), 1, 99)
+	site, err := s.querySite(c)
 	if err != nil {
-		return badRequest("categories: %v", err)
+		return err
+	}
+	ctx := c.UserContext()
+	cats, err := s.crawlCategories(ctx, site, c.Query("categories"))
+	if err != nil {
+		return err
 	}
 	pages, err := parseRange(c.Query("pages", "1"), 1, events.MaxListingPage)
 	if err != nil {
@@ -31,14 +40,93 @@ func (s *Server) crawl(c *fiber.Ctx) error {
 	if len(cats)*len(pages) > events.MaxCrawlPages {
 		return badRequest("at most %d listing pages in one crawl, asked for %d", events.MaxCrawlPages, len(cats)*len(pages))
 	}
-	req, err := s.jobs.Crawl(c.UserContext(), cats, from, to)
+	req, err := s.jobs.Crawl(ctx, site, cats, from, to)
 	if err != nil {
 		return busError(err)
 	}
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{
-		"status": "queued", "crawl_id": req.CrawlID, "categories": cats, "from_page": from, "to_page": to,
+		"status": "queued", "crawl_id": req.CrawlID, "site": site, "categories": cats, "from_page": from, "to_page": to,
 		"pages": len(cats) * len(pages),
 	})
+}
+
+// maxCrawlCategories bounds the categories one crawl names.
+const maxCrawlCategories = 1000
+
+// crawlCategories reads the categories of a crawl of site: each item of list a category
+// id, or a range of numbers ("1-7") standing for each; every one must be the site's
+// spelling of a category id. An empty list is every category stored for the site.
+func (s *Server) crawlCategories(ctx context.Context, site, list string) ([]events.CategoryID, error) {
+	var ids []string
+	if list == "" {
+		stored, err := s.cat.Categories(ctx, site)
+		if err != nil {
+			return nil, databaseError(err)
+		}
+		if len(stored) == 0 {
+			return nil, badRequest("categories: none is stored for site %s yet; name them, such as categories=1-7", site)
+		}
+		for _, cat := range stored {
+			ids = append(ids, cat.ID)
+		}
+	} else {
+		var err error
+		isID := func(id string) bool { return s.sites.CheckCategory(ctx, site, id) == nil }
+		if ids, err = parseCategories(list, isID); err != nil {
+			return nil, badRequest("categories: %v", err)
+		}
+	}
+	out := make([]events.CategoryID, len(ids))
+	for i, id := range ids {
+		if err := s.sites.CheckCategory(ctx, site, id); err != nil {
+			return nil, checkError(err, "category", "categories", site, id)
+		}
+		out[i] = events.CategoryID(id)
+	}
+	return out, nil
+}
+
+// parseCategories reads "1-7", "3", "1,3,5-6" or "fantasy,romance" into distinct ids in
+// order. An item the site spells a category id with (isID) is that id, even if it looks
+// like a range ("2020-2021"); otherwise two numbers without leading zeros joined by '-'
+// are the range of the numbers from the first to the second.
+func parseCategories(list string, isID func(string) bool) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	add := func(id string) error {
+		if !seen[id] {
+			if len(out) == maxCrawlCategories {
+				return fmt.Errorf("at most %d categories", maxCrawlCategories)
+			}
+			seen[id] = true
+			out = append(out, id)
+		}
+		return nil
+	}
+	for _, part := range strings.Split(list, ",") {
+		part = strings.TrimSpace(part)
+		a, b, isRange := strings.Cut(part, "-")
+		from, err1 := strconv.Atoi(a)
+		to, err2 := strconv.Atoi(b)
+		if isRange && !isID(part) && err1 == nil && err2 == nil && strconv.Itoa(from) == a && strconv.Itoa(to) == b {
+			if to < from || to-from >= maxCrawlCategories {
+				return nil, fmt.Errorf("range %q: want from <= to, at most %d numbers", part, maxCrawlCategories)
+			}
+			for n := from; n <= to; n++ {
+				if err := add(strconv.Itoa(n)); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		if !events.ValidID(part) {
+			return nil, fmt.Errorf("%.80q is neither a category id nor a range such as 1-7", part)
+		}
+		if err := add(part); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // crawlProgress answers GET /admin/crawl/{crawl_id}.

@@ -66,13 +66,15 @@ type healthJSON struct {
 	Checks     map[string]string `json:"checks"`
 }
 
-// health answers GET /health: the seed's shape, "degraded" with 503 when Postgres or
-// NATS does not answer (what could still be read is reported).
+// health answers GET /health: the seed's shape (base_url is the default site's),
+// "degraded" with 503 when Postgres or NATS does not answer (what could still be read is
+// reported).
 func (s *Server) health(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 2*checkTimeout)
 	defer cancel()
+	site, _ := s.sites.Get(ctx, s.sites.Default())
 	h := healthJSON{
-		Status: "ok", BaseURL: s.cfg.BaseURL, Database: s.cfg.Database,
+		Status: "ok", BaseURL: site.BaseURL, Database: s.cfg.Database,
 		CacheStats: cacheStatsJSON{
 			MemoryCacheSize: s.books.Len() + s.listings.Len(),
 			MemoryCacheTTL:  int(s.cfg.CacheTTL / time.Second),
@@ -102,7 +104,7 @@ func (s *Server) health(c *fiber.Ctx) error {
 		if st, err := s.jobs.Stats(ctx); err != nil {
 			fail("nats", err)
 		} else {
-			h.JobStats.QueueSize, h.JobStats.ActiveJobs = st.QueueSize, len(st.ActiveBookIDs)
+			h.JobStats.QueueSize, h.JobStats.ActiveJobs = st.QueueSize, len(st.Active)
 			h.JobStats.Workers, h.JobStats.Running = st.Workers, st.Running()
 		}
 	} else {

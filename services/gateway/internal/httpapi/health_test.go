@@ -12,10 +12,10 @@ import (
 
 func TestHealth(t *testing.T) {
 	e := newEnv(t)
-	testdb.InsertBook(t, e.pool, 1, "One", true)
-	testdb.InsertChapters(t, e.pool, 1, 3)
+	testdb.InsertBook(t, e.pool, "1", "One", true)
+	testdb.InsertChapters(t, e.pool, "1", 3)
 	testdb.Exec(t, e.pool, `UPDATE chapters SET text = 'x' WHERE num = 1`)
-	testdb.Exec(t, e.pool, `INSERT INTO job_history (job_id, book_id, lane, status, finished_at) VALUES ('1-1', 1, 'prefetch', 'completed', now())`)
+	testdb.Exec(t, e.pool, `INSERT INTO job_history (job_id, site, book_id, lane, status, finished_at) VALUES ('xsw.1-1', 'xsw', '1', 'prefetch', 'completed', now())`)
 	e.putHeartbeat("fetcher-a", 2, "9")
 
 	r := e.get("/xsw/api/health")
@@ -93,10 +93,10 @@ func TestUnknownRoute(t *testing.T) {
 }
 
 // TestPanicRecovered checks that a panicking handler (here: a server built without its
-// catalog) answers 500 JSON and the server keeps serving.
+// catalog and sites) answers 500 JSON and the server keeps serving.
 func TestPanicRecovered(t *testing.T) {
 	e := newEnv(t)
-	srv, err := New(testConfig(), e.ns.Conn, nil, nil, slog.New(slog.NewTextHandler(e.logs, nil)))
+	srv, err := New(testConfig(), e.ns.Conn, nil, nil, nil, slog.New(slog.NewTextHandler(e.logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

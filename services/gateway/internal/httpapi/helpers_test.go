@@ -22,9 +22,11 @@ import (
 
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/config"
 	"github.com/xswtw/xsw/platform/natstest"
 	"github.com/xswtw/xsw/services/gateway/internal/catalog"
 	"github.com/xswtw/xsw/services/gateway/internal/jobs"
+	"github.com/xswtw/xsw/services/gateway/internal/sites"
 	"github.com/xswtw/xsw/services/gateway/internal/testdb"
 )
 
@@ -60,18 +62,34 @@ func (b *syncBuffer) String() string {
 
 // env is a gateway API on a real JetStream server and a fresh Postgres schema, with a
 // test fetcher (a NATS peer answering the request/reply subjects) started on demand.
+// It serves two sites: xsw, the default, and toy; both are described in the sites
+// bucket as a fetcher would (see describeSites) unless the test forgets them.
 type env struct {
-	t    testing.TB
-	ns   *natstest.Server
-	pool *pgxpool.Pool
-	srv  *Server
-	logs *syncBuffer
-	peer *nats.Conn
+	t     testing.TB
+	ns    *natstest.Server
+	pool  *pgxpool.Pool
+	srv   *Server
+	sites *sites.Registry
+	logs  *syncBuffer
+	peer  *nats.Conn
 }
+
+// testSources are the sites of every test gateway.
+var testSources = config.Sources{
+	{ID: "xsw", URL: "", RateLimit: 2 * time.Second},
+	{ID: "toy", URL: "https://toy.example", RateLimit: time.Second},
+}
+
+// Patterns of the test sites' ids, as their fetchers describe them.
+const (
+	xswBookPattern     = `[1-9][0-9]{0,11}`
+	xswCategoryPattern = `[1-9][0-9]?`
+	toyBookPattern     = `[a-z0-9]{1,12}`
+)
 
 func testConfig() Config {
 	return Config{
-		BaseURL: "https://m.xsw.tw", Database: "postgres://postgres@127.0.0.1:5432/xsw?sslmode=disable",
+		Database: "postgres://postgres@127.0.0.1:5432/xsw?sslmode=disable",
 		CacheTTL: time.Minute, ListingCacheTTL: time.Minute,
 		InteractiveWait: 300 * time.Millisecond, ChapterWait: 300 * time.Millisecond, RPCTimeout: 300 * time.Millisecond,
 		AdminToken: adminToken,
@@ -80,32 +98,144 @@ func testConfig() Config {
 
 func newEnv(t testing.TB, tune ...func(*Config)) *env {
 	t.Helper()
-	ns := natstest.Start(t)
 	pool, _ := testdb.Pool(t)
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return newEnvOn(t, pool, tune...)
+}
+
+// newEnvOn is newEnv on a database the test prepared.
+func newEnvOn(t testing.TB, pool *pgxpool.Pool, tune ...func(*Config)) *env {
+	t.Helper()
+	ns := natstest.Start(t)
+	e := &env{t: t, ns: ns, pool: pool, logs: &syncBuffer{}}
+	e.describeSites()
+	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.sites = e.registry(ns.JS, logger)
 	jm, err := jobs.New(t.Context(), ns.JS, 5*time.Minute, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
+	jm.SetCheck(e.sites.CheckBook)
 	cfg := testConfig()
 	for _, f := range tune {
 		f(&cfg)
 	}
-	srv, err := New(cfg, ns.Conn, catalog.New(pool), jm, logger)
+	e.srv, err = New(cfg, ns.Conn, catalog.New(pool), jm, e.sites, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := srv.Shutdown(5 * time.Second); err != nil {
+		if err := e.srv.Shutdown(5 * time.Second); err != nil {
 			t.Errorf("Shutdown: %v", err)
 		}
 	})
-	return &env{t: t, ns: ns, pool: pool, srv: srv, logs: logs}
+	return e
 }
 
-// serve makes the test fetcher answer subject with answer's payload; a nil payload is
-// no answer at all (the caller times out).
+// registry returns a sites registry of testSources over the bucket of js, running until
+// the test ends.
+func (e *env) registry(js jetstream.JetStream, logger *slog.Logger) *sites.Registry {
+	e.t.Helper()
+	kv, err := js.KeyValue(e.t.Context(), events.BucketSites)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	reg := sites.New(testSources, kv, logger)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = reg.Run(ctx)
+	}()
+	e.t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return reg
+}
+
+// describeSites describes both test sites in the sites bucket, as their fetchers do.
+func (e *env) describeSites() {
+	e.t.Helper()
+	e.describe(events.SiteInfo{ID: "xsw", Name: "m.xsw.tw", BaseURL: "https://m.xsw.tw", BookIDPattern: xswBookPattern,
+		CategoryIDPattern: xswCategoryPattern, RateInterval: 2, Interval: 2, State: events.SiteOK})
+	e.describe(events.SiteInfo{ID: "toy", Name: "Toy", BaseURL: "https://toy.example", BookIDPattern: toyBookPattern,
+		RateInterval: 1, Interval: 1, State: events.SiteOK})
+}
+
+// describe writes info in the sites bucket.
+func (e *env) describe(info events.SiteInfo) {
+	e.t.Helper()
+	info.Header, info.At = events.Header{Version: events.Version}, time.Now()
+	data, err := events.Encode(&info)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	kv, err := e.ns.JS.KeyValue(e.t.Context(), events.BucketSites)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := kv.Put(e.t.Context(), info.ID, data); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// forget deletes the description of site, as if no fetcher had ever described it, and
+// waits until the gateway no longer knows it.
+func (e *env) forget(site string) {
+	e.t.Helper()
+	kv, err := e.ns.JS.KeyValue(e.t.Context(), events.BucketSites)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := kv.Delete(e.t.Context(), site); err != nil {
+		e.t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if st, _ := e.sites.Get(e.t.Context(), site); !st.Described {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the gateway still knows site %s", site)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// published records every message published under xsw.> from now on.
+type published struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (p *published) subjects() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.msgs)
+}
+
+// record subscribes to xsw.> (every subject of the pipeline: requests, events, RPCs,
+// cache invalidations) and records each subject published.
+func (e *env) record() *published {
+	e.t.Helper()
+	p := &published{}
+	sub, err := e.ns.Conn.Subscribe("xsw.>", func(m *nats.Msg) {
+		p.mu.Lock()
+		p.msgs = append(p.msgs, m.Subject)
+		p.mu.Unlock()
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := e.ns.Conn.Flush(); err != nil {
+		e.t.Fatal(err)
+	}
+	return p
+}
+
+// serve makes the test fetcher answer the call subject (a SubjectRPC* name), for every
+// site, with answer's payload; a nil payload is no answer at all (the caller times out).
 func (e *env) serve(subject string, answer func(data []byte) events.Payload) {
 	e.t.Helper()
 	if e.peer == nil {
@@ -116,7 +246,8 @@ func (e *env) serve(subject string, answer func(data []byte) events.Payload) {
 		e.t.Cleanup(nc.Close)
 		e.peer = nc
 	}
-	_, err := e.peer.QueueSubscribe(subject, events.QueueFetchers, func(m *nats.Msg) {
+	// A test fetcher serves every site: the call's subject names its site.
+	_, err := e.peer.QueueSubscribe(events.RPCSubject(subject, "*"), events.QueueFetchers, func(m *nats.Msg) {
 		p := answer(m.Data)
 		if p == nil {
 			return
@@ -243,17 +374,23 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// waiting returns the request stored for the book in each lane.
+// waiting returns the request stored for the xsw book in each lane.
 func (e *env) waiting(bookID string) map[events.Lane]events.BookRequested {
 	e.t.Helper()
-	out, err := e.lookup(bookID)
+	return e.waitingSite("xsw", bookID)
+}
+
+// waitingSite returns the request stored for the book in each lane.
+func (e *env) waitingSite(site, bookID string) map[events.Lane]events.BookRequested {
+	e.t.Helper()
+	out, err := e.lookup(site, bookID)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	return out
 }
 
-func (e *env) lookup(bookID string) (map[events.Lane]events.BookRequested, error) {
+func (e *env) lookup(site, bookID string) (map[events.Lane]events.BookRequested, error) {
 	ctx := context.Background()
 	s, err := e.ns.JS.Stream(ctx, events.StreamRequests)
 	if err != nil {
@@ -261,7 +398,7 @@ func (e *env) lookup(bookID string) (map[events.Lane]events.BookRequested, error
 	}
 	out := map[events.Lane]events.BookRequested{}
 	for _, l := range events.Lanes {
-		msg, err := s.GetLastMsgForSubject(ctx, events.RequestSubject(l, bookID))
+		msg, err := s.GetLastMsgForSubject(ctx, events.RequestSubject(l, site, bookID))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
 		}
@@ -291,16 +428,24 @@ func (e *env) stored() uint64 {
 	return info.State.Msgs
 }
 
-// indexed announces, as the indexer does, that it wrote something about a book.
+// indexed announces, as the indexer does, that it wrote something about an xsw book.
 func (e *env) indexed(bookID string, chapters int, complete bool) {
 	e.t.Helper()
-	ev := events.BookIndexed{Header: events.Header{Version: events.Version}, BookID: bookID, Chapters: chapters,
+	e.indexedSite("xsw", bookID, chapters, complete)
+}
+
+// indexedSite is indexed for a book of site.
+func (e *env) indexedSite(site, bookID string, chapters int, complete bool) {
+	e.t.Helper()
+	ev := events.BookIndexed{Header: events.Header{Version: events.Version}, Site: site, BookID: bookID, Chapters: chapters,
 		Complete: complete, HasMeta: true, IndexedAt: time.Now()}
-	if _, err := broker.Publish(e.t.Context(), e.ns.JS, events.SubjectIndexed(bookID), "", &ev); err != nil {
+	if _, err := broker.Publish(e.t.Context(), e.ns.JS, ev.Subject(), "", &ev); err != nil {
 		e.t.Fatal(err)
 	}
 }
 
+// putHeartbeat writes the heartbeat of fetcher id syncing the books active (each an
+// events.Key, or the bare id of an xsw book).
 func (e *env) putHeartbeat(id string, workers int, active ...string) {
 	e.t.Helper()
 	kv, err := e.ns.JS.KeyValue(e.t.Context(), events.BucketFetchers)
@@ -309,8 +454,9 @@ func (e *env) putHeartbeat(id string, workers int, active ...string) {
 	}
 	hb := events.FetcherHeartbeat{Header: events.Header{Version: events.Version}, FetcherID: id, Workers: workers,
 		StartedAt: time.Now(), At: time.Now(), Interval: 2, Circuit: "closed", Active: []events.ActiveJob{}}
-	for i, b := range active {
-		hb.Active = append(hb.Active, events.ActiveJob{JobID: events.JobID(b, uint64(i+1)), BookID: b,
+	for i, key := range active {
+		site, b, _ := events.SplitKey(key)
+		hb.Active = append(hb.Active, events.ActiveJob{JobID: events.JobID(site, b, uint64(i+1)), Site: site, BookID: b,
 			Lane: events.LanePrefetch, Attempt: 1, StartedAt: time.Now()})
 	}
 	data, err := events.Encode(&hb)
@@ -322,20 +468,21 @@ func (e *env) putHeartbeat(id string, workers int, active ...string) {
 	}
 }
 
+// putSynced records, as the fetchers do, that the xsw book was synced at at.
 func (e *env) putSynced(bookID string, at time.Time) {
 	e.t.Helper()
 	kv, err := e.ns.JS.KeyValue(e.t.Context(), events.BucketSynced)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if _, err := kv.Put(e.t.Context(), bookID, events.SyncedValue(at)); err != nil {
+	if _, err := kv.Put(e.t.Context(), events.Key("xsw", bookID), events.SyncedValue(at)); err != nil {
 		e.t.Fatal(err)
 	}
 }
 
-// onRequest runs fn once the book is requested in the interactive lane, in a goroutine
-// the test waits for, playing the fetcher and indexer of an interactive sync. fn reports
-// failures with t.Errorf (it does not run on the test's goroutine).
+// onRequest runs fn once the xsw book is requested in the interactive lane, in a
+// goroutine the test waits for, playing the fetcher and indexer of an interactive sync.
+// fn reports failures with t.Errorf (it does not run on the test's goroutine).
 func (e *env) onRequest(bookID string, fn func()) {
 	e.t.Helper()
 	done := make(chan struct{})
@@ -344,7 +491,7 @@ func (e *env) onRequest(bookID string, fn func()) {
 		defer close(done)
 		deadline := time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) {
-			got, err := e.lookup(bookID)
+			got, err := e.lookup("xsw", bookID)
 			if err != nil {
 				e.t.Errorf("look for the request of book %s: %v", bookID, err)
 				return
@@ -368,9 +515,9 @@ func (e *env) exec(sql string, args ...any) {
 
 // publishIndexed is indexed for use off the test goroutine.
 func (e *env) publishIndexed(bookID string, chapters int, complete bool) {
-	ev := events.BookIndexed{Header: events.Header{Version: events.Version}, BookID: bookID, Chapters: chapters,
+	ev := events.BookIndexed{Header: events.Header{Version: events.Version}, Site: "xsw", BookID: bookID, Chapters: chapters,
 		Complete: complete, HasMeta: true, IndexedAt: time.Now()}
-	if _, err := broker.Publish(context.Background(), e.ns.JS, events.SubjectIndexed(bookID), "", &ev); err != nil {
+	if _, err := broker.Publish(context.Background(), e.ns.JS, ev.Subject(), "", &ev); err != nil {
 		e.t.Errorf("publish indexed: %v", err)
 	}
 }

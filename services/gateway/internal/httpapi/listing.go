@@ -10,6 +10,7 @@ import (
 
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/services/gateway/internal/jobs"
+	"github.com/xswtw/xsw/services/gateway/internal/sites"
 )
 
 type categoryJSON struct {
@@ -18,17 +19,27 @@ type categoryJSON struct {
 	URL  string `json:"url"`
 }
 
-// categories answers GET /categories from the fetchers (cached ListingCacheTTL), falling
-// back to the categories the indexer stored when the fetchers fail.
+// categories answers GET /categories, the site's categories, from the fetchers (cached
+// ListingCacheTTL), falling back to the categories the indexer stored when the fetchers
+// fail or none has described the site yet.
 func (s *Server) categories(c *fiber.Ctx) error {
-	if v, ok := s.listings.Get("categories", ""); ok {
+	site, err := s.pathSite(c)
+	if err != nil {
+		return err
+	}
+	group := "categories:" + site
+	if v, ok := s.listings.Get(group, ""); ok {
 		return v.(jsonBody).send(c)
 	}
 	ctx := c.UserContext()
-	token := s.listings.Token("categories")
+	token := s.listings.Token(group)
 	var reply events.CategoriesReply
-	err := s.call(ctx, events.SubjectRPCCategories, s.cfg.RPCTimeout,
-		&events.CategoriesRequest{Header: events.Header{Version: events.Version}}, &reply)
+	if st, _ := s.sites.Get(ctx, site); !st.Described {
+		err = checkError(sites.ErrUndescribed, "category", "cat_id", site, "")
+	} else {
+		err = s.call(ctx, events.SubjectRPCCategories, site, s.cfg.RPCTimeout,
+			&events.CategoriesRequest{Header: events.Header{Version: events.Version}, Site: site}, &reply)
+	}
 	switch {
 	case err != nil:
 	case reply.Error != nil:
@@ -40,26 +51,26 @@ func (s *Server) categories(c *fiber.Ctx) error {
 		if errors.Is(err, errPending) {
 			err = newError(fiber.StatusGatewayTimeout, "no fetcher answered within %s", s.cfg.RPCTimeout)
 		}
-		stored, dberr := s.cat.Categories(ctx)
+		stored, dberr := s.cat.Categories(ctx, site)
 		if dberr != nil || len(stored) == 0 {
 			return err
 		}
-		s.log.Warn("serving stored categories", "err", err)
+		s.log.Warn("serving stored categories", "site", site, "err", err)
 		out := make([]categoryJSON, len(stored))
 		for i, cat := range stored {
-			out[i] = categoryJSON{ID: strconv.Itoa(cat.ID), Name: cat.Name, URL: cat.URL}
+			out[i] = categoryJSON{ID: cat.ID, Name: cat.Name, URL: cat.URL}
 		}
 		return c.JSON(out)
 	}
 	out := make([]categoryJSON, len(reply.Categories))
 	for i, cat := range reply.Categories {
-		out[i] = categoryJSON{ID: strconv.Itoa(cat.ID), Name: cat.Name, URL: cat.URL}
+		out[i] = categoryJSON{ID: string(cat.ID), Name: cat.Name, URL: cat.URL}
 	}
 	body, err := encodeJSON(c, out)
 	if err != nil {
 		return err
 	}
-	s.listings.Set("categories", "", body, token)
+	s.listings.Set(group, "", body, token)
 	return body.send(c)
 }
 
@@ -72,6 +83,7 @@ type listingBookJSON struct {
 	Intro       string  `json:"intro"`
 	BookURL     string  `json:"bookurl"`
 	BookID      *string `json:"book_id"`
+	Site        string  `json:"site"`
 }
 
 // listingPage is a cached listing page: its JSON and the ids of the books it lists.
@@ -82,11 +94,16 @@ type listingPage struct {
 
 // listing answers GET /categories/{cat_id}/books at once from the fetchers (cached
 // ListingCacheTTL per page), then, unless bg_sync=false, queues a prefetch request for
-// every listed book in the background.
+// every listed book in the background. The category id must be the site's spelling of
+// one (else 400), which only a site a fetcher has described can tell (else 503).
 func (s *Server) listing(c *fiber.Ctx) error {
-	cat, err := intParam(c, "cat_id", 1, maxCategory)
+	site, err := s.pathSite(c)
 	if err != nil {
 		return err
+	}
+	cat := c.Params("cat_id")
+	if err := s.sites.CheckCategory(c.UserContext(), site, cat); err != nil {
+		return checkError(err, "category", "cat_id", site, cat)
 	}
 	page, err := intQuery(c, "page", 1, maxPage, 1)
 	if err != nil {
@@ -96,14 +113,14 @@ func (s *Server) listing(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	group := fmt.Sprintf("listing:%d", cat)
+	group := "listing:" + site + ":" + cat
 	key := strconv.Itoa(page)
 	v, ok := s.listings.Get(group, key)
 	if !ok {
 		token := s.listings.Token(group)
 		var reply events.ListingReply
-		err := s.call(c.UserContext(), events.SubjectRPCListing, s.cfg.RPCTimeout,
-			&events.ListingRequest{Header: events.Header{Version: events.Version}, Category: cat, Page: page}, &reply)
+		err := s.call(c.UserContext(), events.SubjectRPCListing, site, s.cfg.RPCTimeout,
+			&events.ListingRequest{Header: events.Header{Version: events.Version}, Site: site, Category: events.CategoryID(cat), Page: page}, &reply)
 		if errors.Is(err, errPending) {
 			return newError(fiber.StatusGatewayTimeout, "no fetcher answered within %s", s.cfg.RPCTimeout)
 		}
@@ -113,7 +130,7 @@ func (s *Server) listing(c *fiber.Ctx) error {
 		if reply.Error != nil {
 			return rpcFailure(reply.Error)
 		}
-		p, err := newListingPage(c, reply.Books)
+		p, err := s.newListingPage(c, site, reply.Books)
 		if err != nil {
 			return err
 		}
@@ -122,20 +139,26 @@ func (s *Server) listing(c *fiber.Ctx) error {
 	}
 	p := v.(listingPage)
 	if bgSync {
-		s.prefetch(p.ids, fmt.Sprintf("category %d page %d", cat, page))
+		reason := fmt.Sprintf("category %s page %d", cat, page)
+		if site != s.sites.Default() {
+			reason = "site " + site + " " + reason
+		}
+		s.prefetch(site, p.ids, reason)
 	}
 	return p.body.send(c)
 }
 
-func newListingPage(c *fiber.Ctx, listed []events.ListingBook) (listingPage, error) {
+// newListingPage encodes the books a fetcher listed. A listed id that is not the site's
+// spelling of a book id is answered as null and never queued.
+func (s *Server) newListingPage(c *fiber.Ctx, site string, listed []events.ListingBook) (listingPage, error) {
 	var p listingPage
 	books := make([]listingBookJSON, len(listed))
 	for i, b := range listed {
 		books[i] = listingBookJSON{
 			BookName: b.Name, Author: b.Author, LastChapter: b.LastChapterTitle, LastURL: b.LastChapterURL,
-			Intro: b.Intro, BookURL: b.BookURL,
+			Intro: b.Intro, BookURL: b.BookURL, Site: site,
 		}
-		if events.ValidBookID(b.BookID) {
+		if s.sites.CheckBook(c.UserContext(), site, b.BookID) == nil {
 			books[i].BookID = &b.BookID
 			p.ids = append(p.ids, b.BookID)
 		}
@@ -145,9 +168,9 @@ func newListingPage(c *fiber.Ctx, listed []events.ListingBook) (listingPage, err
 	return p, err
 }
 
-// prefetch queues a prefetch request for each book in a background goroutine that
-// Shutdown waits for.
-func (s *Server) prefetch(ids []string, reason string) {
+// prefetch queues a prefetch request for each book of site in a background goroutine
+// that Shutdown waits for.
+func (s *Server) prefetch(site string, ids []string, reason string) {
 	if len(ids) == 0 {
 		return
 	}
@@ -161,10 +184,10 @@ func (s *Server) prefetch(ids []string, reason string) {
 		}
 		for i, id := range ids {
 			_, err := s.jobs.Request(ctx, jobs.Request{
-				BookID: id, Lane: events.LanePrefetch, Priority: events.PrefetchPriority, Reason: reason,
+				Site: site, BookID: id, Lane: events.LanePrefetch, Priority: events.PrefetchPriority, Reason: reason,
 			})
 			if err != nil {
-				s.log.Warn("queue prefetch requests", "book_id", id, "reason", reason, "left", len(ids)-i, "err", err)
+				s.log.Warn("queue prefetch requests", "site", site, "book_id", id, "reason", reason, "left", len(ids)-i, "err", err)
 				return
 			}
 		}

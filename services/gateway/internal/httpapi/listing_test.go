@@ -28,8 +28,8 @@ func TestCategories(t *testing.T) {
 	e.serve(events.SubjectRPCCategories, func([]byte) events.Payload {
 		calls.Add(1)
 		return categoriesReply(
-			events.Category{ID: 1, Name: "玄幻小說", URL: "https://m.xsw.tw/fenlei1_1.html"},
-			events.Category{ID: 2, Name: "修真小說", URL: "https://m.xsw.tw/fenlei2_1.html"})
+			events.Category{ID: "1", Name: "玄幻小說", URL: "https://m.xsw.tw/fenlei1_1.html"},
+			events.Category{ID: "2", Name: "修真小說", URL: "https://m.xsw.tw/fenlei2_1.html"})
 	})
 	for range 2 {
 		r := e.get("/xsw/api/categories")
@@ -80,7 +80,7 @@ func TestCategoriesFailures(t *testing.T) {
 				e.serve(events.SubjectRPCCategories, tt.answer)
 			}
 			if tt.storedRows {
-				testdb.Exec(t, e.pool, `INSERT INTO categories (id, name, url) VALUES (1, '玄幻小說', 'https://m.xsw.tw/fenlei1_1.html')`)
+				testdb.Exec(t, e.pool, `INSERT INTO categories (site, id, name, url) VALUES ('xsw', '1', '玄幻小說', 'https://m.xsw.tw/fenlei1_1.html')`)
 			}
 			r := e.get("/xsw/api/categories")
 			expect(t, r, tt.want)
@@ -139,7 +139,7 @@ func TestListingAnswersBeforeQueueing(t *testing.T) {
 	if len(raw) != 21 {
 		t.Fatalf("%d books listed, want 21", len(raw))
 	}
-	wantKeys := []string{"author", "book_id", "bookname", "bookurl", "intro", "lastchapter", "lasturl"}
+	wantKeys := []string{"author", "book_id", "bookname", "bookurl", "intro", "lastchapter", "lasturl", "site"}
 	for i, b := range raw {
 		got := slices.Sorted(func(yield func(string) bool) {
 			for k := range b {
@@ -152,7 +152,7 @@ func TestListingAnswersBeforeQueueing(t *testing.T) {
 			t.Fatalf("book %d has keys %v, want %v", i, got, wantKeys)
 		}
 	}
-	if raw[0]["book_id"] != "1000001" || raw[0]["bookname"] != "書1000001" || raw[0]["lastchapter"] != "第9章" ||
+	if raw[0]["book_id"] != "1000001" || raw[0]["site"] != "xsw" || raw[0]["bookname"] != "書1000001" || raw[0]["lastchapter"] != "第9章" ||
 		raw[0]["lasturl"] != "https://m.xsw.tw/1000001/9.html" || raw[0]["bookurl"] != "https://m.xsw.tw/1000001/" {
 		t.Errorf("first book = %v", raw[0])
 	}

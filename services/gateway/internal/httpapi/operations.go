@@ -21,6 +21,7 @@ const (
 )
 
 type deadLetterJSON struct {
+	Site     string  `json:"site"`
 	BookID   string  `json:"book_id"`
 	Lane     *string `json:"lane"`
 	Priority *int    `json:"priority"`
@@ -31,7 +32,7 @@ type deadLetterJSON struct {
 }
 
 func newDeadLetterJSON(dl jobs.DeadLetter) deadLetterJSON {
-	out := deadLetterJSON{BookID: dl.BookID, Error: dl.Error}
+	out := deadLetterJSON{Site: dl.Site, BookID: dl.BookID, Error: dl.Error}
 	if dl.Unreadable {
 		return out
 	}
@@ -61,6 +62,7 @@ func (s *Server) deadLetters(c *fiber.Ctx) error {
 
 type replayJSON struct {
 	Status   jobs.Status `json:"status"`
+	Site     string      `json:"site"`
 	BookID   string      `json:"book_id"`
 	Lane     events.Lane `json:"lane"`
 	Priority int         `json:"priority"`
@@ -69,31 +71,35 @@ type replayJSON struct {
 }
 
 func newReplayJSON(r jobs.Replayed) replayJSON {
-	out := replayJSON{Status: r.Status, BookID: r.BookID, Lane: r.Lane, Priority: r.Priority, Force: true}
+	out := replayJSON{Status: r.Status, Site: r.Site, BookID: r.BookID, Lane: r.Lane, Priority: r.Priority, Force: true}
 	if !r.Unreadable {
 		out.JobID = &r.JobID
 	}
 	return out
 }
 
-// replay answers POST /admin/jobs/dead/{book_id}/replay: the book is requested again as
-// its dead request was (forced), and the dead letter deleted.
+// replay answers POST /admin/jobs/dead/{book_id}/replay?site=S: the book (the default
+// site's unless site names another) is requested again as its dead request was
+// (forced), and the dead letter deleted. A book whose id the site would not write keeps
+// its letter (400), as does any book of a site no fetcher has described yet (503).
 func (s *Server) replay(c *fiber.Ctx) error {
-	id, err := bookIDParam(c)
+	b, err := s.bookParam(c, s.querySite)
 	if err != nil {
 		return err
 	}
-	r, err := s.jobs.Replay(c.UserContext(), id)
+	r, err := s.jobs.Replay(c.UserContext(), b.site, b.id)
 	if errors.Is(err, jobs.ErrNoDeadLetter) {
-		return notFound("book %s has no dead letter", id)
+		return notFound("book %s of site %s has no dead letter", b.id, b.site)
 	}
 	if err != nil {
-		return busError(err)
+		return requestError(err, b)
 	}
 	return c.JSON(newReplayJSON(r))
 }
 
-// replayAll answers POST /admin/jobs/dead/replay_all.
+// replayAll answers POST /admin/jobs/dead/replay_all. Books are named in book_ids as in
+// the job statistics (see bookLabel); a letter whose request was refused stays, counted
+// as "refused".
 func (s *Server) replayAll(c *fiber.Ctx) error {
 	done, left, err := s.jobs.ReplayAll(c.UserContext())
 	if err != nil && len(done) == 0 {
@@ -103,7 +109,7 @@ func (s *Server) replayAll(c *fiber.Ctx) error {
 	books := make([]string, len(done))
 	for i, r := range done {
 		statuses[r.Status]++
-		books[i] = r.BookID
+		books[i] = s.bookLabel(r.Site, r.BookID)
 	}
 	out := fiber.Map{"replayed": len(done), "statuses": statuses, "book_ids": books, "remaining": left}
 	if err != nil {
@@ -133,9 +139,10 @@ func (s *Server) purgeLane(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "purged", "lane": lane, "dropped": n})
 }
 
-// publishInvalidation tells every replica (this one ignores its own) to drop entries.
-func (s *Server) publishInvalidation(bookID, reason string) error {
-	ev := events.NewCacheInvalidated(bookID, s.cfg.Replica, reason, time.Now())
+// publishInvalidation tells every replica (this one ignores its own) to drop the entries
+// of book b, or every entry when b is zero.
+func (s *Server) publishInvalidation(b bookRef, reason string) error {
+	ev := events.NewCacheInvalidated(b.site, b.id, s.cfg.Replica, reason, time.Now())
 	data, err := events.Encode(&ev)
 	if err != nil {
 		return err
@@ -150,51 +157,52 @@ func (s *Server) publishInvalidation(bookID, reason string) error {
 // once, every other replica's as soon as it hears of it.
 func (s *Server) clearCache(c *fiber.Ctx) error {
 	books, listings := s.dropAll("admin")
-	if err := s.publishInvalidation("", "admin"); err != nil {
+	if err := s.publishInvalidation(bookRef{}, "admin"); err != nil {
 		return unavailable("message bus (this replica's cache is cleared, the others were not told)", err)
 	}
 	return c.JSON(fiber.Map{"status": "cleared", "book_entries": books, "listing_entries": listings, "replica": s.cfg.Replica})
 }
 
-// invalidateBook answers POST /admin/cache/invalidate/{book_id}: every replica drops what
-// it cached about the book.
+// invalidateBook answers POST /admin/cache/invalidate/{book_id}?site=S: every replica
+// drops what it cached about the book (the default site's unless site names another).
 func (s *Server) invalidateBook(c *fiber.Ctx) error {
-	id, err := bookIDParam(c)
+	b, err := s.bookParam(c, s.querySite)
 	if err != nil {
 		return err
 	}
-	n := s.books.Drop(id)
-	if err := s.publishInvalidation(id, "admin"); err != nil {
+	n := s.books.Drop(b.key())
+	if err := s.publishInvalidation(b, "admin"); err != nil {
 		return unavailable("message bus (this replica's copies are dropped, the others were not told)", err)
 	}
-	s.log.Info("book invalidated", "book_id", id, "entries", n)
-	return c.JSON(fiber.Map{"status": "invalidated", "book_id": id, "entries": n, "replica": s.cfg.Replica})
+	s.log.Info("book invalidated", "site", b.site, "book_id", b.id, "entries", n)
+	return c.JSON(fiber.Map{"status": "invalidated", "site": b.site, "book_id": b.id, "entries": n, "replica": s.cfg.Replica})
 }
 
-// purgeTexts answers DELETE /admin/cache/chapters/{book_id}: the indexer forgets the
-// book's stored chapter texts (they are fetched again when next read) and announces the
-// book, which drops every replica's cached copies. The call waits up to InteractiveWait
-// for that: 200 when done, else 202.
+// purgeTexts answers DELETE /admin/cache/chapters/{book_id}?site=S: the indexer forgets
+// the book's stored chapter texts (they are fetched again when next read) and announces
+// the book, which drops every replica's cached copies. The book is the default site's
+// unless site names another. The call waits up to InteractiveWait for that: 200 when
+// done, else 202.
 func (s *Server) purgeTexts(c *fiber.Ctx) error {
-	id, err := bookIDParam(c)
+	b, err := s.bookParam(c, s.querySite)
 	if err != nil {
 		return err
 	}
 	ctx := c.UserContext()
-	if _, err := s.cat.Book(ctx, id); errors.Is(err, catalog.ErrNotFound) {
-		return notFound("book %s is not stored", id)
+	if _, err := s.cat.Book(ctx, b.site, b.id); errors.Is(err, catalog.ErrNotFound) {
+		return notFound("book %s of site %s is not stored", b.id, b.site)
 	} else if err != nil {
 		return databaseError(err)
 	}
 	// Texts fetched up to now go (fetchers stamp them with their clocks, which are
 	// expected to agree with this one within a second or so).
 	at := time.Now()
-	before, err := s.cat.Texts(ctx, id, at)
+	before, err := s.cat.Texts(ctx, b.site, b.id, at)
 	if err != nil {
 		return databaseError(err)
 	}
 	msgs := make(chan *nats.Msg, 16)
-	sub, err := s.nc.ChanSubscribe(events.SubjectIndexed(id), msgs)
+	sub, err := s.nc.ChanSubscribe(events.SubjectIndexed(b.site, b.id), msgs)
 	if err != nil {
 		return busError(err)
 	}
@@ -202,7 +210,7 @@ func (s *Server) purgeTexts(c *fiber.Ctx) error {
 	if err := s.nc.FlushWithContext(ctx); err != nil {
 		return busError(err)
 	}
-	if err := s.jobs.PurgeTexts(ctx, id, "admin", at); err != nil {
+	if err := s.jobs.PurgeTexts(ctx, b.site, b.id, "admin", at); err != nil {
 		return busError(err)
 	}
 	wait, cancel := context.WithTimeout(ctx, s.cfg.InteractiveWait)
@@ -210,14 +218,14 @@ func (s *Server) purgeTexts(c *fiber.Ctx) error {
 	for {
 		select {
 		case <-wait.Done():
-			return accepted(c, fiber.Map{"status": "queued", "book_id": id, "texts_stored": before})
+			return accepted(c, fiber.Map{"status": "queued", "site": b.site, "book_id": b.id, "texts_stored": before})
 		case <-msgs:
-			left, err := s.cat.Texts(ctx, id, at)
+			left, err := s.cat.Texts(ctx, b.site, b.id, at)
 			if err != nil {
 				return databaseError(err)
 			}
 			if left == 0 {
-				return c.JSON(fiber.Map{"status": "purged", "book_id": id, "texts_cleared": before})
+				return c.JSON(fiber.Map{"status": "purged", "site": b.site, "book_id": b.id, "texts_cleared": before})
 			}
 		}
 	}

@@ -15,13 +15,19 @@ import (
 	"github.com/xswtw/xsw/services/gateway/internal/testdb"
 )
 
-// bury publishes a dead letter, as a fetcher does when a request gives up.
+// bury publishes a dead letter of an xsw book, as a fetcher does when a request gives up.
 func (e *env) bury(bookID string, lane events.Lane, priority int, died time.Time) {
 	e.t.Helper()
-	req := events.NewBookRequested(bookID, lane, priority, false, "test", died.Add(-time.Hour))
+	e.burySite("xsw", bookID, lane, priority, died)
+}
+
+// burySite is bury for a book of site.
+func (e *env) burySite(site, bookID string, lane events.Lane, priority int, died time.Time) {
+	e.t.Helper()
+	req := events.NewBookRequested(site, bookID, lane, priority, false, "test", died.Add(-time.Hour))
 	dl := events.DeadLetter{Header: events.Header{Version: events.Version}, Request: req, JobID: bookID + "-3",
 		Attempts: 5, Error: "fetch book home: source answered 503", DiedAt: died}
-	if _, err := broker.Publish(e.t.Context(), e.ns.JS, events.SubjectDead(bookID), "", &dl); err != nil {
+	if _, err := broker.Publish(e.t.Context(), e.ns.JS, dl.Subject(), "", &dl); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -36,7 +42,7 @@ func TestAdminDeadLetters(t *testing.T) {
 	at := time.Date(2026, 1, 21, 12, 0, 0, 0, time.UTC)
 	e.bury("11", events.LanePrefetch, 0, at)
 	e.bury("12", events.LaneManual, 10, at.Add(time.Minute))
-	if _, err := e.ns.JS.Publish(t.Context(), events.SubjectDead("13"), []byte("garbage")); err != nil {
+	if _, err := e.ns.JS.Publish(t.Context(), events.SubjectDead("xsw", "13"), []byte("garbage")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -88,7 +94,7 @@ func TestAdminReplay(t *testing.T) {
 	e.bury("21", events.LaneManual, 7, time.Now())
 	r := e.admin(http.MethodPost, "/xsw/api/admin/jobs/dead/21/replay")
 	expect(t, r, http.StatusOK)
-	if string(r.body) != `{"status":"queued","book_id":"21","lane":"manual","priority":7,"force":true,"job_id":"21-3"}` {
+	if string(r.body) != `{"status":"queued","site":"xsw","book_id":"21","lane":"manual","priority":7,"force":true,"job_id":"21-3"}` {
 		t.Errorf("replay %s", r.body)
 	}
 	if req, ok := e.waiting("21")[events.LaneManual]; !ok || !req.Force || req.Priority != 7 {
@@ -150,10 +156,10 @@ func TestAdminPurgeLane(t *testing.T) {
 
 func TestAdminCacheClearAndInvalidate(t *testing.T) {
 	e := newEnv(t)
-	testdb.InsertBook(t, e.pool, 1, "One", true)
-	testdb.InsertBook(t, e.pool, 2, "Two", true)
+	testdb.InsertBook(t, e.pool, "1", "One", true)
+	testdb.InsertBook(t, e.pool, "2", "Two", true)
 	e.serve(events.SubjectRPCCategories, func([]byte) events.Payload {
-		return categoriesReply(events.Category{ID: 1, Name: "玄幻小說", URL: "u"})
+		return categoriesReply(events.Category{ID: "1", Name: "玄幻小說", URL: "u"})
 	})
 	expect(t, e.get("/xsw/api/books/1"), http.StatusOK)
 	expect(t, e.get("/xsw/api/books/2"), http.StatusOK)
@@ -167,10 +173,10 @@ func TestAdminCacheClearAndInvalidate(t *testing.T) {
 	if inv["status"] != "invalidated" || inv["book_id"] != "1" || inv["entries"] != 1.0 {
 		t.Errorf("invalidate %s", r.body)
 	}
-	if _, ok := e.srv.books.Get("1", "book"); ok {
+	if _, ok := e.srv.books.Get(events.Key("xsw", "1"), "book"); ok {
 		t.Error("book 1 still cached")
 	}
-	if _, ok := e.srv.books.Get("2", "book"); !ok {
+	if _, ok := e.srv.books.Get(events.Key("xsw", "2"), "book"); !ok {
 		t.Error("book 2 dropped too")
 	}
 	expect(t, e.admin(http.MethodPost, "/xsw/api/admin/cache/invalidate/x"), http.StatusBadRequest)
@@ -202,7 +208,7 @@ func (e *env) onPurge(bookID string) {
 				e.t.Errorf("stream: %v", err)
 				return
 			}
-			msg, err := s.GetLastMsgForSubject(context.Background(), events.SubjectPurgeBook(bookID))
+			msg, err := s.GetLastMsgForSubject(context.Background(), events.SubjectPurgeBook("xsw", bookID))
 			if errors.Is(err, jetstream.ErrMsgNotFound) {
 				time.Sleep(10 * time.Millisecond)
 				continue
@@ -226,23 +232,23 @@ func (e *env) onPurge(bookID string) {
 
 func TestAdminPurgeTexts(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.InteractiveWait = 10 * time.Second })
-	testdb.InsertBook(t, e.pool, 5, "Five", true)
-	testdb.InsertChapters(t, e.pool, 5, 3)
-	testdb.Exec(t, e.pool, `UPDATE chapters SET text = '舊文', fetched_at = now() - interval '1 minute' WHERE book_id = 5 AND num <= 2`)
+	testdb.InsertBook(t, e.pool, "5", "Five", true)
+	testdb.InsertChapters(t, e.pool, "5", 3)
+	testdb.Exec(t, e.pool, `UPDATE chapters SET text = '舊文', fetched_at = now() - interval '1 minute' WHERE book_id = '5' AND num <= 2`)
 	r := e.get("/xsw/api/books/5/chapters/1")
 	expect(t, r, http.StatusOK)
 	e.onPurge("5")
 
 	r = e.admin(http.MethodDelete, "/xsw/api/admin/cache/chapters/5")
 	expect(t, r, http.StatusOK)
-	if string(r.body) != `{"book_id":"5","status":"purged","texts_cleared":2}` {
+	if string(r.body) != `{"book_id":"5","site":"xsw","status":"purged","texts_cleared":2}` {
 		t.Errorf("purge %s", r.body)
 	}
-	if _, ok := e.srv.books.Get("5", "text:1"); ok {
+	if _, ok := e.srv.books.Get(events.Key("xsw", "5"), "text:1"); ok {
 		t.Error("the cached text outlived the purge")
 	}
 	var left int
-	if err := e.pool.QueryRow(t.Context(), `SELECT count(*) FROM chapters WHERE book_id = 5 AND text IS NOT NULL`).Scan(&left); err != nil || left != 0 {
+	if err := e.pool.QueryRow(t.Context(), `SELECT count(*) FROM chapters WHERE book_id = '5' AND text IS NOT NULL`).Scan(&left); err != nil || left != 0 {
 		t.Errorf("%d texts left, %v", left, err)
 	}
 }
@@ -258,28 +264,28 @@ func TestAdminPurgeTextsFailures(t *testing.T) {
 	expect(t, e.admin(http.MethodPost, "/xsw/api/admin/cache/chapters/6"), http.StatusNotFound) // DELETE only
 
 	// No indexer answers within the wait: 202, and the command waits on the stream.
-	testdb.InsertBook(t, e.pool, 7, "Seven", true)
+	testdb.InsertBook(t, e.pool, "7", "Seven", true)
 	r = e.admin(http.MethodDelete, "/xsw/api/admin/cache/chapters/7")
 	expectAccepted(t, r)
-	if string(r.body) != `{"book_id":"7","status":"queued","texts_stored":0}` {
+	if string(r.body) != `{"book_id":"7","site":"xsw","status":"queued","texts_stored":0}` {
 		t.Errorf("202 body %s", r.body)
 	}
 	s, err := e.ns.JS.Stream(t.Context(), events.StreamEvents)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetLastMsgForSubject(t.Context(), events.SubjectPurgeBook("7")); err != nil {
+	if _, err := s.GetLastMsgForSubject(t.Context(), events.SubjectPurgeBook("xsw", "7")); err != nil {
 		t.Errorf("purge command not on the stream: %v", err)
 	}
 }
 
 func TestAdminStatsOverview(t *testing.T) {
 	e := newEnv(t)
-	testdb.InsertBook(t, e.pool, 1, "One", true)
-	testdb.InsertChapters(t, e.pool, 1, 3)
+	testdb.InsertBook(t, e.pool, "1", "One", true)
+	testdb.InsertChapters(t, e.pool, "1", 3)
 	testdb.Exec(t, e.pool, `UPDATE chapters SET text = 'x' WHERE num = 1`)
-	testdb.Exec(t, e.pool, `INSERT INTO job_history (job_id, book_id, lane, status, finished_at) VALUES
-		('1-1', 1, 'prefetch', 'completed', now()), ('2-1', 2, 'prefetch', 'failed', now())`)
+	testdb.Exec(t, e.pool, `INSERT INTO job_history (job_id, site, book_id, lane, status, finished_at) VALUES
+		('xsw.1-1', 'xsw', '1', 'prefetch', 'completed', now()), ('xsw.2-1', 'xsw', '2', 'prefetch', 'failed', now())`)
 	e.putHeartbeat("fetcher-b", 2, "9")
 	e.putHeartbeat("fetcher-a", 1)
 	e.bury("8", events.LanePrefetch, 0, time.Now())

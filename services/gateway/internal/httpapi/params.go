@@ -11,19 +11,10 @@ import (
 
 // Bounds of the path and query parameters.
 const (
-	maxCategory = 99
 	maxPage     = events.MaxListingPage
 	maxChapter  = 1_000_000
 	maxPriority = 100
 )
-
-func bookIDParam(c *fiber.Ctx) (string, error) {
-	id := c.Params("book_id")
-	if !events.ValidBookID(id) {
-		return "", badRequest("book_id must be 1 to %d digits, got %q", events.MaxBookIDLen, id)
-	}
-	return id, nil
-}
 
 // intParam reads path parameter name as an integer in [lo, hi].
 func intParam(c *fiber.Ctx, name string, lo, hi int) (int, error) {

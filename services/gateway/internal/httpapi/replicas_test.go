@@ -25,9 +25,11 @@ func (e *env) replica(name string) *env {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	reg := e.registry(js, logger)
+	jm.SetCheck(reg.CheckBook)
 	cfg := testConfig()
 	cfg.Replica = name
-	srv, err := New(cfg, nc, catalog.New(e.pool), jm, logger)
+	srv, err := New(cfg, nc, catalog.New(e.pool), jm, reg, logger)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -36,7 +38,7 @@ func (e *env) replica(name string) *env {
 			e.t.Errorf("Shutdown %s: %v", name, err)
 		}
 	})
-	return &env{t: e.t, ns: e.ns, pool: e.pool, srv: srv, logs: e.logs}
+	return &env{t: e.t, ns: e.ns, pool: e.pool, srv: srv, sites: reg, logs: e.logs}
 }
 
 // TestReplicasCoherent runs two gateway replicas on one NATS server and one database:
@@ -45,7 +47,7 @@ func (e *env) replica(name string) *env {
 func TestReplicasCoherent(t *testing.T) {
 	a := newEnv(t)
 	b := a.replica("gateway-b")
-	testdb.InsertBook(t, a.pool, 9, "First", true)
+	testdb.InsertBook(t, a.pool, "9", "First", true)
 	name := func(e *env) string {
 		r := e.get("/xsw/api/books/9")
 		expect(t, r, http.StatusOK)
@@ -60,14 +62,14 @@ func TestReplicasCoherent(t *testing.T) {
 		t.Fatal("replicas do not serve the stored book")
 	}
 
-	testdb.Exec(t, a.pool, `UPDATE books SET name = 'Second' WHERE id = 9`)
+	testdb.Exec(t, a.pool, `UPDATE books SET name = 'Second' WHERE id = '9'`)
 	if name(a) != "First" || name(b) != "First" {
 		t.Fatal("a replica did not cache the book")
 	}
 	a.indexed("9", 0, false) // the indexer announces what it wrote
 	eventually(t, "both replicas to serve the indexed book", both("Second"))
 
-	testdb.Exec(t, a.pool, `UPDATE books SET name = 'Third' WHERE id = 9`)
+	testdb.Exec(t, a.pool, `UPDATE books SET name = 'Third' WHERE id = '9'`)
 	if name(a) != "Second" || name(b) != "Second" {
 		t.Fatal("a replica did not cache the book again")
 	}
@@ -77,7 +79,7 @@ func TestReplicasCoherent(t *testing.T) {
 	}
 	eventually(t, "the other replica to drop its copy", both("Third"))
 
-	testdb.Exec(t, a.pool, `UPDATE books SET name = 'Fourth' WHERE id = 9`)
+	testdb.Exec(t, a.pool, `UPDATE books SET name = 'Fourth' WHERE id = '9'`)
 	expect(t, b.admin(http.MethodPost, "/xsw/api/admin/cache/clear"), http.StatusOK)
 	eventually(t, "both replicas to drop everything", both("Fourth"))
 }
@@ -98,7 +100,7 @@ func (e *env) connect(name string) (*nats.Conn, jetstream.JetStream) {
 // NATS connection comes back: announcements sent meanwhile never reached it.
 func TestReconnectDropsCache(t *testing.T) {
 	e := newEnv(t)
-	testdb.InsertBook(t, e.pool, 9, "Cached", true)
+	testdb.InsertBook(t, e.pool, "9", "Cached", true)
 	expect(t, e.get("/xsw/api/books/9"), http.StatusOK)
 	if e.srv.books.Len() != 1 {
 		t.Fatal("book not cached")

@@ -34,6 +34,7 @@ var searchTypes = map[string]int{
 type searchHitJSON struct {
 	Type       string  `json:"type"`
 	Match      string  `json:"match"`
+	Site       string  `json:"site"`
 	BookID     string  `json:"book_id"`
 	Name       string  `json:"name"`
 	Author     string  `json:"author"`
@@ -69,11 +70,18 @@ func searchQuery(c *fiber.Ctx) (string, error) {
 	return q, nil
 }
 
-// search answers GET /search?q=&search_type=all|books|chapters|content&limit=N: stored
-// books by name and author, chapters by title (and, for content, by text), best first.
-// The query matches as typed and in its Traditional forms, so Simplified input finds the
-// site's Traditional text.
+// search answers GET /search?q=&search_type=all|books|chapters|content&limit=N&site=:
+// stored books by name and author, chapters by title (and, for content, by text), best
+// first. Like every unprefixed route it searches the default site (an existing client
+// follows a hit's book_id to /books/{book_id}); ?site= names another site, and
+// ?site=all searches every site (each hit names its site). Under /sites/{site} it
+// searches that site. The query matches as typed and in its Traditional forms, so
+// Simplified input finds a site's Traditional text.
 func (s *Server) search(c *fiber.Ctx) error {
+	site, err := s.searchSite(c)
+	if err != nil {
+		return err
+	}
 	q, err := searchQuery(c)
 	if err != nil {
 		return err
@@ -94,7 +102,7 @@ func (s *Server) search(c *fiber.Ctx) error {
 	terms := conv.Forms(q)
 	ctx, cancel := context.WithTimeout(c.UserContext(), searchTimeout)
 	defer cancel()
-	hits, err := s.cat.Search(ctx, catalog.Search{Terms: terms, In: in, Limit: limit})
+	hits, err := s.cat.Search(ctx, catalog.Search{Terms: terms, In: in, Limit: limit, Site: site})
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return newError(fiber.StatusGatewayTimeout, "the search took longer than %s; try a longer query or another search_type", searchTimeout)
 	}
@@ -104,9 +112,24 @@ func (s *Server) search(c *fiber.Ctx) error {
 	out := searchJSON{Query: q, SearchType: kind, Terms: terms, Count: len(hits), Results: make([]searchHitJSON, len(hits))}
 	for i, h := range hits {
 		out.Results[i] = searchHitJSON{
-			Type: h.Type, Match: h.Match, BookID: h.BookID, Name: h.Name, Author: h.Author, ChapterNum: h.ChapterNum,
+			Type: h.Type, Match: h.Match, Site: h.Site, BookID: h.BookID, Name: h.Name, Author: h.Author, ChapterNum: h.ChapterNum,
 			Title: h.Title, URL: h.URL, Score: math.Round(h.Score*1000) / 1000, Snippet: h.Snippet,
 		}
 	}
 	return c.JSON(out)
+}
+
+// allSites is the ?site= of a search over every site.
+const allSites = "all"
+
+// searchSite returns the site a search covers: the path's, else ?site= (the default
+// site without it), or "" for every site (?site=all).
+func (s *Server) searchSite(c *fiber.Ctx) (string, error) {
+	if c.Params("site") != "" {
+		return s.pathSite(c)
+	}
+	if c.Query("site") == allSites {
+		return "", nil
+	}
+	return s.querySite(c)
 }

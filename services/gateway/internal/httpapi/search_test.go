@@ -14,11 +14,11 @@ import (
 func searchFixture(t *testing.T) *env {
 	t.Helper()
 	e := newEnv(t)
-	testdb.InsertBook(t, e.pool, 1721851, "萬古神帝", true) // author 飛天魚
-	testdb.InsertBook(t, e.pool, 2, "頭髮與裡面", true)
-	testdb.Exec(t, e.pool, `INSERT INTO chapters (book_id, num, chapter_id, title, url, text) VALUES
-		(1721851, 1, 1001, '第一章 萬古之始', 'https://m.xsw.tw/1721851/1001.html', '三千年前，神帝出關。'),
-		(1721851, 2, 1002, '第二章 神帝出關', 'https://m.xsw.tw/1721851/1002.html', NULL)`)
+	testdb.InsertBook(t, e.pool, "1721851", "萬古神帝", true) // author 飛天魚
+	testdb.InsertBook(t, e.pool, "2", "頭髮與裡面", true)
+	testdb.Exec(t, e.pool, `INSERT INTO chapters (site, book_id, num, chapter_id, title, url, text) VALUES
+		('xsw', '1721851', 1, '1001', '第一章 萬古之始', 'https://m.xsw.tw/1721851/1001.html', '三千年前，神帝出關。'),
+		('xsw', '1721851', 2, '1002', '第二章 神帝出關', 'https://m.xsw.tw/1721851/1002.html', NULL)`)
 	return e
 }
 
@@ -33,7 +33,7 @@ func TestSearch(t *testing.T) {
 		t.Fatalf("answer %s", r.body)
 	}
 	h := got.Results[0]
-	if h.Type != "book" || h.Match != "name" || h.BookID != "1721851" || h.Name != "萬古神帝" || h.Author != "飛天魚" ||
+	if h.Type != "book" || h.Match != "name" || h.Site != "xsw" || h.BookID != "1721851" || h.Name != "萬古神帝" || h.Author != "飛天魚" ||
 		h.URL != "https://m.xsw.tw/1721851/" || h.Score != 3 || h.ChapterNum != nil || h.Title != nil || h.Snippet != nil {
 		t.Errorf("hit %+v", h)
 	}
@@ -41,7 +41,7 @@ func TestSearch(t *testing.T) {
 		Results []map[string]any `json:"results"`
 	}
 	r.decode(t, &raw)
-	for _, k := range []string{"type", "match", "book_id", "name", "author", "chapter_num", "title", "url", "score", "snippet"} {
+	for _, k := range []string{"type", "match", "site", "book_id", "name", "author", "chapter_num", "title", "url", "score", "snippet"} {
 		if _, ok := raw.Results[0][k]; !ok {
 			t.Errorf("hit lacks %q", k)
 		}
@@ -55,7 +55,7 @@ func TestSearch(t *testing.T) {
 		{"q=" + url.QueryEscape("神帝") + "&search_type=books", []string{"book:1721851"}},
 		{"q=" + url.QueryEscape("神帝") + "&search_type=chapters", []string{"chapter:1721851:2"}},
 		{"q=" + url.QueryEscape("神帝出关") + "&search_type=content", []string{"chapter:1721851:1"}},
-		{"q=" + url.QueryEscape("飞天鱼"), []string{"book:2", "book:1721851"}},   // Simplified author; ties by book id
+		{"q=" + url.QueryEscape("飞天鱼"), []string{"book:1721851", "book:2"}},   // Simplified author; ties by site, then book id (text)
 		{"q=" + url.QueryEscape("头发与里面"), []string{"book:2"}},                 // the Taiwan form of 里
 		{"q=" + url.QueryEscape("神帝") + "&limit=1", []string{"book:1721851"}}, // best first
 		{"q=" + url.QueryEscape("無此書"), nil},

@@ -1,10 +1,16 @@
 // Package httpapi is the gateway's HTTP API under /xsw/api: it answers from the memory
 // cache and Postgres, asks the fetchers over NATS request/reply for what is never stored
-// up front (categories, listings, chapter text) or not stored yet (a table-of-contents
-// page a reader wants ahead of the sync), queues book requests when a reader or a
-// listing needs a book synced, searches what is stored, and serves the admin endpoints.
-// It guards itself with input validation, a per-client rate limit, size limits and
-// timeouts, and keeps its cache coherent with the other replicas over NATS.
+// up front (categories, listings, chapter text) or not stored yet (chapter refs a reader
+// wants ahead of the sync), queues book requests when a reader or a listing needs a book
+// synced, searches what is stored, and serves the admin endpoints.
+//
+// It serves every configured site: each reader route is served under /xsw/api/sites/{site}
+// for any site, and unprefixed for the default site, as the original web client calls it.
+// It knows no site rule: a book or category id is checked against the pattern the site's
+// fetchers publish before anything is queued or fetched for it, and what a fetcher needs
+// to find chapters out of turn is the fetcher's to work out. It guards itself with input
+// validation, a per-client rate limit, size limits and timeouts, and keeps its cache
+// coherent with the other replicas over NATS.
 package httpapi
 
 import (
@@ -32,6 +38,7 @@ import (
 	"github.com/xswtw/xsw/services/gateway/internal/cache"
 	"github.com/xswtw/xsw/services/gateway/internal/catalog"
 	"github.com/xswtw/xsw/services/gateway/internal/jobs"
+	"github.com/xswtw/xsw/services/gateway/internal/sites"
 	"github.com/xswtw/xsw/services/gateway/internal/variants"
 )
 
@@ -56,10 +63,8 @@ const (
 // Config tunes the API.
 type Config struct {
 	// CountRead, when set, is told of every read of a book (its page, chapter list or a
-	// chapter), for popularity.
-	CountRead func(bookID string)
-	// BaseURL is the source site, reported by /health only.
-	BaseURL string
+	// chapter), for popularity, by the book's events.Key.
+	CountRead func(key string)
 	// Database is the database, without its password, reported by /health.
 	Database string
 	// CacheTTL is how long books, chapter lists and texts stay in the memory cache.
@@ -67,7 +72,7 @@ type Config struct {
 	// ListingCacheTTL is how long categories and listing pages stay in the memory cache.
 	ListingCacheTTL time.Duration
 	// InteractiveWait bounds the wait for a book a reader asked for to be indexed, and
-	// for a table-of-contents page fetched out of turn.
+	// for chapter refs fetched out of turn.
 	InteractiveWait time.Duration
 	// ChapterWait bounds the wait for a chapter's text from the fetchers.
 	ChapterWait time.Duration
@@ -102,11 +107,12 @@ type Server struct {
 	nc      *nats.Conn
 	cat     *catalog.Catalog
 	jobs    *jobs.Manager
+	sites   *sites.Registry
 	log     *slog.Logger
 	app     *fiber.App
 	limiter *clientLimiter // nil: no rate limit
 
-	books    *cache.Cache[any] // grouped by book id
+	books    *cache.Cache[any] // grouped by book (events.Key)
 	listings *cache.Cache[any] // categories and listing pages
 	waits    singleflight.Group
 	fetches  singleflight.Group
@@ -125,9 +131,9 @@ type Server struct {
 	prefetchGate chan struct{}
 }
 
-// New builds the API and subscribes to index announcements and cache invalidations to
-// keep the cache coherent with the other replicas.
-func New(cfg Config, nc *nats.Conn, cat *catalog.Catalog, jm *jobs.Manager, logger *slog.Logger) (*Server, error) {
+// New builds the API over the sites reg knows and subscribes to index announcements and
+// cache invalidations to keep the cache coherent with the other replicas.
+func New(cfg Config, nc *nats.Conn, cat *catalog.Catalog, jm *jobs.Manager, reg *sites.Registry, logger *slog.Logger) (*Server, error) {
 	if cfg.CacheEntries <= 0 {
 		cfg.CacheEntries = 10000
 	}
@@ -139,7 +145,7 @@ func New(cfg Config, nc *nats.Conn, cat *catalog.Catalog, jm *jobs.Manager, logg
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg: cfg, nc: nc, cat: cat, jobs: jm, log: logger.With("component", "httpapi"),
+		cfg: cfg, nc: nc, cat: cat, jobs: jm, sites: reg, log: logger.With("component", "httpapi"),
 		books:    cache.New[any](cfg.CacheTTL, cfg.CacheEntries),
 		listings: cache.New[any](cfg.ListingCacheTTL, cfg.CacheEntries),
 		variants: sync.OnceValues(variants.New),
@@ -261,9 +267,8 @@ func (s *Server) background(fn func(ctx context.Context)) bool {
 
 // onIndexed drops everything cached about a book the indexer just wrote.
 func (s *Server) onIndexed(m *nats.Msg) {
-	id := events.LastToken(m.Subject)
-	if events.ValidBookID(id) {
-		s.books.Drop(id)
+	if site, id, ok := events.BookOfSubject(m.Subject, events.IndexedPrefixTokens); ok {
+		s.books.Drop(events.Key(site, id))
 	}
 }
 
@@ -281,7 +286,7 @@ func (s *Server) onInvalidated(m *nats.Msg) {
 		s.dropAll("cleared by " + ev.Origin)
 		return
 	}
-	s.books.Drop(ev.BookID)
+	s.books.Drop(events.Key(ev.Site, ev.BookID))
 }
 
 // dropAll empties both memory caches and reports how many entries each held.
@@ -306,7 +311,7 @@ func (s *Server) routes() {
 		AllowOrigins:  s.cfg.CORSAllowOrigins,
 		AllowMethods:  "GET,POST,DELETE,HEAD,OPTIONS",
 		AllowHeaders:  "Authorization,Content-Type",
-		ExposeHeaders: "X-Total-Count,X-Sync-Status,Retry-After",
+		ExposeHeaders: "X-Total-Count,X-Sync-Status,X-Site,Retry-After",
 		MaxAge:        600,
 	}))
 	if s.limiter != nil {
@@ -329,12 +334,16 @@ func (s *Server) routes() {
 	api.Get("/healthz", s.healthz)
 	api.Get("/readyz", s.readyz)
 	api.Get("/health", s.health)
-	api.Get("/categories", s.categories)
-	api.Get("/categories/:cat_id/books", s.listing)
-	api.Get("/books/:book_id", s.book)
-	api.Get("/books/:book_id/chapters", s.chapters)
-	api.Get("/books/:book_id/chapters/:num", s.chapter)
-	api.Get("/search", s.search)
+	api.Get("/sites", s.listSites)
+	// The reader routes: the default site's unprefixed, any site's under /sites/{site}.
+	for _, r := range []fiber.Router{api, api.Group("/sites/:site")} {
+		r.Get("/categories", s.categories)
+		r.Get("/categories/:cat_id/books", s.listing)
+		r.Get("/books/:book_id", s.book)
+		r.Get("/books/:book_id/chapters", s.chapters)
+		r.Get("/books/:book_id/chapters/:num", s.chapter)
+		r.Get("/search", s.search)
+	}
 
 	admin := api.Group("/admin", s.requireAdmin)
 	admin.Get("/stats", s.adminStats)

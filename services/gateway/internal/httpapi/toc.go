@@ -11,107 +11,71 @@ import (
 	"github.com/xswtw/xsw/services/gateway/internal/catalog"
 )
 
-// maxTOCFetches bounds the source pages one reader's request may fetch out of turn.
-const maxTOCFetches = 3
-
-// fetchTOCPage asks the fetchers for one table-of-contents page of the source, once for
-// all concurrent readers of it, within InteractiveWait. first is the position of the
-// page's first chapter in the whole table of contents. The fetcher also publishes the
-// page for the indexer.
-func (s *Server) fetchTOCPage(bookID string, page, first int) (*events.TOCPageFetched, error) {
-	v, err, _ := s.fetches.Do("toc:"+bookID+":"+strconv.Itoa(page), func() (any, error) {
-		req := events.TOCRequest{Header: events.Header{Version: events.Version}, BookID: bookID, Page: page, FirstNumber: first}
-		var reply events.TOCReply
-		if err := s.call(s.ctx, events.SubjectRPCTOC, s.cfg.InteractiveWait, &req, &reply); err != nil {
+// fetchRefs asks the fetchers for chapters from..to of a book's chapter list, within
+// InteractiveWait, once for all concurrent readers of that range. stored is what the
+// database holds of the list, so that the fetcher fetches nothing twice; which pages of
+// the site hold the range is the fetcher's to know. The fetcher also publishes the
+// pages it fetched for the indexer.
+func (s *Server) fetchRefs(b bookRef, from, to int, stored events.StoredPages) ([]events.ChapterRef, error) {
+	key := "refs:" + b.key() + ":" + strconv.Itoa(from) + "-" + strconv.Itoa(to)
+	v, err, _ := s.fetches.Do(key, func() (any, error) {
+		req := events.ChapterRefsRequest{Header: events.Header{Version: events.Version}, Site: b.site, BookID: b.id,
+			From: from, To: to, Stored: stored}
+		var reply events.ChapterRefsReply
+		if err := s.call(s.ctx, events.SubjectRPCRefs, b.site, s.cfg.InteractiveWait, &req, &reply); err != nil {
 			return nil, err
 		}
 		if reply.Error != nil {
 			return nil, rpcFailure(reply.Error)
 		}
-		if reply.Page == nil || reply.Page.BookID != bookID || reply.Page.Page != page {
-			return nil, newError(fiber.StatusBadGateway, "a fetcher replied without table-of-contents page %d of book %s", page, bookID)
+		if reply.Refs == nil {
+			return nil, newError(fiber.StatusBadGateway, "a fetcher replied without chapters %d-%d of book %s of site %s", from, to, b.id, b.site)
 		}
-		return reply.Page, nil
+		return reply.Refs, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return v.(*events.TOCPageFetched), nil
+	return v.([]events.ChapterRef), nil
 }
 
-// refsOutOfTurn completes the chapter refs numbered from..to of a book whose table of
-// contents is still being stored: have are the stored ones in that range; the missing
-// ones are read from the source's table-of-contents pages that hold them, ahead of the
-// book's sync, at most maxTOCFetches pages. Pages already stored, and pages past the
-// count the site reported, are never fetched: what they lack does not exist.
-//
-// A source page holds as many chapters as its first page (all pages but the last are
-// full on this site), so page p starts at chapter (p-1)*perPage+1. When page 1 is not
-// stored, it is fetched first to learn that.
-func (s *Server) refsOutOfTurn(ctx context.Context, bookID string, from, to int, have []catalog.ChapterRef) ([]catalog.ChapterRef, error) {
+// refsOutOfTurn completes the chapter refs numbered from..to of a book whose chapter
+// list is still being stored: have are the stored ones in that range; the missing ones
+// (from the first missing to the last) are asked of the fetchers ahead of the book's
+// sync. The answer holds what the site has in the range, fewer when the book ends
+// sooner or the fetcher stopped at its bound of pages fetched out of turn.
+func (s *Server) refsOutOfTurn(ctx context.Context, b bookRef, from, to int, have []catalog.ChapterRef) ([]catalog.ChapterRef, error) {
 	got := make(map[int]catalog.ChapterRef, to-from+1)
 	for _, r := range have {
 		got[r.Number] = r
 	}
-	add := func(p *events.TOCPageFetched) {
-		for _, r := range p.Chapters {
-			if r.Number >= from && r.Number <= to {
-				if _, ok := got[r.Number]; !ok {
-					got[r.Number] = catalog.ChapterRef{Number: r.Number, ChapterID: r.ChapterID, Title: r.Title, URL: r.URL}
-				}
-			}
-		}
-	}
-	layout, err := s.cat.TOCLayout(ctx, bookID)
-	if err != nil {
-		return nil, databaseError(err)
-	}
-	fetched := 0
-	if layout.PerPage == 0 {
-		p, err := s.fetchTOCPage(bookID, 1, 1)
-		if err != nil {
-			return nil, err
-		}
-		fetched++
-		add(p)
-		layout.PerPage, layout.Pages = len(p.Chapters), max(layout.Pages, p.TotalPages)
-		if layout.PerPage == 0 { // the book has no chapter at all
-			return sortedRefs(got), nil
-		}
-	}
-	var pages []int
+	first, last := 0, 0
 	for n := from; n <= to; n++ {
-		if _, ok := got[n]; ok {
-			continue
-		}
-		p := (n-1)/layout.PerPage + 1
-		if layout.Pages > 0 && p > layout.Pages {
-			break
-		}
-		if len(pages) == 0 || pages[len(pages)-1] != p {
-			pages = append(pages, p)
+		if _, ok := got[n]; !ok {
+			if first == 0 {
+				first = n
+			}
+			last = n
 		}
 	}
-	if len(pages) == 0 {
+	if first == 0 {
 		return sortedRefs(got), nil
 	}
-	stored, err := s.cat.StoredTOCPages(ctx, bookID, pages)
+	if err := s.fetchable(ctx, b); err != nil {
+		return nil, err
+	}
+	stored, err := s.cat.StoredPages(ctx, b.site, b.id)
 	if err != nil {
 		return nil, databaseError(err)
 	}
-	for _, p := range pages {
-		if stored[p] || (p == 1 && fetched > 0) {
-			continue
+	refs, err := s.fetchRefs(b, first, last, stored)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range refs {
+		if _, ok := got[r.Number]; !ok && r.Number >= from && r.Number <= to && events.ValidID(r.ChapterID) {
+			got[r.Number] = catalog.ChapterRef{Number: r.Number, ChapterID: r.ChapterID, Title: r.Title, URL: r.URL}
 		}
-		if fetched >= maxTOCFetches {
-			break
-		}
-		page, err := s.fetchTOCPage(bookID, p, (p-1)*layout.PerPage+1)
-		if err != nil {
-			return nil, err
-		}
-		fetched++
-		add(page)
 	}
 	return sortedRefs(got), nil
 }
@@ -125,10 +89,10 @@ func sortedRefs(m map[int]catalog.ChapterRef) []catalog.ChapterRef {
 	return out
 }
 
-// refOutOfTurn finds chapter num of a book still syncing in the source's table of
-// contents (see refsOutOfTurn); ok is false when the source has no such chapter.
-func (s *Server) refOutOfTurn(ctx context.Context, bookID string, num int) (catalog.ChapterRef, bool, error) {
-	refs, err := s.refsOutOfTurn(ctx, bookID, num, num, nil)
+// refOutOfTurn asks the fetchers for chapter num of a book still syncing (see
+// refsOutOfTurn); ok is false when the site has no such chapter.
+func (s *Server) refOutOfTurn(ctx context.Context, b bookRef, num int) (catalog.ChapterRef, bool, error) {
+	refs, err := s.refsOutOfTurn(ctx, b, num, num, nil)
 	if err != nil || len(refs) == 0 {
 		return catalog.ChapterRef{}, false, err
 	}

@@ -29,7 +29,7 @@ var (
 
 func needChapter(num int) need { return need{kind: "chapter", num: num} }
 
-func (n need) key(bookID string) string { return bookID + ":" + n.kind + ":" + strconv.Itoa(n.num) }
+func (n need) key(b bookRef) string { return b.key() + ":" + n.kind + ":" + strconv.Itoa(n.num) }
 
 // metBy reports whether an index announcement brings what is needed.
 func (n need) metBy(ev events.BookIndexed) bool {
@@ -44,27 +44,27 @@ func (n need) metBy(ev events.BookIndexed) bool {
 
 // stored reports whether Postgres already holds what is needed (or, for a chapter, knows
 // that the book's whole table of contents ends before it, so waiting would bring nothing).
-func (n need) stored(ctx context.Context, cat *catalog.Catalog, bookID string) (bool, error) {
+func (n need) stored(ctx context.Context, cat *catalog.Catalog, b bookRef) (bool, error) {
 	var err error
 	switch n.kind {
 	case "book":
-		var b catalog.Book
-		if b, err = cat.Book(ctx, bookID); err == nil {
-			return b.HasMeta, nil
+		var bk catalog.Book
+		if bk, err = cat.Book(ctx, b.site, b.id); err == nil {
+			return bk.HasMeta, nil
 		}
 	case "chapters":
 		var p catalog.ChapterPage
-		if p, err = cat.Chapters(ctx, bookID, 0, 1); err == nil {
+		if p, err = cat.Chapters(ctx, b.site, b.id, 0, 1); err == nil {
 			return p.Total > 0 || p.SyncStatus == catalog.SyncComplete, nil
 		}
 	default:
-		if _, err = cat.Chapter(ctx, bookID, n.num); err == nil {
+		if _, err = cat.Chapter(ctx, b.site, b.id, n.num); err == nil {
 			return true, nil
 		}
-		var b catalog.Book
+		var bk catalog.Book
 		if errors.Is(err, catalog.ErrNotFound) {
-			if b, err = cat.Book(ctx, bookID); err == nil {
-				total, complete := b.KnownLength()
+			if bk, err = cat.Book(ctx, b.site, b.id); err == nil {
+				total, complete := bk.KnownLength()
 				return complete && total < n.num, nil
 			}
 		}
@@ -76,33 +76,36 @@ func (n need) stored(ctx context.Context, cat *catalog.Catalog, bookID string) (
 }
 
 // await gets the book synced for a reader who is waiting: unless the book's last job
-// failed for good (404), it subscribes to the book's index announcements and failures,
-// then asks for an interactive sync (which also upgrades a request waiting in a lower
-// lane), and waits up to InteractiveWait for an announcement that brings what is needed.
-// Concurrent callers for the same book and need share one wait. It returns nil when the
-// caller should read Postgres again, errPending when the wait ran out, or the error to
-// answer with.
-func (s *Server) await(ctx context.Context, bookID string, n need) error {
-	f, err := s.cat.PermanentFailure(ctx, bookID)
+// failed for good (404) or nothing may be queued for it (see fetchable), it subscribes
+// to the book's index announcements and failures, then asks for an interactive sync
+// (which also upgrades a request waiting in a lower lane), and waits up to
+// InteractiveWait for an announcement that brings what is needed. Concurrent callers for
+// the same book and need share one wait. It returns nil when the caller should read
+// Postgres again, errPending when the wait ran out, or the error to answer with.
+func (s *Server) await(ctx context.Context, b bookRef, n need) error {
+	if err := s.fetchable(ctx, b); err != nil {
+		return err
+	}
+	f, err := s.cat.PermanentFailure(ctx, b.site, b.id)
 	switch {
 	case err == nil:
-		return notFound("book %s could not be synced: %s", bookID, f.Error)
+		return notFound("book %s of site %s could not be synced: %s", b.id, b.site, f.Error)
 	case !errors.Is(err, catalog.ErrNotFound):
 		return databaseError(err)
 	}
 	// The shared wait runs on the first caller's goroutine and is bounded by its own
 	// timeout, not by any one caller's context.
-	_, err, _ = s.waits.Do(n.key(bookID), func() (any, error) {
+	_, err, _ = s.waits.Do(n.key(b), func() (any, error) {
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.InteractiveWait)
 		defer cancel()
-		return nil, s.waitIndexed(ctx, bookID, n)
+		return nil, s.waitIndexed(ctx, b, n)
 	})
 	return err
 }
 
-func (s *Server) waitIndexed(ctx context.Context, bookID string, n need) error {
+func (s *Server) waitIndexed(ctx context.Context, b bookRef, n need) error {
 	msgs := make(chan *nats.Msg, 64)
-	for _, subject := range []string{events.SubjectIndexed(bookID), events.SubjectJob(events.JobFailed, bookID)} {
+	for _, subject := range []string{events.SubjectIndexed(b.site, b.id), events.SubjectJob(events.JobFailed, b.site, b.id)} {
 		sub, err := s.nc.ChanSubscribe(subject, msgs)
 		if err != nil {
 			return busError(fmt.Errorf("subscribe %s: %w", subject, err))
@@ -113,19 +116,19 @@ func (s *Server) waitIndexed(ctx context.Context, bookID string, n need) error {
 		return busError(err)
 	}
 	// The indexer may have written it between the caller's read and the subscription.
-	if ok, err := n.stored(ctx, s.cat, bookID); err != nil || ok {
+	if ok, err := n.stored(ctx, s.cat, b); err != nil || ok {
 		return err
 	}
 	status, err := s.jobs.Request(ctx, jobs.Request{
-		BookID: bookID, Lane: events.LaneInteractive, Priority: jobs.InteractivePriority, Reason: "reader waiting for " + n.kind,
+		Site: b.site, BookID: b.id, Lane: events.LaneInteractive, Priority: jobs.InteractivePriority, Reason: "reader waiting for " + n.kind,
 	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return errPending
 		}
-		return busError(err)
+		return requestError(err, b)
 	}
-	s.log.Debug("waiting for book", "book_id", bookID, "need", n.kind, "request", status)
+	s.log.Debug("waiting for book", "site", b.site, "book_id", b.id, "need", n.kind, "request", status)
 	for {
 		select {
 		case <-ctx.Done():
@@ -137,9 +140,9 @@ func (s *Server) waitIndexed(ctx context.Context, bookID string, n need) error {
 					continue
 				}
 				if ev.Permanent {
-					return notFound("book %s could not be synced: %s", bookID, ev.Error)
+					return notFound("book %s of site %s could not be synced: %s", b.id, b.site, ev.Error)
 				}
-				return newError(fiber.StatusBadGateway, "sync of book %s failed: %s", bookID, ev.Error)
+				return newError(fiber.StatusBadGateway, "sync of book %s of site %s failed: %s", b.id, b.site, ev.Error)
 			}
 			var ev events.BookIndexed
 			if events.Decode(m.Data, &ev) == nil && n.metBy(ev) {
@@ -149,10 +152,12 @@ func (s *Server) waitIndexed(ctx context.Context, bookID string, n need) error {
 	}
 }
 
-// call sends req to the fetchers on subject and decodes their reply into reply. It
-// returns errPending when no reply came within timeout and errNoFetcher when no fetcher
+// call makes a request/reply call (a SubjectRPC* name) about site: it sends req to the
+// fetchers that serve the site and decodes their reply into reply. It returns errPending
+// when no reply came within timeout and errNoFetcher when no fetcher serving the site
 // listens.
-func (s *Server) call(ctx context.Context, subject string, timeout time.Duration, req, reply events.Payload) error {
+func (s *Server) call(ctx context.Context, call, site string, timeout time.Duration, req, reply events.Payload) error {
+	subject := events.RPCSubject(call, site)
 	data, err := events.Encode(req)
 	if err != nil {
 		return fmt.Errorf("encode %s request: %w", subject, err)

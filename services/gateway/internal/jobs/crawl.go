@@ -15,13 +15,14 @@ import (
 // ErrNoCrawl is returned for a crawl id that names no crawl.
 var ErrNoCrawl = errors.New("no such crawl")
 
-// Crawl queues a whole-category crawl of the listing pages from..to of each category.
-func (m *Manager) Crawl(ctx context.Context, categories []int, from, to int) (events.CrawlRequested, error) {
-	req := events.NewCrawlRequested(categories, from, to, m.now())
+// Crawl queues a whole-category crawl of the listing pages from..to of each category of
+// site.
+func (m *Manager) Crawl(ctx context.Context, site string, categories []events.CategoryID, from, to int) (events.CrawlRequested, error) {
+	req := events.NewCrawlRequested(site, categories, from, to, m.now())
 	if _, err := broker.Publish(ctx, m.js, req.Subject(), req.MsgID(), &req); err != nil {
-		return req, fmt.Errorf("queue crawl: %w", err)
+		return req, fmt.Errorf("queue crawl of site %s: %w", site, err)
 	}
-	m.logger.Info("crawl queued", "crawl_id", req.CrawlID, "categories", categories, "from_page", from, "to_page", to)
+	m.logger.Info("crawl queued", "crawl_id", req.CrawlID, "site", site, "categories", categories, "from_page", from, "to_page", to)
 	return req, nil
 }
 

@@ -1,8 +1,10 @@
 // Package jobs puts book requests on the request stream for the fetchers, with every
 // de-duplication rule in one place, and reports the state of the queue and the fetchers.
 // Prefetch (category browsing), interactive (a reader waiting), admin and dead-letter
-// replay requests all go through Manager.Request. It also lists and replays dead letters
-// and purges a lane's waiting requests.
+// replay requests all go through Manager.Request, which refuses a book whose id its
+// check (the site's spelling of ids) does not accept. A book is named by its site and
+// the site's id for it. It also lists and replays dead letters and purges a lane's
+// waiting requests.
 package jobs
 
 import (
@@ -35,13 +37,26 @@ const (
 	AlreadySyncing Status = "already_syncing"
 	// RecentlySynced: the book's last sync completed within the de-duplication window.
 	RecentlySynced Status = "recently_synced"
+	// Refused: nothing was queued, the book's id is not one its site accepts (yet); only
+	// ReplayAll reports it (Request returns ErrRefused).
+	Refused Status = "refused"
 )
 
 // InteractivePriority is the priority written on requests of a reader who is waiting.
 const InteractivePriority = 100
 
+// ErrRefused marks a request its check refused: nothing was queued.
+var ErrRefused = errors.New("request refused")
+
+// Book names a book: its site and the site's id for it.
+type Book struct {
+	Site string
+	ID   string
+}
+
 // Request asks for one book to be synced.
 type Request struct {
+	Site     string
 	BookID   string
 	Lane     events.Lane
 	Priority int
@@ -53,7 +68,11 @@ type Request struct {
 
 // KnownFunc reads what the database holds of a book (nil when it holds nothing), so
 // that a request lets the fetcher resync incrementally.
-type KnownFunc func(ctx context.Context, bookID string) (*events.KnownBook, error)
+type KnownFunc func(ctx context.Context, site, bookID string) (*events.KnownBook, error)
+
+// CheckFunc reports whether a book may be requested: nil, or why not (the id is not the
+// site's spelling of one, or the site's spelling is not known yet).
+type CheckFunc func(ctx context.Context, site, bookID string) error
 
 // Manager publishes requests and reads queue statistics.
 type Manager struct {
@@ -66,6 +85,9 @@ type Manager struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	known    KnownFunc
+	check    CheckFunc
+	// legacyWaiting: requests on bare-id subjects waited when the manager started.
+	legacyWaiting bool
 
 	hbRead singleflight.Group
 	hbMu   sync.Mutex
@@ -73,7 +95,7 @@ type Manager struct {
 	hbAt   time.Time
 
 	prefetchMu    sync.Mutex
-	prefetched    map[string]prefetchOutcome // by book
+	prefetched    map[string]prefetchOutcome // by book (events.Key)
 	prefetchLimit int                        // size at which stale outcomes are dropped
 }
 
@@ -92,6 +114,10 @@ type prefetchOutcome struct {
 
 // SetKnown makes every request carry what the database holds of its book.
 func (m *Manager) SetKnown(f KnownFunc) { m.known = f }
+
+// SetCheck makes Request refuse, with an error wrapping ErrRefused and f's, every book
+// that f does not accept.
+func (m *Manager) SetCheck(f CheckFunc) { m.check = f }
 
 // New returns a manager over the provisioned request stream and buckets. window is the
 // sync de-duplication window (SYNC_DEDUP_WINDOW).
@@ -112,9 +138,17 @@ func New(ctx context.Context, js jetstream.JetStream, window time.Duration, logg
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", events.BucketSynced, err)
 	}
+	// Requests a build before site-qualified books left waiting on their bare-id subjects
+	// are looked for too, as long as any was there when this gateway started: new ones are
+	// never published, so a gateway started after they drained does not look.
+	legacy, err := requests.Info(ctx, jetstream.WithSubjectFilter(events.RequestSubjectLegacy("*", "*")))
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", events.StreamRequests, err)
+	}
 	return &Manager{
 		js: js, requests: requests, dead: dead, fetchers: fetchers, synced: synced, window: window,
-		logger: logger.With("component", "jobs"), now: time.Now,
+		legacyWaiting: len(legacy.State.Subjects) > 0,
+		logger:        logger.With("component", "jobs"), now: time.Now,
 	}, nil
 }
 
@@ -133,29 +167,38 @@ func New(ctx context.Context, js jetstream.JetStream, window time.Duration, logg
 //
 // An unforced prefetch request repeats the outcome of the book's last prefetch request
 // when that came less than prefetchFresh ago (Queued then is AlreadyQueued now).
+//
+// A request for a book the check refuses is an error wrapping ErrRefused: nothing is
+// queued.
 func (m *Manager) Request(ctx context.Context, r Request) (Status, error) {
-	if !events.ValidBookID(r.BookID) || !r.Lane.Valid() {
-		return "", fmt.Errorf("request book %q in lane %q: %w", r.BookID, r.Lane, events.ErrInvalid)
+	if !events.ValidSiteID(r.Site) || !events.ValidBookID(r.BookID) || !r.Lane.Valid() {
+		return "", fmt.Errorf("request book %q of site %q in lane %q: %w", r.BookID, r.Site, r.Lane, events.ErrInvalid)
+	}
+	if m.check != nil {
+		if err := m.check(ctx, r.Site, r.BookID); err != nil {
+			return "", fmt.Errorf("request book %s of site %s: %w: %w", r.BookID, r.Site, ErrRefused, err)
+		}
 	}
 	if r.Lane != events.LanePrefetch || r.Force {
 		return m.request(ctx, r)
 	}
+	key := events.Key(r.Site, r.BookID)
 	now := m.now()
 	m.prefetchMu.Lock()
-	o, ok := m.prefetched[r.BookID]
+	o, ok := m.prefetched[key]
 	m.prefetchMu.Unlock()
 	if ok && now.Sub(o.at) < prefetchFresh {
 		return o.status, nil
 	}
 	st, err := m.request(ctx, r)
 	if err == nil {
-		m.rememberPrefetch(r.BookID, st, now)
+		m.rememberPrefetch(key, st, now)
 	}
 	return st, err
 }
 
-// rememberPrefetch notes the outcome of a prefetch request of bookID made at now.
-func (m *Manager) rememberPrefetch(bookID string, st Status, now time.Time) {
+// rememberPrefetch notes the outcome of a prefetch request of the book key made at now.
+func (m *Manager) rememberPrefetch(key string, st Status, now time.Time) {
 	if st == Queued {
 		st = AlreadyQueued
 	}
@@ -172,13 +215,13 @@ func (m *Manager) rememberPrefetch(bookID string, st Status, now time.Time) {
 		}
 		m.prefetched, m.prefetchLimit = fresh, max(4096, 2*len(fresh))
 	}
-	m.prefetched[bookID] = prefetchOutcome{status: st, at: now}
+	m.prefetched[key] = prefetchOutcome{status: st, at: now}
 }
 
 // request is Request without the memory of recent prefetch requests.
 func (m *Manager) request(ctx context.Context, r Request) (Status, error) {
 	if !r.Force {
-		recent, err := m.recentlySynced(ctx, r.BookID)
+		recent, err := m.recentlySynced(ctx, r.Site, r.BookID)
 		if err != nil {
 			return "", err
 		}
@@ -199,7 +242,7 @@ func (m *Manager) request(ctx context.Context, r Request) (Status, error) {
 	}
 	for _, h := range hb {
 		for _, a := range h.Active {
-			if a.BookID == r.BookID {
+			if a.Site == r.Site && a.BookID == r.BookID {
 				return AlreadySyncing, nil
 			}
 		}
@@ -209,7 +252,7 @@ func (m *Manager) request(ctx context.Context, r Request) (Status, error) {
 	replace := false
 	var lower []events.Lane
 	for _, l := range events.Lanes {
-		w, err := m.waiting(ctx, l, r.BookID)
+		w, err := m.waiting(ctx, l, r.Site, r.BookID)
 		if err != nil {
 			return "", err
 		}
@@ -228,17 +271,17 @@ func (m *Manager) request(ctx context.Context, r Request) (Status, error) {
 		lane, replace = l, true
 	}
 	if replace {
-		if err := m.purge(ctx, lane, r.BookID); err != nil {
+		if err := m.purge(ctx, lane, r.Site, r.BookID); err != nil {
 			return "", err
 		}
 	}
 
-	req := events.NewBookRequested(r.BookID, lane, r.Priority, r.Force, r.Reason, m.now())
+	req := events.NewBookRequested(r.Site, r.BookID, lane, r.Priority, r.Force, r.Reason, m.now())
 	if m.known != nil && !r.Force {
-		k, err := m.known(ctx, r.BookID)
+		k, err := m.known(ctx, r.Site, r.BookID)
 		if err != nil {
 			// Without it the fetcher walks the whole book: slower, never wrong.
-			m.logger.Warn("read known state of book", "book_id", r.BookID, "err", err)
+			m.logger.Warn("read known state of book", "site", r.Site, "book_id", r.BookID, "err", err)
 		}
 		req.Known = k
 	}
@@ -247,62 +290,80 @@ func (m *Manager) request(ctx context.Context, r Request) (Status, error) {
 		return AlreadyQueued, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("request sync of book %s: %w", r.BookID, err)
+		return "", fmt.Errorf("request sync of book %s of site %s: %w", r.BookID, r.Site, err)
 	}
 	if ack.Duplicate {
 		return AlreadyQueued, nil
 	}
-	m.logger.Info("[BackgroundJobManager] Queued sync job for book "+r.BookID,
+	m.logger.Info("[BackgroundJobManager] Queued sync job for book "+r.BookID, "site", r.Site,
 		"book_id", r.BookID, "lane", lane, "priority", r.Priority, "force", r.Force, "reason", r.Reason, "seq", ack.Sequence)
 	for _, l := range lower {
-		if err := m.purge(ctx, l, r.BookID); err != nil {
+		if err := m.purge(ctx, l, r.Site, r.BookID); err != nil {
 			// The book stays waiting in the lower lane too; the fetcher will find it
 			// recently synced then. Worth a warning, not a failed request.
-			m.logger.Warn("purge upgraded request", "book_id", r.BookID, "lane", l, "err", err)
+			m.logger.Warn("purge upgraded request", "site", r.Site, "book_id", r.BookID, "lane", l, "err", err)
 			continue
 		}
-		m.logger.Info("upgraded waiting request", "book_id", r.BookID, "from", l, "to", lane)
+		m.logger.Info("upgraded waiting request", "site", r.Site, "book_id", r.BookID, "from", l, "to", lane)
 	}
 	return Queued, nil
 }
 
-func (m *Manager) recentlySynced(ctx context.Context, bookID string) (bool, error) {
-	e, err := m.synced.Get(ctx, bookID)
+func (m *Manager) recentlySynced(ctx context.Context, site, bookID string) (bool, error) {
+	e, err := m.synced.Get(ctx, events.Key(site, bookID))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("read %s of book %s: %w", events.BucketSynced, bookID, err)
+		return false, fmt.Errorf("read %s of book %s of site %s: %w", events.BucketSynced, bookID, site, err)
 	}
 	at, err := events.ParseSyncedValue(e.Value())
 	if err != nil {
-		m.logger.Warn("unreadable synced time", "book_id", bookID, "err", err)
+		m.logger.Warn("unreadable synced time", "site", site, "book_id", bookID, "err", err)
 		return false, nil
 	}
 	return m.now().Sub(at) < m.window, nil
 }
 
-// waiting returns the request for bookID waiting in lane l, or nil.
-func (m *Manager) waiting(ctx context.Context, l events.Lane, bookID string) (*events.BookRequested, error) {
-	msg, err := m.requests.GetLastMsgForSubject(ctx, events.RequestSubject(l, bookID))
+// requestSubjects lists where a request for the book in lane l may wait: its subject,
+// and for a book of events.LegacySite, while requests of a build before site-qualified
+// books may wait, the subject that build published it on.
+func (m *Manager) requestSubjects(l events.Lane, site, bookID string) []string {
+	out := []string{events.RequestSubject(l, site, bookID)}
+	if site == events.LegacySite && m.legacyWaiting {
+		out = append(out, events.RequestSubjectLegacy(l, bookID))
+	}
+	return out
+}
+
+// waiting returns the request for the book waiting in lane l, or nil.
+func (m *Manager) waiting(ctx context.Context, l events.Lane, site, bookID string) (*events.BookRequested, error) {
+	var msg *jetstream.RawStreamMsg
+	var err error
+	for _, subject := range m.requestSubjects(l, site, bookID) {
+		if msg, err = m.requests.GetLastMsgForSubject(ctx, subject); !errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+	}
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("look for book %s in lane %s: %w", bookID, l, err)
+		return nil, fmt.Errorf("look for book %s of site %s in lane %s: %w", bookID, site, l, err)
 	}
 	var r events.BookRequested
 	if err := events.Decode(msg.Data, &r); err != nil {
 		// Unreadable, but it holds the subject all the same: it is waiting.
-		return &events.BookRequested{BookID: bookID, Lane: l}, nil
+		return &events.BookRequested{Site: site, BookID: bookID, Lane: l}, nil
 	}
 	return &r, nil
 }
 
-func (m *Manager) purge(ctx context.Context, l events.Lane, bookID string) error {
-	subject := events.RequestSubject(l, bookID)
-	if err := m.requests.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
-		return fmt.Errorf("purge %s: %w", subject, err)
+func (m *Manager) purge(ctx context.Context, l events.Lane, site, bookID string) error {
+	for _, subject := range m.requestSubjects(l, site, bookID) {
+		if err := m.requests.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
+			return fmt.Errorf("purge %s: %w", subject, err)
+		}
 	}
 	return nil
 }
@@ -361,8 +422,8 @@ type Stats struct {
 	QueueSize int
 	// ByLane counts waiting requests per lane.
 	ByLane map[events.Lane]int
-	// ActiveBookIDs lists the books being synced now.
-	ActiveBookIDs []string
+	// Active lists the books being synced now.
+	Active []Book
 	// Workers sums the workers of the live fetchers.
 	Workers int
 	// Fetchers counts the live fetchers.
@@ -403,7 +464,7 @@ func (s Stats) Running() bool { return s.Fetchers > 0 }
 // fetcher consumer's pending count when that consumer exists, else the requests stored
 // under the lane's subjects.
 func (m *Manager) Stats(ctx context.Context) (Stats, error) {
-	s := Stats{ByLane: make(map[events.Lane]int, len(events.Lanes)), ActiveBookIDs: []string{}}
+	s := Stats{ByLane: make(map[events.Lane]int, len(events.Lanes)), Active: []Book{}}
 	for _, l := range events.Lanes {
 		n, err := m.waitingInLane(ctx, l)
 		if err != nil {
@@ -420,7 +481,7 @@ func (m *Manager) Stats(ctx context.Context) (Stats, error) {
 	for _, h := range hb {
 		s.Workers += h.Workers
 		for _, a := range h.Active {
-			s.ActiveBookIDs = append(s.ActiveBookIDs, a.BookID)
+			s.Active = append(s.Active, Book{Site: a.Site, ID: a.BookID})
 		}
 		if s.RateInterval == nil || h.Interval > *s.RateInterval {
 			s.RateInterval = &h.Interval

@@ -2,7 +2,9 @@ package jobs_test
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,7 +21,10 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-const book = "1721851"
+const (
+	site = "xsw"
+	book = "1721851"
+)
 
 func newManager(t *testing.T) (*jobs.Manager, *natstest.Server) {
 	t.Helper()
@@ -31,8 +36,14 @@ func newManager(t *testing.T) (*jobs.Manager, *natstest.Server) {
 	return m, ns
 }
 
-// waitingRequests returns the requests stored for book, by lane.
+// waitingRequests returns the requests stored for a book of the site xsw, by lane.
 func waitingRequests(t *testing.T, ns *natstest.Server, bookID string) map[events.Lane]events.BookRequested {
+	t.Helper()
+	return waitingSiteRequests(t, ns, site, bookID)
+}
+
+// waitingSiteRequests returns the requests stored for a book, by lane.
+func waitingSiteRequests(t *testing.T, ns *natstest.Server, site, bookID string) map[events.Lane]events.BookRequested {
 	t.Helper()
 	s, err := ns.JS.Stream(t.Context(), events.StreamRequests)
 	if err != nil {
@@ -40,7 +51,7 @@ func waitingRequests(t *testing.T, ns *natstest.Server, bookID string) map[event
 	}
 	out := map[events.Lane]events.BookRequested{}
 	for _, l := range events.Lanes {
-		msg, err := s.GetLastMsgForSubject(t.Context(), events.RequestSubject(l, bookID))
+		msg, err := s.GetLastMsgForSubject(t.Context(), events.RequestSubject(l, site, bookID))
 		if err != nil {
 			continue
 		}
@@ -66,6 +77,8 @@ func streamMsgs(t *testing.T, ns *natstest.Server) uint64 {
 	return info.State.Msgs
 }
 
+// putHeartbeat writes a heartbeat of fetcher id syncing the books active (events.Key
+// of each, or a bare id of the site xsw).
 func putHeartbeat(t *testing.T, ns *natstest.Server, id string, workers int, active ...string) {
 	t.Helper()
 	kv, err := ns.JS.KeyValue(t.Context(), events.BucketFetchers)
@@ -74,8 +87,9 @@ func putHeartbeat(t *testing.T, ns *natstest.Server, id string, workers int, act
 	}
 	hb := events.FetcherHeartbeat{Header: events.Header{Version: events.Version}, FetcherID: id, Workers: workers,
 		StartedAt: time.Now(), At: time.Now(), Circuit: "closed", Active: []events.ActiveJob{}}
-	for i, b := range active {
-		hb.Active = append(hb.Active, events.ActiveJob{JobID: events.JobID(b, uint64(i+1)), BookID: b, Lane: events.LanePrefetch, Attempt: 1, StartedAt: time.Now()})
+	for i, key := range active {
+		s, b, _ := events.SplitKey(key)
+		hb.Active = append(hb.Active, events.ActiveJob{JobID: events.JobID(s, b, uint64(i+1)), Site: s, BookID: b, Lane: events.LanePrefetch, Attempt: 1, StartedAt: time.Now()})
 	}
 	data, err := events.Encode(&hb)
 	if err != nil {
@@ -86,23 +100,24 @@ func putHeartbeat(t *testing.T, ns *natstest.Server, id string, workers int, act
 	}
 }
 
+// putSynced records, as the fetchers do, that a book of the site xsw was synced at at.
 func putSynced(t *testing.T, ns *natstest.Server, bookID string, at time.Time) {
 	t.Helper()
 	kv, err := ns.JS.KeyValue(t.Context(), events.BucketSynced)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kv.Put(t.Context(), bookID, events.SyncedValue(at)); err != nil {
+	if _, err := kv.Put(t.Context(), events.Key(site, bookID), events.SyncedValue(at)); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func manual(force bool) jobs.Request {
-	return jobs.Request{BookID: book, Lane: events.LaneManual, Priority: 10, Force: force, Reason: "admin"}
+	return jobs.Request{Site: site, BookID: book, Lane: events.LaneManual, Priority: 10, Force: force, Reason: "admin"}
 }
 
 func prefetch() jobs.Request {
-	return jobs.Request{BookID: book, Lane: events.LanePrefetch, Priority: 0, Reason: "category 1 page 1"}
+	return jobs.Request{Site: site, BookID: book, Lane: events.LanePrefetch, Priority: 0, Reason: "category 1 page 1"}
 }
 
 func request(t *testing.T, m *jobs.Manager, r jobs.Request, want jobs.Status) {
@@ -144,6 +159,23 @@ func TestRequestStatuses(t *testing.T) {
 		{"a fetcher is syncing it", func(t *testing.T, _ *jobs.Manager, ns *natstest.Server) {
 			putHeartbeat(t, ns, "fetcher-a", 2, "99", book)
 		}, manual(false), jobs.AlreadySyncing, nil},
+		{"a fetcher is syncing another site's book of that id", func(t *testing.T, _ *jobs.Manager, ns *natstest.Server) {
+			putHeartbeat(t, ns, "fetcher-a", 2, events.Key("toy", book))
+		}, manual(false), jobs.Queued, []events.Lane{events.LaneManual}},
+		{"another site's book of that id was synced a minute ago", func(t *testing.T, _ *jobs.Manager, ns *natstest.Server) {
+			kv, err := ns.JS.KeyValue(t.Context(), events.BucketSynced)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := kv.Put(t.Context(), events.Key("toy", book), events.SyncedValue(time.Now().Add(-time.Minute))); err != nil {
+				t.Fatal(err)
+			}
+		}, manual(false), jobs.Queued, []events.Lane{events.LaneManual}},
+		{"another site's book of that id is waiting", func(t *testing.T, m *jobs.Manager, _ *natstest.Server) {
+			r := manual(false)
+			r.Site = "toy"
+			request(t, m, r, jobs.Queued)
+		}, manual(false), jobs.Queued, []events.Lane{events.LaneManual}},
 		{"forced while syncing", func(t *testing.T, _ *jobs.Manager, ns *natstest.Server) {
 			putHeartbeat(t, ns, "fetcher-a", 2, book)
 		}, manual(true), jobs.AlreadySyncing, nil},
@@ -220,7 +252,7 @@ func TestUpgrade(t *testing.T) {
 	if r, ok := got[events.LaneManual]; !ok || r.Priority != 10 {
 		t.Errorf("manual lane holds %+v", got[events.LaneManual])
 	}
-	request(t, m, jobs.Request{BookID: book, Lane: events.LaneInteractive, Priority: jobs.InteractivePriority, Reason: "reader"}, jobs.Queued)
+	request(t, m, jobs.Request{Site: site, BookID: book, Lane: events.LaneInteractive, Priority: jobs.InteractivePriority, Reason: "reader"}, jobs.Queued)
 	got = waitingRequests(t, ns, book)
 	if len(got) != 1 {
 		t.Errorf("book waits in %d lanes, want only interactive: %+v", len(got), got)
@@ -238,7 +270,7 @@ func TestUpgrade(t *testing.T) {
 func TestForceReplacesUnforced(t *testing.T) {
 	m, ns := newManager(t)
 	request(t, m, manual(false), jobs.Queued)
-	request(t, m, jobs.Request{BookID: book, Lane: events.LanePrefetch, Force: true, Reason: "admin"}, jobs.Queued)
+	request(t, m, jobs.Request{Site: site, BookID: book, Lane: events.LanePrefetch, Force: true, Reason: "admin"}, jobs.Queued)
 	got := waitingRequests(t, ns, book)
 	r, ok := got[events.LaneManual]
 	if len(got) != 1 || !ok || !r.Force {
@@ -278,14 +310,47 @@ func TestConcurrentRequestsStoreOne(t *testing.T) {
 }
 
 func TestRejectsInvalid(t *testing.T) {
-	m, _ := newManager(t)
+	m, ns := newManager(t)
 	for _, r := range []jobs.Request{
-		{BookID: "12a", Lane: events.LaneManual},
-		{BookID: book, Lane: "urgent"},
+		{Site: site, BookID: "12.a", Lane: events.LaneManual},
+		{Site: site, BookID: "", Lane: events.LaneManual},
+		{Site: "", BookID: book, Lane: events.LaneManual},
+		{Site: "X-Y", BookID: book, Lane: events.LaneManual},
+		{Site: site, BookID: book, Lane: "urgent"},
 	} {
-		if _, err := m.Request(t.Context(), r); err == nil {
-			t.Errorf("Request(%+v) succeeded", r)
+		if _, err := m.Request(t.Context(), r); !errors.Is(err, events.ErrInvalid) {
+			t.Errorf("Request(%+v) = %v, want ErrInvalid", r, err)
 		}
+	}
+	if n := streamMsgs(t, ns); n != 0 {
+		t.Errorf("%d requests stored", n)
+	}
+}
+
+// TestCheckRefuses checks that a request the check refuses queues nothing and says why.
+func TestCheckRefuses(t *testing.T) {
+	m, ns := newManager(t)
+	errSpelling := errors.New("not the site's spelling")
+	var asked []string
+	m.SetCheck(func(_ context.Context, site, id string) error {
+		asked = append(asked, site+"/"+id)
+		if id == "01721851" {
+			return errSpelling
+		}
+		return nil
+	})
+	for _, lane := range events.Lanes {
+		_, err := m.Request(t.Context(), jobs.Request{Site: site, BookID: "01721851", Lane: lane, Force: lane == events.LaneManual, Reason: "test"})
+		if !errors.Is(err, jobs.ErrRefused) || !errors.Is(err, errSpelling) {
+			t.Errorf("lane %s: Request = %v, want ErrRefused wrapping the check's error", lane, err)
+		}
+	}
+	if n := streamMsgs(t, ns); n != 0 {
+		t.Fatalf("%d requests stored for a refused book", n)
+	}
+	request(t, m, manual(false), jobs.Queued)
+	if len(asked) != len(events.Lanes)+1 || asked[len(asked)-1] != "xsw/1721851" {
+		t.Errorf("check asked %v", asked)
 	}
 }
 
@@ -295,15 +360,15 @@ func TestStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.QueueSize != 0 || s.Fetchers != 0 || s.Running() || len(s.ActiveBookIDs) != 0 {
+	if s.QueueSize != 0 || s.Fetchers != 0 || s.Running() || len(s.Active) != 0 {
 		t.Errorf("empty Stats = %+v", s)
 	}
 	for _, id := range []string{"1", "2", "3"} {
-		request(t, m, jobs.Request{BookID: id, Lane: events.LanePrefetch, Reason: "test"}, jobs.Queued)
+		request(t, m, jobs.Request{Site: site, BookID: id, Lane: events.LanePrefetch, Reason: "test"}, jobs.Queued)
 	}
-	request(t, m, jobs.Request{BookID: "4", Lane: events.LaneManual, Priority: 10, Reason: "test"}, jobs.Queued)
+	request(t, m, jobs.Request{Site: site, BookID: "4", Lane: events.LaneManual, Priority: 10, Reason: "test"}, jobs.Queued)
 	putHeartbeat(t, ns, "fetcher-a", 2, "77")
-	putHeartbeat(t, ns, "fetcher-b", 3, "78", "79")
+	putHeartbeat(t, ns, "fetcher-b", 3, "78", events.Key("toy", "78"))
 
 	s, err = m.Stats(t.Context())
 	if err != nil {
@@ -312,8 +377,9 @@ func TestStats(t *testing.T) {
 	if s.QueueSize != 4 || s.ByLane[events.LanePrefetch] != 3 || s.ByLane[events.LaneManual] != 1 {
 		t.Errorf("queue = %d %v, want 4 (3 prefetch, 1 manual)", s.QueueSize, s.ByLane)
 	}
-	slices.Sort(s.ActiveBookIDs)
-	if s.Workers != 5 || s.Fetchers != 2 || !s.Running() || !slices.Equal(s.ActiveBookIDs, []string{"77", "78", "79"}) {
+	slices.SortFunc(s.Active, func(a, b jobs.Book) int { return strings.Compare(a.Site+a.ID, b.Site+b.ID) })
+	want := []jobs.Book{{Site: "toy", ID: "78"}, {Site: "xsw", ID: "77"}, {Site: "xsw", ID: "78"}}
+	if s.Workers != 5 || s.Fetchers != 2 || !s.Running() || !slices.Equal(s.Active, want) {
 		t.Errorf("fetchers: %+v", s)
 	}
 
@@ -342,7 +408,10 @@ func TestStats(t *testing.T) {
 // fetcher can resync incrementally; a forced one walks the whole book.
 func TestRequestsCarryKnownState(t *testing.T) {
 	m, ns := newManager(t)
-	m.SetKnown(func(_ context.Context, id string) (*events.KnownBook, error) {
+	m.SetKnown(func(_ context.Context, s, id string) (*events.KnownBook, error) {
+		if s != site || id != book {
+			t.Errorf("known state of %s/%s asked", s, id)
+		}
 		return &events.KnownBook{Chapters: 42, LastChapterID: "900042"}, nil
 	})
 	request(t, m, prefetch(), jobs.Queued)
@@ -353,5 +422,34 @@ func TestRequestsCarryKnownState(t *testing.T) {
 	request(t, m, manual(true), jobs.Queued)
 	if forced := waitingRequests(t, ns, book)[events.LaneManual]; forced.Known != nil {
 		t.Errorf("forced request carries known state %+v, want none", forced.Known)
+	}
+}
+
+// TestLegacyRequestsCount: requests a build before site-qualified books left waiting on
+// their bare-id subjects are m.xsw.tw's. The book is not queued twice in their lane, and
+// an upgrade to a higher lane drops them as it drops any request it supersedes.
+func TestLegacyRequestsCount(t *testing.T) {
+	ns := natstest.Start(t)
+	for _, id := range []string{book, "1000001"} {
+		v1 := `{"version":1,"book_id":"` + id + `","lane":"prefetch","priority":0,"requested_at":"` + time.Now().UTC().Format(time.RFC3339Nano) + `"}`
+		if _, err := ns.JS.Publish(t.Context(), events.RequestSubjectLegacy(events.LanePrefetch, id), []byte(v1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := jobs.New(t.Context(), ns.JS, 5*time.Minute, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	request(t, m, prefetch(), jobs.AlreadyQueued)
+	request(t, m, manual(false), jobs.Queued)
+	if n := streamMsgs(t, ns); n != 2 {
+		t.Errorf("stream holds %d requests, want 2 (the new manual one and the other book's legacy one)", n)
+	}
+	s, err := ns.JS.Stream(t.Context(), events.StreamRequests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetLastMsgForSubject(t.Context(), events.RequestSubjectLegacy(events.LanePrefetch, book)); err == nil {
+		t.Error("the superseded legacy request still waits")
 	}
 }

@@ -22,6 +22,7 @@ const MaxDeadLetters = 10000
 // DeadLetter is a request that gave up, as the dead-letter stream keeps it (the newest
 // per book).
 type DeadLetter struct {
+	Site     string
 	BookID   string
 	Lane     events.Lane
 	Priority int
@@ -39,10 +40,11 @@ type DeadLetter struct {
 func deadLetterOf(subject string, seq uint64, data []byte) DeadLetter {
 	var dl events.DeadLetter
 	if err := events.Decode(data, &dl); err != nil {
-		return DeadLetter{BookID: events.LastToken(subject), Seq: seq, Unreadable: true, Error: "unreadable dead letter: " + err.Error()}
+		site, id, _ := events.BookOfSubject(subject, events.DeadPrefixTokens)
+		return DeadLetter{Site: site, BookID: id, Seq: seq, Unreadable: true, Error: "unreadable dead letter: " + err.Error()}
 	}
 	return DeadLetter{
-		BookID: dl.Request.BookID, Lane: dl.Request.Lane, Priority: dl.Request.Priority, JobID: dl.JobID,
+		Site: dl.Request.Site, BookID: dl.Request.BookID, Lane: dl.Request.Lane, Priority: dl.Request.Priority, JobID: dl.JobID,
 		Attempts: dl.Attempts, Error: dl.Error, DiedAt: dl.DiedAt, Seq: seq,
 	}
 }
@@ -111,16 +113,43 @@ type Replayed struct {
 
 // Replay requests the book of a dead letter again, in the lane and with the priority it
 // had, forced past the recently-synced check, then deletes that letter. It returns
-// ErrNoDeadLetter when the book has none.
-func (m *Manager) Replay(ctx context.Context, bookID string) (Replayed, error) {
-	msg, err := m.dead.GetLastMsgForSubject(ctx, events.SubjectDead(bookID))
+// ErrNoDeadLetter when the book has none, and an error wrapping ErrRefused, keeping the
+// letter, when the request is refused.
+func (m *Manager) Replay(ctx context.Context, site, bookID string) (Replayed, error) {
+	var msg *jetstream.RawStreamMsg
+	var err error
+	for _, subject := range deadSubjects(site, bookID) {
+		msg, err = m.dead.GetLastMsgForSubject(ctx, subject)
+		if !errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+	}
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return Replayed{}, fmt.Errorf("book %s: %w", bookID, ErrNoDeadLetter)
+		return Replayed{}, fmt.Errorf("book %s of site %s: %w", bookID, site, ErrNoDeadLetter)
 	}
 	if err != nil {
-		return Replayed{}, fmt.Errorf("read dead letter of book %s: %w", bookID, err)
+		return Replayed{}, fmt.Errorf("read dead letter of book %s of site %s: %w", bookID, site, err)
 	}
-	return m.replay(ctx, deadLetterOf(msg.Subject, msg.Sequence, msg.Data))
+	r, err := m.replay(ctx, deadLetterOf(msg.Subject, msg.Sequence, msg.Data))
+	if err == nil && site == events.LegacySite {
+		// A letter left from before the upgrade is older than any on the new subject:
+		// the replay supersedes it too, so it is not replayed again later.
+		if perr := m.dead.Purge(ctx, jetstream.WithPurgeSubject(events.SubjectDeadLegacy(bookID))); perr != nil {
+			m.logger.Warn("purge legacy dead letter", "book_id", bookID, "err", perr)
+		}
+	}
+	return r, err
+}
+
+// deadSubjects lists where a book's dead letter may be kept: its subject, and for a
+// book of events.LegacySite the subject of a letter written before books were
+// site-qualified (the dead-letter prefix and the bare id).
+func deadSubjects(site, bookID string) []string {
+	out := []string{events.SubjectDead(site, bookID)}
+	if site == events.LegacySite {
+		out = append(out, events.SubjectDeadLegacy(bookID))
+	}
+	return out
 }
 
 func (m *Manager) replay(ctx context.Context, dl DeadLetter) (Replayed, error) {
@@ -129,7 +158,7 @@ func (m *Manager) replay(ctx context.Context, dl DeadLetter) (Replayed, error) {
 		r.Lane, r.Priority = events.LaneManual, events.DefaultManualPriority
 	}
 	status, err := m.Request(ctx, Request{
-		BookID: dl.BookID, Lane: r.Lane, Priority: r.Priority, Force: true, Reason: "replay of dead job " + dl.JobID,
+		Site: dl.Site, BookID: dl.BookID, Lane: r.Lane, Priority: r.Priority, Force: true, Reason: "replay of dead job " + dl.JobID,
 	})
 	if err != nil {
 		return Replayed{}, err
@@ -139,15 +168,16 @@ func (m *Manager) replay(ctx context.Context, dl DeadLetter) (Replayed, error) {
 	if err := m.dead.DeleteMsg(ctx, dl.Seq); err != nil {
 		// A concurrent replay may have deleted it first: gone is what we wanted.
 		if _, gerr := m.dead.GetMsg(ctx, dl.Seq); !errors.Is(gerr, jetstream.ErrMsgNotFound) {
-			return Replayed{}, fmt.Errorf("delete dead letter of book %s: %w", dl.BookID, err)
+			return Replayed{}, fmt.Errorf("delete dead letter of book %s of site %s: %w", dl.BookID, dl.Site, err)
 		}
 	}
-	m.logger.Info("dead letter replayed", "book_id", dl.BookID, "job_id", dl.JobID, "lane", r.Lane, "status", status)
+	m.logger.Info("dead letter replayed", "site", dl.Site, "book_id", dl.BookID, "job_id", dl.JobID, "lane", r.Lane, "status", status)
 	return r, nil
 }
 
 // ReplayAll replays every dead letter (at most MaxDeadLetters per call), oldest death
-// first. It returns what became of each replayed letter and how many are left.
+// first. It returns what became of each letter and how many are left: a letter whose
+// request is refused stays, reported with the status Refused.
 func (m *Manager) ReplayAll(ctx context.Context) ([]Replayed, int, error) {
 	letters, _, err := m.DeadLetters(ctx, 0)
 	if err != nil {
@@ -157,6 +187,11 @@ func (m *Manager) ReplayAll(ctx context.Context) ([]Replayed, int, error) {
 	out := make([]Replayed, 0, len(letters))
 	for _, dl := range letters {
 		r, err := m.replay(ctx, dl)
+		if errors.Is(err, ErrRefused) {
+			m.logger.Warn("dead letter not replayed", "site", dl.Site, "book_id", dl.BookID, "err", err)
+			out = append(out, Replayed{DeadLetter: dl, Status: Refused, Lane: dl.Lane, Priority: dl.Priority})
+			continue
+		}
 		if err != nil {
 			return out, 0, err
 		}
@@ -191,11 +226,11 @@ func (m *Manager) PurgeLane(ctx context.Context, l events.Lane) (int, error) {
 // PurgeTexts asks the indexer to forget the stored chapter texts of a book, those fetched
 // up to at (events.BookPurgeRequested on the indexer's stream). The indexer announces the
 // book when done.
-func (m *Manager) PurgeTexts(ctx context.Context, bookID, reason string, at time.Time) error {
-	cmd := events.NewBookPurgeRequested(bookID, reason, at)
+func (m *Manager) PurgeTexts(ctx context.Context, site, bookID, reason string, at time.Time) error {
+	cmd := events.NewBookPurgeRequested(site, bookID, reason, at)
 	if _, err := broker.Publish(ctx, m.js, cmd.Subject(), cmd.MsgID(), &cmd); err != nil {
-		return fmt.Errorf("request purge of book %s: %w", bookID, err)
+		return fmt.Errorf("request purge of book %s of site %s: %w", bookID, site, err)
 	}
-	m.logger.Info("chapter texts purge requested", "book_id", bookID, "reason", reason)
+	m.logger.Info("chapter texts purge requested", "site", site, "book_id", bookID, "reason", reason)
 	return nil
 }

@@ -1,7 +1,9 @@
 package jobs_test
 
 import (
+	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,13 +13,19 @@ import (
 	"github.com/xswtw/xsw/services/gateway/internal/jobs"
 )
 
-// bury publishes a dead letter for bookID, as a fetcher does when a request gives up.
+// bury publishes a dead letter for a book of the site xsw, as a fetcher does when a
+// request gives up.
 func bury(t *testing.T, ns *natstest.Server, bookID string, lane events.Lane, priority int, died time.Time) {
 	t.Helper()
-	req := events.NewBookRequested(bookID, lane, priority, false, "test", died.Add(-time.Hour))
+	burySite(t, ns, site, bookID, lane, priority, died)
+}
+
+func burySite(t *testing.T, ns *natstest.Server, site, bookID string, lane events.Lane, priority int, died time.Time) {
+	t.Helper()
+	req := events.NewBookRequested(site, bookID, lane, priority, false, "test", died.Add(-time.Hour))
 	dl := events.DeadLetter{Header: events.Header{Version: events.Version}, Request: req, JobID: bookID + "-9",
 		Attempts: 5, Error: "source: 503", DiedAt: died}
-	if _, err := broker.Publish(t.Context(), ns.JS, events.SubjectDead(bookID), "", &dl); err != nil {
+	if _, err := broker.Publish(t.Context(), ns.JS, events.SubjectDead(site, bookID), "", &dl); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -41,7 +49,8 @@ func TestDeadLetters(t *testing.T) {
 	bury(t, ns, "2", events.LaneManual, 10, at.Add(2*time.Minute))
 	bury(t, ns, "3", events.LaneRefresh, 0, at.Add(time.Minute))
 	bury(t, ns, "1", events.LaneInteractive, 100, at.Add(3*time.Minute)) // the newest per book replaces the older
-	if _, err := ns.JS.Publish(t.Context(), events.SubjectDead("4"), []byte("{not json")); err != nil {
+	burySite(t, ns, "toy", "1", events.LanePrefetch, 0, at.Add(90*time.Second))
+	if _, err := ns.JS.Publish(t.Context(), events.SubjectDead("toy", "4"), []byte("{not json")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -49,28 +58,28 @@ func TestDeadLetters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 4 || len(got) != 4 {
-		t.Fatalf("%d letters (total %d), want 4", len(got), n)
+	if n != 5 || len(got) != 5 {
+		t.Fatalf("%d letters (total %d), want 5", len(got), n)
 	}
-	wantOrder := []string{"1", "2", "3", "4"} // newest death first; the unreadable one has none
+	wantOrder := []string{"xsw/1", "xsw/2", "toy/1", "xsw/3", "toy/4"} // newest death first; the unreadable one has none
 	for i, dl := range got {
-		if dl.BookID != wantOrder[i] {
-			t.Errorf("letter %d is book %s, want %s", i, dl.BookID, wantOrder[i])
+		if dl.Site+"/"+dl.BookID != wantOrder[i] {
+			t.Errorf("letter %d is book %s/%s, want %s", i, dl.Site, dl.BookID, wantOrder[i])
 		}
 	}
 	if dl := got[0]; dl.Lane != events.LaneInteractive || dl.Priority != 100 || dl.JobID != "1-9" || dl.Attempts != 5 ||
 		dl.Error != "source: 503" || !dl.DiedAt.Equal(at.Add(3*time.Minute)) || dl.Seq == 0 {
 		t.Errorf("newest letter %+v", dl)
 	}
-	if dl := got[3]; !dl.Unreadable || dl.Error == "" {
-		t.Errorf("unreadable letter %+v", dl)
+	if dl := got[4]; !dl.Unreadable || dl.Error == "" || dl.Site != "toy" || dl.BookID != "4" {
+		t.Errorf("unreadable letter %+v, want toy's book 4 read from its subject", dl)
 	}
 	if got, _, _ := m.DeadLetters(t.Context(), 2); len(got) != 2 || got[0].BookID != "1" {
 		t.Errorf("limit 2: %+v", got)
 	}
 	s, err := m.Stats(t.Context())
-	if err != nil || s.DeadLetters != 4 {
-		t.Errorf("Stats.DeadLetters = %d, %v, want 4", s.DeadLetters, err)
+	if err != nil || s.DeadLetters != 5 {
+		t.Errorf("Stats.DeadLetters = %d, %v, want 5", s.DeadLetters, err)
 	}
 }
 
@@ -79,27 +88,34 @@ func TestReplay(t *testing.T) {
 	at := time.Now().UTC()
 	bury(t, ns, book, events.LaneManual, 7, at)
 	putSynced(t, ns, book, at) // a replay is forced past the recently-synced check
-	r, err := m.Replay(t.Context(), book)
+	burySite(t, ns, "toy", book, events.LanePrefetch, 0, at)
+	r, err := m.Replay(t.Context(), site, book)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Status != jobs.Queued || r.Lane != events.LaneManual || r.Priority != 7 || r.JobID != book+"-9" {
+	if r.Status != jobs.Queued || r.Site != site || r.Lane != events.LaneManual || r.Priority != 7 || r.JobID != book+"-9" {
 		t.Errorf("Replay = %+v", r)
 	}
 	req, ok := waitingRequests(t, ns, book)[events.LaneManual]
-	if !ok || !req.Force || req.Priority != 7 {
+	if !ok || !req.Force || req.Priority != 7 || req.Site != site {
 		t.Errorf("replayed request %+v (found %v), want forced, priority 7, in the manual lane", req, ok)
 	}
-	if n := deadCount(t, m); n != 0 {
-		t.Errorf("%d dead letters after the replay, want 0", n)
+	if n := deadCount(t, m); n != 1 {
+		t.Errorf("%d dead letters after the replay, want 1 (the other site's book)", n)
 	}
-	if _, err := m.Replay(t.Context(), book); !errors.Is(err, jobs.ErrNoDeadLetter) {
+	if _, err := m.Replay(t.Context(), site, book); !errors.Is(err, jobs.ErrNoDeadLetter) {
 		t.Errorf("second Replay = %v, want ErrNoDeadLetter", err)
+	}
+	if r, err := m.Replay(t.Context(), "toy", book); err != nil || r.Site != "toy" || r.Status != jobs.Queued {
+		t.Errorf("Replay of the other site's book = %+v, %v", r, err)
+	}
+	if _, ok := waitingSiteRequests(t, ns, "toy", book)[events.LanePrefetch]; !ok {
+		t.Error("the other site's book is not requested again")
 	}
 
 	// The request is already waiting: the letter goes all the same.
 	bury(t, ns, book, events.LaneManual, 7, at)
-	if r, err := m.Replay(t.Context(), book); err != nil || r.Status != jobs.AlreadyQueued {
+	if r, err := m.Replay(t.Context(), site, book); err != nil || r.Status != jobs.AlreadyQueued {
 		t.Errorf("Replay of a waiting book = %+v, %v", r, err)
 	}
 	if n := deadCount(t, m); n != 0 {
@@ -109,12 +125,66 @@ func TestReplay(t *testing.T) {
 
 func TestReplayUnreadable(t *testing.T) {
 	m, ns := newManager(t)
-	if _, err := ns.JS.Publish(t.Context(), events.SubjectDead("5"), []byte("{")); err != nil {
+	if _, err := ns.JS.Publish(t.Context(), events.SubjectDead(site, "5"), []byte("{")); err != nil {
 		t.Fatal(err)
 	}
-	r, err := m.Replay(t.Context(), "5")
+	r, err := m.Replay(t.Context(), site, "5")
 	if err != nil || r.Status != jobs.Queued || r.Lane != events.LaneManual {
 		t.Errorf("Replay = %+v, %v; want queued in the manual lane", r, err)
+	}
+}
+
+// TestReplayLegacy replays a dead letter written before books were site-qualified: a
+// version 1 payload on the subject with the bare id is the legacy site's book.
+func TestReplayLegacy(t *testing.T) {
+	m, ns := newManager(t)
+	legacy := []byte(`{"version":1,"request":{"version":1,"book_id":"31","lane":"prefetch","priority":0,` +
+		`"requested_at":"2026-01-21T11:00:00Z","force":false},"job_id":"31-4","attempts":5,"error":"source: 503",` +
+		`"died_at":"2026-01-21T12:00:00Z"}`)
+	if _, err := ns.JS.Publish(t.Context(), "xsw.dead.31", legacy); err != nil {
+		t.Fatal(err)
+	}
+	letters, _, err := m.DeadLetters(t.Context(), 0)
+	if err != nil || len(letters) != 1 || letters[0].Site != events.LegacySite || letters[0].BookID != "31" || letters[0].Unreadable {
+		t.Fatalf("letters %+v, %v; want the legacy site's book 31", letters, err)
+	}
+	r, err := m.Replay(t.Context(), events.LegacySite, "31")
+	if err != nil || r.Status != jobs.Queued || r.JobID != "31-4" {
+		t.Fatalf("Replay = %+v, %v", r, err)
+	}
+	if _, ok := waitingRequests(t, ns, "31")[events.LanePrefetch]; !ok {
+		t.Error("the legacy letter's book is not requested again")
+	}
+	if n := deadCount(t, m); n != 0 {
+		t.Errorf("%d dead letters left", n)
+	}
+}
+
+// TestReplayRefused checks that a letter whose book the check refuses stays: Replay
+// says why, ReplayAll reports it refused and replays the others.
+func TestReplayRefused(t *testing.T) {
+	m, ns := newManager(t)
+	m.SetCheck(func(_ context.Context, _, id string) error {
+		if strings.HasPrefix(id, "0") {
+			return errors.New("not the site's spelling")
+		}
+		return nil
+	})
+	at := time.Now().UTC()
+	bury(t, ns, "01000005", events.LaneInteractive, 100, at)
+	bury(t, ns, "1000005", events.LaneInteractive, 100, at.Add(time.Second))
+	if _, err := m.Replay(t.Context(), site, "01000005"); !errors.Is(err, jobs.ErrRefused) {
+		t.Errorf("Replay = %v, want ErrRefused", err)
+	}
+	got, left, err := m.ReplayAll(t.Context())
+	if err != nil || len(got) != 2 || left != 1 {
+		t.Fatalf("ReplayAll = %+v, %d left, %v; want 2 letters, 1 left", got, left, err)
+	}
+	if got[0].BookID != "01000005" || got[0].Status != jobs.Refused || got[1].BookID != "1000005" || got[1].Status != jobs.Queued {
+		t.Errorf("ReplayAll = %+v", got)
+	}
+	if n := streamMsgs(t, ns); n != 1 {
+		t.Errorf("%d requests stored, want the canonical book's only", n)
 	}
 }
 
@@ -124,7 +194,7 @@ func TestReplayAll(t *testing.T) {
 	for i, id := range []string{"1", "2", "3"} {
 		bury(t, ns, id, events.LanePrefetch, 0, at.Add(time.Duration(i)*time.Second))
 	}
-	request(t, m, jobs.Request{BookID: "2", Lane: events.LanePrefetch, Reason: "test"}, jobs.Queued)
+	request(t, m, jobs.Request{Site: site, BookID: "2", Lane: events.LanePrefetch, Reason: "test"}, jobs.Queued)
 	got, left, err := m.ReplayAll(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -156,9 +226,9 @@ func TestReplayAll(t *testing.T) {
 func TestPurgeLane(t *testing.T) {
 	m, ns := newManager(t)
 	for _, id := range []string{"1", "2", "3"} {
-		request(t, m, jobs.Request{BookID: id, Lane: events.LanePrefetch, Reason: "test"}, jobs.Queued)
+		request(t, m, jobs.Request{Site: site, BookID: id, Lane: events.LanePrefetch, Reason: "test"}, jobs.Queued)
 	}
-	request(t, m, jobs.Request{BookID: "4", Lane: events.LaneManual, Priority: 10, Reason: "test"}, jobs.Queued)
+	request(t, m, jobs.Request{Site: site, BookID: "4", Lane: events.LaneManual, Priority: 10, Reason: "test"}, jobs.Queued)
 	n, err := m.PurgeLane(t.Context(), events.LanePrefetch)
 	if err != nil || n != 3 {
 		t.Fatalf("PurgeLane = %d, %v; want 3", n, err)
@@ -174,8 +244,8 @@ func TestPurgeLane(t *testing.T) {
 	}
 	// Within the duplicate window the same request is the one that was purged (its
 	// Nats-Msg-Id is known); a forced one is new.
-	request(t, m, jobs.Request{BookID: "1", Lane: events.LanePrefetch, Reason: "test"}, jobs.AlreadyQueued)
-	request(t, m, jobs.Request{BookID: "1", Lane: events.LanePrefetch, Force: true, Reason: "test"}, jobs.Queued)
+	request(t, m, jobs.Request{Site: site, BookID: "1", Lane: events.LanePrefetch, Reason: "test"}, jobs.AlreadyQueued)
+	request(t, m, jobs.Request{Site: site, BookID: "1", Lane: events.LanePrefetch, Force: true, Reason: "test"}, jobs.Queued)
 }
 
 func TestStatsPoliteness(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 	"github.com/xswtw/xsw/platform/broker"
 )
 
-// Counter counts reads per book between reports.
+// Counter counts reads per book (by events.Key) between reports.
 type Counter struct {
 	js      jetstream.JetStream
 	replica string
@@ -32,11 +32,12 @@ func New(js jetstream.JetStream, replica string, every time.Duration, logger *sl
 	return &Counter{js: js, replica: replica, every: every, logger: logger, counts: map[string]int64{}, since: time.Now()}
 }
 
-// Add counts one read of bookID. It never blocks on the bus.
-func (c *Counter) Add(bookID string) {
+// Add counts one read of the book key (events.Key of its site and id). It never blocks
+// on the bus.
+func (c *Counter) Add(key string) {
 	c.mu.Lock()
-	if len(c.counts) < events.MaxReadsPerBatch || c.counts[bookID] > 0 {
-		c.counts[bookID]++
+	if len(c.counts) < events.MaxReadsPerBatch || c.counts[key] > 0 {
+		c.counts[key]++
 	}
 	c.mu.Unlock()
 }
@@ -76,8 +77,8 @@ func (c *Counter) Flush(ctx context.Context) {
 	if _, err := broker.Publish(ctx, c.js, events.SubjectReads, ev.MsgID(), &ev); err != nil {
 		c.logger.Warn("report book reads; keeping them for the next report", "books", len(counts), "err", err)
 		c.mu.Lock()
-		for id, n := range counts {
-			c.counts[id] += n
+		for key, n := range counts {
+			c.counts[key] += n
 		}
 		c.since = since
 		c.mu.Unlock()

@@ -17,13 +17,14 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func TestReadsAreReportedInBatches(t *testing.T) {
 	ns := natstest.Start(t)
 	c := New(ns.JS, "gw-1", time.Hour, slog.New(slog.DiscardHandler))
-	c.Flush(t.Context()) // nothing to report: nothing published
+	c.Flush(t.Context())                                                     // nothing to report: nothing published
+	xsw, other := events.Key("xsw", "1721851"), events.Key("toy", "1721851") // one id, two books
 	for i := 0; i < 3; i++ {
-		c.Add("1721851")
+		c.Add(xsw)
 	}
-	c.Add("42")
+	c.Add(other)
 	c.Flush(t.Context())
-	c.Add("42")
+	c.Add(other)
 	c.Flush(t.Context())
 
 	cons, err := ns.JS.OrderedConsumer(t.Context(), events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectReads}})
@@ -45,7 +46,7 @@ func TestReadsAreReportedInBatches(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("%d reports, want 2", len(got))
 	}
-	if got[0].Reads["1721851"] != 3 || got[0].Reads["42"] != 1 || got[1].Reads["42"] != 1 || len(got[1].Reads) != 1 {
+	if got[0].Reads["xsw.1721851"] != 3 || got[0].Reads["toy.1721851"] != 1 || got[1].Reads["toy.1721851"] != 1 || len(got[1].Reads) != 1 {
 		t.Errorf("reports %+v", got)
 	}
 	if got[0].BatchID == got[1].BatchID {

@@ -209,10 +209,12 @@ func (c *Consumer) fetch() ([]jetstream.Msg, error) {
 
 // item is a decoded message.
 type item struct {
-	msg    jetstream.Msg
-	ev     events.Payload
-	seq    uint64
-	bookID string // "" for the categories
+	msg jetstream.Msg
+	ev  events.Payload
+	seq uint64
+	// key is the events.Key of the book the event is about, "" for events of no one book
+	// (categories, read counts).
+	key string
 }
 
 // process indexes one batch and settles every message of it. It returns how long the
@@ -224,12 +226,12 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) time.Durat
 		if md, err := m.Metadata(); err == nil {
 			seq = md.Sequence.Stream
 		}
-		ev, bookID, err := decode(m.Subject(), m.Data())
+		ev, key, err := decode(m.Subject(), m.Data())
 		if err != nil {
 			c.term(m, seq, err)
 			continue
 		}
-		items = append(items, item{msg: m, ev: ev, seq: seq, bookID: bookID})
+		items = append(items, item{msg: m, ev: ev, seq: seq, key: key})
 	}
 	// A book's events stay together and in order: one writer takes them all. Writers
 	// touch the rows of their own books only, so they never wait on one another. Events
@@ -237,12 +239,12 @@ func (c *Consumer) process(ctx context.Context, msgs []jetstream.Msg) time.Durat
 	groups := make([][]item, c.opts.Writers)
 	var rest []item
 	for _, it := range items {
-		if it.bookID == "" {
+		if it.key == "" {
 			rest = append(rest, it)
 			continue
 		}
 		h := fnv.New32a()
-		_, _ = h.Write([]byte(it.bookID))
+		_, _ = h.Write([]byte(it.key))
 		w := h.Sum32() % uint32(len(groups))
 		groups[w] = append(groups[w], it)
 	}
@@ -371,32 +373,35 @@ func (c *Consumer) backoff(n int) time.Duration {
 	return min(d, c.opts.BackoffMax)
 }
 
-// announce publishes BookIndexed for every book of the batch. The message id names the
-// last stream sequence of the batch that touched the book, so a redelivered batch
-// announces under the same id and JetStream drops the repeat.
+// announce publishes BookIndexed for every book of the batch, on the subject of its site
+// and id. The message id names the book (events.Key) and the last stream sequence of the
+// batch that touched it, so a redelivered batch announces under the same id and
+// JetStream drops the repeat.
 func (c *Consumer) announce(ctx context.Context, items []item, books []store.BookState) error {
 	if len(books) == 0 {
 		return nil
 	}
 	lastSeq := make(map[string]uint64, len(books))
 	for _, it := range items {
-		if it.bookID != "" {
-			lastSeq[it.bookID] = it.seq
+		if it.key != "" {
+			lastSeq[it.key] = it.seq
 		}
 	}
 	now := time.Now().UTC()
 	for _, b := range books {
 		ev := events.BookIndexed{
 			Header:    events.Header{Version: events.Version},
+			Site:      b.Site,
 			BookID:    b.BookID,
 			Chapters:  b.Chapters,
 			Complete:  b.Complete,
 			HasMeta:   b.HasMeta,
 			IndexedAt: now,
 		}
-		msgID := "indexed:" + b.BookID + ":" + strconv.FormatUint(lastSeq[b.BookID], 10)
-		if _, err := broker.Publish(ctx, c.js, events.SubjectIndexed(b.BookID), msgID, &ev); err != nil {
-			return fmt.Errorf("announce book %s: %w", b.BookID, err)
+		key := events.Key(b.Site, b.BookID)
+		msgID := "indexed:" + key + ":" + strconv.FormatUint(lastSeq[key], 10)
+		if _, err := broker.Publish(ctx, c.js, ev.Subject(), msgID, &ev); err != nil {
+			return fmt.Errorf("announce book %s: %w", key, err)
 		}
 		c.stats.announced.Add(1)
 	}
@@ -407,79 +412,112 @@ func (c *Consumer) announce(ctx context.Context, items []item, books []store.Boo
 func (c *Consumer) logCommitted(items []item, res store.Result) {
 	complete := make(map[string]bool, len(res.Books))
 	for _, b := range res.Books {
-		complete[b.BookID] = b.Complete
+		complete[events.Key(b.Site, b.BookID)] = b.Complete
 	}
 	for i, it := range items {
 		changed := res.Changed[i]
 		switch e := it.ev.(type) {
 		case *events.BookFetched:
-			c.logger.Info("[BG] Cached book info for "+e.BookID, "book_id", e.BookID, "changed", changed > 0)
+			c.logger.Info("[BG] Cached book info for "+e.BookID, "site", e.Site, "book_id", e.BookID, "changed", changed > 0)
 		case *events.TOCPageFetched:
 			c.logger.Info(fmt.Sprintf("[BG] Cached %d chapter references for %s", len(e.Chapters), e.BookID),
-				"book_id", e.BookID, "page", e.Page, "total_pages", e.TotalPages, "changed", changed)
+				"site", e.Site, "book_id", e.BookID, "page", e.Page, "total_pages", e.TotalPages, "changed", changed)
 		case *events.ChapterFetched:
-			c.logger.Debug("chapter text stored", "book_id", e.BookID, "number", e.Number, "changed", changed > 0)
+			c.logger.Debug("chapter text stored", "site", e.Site, "book_id", e.BookID, "number", e.Number, "changed", changed > 0)
 		case *events.CategoriesFetched:
-			c.logger.Info("cached categories", "count", len(e.Categories), "changed", changed)
+			c.logger.Info("cached categories", "site", e.Site, "count", len(e.Categories), "changed", changed)
 		case *events.BookPurgeRequested:
-			c.logger.Info("chapter texts purged", "book_id", e.BookID, "chapters", changed, "reason", e.Reason)
+			c.logger.Info("chapter texts purged", "site", e.Site, "book_id", e.BookID, "chapters", changed, "reason", e.Reason)
 		case *events.JobEvent:
 			switch e.Kind {
 			case events.JobCompleted:
-				c.logger.Info("[Sync] Completed sync for book "+e.BookID, "book_id", e.BookID, "job_id", e.JobID,
-					"chapters", e.Chapters, "complete", complete[e.BookID])
+				c.logger.Info("[Sync] Completed sync for book "+e.BookID, "site", e.Site, "book_id", e.BookID, "job_id", e.JobID,
+					"chapters", e.Chapters, "complete", complete[it.key])
 			case events.JobFailed, events.JobSkipped:
-				c.logger.Debug("job recorded", "book_id", e.BookID, "job_id", e.JobID, "kind", e.Kind)
+				c.logger.Debug("job recorded", "site", e.Site, "book_id", e.BookID, "job_id", e.JobID, "kind", e.Kind)
 			}
 		}
 	}
 }
 
-// decode reads a message by its subject. Every error is permanent: it wraps
+// Subject families the indexer reads, as the first tokens of their subjects (the
+// events' own constructors spell them; the site and book ids here are placeholders).
+var (
+	bookFamily    = family(events.SubjectFetchedBook(events.LegacySite, "0"), events.FetchedPrefixTokens)
+	tocFamily     = family(events.SubjectFetchedTOC(events.LegacySite, "0"), events.FetchedPrefixTokens)
+	chapterFamily = family(events.SubjectFetchedChapter(events.LegacySite, "0"), events.FetchedPrefixTokens)
+	purgeFamily   = family(events.SubjectPurgeBook(events.LegacySite, "0"), events.PurgePrefixTokens)
+	jobFamily     = family(events.SubjectJob(events.JobStarted, events.LegacySite, "0"), events.JobPrefixTokens-1)
+	// The categories of a site are published on the family and the site id; until the
+	// sites, on the family alone.
+	categoriesFamily = strings.TrimSuffix(events.SubjectFetchedCategories(events.LegacySite), "."+events.LegacySite)
+)
+
+// family returns the first n tokens of subject.
+func family(subject string, n int) string {
+	tokens := strings.SplitN(subject, ".", n+1)
+	return strings.Join(tokens[:min(n, len(tokens))], ".")
+}
+
+// decode reads a message by its subject, and returns the events.Key of the book it is
+// about ("" for events of no one book). A per-book subject must name the payload's book:
+// the subject's site and id (BookOfSubject: a subject written before sites, with a bare
+// id, names an xsw book) are the payload's. Every error is permanent: it wraps
 // events.ErrInvalid or events.ErrVersion.
 func decode(subject string, data []byte) (events.Payload, string, error) {
 	switch {
-	case subject == events.SubjectFetchedCategories:
+	case subject == categoriesFamily || strings.HasPrefix(subject, categoriesFamily+"."):
 		var e events.CategoriesFetched
-		return &e, "", events.Decode(data, &e)
-	case strings.HasPrefix(subject, events.SubjectFetchedBook("")):
+		if err := events.Decode(data, &e); err != nil {
+			return nil, "", err
+		}
+		// Until sites, the categories were published on the family's subject alone.
+		if subject == categoriesFamily && e.Site == events.LegacySite {
+			return &e, "", nil
+		}
+		return &e, "", sameSubject(subject, e.Subject())
+	case family(subject, events.FetchedPrefixTokens) == bookFamily:
 		var e events.BookFetched
-		if err := events.Decode(data, &e); err != nil {
-			return nil, "", err
-		}
-		return &e, e.BookID, sameSubject(subject, events.SubjectFetchedBook(e.BookID))
-	case strings.HasPrefix(subject, events.SubjectFetchedTOC("")):
+		return book(subject, events.FetchedPrefixTokens, data, &e, func() (string, string) { return e.Site, e.BookID })
+	case family(subject, events.FetchedPrefixTokens) == tocFamily:
 		var e events.TOCPageFetched
-		if err := events.Decode(data, &e); err != nil {
-			return nil, "", err
-		}
-		return &e, e.BookID, sameSubject(subject, events.SubjectFetchedTOC(e.BookID))
-	case strings.HasPrefix(subject, events.SubjectFetchedChapter("")):
+		return book(subject, events.FetchedPrefixTokens, data, &e, func() (string, string) { return e.Site, e.BookID })
+	case family(subject, events.FetchedPrefixTokens) == chapterFamily:
 		var e events.ChapterFetched
-		if err := events.Decode(data, &e); err != nil {
-			return nil, "", err
-		}
-		return &e, e.BookID, sameSubject(subject, events.SubjectFetchedChapter(e.BookID))
+		return book(subject, events.FetchedPrefixTokens, data, &e, func() (string, string) { return e.Site, e.BookID })
 	case subject == events.SubjectReads:
 		var e events.BooksRead
 		if err := events.Decode(data, &e); err != nil {
 			return nil, "", err
 		}
 		return &e, "", nil
-	case strings.HasPrefix(subject, events.SubjectPurgeBook("")):
+	case family(subject, events.PurgePrefixTokens) == purgeFamily:
 		var e events.BookPurgeRequested
-		if err := events.Decode(data, &e); err != nil {
-			return nil, "", err
-		}
-		return &e, e.BookID, sameSubject(subject, e.Subject())
-	case strings.HasPrefix(subject, strings.TrimSuffix(events.SubjectJobAll, ">")):
+		return book(subject, events.PurgePrefixTokens, data, &e, func() (string, string) { return e.Site, e.BookID })
+	case family(subject, events.JobPrefixTokens-1) == jobFamily:
 		var e events.JobEvent
-		if err := events.Decode(data, &e); err != nil {
-			return nil, "", err
+		p, key, err := book(subject, events.JobPrefixTokens, data, &e, func() (string, string) { return e.Site, e.BookID })
+		if err == nil && family(subject, events.JobPrefixTokens) != family(e.Subject(), events.JobPrefixTokens) {
+			err = fmt.Errorf("%w: a %s job event published on %s", events.ErrInvalid, e.Kind, subject)
 		}
-		return &e, e.BookID, sameSubject(subject, e.Subject())
+		return p, key, err
 	}
 	return nil, "", fmt.Errorf("%w: no payload is published on %s", events.ErrInvalid, subject)
+}
+
+// book decodes data into p, an event about one book, and checks that subject, whose
+// book follows prefixTokens tokens, names the book of p (whose site and id ident
+// returns).
+func book(subject string, prefixTokens int, data []byte, p events.Payload, ident func() (site, bookID string)) (events.Payload, string, error) {
+	if err := events.Decode(data, p); err != nil {
+		return nil, "", err
+	}
+	site, bookID := ident()
+	subSite, subBook, ok := events.BookOfSubject(subject, prefixTokens)
+	if !ok || subSite != site || subBook != bookID {
+		return nil, "", fmt.Errorf("%w: published on %s, payload belongs to book %s", events.ErrInvalid, subject, events.Key(site, bookID))
+	}
+	return p, events.Key(site, bookID), nil
 }
 
 func sameSubject(got, want string) error {

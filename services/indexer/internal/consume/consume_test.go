@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 
 var t0 = time.Date(2026, 1, 21, 12, 0, 0, 0, time.UTC)
 
+// xsw is the site of most books of the tests.
+const xsw = events.LegacySite
+
 // fastOptions keep retries quick in tests.
 var fastOptions = consume.Options{
 	MaxWait:    100 * time.Millisecond,
@@ -122,10 +125,11 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func bookEvent(id string, at time.Time) *events.BookFetched {
+func bookEvent(site, id string, at time.Time) *events.BookFetched {
 	return &events.BookFetched{
 		Header: events.Header{Version: events.Version},
-		JobID:  id + "-1",
+		JobID:  events.Key(site, id) + "-1",
+		Site:   site,
 		BookID: id,
 		Book: events.BookMeta{
 			Name:          "書" + id,
@@ -136,10 +140,11 @@ func bookEvent(id string, at time.Time) *events.BookFetched {
 	}
 }
 
-func tocEvent(id string, page, total, from, to int, at time.Time) *events.TOCPageFetched {
+func tocEvent(site, id string, page, total, from, to int, at time.Time) *events.TOCPageFetched {
 	e := &events.TOCPageFetched{
 		Header:     events.Header{Version: events.Version},
-		JobID:      id + "-1",
+		JobID:      events.Key(site, id) + "-1",
+		Site:       site,
 		BookID:     id,
 		Page:       page,
 		TotalPages: total,
@@ -152,11 +157,12 @@ func tocEvent(id string, page, total, from, to int, at time.Time) *events.TOCPag
 	return e
 }
 
-func jobEvent(kind events.JobKind, id string, at time.Time) *events.JobEvent {
+func jobEvent(site string, kind events.JobKind, id string, at time.Time) *events.JobEvent {
 	return &events.JobEvent{
 		Header:    events.Header{Version: events.Version},
 		Kind:      kind,
-		JobID:     id + "-1",
+		JobID:     events.Key(site, id) + "-1",
+		Site:      site,
 		BookID:    id,
 		Lane:      events.LanePrefetch,
 		Attempt:   1,
@@ -171,15 +177,15 @@ type published struct {
 	payload events.Payload
 }
 
-func syncOf(id string, at time.Time) []published {
-	done := jobEvent(events.JobCompleted, id, at)
+func syncOf(site, id string, at time.Time) []published {
+	done := jobEvent(site, events.JobCompleted, id, at)
 	done.Chapters, done.TOCPages = 20, 2
 	return []published{
-		{events.SubjectJob(events.JobStarted, id), jobEvent(events.JobStarted, id, at)},
-		{events.SubjectFetchedBook(id), bookEvent(id, at)},
-		{events.SubjectFetchedTOC(id), tocEvent(id, 1, 2, 1, 10, at)},
-		{events.SubjectFetchedTOC(id), tocEvent(id, 2, 2, 11, 20, at)},
-		{events.SubjectJob(events.JobCompleted, id), done},
+		{events.SubjectJob(events.JobStarted, site, id), jobEvent(site, events.JobStarted, id, at)},
+		{events.SubjectFetchedBook(site, id), bookEvent(site, id, at)},
+		{events.SubjectFetchedTOC(site, id), tocEvent(site, id, 1, 2, 1, 10, at)},
+		{events.SubjectFetchedTOC(site, id), tocEvent(site, id, 2, 2, 11, 20, at)},
+		{events.SubjectJob(events.JobCompleted, site, id), done},
 	}
 }
 
@@ -190,9 +196,9 @@ func (e *env) publishAll(t *testing.T, ps []published) {
 	}
 }
 
-func (e *env) complete(id string) func() bool {
+func (e *env) complete(site, id string) func() bool {
 	return func() bool {
-		st, err := e.store.BookStates(context.Background(), id)
+		st, err := e.store.BookStates(context.Background(), site, id)
 		return err == nil && len(st) == 1 && st[0].Complete && st[0].HasMeta
 	}
 }
@@ -206,37 +212,38 @@ func TestIndexes(t *testing.T) {
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
 
 	c := e.run(t, fastOptions)
-	e.publishAll(t, syncOf("7", t0))
-	e.publish(t, events.SubjectFetchedChapter("7"), &events.ChapterFetched{
-		Header: events.Header{Version: events.Version}, BookID: "7", Number: 3, ChapterID: "1003",
+	e.publishAll(t, syncOf(xsw, "7", t0))
+	e.publish(t, events.SubjectFetchedChapter(xsw, "7"), &events.ChapterFetched{
+		Header: events.Header{Version: events.Version}, Site: xsw, BookID: "7", Number: 3, ChapterID: "1003",
 		Title: "第3章", URL: "u/1003", Text: "正文", FetchedAt: t0.Add(time.Minute),
 	})
-	e.publish(t, events.SubjectFetchedCategories, &events.CategoriesFetched{
+	e.publish(t, events.SubjectFetchedCategories(xsw), &events.CategoriesFetched{
 		Header:     events.Header{Version: events.Version},
-		Categories: []events.Category{{ID: 1, Name: "玄幻", URL: "u/1"}},
+		Site:       xsw,
+		Categories: []events.Category{{ID: "1", Name: "玄幻", URL: "u/1"}},
 		FetchedAt:  t0,
 	})
-	failed := jobEvent(events.JobFailed, "8", t0)
+	failed := jobEvent(xsw, events.JobFailed, "8", t0)
 	failed.Error, failed.Permanent = "404", true
 	e.publish(t, failed.Subject(), failed)
 
-	eventually(t, "book 7 complete", e.complete("7"))
+	eventually(t, "book 7 complete", e.complete(xsw, "7"))
 	eventually(t, "every event acknowledged", func() bool { return e.pending(t) == 0 })
 
-	chs, err := e.store.Chapters(t.Context(), "7")
+	chs, err := e.store.Chapters(t.Context(), xsw, "7")
 	if err != nil || len(chs) != 20 || chs[2].Text == nil || *chs[2].Text != "正文" {
 		t.Errorf("chapters: %d, %v", len(chs), err)
 	}
-	if b, err := e.store.Book(t.Context(), "7"); err != nil || b.LastChapterNum == nil || *b.LastChapterNum != 10 {
+	if b, err := e.store.Book(t.Context(), xsw, "7"); err != nil || b.LastChapterNum == nil || *b.LastChapterNum != 10 {
 		t.Errorf("book: %+v, %v", b, err)
 	}
-	if j, err := e.store.Job(t.Context(), "8-1"); err != nil || j.Status != "failed" || !j.Permanent {
+	if j, err := e.store.Job(t.Context(), "xsw.8-1"); err != nil || j.Status != "failed" || !j.Permanent {
 		t.Errorf("failed job: %+v, %v", j, err)
 	}
-	if j, err := e.store.Job(t.Context(), "7-1"); err != nil || j.Status != "completed" {
+	if j, err := e.store.Job(t.Context(), "xsw.7-1"); err != nil || j.Status != "completed" {
 		t.Errorf("completed job: %+v, %v", j, err)
 	}
-	if cs, err := e.store.Categories(t.Context()); err != nil || len(cs) != 1 {
+	if cs, err := e.store.Categories(t.Context(), xsw); err != nil || len(cs) != 1 {
 		t.Errorf("categories: %v, %v", cs, err)
 	}
 	if st := c.Stats(); st.Acked != 8 || st.Poison != 0 || st.Failures != 0 {
@@ -254,10 +261,10 @@ func TestIndexes(t *testing.T) {
 		if err := events.Decode(m.Data, &ev); err != nil {
 			t.Fatalf("announcement: %v", err)
 		}
-		if m.Subject != events.SubjectIndexed(ev.BookID) || ev.BookID != "7" {
+		if m.Subject != events.SubjectIndexed(xsw, "7") || ev.Site != xsw || ev.BookID != "7" {
 			t.Errorf("announcement %+v on %s", ev, m.Subject)
 		}
-		if id := m.Header.Get(events.HeaderMsgID); !strings.HasPrefix(id, "indexed:7:") {
+		if id := m.Header.Get(events.HeaderMsgID); !strings.HasPrefix(id, "indexed:xsw.7:") {
 			t.Errorf("announcement msg id %q", id)
 		}
 		last = ev
@@ -275,15 +282,15 @@ func TestWritersSplitABatchByBook(t *testing.T) {
 	e := newEnv(t, true)
 	var syncs [][]published
 	for i := range 12 {
-		syncs = append(syncs, syncOf(strconv.Itoa(100+i), t0))
+		syncs = append(syncs, syncOf(xsw, strconv.Itoa(100+i), t0))
 	}
 	for step := range syncs[0] {
 		for _, s := range syncs {
 			e.publishAll(t, s[step:step+1])
 		}
 	}
-	e.publish(t, events.SubjectFetchedCategories, &events.CategoriesFetched{
-		Header: events.Header{Version: events.Version}, Categories: []events.Category{{ID: 1, Name: "玄幻", URL: "u/1"}}, FetchedAt: t0,
+	e.publish(t, events.SubjectFetchedCategories(xsw), &events.CategoriesFetched{
+		Header: events.Header{Version: events.Version}, Site: xsw, Categories: []events.Category{{ID: "1", Name: "玄幻", URL: "u/1"}}, FetchedAt: t0,
 	})
 	opts := fastOptions
 	opts.Writers = 4
@@ -291,16 +298,16 @@ func TestWritersSplitABatchByBook(t *testing.T) {
 	eventually(t, "every event acknowledged", func() bool { return e.pending(t) == 0 })
 	for i := range 12 {
 		id := strconv.Itoa(100 + i)
-		if !e.complete(id)() {
+		if !e.complete(xsw, id)() {
 			t.Errorf("book %s not complete", id)
 		}
-		chs, err := e.store.Chapters(t.Context(), id)
+		chs, err := e.store.Chapters(t.Context(), xsw, id)
 		if err != nil || len(chs) != 20 {
 			t.Fatalf("book %s: %d chapters, %v", id, len(chs), err)
 		}
 		for n, ch := range chs {
 			if ch.Num != n+1 || (n > 0 && ch.ChapterID <= chs[n-1].ChapterID) {
-				t.Errorf("book %s: position %d holds chapter %d (id %d)", id, n+1, ch.Num, ch.ChapterID)
+				t.Errorf("book %s: position %d holds chapter %d (id %s)", id, n+1, ch.Num, ch.ChapterID)
 			}
 		}
 	}
@@ -311,32 +318,40 @@ func TestWritersSplitABatchByBook(t *testing.T) {
 
 func TestPoison(t *testing.T) {
 	e := newEnv(t, true)
-	v2 := bookEvent("7", t0)
-	v2.Version = 2
-	v2data, err := json.Marshal(v2)
+	v3 := bookEvent(xsw, "7", t0)
+	v3.Version = events.Version + 1
+	v3data, err := json.Marshal(v3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrongBook, err := events.Encode(bookEvent("8", t0))
+	wrongBook, err := events.Encode(bookEvent(xsw, "8", t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongSite, err := events.Encode(bookEvent("czbooks", "7", t0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Published before the loop starts, so that poison and good events share a batch.
-	e.publishRaw(t, events.SubjectFetchedBook("7"), []byte(`{"version":1,"book_id":`))
-	e.publishRaw(t, events.SubjectFetchedBook("7"), v2data)
-	e.publishRaw(t, events.SubjectFetchedBook("7"), wrongBook)
-	e.publishRaw(t, events.SubjectJob(events.JobCompleted, "7"), []byte(`{"version":1,"kind":"exploded","job_id":"x","book_id":"7","lane":"manual"}`))
+	e.publishRaw(t, events.SubjectFetchedBook(xsw, "7"), []byte(`{"version":1,"book_id":`))
+	e.publishRaw(t, events.SubjectFetchedBook(xsw, "7"), v3data)
+	e.publishRaw(t, events.SubjectFetchedBook(xsw, "7"), wrongBook)
+	e.publishRaw(t, events.SubjectFetchedBook(xsw, "7"), wrongSite)
+	e.publishRaw(t, "xsw.fetched.book.7", wrongSite) // a subject of before the sites names an xsw book
+	e.publishRaw(t, "xsw.job.completed.7", []byte(`{"version":1,"kind":"exploded","job_id":"x","book_id":"7","lane":"manual"}`))
 	e.publishRaw(t, "xsw.fetched.listing.7", []byte(`{}`))
-	e.publishAll(t, syncOf("9", t0))
+	e.publishAll(t, syncOf(xsw, "9", t0))
 
 	c := e.run(t, fastOptions)
-	eventually(t, "book 9 complete", e.complete("9"))
+	eventually(t, "book 9 complete", e.complete(xsw, "9"))
 	eventually(t, "every event settled", func() bool { return e.pending(t) == 0 })
-	if st := c.Stats(); st.Poison != 5 || st.Acked != 5 || st.Failures != 0 {
-		t.Errorf("stats %+v, want 5 poison and 5 acked", st)
+	if st := c.Stats(); st.Poison != 7 || st.Acked != 5 || st.Failures != 0 {
+		t.Errorf("stats %+v, want 7 poison and 5 acked", st)
 	}
-	if _, err := e.store.Book(t.Context(), "7"); err == nil {
-		t.Error("a poison event was indexed")
+	for _, site := range []string{xsw, "czbooks"} {
+		if _, err := e.store.Book(t.Context(), site, "7"); err == nil {
+			t.Errorf("a poison event was indexed as %s's book 7", site)
+		}
 	}
 	info, err := e.cons.Info(t.Context())
 	if err != nil {
@@ -351,19 +366,19 @@ func TestPoison(t *testing.T) {
 // refuses is terminated, and the rest of its batch is indexed.
 func TestRejectedByDatabase(t *testing.T) {
 	e := newEnv(t, true)
-	bad := tocEvent("7", 1, 1, 1, 3, t0)
+	bad := tocEvent(xsw, "7", 1, 1, 1, 3, t0)
 	bad.Chapters[1].Title = "壞\x00章"
-	e.publish(t, events.SubjectFetchedBook("7"), bookEvent("7", t0))
-	e.publish(t, events.SubjectFetchedTOC("7"), bad)
-	e.publishAll(t, syncOf("9", t0))
+	e.publish(t, events.SubjectFetchedBook(xsw, "7"), bookEvent(xsw, "7", t0))
+	e.publish(t, events.SubjectFetchedTOC(xsw, "7"), bad)
+	e.publishAll(t, syncOf(xsw, "9", t0))
 
 	c := e.run(t, fastOptions)
-	eventually(t, "book 9 complete", e.complete("9"))
+	eventually(t, "book 9 complete", e.complete(xsw, "9"))
 	eventually(t, "every event settled", func() bool { return e.pending(t) == 0 })
 	if st := c.Stats(); st.Poison != 1 || st.Acked != 6 || st.Failures != 0 {
 		t.Errorf("stats %+v, want 1 poison, 6 acked", st)
 	}
-	if _, err := e.store.Book(t.Context(), "7"); err != nil {
+	if _, err := e.store.Book(t.Context(), xsw, "7"); err != nil {
 		t.Errorf("the good event before the refused one: %v", err)
 	}
 }
@@ -373,7 +388,7 @@ func TestRejectedByDatabase(t *testing.T) {
 func TestDatabaseDown(t *testing.T) {
 	e := newEnv(t, false)
 	c := e.run(t, fastOptions)
-	e.publishAll(t, syncOf("7", t0)[1:]) // without "started": it writes nothing, so it needs no table
+	e.publishAll(t, syncOf(xsw, "7", t0)[1:]) // without "started": it writes nothing, so it needs no table
 
 	eventually(t, "failed attempts", func() bool {
 		st := c.Stats()
@@ -385,7 +400,7 @@ func TestDatabaseDown(t *testing.T) {
 	if err := store.Migrate(t.Context(), e.pool, logging.Discard()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "book 7 complete", e.complete("7"))
+	eventually(t, "book 7 complete", e.complete(xsw, "7"))
 	eventually(t, "every event acknowledged", func() bool { return e.pending(t) == 0 })
 	if st := c.Stats(); st.Acked != 4 || st.Poison != 0 {
 		t.Errorf("stats %+v, want 4 acked", st)
@@ -397,7 +412,7 @@ func TestDatabaseDown(t *testing.T) {
 func TestRedelivery(t *testing.T) {
 	e := newEnv(t, true)
 	c := e.run(t, fastOptions)
-	events7 := syncOf("7", t0)
+	events7 := syncOf(xsw, "7", t0)
 	e.publishAll(t, events7)
 	eventually(t, "first delivery acknowledged", func() bool { return c.Stats().Acked == 5 })
 	before := dump(t, e.pool)
@@ -415,8 +430,8 @@ func TestStopsPromptly(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	e.publishAll(t, syncOf("7", t0))
-	eventually(t, "book 7 complete", e.complete("7"))
+	e.publishAll(t, syncOf(xsw, "7", t0))
+	eventually(t, "book 7 complete", e.complete(xsw, "7"))
 	cancel()
 	select {
 	case err := <-done:
@@ -467,7 +482,7 @@ func TestShutdown(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			done := make(chan error, 1)
 			go func() { done <- c.Run(ctx) }()
-			e.publish(t, events.SubjectFetchedBook("7"), bookEvent("7", t0))
+			e.publish(t, events.SubjectFetchedBook(xsw, "7"), bookEvent(xsw, "7", t0))
 			eventually(t, "the batch blocked on the lock", func() bool {
 				var n int
 				err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
@@ -497,7 +512,7 @@ func TestShutdown(t *testing.T) {
 			// A handed-back batch is redelivered at once, long before the 30s ack wait.
 			e.run(t, fastOptions)
 			eventually(t, "book 7 indexed", func() bool {
-				_, err := e.store.Book(context.Background(), "7")
+				_, err := e.store.Book(context.Background(), xsw, "7")
 				return err == nil
 			})
 		})

@@ -11,15 +11,15 @@ import (
 // book's texts, is acknowledged, and is announced so that gateways drop their copies.
 func TestPurge(t *testing.T) {
 	e := newEnv(t, true)
-	sub, err := e.ns.Conn.SubscribeSync(events.SubjectIndexed("7"))
+	sub, err := e.ns.Conn.SubscribeSync(events.SubjectIndexed(xsw, "7"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
 	c := e.run(t, fastOptions)
-	e.publishAll(t, syncOf("7", t0))
-	e.publish(t, events.SubjectFetchedChapter("7"), &events.ChapterFetched{
-		Header: events.Header{Version: events.Version}, BookID: "7", Number: 3, ChapterID: "1003",
+	e.publishAll(t, syncOf(xsw, "7", t0))
+	e.publish(t, events.SubjectFetchedChapter(xsw, "7"), &events.ChapterFetched{
+		Header: events.Header{Version: events.Version}, Site: xsw, BookID: "7", Number: 3, ChapterID: "1003",
 		Title: "第3章", URL: "u/1003", Text: "正文", FetchedAt: t0.Add(time.Minute),
 	})
 	eventually(t, "every event acknowledged", func() bool { return e.pending(t) == 0 })
@@ -29,7 +29,7 @@ func TestPurge(t *testing.T) {
 		}
 	}
 
-	purge := events.NewBookPurgeRequested("7", "admin", t0.Add(time.Hour))
+	purge := events.NewBookPurgeRequested(xsw, "7", "admin", t0.Add(time.Hour))
 	e.publish(t, purge.Subject(), &purge)
 	m, err := sub.NextMsg(10 * time.Second)
 	if err != nil {
@@ -40,7 +40,7 @@ func TestPurge(t *testing.T) {
 		t.Errorf("announcement %+v, %v", ev, err)
 	}
 	eventually(t, "the purge acknowledged", func() bool { return e.pending(t) == 0 })
-	chs, err := e.store.Chapters(t.Context(), "7")
+	chs, err := e.store.Chapters(t.Context(), xsw, "7")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,6 @@
-// Package metrics holds the indexer's Prometheus metrics: events indexed by kind, the
-// latency and size of the batch transactions, and the events that could never be indexed.
+// Package metrics holds the indexer's Prometheus metrics: events indexed by kind and site,
+// the latency and size of the batch transactions, and the events that could never be
+// indexed.
 package metrics
 
 import (
@@ -39,13 +40,14 @@ type Indexer struct {
 	batchSize prometheus.Histogram
 }
 
-// New registers the indexer's metrics with reg.
-func New(reg prometheus.Registerer, c Counts) (*Indexer, error) {
+// New registers the indexer's metrics with reg; the series of sites (the configured ones)
+// start at zero.
+func New(reg prometheus.Registerer, sites []string, c Counts) (*Indexer, error) {
 	m := &Indexer{
 		indexed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xsw_indexer_events_total",
-			Help: "Events written to Postgres by kind (book, toc_page, chapter, categories, purge, job).",
-		}, []string{"kind"}),
+			Help: "Events written to Postgres by kind (book, toc_page, chapter, categories, purge, job) and site (none for read counts, which span sites).",
+		}, []string{"kind", "site"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "xsw_indexer_batch_duration_seconds",
 			Help:    "Time one committed batch's transaction took.",
@@ -57,9 +59,14 @@ func New(reg prometheus.Registerer, c Counts) (*Indexer, error) {
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096},
 		}),
 	}
-	for _, k := range kinds {
-		m.indexed.WithLabelValues(k)
+	for _, site := range sites {
+		for _, k := range kinds {
+			if k != KindOther {
+				m.indexed.WithLabelValues(k, site)
+			}
+		}
 	}
+	m.indexed.WithLabelValues(KindOther, "")
 	return m, platformmetrics.Register(reg, m.indexed, m.latency, m.batchSize,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "xsw_indexer_poison_total",
@@ -77,7 +84,7 @@ func (m *Indexer) Batch(evs []events.Payload, took time.Duration) {
 	m.latency.Observe(took.Seconds())
 	m.batchSize.Observe(float64(len(evs)))
 	for _, ev := range evs {
-		m.indexed.WithLabelValues(Kind(ev)).Inc()
+		m.indexed.WithLabelValues(Kind(ev), Site(ev)).Inc()
 	}
 }
 
@@ -98,4 +105,23 @@ func Kind(ev events.Payload) string {
 		return KindJob
 	}
 	return KindOther
+}
+
+// Site names the site of an event: "" for one of no site (read counts span sites).
+func Site(ev events.Payload) string {
+	switch e := ev.(type) {
+	case *events.BookFetched:
+		return e.Site
+	case *events.TOCPageFetched:
+		return e.Site
+	case *events.ChapterFetched:
+		return e.Site
+	case *events.CategoriesFetched:
+		return e.Site
+	case *events.BookPurgeRequested:
+		return e.Site
+	case *events.JobEvent:
+		return e.Site
+	}
+	return ""
 }

@@ -1,6 +1,7 @@
 // Package notify tells operators' webhooks what needs their attention, once per change:
-// a job that failed for good (once per job), a lane whose queue grew past a threshold or
-// fell back under it, and the source circuit opening or closing. One indexer replica at
+// a job that failed for good (once per job of a site), a lane whose queue grew past a
+// threshold or fell back under it, and a site's circuit opening or closing (each site's
+// on its own). One indexer replica at
 // a time notifies, the one holding a lease in the leases bucket; it reads the failed jobs
 // from a durable consumer of its own and checks the queue and the fetchers' heartbeats
 // every few seconds. Deliveries are signed, retried with backoff and never wait on
@@ -13,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -33,9 +36,10 @@ const (
 	TypeQueueAbove = "queue.above_threshold"
 	// TypeQueueBelow: a lane's waiting requests fell back under 90% of the threshold.
 	TypeQueueBelow = "queue.below_threshold"
-	// TypeCircuitOpened: a fetcher reports the source circuit open (or half-open).
+	// TypeCircuitOpened: a fetcher reports a site's circuit open (or half-open), or the
+	// site refusing us: no request goes out to it as usual.
 	TypeCircuitOpened = "circuit.opened"
-	// TypeCircuitClosed: every live fetcher reports the circuit closed again.
+	// TypeCircuitClosed: every live fetcher that serves the site reports it working again.
 	TypeCircuitClosed = "circuit.closed"
 )
 
@@ -53,6 +57,7 @@ type Notification struct {
 
 // JobFailed is the data of a job.failed notification.
 type JobFailed struct {
+	Site      string      `json:"site"`
 	BookID    string      `json:"book_id"`
 	JobID     string      `json:"job_id"`
 	Lane      events.Lane `json:"lane"`
@@ -71,18 +76,22 @@ type Queue struct {
 	Threshold int         `json:"threshold"`
 }
 
-// Circuit is the data of the circuit notifications.
+// Circuit is the data of the circuit notifications: one site's.
 type Circuit struct {
+	Site string `json:"site"`
 	// State is "open" or "closed".
 	State    string           `json:"state"`
 	Fetchers []FetcherCircuit `json:"fetchers"`
 }
 
-// FetcherCircuit is what one live fetcher reports.
+// FetcherCircuit is what one live fetcher reports of the site.
 type FetcherCircuit struct {
-	FetcherID string  `json:"fetcher_id"`
-	Circuit   string  `json:"circuit"`
-	Interval  float64 `json:"interval_seconds"`
+	FetcherID string `json:"fetcher_id"`
+	// Circuit is the site's state as the fetcher reports it: events.SiteOK,
+	// SiteThrottled, SiteCircuitOpen or SiteRefused; from a fetcher older than the sites,
+	// which reports the circuit of xsw alone, closed, open or half-open.
+	Circuit  string  `json:"circuit"`
+	Interval float64 `json:"interval_seconds"`
 }
 
 // Sender takes notifications without blocking (Dispatcher).
@@ -115,8 +124,15 @@ const (
 
 // conditions are the states announced last.
 type conditions struct {
-	QueueAbove  map[events.Lane]bool `json:"queue_above"`
-	CircuitOpen bool                 `json:"circuit_open"`
+	QueueAbove map[events.Lane]bool `json:"queue_above"`
+	// CircuitOpen holds the sites whose circuit was announced open.
+	CircuitOpen map[string]bool `json:"circuit_open_sites"`
+	// LegacyCircuitOpen is what a notifier older than the sites saved: xsw's circuit.
+	LegacyCircuitOpen bool `json:"circuit_open,omitempty"`
+}
+
+func newConditions() conditions {
+	return conditions{QueueAbove: map[events.Lane]bool{}, CircuitOpen: map[string]bool{}}
 }
 
 // Notifier watches for what needs announcing while its replica holds the lease.
@@ -132,7 +148,8 @@ type Notifier struct {
 	sent     *prometheus.CounterVec
 
 	state conditions
-	// announced remembers the jobs whose failure was announced, against redeliveries.
+	// announced remembers the jobs whose failure was announced (by site and job id),
+	// against redeliveries.
 	announced *recent
 }
 
@@ -167,7 +184,7 @@ func New(ctx context.Context, js jetstream.JetStream, s Sender, cfg Config, reg 
 	n := &Notifier{
 		cfg: cfg, cons: cons, requests: requests, js: js, leases: leases, fetchers: fetchers, send: s,
 		logger: logger.With("part", "notifier"), announced: newRecent(4096),
-		state: conditions{QueueAbove: map[events.Lane]bool{}},
+		state: newConditions(),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xsw_indexer_webhook_notifications_total",
 			Help: "Notifications queued for the webhooks, by type.",
@@ -241,15 +258,22 @@ func (n *Notifier) lead(ctx context.Context) bool {
 }
 
 func (n *Notifier) loadState(ctx context.Context) {
-	n.state = conditions{QueueAbove: map[events.Lane]bool{}}
+	n.state = newConditions()
 	e, err := n.leases.Get(ctx, stateKey)
 	if err != nil {
 		return // none: every condition is taken as normal
 	}
 	var c conditions
-	if json.Unmarshal(e.Value(), &c) == nil && c.QueueAbove != nil {
-		n.state = c
+	if json.Unmarshal(e.Value(), &c) != nil || c.QueueAbove == nil {
+		return
 	}
+	if c.CircuitOpen == nil {
+		c.CircuitOpen = map[string]bool{}
+	}
+	if c.LegacyCircuitOpen {
+		c.CircuitOpen[events.LegacySite], c.LegacyCircuitOpen = true, false
+	}
+	n.state = c
 }
 
 func (n *Notifier) saveState(ctx context.Context) {
@@ -272,12 +296,15 @@ func (n *Notifier) pull(ctx context.Context, wait time.Duration) error {
 			_ = broker.Term(msg, err)
 			continue
 		}
-		if e.Kind == events.JobFailed && !n.announced.has(e.JobID) {
-			n.notify(Notification{ID: TypeJobFailed + ":" + e.JobID, Type: TypeJobFailed, At: e.At.UTC(), Data: JobFailed{
-				BookID: e.BookID, JobID: e.JobID, Lane: e.Lane, Priority: e.Priority, Attempt: e.Attempt, Fetcher: e.Fetcher,
-				Error: e.Error, Permanent: e.Permanent, FailedAt: e.At.UTC(),
+		// A job id names its book's site (events.JobID); those written before sites had
+		// ids are all m.xsw.tw's, and keep the notification id they were announced with.
+		key := e.JobID
+		if e.Kind == events.JobFailed && !n.announced.has(key) {
+			n.notify(Notification{ID: TypeJobFailed + ":" + key, Type: TypeJobFailed, At: e.At.UTC(), Data: JobFailed{
+				Site: e.Site, BookID: e.BookID, JobID: e.JobID, Lane: e.Lane, Priority: e.Priority, Attempt: e.Attempt,
+				Fetcher: e.Fetcher, Error: e.Error, Permanent: e.Permanent, FailedAt: e.At.UTC(),
 			}})
-			n.announced.add(e.JobID)
+			n.announced.add(key)
 		}
 		_ = msg.Ack() // a lost ack redelivers the event, and the job is remembered
 	}
@@ -293,8 +320,8 @@ func (n *Notifier) notify(nt Notification) {
 	n.logger.Info("notification queued", "type", nt.Type, "id", nt.ID)
 }
 
-// check announces every lane whose queue crossed the threshold and a circuit that opened
-// or closed since the last check.
+// check announces every lane whose queue crossed the threshold and every site whose
+// circuit opened or closed since the last check.
 func (n *Notifier) check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -325,21 +352,16 @@ func (n *Notifier) check(ctx context.Context) error {
 	hbs, err := n.heartbeats(ctx)
 	if err != nil {
 		errs = append(errs, err)
-	} else if len(hbs) > 0 { // with no fetcher alive, nobody knows the circuit
-		c := Circuit{State: "closed"}
-		for _, h := range hbs {
-			c.Fetchers = append(c.Fetchers, FetcherCircuit{FetcherID: h.FetcherID, Circuit: h.Circuit, Interval: h.Interval})
-			if h.Circuit != "closed" {
-				c.State = "open" // open, or half-open: still waiting for a probe to succeed
-			}
-		}
-		if open := c.State == "open"; open != n.state.CircuitOpen {
+	}
+	// A site no live fetcher serves keeps its state: nobody knows its circuit.
+	for _, c := range circuits(hbs) {
+		if open := c.State == "open"; open != n.state.CircuitOpen[c.Site] {
 			typ := TypeCircuitClosed
 			if open {
 				typ = TypeCircuitOpened
 			}
-			n.notify(Notification{ID: conditionID(typ, "source", now), Type: typ, At: now, Data: c})
-			n.state.CircuitOpen = open
+			n.notify(Notification{ID: conditionID(typ, c.Site, now), Type: typ, At: now, Data: c})
+			n.state.CircuitOpen[c.Site] = open
 			changed = true
 		}
 	}
@@ -347,6 +369,38 @@ func (n *Notifier) check(ctx context.Context) error {
 		n.saveState(ctx)
 	}
 	return errors.Join(errs...)
+}
+
+// circuits returns the circuit of every site the live fetchers serve, by site id: open
+// when one of them reports it open (or half-open), or the site refusing us. A heartbeat
+// without sites, from a fetcher older than them, reports xsw's circuit.
+func circuits(hbs []events.FetcherHeartbeat) []Circuit {
+	bySite := map[string]*Circuit{}
+	add := func(site, fetcher, state string, interval float64, open bool) {
+		c := bySite[site]
+		if c == nil {
+			c = &Circuit{Site: site, State: "closed"}
+			bySite[site] = c
+		}
+		c.Fetchers = append(c.Fetchers, FetcherCircuit{FetcherID: fetcher, Circuit: state, Interval: interval})
+		if open {
+			c.State = "open"
+		}
+	}
+	for _, h := range hbs {
+		if len(h.Sites) == 0 {
+			add(events.LegacySite, h.FetcherID, h.Circuit, h.Interval, h.Circuit != "closed")
+			continue
+		}
+		for _, s := range h.Sites {
+			add(s.ID, h.FetcherID, s.State, s.Interval, s.State == events.SiteCircuitOpen || s.State == events.SiteRefused)
+		}
+	}
+	out := make([]Circuit, 0, len(bySite))
+	for _, site := range slices.Sorted(maps.Keys(bySite)) {
+		out = append(out, *bySite[site])
+	}
+	return out
 }
 
 func conditionID(typ, subject string, at time.Time) string {

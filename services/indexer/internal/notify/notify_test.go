@@ -3,6 +3,9 @@ package notify
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,9 +39,9 @@ func startNotifier(t *testing.T, js jetstream.JetStream, d Sender, id string, th
 	return stop
 }
 
-func publishJob(t *testing.T, js jetstream.JetStream, kind events.JobKind, book string, attempt int) {
+func publishJob(t *testing.T, js jetstream.JetStream, kind events.JobKind, site, book string, attempt int) {
 	t.Helper()
-	e := events.JobEvent{Header: events.Header{Version: events.Version}, Kind: kind, JobID: book + "-7", BookID: book,
+	e := events.JobEvent{Header: events.Header{Version: events.Version}, Kind: kind, JobID: events.JobID(site, book, 7), Site: site, BookID: book,
 		Lane: events.LanePrefetch, Attempt: attempt, Fetcher: "f1", At: time.Now(), Error: "source: not found", Permanent: true, Dead: true}
 	if _, err := broker.Publish(t.Context(), js, e.Subject(), e.MsgID(), &e); err != nil {
 		t.Fatal(err)
@@ -62,19 +65,23 @@ func TestFailedJobAnnouncedOncePerJob(t *testing.T) {
 	d, _ := startDispatcher(t, DispatchConfig{URLs: []string{rcv.URL}})
 	startNotifier(t, ns.JS, d, "indexer-a", 1000)
 
-	publishJob(t, ns.JS, events.JobFailed, "1000001", 1)
-	publishJob(t, ns.JS, events.JobCompleted, "1000002", 1)
-	publishJob(t, ns.JS, events.JobFailed, "1000001", 2) // the same job again: announced already
-	publishJob(t, ns.JS, events.JobFailed, "1000003", 1)
-	eventually(t, "the second failed job announced", func() bool { return count(rcv, TypeJobFailed, "job.failed:1000003-7") == 1 })
-	if got := count(rcv, TypeJobFailed, ""); got != 2 {
-		t.Errorf("%d job.failed notifications, want 2 (one per failed job)", got)
+	publishJob(t, ns.JS, events.JobFailed, "xsw", "1000001", 1)
+	publishJob(t, ns.JS, events.JobCompleted, "xsw", "1000002", 1)
+	publishJob(t, ns.JS, events.JobFailed, "xsw", "1000001", 2) // the same job again: announced already
+	// Another site's book of the same id: another job.
+	publishJob(t, ns.JS, events.JobFailed, "czbooks", "1000001", 3)
+	publishJob(t, ns.JS, events.JobFailed, "xsw", "1000003", 1)
+	eventually(t, "the last failed job announced", func() bool { return count(rcv, TypeJobFailed, "job.failed:xsw.1000003-7") == 1 })
+	if got := count(rcv, TypeJobFailed, ""); got != 3 {
+		t.Errorf("%d job.failed notifications, want 3 (one per failed job of a site)", got)
 	}
-	r := rcv.requests()[0]
-	data := r.n.Data.(map[string]any)
-	if data["book_id"] != "1000001" || data["job_id"] != "1000001-7" || data["error"] != "source: not found" ||
-		data["permanent"] != true || data["lane"] != "prefetch" {
-		t.Errorf("job.failed data = %v", data)
+	for i, want := range []struct{ id, site string }{{"job.failed:xsw.1000001-7", "xsw"}, {"job.failed:czbooks.1000001-7", "czbooks"}} {
+		r := rcv.requests()[i]
+		data := r.n.Data.(map[string]any)
+		if r.n.ID != want.id || data["site"] != want.site || data["book_id"] != "1000001" || data["job_id"] != want.site+".1000001-7" ||
+			data["error"] != "source: not found" || data["permanent"] != true || data["lane"] != "prefetch" {
+			t.Errorf("notification %d: %s %v, want %s of site %s", i, r.n.ID, data, want.id, want.site)
+		}
 	}
 }
 
@@ -103,7 +110,7 @@ func TestConditionsAnnouncedOncePerChange(t *testing.T) {
 	request := func(books ...string) {
 		t.Helper()
 		for _, id := range books {
-			r := events.NewBookRequested(id, events.LanePrefetch, 0, false, "test", time.Now())
+			r := events.NewBookRequested(events.LegacySite, id, events.LanePrefetch, 0, false, "test", time.Now())
 			if _, err := broker.Publish(ctx, ns.JS, r.Subject(), r.MsgID(), &r); err != nil {
 				t.Fatal(err)
 			}
@@ -144,10 +151,16 @@ func TestConditionsAnnouncedOncePerChange(t *testing.T) {
 		t.Errorf("%d queue.below_threshold notifications, want 1", got)
 	}
 	for _, r := range rcv.requests() {
-		if r.n.Type == TypeQueueAbove {
-			data := r.n.Data.(map[string]any)
+		data := r.n.Data.(map[string]any)
+		switch r.n.Type {
+		case TypeQueueAbove:
 			if data["lane"] != "prefetch" || data["waiting"] != 4.0 || data["threshold"] != 3.0 {
 				t.Errorf("queue.above_threshold data = %v", data)
+			}
+		case TypeCircuitOpened, TypeCircuitClosed:
+			// The heartbeats of a fetcher older than the sites report xsw's circuit.
+			if data["site"] != "xsw" || !strings.HasPrefix(r.n.ID, r.n.Type+":xsw:") {
+				t.Errorf("%s %s data = %v, want xsw's", r.n.Type, r.n.ID, data)
 			}
 		}
 	}
@@ -172,18 +185,84 @@ func TestOneReplicaNotifies(t *testing.T) {
 	eventually(t, "circuit.opened", func() bool { return count(rcv, TypeCircuitOpened, "") == 1 })
 	// Another change, announced after both replicas checked the circuit many times.
 	for _, id := range []string{"1000001", "1000002"} {
-		r := events.NewBookRequested(id, events.LaneManual, 10, false, "test", time.Now())
+		r := events.NewBookRequested(events.LegacySite, id, events.LaneManual, 10, false, "test", time.Now())
 		if _, err := broker.Publish(ctx, ns.JS, r.Subject(), r.MsgID(), &r); err != nil {
 			t.Fatal(err)
 		}
 	}
 	eventually(t, "queue.above_threshold", func() bool { return count(rcv, TypeQueueAbove, "") == 1 })
-	publishJob(t, ns.JS, events.JobFailed, "1000003", 1)
+	publishJob(t, ns.JS, events.JobFailed, "xsw", "1000003", 1)
 	eventually(t, "job.failed", func() bool { return count(rcv, TypeJobFailed, "") == 1 })
 	if got := count(rcv, TypeCircuitOpened, ""); got != 1 {
 		t.Errorf("%d circuit.opened notifications from two replicas, want 1", got)
 	}
 	if got := count(rcv, TypeQueueAbove, ""); got != 1 {
 		t.Errorf("%d queue.above_threshold notifications from two replicas, want 1", got)
+	}
+}
+
+// TestCircuitPerSite: each site's circuit is announced on its own, from what every live
+// fetcher reports of it.
+func TestCircuitPerSite(t *testing.T) {
+	ns := natstest.Start(t)
+	ctx := t.Context()
+	fetchers, err := ns.JS.KeyValue(ctx, events.BucketFetchers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	beat := func(fetcher string, states map[string]string) {
+		t.Helper()
+		hb := events.FetcherHeartbeat{Header: events.Header{Version: events.Version}, FetcherID: fetcher, Circuit: "closed", At: time.Now()}
+		for _, site := range slices.Sorted(maps.Keys(states)) {
+			hb.Sites = append(hb.Sites, events.SiteInfo{Header: hb.Header, ID: site, BookIDPattern: ".+", State: states[site], Interval: 2, At: time.Now()})
+		}
+		b, err := events.Encode(&hb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fetchers.Put(ctx, fetcher, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// circuitIDs spells the circuit notifications received, in order: their type, the
+	// site their id names and the site of their data.
+	circuitIDs := func(r *receiver) []string {
+		var out []string
+		for _, got := range r.requests() {
+			if got.n.Type == TypeCircuitOpened || got.n.Type == TypeCircuitClosed {
+				id, _, _ := strings.Cut(strings.TrimPrefix(got.n.ID, got.n.Type+":"), ":")
+				out = append(out, got.n.Type+":"+id+":"+got.n.Data.(map[string]any)["site"].(string))
+			}
+		}
+		return out
+	}
+	rcv := newReceiver(t)
+	d, _ := startDispatcher(t, DispatchConfig{URLs: []string{rcv.URL}})
+	beat("f1", map[string]string{"xsw": events.SiteOK, "czbooks": events.SiteCircuitOpen})
+	startNotifier(t, ns.JS, d, "indexer-a", 1000)
+	eventually(t, "czbooks' circuit opened", func() bool { return len(circuitIDs(rcv)) == 1 })
+	// Another fetcher finds xsw refusing us; czbooks is still open for f1.
+	beat("f2", map[string]string{"xsw": events.SiteRefused, "czbooks": events.SiteOK})
+	eventually(t, "xsw's circuit opened", func() bool { return len(circuitIDs(rcv)) == 2 })
+	beat("f1", map[string]string{"xsw": events.SiteThrottled, "czbooks": events.SiteOK})
+	eventually(t, "czbooks' circuit closed", func() bool { return len(circuitIDs(rcv)) == 3 })
+	beat("f2", map[string]string{"xsw": events.SiteOK, "czbooks": events.SiteOK})
+	eventually(t, "xsw's circuit closed", func() bool { return len(circuitIDs(rcv)) == 4 })
+
+	want := []string{
+		"circuit.opened:czbooks:czbooks", "circuit.opened:xsw:xsw",
+		"circuit.closed:czbooks:czbooks", "circuit.closed:xsw:xsw",
+	}
+	if got := circuitIDs(rcv); !slices.Equal(got, want) {
+		t.Errorf("circuit notifications %v, want %v", got, want)
+	}
+	for _, r := range rcv.requests() {
+		if r.n.Type != TypeCircuitOpened || r.n.Data.(map[string]any)["site"] != "xsw" {
+			continue
+		}
+		fs := r.n.Data.(map[string]any)["fetchers"].([]any)
+		if len(fs) != 2 || fs[1].(map[string]any)["circuit"] != events.SiteRefused {
+			t.Errorf("xsw's circuit.opened fetchers = %v, want both, f2 refused", fs)
+		}
 	}
 }

@@ -1,9 +1,9 @@
-// Package refresh keeps stored books fresh: on a schedule it queues due books in the
-// refresh lane, unfinished books every Interval and finished ones every
-// FinishedInterval, most-read and oldest-checked first, within an hourly budget of
-// source requests, so that refresh never crowds out readers and browsing. Several
-// indexer replicas may run it: a lease in a JetStream key-value bucket lets exactly one
-// act at a time.
+// Package refresh keeps stored books fresh: on a schedule it queues due books of the
+// configured sites in the refresh lane, unfinished books every Interval and finished ones
+// every FinishedInterval, most-read and oldest-checked first, within an hourly budget of
+// source requests, so that refresh never crowds out readers and browsing. Books of a
+// site no longer configured are left alone. Several indexer replicas may run it: a lease
+// in a JetStream key-value bucket lets exactly one act at a time.
 package refresh
 
 import (
@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -29,12 +28,16 @@ type Config struct {
 	// FinishedInterval between checks of a finished book (REFRESH_FINISHED_INTERVAL,
 	// default 7 days).
 	FinishedInterval time.Duration
-	// BudgetPerHour bounds the source requests of refresh jobs in any hour
-	// (REFRESH_BUDGET_PER_HOUR, default 120): requests made by refresh jobs finished in
-	// the last hour, plus one for every refresh request still waiting, never exceed it.
+	// BudgetPerHour bounds the source requests of refresh jobs in any hour, all sites
+	// together (REFRESH_BUDGET_PER_HOUR, default 120): requests made by refresh jobs
+	// finished in the last hour, plus one for every refresh request still waiting, never
+	// exceed it.
 	BudgetPerHour int
 	// Tick is how often the leader looks for due books (default 1m).
 	Tick time.Duration
+	// Sites are the ids of the sites whose books are refreshed (SOURCES); the books of
+	// any other site are not, nor is any book when there is none.
+	Sites []string
 }
 
 // Scheduler queues due books in the refresh lane.
@@ -121,26 +124,27 @@ func (s *Scheduler) Tick(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	rows, err := s.db.Query(ctx, `
-		SELECT b.id, (SELECT count(*) FROM chapters c WHERE c.book_id = b.id), b.last_chapter_id
+		SELECT b.site, b.id, (SELECT count(*) FROM chapters c WHERE c.site = b.site AND c.book_id = b.id),
+		       b.last_chapter_id
 		FROM books b
-		WHERE b.name <> '' AND (
+		WHERE b.site = ANY($5::text[]) AND b.name <> '' AND (
 		    (NOT b.finished AND coalesce(b.checked_at, 'epoch') <
 		        $1::timestamptz - CASE WHEN b.read_at > $1::timestamptz - interval '1 day' THEN $2::interval / 2 ELSE $2::interval END)
 		 OR (b.finished AND coalesce(b.checked_at, 'epoch') < $1::timestamptz - $3::interval))
 		ORDER BY b.read_count DESC, b.checked_at ASC NULLS FIRST
-		LIMIT $4`, now, s.cfg.Interval, s.cfg.FinishedInterval, room)
+		LIMIT $4`, now, s.cfg.Interval, s.cfg.FinishedInterval, room, s.cfg.Sites)
 	if err != nil {
 		return 0, fmt.Errorf("due books: %w", err)
 	}
 	type due struct {
-		id       int64
+		site, id string
 		chapters int
-		last     *int64
+		last     *string
 	}
 	var books []due
 	for rows.Next() {
 		var d due
-		if err := rows.Scan(&d.id, &d.chapters, &d.last); err != nil {
+		if err := rows.Scan(&d.site, &d.id, &d.chapters, &d.last); err != nil {
 			rows.Close()
 			return 0, err
 		}
@@ -152,11 +156,10 @@ func (s *Scheduler) Tick(ctx context.Context) (int, error) {
 	}
 	queued := 0
 	for _, d := range books {
-		id := strconv.FormatInt(d.id, 10)
-		r := events.NewBookRequested(id, events.LaneRefresh, 0, false, "refresh", now)
+		r := events.NewBookRequested(d.site, d.id, events.LaneRefresh, 0, false, "refresh", now)
 		r.Known = &events.KnownBook{Chapters: d.chapters}
 		if d.last != nil {
-			r.Known.LastChapterID = strconv.FormatInt(*d.last, 10)
+			r.Known.LastChapterID = *d.last
 		}
 		ack, err := broker.Publish(ctx, s.js, r.Subject(), r.MsgID(), &r)
 		switch {

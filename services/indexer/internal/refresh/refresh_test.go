@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -49,7 +50,8 @@ func (e *env) scheduler(id string, cfg Config) *Scheduler {
 }
 
 type book struct {
-	id       int64
+	site     string // "" for xsw
+	id       string
 	finished bool
 	checked  time.Duration // before now; 0: never checked
 	reads    int64
@@ -68,9 +70,13 @@ func (e *env) insert(t *testing.T, books ...book) {
 			r := e.now.Add(-b.readAgo)
 			readAt = &r
 		}
+		site := b.site
+		if site == "" {
+			site = events.LegacySite
+		}
 		_, err := e.db.Exec(t.Context(), `
-			INSERT INTO books (id, name, finished, checked_at, read_count, read_at, last_chapter_id)
-			VALUES ($1, 'book', $2, $3, $4, $5, 900)`, b.id, b.finished, checked, b.reads, readAt)
+			INSERT INTO books (site, id, name, finished, checked_at, read_count, read_at, last_chapter_id)
+			VALUES ($1, $2, 'book', $3, $4, $5, $6, '900')`, site, b.id, b.finished, checked, b.reads, readAt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,19 +116,19 @@ func (e *env) takeQueued(t *testing.T) []events.BookRequested {
 	}
 }
 
-var cfg = Config{Interval: 6 * time.Hour, FinishedInterval: 7 * 24 * time.Hour, BudgetPerHour: 100}
+var cfg = Config{Interval: 6 * time.Hour, FinishedInterval: 7 * 24 * time.Hour, BudgetPerHour: 100, Sites: []string{events.LegacySite}}
 
 func TestDueBooksMostReadAndOldestFirst(t *testing.T) {
 	e := setup(t)
 	e.insert(t,
-		book{id: 1, checked: 7 * time.Hour},                      // due
-		book{id: 2, checked: time.Hour},                          // fresh
-		book{id: 3, finished: true, checked: 8 * 24 * time.Hour}, // due: finished, a week
-		book{id: 4, finished: true, checked: 24 * time.Hour},     // fresh: finished
-		book{id: 5, checked: 4 * time.Hour, readAgo: time.Hour},  // due: read today, half the interval
-		book{id: 6}, // due: never checked
-		book{id: 7, checked: 10 * time.Hour, reads: 100},             // due, most read
-		book{id: 8, checked: 4 * time.Hour, readAgo: 48 * time.Hour}, // fresh: read long ago
+		book{id: "1", checked: 7 * time.Hour},                      // due
+		book{id: "2", checked: time.Hour},                          // fresh
+		book{id: "3", finished: true, checked: 8 * 24 * time.Hour}, // due: finished, a week
+		book{id: "4", finished: true, checked: 24 * time.Hour},     // fresh: finished
+		book{id: "5", checked: 4 * time.Hour, readAgo: time.Hour},  // due: read today, half the interval
+		book{id: "6"}, // due: never checked
+		book{id: "7", checked: 10 * time.Hour, reads: 100},             // due, most read
+		book{id: "8", checked: 4 * time.Hour, readAgo: 48 * time.Hour}, // fresh: read long ago
 	)
 	s := e.scheduler("a", cfg)
 	n, err := s.Tick(t.Context())
@@ -130,7 +136,7 @@ func TestDueBooksMostReadAndOldestFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Queued books are not queued again while they wait.
-	e.insert(t, book{id: 9, checked: 9 * time.Hour})
+	e.insert(t, book{id: "9", checked: 9 * time.Hour})
 	if n, err := s.Tick(t.Context()); err != nil || n != 1 {
 		t.Errorf("second tick queued %d (%v), want only the new book", n, err)
 	}
@@ -138,7 +144,7 @@ func TestDueBooksMostReadAndOldestFirst(t *testing.T) {
 	var ids []string
 	for _, r := range got {
 		ids = append(ids, r.BookID)
-		if r.Lane != events.LaneRefresh || r.Known == nil || r.Known.LastChapterID != "900" || r.Force {
+		if r.Site != events.LegacySite || r.Lane != events.LaneRefresh || r.Known == nil || r.Known.LastChapterID != "900" || r.Force {
 			t.Errorf("request %+v: want refresh lane, not forced, with the known state", r)
 		}
 	}
@@ -156,11 +162,11 @@ func TestBudgetHoldsOverSimulatedHours(t *testing.T) {
 	e := setup(t)
 	var books []book
 	for i := 1; i <= 400; i++ {
-		books = append(books, book{id: int64(i), checked: 7 * time.Hour})
+		books = append(books, book{id: strconv.Itoa(i), checked: 7 * time.Hour})
 	}
 	e.insert(t, books...)
 	const budget = 60
-	s := e.scheduler("a", Config{Interval: 6 * time.Hour, FinishedInterval: 7 * 24 * time.Hour, BudgetPerHour: budget})
+	s := e.scheduler("a", Config{Interval: 6 * time.Hour, FinishedInterval: 7 * 24 * time.Hour, BudgetPerHour: budget, Sites: cfg.Sites})
 	var sent []time.Time
 	start := e.now
 	for minute := 0; minute < 120; minute++ {
@@ -170,12 +176,12 @@ func TestBudgetHoldsOverSimulatedHours(t *testing.T) {
 		for i, r := range e.takeQueued(t) {
 			sent = append(sent, e.now)
 			_, err := e.db.Exec(t.Context(), `
-				INSERT INTO job_history (job_id, book_id, lane, status, attempts, finished_at, requests)
-				VALUES ($1, $2, 'refresh', 'completed', 1, $3, 1)`, fmt.Sprintf("%s-%d-%d", r.BookID, minute, i), r.BookID, e.now)
+				INSERT INTO job_history (job_id, site, book_id, lane, status, attempts, finished_at, requests)
+				VALUES ($1, $2, $3, 'refresh', 'completed', 1, $4, 1)`, fmt.Sprintf("%s-%d-%d", r.BookID, minute, i), r.Site, r.BookID, e.now)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := e.db.Exec(t.Context(), `UPDATE books SET checked_at = $1 WHERE id = $2`, e.now, r.BookID); err != nil {
+			if _, err := e.db.Exec(t.Context(), `UPDATE books SET checked_at = $1 WHERE site = $2 AND id = $3`, e.now, r.Site, r.BookID); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -196,6 +202,43 @@ func TestBudgetHoldsOverSimulatedHours(t *testing.T) {
 	}
 	if len(sent) < 2*budget*9/10 {
 		t.Errorf("only %d refresh requests in two hours, want the budget (%d/h) used", len(sent), budget)
+	}
+}
+
+// TestOnlyConfiguredSites: books of the configured sites are refreshed, each requested
+// under its own site and with its own known state, also when two sites share an id;
+// books of a site no longer configured are not.
+func TestOnlyConfiguredSites(t *testing.T) {
+	e := setup(t)
+	e.insert(t,
+		book{id: "7", checked: 7 * time.Hour, reads: 3},
+		book{site: "czbooks", id: "7", checked: 8 * time.Hour, reads: 2},
+		book{site: "czbooks", id: "cr382b", checked: 9 * time.Hour, reads: 1},
+		book{site: "gone", id: "7", checked: 10 * time.Hour, reads: 100},
+	)
+	if _, err := e.db.Exec(t.Context(), `INSERT INTO chapters (site, book_id, num, chapter_id, title, url)
+		SELECT 'czbooks', '7', n, 'c' || n, 't', 'u' FROM generate_series(1, 4) AS n`); err != nil {
+		t.Fatal(err)
+	}
+	sites := cfg
+	sites.Sites = []string{events.LegacySite, "czbooks"}
+	if n, err := e.scheduler("a", sites).Tick(t.Context()); err != nil || n != 3 {
+		t.Fatalf("queued %d (%v), want 3", n, err)
+	}
+	var got []string
+	for _, r := range e.takeQueued(t) {
+		got = append(got, fmt.Sprintf("%s:%d", events.Key(r.Site, r.BookID), r.Known.Chapters))
+	}
+	if want := "xsw.7:0,czbooks.7:4,czbooks.cr382b:0"; strings.Join(got, ",") != want {
+		t.Errorf("queued %v, want %s", got, want)
+	}
+
+	// No site configured: nothing is refreshed.
+	none := cfg
+	none.Sites = nil
+	e.now = e.now.Add(24 * time.Hour)
+	if n, err := e.scheduler("a", none).Tick(t.Context()); err != nil || n != 0 {
+		t.Errorf("queued %d (%v) with no site configured", n, err)
 	}
 }
 

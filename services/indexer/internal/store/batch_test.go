@@ -19,7 +19,7 @@ import (
 func chapterRows(tb testing.TB, pool *pgxpool.Pool) string {
 	tb.Helper()
 	rows, err := pool.Query(context.Background(),
-		`SELECT (to_jsonb(t) - 'created_at' - 'updated_at')::text FROM chapters t ORDER BY book_id, num`)
+		`SELECT (to_jsonb(t) - 'created_at' - 'updated_at')::text FROM chapters t ORDER BY site, book_id, num`)
 	if err != nil {
 		tb.Fatalf("chapter rows: %v", err)
 	}
@@ -71,8 +71,8 @@ func TestBatchOfSeveralBooks(t *testing.T) {
 		t.Errorf("last pages changed %d and %d rows, want at least their 10 and 5 refs", res.Changed[4], res.Changed[6])
 	}
 	wantBooks := []store.BookState{
-		{BookID: "7", Chapters: 30, Complete: true, HasMeta: true},
-		{BookID: "8", Chapters: 25, Complete: true, HasMeta: true},
+		{Site: xsw, BookID: "7", Chapters: 30, Complete: true, HasMeta: true},
+		{Site: xsw, BookID: "8", Chapters: 25, Complete: true, HasMeta: true},
 	}
 	if !slices.Equal(res.Books, wantBooks) {
 		t.Errorf("books %+v, want %+v", res.Books, wantBooks)
@@ -169,6 +169,13 @@ func TestBatchMatchesEventByEvent(t *testing.T) {
 			tocEvent("8", 1, 1, refs(1, 3, 2000), t0),
 			tocEvent("7", 2, 2, refs(4, 6, 1000), t0),
 			tocEvent("8", 1, 1, moved, t0.Add(time.Minute)),
+			tocEvent("7", 1, 2, moved, t0.Add(-time.Minute))}},
+		{"two sites' books of one id interleaved", []events.Payload{
+			tocEvent("7", 1, 2, refs(1, 3, 1000), t0),
+			inSite(t, "czbooks", tocEvent("7", 1, 1, refs(1, 3, 2000), t0)),
+			tocEvent("7", 2, 2, refs(4, 6, 1000), t0),
+			inSite(t, "czbooks", chapterEvent("7", 2, "2002", "正文", t0.Add(time.Second))),
+			inSite(t, "czbooks", tocEvent("7", 1, 1, moved, t0.Add(time.Minute))),
 			tocEvent("7", 1, 2, moved, t0.Add(-time.Minute))}},
 	}
 	for _, tt := range tests {

@@ -13,6 +13,7 @@ import (
 
 // Book is a row of books.
 type Book struct {
+	Site             string     `db:"site"`
 	ID               string     `db:"id"`
 	Name             string     `db:"name"`
 	Author           string     `db:"author"`
@@ -26,7 +27,7 @@ type Book struct {
 	LastChapterNum   *int       `db:"last_chapter_num"`
 	LastChapterTitle string     `db:"last_chapter_title"`
 	LastChapterURL   string     `db:"last_chapter_url"`
-	LastChapterID    *int64     `db:"last_chapter_id"`
+	LastChapterID    *string    `db:"last_chapter_id"`
 	SourceURL        string     `db:"source_url"`
 	TOCPages         *int       `db:"toc_pages"`
 	TOCPagesSeen     *int       `db:"toc_pages_seen"`
@@ -37,13 +38,16 @@ type Book struct {
 	ChangedAt        *time.Time `db:"changed_at"`
 	CreatedAt        time.Time  `db:"created_at"`
 	UpdatedAt        time.Time  `db:"updated_at"`
+	// Volumes are the volume headers of the book's chapter list; none on most sites.
+	Volumes []events.Volume `db:"volumes"`
 }
 
 // Chapter is a row of chapters.
 type Chapter struct {
+	Site      string     `db:"site"`
 	BookID    string     `db:"book_id"`
 	Num       int        `db:"num"`
-	ChapterID int64      `db:"chapter_id"`
+	ChapterID string     `db:"chapter_id"`
 	Title     string     `db:"title"`
 	URL       string     `db:"url"`
 	TitleNum  *int       `db:"title_num"`
@@ -58,6 +62,7 @@ type Chapter struct {
 // Job is a row of job_history.
 type Job struct {
 	JobID      string     `db:"job_id"`
+	Site       string     `db:"site"`
 	BookID     string     `db:"book_id"`
 	Lane       string     `db:"lane"`
 	Priority   int        `db:"priority"`
@@ -76,48 +81,42 @@ type Job struct {
 }
 
 const (
-	bookColumns = `id::text AS id, name, author, genre, status, finished, update_text,
+	bookColumns = `site, id, name, author, genre, status, finished, update_text,
 source_updated_at, description, cover_url, last_chapter_num, last_chapter_title,
-last_chapter_url, last_chapter_id, source_url, toc_pages, toc_pages_seen, chapter_total, sync_job_id,
+last_chapter_url, last_chapter_id, source_url, volumes, toc_pages, toc_pages_seen, chapter_total, sync_job_id,
 synced_at, checked_at, changed_at, created_at, updated_at`
-	chapterColumns = `book_id::text AS book_id, num, chapter_id, title, url, title_num, text,
+	chapterColumns = `site, book_id, num, chapter_id, title, url, title_num, text,
 fetched_at, listed_at, toc_page, created_at, updated_at`
-	jobColumns = `job_id, book_id::text AS book_id, lane, priority, status, attempts, fetcher,
+	jobColumns = `job_id, site, book_id, lane, priority, status, attempts, fetcher,
 enqueued_at, started_at, finished_at, duration_ms, chapters, requests, error, permanent, dead`
 )
 
-// Book reads one book; ErrNotFound when it is not stored.
-func (s *Store) Book(ctx context.Context, id string) (Book, error) {
-	bid, err := bookID(id)
-	if err != nil {
-		return Book{}, err
-	}
-	rows, _ := s.pool.Query(ctx, `SELECT `+bookColumns+` FROM books WHERE id = $1`, bid)
+// Book reads one book of site; ErrNotFound when it is not stored.
+func (s *Store) Book(ctx context.Context, site, id string) (Book, error) {
+	key := events.Key(site, id)
+	rows, _ := s.pool.Query(ctx, `SELECT `+bookColumns+` FROM books WHERE site = $1 AND id = $2`, site, id)
 	b, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Book])
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Book{}, fmt.Errorf("book %s: %w", id, ErrNotFound)
+		return Book{}, fmt.Errorf("book %s: %w", key, ErrNotFound)
 	}
 	if err != nil {
-		return Book{}, fmt.Errorf("read book %s: %w", id, err)
+		return Book{}, fmt.Errorf("read book %s: %w", key, err)
 	}
 	return b, nil
 }
 
-// Chapters reads every chapter ref of a book in order.
-func (s *Store) Chapters(ctx context.Context, id string) ([]Chapter, error) {
-	bid, err := bookID(id)
-	if err != nil {
-		return nil, err
-	}
-	rows, _ := s.pool.Query(ctx, `SELECT `+chapterColumns+` FROM chapters WHERE book_id = $1 ORDER BY num`, bid)
+// Chapters reads every chapter ref of a book of site in order.
+func (s *Store) Chapters(ctx context.Context, site, id string) ([]Chapter, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+chapterColumns+` FROM chapters WHERE site = $1 AND book_id = $2 ORDER BY num`, site, id)
 	cs, err := pgx.CollectRows(rows, pgx.RowToStructByName[Chapter])
 	if err != nil {
-		return nil, fmt.Errorf("read chapters of book %s: %w", id, err)
+		return nil, fmt.Errorf("read chapters of book %s: %w", events.Key(site, id), err)
 	}
 	return cs, nil
 }
 
-// Job reads the history row of a job; ErrNotFound when it is not stored.
+// Job reads the history row of a job; ErrNotFound when it is not stored. Job ids name
+// their book's site (events.JobID), so a job id is enough.
 func (s *Store) Job(ctx context.Context, jobID string) (Job, error) {
 	rows, _ := s.pool.Query(ctx, `SELECT `+jobColumns+` FROM job_history WHERE job_id = $1`, jobID)
 	j, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Job])
@@ -130,16 +129,16 @@ func (s *Store) Job(ctx context.Context, jobID string) (Job, error) {
 	return j, nil
 }
 
-// Categories reads every category by id.
-func (s *Store) Categories(ctx context.Context) ([]events.Category, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT id, name, url FROM categories ORDER BY id`)
+// Categories reads the categories of site in the order of its home page.
+func (s *Store) Categories(ctx context.Context, site string) ([]events.Category, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT id, name, url FROM categories WHERE site = $1 ORDER BY position, id`, site)
 	cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (events.Category, error) {
 		var c events.Category
 		err := r.Scan(&c.ID, &c.Name, &c.URL)
 		return c, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read categories: %w", err)
+		return nil, fmt.Errorf("read categories of site %s: %w", site, err)
 	}
 	return cs, nil
 }

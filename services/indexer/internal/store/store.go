@@ -2,17 +2,21 @@
 // idempotent upserts that turn fetched events into rows, and the reads the indexer and
 // its tests need. Every write is safe to repeat: delivery is at least once, so applying an
 // event a second time, or an older event after a newer one, changes nothing.
+//
+// A book is identified by its site and the site's id for it, both strings: every row of
+// books, chapters and job_history names its site, and every statement keys by (site, id).
+// Categories are a site's own.
 package store
 
 import (
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"math"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -41,8 +45,9 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error
 var ErrNotFound = errors.New("not found")
 
 // RejectedError reports that one event of a batch holds data Postgres refuses (a number
-// out of range, a NUL byte in a text): applying it again can never succeed. The batch's
-// transaction was rolled back; the other events may be applied without it.
+// out of range, a NUL byte in a text) or an id no site spells: applying it again can
+// never succeed. The batch's transaction was rolled back; the other events may be
+// applied without it.
 type RejectedError struct {
 	// Index is the position of the refused event in the slice given to Apply.
 	Index int
@@ -55,8 +60,12 @@ func (e *RejectedError) Error() string {
 
 func (e *RejectedError) Unwrap() error { return e.Err }
 
-// errOutOfRange marks a number that does not fit its column.
-var errOutOfRange = errors.New("value out of range")
+// errOutOfRange marks a number that does not fit its column, errBadID an id that is not
+// a valid site, book, chapter or category id.
+var (
+	errOutOfRange = errors.New("value out of range")
+	errBadID      = errors.New("invalid id")
+)
 
 // rejected reports whether err is caused by the data rather than by the database being
 // unavailable: Postgres's data exceptions (class 22) and integrity violations (class 23),
@@ -67,7 +76,7 @@ func rejected(err error) bool {
 		class := pgErr.Code[:2]
 		return class == "22" || class == "23"
 	}
-	return errors.Is(err, errOutOfRange)
+	return errors.Is(err, errOutOfRange) || errors.Is(err, errBadID)
 }
 
 // Store writes and reads the book tables. It is safe for concurrent use.
@@ -82,6 +91,7 @@ func New(pool *pgxpool.Pool) *Store {
 
 // BookState is what a committed batch left of one book, as BookIndexed announces it.
 type BookState struct {
+	Site   string
 	BookID string
 	// Chapters is how many chapter refs are stored.
 	Chapters int
@@ -104,12 +114,28 @@ type Result struct {
 	Books []BookState
 }
 
+// book is a book's identity: its site and the site's id for it.
+type book struct {
+	site, id string
+}
+
+// String spells the book as events.Key does, for errors.
+func (b book) String() string { return events.Key(b.site, b.id) }
+
+// bookOf checks a book's identity as events carry it.
+func bookOf(site, id string) (book, error) {
+	if !events.ValidSiteID(site) || !events.ValidBookID(id) {
+		return book{}, fmt.Errorf("book %q of site %q: %w", id, site, errBadID)
+	}
+	return book{site: site, id: id}, nil
+}
+
 // Apply writes evs in order in one transaction: all of them or none. Each event must be
 // a pointer to one of the payloads the indexer consumes (*events.BookFetched,
 // *events.TOCPageFetched, *events.ChapterFetched, *events.CategoriesFetched,
-// *events.JobEvent, *events.BookPurgeRequested); started and retrying job events write
-// nothing. When Postgres refuses the data of one event the error is a *RejectedError
-// naming it.
+// *events.JobEvent, *events.BookPurgeRequested, *events.BooksRead); started and
+// retrying job events write nothing. When Postgres refuses the data of one event, or it
+// names a book by an invalid id, the error is a *RejectedError naming it.
 //
 // The statements are pipelined and a book's table-of-contents pages are written
 // together (see writer), with the rows and counts that writing each event's statements
@@ -129,16 +155,16 @@ func (s *Store) apply(ctx context.Context, evs []events.Payload, merge bool) (Re
 	var res Result
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		w := newWriter(tx, len(evs), merge)
-		var touched []int64
-		seen := make(map[int64]bool)
+		var touched []book
+		seen := make(map[book]bool)
 		for i, ev := range evs {
-			book, err := w.apply(ctx, i, ev)
+			b, err := w.apply(ctx, i, ev)
 			if err != nil {
 				return w.fail(ctx, i, err)
 			}
-			if book != 0 && !seen[book] {
-				seen[book] = true
-				touched = append(touched, book)
+			if b != (book{}) && !seen[b] {
+				seen[b] = true
+				touched = append(touched, b)
 			}
 		}
 		var err error
@@ -161,14 +187,6 @@ func (s *Store) apply(ctx context.Context, evs []events.Payload, merge bool) (Re
 	return res, nil
 }
 
-func bookID(s string) (int64, error) {
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("book id %q: %w", s, errOutOfRange)
-	}
-	return id, nil
-}
-
 // int32s checks that every value fits Postgres's integer.
 func int32s(vals ...int) error {
 	for _, v := range vals {
@@ -179,13 +197,20 @@ func int32s(vals ...int) error {
 	return nil
 }
 
-// nullID parses an optional chapter id; anything but digits is stored as NULL.
-func nullID(s string) *int64 {
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
+// chapterID checks a chapter id an event carries.
+func chapterID(s string) error {
+	if !events.ValidID(s) {
+		return fmt.Errorf("chapter id %q: %w", s, errBadID)
+	}
+	return nil
+}
+
+// nullID returns an optional id as stored: NULL when it is not a valid id.
+func nullID(s string) *string {
+	if !events.ValidID(s) {
 		return nil
 	}
-	return &v
+	return &s
 }
 
 func nullTime(t time.Time) *time.Time {
@@ -195,16 +220,32 @@ func nullTime(t time.Time) *time.Time {
 	return &t
 }
 
+// volumesJSON encodes a book's volume headers for books.volumes: [] when it has none.
+func volumesJSON(vs []events.Volume) (string, error) {
+	if len(vs) == 0 {
+		return "[]", nil
+	}
+	b, err := json.Marshal(vs)
+	if err != nil {
+		return "", fmt.Errorf("volumes: %w", err)
+	}
+	return string(b), nil
+}
+
 // putBook upserts a book's metadata. An event older than the stored one changes nothing;
 // changed_at moves only when a metadata field differs.
-func (w *writer) putBook(ctx context.Context, i int, id int64, e *events.BookFetched) error {
+func (w *writer) putBook(ctx context.Context, i int, b book, e *events.BookFetched) error {
 	m := e.Book
-	n, err := w.send(ctx, i, fmt.Sprintf("upsert book %d", id), `
-INSERT INTO books AS b (id, name, author, genre, status, finished, update_text,
+	volumes, err := volumesJSON(m.Volumes)
+	if err != nil {
+		return err
+	}
+	n, err := w.send(ctx, i, "upsert book "+b.String(), `
+INSERT INTO books AS b (site, id, name, author, genre, status, finished, update_text,
     source_updated_at, description, cover_url, last_chapter_title, last_chapter_url,
-    last_chapter_id, source_url, checked_at, changed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)
-ON CONFLICT (id) DO UPDATE SET
+    last_chapter_id, source_url, volumes, checked_at, changed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::jsonb, $17, $17)
+ON CONFLICT (site, id) DO UPDATE SET
     name = EXCLUDED.name,
     author = EXCLUDED.author,
     genre = EXCLUDED.genre,
@@ -218,24 +259,26 @@ ON CONFLICT (id) DO UPDATE SET
     last_chapter_url = EXCLUDED.last_chapter_url,
     last_chapter_id = EXCLUDED.last_chapter_id,
     source_url = EXCLUDED.source_url,
+    volumes = EXCLUDED.volumes,
     checked_at = EXCLUDED.checked_at,
     changed_at = CASE
         WHEN (b.name, b.author, b.genre, b.status, b.finished, b.update_text,
               b.source_updated_at, b.description, b.cover_url, b.last_chapter_title,
-              b.last_chapter_url, b.last_chapter_id, b.source_url)
+              b.last_chapter_url, b.last_chapter_id, b.source_url, b.volumes)
           IS DISTINCT FROM
              (EXCLUDED.name, EXCLUDED.author, EXCLUDED.genre, EXCLUDED.status,
               EXCLUDED.finished, EXCLUDED.update_text, EXCLUDED.source_updated_at,
               EXCLUDED.description, EXCLUDED.cover_url, EXCLUDED.last_chapter_title,
-              EXCLUDED.last_chapter_url, EXCLUDED.last_chapter_id, EXCLUDED.source_url)
+              EXCLUDED.last_chapter_url, EXCLUDED.last_chapter_id, EXCLUDED.source_url,
+              EXCLUDED.volumes)
         THEN EXCLUDED.checked_at ELSE b.changed_at END,
     updated_at = now()
 WHERE b.checked_at IS NULL OR b.checked_at < EXCLUDED.checked_at`,
-		id, m.Name, m.Author, m.Genre, m.Status, m.Finished, m.UpdateText, m.UpdatedAt,
+		b.site, b.id, m.Name, m.Author, m.Genre, m.Status, m.Finished, m.UpdateText, m.UpdatedAt,
 		m.Description, m.CoverURL, m.LastChapterTitle, m.LastChapterURL,
-		nullID(m.LastChapterID), m.SourceURL, e.FetchedAt)
+		nullID(m.LastChapterID), m.SourceURL, volumes, e.FetchedAt)
 	if err == nil && n > 0 {
-		w.refreshLastChapter(i, id)
+		w.refreshLastChapter(i, b)
 	}
 	return err
 }
@@ -243,104 +286,123 @@ WHERE b.checked_at IS NULL OR b.checked_at < EXCLUDED.checked_at`,
 // refreshLastChapter sets books.last_chapter_num to the position of the chapter whose id
 // is books.last_chapter_id when that ref is stored, else to the chapter total of the last
 // completed sync, else leaves it.
-func (w *writer) refreshLastChapter(i int, id int64) {
-	w.exec(i, fmt.Sprintf("last chapter of book %d", id), `
+func (w *writer) refreshLastChapter(i int, b book) {
+	w.exec(i, "last chapter of book "+b.String(), `
 WITH n AS (
-    SELECT b.id, COALESCE(
+    SELECT b.site, b.id, COALESCE(
         (SELECT c.num FROM chapters c
-          WHERE c.book_id = b.id AND c.chapter_id = b.last_chapter_id
+          WHERE c.site = b.site AND c.book_id = b.id AND c.chapter_id = b.last_chapter_id
           ORDER BY c.num DESC LIMIT 1),
         b.chapter_total, b.last_chapter_num) AS num
-    FROM books b WHERE b.id = $1
+    FROM books b WHERE b.site = $1 AND b.id = $2
 )
 UPDATE books b SET last_chapter_num = n.num, updated_at = now()
 FROM n
-WHERE b.id = n.id AND b.last_chapter_num IS DISTINCT FROM n.num`, id)
+WHERE b.site = n.site AND b.id = n.id AND b.last_chapter_num IS DISTINCT FROM n.num`, b.site, b.id)
 }
 
 // putTOCPagesSeen records the page count a table-of-contents page reported, unless a
 // newer page already did. A book without a row yet gets none: its metadata, published
 // first by every sync, creates it.
-func (w *writer) putTOCPagesSeen(i int, id int64, e *events.TOCPageFetched) {
-	w.exec(i, fmt.Sprintf("toc pages of book %d", id), `
-UPDATE books SET toc_pages_seen = $2, toc_seen_at = $3
-WHERE id = $1 AND (toc_seen_at IS NULL OR toc_seen_at <= $3)
-  AND (toc_pages_seen, toc_seen_at) IS DISTINCT FROM ($2, $3)`, id, int32(e.TotalPages), e.FetchedAt)
+func (w *writer) putTOCPagesSeen(i int, b book, e *events.TOCPageFetched) {
+	w.exec(i, "toc pages of book "+b.String(), `
+UPDATE books SET toc_pages_seen = $3, toc_seen_at = $4
+WHERE site = $1 AND id = $2 AND (toc_seen_at IS NULL OR toc_seen_at <= $4)
+  AND (toc_pages_seen, toc_seen_at) IS DISTINCT FROM ($3, $4)`, b.site, b.id, int32(e.TotalPages), e.FetchedAt)
 }
 
 // purgeTexts forgets the chapter texts of a book fetched up to the request's time, so
 // that they are fetched again when next read.
-func (w *writer) purgeTexts(i int, id int64, e *events.BookPurgeRequested) {
-	w.exec(i, fmt.Sprintf("purge chapter texts of book %d", id), `
+func (w *writer) purgeTexts(i int, b book, e *events.BookPurgeRequested) {
+	w.exec(i, "purge chapter texts of book "+b.String(), `
 UPDATE chapters SET text = NULL, fetched_at = NULL, updated_at = now()
-WHERE book_id = $1 AND text IS NOT NULL AND (fetched_at IS NULL OR fetched_at <= $2)`, id, e.RequestedAt)
+WHERE site = $1 AND book_id = $2 AND text IS NOT NULL AND (fetched_at IS NULL OR fetched_at <= $3)`,
+		b.site, b.id, e.RequestedAt)
 }
 
 // putChapter stores a chapter's text on its ref when the chapter id matches, or inserts
 // the ref with its text when the table of contents has not listed it yet. Text for a ref
 // that now names another chapter is dropped: it belongs to a chapter that moved.
-func (w *writer) putChapter(i int, id int64, e *events.ChapterFetched) error {
+func (w *writer) putChapter(i int, b book, e *events.ChapterFetched) error {
 	if err := int32s(e.Number); err != nil {
 		return fmt.Errorf("chapter number: %w", err)
 	}
-	cid, err := strconv.ParseInt(e.ChapterID, 10, 64)
-	if err != nil {
-		return fmt.Errorf("chapter id %q: %w", e.ChapterID, errOutOfRange)
+	if err := chapterID(e.ChapterID); err != nil {
+		return err
 	}
-	w.exec(i, fmt.Sprintf("store chapter %d of book %d", e.Number, id), `
-INSERT INTO chapters AS c (book_id, num, chapter_id, title, url, text, fetched_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (book_id, num) DO UPDATE SET
+	w.exec(i, fmt.Sprintf("store chapter %d of book %s", e.Number, b), `
+INSERT INTO chapters AS c (site, book_id, num, chapter_id, title, url, text, fetched_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (site, book_id, num) DO UPDATE SET
     text = EXCLUDED.text,
     fetched_at = EXCLUDED.fetched_at,
     title = CASE WHEN EXCLUDED.title <> '' THEN EXCLUDED.title ELSE c.title END,
     updated_at = now()
 WHERE c.chapter_id = EXCLUDED.chapter_id
   AND (c.fetched_at IS NULL OR c.fetched_at < EXCLUDED.fetched_at)`,
-		id, int32(e.Number), cid, e.Title, e.URL, e.Text, e.FetchedAt)
+		b.site, b.id, int32(e.Number), e.ChapterID, e.Title, e.URL, e.Text, e.FetchedAt)
 	return nil
 }
 
-// putCategories upserts the site's categories in one statement; an older listing does
-// not overwrite a newer one.
+// putCategories replaces a site's categories with a listing of its home page: the ones
+// it lists are upserted with their position in it (the last of a repeated id counts),
+// the others of the site are deleted; other sites' categories are left alone. Every row
+// of a site carries the time of the listing that wrote it (updated_at): a listing older
+// than one already applied to the site changes nothing, nor does an empty one (a home
+// page that lists no category is taken as misread, not as a site without categories).
 func (w *writer) putCategories(i int, e *events.CategoriesFetched) error {
-	last := make(map[int]int, len(e.Categories))
+	if !events.ValidSiteID(e.Site) {
+		return fmt.Errorf("categories of site %q: %w", e.Site, errBadID)
+	}
+	last := make(map[events.CategoryID]int, len(e.Categories))
 	for k, c := range e.Categories {
+		if !events.ValidID(string(c.ID)) {
+			return fmt.Errorf("category id %q: %w", c.ID, errBadID)
+		}
 		last[c.ID] = k
 	}
-	ids := make([]int32, 0, len(last))
+	if len(last) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(last))
 	names := make([]string, 0, len(last))
 	urls := make([]string, 0, len(last))
+	positions := make([]int32, 0, len(last))
 	for k, c := range e.Categories {
 		if last[c.ID] != k {
 			continue
 		}
-		if err := int32s(c.ID); err != nil {
-			return fmt.Errorf("category id: %w", err)
+		if err := int32s(k); err != nil {
+			return fmt.Errorf("category position: %w", err)
 		}
-		ids = append(ids, int32(c.ID))
+		ids = append(ids, string(c.ID))
 		names = append(names, c.Name)
 		urls = append(urls, c.URL)
+		positions = append(positions, int32(k))
 	}
-	if len(ids) == 0 {
-		return nil
-	}
-	w.exec(i, "upsert categories", `
-INSERT INTO categories AS k (id, name, url, updated_at)
-SELECT r.id, r.name, r.url, $4
-FROM unnest($1::int[], $2::text[], $3::text[]) AS r(id, name, url)
-ON CONFLICT (id) DO UPDATE SET
-    name = EXCLUDED.name, url = EXCLUDED.url, updated_at = EXCLUDED.updated_at
-WHERE k.updated_at <= EXCLUDED.updated_at
-  AND (k.name, k.url) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.url)`,
-		ids, names, urls, e.FetchedAt)
+	const newer = `EXISTS (SELECT 1 FROM categories n WHERE n.site = $1 AND n.updated_at > $3)`
+	w.exec(i, "drop categories of site "+e.Site+" no longer listed", `
+DELETE FROM categories
+WHERE site = $1 AND id <> ALL($2::text[]) AND NOT `+newer,
+		e.Site, ids, e.FetchedAt)
+	w.exec(i, "upsert categories of site "+e.Site, `
+INSERT INTO categories AS k (site, id, name, url, position, updated_at)
+SELECT $1, r.id, r.name, r.url, r.position, $3
+FROM unnest($2::text[], $4::text[], $5::text[], $6::int[]) AS r(id, name, url, position)
+WHERE NOT `+newer+`
+ON CONFLICT (site, id) DO UPDATE SET
+    name = EXCLUDED.name, url = EXCLUDED.url, position = EXCLUDED.position,
+    updated_at = EXCLUDED.updated_at
+WHERE (k.name, k.url, k.position, k.updated_at)
+      IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.url, EXCLUDED.position, EXCLUDED.updated_at)`,
+		e.Site, ids, e.FetchedAt, names, urls, positions)
 	return nil
 }
 
 // completeSync records a completed sync on the book (creating a nameless row when its
 // metadata never arrived), drops the refs beyond the new end of a book that shrank and
 // refreshes last_chapter_num. A completion older than the stored one changes nothing.
-func (w *writer) completeSync(ctx context.Context, i int, id int64, e *events.JobEvent) error {
+func (w *writer) completeSync(ctx context.Context, i int, b book, e *events.JobEvent) error {
 	if err := int32s(e.Chapters, e.TOCPages); err != nil {
 		return fmt.Errorf("completed job %s: %w", e.JobID, err)
 	}
@@ -349,10 +411,10 @@ func (w *writer) completeSync(ctx context.Context, i int, id int64, e *events.Jo
 	if e.Unchanged {
 		checkedAt = &e.At
 	}
-	n, err := w.send(ctx, i, fmt.Sprintf("complete sync of book %d", id), `
-INSERT INTO books AS b (id, name, chapter_total, toc_pages, sync_job_id, synced_at, checked_at)
-VALUES ($1, '', $2, $3, $4, $5, $6)
-ON CONFLICT (id) DO UPDATE SET
+	n, err := w.send(ctx, i, "complete sync of book "+b.String(), `
+INSERT INTO books AS b (site, id, name, chapter_total, toc_pages, sync_job_id, synced_at, checked_at)
+VALUES ($1, $2, '', $3, $4, $5, $6, $7)
+ON CONFLICT (site, id) DO UPDATE SET
     chapter_total = EXCLUDED.chapter_total,
     toc_pages = EXCLUDED.toc_pages,
     sync_job_id = EXCLUDED.sync_job_id,
@@ -360,23 +422,23 @@ ON CONFLICT (id) DO UPDATE SET
     checked_at = greatest(b.checked_at, EXCLUDED.checked_at),
     updated_at = now()
 WHERE b.synced_at IS NULL OR b.synced_at < EXCLUDED.synced_at`,
-		id, int32(e.Chapters), int32(e.TOCPages), e.JobID, e.At, checkedAt)
+		b.site, b.id, int32(e.Chapters), int32(e.TOCPages), e.JobID, e.At, checkedAt)
 	if err != nil || n == 0 {
 		return err
 	}
 	// Refs a later sync listed (after this one finished) are not this sync's to drop.
-	w.exec(i, fmt.Sprintf("trim chapters of book %d", id), `
+	w.exec(i, "trim chapters of book "+b.String(), `
 DELETE FROM chapters
-WHERE book_id = $1 AND num > $2 AND (listed_at IS NULL OR listed_at <= $3)`,
-		id, int32(e.Chapters), e.At)
-	w.refreshLastChapter(i, id)
+WHERE site = $1 AND book_id = $2 AND num > $3 AND (listed_at IS NULL OR listed_at <= $4)`,
+		b.site, b.id, int32(e.Chapters), e.At)
+	w.refreshLastChapter(i, b)
 	return nil
 }
 
 // recordJob upserts the history row of a finished job. The same job may fail first and
 // complete later (or an event be redelivered): the one that finished last wins, and a
 // completion wins a tie.
-func (w *writer) recordJob(i int, id int64, e *events.JobEvent) error {
+func (w *writer) recordJob(i int, b book, e *events.JobEvent) error {
 	if err := int32s(e.Priority, e.Attempt, e.Chapters, e.Requests); err != nil {
 		return fmt.Errorf("job %s: %w", e.JobID, err)
 	}
@@ -400,11 +462,12 @@ func (w *writer) recordJob(i int, id int64, e *events.JobEvent) error {
 		msg = e.Reason
 	}
 	w.exec(i, "record job "+e.JobID, `
-INSERT INTO job_history AS h (job_id, book_id, lane, priority, status, attempts, fetcher,
-    enqueued_at, started_at, finished_at, duration_ms, chapters, requests, error,
+INSERT INTO job_history AS h (job_id, site, book_id, lane, priority, status, attempts,
+    fetcher, enqueued_at, started_at, finished_at, duration_ms, chapters, requests, error,
     permanent, dead)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 ON CONFLICT (job_id) DO UPDATE SET
+    site = EXCLUDED.site,
     book_id = EXCLUDED.book_id,
     lane = EXCLUDED.lane,
     priority = EXCLUDED.priority,
@@ -423,53 +486,66 @@ ON CONFLICT (job_id) DO UPDATE SET
 WHERE h.finished_at < EXCLUDED.finished_at
    OR (h.finished_at = EXCLUDED.finished_at
        AND h.status <> 'completed' AND EXCLUDED.status = 'completed')`,
-		e.JobID, id, string(e.Lane), int32(e.Priority), string(e.Kind), int32(attempts),
+		e.JobID, b.site, b.id, string(e.Lane), int32(e.Priority), string(e.Kind), int32(attempts),
 		e.Fetcher, nullTime(e.EnqueuedAt), nullTime(e.StartedAt), e.At, duration,
 		chapters, requests, msg, e.Permanent, e.Dead)
 	return nil
 }
 
-// bookStatesSQL reads the state of the books whose ids are $1, in that order.
+// bookStatesSQL reads the state of the books whose sites are $1 and ids $2, in that
+// order.
 const bookStatesSQL = `
-SELECT ids.id::text,
+SELECT ids.site, ids.id,
        COALESCE(c.total, 0),
        b.chapter_total IS NOT NULL AND COALESCE(c.within, 0) >= b.chapter_total,
        b.checked_at IS NOT NULL
-FROM unnest($1::bigint[]) WITH ORDINALITY AS ids(id, ord)
-LEFT JOIN books b ON b.id = ids.id
+FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS ids(site, id, ord)
+LEFT JOIN books b ON b.site = ids.site AND b.id = ids.id
 LEFT JOIN LATERAL (
     SELECT count(*) AS total,
            count(*) FILTER (WHERE ch.num <= b.chapter_total) AS within
-    FROM chapters ch WHERE ch.book_id = ids.id
+    FROM chapters ch WHERE ch.site = ids.site AND ch.book_id = ids.id
 ) c ON true
 ORDER BY ids.ord`
+
+// bookStatesArgs returns the arguments of bookStatesSQL for books.
+func bookStatesArgs(books []book) (sites, ids []string) {
+	sites = make([]string, len(books))
+	ids = make([]string, len(books))
+	for k, b := range books {
+		sites[k], ids[k] = b.site, b.id
+	}
+	return sites, ids
+}
 
 // scanBookStates reads the rows of bookStatesSQL and closes them.
 func scanBookStates(rows pgx.Rows) ([]BookState, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (BookState, error) {
 		var s BookState
 		var complete, hasMeta *bool
-		err := r.Scan(&s.BookID, &s.Chapters, &complete, &hasMeta)
+		err := r.Scan(&s.Site, &s.BookID, &s.Chapters, &complete, &hasMeta)
 		s.Complete = complete != nil && *complete
 		s.HasMeta = hasMeta != nil && *hasMeta
 		return s, err
 	})
 }
 
-// BookStates reads the current state of the given books (ids as in events).
-func (s *Store) BookStates(ctx context.Context, bookIDs ...string) ([]BookState, error) {
-	ids := make([]int64, 0, len(bookIDs))
-	for _, b := range bookIDs {
-		id, err := bookID(b)
+// BookStates reads the current state of the given books of site (ids as in events), in
+// that order.
+func (s *Store) BookStates(ctx context.Context, site string, bookIDs ...string) ([]BookState, error) {
+	books := make([]book, 0, len(bookIDs))
+	for _, id := range bookIDs {
+		b, err := bookOf(site, id)
 		if err != nil {
 			return nil, err
 		}
-		ids = append(ids, id)
+		books = append(books, b)
 	}
-	if len(ids) == 0 {
+	if len(books) == 0 {
 		return nil, nil
 	}
-	rows, _ := s.pool.Query(ctx, bookStatesSQL, ids)
+	sites, ids := bookStatesArgs(books)
+	rows, _ := s.pool.Query(ctx, bookStatesSQL, sites, ids)
 	states, err := scanBookStates(rows)
 	if err != nil {
 		return nil, fmt.Errorf("book states: %w", err)
@@ -492,25 +568,31 @@ func (s *Store) PruneHistory(ctx context.Context, olderThan time.Time) (int64, e
 	return tag.RowsAffected(), nil
 }
 
-// addReads adds a gateway's read counts to the books they name, once per batch.
+// addReads adds a gateway's read counts to the books they name, once per batch. The
+// counts are keyed by events.Key; a bare key (a version 1 report's) is LegacySite's.
 func (w *writer) addReads(ctx context.Context, i int, e *events.BooksRead) error {
+	sum := make(map[book]int64, len(e.Reads))
+	for key, n := range e.Reads {
+		site, id, ok := events.SplitKey(key)
+		if !ok {
+			return fmt.Errorf("read count of %q: %w", key, errBadID)
+		}
+		sum[book{site: site, id: id}] += n // "7" and "xsw.7" are one book
+	}
 	n, err := w.send(ctx, i, "read batch "+e.BatchID,
 		`INSERT INTO read_batches (batch_id) VALUES ($1) ON CONFLICT DO NOTHING`, e.BatchID)
 	if err != nil || n == 0 {
 		return err // n == 0: counted already
 	}
-	ids := make([]int64, 0, len(e.Reads))
-	counts := make([]int64, 0, len(e.Reads))
-	for id, n := range e.Reads {
-		v, err := bookID(id)
-		if err != nil {
-			return err
-		}
-		ids, counts = append(ids, v), append(counts, n)
+	sites := make([]string, 0, len(sum))
+	ids := make([]string, 0, len(sum))
+	counts := make([]int64, 0, len(sum))
+	for b, n := range sum {
+		sites, ids, counts = append(sites, b.site), append(ids, b.id), append(counts, n)
 	}
 	w.exec(i, "add reads of batch "+e.BatchID, `
-UPDATE books AS b SET read_count = b.read_count + r.n, read_at = greatest(b.read_at, $3)
-FROM unnest($1::bigint[], $2::bigint[]) AS r(id, n)
-WHERE b.id = r.id`, ids, counts, e.At)
+UPDATE books AS b SET read_count = b.read_count + r.n, read_at = greatest(b.read_at, $4)
+FROM unnest($1::text[], $2::text[], $3::bigint[]) AS r(site, id, n)
+WHERE b.site = r.site AND b.id = r.id`, sites, ids, counts, e.At)
 	return nil
 }

@@ -55,7 +55,7 @@ func TestPurgeTexts(t *testing.T) {
 		chapterEvent("7", 2, "1002", "正文二", t0.Add(3*time.Minute)),
 		chapterEvent("9", 1, "3001", "別的書", t0.Add(time.Minute)))
 
-	purge := events.NewBookPurgeRequested("7", "admin", t0.Add(2*time.Minute))
+	purge := events.NewBookPurgeRequested(xsw, "7", "admin", t0.Add(2*time.Minute))
 	res := apply(t, s, &purge)
 	if res.Changed[0] != 1 {
 		t.Errorf("purge changed %d rows, want 1 (the text fetched before the request)", res.Changed[0])
@@ -83,7 +83,7 @@ func TestPurgeTexts(t *testing.T) {
 	}
 
 	// A later purge takes the rest.
-	later := events.NewBookPurgeRequested("7", "admin", t0.Add(time.Hour))
+	later := events.NewBookPurgeRequested(xsw, "7", "admin", t0.Add(time.Hour))
 	if res := apply(t, s, &later); res.Changed[0] != 1 {
 		t.Errorf("later purge changed %d rows, want 1", res.Changed[0])
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,7 +31,7 @@ type writer struct {
 	queue   pgx.Batch
 	steps   []step  // what each queued statement is, in queue order
 	changed []int64 // Result.Changed
-	toc     map[int64]*tocBook
+	toc     map[book]*tocBook
 }
 
 // step describes a queued statement.
@@ -58,7 +57,7 @@ func (e *eventError) Error() string { return e.err.Error() }
 func (e *eventError) Unwrap() error { return e.err }
 
 func newWriter(tx pgx.Tx, n int, merge bool) *writer {
-	return &writer{tx: tx, merge: merge, changed: make([]int64, n), toc: make(map[int64]*tocBook)}
+	return &writer{tx: tx, merge: merge, changed: make([]int64, n), toc: make(map[book]*tocBook)}
 }
 
 // fail returns the error of writing event i: a failure of a statement sent already, or
@@ -131,83 +130,84 @@ func (w *writer) results(br pgx.BatchResults, steps []step) (pgconn.CommandTag, 
 	return tag, nil
 }
 
-// apply writes event i, or queues its statements, and returns the book it touched (0
-// when it touched none of the book tables).
-func (w *writer) apply(ctx context.Context, i int, ev events.Payload) (int64, error) {
+// apply writes event i, or queues its statements, and returns the book it touched (the
+// zero book when it touched none of the book tables).
+func (w *writer) apply(ctx context.Context, i int, ev events.Payload) (book, error) {
 	switch e := ev.(type) {
 	case *events.TOCPageFetched:
-		id, err := bookID(e.BookID)
+		b, err := bookOf(e.Site, e.BookID)
 		if err != nil {
-			return 0, err
+			return book{}, err
 		}
-		return id, w.putTOCPage(i, id, e)
+		return b, w.putTOCPage(i, b, e)
 	case *events.BookFetched:
-		id, err := bookID(e.BookID)
+		b, err := bookOf(e.Site, e.BookID)
 		if err != nil {
-			return 0, err
+			return book{}, err
 		}
-		w.writeTOC(id)
-		return id, w.putBook(ctx, i, id, e)
+		w.writeTOC(b)
+		return b, w.putBook(ctx, i, b, e)
 	case *events.ChapterFetched:
-		id, err := bookID(e.BookID)
+		b, err := bookOf(e.Site, e.BookID)
 		if err != nil {
-			return 0, err
+			return book{}, err
 		}
-		w.writeTOC(id)
-		return id, w.putChapter(i, id, e)
+		w.writeTOC(b)
+		return b, w.putChapter(i, b, e)
 	case *events.CategoriesFetched:
-		return 0, w.putCategories(i, e)
+		return book{}, w.putCategories(i, e)
 	case *events.BookPurgeRequested:
-		id, err := bookID(e.BookID)
+		b, err := bookOf(e.Site, e.BookID)
 		if err != nil {
-			return 0, err
+			return book{}, err
 		}
-		w.writeTOC(id)
-		w.purgeTexts(i, id, e)
-		return id, nil
+		w.writeTOC(b)
+		w.purgeTexts(i, b, e)
+		return b, nil
 	case *events.BooksRead:
-		return 0, w.addReads(ctx, i, e)
+		return book{}, w.addReads(ctx, i, e)
 	case *events.JobEvent:
-		id, err := bookID(e.BookID)
+		b, err := bookOf(e.Site, e.BookID)
 		if err != nil {
-			return 0, err
+			return book{}, err
 		}
 		switch e.Kind {
 		case events.JobCompleted:
-			w.writeTOC(id)
-			if err := w.completeSync(ctx, i, id, e); err != nil {
-				return 0, err
+			w.writeTOC(b)
+			if err := w.completeSync(ctx, i, b, e); err != nil {
+				return book{}, err
 			}
-			return id, w.recordJob(i, id, e)
+			return b, w.recordJob(i, b, e)
 		case events.JobFailed, events.JobSkipped:
-			return 0, w.recordJob(i, id, e)
+			return book{}, w.recordJob(i, b, e)
 		}
-		return 0, nil // started, retrying: history keeps finished jobs only
+		return book{}, nil // started, retrying: history keeps finished jobs only
 	}
-	return 0, fmt.Errorf("unsupported payload %T", ev)
+	return book{}, fmt.Errorf("unsupported payload %T", ev)
 }
 
 // settle queues what a batch's pages say about each book once all of them are written:
 // the page count the newest page reported and the position of the newest chapter, once
 // per book and batch rather than once per page (a sync's pages arrive together). Then
 // it queues the read of the books' states and sends everything.
-func (w *writer) settle(ctx context.Context, touched []int64) ([]BookState, error) {
-	for _, id := range touched {
-		b := w.toc[id]
-		if b == nil {
+func (w *writer) settle(ctx context.Context, touched []book) ([]BookState, error) {
+	for _, b := range touched {
+		t := w.toc[b]
+		if t == nil {
 			continue
 		}
-		w.writeTOC(id)
-		w.putTOCPagesSeen(b.last, id, b.newest)
-		w.refreshLastChapter(b.last, id)
+		w.writeTOC(b)
+		w.putTOCPagesSeen(t.last, b, t.newest)
+		w.refreshLastChapter(t.last, b)
 	}
 	var states []BookState
 	if len(touched) > 0 {
+		sites, ids := bookStatesArgs(touched)
 		w.query(-1, "book states", func(rows pgx.Rows) error {
 			var err error
 			states, err = scanBookStates(rows)
 			return err
-		}, bookStatesSQL, touched)
+		}, bookStatesSQL, sites, ids)
 	}
 	_, err := w.flush(ctx)
 	return states, err
@@ -226,7 +226,7 @@ type tocBook struct {
 // (the arrays of an unnest), at most one per chapter number.
 type tocRefs struct {
 	nums      []int32
-	ids       []int64
+	ids       []string
 	titles    []string
 	urls      []string
 	titleNums []*int32
@@ -240,14 +240,14 @@ type tocRefs struct {
 // chapter number the pending refs already hold (the same page redelivered, or two
 // syncs' pages in one batch) first has those written, so that the refs of each number
 // are applied in the order of the events, each against what the previous one left.
-func (w *writer) putTOCPage(i int, id int64, e *events.TOCPageFetched) error {
-	b := w.toc[id]
+func (w *writer) putTOCPage(i int, bk book, e *events.TOCPageFetched) error {
+	b := w.toc[bk]
 	if b == nil {
 		b = &tocBook{}
-		w.toc[id] = b
+		w.toc[bk] = b
 	}
 	if b.refs.overlaps(e.Chapters) {
-		w.writeTOC(id)
+		w.writeTOC(bk)
 	}
 	// On error the whole batch fails: the refs added so far are never written.
 	if err := b.refs.add(i, e); err != nil {
@@ -258,7 +258,7 @@ func (w *writer) putTOCPage(i int, id int64, e *events.TOCPageFetched) error {
 		b.newest = e
 	}
 	if !w.merge {
-		w.writeTOC(id)
+		w.writeTOC(bk)
 	}
 	return nil
 }
@@ -291,9 +291,8 @@ func (r *tocRefs) add(i int, e *events.TOCPageFetched) error {
 		if err := int32s(c.Number); err != nil {
 			return fmt.Errorf("chapter number: %w", err)
 		}
-		cid, err := strconv.ParseInt(c.ChapterID, 10, 64)
-		if err != nil {
-			return fmt.Errorf("chapter id %q: %w", c.ChapterID, errOutOfRange)
+		if err := chapterID(c.ChapterID); err != nil {
+			return err
 		}
 		var tn *int32
 		if c.TitleNumber != nil {
@@ -304,7 +303,7 @@ func (r *tocRefs) add(i int, e *events.TOCPageFetched) error {
 			tn = &v
 		}
 		r.nums = append(r.nums, int32(c.Number))
-		r.ids = append(r.ids, cid)
+		r.ids = append(r.ids, c.ChapterID)
 		r.titles = append(r.titles, c.Title)
 		r.urls = append(r.urls, c.URL)
 		r.titleNums = append(r.titleNums, tn)
@@ -337,15 +336,15 @@ func lastOfEach(refs []events.ChapterRef) map[int]int {
 }
 
 // writeTOC queues the upsert of a book's pending refs, if any.
-func (w *writer) writeTOC(id int64) {
-	b := w.toc[id]
+func (w *writer) writeTOC(bk book) {
+	b := w.toc[bk]
 	if b == nil || len(b.refs.nums) == 0 {
 		return
 	}
 	r := b.refs
 	b.refs = tocRefs{} // the queue holds r's slices until it is sent
-	w.query(b.last, fmt.Sprintf("upsert toc pages of book %d", id), r.countChanged(w.changed), tocSQL,
-		id, r.nums, r.ids, r.titles, r.urls, r.titleNums, r.listedAt, r.pages)
+	w.query(b.last, "upsert toc pages of book "+bk.String(), r.countChanged(w.changed), tocSQL,
+		bk.site, bk.id, r.nums, r.ids, r.titles, r.urls, r.titleNums, r.listedAt, r.pages)
 }
 
 // countChanged returns the reader of the statement's changed chapter numbers, which
@@ -364,11 +363,11 @@ func (r tocRefs) countChanged(changed []int64) func(pgx.Rows) error {
 // tocSQL upserts a book's refs. A ref whose chapter id changed loses its stored text; a
 // ref already listed by a newer page is left alone. It returns the numbers it changed.
 const tocSQL = `
-INSERT INTO chapters AS c (book_id, num, chapter_id, title, url, title_num, listed_at, toc_page)
-SELECT $1, r.num, r.chapter_id, r.title, r.url, r.title_num, r.listed_at, r.toc_page
-FROM unnest($2::int[], $3::bigint[], $4::text[], $5::text[], $6::int[], $7::timestamptz[], $8::int[])
+INSERT INTO chapters AS c (site, book_id, num, chapter_id, title, url, title_num, listed_at, toc_page)
+SELECT $1, $2, r.num, r.chapter_id, r.title, r.url, r.title_num, r.listed_at, r.toc_page
+FROM unnest($3::int[], $4::text[], $5::text[], $6::text[], $7::int[], $8::timestamptz[], $9::int[])
     AS r(num, chapter_id, title, url, title_num, listed_at, toc_page)
-ON CONFLICT (book_id, num) DO UPDATE SET
+ON CONFLICT (site, book_id, num) DO UPDATE SET
     chapter_id = EXCLUDED.chapter_id,
     title = EXCLUDED.title,
     url = EXCLUDED.url,

@@ -1,6 +1,7 @@
 // The xsw operations page: a login form, then a live view fed by the gateway's event
-// stream (/xsw/admin/events) and the admin API. The admin token lives in this tab's
-// sessionStorage and travels as an Authorization header only; every value from the
+// stream (/xsw/admin/events) and the admin API. A book is its site and its id: rows are
+// kept per (site, book) and admin calls name the site. The admin token lives in this
+// tab's sessionStorage and travels as an Authorization header only; every value from the
 // server is inserted as text, never as markup.
 (() => {
   'use strict';
@@ -32,6 +33,9 @@
   }
 
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  // bookKey keys a book's row; siteQuery names its site in an admin call.
+  const bookKey = (a) => (a.site || '') + '/' + a.book_id;
+  const siteQuery = (site) => (site ? '?site=' + encodeURIComponent(site) : '');
   const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '');
   const secs = (s) => (!s ? '' : s < 0.01 ? '< 0.01 s' : (s < 10 ? s.toFixed(2) : s.toFixed(0)) + ' s');
 
@@ -154,15 +158,15 @@
 
   // apply folds one activity into its book's row.
   function apply(a) {
-    let b = state.books.get(a.book_id);
+    let b = state.books.get(bookKey(a));
     if (a.kind === 'queued' && b && !ENDED.has(b.state)) {
       // Already waiting or running: a repeated request changes nothing.
       b.seq = Math.max(b.seq, a.seq);
       return;
     }
     if (!b || a.kind === 'queued' || (ENDED.has(b.state) && a.kind === 'started')) {
-      b = { book_id: a.book_id, steps: [] };
-      state.books.set(a.book_id, b);
+      b = { site: a.site || '', book_id: a.book_id, steps: [] };
+      state.books.set(bookKey(a), b);
     }
     if (b.steps[b.steps.length - 1] !== a.kind) b.steps.push(a.kind);
     Object.assign(b, {
@@ -199,11 +203,11 @@
       el('tr', { 'data-lane': l }, el('td', {}, l), el('td', {}, (s.queue_by_lane || {})[l] || 0))));
     $('inflight-count').textContent = s.in_flight.length;
     const now = Date.now();
-    $('inflight').replaceChildren(...s.in_flight.map((j) => el('li', { 'data-book': j.book_id },
-      `${j.book_id} · ${j.lane} · attempt ${j.attempt} · ${Math.max(0, (now - Date.parse(j.started_at)) / 1000).toFixed(0)} s · ${j.fetcher_id}`)));
+    $('inflight').replaceChildren(...s.in_flight.map((j) => el('li', { 'data-site': j.site || '', 'data-book': j.book_id },
+      `${j.site || ''}/${j.book_id} · ${j.lane} · attempt ${j.attempt} · ${Math.max(0, (now - Date.parse(j.started_at)) / 1000).toFixed(0)} s · ${j.fetcher_id}`)));
     $('fetchers-alive').textContent = s.fetchers.length;
     $('fetchers').replaceChildren(...s.fetchers.map((f) => el('li', {},
-      `${f.fetcher_id} · ${f.active}/${f.workers} busy · ${f.circuit}${f.draining ? ' · draining' : ''}`)));
+      `${f.fetcher_id}${(f.sites || []).length ? ' (' + f.sites.join(', ') + ')' : ''} · ${f.active}/${f.workers} busy · ${f.circuit}${f.draining ? ' · draining' : ''}`)));
     const iv = s.rate_interval_seconds;
     $('rate').textContent = iv === null || iv === undefined ? '–' : iv === 0 ? 'off' : iv.toFixed(iv < 1 ? 2 : 1) + ' s';
     $('rate-detail').textContent = iv ? `between source requests (≈ ${(60 / iv).toFixed(iv > 6 ? 1 : 0)} per minute, cluster-wide)` :
@@ -258,8 +262,9 @@
 
   function renderJobs() {
     const rows = [...state.books.values()].sort((a, b) => b.seq - a.seq).slice(0, MAX_ROWS);
-    $('jobs').tBodies[0].replaceChildren(...rows.map((b) => el('tr', { 'data-book': b.book_id, 'data-state': b.state },
+    $('jobs').tBodies[0].replaceChildren(...rows.map((b) => el('tr', { 'data-site': b.site, 'data-book': b.book_id, 'data-state': b.state },
       el('td', {}, time(b.at)),
+      el('td', {}, b.site),
       el('td', {}, b.book_id),
       el('td', {}, b.lane || ''),
       el('td', {}, el('span', { class: 'chip ' + b.state }, b.unchanged && b.state === 'completed' ? 'unchanged' : b.state)),
@@ -272,8 +277,8 @@
   }
 
   function renderFailures() {
-    $('failures').tBodies[0].replaceChildren(...state.failures.map((a) => el('tr', { 'data-book': a.book_id, 'data-kind': a.kind },
-      el('td', {}, time(a.at)), el('td', {}, a.book_id), el('td', {}, a.lane),
+    $('failures').tBodies[0].replaceChildren(...state.failures.map((a) => el('tr', { 'data-site': a.site || '', 'data-book': a.book_id, 'data-kind': a.kind },
+      el('td', {}, time(a.at)), el('td', {}, a.site || ''), el('td', {}, a.book_id), el('td', {}, a.lane),
       el('td', {}, el('span', { class: 'chip ' + a.kind }, a.kind + (a.permanent ? ' (permanent)' : ''))),
       el('td', { class: 'num' }, a.attempt || ''), el('td', { class: 'err' }, a.error || ''))));
   }
@@ -295,20 +300,21 @@
 
   function renderDead() {
     $('replay-all').disabled = state.dead.length === 0;
-    $('dead').tBodies[0].replaceChildren(...state.dead.map((d) => el('tr', { 'data-dead': d.book_id },
-      el('td', {}, d.book_id), el('td', {}, d.lane || ''), el('td', { class: 'num' }, d.attempts ?? ''),
-      el('td', {}, time(d.died_at)), el('td', { class: 'err' }, d.error),
-      el('td', {}, el('button', { type: 'button', class: 'small replay', 'data-book': d.book_id, onclick: () => replay(d.book_id) }, 'Replay')))));
+    $('dead').tBodies[0].replaceChildren(...state.dead.map((d) => {
+      const btn = el('button', { type: 'button', class: 'small replay', onclick: () => replay(d.site, d.book_id, btn) }, 'Replay');
+      return el('tr', { 'data-site': d.site || '', 'data-dead': d.book_id },
+        el('td', {}, d.site || ''), el('td', {}, d.book_id), el('td', {}, d.lane || ''), el('td', { class: 'num' }, d.attempts ?? ''),
+        el('td', {}, time(d.died_at)), el('td', { class: 'err' }, d.error), el('td', {}, btn));
+    }));
   }
 
-  async function replay(id) {
-    const btn = document.querySelector(`button.replay[data-book="${id}"]`);
-    if (btn) btn.disabled = true;
+  async function replay(site, id, btn) {
+    btn.disabled = true;
     try {
-      const r = await api('POST', `/jobs/dead/${encodeURIComponent(id)}/replay`);
-      $('dead-result').textContent = `Book ${r.book_id}: ${r.status} in the ${r.lane} lane.`;
+      const r = await api('POST', `/jobs/dead/${encodeURIComponent(id)}/replay${siteQuery(site)}`);
+      $('dead-result').textContent = `Book ${r.site}/${r.book_id}: ${r.status} in the ${r.lane} lane.`;
     } catch (err) {
-      $('dead-result').textContent = `Replay of book ${id} failed: ${err.message}`;
+      $('dead-result').textContent = `Replay of book ${site}/${id} failed: ${err.message}`;
     }
     state.loadingDead = false;
     loadDead();
@@ -327,13 +333,18 @@
 
   async function sync(ev) {
     ev.preventDefault();
+    const site = $('sync-site').value.trim();
     const id = $('sync-book').value.trim();
-    if (!/^[0-9]{1,12}$/.test(id)) { $('sync-result').textContent = 'A book id is 1 to 12 digits.'; return; }
+    if (site && !/^[a-z][a-z0-9]{0,15}$/.test(site)) { $('sync-result').textContent = 'A site id is a lowercase letter, then letters and digits.'; return; }
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) { $('sync-result').textContent = 'A book id is 1 to 64 letters, digits, - or _.'; return; }
     const prio = parseInt($('sync-priority').value, 10);
     const path = $('sync-force').checked ? `/jobs/force-resync/${id}` : `/jobs/sync/${id}`;
+    const query = new URLSearchParams();
+    if (site) query.set('site', site);
+    if (!Number.isNaN(prio)) query.set('priority', String(prio));
     try {
-      const r = await api('POST', path + (Number.isNaN(prio) ? '' : `?priority=${prio}`));
-      $('sync-result').textContent = `Book ${r.book_id}: ${r.status} in the ${r.lane} lane (priority ${r.priority}).`;
+      const r = await api('POST', path + (query.toString() ? '?' + query : ''));
+      $('sync-result').textContent = `Book ${r.site}/${r.book_id}: ${r.status} in the ${r.lane} lane (priority ${r.priority}).`;
     } catch (err) {
       $('sync-result').textContent = `Sync of book ${id} failed: ${err.message}`;
     }

@@ -237,7 +237,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		chromedp.WaitNotPresent(css(`#dead tr[data-dead="%s"]`, broken)),
 		waitText("#dead-count", "0"),
 	)
-	if result := b.text("#dead-result"); !strings.Contains(result, "Book "+broken+": queued") {
+	if result := b.text("#dead-result"); !strings.Contains(result, "Book xsw/"+broken+": queued") {
 		t.Errorf("replay result = %q", result)
 	}
 
@@ -269,7 +269,7 @@ func syncBook(id string) chromedp.Action[chromedp.Void] {
 		chromedp.Evaluate[chromedp.Void](`document.getElementById('sync-result').textContent = ''`),
 		chromedp.SetValue(chromedp.CSS("#sync-book"), id),
 		chromedp.Evaluate[chromedp.Void](`document.getElementById('sync').requestSubmit(document.getElementById('sync-submit'))`),
-		waitTextContains("#sync-result", "Book "+id+": "),
+		waitTextContains("#sync-result", "Book xsw/"+id+": "),
 	)
 }
 

@@ -1,10 +1,8 @@
 package fetcher
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -49,15 +47,7 @@ func TestHeartbeatReportsEverySite(t *testing.T) {
 	if err := cfg.Adapters.Add(toyAdapter()); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, slog.New(slog.DiscardHandler)) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	}()
+	run(t, cfg)
 
 	fetchers, err := ns.JS.KeyValue(t.Context(), events.BucketFetchers)
 	if err != nil {

@@ -76,6 +76,7 @@ func TestUnknownSite(t *testing.T) {
 }
 
 // fetcherCalls counts every request/reply call a test fetcher gets.
+// fetcherCalls counts the calls a test fetcher gets, answering none.
 type fetcherCalls struct{ n atomic.Int32 }
 
 func (c *fetcherCalls) answer(data []byte) events.Payload {
@@ -83,15 +84,21 @@ func (c *fetcherCalls) answer(data []byte) events.Payload {
 	return nil
 }
 
+// countCalls makes the test fetcher count every call it gets, of every kind.
+func (e *env) countCalls() *fetcherCalls {
+	calls := &fetcherCalls{}
+	for _, subject := range []string{events.SubjectRPCRefs, events.SubjectRPCChapter, events.SubjectRPCCategories, events.SubjectRPCListing} {
+		e.serve(subject, calls.answer)
+	}
+	return calls
+}
+
 // TestNonCanonicalIDRefused is the case that left book 1000005 served with no chapter:
 // 01000005 is not how m.xsw.tw writes a book id, so it is refused before anything is
 // queued or fetched, wherever it comes in.
 func TestNonCanonicalIDRefused(t *testing.T) {
 	e := newEnv(t)
-	calls := &fetcherCalls{}
-	for _, subject := range []string{events.SubjectRPCRefs, events.SubjectRPCChapter, events.SubjectRPCCategories, events.SubjectRPCListing} {
-		e.serve(subject, calls.answer)
-	}
+	calls := e.countCalls()
 	testdb.InsertBook(t, e.pool, "1000005", "九章之書", false)
 	testdb.InsertChapters(t, e.pool, "1000005", 9)
 	rec := e.record()
@@ -140,10 +147,7 @@ func TestNonCanonicalIDRefused(t *testing.T) {
 // fetched, which never is.
 func TestUndescribedSite(t *testing.T) {
 	e := newEnv(t)
-	calls := &fetcherCalls{}
-	for _, subject := range []string{events.SubjectRPCRefs, events.SubjectRPCChapter, events.SubjectRPCCategories, events.SubjectRPCListing} {
-		e.serve(subject, calls.answer)
-	}
+	calls := e.countCalls()
 	testdb.InsertBook(t, e.pool, "1000005", "九章之書", false)
 	testdb.InsertChapters(t, e.pool, "1000005", 9)
 	testdb.Exec(t, e.pool, `UPDATE chapters SET text = '第一章的文字' WHERE book_id = '1000005' AND num = 1`)

@@ -304,9 +304,24 @@ func TestStreamsDoNotOverlap(t *testing.T) {
 		}
 	}
 	for _, l := range Lanes {
-		c := FetcherConsumer(l, time.Minute, 5)
-		if c.Stream != StreamRequests || c.FilterSubjects[0] != RequestSubjectLane(l) {
+		c := FetcherConsumer(l, "czbooks", time.Minute, 5)
+		if c.Stream != StreamRequests || c.FilterSubjects[0] != "xsw.book.requested."+string(l)+".czbooks.*" || c.Durable != "fetch-"+string(l)+"-czbooks" {
 			t.Errorf("consumer %+v", c)
+		}
+		if got, ok := FetcherConsumerLane(c.Durable); !ok || got != l {
+			t.Errorf("FetcherConsumerLane(%q) = %q, %v", c.Durable, got, ok)
+		}
+		legacy := LegacyFetcherConsumer(l, time.Minute, 5)
+		if legacy.Durable != "fetch-"+string(l) || legacy.FilterSubjects[0] != "xsw.book.requested."+string(l)+".*" {
+			t.Errorf("legacy consumer %+v", legacy)
+		}
+		if got, ok := FetcherConsumerLane(legacy.Durable); !ok || got != l {
+			t.Errorf("FetcherConsumerLane(%q) = %q, %v", legacy.Durable, got, ok)
+		}
+	}
+	for _, name := range []string{"crawl", "fetch-", "fetch-nosuchlane", "fetch-manual-Bad.Site", "indexer"} {
+		if l, ok := FetcherConsumerLane(name); ok {
+			t.Errorf("FetcherConsumerLane(%q) = %q, true", name, l)
 		}
 	}
 }

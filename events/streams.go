@@ -1,6 +1,9 @@
 package events
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Retention is a stream's retention policy.
 type Retention string
@@ -165,16 +168,51 @@ func Streams(requestMaxAge time.Duration) []StreamSpec {
 	return []StreamSpec{RequestStream(requestMaxAge), EventStream(), IndexedStream(), DeadStream(), CrawlStream()}
 }
 
-// FetcherConsumer is the durable consumer of one lane, shared by every fetcher replica.
-func FetcherConsumer(l Lane, ackWait time.Duration, maxDeliver int) ConsumerSpec {
+// FetcherConsumer is the durable consumer of one lane and one site, shared by every
+// fetcher replica that serves the site: "fetch-<lane>-<site>", on the lane's requests for
+// the site's books. Each site has its own consumers so that a fetcher takes work for the
+// site whose turn it is, never waiting behind another site's queue; a site no fetcher
+// serves has no consumer, and its requests wait in the stream (to BG_JOB_MAX_AGE) for one
+// that does.
+func FetcherConsumer(l Lane, site string, ackWait time.Duration, maxDeliver int) ConsumerSpec {
 	return ConsumerSpec{
 		Stream:         StreamRequests,
-		Durable:        "fetch-" + string(l),
-		FilterSubjects: []string{RequestSubjectLane(l)},
+		Durable:        "fetch-" + string(l) + "-" + site,
+		FilterSubjects: []string{RequestSubjectLaneSite(l, site)},
 		AckWait:        ackWait,
 		MaxDeliver:     maxDeliver,
 		MaxAckPending:  1000,
 	}
+}
+
+// LegacyFetcherConsumer is the durable consumer of one lane's requests stored by a build
+// before books were site-qualified (RequestSubjectLegacy: a bare book id, LegacySite's).
+// It keeps the name the whole lane's consumer had then, "fetch-<lane>", narrowed to those
+// subjects, so that a stream's old requests are still served after an upgrade; the
+// fetchers serving LegacySite take them.
+func LegacyFetcherConsumer(l Lane, ackWait time.Duration, maxDeliver int) ConsumerSpec {
+	return ConsumerSpec{
+		Stream:         StreamRequests,
+		Durable:        "fetch-" + string(l),
+		FilterSubjects: []string{"xsw.book.requested." + string(l) + ".*"},
+		AckWait:        ackWait,
+		MaxDeliver:     maxDeliver,
+		MaxAckPending:  1000,
+	}
+}
+
+// FetcherConsumerLane returns the lane of a consumer of StreamRequests named by
+// FetcherConsumer or LegacyFetcherConsumer, and whether durable is one.
+func FetcherConsumerLane(durable string) (Lane, bool) {
+	rest, ok := strings.CutPrefix(durable, "fetch-")
+	if !ok {
+		return "", false
+	}
+	lane, site, qualified := strings.Cut(rest, "-")
+	if qualified && !ValidSiteID(site) {
+		return "", false
+	}
+	return Lane(lane), Lane(lane).Valid()
 }
 
 // IndexerConsumer is the durable consumer of the indexer over the whole of StreamEvents.

@@ -71,6 +71,11 @@ func SubjectDeadLegacy(bookID string) string { return "xsw.dead." + bookID }
 // RequestSubjectLane matches every request of lane l.
 func RequestSubjectLane(l Lane) string { return "xsw.book.requested." + string(l) + ".>" }
 
+// RequestSubjectLaneSite matches the requests of lane l for the books of one site.
+func RequestSubjectLaneSite(l Lane, site string) string {
+	return "xsw.book.requested." + string(l) + "." + site + ".*"
+}
+
 // Subjects of what fetchers publish for one book.
 func SubjectFetchedBook(site, bookID string) string { return "xsw.fetched.book." + Key(site, bookID) }
 func SubjectFetchedTOC(site, bookID string) string  { return "xsw.fetched.toc." + Key(site, bookID) }

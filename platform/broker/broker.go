@@ -227,22 +227,26 @@ func IsSubjectFull(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeMaxMsgsPerSubject
 }
 
-// WaitingInLane counts the requests waiting in lane l of the request stream: the pending
-// count of the lane's fetcher consumer, or, while no fetcher has created that consumer
-// yet, the requests stored for the lane.
+// WaitingInLane counts the requests waiting in lane l of the request stream: those
+// stored for the lane and not held by a fetcher right now (the acknowledgements pending
+// on the lane's consumers, one per site and the legacy one, are subtracted). Requests
+// for a site no fetcher serves count as waiting.
 func WaitingInLane(ctx context.Context, requests jetstream.Stream, l events.Lane) (int, error) {
-	spec := events.FetcherConsumer(l, 0, 0)
-	c, err := requests.Consumer(ctx, spec.Durable)
-	if err == nil {
-		var info *jetstream.ConsumerInfo
-		if info, err = c.Info(ctx); err == nil {
-			return int(info.NumPending), nil
+	stored, err := StoredInLane(ctx, requests, l)
+	if err != nil {
+		return 0, err
+	}
+	held := 0
+	infos := requests.ListConsumers(ctx)
+	for info := range infos.Info() {
+		if lane, ok := events.FetcherConsumerLane(info.Name); ok && lane == l {
+			held += info.NumAckPending
 		}
 	}
-	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return 0, fmt.Errorf("consumer %s: %w", spec.Durable, err)
+	if err := infos.Err(); err != nil {
+		return 0, fmt.Errorf("consumers of %s: %w", events.StreamRequests, err)
 	}
-	return StoredInLane(ctx, requests, l)
+	return max(stored-held, 0), nil
 }
 
 // StoredInLane counts the requests of lane l in the request stream, waiting or held by

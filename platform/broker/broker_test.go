@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +80,7 @@ func TestTermCutsTheReason(t *testing.T) {
 	if _, err := broker.Publish(ctx, ns.JS, r.Subject(), r.MsgID(), &r); err != nil {
 		t.Fatal(err)
 	}
-	cons, err := broker.Consumer(ctx, ns.JS, events.FetcherConsumer(events.LanePrefetch, time.Minute, -1))
+	cons, err := broker.Consumer(ctx, ns.JS, events.FetcherConsumer(events.LanePrefetch, "xsw", time.Minute, -1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,5 +107,73 @@ func TestTermCutsTheReason(t *testing.T) {
 	}
 	if _, err := cons.Next(jetstream.FetchMaxWait(300 * time.Millisecond)); err == nil {
 		t.Error("the terminated message was delivered again")
+	}
+}
+
+// TestLaneConsumersAfterUpgrade starts from a stream whose lane consumer took the whole
+// lane (as before sites had consumers of their own), narrows it to the bare-id requests
+// stored then, adds the sites' consumers beside it, and counts what waits in the lane.
+func TestLaneConsumersAfterUpgrade(t *testing.T) {
+	ns := natstest.Start(t)
+	ctx := t.Context()
+	l := events.LanePrefetch
+	old := events.LegacyFetcherConsumer(l, time.Minute, -1)
+	old.FilterSubjects = []string{events.RequestSubjectLane(l)}
+	if _, err := broker.Consumer(ctx, ns.JS, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ns.JS.Publish(ctx, events.RequestSubjectLegacy(l, "1721851"), []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []events.BookRequested{
+		events.NewBookRequested("xsw", "42", l, 0, false, "test", time.Now()),
+		events.NewBookRequested("czbooks", "cr382b", l, 0, false, "test", time.Now()),
+		events.NewBookRequested("czbooks", "0481273", l, 0, false, "test", time.Now()),
+		events.NewBookRequested("nosuchsite", "1", l, 0, false, "test", time.Now()),
+	} {
+		if _, err := broker.Publish(ctx, ns.JS, r.Subject(), r.MsgID(), &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := broker.Consumer(ctx, ns.JS, events.FetcherConsumer(l, "xsw", time.Minute, -1)); err == nil {
+		t.Fatal("a site's consumer was created beside the whole lane's on a work queue")
+	}
+	legacy, err := broker.Consumer(ctx, ns.JS, events.LegacyFetcherConsumer(l, time.Minute, -1))
+	if err != nil {
+		t.Fatalf("narrowing the lane's consumer: %v", err)
+	}
+	held := map[string]jetstream.Msg{}
+	take := func(c jetstream.Consumer) {
+		t.Helper()
+		m, err := c.Next(jetstream.FetchMaxWait(2 * time.Second))
+		if err != nil {
+			t.Fatalf("next: %v", err)
+		}
+		held[m.Subject()] = m
+	}
+	take(legacy)
+	for _, site := range []string{"xsw", "czbooks"} {
+		c, err := broker.Consumer(ctx, ns.JS, events.FetcherConsumer(l, site, time.Minute, -1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		take(c)
+	}
+	want := []string{events.RequestSubjectLegacy(l, "1721851"), events.RequestSubject(l, "xsw", "42"), events.RequestSubject(l, "czbooks", "cr382b")}
+	for _, s := range want {
+		if held[s] == nil {
+			t.Errorf("no consumer delivered %s (got %v)", s, slices.Collect(maps.Keys(held)))
+		}
+	}
+	requests, err := ns.JS.Stream(ctx, events.StreamRequests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Five stored, three held by fetchers: czbooks' second book and the unserved site's wait.
+	if n, err := broker.WaitingInLane(ctx, requests, l); err != nil || n != 2 {
+		t.Errorf("waiting in %s: %d, %v; want 2", l, n, err)
+	}
+	if n, err := broker.StoredInLane(ctx, requests, l); err != nil || n != 5 {
+		t.Errorf("stored in %s: %d, %v; want 5", l, n, err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
 	platformmetrics "github.com/xswtw/xsw/platform/metrics"
 )
 
@@ -58,6 +59,8 @@ type SiteProbe struct {
 	Interval func() time.Duration
 	// Circuit is the site's circuit state: closed, half-open or open.
 	Circuit func() string
+	// Refused reports whether the site refuses us (a 403, a challenge page).
+	Refused func() bool
 }
 
 // Fetcher is the fetcher's metrics.
@@ -149,6 +152,16 @@ func New(reg prometheus.Registerer, p Probes) (*Fetcher, error) {
 				}
 				return 2
 			}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name:        "xsw_fetcher_site_refused",
+				Help:        "1 while a source site refuses us (it answered 403 or a challenge page) and is only probed, by site; 0 otherwise.",
+				ConstLabels: labels,
+			}, func() float64 {
+				if sp.Refused != nil && sp.Refused() {
+					return 1
+				}
+				return 0
+			}),
 		)
 	}
 	return m, platformmetrics.Register(reg, cs...)
@@ -209,19 +222,17 @@ func (m *Fetcher) refresh(ctx context.Context, js jetstream.JetStream) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var errs []error
+	requests, err := js.Stream(ctx, events.StreamRequests)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", events.StreamRequests, err)
+	}
 	for _, l := range events.Lanes {
-		spec := events.FetcherConsumer(l, 0, 0)
-		c, err := js.Consumer(ctx, spec.Stream, spec.Durable)
+		n, err := broker.WaitingInLane(ctx, requests, l)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("consumer %s: %w", spec.Durable, err))
+			errs = append(errs, err)
 			continue
 		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("consumer %s: %w", spec.Durable, err))
-			continue
-		}
-		m.queue.WithLabelValues(string(l)).Set(float64(info.NumPending))
+		m.queue.WithLabelValues(string(l)).Set(float64(n))
 	}
 	dead, err := js.Stream(ctx, events.StreamDead)
 	if err == nil {

@@ -134,7 +134,7 @@ func TestCircuitStates(t *testing.T) {
 func TestWatchReadsQueueAndDeadLetters(t *testing.T) {
 	ns := natstest.Start(t)
 	for _, l := range events.Lanes {
-		if _, err := broker.Consumer(t.Context(), ns.JS, events.FetcherConsumer(l, time.Minute, -1)); err != nil {
+		if _, err := broker.Consumer(t.Context(), ns.JS, events.FetcherConsumer(l, "xsw", time.Minute, -1)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -73,18 +73,23 @@ func (c *Config) defaults() {
 	}
 }
 
-// Pool runs sync jobs from the lanes' consumers.
+// Pool runs sync jobs from the lanes' consumers of every site served: each site has its
+// own consumers and its own Workers, which take the site's requests highest lane first.
+// A worker never holds a slot of one site while another site's work waits: the sites'
+// budgets are separate, and so are the workers that spend them.
 type Pool struct {
-	cfg       Config
-	js        jetstream.JetStream
-	nc        *nats.Conn
-	syncer    *Syncer
-	synced    jetstream.KeyValue
-	described jetstream.KeyValue   // events.BucketSites
-	consumers []jetstream.Consumer // in events.Lanes order
-	logger    *slog.Logger
+	cfg    Config
+	js     jetstream.JetStream
+	nc     *nats.Conn
+	syncer *Syncer
+	synced jetstream.KeyValue
+	// queues holds, for each site served, its consumers in events.Lanes order; the
+	// legacy consumers of LegacySite's bare-id requests come right after its own.
+	queues map[string][][]jetstream.Consumer
+	logger *slog.Logger
 
-	wake chan struct{}
+	// wake holds, for each site served, the signal that a request for it was published.
+	wake map[string]chan struct{}
 	// changed is signalled whenever the set of active jobs changes.
 	changed chan struct{}
 
@@ -92,28 +97,37 @@ type Pool struct {
 	active map[string]events.ActiveJob
 }
 
-// NewPool creates (or updates) the lanes' durable consumers and returns a pool on them.
+// NewPool creates (or updates) the lanes' durable consumers of every site served and
+// returns a pool on them.
 func NewPool(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, syncer *Syncer, cfg Config, logger *slog.Logger) (*Pool, error) {
 	cfg.defaults()
-	p := &Pool{cfg: cfg, js: js, nc: nc, syncer: syncer, logger: logger, wake: make(chan struct{}, 1),
-		changed: make(chan struct{}, 1), active: map[string]events.ActiveJob{}}
-	for _, l := range events.Lanes {
-		// The server never stops delivering (MaxDeliver -1): the pool counts attempts and
-		// dead-letters the request itself, so none is stranded in the stream.
-		c, err := broker.Consumer(ctx, js, events.FetcherConsumer(l, cfg.AckWait, -1))
-		if err != nil {
-			return nil, err
+	p := &Pool{cfg: cfg, js: js, nc: nc, syncer: syncer, logger: logger, queues: map[string][][]jetstream.Consumer{},
+		wake: map[string]chan struct{}{}, changed: make(chan struct{}, 1), active: map[string]events.ActiveJob{}}
+	for _, id := range syncer.Sites.IDs() {
+		p.wake[id] = make(chan struct{}, 1)
+		lanes := make([][]jetstream.Consumer, len(events.Lanes))
+		for i, l := range events.Lanes {
+			// The server never stops delivering (MaxDeliver -1): the pool counts attempts
+			// and dead-letters the request itself, so none is stranded in the stream.
+			specs := []events.ConsumerSpec{events.FetcherConsumer(l, id, cfg.AckWait, -1)}
+			if id == events.LegacySite {
+				specs = append(specs, events.LegacyFetcherConsumer(l, cfg.AckWait, -1))
+			}
+			for _, spec := range specs {
+				c, err := broker.Consumer(ctx, js, spec)
+				if err != nil {
+					return nil, err
+				}
+				lanes[i] = append(lanes[i], c)
+			}
 		}
-		p.consumers = append(p.consumers, c)
+		p.queues[id] = lanes
 	}
 	kv, err := js.KeyValue(ctx, events.BucketSynced)
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", events.BucketSynced, err)
 	}
 	p.synced = kv
-	if p.described, err = js.KeyValue(ctx, events.BucketSites); err != nil {
-		return nil, fmt.Errorf("bucket %s: %w", events.BucketSites, err)
-	}
 	return p, nil
 }
 
@@ -143,11 +157,15 @@ func (p *Pool) Active() []events.ActiveJob {
 // Run works until ctx ends, then stops taking jobs, gives in-flight jobs
 // ShutdownTimeout to finish and hands the rest back for immediate redelivery.
 func (p *Pool) Run(ctx context.Context) error {
-	// New requests wake idle workers at once; retries that come due are found by polling.
-	sub, err := p.nc.Subscribe(events.SubjectRequestAll, func(*nats.Msg) {
-		select {
-		case p.wake <- struct{}{}:
-		default:
+	// New requests wake an idle worker of their site at once; retries that come due are
+	// found by polling.
+	sub, err := p.nc.Subscribe(events.SubjectRequestAll, func(m *nats.Msg) {
+		site, _, ok := events.BookOfSubject(m.Subject, events.RequestPrefixTokens)
+		if wake, served := p.wake[site]; ok && served {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
 		}
 	})
 	if err != nil {
@@ -165,25 +183,28 @@ func (p *Pool) Run(ctx context.Context) error {
 	defer stop()
 
 	var wg sync.WaitGroup
-	for i := 0; i < p.cfg.Workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.work(ctx, jobCtx, i)
-		}()
+	for _, site := range p.syncer.Sites.IDs() {
+		for i := 0; i < p.cfg.Workers; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p.work(ctx, jobCtx, site, i)
+			}()
+		}
 	}
 	wg.Wait()
 	return nil
 }
 
-func (p *Pool) work(ctx, jobCtx context.Context, worker int) {
+// work runs the jobs of one site, one at a time.
+func (p *Pool) work(ctx, jobCtx context.Context, site string, worker int) {
 	picks := worker // stagger the fairness turns of the workers
 	for ctx.Err() == nil {
-		msg := p.next(ctx, picks)
+		msg := p.next(ctx, site, picks)
 		if msg == nil {
 			select {
 			case <-ctx.Done():
-			case <-p.wake:
+			case <-p.wake[site]:
 			case <-time.After(500 * time.Millisecond):
 			}
 			continue
@@ -193,10 +214,11 @@ func (p *Pool) work(ctx, jobCtx context.Context, worker int) {
 	}
 }
 
-// next takes one waiting request, highest lane first; one pick in FairnessEvery looks
-// from the lowest lane up instead.
-func (p *Pool) next(ctx context.Context, picks int) jetstream.Msg {
-	order := make([]int, len(p.consumers))
+// next takes one waiting request of site, highest lane first; one pick in FairnessEvery
+// looks from the lowest lane up instead.
+func (p *Pool) next(ctx context.Context, site string, picks int) jetstream.Msg {
+	lanes := p.queues[site]
+	order := make([]int, len(lanes))
 	for i := range order {
 		order[i] = i
 	}
@@ -204,19 +226,21 @@ func (p *Pool) next(ctx context.Context, picks int) jetstream.Msg {
 		slices.Reverse(order)
 	}
 	for _, i := range order {
-		if ctx.Err() != nil {
-			return nil
-		}
-		batch, err := p.consumers[i].FetchNoWait(1)
-		if err != nil {
-			p.logger.Warn("fetch request", "lane", events.Lanes[i], "err", err)
-			continue
-		}
-		for m := range batch.Messages() {
-			return m
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
-			p.logger.Debug("fetch request", "lane", events.Lanes[i], "err", err)
+		for _, c := range lanes[i] {
+			if ctx.Err() != nil {
+				return nil
+			}
+			batch, err := c.FetchNoWait(1)
+			if err != nil {
+				p.logger.Warn("fetch request", "site", site, "lane", events.Lanes[i], "err", err)
+				continue
+			}
+			for m := range batch.Messages() {
+				return m
+			}
+			if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+				p.logger.Debug("fetch request", "site", site, "lane", events.Lanes[i], "err", err)
+			}
 		}
 	}
 	return nil
@@ -241,13 +265,9 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	if err == nil {
 		var served bool
 		if st, served = p.syncer.Sites.Get(req.Site); !served {
-			if sites.ServedElsewhere(ctx, p.described, req.Site) && (p.cfg.MaxAge <= 0 || time.Since(req.RequestedAt) <= p.cfg.MaxAge) {
-				p.logger.Warn("request for a site another fetcher serves handed back", "subject", msg.Subject(),
-					"site", req.Site, "serves", p.syncer.Sites.IDs())
-				_ = msg.NakWithDelay(sites.HandBack)
-				return
-			}
-			err = fmt.Errorf("site %q is not served by this fetcher (it serves %v) nor described by any other", req.Site, p.syncer.Sites.IDs())
+			// Only a site's own consumers deliver its requests; a payload naming another
+			// site than its subject is caught above.
+			err = fmt.Errorf("site %q is not served by this fetcher (it serves %v)", req.Site, p.syncer.Sites.IDs())
 		}
 	}
 	if err != nil {

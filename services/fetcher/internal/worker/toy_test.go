@@ -16,6 +16,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/natstest"
+	"github.com/xswtw/xsw/services/fetcher/internal/politeness"
+	"github.com/xswtw/xsw/services/fetcher/internal/sites"
+	"github.com/xswtw/xsw/services/fetcher/internal/source"
 	"github.com/xswtw/xsw/services/fetcher/site"
 	"github.com/xswtw/xsw/services/fetcher/site/xsw"
 )
@@ -234,5 +238,45 @@ func TestToySiteSyncsInOneRequest(t *testing.T) {
 	checkTOC("xsw.fetched.toc.toy.ab-12 toy p1/1: 1=c1 2=c2 3=c3", "xsw.fetched.toc.toy.ab-12 toy p1/1: 1=c1 2=c2 3=c3 4=c4")
 	if got := xs.requests(); len(got) != 0 {
 		t.Errorf("requests for the toy site reached m.xsw.tw: %v", got)
+	}
+}
+
+// TestSitesDoNotWaitForEachOther: m.xsw.tw is slow (one request per 250ms, four per
+// book) and its books were queued first; the toy site's books, queued behind them in the
+// same lane, are synced at the toy site's own pace, not after m.xsw.tw's.
+func TestSitesDoNotWaitForEachOther(t *testing.T) {
+	ts := newToySite(t, map[string]int{"ab-1": 3, "ab-2": 3, "ab-3": 3})
+	xs := newTestSite(t)
+	ns := natstest.Start(t)
+	kv, err := ns.JS.KeyValue(t.Context(), events.BucketPoliteness)
+	if err != nil {
+		t.Fatal(err)
+	}
+	polite := func(s *sites.Site, interval time.Duration) *sites.Site {
+		s.Limiter = politeness.New(kv, sites.LimiterKey(s.ID), politeness.Config{Interval: interval})
+		base := s.Client.Base()
+		s.Client = source.New(base, s.Limiter, source.Config{Timeout: 5 * time.Second})
+		s.RateLimit = interval
+		return s
+	}
+	h := newHarnessOn(t, ns, Config{Workers: 2},
+		polite(served(t, xsw.ID, func(base *url.URL) site.Source { return xsw.New(base) }, xs.URL), 250*time.Millisecond),
+		polite(served(t, "toy", func(base *url.URL) site.Source { return toy{base: strings.TrimSuffix(base.String(), "/")} }, ts.URL), 20*time.Millisecond))
+	for _, id := range []string{"1000001", "1000002", "1000003", "1000004"} {
+		h.request(t, req(id, events.LanePrefetch))
+	}
+	for _, id := range []string{"ab-1", "ab-2", "ab-3"} {
+		h.request(t, events.NewBookRequested("toy", id, events.LanePrefetch, 0, false, "test", time.Now()))
+	}
+	h.run(t)
+	eventually(t, "every book synced", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 7 })
+	var order []string
+	for _, e := range h.jobEvents(t, events.JobCompleted) {
+		order = append(order, e.Site)
+	}
+	// Two xsw jobs take 16 requests at 250ms: the toy books, one request each, are done
+	// long before the first of them ends.
+	if got := strings.Join(order[:3], " "); got != "toy toy toy" {
+		t.Errorf("completion order %v, want the toy site's three books first", order)
 	}
 }

@@ -385,7 +385,7 @@ func TestStats(t *testing.T) {
 
 	// With the prefetch lane's consumer in place, a request it has taken (in flight) no
 	// longer counts as waiting.
-	c, err := broker.Consumer(t.Context(), ns.JS, events.FetcherConsumer(events.LanePrefetch, time.Minute, 5))
+	c, err := broker.Consumer(t.Context(), ns.JS, events.FetcherConsumer(events.LanePrefetch, "xsw", time.Minute, 5))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,7 +88,7 @@ func TestFailedJobAnnouncedOncePerJob(t *testing.T) {
 func TestConditionsAnnouncedOncePerChange(t *testing.T) {
 	ns := natstest.Start(t)
 	ctx := t.Context()
-	if _, err := broker.Consumer(ctx, ns.JS, events.FetcherConsumer(events.LanePrefetch, time.Minute, -1)); err != nil {
+	if _, err := broker.Consumer(ctx, ns.JS, events.FetcherConsumer(events.LanePrefetch, "xsw", time.Minute, -1)); err != nil {
 		t.Fatal(err)
 	}
 	fetchers, err := ns.JS.KeyValue(ctx, events.BucketFetchers)

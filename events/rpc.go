@@ -14,6 +14,7 @@ const (
 	ErrKindSource     ErrorKind = "source"      // the site failed (5xx, refused, reset)
 	ErrKindTimeout    ErrorKind = "timeout"     // the site or the politeness queue was too slow
 	ErrKindCircuit    ErrorKind = "circuit"     // the circuit is open: no requests for now
+	ErrKindRefused    ErrorKind = "refused"     // the site refuses us (403, a challenge page)
 )
 
 // RPCError is the error half of a reply.

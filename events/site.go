@@ -126,6 +126,12 @@ type SiteInfo struct {
 	Interval     float64 `json:"interval_seconds"`
 	// State is one of SiteOK, SiteThrottled, SiteCircuitOpen, SiteRefused.
 	State string `json:"state"`
+	// Detail says in words why the state is not SiteOK: for a refusal, what the site
+	// answered ("czbooks: refused, HTTP 403 (Cloudflare)").
+	Detail string `json:"detail,omitempty"`
+	// Until is when an open circuit lets a request through again, or when a refusing
+	// site is next probed; nil while the site is served.
+	Until *time.Time `json:"until,omitempty"`
 	// Fetcher names the fetcher that wrote this, At when.
 	Fetcher string    `json:"fetcher,omitempty"`
 	At      time.Time `json:"at"`

@@ -213,7 +213,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	for _, st := range served.All() {
 		probes.Sites = append(probes.Sites, metrics.SiteProbe{Site: st.ID,
 			Interval: func() time.Duration { return st.Limiter.Snapshot().Interval },
-			Circuit:  func() string { return st.Limiter.Snapshot().Circuit }})
+			Circuit:  func() string { return st.Limiter.Snapshot().Circuit },
+			Refused:  func() bool { return st.Limiter.Refused() != "" }})
 	}
 	if m, err = metrics.New(reg, probes); err != nil {
 		return err

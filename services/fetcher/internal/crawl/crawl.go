@@ -123,6 +123,14 @@ func (c *Crawler) handle(ctx context.Context, m jetstream.Msg) {
 			_ = m.NakWithDelay(time.Second)
 			return
 		}
+		if reason := st.Limiter.Refused(); reason != "" {
+			// The crawl would wait for the site on the consumer every site's crawls share:
+			// it steps aside and comes back after the next probe is due.
+			log.Warn("crawl paused: the site refuses us", "reason", reason)
+			c.save(ctx, prog)
+			_ = m.NakWithDelay(max(c.RetryDelay, time.Until(st.Limiter.Snapshot().Probe)))
+			return
+		}
 		it := todo[prog.Next]
 		if !slices.Contains(prog.Ended, it.cat) {
 			books, err := c.listing(ctx, st, it)
@@ -131,6 +139,11 @@ func (c *Crawler) handle(ctx context.Context, m jetstream.Msg) {
 				// The site has no such category: no page of it is asked for.
 				prog.Errors = append(prog.Errors, err.Error())
 				prog.Ended = append(prog.Ended, it.cat)
+			case errors.Is(err, politeness.ErrRefused):
+				log.Warn("crawl paused: the site refuses us", "err", err)
+				c.save(ctx, prog)
+				_ = m.NakWithDelay(max(c.RetryDelay, time.Until(st.Limiter.Snapshot().Probe)))
+				return
 			case errors.Is(err, source.ErrNotFound) || err == nil && len(books) == 0:
 				// Past the last page of the category: skip the rest of it.
 				prog.Ended = append(prog.Ended, it.cat)
@@ -163,7 +176,7 @@ func (c *Crawler) listing(ctx context.Context, st *sites.Site, it item) ([]site.
 	if !st.Source.CanonicalCategoryID(string(it.cat)) {
 		return nil, fmt.Errorf("category %q of site %s: %w", it.cat, st.ID, site.ErrNotCanonical)
 	}
-	p, err := st.Client.Get(ctx, st.Source.ListingURL(string(it.cat), it.page), politeness.Background)
+	p, err := st.Client.GetOrRefused(ctx, st.Source.ListingURL(string(it.cat), it.page))
 	if err != nil {
 		return nil, err
 	}

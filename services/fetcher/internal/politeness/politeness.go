@@ -39,6 +39,24 @@ const (
 // requests wait for it to close instead.
 var ErrCircuitOpen = errors.New("source circuit open")
 
+// ErrRefused marks a site that refuses us (a 403, a challenge page): interactive requests
+// hear it at once (as a *RefusedError), background requests wait while one probe a
+// cooldown asks whether the site lets us in again.
+var ErrRefused = errors.New("the site refuses us")
+
+// RefusedError is ErrRefused with the site's answer and the time of the next probe.
+type RefusedError struct {
+	Reason string    // what the site answered: "refused, HTTP 403 (Cloudflare)"
+	Probe  time.Time // when the next probe may go
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("%s; the site is probed again after %s", e.Reason, e.Probe.UTC().Format(time.RFC3339))
+}
+
+// Is makes errors.Is(err, ErrRefused) match.
+func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
+
 // Config tunes a Limiter.
 type Config struct {
 	// Interval between two requests to the source, cluster-wide. Zero switches politeness
@@ -76,6 +94,12 @@ type state struct {
 	Failures  int     `json:"failures"`   // consecutive failures
 	OpenUntil int64   `json:"open_until"` // unix nanoseconds; circuit open before it
 	Opens     int     `json:"opens"`      // consecutive openings, for the cooldown
+	// Refused is what the site answered when it refused us; empty while it does not.
+	Refused string `json:"refused,omitempty"`
+	// ProbeAt is when a refusing site may next be probed (unix nanoseconds); Probes
+	// counts the probes refused, for the cooldown.
+	ProbeAt int64 `json:"probe_at,omitempty"`
+	Probes  int   `json:"probes,omitempty"`
 }
 
 // Circuit states, as reported by Snapshot.
@@ -90,6 +114,10 @@ type Snapshot struct {
 	Interval time.Duration // in force now, after any slow-down
 	Circuit  string
 	Until    time.Time // when an open circuit lets a probe through
+	// Refused is what a refusing site answered (empty while it does not refuse);
+	// Probe is when it is next probed.
+	Refused string
+	Probe   time.Time
 }
 
 // Limiter books source requests in a key-value bucket.
@@ -122,7 +150,9 @@ func New(kv jetstream.KeyValue, key string, cfg Config) *Limiter {
 func (l *Limiter) Disabled() bool { return l.cfg.Interval <= 0 }
 
 // Wait books a slot for one request and sleeps until it. It returns ErrCircuitOpen to an
-// interactive request while the circuit is open, or the context's error.
+// interactive request while the circuit is open, a *RefusedError while the site refuses
+// us, or the context's error. A background request waits out both; while the site
+// refuses us, one request per cooldown, cluster-wide, is let through as a probe.
 func (l *Limiter) Wait(ctx context.Context, p Priority) error {
 	_, err := l.book(ctx, p)
 	return err
@@ -147,6 +177,28 @@ func (l *Limiter) book(ctx context.Context, p Priority) (time.Time, error) {
 			return time.Time{}, err
 		}
 		now := l.now().UnixNano()
+		if st.Refused != "" {
+			if p == Interactive {
+				return time.Time{}, &RefusedError{Reason: st.Refused, Probe: time.Unix(0, st.ProbeAt)}
+			}
+			if st.ProbeAt > now {
+				if err := l.sleep(ctx, time.Duration(st.ProbeAt-now)); err != nil {
+					return time.Time{}, err
+				}
+				continue
+			}
+			// This request is the probe: nobody else's goes out before the next one is due.
+			st.ProbeAt = now + int64(l.cooldown(st.Probes))
+			st.Next = max(st.Next, now+int64(l.cfg.Interval))
+			ok, err := l.store(ctx, st, rev)
+			if err != nil {
+				return time.Time{}, err
+			}
+			if ok {
+				return time.Unix(0, now), nil
+			}
+			continue
+		}
 		if st.OpenUntil > now {
 			if p == Interactive {
 				return time.Time{}, fmt.Errorf("%w until %s", ErrCircuitOpen, time.Unix(0, st.OpenUntil).UTC().Format(time.RFC3339))
@@ -210,6 +262,7 @@ func (l *Limiter) Report(ctx context.Context, o Outcome, retryAfter time.Duratio
 		switch o {
 		case Success:
 			st.Failures, st.Opens = 0, 0
+			st.Refused, st.ProbeAt, st.Probes = "", 0, 0
 			if st.Factor > 1 {
 				st.Factor = math.Max(1, st.Factor*0.75)
 			}
@@ -221,9 +274,7 @@ func (l *Limiter) Report(ctx context.Context, o Outcome, retryAfter time.Duratio
 				st.Next = max(st.Next, now+int64(pause))
 			}
 			if st.Failures >= l.cfg.FailureThreshold {
-				cool := l.cfg.Cooldown << min(st.Opens, 16)
-				cool = min(cool, l.cfg.MaxCooldown)
-				st.OpenUntil = now + int64(cool)
+				st.OpenUntil = now + int64(l.cooldown(st.Opens))
 				st.Opens++
 				// One more failure after the cooldown (the probe) reopens at once.
 				st.Failures = l.cfg.FailureThreshold - 1
@@ -239,12 +290,55 @@ func (l *Limiter) Report(ctx context.Context, o Outcome, retryAfter time.Duratio
 	}
 }
 
+// Refuse records that the site refused a request (a 403, a challenge page) with reason,
+// what it answered. Until a request succeeds again, interactive requests are told so at
+// once and background requests wait, while one probe per cooldown (doubling with each
+// refused probe, up to MaxCooldown) asks again.
+func (l *Limiter) Refuse(ctx context.Context, reason string) error {
+	if l.Disabled() {
+		return nil
+	}
+	for {
+		st, rev, err := l.load(ctx)
+		if err != nil {
+			return err
+		}
+		now := l.now().UnixNano()
+		if st.Refused != "" {
+			st.Probes++
+		}
+		st.Refused = reason
+		st.ProbeAt = max(st.ProbeAt, now+int64(l.cooldown(st.Probes)))
+		ok, err := l.store(ctx, st, rev)
+		if err != nil || ok {
+			return err
+		}
+	}
+}
+
+// cooldown is how long the circuit stays open after its n-th consecutive opening, or a
+// refusing site waits after its n-th refused probe: Cooldown, doubling, up to MaxCooldown.
+func (l *Limiter) cooldown(n int) time.Duration {
+	return min(l.cfg.Cooldown<<min(n, 16), l.cfg.MaxCooldown)
+}
+
+// Refused returns what a refusing site answered, as last seen here; empty while the site
+// does not refuse us.
+func (l *Limiter) Refused() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last.Refused
+}
+
 // Snapshot reports what the limiter last read or wrote.
 func (l *Limiter) Snapshot() Snapshot {
 	l.mu.Lock()
 	st := l.last
 	l.mu.Unlock()
-	s := Snapshot{Interval: time.Duration(float64(l.cfg.Interval) * max(st.Factor, 1)), Circuit: CircuitClosed}
+	s := Snapshot{Interval: time.Duration(float64(l.cfg.Interval) * max(st.Factor, 1)), Circuit: CircuitClosed, Refused: st.Refused}
+	if st.Refused != "" {
+		s.Probe = time.Unix(0, st.ProbeAt)
+	}
 	now := l.now().UnixNano()
 	switch {
 	case st.OpenUntil > now:

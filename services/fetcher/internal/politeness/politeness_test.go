@@ -202,3 +202,70 @@ func TestDisabled(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRefused: once a site refuses us, interactive requests hear it at once with the
+// site's words, and of many background requests in several processes exactly one goes
+// out per cooldown (the probe) until one succeeds.
+func TestRefused(t *testing.T) {
+	const cooldown = 300 * time.Millisecond
+	cfg := Config{Interval: time.Millisecond, Cooldown: cooldown, MaxCooldown: cooldown}
+	ls := limiters(t, 3, cfg)
+	ctx := t.Context()
+	if err := ls[0].Refuse(ctx, "czbooks: refused, HTTP 403 (Cloudflare)"); err != nil {
+		t.Fatal(err)
+	}
+	err := ls[1].Wait(ctx, Interactive)
+	var re *RefusedError
+	if !errors.As(err, &re) || !errors.Is(err, ErrRefused) || re.Reason != "czbooks: refused, HTTP 403 (Cloudflare)" || re.Probe.Before(time.Now()) {
+		t.Fatalf("interactive Wait while refused = %v, want a RefusedError naming the reason and a probe to come", err)
+	}
+	if snap := ls[1].Snapshot(); snap.Refused == "" || snap.Probe.IsZero() {
+		t.Errorf("snapshot while refused = %+v", snap)
+	}
+
+	// Twelve background workers over three processes ask for 2.5 cooldowns; each probe
+	// they get is refused again.
+	run, cancel := context.WithTimeout(ctx, 5*cooldown/2)
+	defer cancel()
+	var mu sync.Mutex
+	var probes []time.Time
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for l.Wait(run, Background) == nil {
+					mu.Lock()
+					probes = append(probes, time.Now())
+					mu.Unlock()
+					_ = l.Refuse(context.WithoutCancel(run), "czbooks: refused, HTTP 403 (Cloudflare)")
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if len(probes) < 1 || len(probes) > 3 {
+		t.Fatalf("%d probes in 2.5 cooldowns, want 1 to 3 (one per cooldown)", len(probes))
+	}
+	sort.Slice(probes, func(i, j int) bool { return probes[i].Before(probes[j]) })
+	for i := 1; i < len(probes); i++ {
+		if gap := probes[i].Sub(probes[i-1]); gap < cooldown*9/10 {
+			t.Errorf("probes %v apart, want at least the cooldown %v", gap, cooldown)
+		}
+	}
+
+	// A probe that succeeds lets everyone through again.
+	if err := ls[2].Wait(ctx, Background); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls[2].Report(ctx, Success, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls[0].Wait(ctx, Interactive); err != nil {
+		t.Errorf("interactive Wait after a successful probe = %v", err)
+	}
+	if snap := ls[0].Snapshot(); snap.Refused != "" {
+		t.Errorf("snapshot after a successful probe = %+v", snap)
+	}
+}

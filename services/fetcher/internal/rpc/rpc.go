@@ -160,6 +160,8 @@ func rpcError(err error) *events.RPCError {
 		kind = events.ErrKindParse
 	case errors.Is(err, politeness.ErrCircuitOpen):
 		kind = events.ErrKindCircuit
+	case errors.Is(err, politeness.ErrRefused):
+		kind = events.ErrKindRefused
 	case errors.Is(err, events.ErrInvalid), errors.Is(err, events.ErrVersion):
 		kind = events.ErrKindBadRequest
 	case source.Timeout(err), errors.Is(err, context.DeadlineExceeded):

@@ -36,25 +36,39 @@ type Site struct {
 }
 
 // Info reports the site as the fetcher's heartbeats publish it, from what its limiter
-// last saw: a circuit open, or half-open (waiting for a probe to succeed), is
-// circuit_open; an interval in force longer than the configured one is throttled;
-// anything else ok.
+// last saw: a site that refuses us is refused (with its answer and the next probe); a
+// circuit open, or half-open (waiting for a probe to succeed), is circuit_open; an
+// interval in force longer than the configured one is throttled; anything else ok.
 func (s *Site) Info(fetcherID string, at time.Time) events.SiteInfo {
 	snap := s.Limiter.Snapshot()
 	info := s.Source.Info()
-	state := events.SiteOK
-	switch {
-	case snap.Circuit != politeness.CircuitClosed:
-		state = events.SiteCircuitOpen
-	case snap.Interval > s.RateLimit:
-		state = events.SiteThrottled
-	}
-	return events.SiteInfo{
+	out := events.SiteInfo{
 		Header: events.Header{Version: events.Version}, ID: s.ID, Name: info.Name,
 		BaseURL: s.Client.Base().Redacted(), BookIDPattern: info.BookIDPattern, CategoryIDPattern: info.CategoryIDPattern,
-		RateInterval: s.RateLimit.Seconds(), Interval: snap.Interval.Seconds(), State: state,
+		RateInterval: s.RateLimit.Seconds(), Interval: snap.Interval.Seconds(), State: events.SiteOK,
 		Fetcher: fetcherID, At: at.UTC(),
 	}
+	until := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		t = t.UTC()
+		return &t
+	}
+	switch {
+	case snap.Refused != "":
+		out.State, out.Detail, out.Until = events.SiteRefused, snap.Refused, until(snap.Probe)
+	case snap.Circuit != politeness.CircuitClosed:
+		out.State, out.Until = events.SiteCircuitOpen, until(snap.Until)
+		out.Detail = "repeated failures opened the circuit"
+		if snap.Circuit == politeness.CircuitHalfOpen {
+			out.Detail = "the circuit waits for a probe to succeed"
+		}
+	case snap.Interval > s.RateLimit:
+		out.State = events.SiteThrottled
+		out.Detail = fmt.Sprintf("slowed down to one request per %v after the site asked us to", snap.Interval.Round(time.Millisecond))
+	}
+	return out
 }
 
 // Set is the sites a fetcher serves, the default first.
@@ -144,7 +158,7 @@ func Open(ctx context.Context, kv jetstream.KeyValue, cfg Config) (*Set, error) 
 		pc.Interval = src.RateLimit
 		limiter := politeness.New(kv, LimiterKey(src.ID), pc)
 		cc := cfg.Client
-		cc.Observe = nil
+		cc.Observe, cc.Site = nil, src.ID
 		if cfg.Observe != nil {
 			id, observe := src.ID, cfg.Observe
 			cc.Observe = func(status int, took time.Duration) { observe(id, status, took) }

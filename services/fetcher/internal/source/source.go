@@ -4,6 +4,7 @@
 package source
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -30,6 +32,20 @@ var ErrOffSite = errors.New("source: redirect off the configured site")
 
 // ErrTooLarge means the page exceeded the size limit (permanent).
 var ErrTooLarge = errors.New("source: page too large")
+
+// RefusalError means the site refused us: it answered 403, or a challenge page (the
+// Cloudflare interstitial) instead of the page. We never try to pass a challenge: the
+// site is reported as refusing us (errors.Is(err, politeness.ErrRefused)) and probed
+// rarely until it answers again.
+type RefusalError struct {
+	URL    string
+	Reason string // "czbooks: refused, HTTP 403 (Cloudflare)"
+}
+
+func (e *RefusalError) Error() string { return e.Reason + " at " + e.URL }
+
+// Is makes errors.Is(err, politeness.ErrRefused) match.
+func (e *RefusalError) Is(target error) bool { return target == politeness.ErrRefused }
 
 // StatusError is an unexpected HTTP status. 429 and 5xx are transient.
 type StatusError struct {
@@ -74,6 +90,8 @@ type Config struct {
 	UserAgent string
 	// MaxBytes bounds a page's size (default 8 MiB).
 	MaxBytes int64
+	// Site names the site in the reasons of refusals ("czbooks: refused, HTTP 403").
+	Site string
 	// Observe, when set, is told of every request sent: the status of the answer (0
 	// when none came) and how long it took to come.
 	Observe func(status int, took time.Duration)
@@ -156,23 +174,51 @@ func (c *Client) Get(ctx context.Context, rawURL string, p politeness.Priority) 
 
 // GetIfChanged is Get as a conditional request: with validators from an earlier answer,
 // the site may answer 304, reported as a Page with NotModified set.
+//
+// When the site refuses us (a *RefusalError, errors.Is politeness.ErrRefused), an
+// interactive request returns at once; a background one waits for the site to let us in
+// again, its requests being the limiter's rare probes.
 func (c *Client) GetIfChanged(ctx context.Context, rawURL string, p politeness.Priority, v Validators) (*Page, error) {
+	return c.get(ctx, rawURL, p, v, true)
+}
+
+// GetOrRefused is a background Get that returns the refusal (errors.Is
+// politeness.ErrRefused) rather than waiting for the site to let us in again, for work
+// that would rather step aside.
+func (c *Client) GetOrRefused(ctx context.Context, rawURL string) (*Page, error) {
+	return c.get(ctx, rawURL, politeness.Background, Validators{}, false)
+}
+
+func (c *Client) get(ctx context.Context, rawURL string, p politeness.Priority, v Validators, waitRefusal bool) (*Page, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || !c.onSite(u) || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("%w: refusing %q", ErrOffSite, rawURL)
 	}
-	if err := c.limiter.Wait(ctx, p); err != nil {
-		return nil, err
+	for {
+		if err := c.limiter.Wait(ctx, p); err != nil {
+			return nil, err
+		}
+		page, retryAfter, outcome, err := c.do(c.bookEveryRoundTrip(ctx, p), u, v)
+		// Report with a context of its own: a request that was made must be accounted
+		// for even when the caller is going away.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		var refused *RefusalError
+		if errors.As(err, &refused) {
+			rerr := c.limiter.Refuse(rctx, refused.Reason)
+			cancel()
+			if rerr != nil || p == politeness.Interactive || !waitRefusal || c.limiter.Disabled() {
+				return nil, errors.Join(err, rerr)
+			}
+			// A background request waits for the site to let us in again: the limiter
+			// holds it until the next probe.
+			continue
+		}
+		if rerr := c.limiter.Report(rctx, outcome, retryAfter); rerr != nil && err == nil {
+			err = rerr
+		}
+		cancel()
+		return page, err
 	}
-	page, retryAfter, outcome, err := c.do(c.bookEveryRoundTrip(ctx, p), u, v)
-	// Report with a context of its own: a request that was made must be accounted for
-	// even when the caller is going away.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if rerr := c.limiter.Report(rctx, outcome, retryAfter); rerr != nil && err == nil {
-		err = rerr
-	}
-	return page, err
 }
 
 // bookEveryRoundTrip returns ctx with a trace that books a slot with the limiter before
@@ -226,6 +272,13 @@ func (c *Client) do(ctx context.Context, u *url.URL, v Validators) (*Page, time.
 	}
 	defer resp.Body.Close()
 	got := Validators{ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified")}
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotModified {
+		// A refusal is told by its status, its headers or its page's title: read the start.
+		head, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if reason, ok := c.refusal(resp, head); ok {
+			return nil, 0, politeness.Success, &RefusalError{URL: u.Redacted(), Reason: reason}
+		}
+	}
 	switch {
 	case resp.StatusCode == http.StatusNotModified && !v.Empty():
 		return &Page{URL: resp.Request.URL, NotModified: true, Validators: v}, 0, politeness.Success, nil
@@ -250,7 +303,56 @@ func (c *Client) do(ctx context.Context, u *url.URL, v Validators) (*Page, time.
 	if int64(len(body)) > c.cfg.MaxBytes {
 		return nil, 0, politeness.Success, fmt.Errorf("%w: %s over %d bytes", ErrTooLarge, u.Redacted(), c.cfg.MaxBytes)
 	}
+	if reason, ok := c.refusal(resp, body); ok {
+		return nil, 0, politeness.Success, &RefusalError{URL: u.Redacted(), Reason: reason}
+	}
 	return &Page{URL: resp.Request.URL, Body: body, Validators: got}, 0, politeness.Success, nil
+}
+
+// challengeTitles are the titles of the interstitial pages a site behind Cloudflare
+// answers in place of the page while it checks (or blocks) the client.
+var challengeTitles = []string{"just a moment...", "attention required! | cloudflare", "access denied"}
+
+// refusal reports whether resp (whose body starts with head) refuses us, and in which
+// words: a 403, a challenge (Cloudflare's cf-mitigated header), or a challenge page
+// whatever its status.
+func (c *Client) refusal(resp *http.Response, head []byte) (string, bool) {
+	what := ""
+	switch {
+	case resp.Header.Get("Cf-Mitigated") != "":
+		what = fmt.Sprintf("HTTP %d, %s page", resp.StatusCode, resp.Header.Get("Cf-Mitigated"))
+	case resp.StatusCode == http.StatusForbidden:
+		what = "HTTP 403"
+	case challengePage(head):
+		what = fmt.Sprintf("HTTP %d, challenge page", resp.StatusCode)
+	default:
+		return "", false
+	}
+	if strings.EqualFold(resp.Header.Get("Server"), "cloudflare") || resp.Header.Get("Cf-Ray") != "" || resp.Header.Get("Cf-Mitigated") != "" {
+		what += " (Cloudflare)"
+	}
+	if c.cfg.Site != "" {
+		return c.cfg.Site + ": refused, " + what, true
+	}
+	return "refused, " + what, true
+}
+
+// challengePage reports whether the page's title, in its first few kilobytes, is a
+// challenge interstitial's.
+func challengePage(body []byte) bool {
+	head := body[:min(len(body), 8<<10)]
+	i := bytes.Index(bytes.ToLower(head), []byte("<title"))
+	if i < 0 {
+		return false
+	}
+	rest := head[i:]
+	open := bytes.IndexByte(rest, '>')
+	end := bytes.Index(bytes.ToLower(rest), []byte("</title"))
+	if open < 0 || end < open {
+		return false
+	}
+	title := strings.ToLower(strings.TrimSpace(string(rest[open+1 : end])))
+	return slices.Contains(challengeTitles, title)
 }
 
 // retryAfter reads a Retry-After header: seconds or an HTTP date; capped at an hour.

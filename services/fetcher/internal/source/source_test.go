@@ -2,13 +2,17 @@ package source
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/natstest"
 	"github.com/xswtw/xsw/services/fetcher/internal/politeness"
 )
 
@@ -58,7 +62,6 @@ func TestGet(t *testing.T) {
 		{name: "429 with retry-after", url: site.URL + "/throttle", status: 429, retry: 7 * time.Second},
 		{name: "503", url: site.URL + "/busy", status: 503},
 		{name: "500", url: site.URL + "/boom", status: 500},
-		{name: "403 is permanent", url: site.URL + "/forbidden", status: 403, permanent: true},
 		{name: "too large", url: site.URL + "/huge", permanent: true},
 		{name: "hang times out", url: site.URL + "/hang", timeout: true},
 	}
@@ -162,5 +165,114 @@ func TestUserAgentNamesTheProject(t *testing.T) {
 	}
 	if !strings.Contains(DefaultUserAgent, "xsw") || !strings.Contains(DefaultUserAgent, "https://") {
 		t.Errorf("DefaultUserAgent %q does not name the project and where to read about it", DefaultUserAgent)
+	}
+}
+
+// TestRefusals: a 403, Cloudflare's challenge header or a challenge page is the site
+// refusing us, told in words naming the site; a page that merely mentions the words is not.
+func TestRefusals(t *testing.T) {
+	challenge := `<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>Checking your browser</body></html>`
+	mux := http.NewServeMux()
+	mux.HandleFunc("/forbidden", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusForbidden) })
+	mux.HandleFunc("/cf403", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Server", "cloudflare")
+		w.Header().Set("Cf-Ray", "8f1e2d3c4b5a6978-TPE")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write([]byte(challenge))
+	})
+	mux.HandleFunc("/mitigated", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cf-Mitigated", "challenge")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(challenge))
+	})
+	mux.HandleFunc("/interstitial", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(challenge)) })
+	mux.HandleFunc("/story", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`<html><head><title>第三章 Just a moment</title></head><body><p>"Just a moment..." she said.</p></body></html>`))
+	})
+	site := httptest.NewServer(mux)
+	t.Cleanup(site.Close)
+	base, _ := url.Parse(site.URL)
+	c := New(base, politeness.New(nil, "", politeness.Config{}), Config{Site: "czbooks"})
+	for path, want := range map[string]string{
+		"/forbidden":    "czbooks: refused, HTTP 403",
+		"/cf403":        "czbooks: refused, HTTP 403 (Cloudflare)",
+		"/mitigated":    "czbooks: refused, HTTP 503, challenge page (Cloudflare)",
+		"/interstitial": "czbooks: refused, HTTP 200, challenge page",
+	} {
+		_, err := c.Get(t.Context(), site.URL+path, politeness.Interactive)
+		var re *RefusalError
+		if !errors.As(err, &re) || !errors.Is(err, politeness.ErrRefused) || re.Reason != want {
+			t.Errorf("%s: err = %v, want a refusal %q", path, err, want)
+		}
+		if Permanent(err) {
+			t.Errorf("%s: a refusal counted as a permanent failure of the page", path)
+		}
+	}
+	if p, err := c.Get(t.Context(), site.URL+"/story", politeness.Interactive); err != nil || len(p.Body) == 0 {
+		t.Errorf("a story page quoting the words: %v", err)
+	}
+}
+
+// TestBackgroundWaitsOutARefusal: a background request to a site that refuses us waits
+// for the probes (one per cooldown) and gets its page once the site lets us in; an
+// interactive request meanwhile hears of the refusal at once.
+func TestBackgroundWaitsOutARefusal(t *testing.T) {
+	const cooldown = 200 * time.Millisecond
+	var mu sync.Mutex
+	var seen []time.Time
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, time.Now())
+		if len(seen) <= 3 {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		_, _ = w.Write([]byte("<html>好</html>"))
+	}))
+	t.Cleanup(site.Close)
+	ns := natstest.Start(t)
+	kv, err := ns.JS.KeyValue(t.Context(), events.BucketPoliteness)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := url.Parse(site.URL)
+	lim := politeness.New(kv, "site.test", politeness.Config{Interval: time.Millisecond, Cooldown: cooldown, MaxCooldown: cooldown})
+	c := New(base, lim, Config{Site: "test"})
+
+	got := make(chan error, 1)
+	go func() {
+		p, err := c.Get(t.Context(), site.URL+"/page", politeness.Background)
+		if err == nil && string(p.Body) != "<html>好</html>" {
+			err = fmt.Errorf("body %q", p.Body)
+		}
+		got <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for lim.Refused() == "" && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	if _, err := c.Get(t.Context(), site.URL+"/other", politeness.Interactive); !errors.Is(err, politeness.ErrRefused) {
+		t.Errorf("interactive request while refused: %v, want ErrRefused", err)
+	}
+	if took := time.Since(start); took > cooldown/2 {
+		t.Errorf("interactive request took %v to hear of the refusal", took)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("background request: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 4 {
+		t.Fatalf("the site saw %d requests, want 4 (one refused, two refused probes, one served)", len(seen))
+	}
+	for i := 1; i < len(seen); i++ {
+		if gap := seen[i].Sub(seen[i-1]); gap < cooldown*9/10 {
+			t.Errorf("request %d came %v after the one before, within the cooldown %v", i+1, gap, cooldown)
+		}
+	}
+	if lim.Refused() != "" {
+		t.Errorf("still refused after the site served us: %q", lim.Refused())
 	}
 }

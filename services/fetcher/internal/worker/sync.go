@@ -63,7 +63,15 @@ func (s *Syncer) fetch(ctx context.Context, j *job, rawURL string, v source.Vali
 		p = politeness.Interactive
 	}
 	j.Requests++
-	return j.Site.Client.GetIfChanged(ctx, rawURL, p, v)
+	page, err := j.Site.Client.GetIfChanged(ctx, rawURL, p, v)
+	if p == politeness.Interactive && errors.Is(err, politeness.ErrRefused) {
+		// The site refuses us. The reader who asked has heard so from the gateway; the
+		// job waits for the site to let us in again, like background work, rather than
+		// spending its attempts.
+		s.Logger.Warn("site refuses us; the job waits for it", "site", j.Site.ID, "book_id", j.Request.BookID, "err", err)
+		page, err = j.Site.Client.GetIfChanged(ctx, rawURL, politeness.Background, v)
+	}
+	return page, err
 }
 
 // Sync fetches the book page, then the chapter list, publishing one event for the

@@ -67,6 +67,8 @@ func rpcFailure(e *events.RPCError) error {
 		return newError(fiber.StatusBadRequest, "the fetcher refused the request: %s", e.Message)
 	case events.ErrKindTimeout:
 		return newError(fiber.StatusGatewayTimeout, "the source timed out: %s", e.Message)
+	case events.ErrKindRefused:
+		return &httpError{status: fiber.StatusServiceUnavailable, detail: e.Message, retryAfter: 60}
 	case events.ErrKindCircuit:
 		return &httpError{status: fiber.StatusBadGateway, detail: "the source is failing, requests are paused: " + e.Message, retryAfter: 30}
 	case events.ErrKindParse:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -92,6 +93,24 @@ func checkError(err error, what, param, site, id string) error {
 	return err
 }
 
+// refusedError is the answer to a reader who needs a page of a site that refuses us:
+// 503 at once, saying so in the fetchers' words, with a Retry-After until the next probe.
+// queued says the book was queued, to be fetched when the site lets us in again.
+func refusedError(st sites.Site, queued bool) error {
+	detail := st.Detail
+	if detail == "" {
+		detail = st.ID + ": the site refuses us"
+	}
+	if queued {
+		detail += "; the book is queued and will be fetched once the site lets us in again"
+	}
+	retry := retryAfterSeconds
+	if wait := int(time.Until(st.Until).Seconds()) + 1; wait > retry {
+		retry = min(wait, 3600)
+	}
+	return &httpError{status: fiber.StatusServiceUnavailable, detail: detail, retryAfter: retry}
+}
+
 // requestError maps the error of a book request to the client's answer.
 func requestError(err error, b bookRef) error {
 	if errors.Is(err, jobs.ErrRefused) {
@@ -116,6 +135,10 @@ type siteJSON struct {
 	Default      bool    `json:"default"`
 	State        string  `json:"state"`
 	RateInterval float64 `json:"rate_interval_seconds"`
+	// Detail says why the state is not ok ("czbooks: refused, HTTP 403 (Cloudflare)");
+	// Until is when the site is next probed or its circuit closes.
+	Detail string     `json:"detail,omitempty"`
+	Until  *time.Time `json:"until,omitempty"`
 }
 
 // sitesJSON lists every configured site, in the order of SOURCES (the default first), as
@@ -124,7 +147,11 @@ func (s *Server) sitesJSON(ctx context.Context) []siteJSON {
 	list := s.sites.List(ctx)
 	out := make([]siteJSON, len(list))
 	for i, st := range list {
-		out[i] = siteJSON{ID: st.ID, Name: st.Name, BaseURL: st.BaseURL, Default: st.Default, State: st.State, RateInterval: st.RateInterval}
+		out[i] = siteJSON{ID: st.ID, Name: st.Name, BaseURL: st.BaseURL, Default: st.Default, State: st.State, RateInterval: st.RateInterval, Detail: st.Detail}
+		if !st.Until.IsZero() {
+			until := st.Until.UTC()
+			out[i].Until = &until
+		}
 	}
 	return out
 }

@@ -554,3 +554,57 @@ func TestParseCategories(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusingSite: while the fetchers report that toy refuses us, a reader who needs a
+// page of it hears so at once (503 naming the site's answer, Retry-After until the next
+// probe) without a call to a fetcher, a book not stored is queued to be fetched when the
+// site lets us in, what is stored is still served, and the other site is untouched.
+func TestRefusingSite(t *testing.T) {
+	e := newEnv(t)
+	calls := e.countCalls()
+	probe := time.Now().Add(90 * time.Second).UTC().Truncate(time.Second)
+	e.describe(events.SiteInfo{ID: "toy", Name: "Toy", BaseURL: "https://toy.example", BookIDPattern: toyBookPattern,
+		RateInterval: 1, Interval: 1, State: events.SiteRefused, Detail: "toy: refused, HTTP 403 (Cloudflare)", Until: &probe})
+	eventually(t, "toy refused", func() bool {
+		st, _ := e.sites.Get(t.Context(), "toy")
+		return st.State == events.SiteRefused
+	})
+	testdb.InsertSiteBook(t, e.pool, "toy", "ab1", "存書", true)
+	testdb.InsertSiteChapters(t, e.pool, "toy", "ab1", 3)
+	rec := e.record()
+
+	for _, path := range []string{
+		"/xsw/api/sites/toy/books/ab2",
+		"/xsw/api/sites/toy/books/ab2/chapters?all=true",
+		"/xsw/api/sites/toy/books/ab1/chapters/1",
+		"/xsw/api/sites/toy/categories",
+	} {
+		start := time.Now()
+		r := e.get(path)
+		expect(t, r, http.StatusServiceUnavailable)
+		if d := r.detail(t); !strings.Contains(d, "toy: refused, HTTP 403 (Cloudflare)") {
+			t.Errorf("%s: detail %q, want the site's answer", path, d)
+		}
+		if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 60 || ra > 91 {
+			t.Errorf("%s: Retry-After %q, want the seconds until the probe", path, r.header.Get("Retry-After"))
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("%s took %v, want an answer at once", path, took)
+		}
+	}
+	if n := calls.n.Load(); n != 0 {
+		t.Errorf("%d calls to fetchers for a site that refuses us", n)
+	}
+	eventually(t, "the unstored book queued", func() bool {
+		return slices.Contains(rec.subjects(), events.RequestSubject(events.LaneInteractive, "toy", "ab2"))
+	})
+	// Stored: served as ever.
+	expect(t, e.get("/xsw/api/sites/toy/books/ab1"), http.StatusOK)
+	expect(t, e.get("/xsw/api/sites/toy/books/ab1/chapters?all=true"), http.StatusOK)
+	// Listed with its answer and the next probe.
+	r := e.get("/xsw/api/sites")
+	expect(t, r, http.StatusOK)
+	if !strings.Contains(string(r.body), `"state":"refused","rate_interval_seconds":1,"detail":"toy: refused, HTTP 403 (Cloudflare)","until":"`+probe.Format(time.RFC3339)+`"`) {
+		t.Errorf("sites %s, want toy refused with its detail and next probe", r.body)
+	}
+}

@@ -93,6 +93,14 @@ func (s *Server) await(ctx context.Context, b bookRef, n need) error {
 	case !errors.Is(err, catalog.ErrNotFound):
 		return databaseError(err)
 	}
+	if st, refused := s.sites.Refused(b.site); refused {
+		// Nothing will come within the wait: say so at once, and queue the book so that
+		// it is fetched when the site lets us in again.
+		_, err := s.jobs.Request(ctx, jobs.Request{
+			Site: b.site, BookID: b.id, Lane: events.LaneInteractive, Priority: jobs.InteractivePriority, Reason: "reader asked while the site refuses us",
+		})
+		return refusedError(st, err == nil)
+	}
 	// The shared wait runs on the first caller's goroutine and is bounded by its own
 	// timeout, not by any one caller's context.
 	_, err, _ = s.waits.Do(n.key(b), func() (any, error) {
@@ -157,6 +165,9 @@ func (s *Server) waitIndexed(ctx context.Context, b bookRef, n need) error {
 // when no reply came within timeout and errNoFetcher when no fetcher serving the site
 // listens.
 func (s *Server) call(ctx context.Context, call, site string, timeout time.Duration, req, reply events.Payload) error {
+	if st, refused := s.sites.Refused(site); refused {
+		return refusedError(st, false)
+	}
 	subject := events.RPCSubject(call, site)
 	data, err := events.Encode(req)
 	if err != nil {

@@ -60,6 +60,10 @@ type Site struct {
 	State string
 	// RateInterval is the configured interval between requests to the site, in seconds.
 	RateInterval float64
+	// Detail says why the state is not ok, in the fetchers' words; Until is when the
+	// site is next probed, or the circuit lets a request through (zero: not known).
+	Detail string
+	Until  time.Time
 	// Described is whether a fetcher has described the site.
 	Described bool
 }
@@ -254,7 +258,10 @@ func (r *Registry) Get(ctx context.Context, site string) (Site, bool) {
 	s := Site{ID: src.ID, Name: src.ID, BaseURL: redacted(src.URL), Default: src.ID == r.Default(), State: StateUnknown,
 		RateInterval: src.RateLimit.Seconds()}
 	if d := r.lookup(ctx, site); d != nil {
-		s.Described, s.State, s.RateInterval = true, d.info.State, d.info.RateInterval
+		s.Described, s.State, s.RateInterval, s.Detail = true, d.info.State, d.info.RateInterval, d.info.Detail
+		if d.info.Until != nil {
+			s.Until = *d.info.Until
+		}
 		if d.info.Name != "" {
 			s.Name = d.info.Name
 		}
@@ -262,6 +269,19 @@ func (r *Registry) Get(ctx context.Context, site string) (Site, bool) {
 			s.BaseURL = d.info.BaseURL
 		}
 	}
+	return s, true
+}
+
+// Refused returns the site as described when its fetchers report that it refuses us
+// (events.SiteRefused); ok is false otherwise.
+func (r *Registry) Refused(site string) (Site, bool) {
+	r.mu.RLock()
+	d := r.sites[site]
+	r.mu.RUnlock()
+	if d == nil || d.info.State != events.SiteRefused {
+		return Site{}, false
+	}
+	s, _ := r.Get(context.Background(), site)
 	return s, true
 }
 

@@ -1,12 +1,12 @@
 // Package dashboard serves the operators' live page at /xsw/admin/: an embedded HTML,
 // JavaScript and CSS page (no CDN: it works offline) and an authenticated stream of
 // server-sent events at /xsw/admin/events carrying a snapshot of the queue, the fetchers,
-// the politeness rate, the circuit and the throughput every second, and every book
-// request and job event as it happens (from core NATS subscriptions to the request and
-// job subjects), each naming its book's site. The page keeps the admin token in
-// sessionStorage and sends it as a Bearer header, for the stream and for the admin API
-// calls it makes (dead letters, replay, sync, each with the book's site); the token
-// never appears in a URL.
+// the politeness rate, the circuit, the state of each source site and the throughput
+// every second, and every book request and job event as it happens (from core NATS
+// subscriptions to the request and job subjects), each naming its book's site. The page
+// keeps the admin token in sessionStorage and sends it as a Bearer header, for the
+// stream and for the admin API calls it makes (dead letters, replay, sync, each with the
+// book's site); the token never appears in a URL.
 package dashboard
 
 import (
@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -261,6 +262,9 @@ type Snapshot struct {
 	// Circuit is the worst circuit state a live fetcher reports.
 	Circuit    *string    `json:"circuit"`
 	Throughput Throughput `json:"throughput"`
+	// Sites lists every site a live fetcher serves, sorted by id, each as the fetchers
+	// serving it see it together (see mergeSites).
+	Sites []SiteState `json:"sites"`
 	// Error says what could not be read, when something could not.
 	Error string `json:"error,omitempty"`
 }
@@ -284,11 +288,91 @@ type Fetcher struct {
 	At        time.Time `json:"at"`
 }
 
+// SiteState is one site as the live fetchers serving it report it, merged: the worst
+// state any of them sees, with that fetcher's detail and until.
+type SiteState struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	BaseURL string `json:"base_url"`
+	// State is the worst state a fetcher reports: refused, then circuit_open, then
+	// throttled, then ok; a state the dashboard does not know counts as the worst.
+	State string `json:"state"`
+	// Detail and Until are those of the fetcher whose state is shown (Fetcher): why the
+	// state is not ok, and when the site is next probed or its circuit lets a request
+	// through.
+	Detail  string     `json:"detail,omitempty"`
+	Until   *time.Time `json:"until,omitempty"`
+	Fetcher string     `json:"fetcher,omitempty"`
+	// Interval is the largest interval in force a fetcher reports, RateInterval the
+	// largest configured one (seconds).
+	Interval     float64 `json:"interval_seconds"`
+	RateInterval float64 `json:"rate_interval_seconds"`
+	// Fetchers counts the live fetchers serving the site.
+	Fetchers int `json:"fetchers"`
+}
+
+// siteSeverity ranks the site states; a state missing here is worse than all of them.
+var siteSeverity = map[string]int{events.SiteOK: 0, events.SiteThrottled: 1, events.SiteCircuitOpen: 2, events.SiteRefused: 3}
+
+// worseSite reports whether site state a is worse than b. An unknown state is worse than
+// any known one; of two unknown ones, the greater string is, so that the order of the
+// heartbeats does not matter.
+func worseSite(a, b string) bool {
+	sa, oka := siteSeverity[a]
+	sb, okb := siteSeverity[b]
+	switch {
+	case !oka && !okb:
+		return a > b
+	case !oka:
+		return true
+	case !okb:
+		return false
+	}
+	return sa > sb
+}
+
+// mergeSites makes one SiteState per site the heartbeats list, sorted by site id: the
+// worst state wins, with its fetcher's detail and until (of equally bad reports, the
+// first heartbeat's); the intervals are the largest reported; Fetchers counts the
+// heartbeats listing the site.
+func mergeSites(hbs []events.FetcherHeartbeat) []SiteState {
+	out := []SiteState{}
+	at := map[string]int{} // site id -> index in out
+	for _, h := range hbs {
+		counted := map[string]bool{}
+		for _, si := range h.Sites {
+			i, seen := at[si.ID]
+			if !seen {
+				i = len(out)
+				at[si.ID] = i
+				out = append(out, SiteState{ID: si.ID, State: si.State, Detail: si.Detail, Until: si.Until, Fetcher: h.FetcherID})
+			} else if worseSite(si.State, out[i].State) {
+				out[i].State, out[i].Detail, out[i].Until, out[i].Fetcher = si.State, si.Detail, si.Until, h.FetcherID
+			}
+			s := &out[i]
+			if s.Name == "" {
+				s.Name = si.Name
+			}
+			if s.BaseURL == "" {
+				s.BaseURL = si.BaseURL
+			}
+			s.Interval = max(s.Interval, si.Interval)
+			s.RateInterval = max(s.RateInterval, si.RateInterval)
+			if !counted[si.ID] {
+				counted[si.ID] = true
+				s.Fetchers++
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b SiteState) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
 // Snapshot reads the state of the queue and the fetchers now.
 func (d *Dashboard) Snapshot(ctx context.Context) Snapshot {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	s := Snapshot{At: d.now().UTC(), QueueByLane: map[events.Lane]int{}, InFlight: []InFlight{}, Fetchers: []Fetcher{}}
+	s := Snapshot{At: d.now().UTC(), QueueByLane: map[events.Lane]int{}, InFlight: []InFlight{}, Fetchers: []Fetcher{}, Sites: []SiteState{}}
 	var errs []string
 	if st, err := d.src.Stats(ctx); err != nil {
 		errs = append(errs, "queue: "+err.Error())
@@ -306,6 +390,7 @@ func (d *Dashboard) Snapshot(ctx context.Context) Snapshot {
 				s.InFlight = append(s.InFlight, InFlight{ActiveJob: a, FetcherID: h.FetcherID})
 			}
 		}
+		s.Sites = mergeSites(hbs)
 	}
 	s.Error = strings.Join(errs, "; ")
 	d.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -282,7 +283,8 @@ func TestEventStreamCarriesActivityAndSnapshots(t *testing.T) {
 	if snap.QueueSize != 3 || snap.QueueByLane[events.LanePrefetch] != 3 || snap.DeadLetters != 1 || *snap.RateInterval != 2 ||
 		*snap.Circuit != "closed" || len(snap.Fetchers) != 1 || strings.Join(snap.Fetchers[0].Sites, ",") != "xsw,toy" ||
 		len(snap.InFlight) != 1 || snap.InFlight[0].Site != "toy" || snap.InFlight[0].BookID != "1000009" ||
-		snap.InFlight[0].FetcherID != "f1" || snap.Error != "" {
+		snap.InFlight[0].FetcherID != "f1" || snap.Error != "" ||
+		len(snap.Sites) != 2 || snap.Sites[0].ID != "toy" || snap.Sites[1].ID != "xsw" || snap.Sites[1].State != events.SiteOK {
 		t.Errorf("snapshot = %+v", snap)
 	}
 	completed, failed := 0, 0
@@ -294,6 +296,158 @@ func TestEventStreamCarriesActivityAndSnapshots(t *testing.T) {
 		t.Errorf("throughput: %d completed, %d failed in %d buckets of %ds", completed, failed,
 			len(snap.Throughput.Completed), snap.Throughput.BucketSeconds)
 	}
+}
+
+// putHeartbeat writes hb into the fetchers bucket, as a live fetcher does.
+func putHeartbeat(t *testing.T, ns *natstest.Server, hb events.FetcherHeartbeat) {
+	t.Helper()
+	kv, err := ns.JS.KeyValue(t.Context(), events.BucketFetchers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb.Header, hb.Workers, hb.Circuit, hb.StartedAt, hb.At = events.Header{Version: events.Version}, 1, "closed", time.Now(), time.Now()
+	for i := range hb.Sites {
+		hb.Sites[i].Header, hb.Sites[i].BookIDPattern, hb.Sites[i].Fetcher, hb.Sites[i].At = hb.Header, `[0-9]+`, hb.FetcherID, hb.At
+	}
+	data, err := events.Encode(&hb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(t.Context(), hb.FetcherID, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sitesDashboard returns a dashboard over the queue and the fetchers of ns, as the
+// gateway builds it.
+func sitesDashboard(t *testing.T, ns *natstest.Server) *Dashboard {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	m, err := jobs.New(t.Context(), ns.JS, time.Hour, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(Config{AdminToken: token}, ns.Conn, ns.JS, m, logger)
+}
+
+var (
+	xswSite     = events.SiteInfo{ID: "xsw", Name: "小說王", BaseURL: "https://m.xsw.tw", RateInterval: 2, Interval: 2, State: events.SiteOK}
+	czbooksSite = events.SiteInfo{ID: "czbooks", Name: "小說狂人 (czbooks.net)", BaseURL: "https://czbooks.net", RateInterval: 3, Interval: 3, State: events.SiteOK}
+)
+
+// TestSitesMergeTheFetchersReports: each site is shown once, in the worst state a live
+// fetcher reports, with that fetcher's detail and next probe, whichever fetcher it is.
+func TestSitesMergeTheFetchersReports(t *testing.T) {
+	ns := natstest.Start(t)
+	probe := time.Now().Add(10 * time.Minute).UTC().Truncate(time.Second)
+	opens := time.Now().Add(time.Minute).UTC().Truncate(time.Second)
+
+	// f1 is slowed down by xsw and serves czbooks; f2 serves xsw but is refused by czbooks;
+	// f3 serves czbooks only, its circuit open. Each lists its default site first.
+	throttledXSW := xswSite
+	throttledXSW.State, throttledXSW.Interval, throttledXSW.Detail = events.SiteThrottled, 8, "xsw: slowed down, HTTP 429, Retry-After 8"
+	refused := czbooksSite
+	refused.State, refused.Detail, refused.Until = events.SiteRefused, "czbooks: refused, HTTP 403 (Cloudflare)", &probe
+	open := czbooksSite
+	open.State, open.Interval, open.Detail, open.Until = events.SiteCircuitOpen, 6, "czbooks: 5 failures in a row", &opens
+	putHeartbeat(t, ns, events.FetcherHeartbeat{FetcherID: "f1", Sites: []events.SiteInfo{throttledXSW, czbooksSite}})
+	putHeartbeat(t, ns, events.FetcherHeartbeat{FetcherID: "f2", Sites: []events.SiteInfo{xswSite, refused}})
+	putHeartbeat(t, ns, events.FetcherHeartbeat{FetcherID: "f3", Sites: []events.SiteInfo{open}})
+
+	snap := sitesDashboard(t, ns).Snapshot(t.Context())
+	if snap.Error != "" || len(snap.Fetchers) != 3 {
+		t.Fatalf("snapshot: %d fetchers, error %q", len(snap.Fetchers), snap.Error)
+	}
+	want := []SiteState{
+		{ID: "czbooks", Name: czbooksSite.Name, BaseURL: czbooksSite.BaseURL, State: events.SiteRefused, Detail: refused.Detail, Until: &probe,
+			Fetcher: "f2", Interval: 6, RateInterval: 3, Fetchers: 3},
+		{ID: "xsw", Name: xswSite.Name, BaseURL: xswSite.BaseURL, State: events.SiteThrottled, Detail: throttledXSW.Detail,
+			Fetcher: "f1", Interval: 8, RateInterval: 2, Fetchers: 2},
+	}
+	if len(snap.Sites) != len(want) {
+		t.Fatalf("sites = %+v, want %+v", snap.Sites, want)
+	}
+	for i, w := range want {
+		g := snap.Sites[i]
+		untilOK := (g.Until == nil) == (w.Until == nil) && (g.Until == nil || g.Until.Equal(*w.Until))
+		g.Until, w.Until = nil, nil
+		if g != w || !untilOK {
+			t.Errorf("site %d = %+v (until %v), want %+v (until %v)", i, snap.Sites[i], snap.Sites[i].Until, want[i], want[i].Until)
+		}
+	}
+}
+
+func TestWorstSiteStateWins(t *testing.T) {
+	states := []string{events.SiteOK, events.SiteThrottled, events.SiteCircuitOpen, events.SiteRefused, "melted"}
+	for i, better := range states {
+		for _, worse := range states[i+1:] {
+			for _, order := range [][2]string{{better, worse}, {worse, better}} {
+				var hbs []events.FetcherHeartbeat
+				for j, st := range order {
+					hbs = append(hbs, events.FetcherHeartbeat{FetcherID: fmt.Sprint("f", j),
+						Sites: []events.SiteInfo{{ID: "czbooks", State: st, Detail: "saw " + st}}})
+				}
+				got := mergeSites(hbs)
+				if len(got) != 1 || got[0].State != worse || got[0].Detail != "saw "+worse || got[0].Fetchers != 2 {
+					t.Errorf("%v: %+v, want %s", order, got, worse)
+				}
+			}
+		}
+	}
+	if got := mergeSites(nil); got == nil || len(got) != 0 {
+		t.Errorf("no heartbeat: %#v, want an empty list", got)
+	}
+}
+
+// TestSitesJSON: the page reads the sites under these names; an ok site carries no detail
+// and no next probe; the fields older clients read are still there.
+func TestSitesJSON(t *testing.T) {
+	ns := natstest.Start(t)
+	d := sitesDashboard(t, ns)
+	var empty map[string]json.RawMessage
+	if err := json.Unmarshal(mustJSON(t, d.Snapshot(t.Context())), &empty); err != nil {
+		t.Fatal(err)
+	}
+	if string(empty["sites"]) != "[]" {
+		t.Errorf("without fetchers, sites = %s, want []", empty["sites"])
+	}
+
+	probe := time.Date(2026, 1, 21, 12, 10, 0, 0, time.UTC)
+	refused := czbooksSite
+	refused.State, refused.Detail, refused.Until = events.SiteRefused, "czbooks: refused, HTTP 403 (Cloudflare)", &probe
+	putHeartbeat(t, ns, events.FetcherHeartbeat{FetcherID: "f1", Sites: []events.SiteInfo{xswSite, refused}})
+	var snap struct {
+		Sites []map[string]any `json:"sites"`
+	}
+	data := mustJSON(t, d.Snapshot(t.Context()))
+	if err := json.Unmarshal(data, &snap); err != nil {
+		t.Fatal(err)
+	}
+	var all map[string]json.RawMessage
+	_ = json.Unmarshal(data, &all)
+	for _, k := range []string{"at", "queue_by_lane", "queue_size", "in_flight", "fetchers", "dead_letters", "rate_interval_seconds", "circuit", "throughput", "sites"} {
+		if _, ok := all[k]; !ok {
+			t.Errorf("snapshot has no %q: %s", k, data)
+		}
+	}
+	want := []map[string]any{
+		{"id": "czbooks", "name": czbooksSite.Name, "base_url": "https://czbooks.net", "state": "refused", "detail": "czbooks: refused, HTTP 403 (Cloudflare)",
+			"until": "2026-01-21T12:10:00Z", "fetcher": "f1", "interval_seconds": 3.0, "rate_interval_seconds": 3.0, "fetchers": 1.0},
+		{"id": "xsw", "name": xswSite.Name, "base_url": "https://m.xsw.tw", "state": "ok", "fetcher": "f1",
+			"interval_seconds": 2.0, "rate_interval_seconds": 2.0, "fetchers": 1.0},
+	}
+	if fmt.Sprint(snap.Sites) != fmt.Sprint(want) {
+		t.Errorf("sites =\n%v, want\n%v", snap.Sites, want)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 func TestStreamEndsWithItsLifetimeAndTheDashboard(t *testing.T) {

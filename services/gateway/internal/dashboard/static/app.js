@@ -11,6 +11,8 @@
   const ENDED = new Set(['completed', 'failed', 'skipped']);
   const MAX_ROWS = 40;
   const MAX_FAILURES = 25;
+  // The site states the page knows; another state is shown as the worst.
+  const SITE_STATES = new Set(['ok', 'throttled', 'circuit_open', 'refused']);
 
   const $ = (id) => document.getElementById(id);
   let token = sessionStorage.getItem(TOKEN_KEY);
@@ -216,7 +218,35 @@
     $('circuit').textContent = c;
     $('circuit').className = 'badge ' + c;
     $('dead-count').textContent = s.dead_letters;
+    renderSites(s);
     renderChart(s.throughput);
+  }
+
+  // renderSites shows one row per source site. The time to the next probe is counted
+  // from the snapshot's own time, so that a skewed browser clock does not change it.
+  function renderSites(s) {
+    const sites = s.sites || [];
+    if (!sites.length) {
+      $('sites').tBodies[0].replaceChildren(el('tr', {}, el('td', { class: 'empty', colSpan: 7 }, 'no live fetcher reports a site')));
+      return;
+    }
+    const now = Date.parse(s.at) || Date.now();
+    const interval = (v) => (v === 0 ? 'off' : v ? v.toFixed(v < 1 ? 2 : 1) + ' s' : '–');
+    $('sites').tBodies[0].replaceChildren(...sites.map((x) => {
+      const st = SITE_STATES.has(x.state) ? x.state : 'unknown';
+      const until = x.until ? Date.parse(x.until) : NaN;
+      const probe = Number.isNaN(until) ? '' : until > now ? `next probe in ${Math.ceil((until - now) / 1000)} s` : 'next probe due';
+      const iv = x.interval_seconds === x.rate_interval_seconds ? interval(x.interval_seconds) :
+        `${interval(x.interval_seconds)} (configured ${interval(x.rate_interval_seconds)})`;
+      return el('tr', { class: st === 'ok' || st === 'throttled' ? '' : 'down', 'data-site': x.id, 'data-state': x.state },
+        el('td', { class: 'site' }, x.id),
+        el('td', { class: 'name', title: x.base_url || '' }, x.name || ''),
+        el('td', { class: 'state' }, el('span', { class: 'badge site-' + st }, x.state || 'unknown')),
+        el('td', { class: 'detail' }, x.detail || ''),
+        el('td', { class: 'probe' }, probe),
+        el('td', { class: 'interval num' }, iv),
+        el('td', { class: 'fetchers num' }, x.fetchers));
+    }));
   }
 
   function renderChart(t) {

@@ -31,3 +31,23 @@ func BenchmarkPages(b *testing.B) {
 		})
 	}
 }
+
+func BenchmarkCzbooksPages(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.Site = SiteCzbooks
+	s := New(cfg)
+	bk := s.Books()[0]
+	paths := map[string]string{
+		"listing": "/c/xuanhuan",
+		"book":    "/n/" + bk.ID,
+		"chapter": "/n/" + bk.ID + "/" + bk.Chapters[0].ID,
+	}
+	for name, p := range paths {
+		b.Run(name, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, p, nil)
+			for b.Loop() {
+				s.Handler().ServeHTTP(httptest.NewRecorder(), req)
+			}
+		})
+	}
+}

@@ -59,7 +59,11 @@ func TestEncoding(t *testing.T) {
 // TestWordsInBig5 checks that every generated text survives Big5: an
 // unencodable rune would come back as a replacement.
 func TestWordsInBig5(t *testing.T) {
-	lists := [][]string{titlePrefixes, titleSuffixes, surnames, givenNames, introSentences, chapterVerbs, chapterNouns, specialTitles, textSentences, categoryNames[1:]}
+	var czNames []string
+	for _, c := range czbooksCategories[1:] {
+		czNames = append(czNames, c.Name)
+	}
+	lists := [][]string{titlePrefixes, titleSuffixes, surnames, givenNames, introSentences, chapterVerbs, chapterNouns, specialTitles, textSentences, categoryNames[1:], czNames, volumeNames, finishedWords}
 	enc := traditionalchinese.Big5.NewEncoder()
 	for _, list := range lists {
 		for _, w := range list {
@@ -68,7 +72,7 @@ func TestWordsInBig5(t *testing.T) {
 			}
 		}
 	}
-	for _, p := range []string{blankPage, errorPage(429, "請求過於頻繁，請稍後再試。").body} {
+	for _, p := range []string{xswBlankPage, errorPage(429, "請求過於頻繁，請稍後再試。").body, czbooksBlankPage("big5")} {
 		if _, err := enc.String(p); err != nil {
 			t.Errorf("fixed page not encodable in Big5: %v", err)
 		}

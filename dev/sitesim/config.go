@@ -16,8 +16,24 @@ const (
 	DefaultMaxChapters        = 300
 	DefaultChaptersPerTOCPage = 20
 	DefaultFinishedRatio      = 0.3
-	DefaultContentType        = "text/html; charset=big5"
 	DefaultLogLimit           = 200_000
+	// DefaultContentType is the Content-Type of m.xsw.tw pages, which declare
+	// Big5 whatever their bytes are.
+	DefaultContentType = "text/html; charset=big5"
+	// DefaultCzbooksContentType is the Content-Type of czbooks.net pages
+	// (with Config.Big5 they are served as DefaultContentType).
+	DefaultCzbooksContentType = "text/html; charset=utf-8"
+)
+
+// The flavours of site that Config.Site selects.
+const (
+	// SiteXSW simulates m.xsw.tw (台灣小說網, mobile): numeric ids, paginated
+	// tables of contents, pages that declare Big5.
+	SiteXSW = "xsw"
+	// SiteCzbooks simulates czbooks.net (小說狂人): opaque string ids, category
+	// slugs, the whole chapter list with volume headers on the book page,
+	// UTF-8 pages whose links name czbooks.net.
+	SiteCzbooks = "czbooks"
 )
 
 // maxBooks bounds the catalogue so that book ids stay 7-digit numbers.
@@ -26,17 +42,41 @@ const maxBooks = 1_000_000
 // maxChaptersPerBook bounds one book, growth included.
 const maxChaptersPerBook = 1_000_000
 
-// categoryNames is the known set of categories of the real site, by id.
+// categoryNames is the known set of categories of m.xsw.tw, by id.
 var categoryNames = [...]string{1: "玄幻小說", 2: "修真小說", 3: "都市小說", 4: "曆史小說", 5: "網遊小說", 6: "科幻小說", 7: "恐怖小說"}
+
+// czbooksCategories are the categories of czbooks.net, by number (1-based,
+// index 0 unused): the first three are known from the original project, the
+// rest are plausible.
+var czbooksCategories = [...]Category{
+	{},
+	{ID: 1, Slug: "xuanhuan", Name: "玄幻"},
+	{ID: 2, Slug: "yanqing", Name: "言情"},
+	{ID: 3, Slug: "dushi", Name: "都市"},
+	{ID: 4, Slug: "xianxia", Name: "仙俠"},
+	{ID: 5, Slug: "lishi", Name: "歷史"},
+	{ID: 6, Slug: "kehuan", Name: "科幻"},
+	{ID: 7, Slug: "kongbu", Name: "恐怖"},
+}
+
+// maxCategories is the number of categories each flavour knows (a test checks
+// that they agree).
+const maxCategories = len(categoryNames) - 1
 
 // Config describes a simulated site. Start from DefaultConfig: New replaces zero
 // counts with their defaults, but zero ratios and durations mean zero.
 type Config struct {
+	// Site selects the site simulated: SiteXSW (the default, also for "") or
+	// SiteCzbooks. Both draw the same kind of catalogue from the seed; they
+	// differ in ids, URLs, markup and encoding (see the package doc).
+	Site string
 	// Seed makes the site deterministic: the same seed and sizes give the same
 	// books, ids, titles and text.
 	Seed int64
-	// Categories is how many categories exist, 1..7 (default 7), named from the
-	// real site's set 1 玄幻小說 … 7 恐怖小說.
+	// Categories is how many categories exist, 1..7 (default 7), the first
+	// ones of the real site's set: 1 玄幻小說 … 7 恐怖小說 on m.xsw.tw,
+	// xuanhuan 玄幻, yanqing 言情, dushi 都市, xianxia 仙俠, lishi 歷史,
+	// kehuan 科幻, kongbu 恐怖 on czbooks.net.
 	Categories int
 	// BooksPerCategory is the number of books in each category (default 60).
 	BooksPerCategory int
@@ -50,20 +90,26 @@ type Config struct {
 	// BookIDs for the ids a configuration gets).
 	BigBooks map[string]int
 	// ChaptersPerTOCPage is the number of chapters on one table of contents
-	// page (default 20; the real site shows 20 to 50).
+	// page of m.xsw.tw (default 20; the real site shows 20 to 50). czbooks.net
+	// has no such pages.
 	ChaptersPerTOCPage int
-	// FinishedRatio is the share of books whose status is 已完成 (0..1).
+	// FinishedRatio is the share of finished books (0..1): 已完成 on
+	// m.xsw.tw, one of 已完成, 完結 and 已完結 on czbooks.net.
 	FinishedRatio float64
 	// Latency is added to every site response; LatencyJitter adds a uniform
 	// random extra in [0, LatencyJitter).
 	Latency, LatencyJitter time.Duration
-	// Big5 serves pages really encoded as Big5 instead of UTF-8.
+	// Big5 serves pages really encoded as Big5 instead of UTF-8. czbooks.net
+	// pages then declare Big5 too; m.xsw.tw pages always do.
 	Big5 bool
-	// ContentType is the Content-Type header of pages (default
-	// "text/html; charset=big5", as the real site declares).
+	// ContentType is the Content-Type header of pages. The default is
+	// DefaultContentType for m.xsw.tw (as the real site declares, whatever
+	// the bytes) and DefaultCzbooksContentType for czbooks.net, or
+	// DefaultContentType there with Big5.
 	ContentType string
-	// Validators sends ETag and Last-Modified on book home and table of
-	// contents pages and answers conditional requests with 304.
+	// Validators sends ETag and Last-Modified on book pages (m.xsw.tw: book
+	// home and table of contents pages) and answers conditional requests
+	// with 304.
 	Validators bool
 	// Faults are the fault rules in force at start (see FaultRule).
 	Faults []FaultRule
@@ -74,7 +120,8 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultConfig returns the default configuration with seed 1.
+// DefaultConfig returns the default configuration with seed 1: m.xsw.tw, and
+// ContentType left empty so that New picks the one of the flavour.
 func DefaultConfig() Config {
 	return Config{
 		Seed:               1,
@@ -85,7 +132,6 @@ func DefaultConfig() Config {
 		MaxChapters:        DefaultMaxChapters,
 		ChaptersPerTOCPage: DefaultChaptersPerTOCPage,
 		FinishedRatio:      DefaultFinishedRatio,
-		ContentType:        DefaultContentType,
 		LogLimit:           DefaultLogLimit,
 	}
 }
@@ -93,10 +139,13 @@ func DefaultConfig() Config {
 // withDefaults fills zero counts with defaults and clamps the rest into range,
 // so that New never fails.
 func (c Config) withDefaults() Config {
+	if c.Site != SiteCzbooks {
+		c.Site = SiteXSW
+	}
 	if c.Categories <= 0 {
 		c.Categories = DefaultCategories
 	}
-	c.Categories = min(c.Categories, len(categoryNames)-1)
+	c.Categories = min(c.Categories, maxCategories)
 	if c.BooksPerCategory <= 0 {
 		c.BooksPerCategory = DefaultBooksPerCategory
 	}
@@ -117,6 +166,9 @@ func (c Config) withDefaults() Config {
 	c.LatencyJitter = max(c.LatencyJitter, 0)
 	if c.ContentType == "" {
 		c.ContentType = DefaultContentType
+		if c.Site == SiteCzbooks && !c.Big5 {
+			c.ContentType = DefaultCzbooksContentType
+		}
 	}
 	if c.LogLimit <= 0 {
 		c.LogLimit = DefaultLogLimit
@@ -127,8 +179,11 @@ func (c Config) withDefaults() Config {
 // Validate reports the first setting that New would have to change or ignore.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Categories < 0 || c.Categories > len(categoryNames)-1 {
-		errs = append(errs, fmt.Errorf("categories %d: want 1..%d", c.Categories, len(categoryNames)-1))
+	if c.Site != "" && c.Site != SiteXSW && c.Site != SiteCzbooks {
+		errs = append(errs, fmt.Errorf("site %q: want %q or %q", c.Site, SiteXSW, SiteCzbooks))
+	}
+	if c.Categories < 0 || c.Categories > maxCategories {
+		errs = append(errs, fmt.Errorf("categories %d: want 1..%d", c.Categories, maxCategories))
 	}
 	if c.BooksPerCategory < 0 || c.Categories > 0 && c.BooksPerCategory*c.Categories > maxBooks {
 		errs = append(errs, fmt.Errorf("books per category %d: want 1..%d books in all", c.BooksPerCategory, maxBooks))

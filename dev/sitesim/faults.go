@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +39,11 @@ const (
 	FaultBlank FaultKind = "blank"
 	// FaultRedirect answers 302 to the same path on another host.
 	FaultRedirect FaultKind = "redirect"
+	// FaultRefuse answers as Cloudflare does when it refuses a client: 403
+	// with the headers Server: cloudflare and cf-mitigated: challenge, and a
+	// challenge page titled "Just a moment...". czbooks.net is behind
+	// Cloudflare; the fault works for either flavour.
+	FaultRefuse FaultKind = "refuse"
 )
 
 // Defaults of a fault rule's optional settings.
@@ -50,7 +57,7 @@ const (
 
 var faultKinds = []FaultKind{
 	FaultTooManyRequests, FaultServerError, FaultUnavailable, FaultNotFound, FaultReset,
-	FaultHang, FaultTruncate, FaultBlank, FaultRedirect,
+	FaultHang, FaultTruncate, FaultBlank, FaultRedirect, FaultRefuse,
 }
 
 // FaultRule injects one kind of fault into site requests whose path starts
@@ -230,3 +237,45 @@ func (f *faults) pick(path string) (FaultRule, bool) {
 	}
 	return FaultRule{}, false
 }
+
+// ChallengeTitle is the <title> of the challenge page that FaultRefuse sends.
+const ChallengeTitle = "Just a moment..."
+
+// refuse answers like a Cloudflare managed challenge: 403, cf-mitigated:
+// challenge, Server: cloudflare, and a page that only a browser running its
+// script could get past. The page is ASCII, so it is sent as is in Big5 mode.
+func (s *Site) refuse(w http.ResponseWriter, r *http.Request) {
+	host := "m.xsw.tw"
+	if s.cfg.Site == SiteCzbooks {
+		host = "czbooks.net"
+	}
+	body := strings.ReplaceAll(challengePage, "{host}", host)
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=UTF-8")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Server", "cloudflare")
+	h.Set("cf-mitigated", "challenge")
+	h.Set("Cache-Control", "private, max-age=0, no-store, no-cache, must-revalidate, post-check=0, pre-check=0")
+	h.Set("Expires", "Thu, 01 Jan 1970 00:00:01 GMT")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("CF-RAY", fmt.Sprintf("%016x-TPE", uint64(time.Now().UnixNano())))
+	w.WriteHeader(http.StatusForbidden)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte(body)) // the client went away; nothing to do
+	}
+}
+
+// challengePage imitates the page of a Cloudflare managed challenge.
+const challengePage = `<!DOCTYPE html><html lang="en-US"><head><title>` + ChallengeTitle + `</title>` +
+	`<meta http-equiv="Content-Type" content="text/html; charset=UTF-8"><meta http-equiv="X-UA-Compatible" content="IE=Edge">` +
+	`<meta name="robots" content="noindex,nofollow"><meta name="viewport" content="width=device-width,initial-scale=1">` +
+	`<style>*{box-sizing:border-box;margin:0;padding:0}html{line-height:1.15;font-family:system-ui,sans-serif}</style></head>` +
+	`<body class="no-js"><div class="main-wrapper" role="main"><div class="main-content">` +
+	`<h1 class="zone-name-title h1">{host}</h1><h2 class="h2" id="challenge-running">Checking if the site connection is secure</h2>` +
+	`<noscript><div class="h2"><span id="challenge-error-text">Enable JavaScript and cookies to continue</span></div></noscript>` +
+	`<div id="challenge-body-text" class="core-msg spacer">{host} needs to review the security of your connection before proceeding.</div>` +
+	`</div></div><script>(function(){window._cf_chl_opt={cvId: '3',cZone: '{host}',cType: 'managed',cRay: '0',cHash: '0'};` +
+	`var a=document.createElement('script');a.src='/cdn-cgi/challenge-platform/h/g/orchestrate/chl_page/v1';document.getElementsByTagName('head')[0].appendChild(a);}());</script>` +
+	`<div class="footer" role="contentinfo"><div class="footer-inner"><div class="clearfix diagnostic-wrapper"><div class="ray-id">Ray ID: <code>0</code></div></div>` +
+	`<div class="text-center" id="footer-text">Performance &amp; security by <a rel="noopener noreferrer" href="https://www.cloudflare.com" target="_blank">Cloudflare</a></div></div></div></body></html>
+`

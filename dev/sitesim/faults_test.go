@@ -146,6 +146,12 @@ func TestFaults(t *testing.T) {
 			fired: 1,
 		},
 		{
+			name:  "Cloudflare refusal",
+			rules: []FaultRule{{Kind: FaultRefuse, Next: 1}},
+			steps: []step{{path: chapterPath, status: 403, check: challenge}, ok(chapterPath)},
+			fired: 1,
+		},
+		{
 			name:  "only under a prefix",
 			rules: []FaultRule{{Kind: FaultServerError, PathPrefix: "/" + book.ID + "/"}},
 			steps: []step{ok("/"), ok(listing), {path: chapterPath, status: 500}, {path: "/" + book.ID + "/", status: 500}},
@@ -210,6 +216,58 @@ func header(name, want string) func(t *testing.T, f fetched) {
 		if got := f.header.Get(name); got != want {
 			t.Errorf("%s = %q, want %q", name, got, want)
 		}
+	}
+}
+
+// challenge checks a Cloudflare challenge answer.
+func challenge(t *testing.T, f fetched) {
+	t.Helper()
+	for name, want := range map[string]string{"cf-mitigated": "challenge", "Server": "cloudflare"} {
+		if got := f.header.Get(name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	if !strings.HasPrefix(f.header.Get("Content-Type"), "text/html") {
+		t.Errorf("Content-Type %q", f.header.Get("Content-Type"))
+	}
+	if got := f.doc(t).Find("title").Text(); got != ChallengeTitle {
+		t.Errorf("title %q, want %q", got, ChallengeTitle)
+	}
+}
+
+func TestRefuse(t *testing.T) {
+	for _, site := range []string{SiteXSW, SiteCzbooks} {
+		t.Run(site, func(t *testing.T) {
+			cfg := smallConfig()
+			cfg.Site = site
+			cfg.Big5 = true // the challenge page is not re-encoded
+			cfg.Faults = []FaultRule{{Kind: FaultRefuse, PathPrefix: "/"}}
+			srv := startServer(t, cfg)
+			c := newClient(t)
+			for _, p := range []string{"/", "/nothing-here"} {
+				f := get(t, c, srv.URL()+p, http.StatusForbidden)
+				challenge(t, f)
+				if !utf8.Valid(f.body) {
+					t.Error("challenge page is not UTF-8")
+				}
+			}
+			head, err := fetch(t, c, http.MethodHead, srv.URL()+"/", nil)
+			if err != nil || head.status != http.StatusForbidden || len(head.body) != 0 || head.header.Get("cf-mitigated") != "challenge" {
+				t.Errorf("HEAD: status %d, %d bytes, err %v", head.status, len(head.body), err)
+			}
+			reqs := srv.Site().Requests()
+			if len(reqs) != 3 {
+				t.Fatalf("%d requests logged, want 3", len(reqs))
+			}
+			for _, r := range reqs {
+				if r.Status != http.StatusForbidden || r.Fault != FaultRefuse {
+					t.Errorf("logged %s: status %d, fault %q", r.Path, r.Status, r.Fault)
+				}
+			}
+			if st := srv.Site().Stats(time.Second); st.ByFault[FaultRefuse] != 3 {
+				t.Errorf("stats by fault %v", st.ByFault)
+			}
+		})
 	}
 }
 
@@ -295,6 +353,12 @@ func TestFaultControl(t *testing.T) {
 	if n := len(srv.Site().Faults()); n != 0 {
 		t.Errorf("%d rules after DELETE", n)
 	}
+
+	if f := post("/_sim/faults", `[{"kind":"refuse","next":1}]`); f.status != 200 {
+		t.Fatalf("POST refuse: %d %s", f.status, f.body)
+	}
+	challenge(t, get(t, c, srv.URL()+"/", 403))
+	get(t, c, srv.URL()+"/", 200)
 
 	s := srv.Site()
 	if err := s.SetFaults(FaultRule{Kind: "bogus"}); !errors.Is(err, ErrBadFault) {

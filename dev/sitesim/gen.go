@@ -1,6 +1,9 @@
 package sitesim
 
 import (
+	"fmt"
+	"hash/fnv"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -34,6 +37,12 @@ type chapter struct {
 	title string
 }
 
+// volume is a volume header of a czbooks.net chapter list.
+type volume struct {
+	title string
+	first int // 0-based position of its first chapter
+}
+
 // book is the mutable state of one book. Site.mu guards it.
 type book struct {
 	index    int // position in the catalogue
@@ -50,11 +59,18 @@ type book struct {
 	listPos  int            // position in its category listing
 	rng      *rand.Rand     // draws ids and titles of future chapters
 	titleNum int            // the number in the newest numbered chapter title
+
+	// czbooks.net only.
+	finishedWord     string   // the status word of a finished book
+	bookmarks, views int      // the 收藏數 and 觀看數 counts
+	volumes          []volume // in order; chapters before the first have none
 }
 
 // catalogue is the generated site: books by id, per category, and the set of
-// chapter ids in use (chapter ids are unique across the site).
+// chapter ids in use (on m.xsw.tw chapter ids are unique across the site; on
+// czbooks.net only within a book).
 type catalogue struct {
+	site       string
 	books      []*book
 	byID       map[string]*book
 	byCategory [][]*book // index = category id
@@ -69,9 +85,10 @@ func BookIDs(cfg Config) []string {
 	return ids
 }
 
-// planBooks draws the book ids (7-digit, increasing with irregular steps from
-// about 1000001) and a category for each book, every category getting
-// BooksPerCategory books. cfg must have its defaults applied.
+// planBooks draws the book ids and a category for each book, every category
+// getting BooksPerCategory books. m.xsw.tw ids are 7-digit, increasing with
+// irregular steps from about 1000001; czbooks.net ids are opaque (see
+// czbooksBookID). cfg must have its defaults applied.
 func planBooks(cfg Config) (ids []string, cats []int) {
 	rng := newRand(cfg.Seed, streamCatalogue)
 	total := cfg.Categories * cfg.BooksPerCategory
@@ -82,6 +99,9 @@ func planBooks(cfg Config) (ids []string, cats []int) {
 		}
 	}
 	rng.Shuffle(len(cats), func(i, j int) { cats[i], cats[j] = cats[j], cats[i] })
+	if cfg.Site == SiteCzbooks {
+		return czbooksBookIDs(rng, total), cats
+	}
 
 	next := 1_000_001 + rng.IntN(1000)
 	maxStep := min(max((9_999_999-next)/max(total, 1), 1), 97)
@@ -97,6 +117,7 @@ func planBooks(cfg Config) (ids []string, cats []int) {
 func generate(cfg Config) *catalogue {
 	ids, cats := planBooks(cfg)
 	c := &catalogue{
+		site:       cfg.Site,
 		books:      make([]*book, len(ids)),
 		byID:       make(map[string]*book, len(ids)),
 		byCategory: make([][]*book, cfg.Categories+1),
@@ -122,6 +143,11 @@ func generate(cfg Config) *catalogue {
 			age += 180 * 24 * time.Hour
 		}
 		b.updated = epoch.Add(-age)
+		if cfg.Site == SiteCzbooks {
+			b.finishedWord = pick(rng, finishedWords)
+			b.bookmarks = int(math.Pow(10, 1+4.5*rng.Float64()))
+			b.views = b.bookmarks * (20 + rng.IntN(180))
+		}
 
 		n := cfg.MinChapters + rng.IntN(cfg.MaxChapters-cfg.MinChapters+1)
 		if big, ok := cfg.BigBooks[id]; ok {
@@ -130,6 +156,9 @@ func generate(cfg Config) *catalogue {
 		b.chapters = make([]chapter, 0, n)
 		b.byID = make(map[string]int, n)
 		c.addChapters(b, n)
+		if cfg.Site == SiteCzbooks {
+			b.volumes = planVolumes(rng, n)
+		}
 
 		b.listPos = len(c.byCategory[b.category])
 		c.byCategory[b.category] = append(c.byCategory[b.category], b)
@@ -176,7 +205,12 @@ func makeIntro(rng *rand.Rand, hero string) string {
 // generator. The caller holds the write lock (or owns c during generate).
 func (c *catalogue) addChapters(b *book, n int) {
 	for range n {
-		id := c.newChapterID(b.rng)
+		var id string
+		if c.site == SiteCzbooks {
+			id = czbooksChapterID(b)
+		} else {
+			id = c.newChapterID(b.rng)
+		}
 		b.byID[id] = len(b.chapters)
 		b.chapters = append(b.chapters, chapter{id: id, title: b.nextTitle()})
 	}
@@ -241,11 +275,23 @@ func (b *book) nextTitle() string {
 	return "第" + num + "章" + sep + name
 }
 
-// chapterText generates the paragraphs of a chapter from the seed and the
-// chapter id.
-func chapterText(seed int64, chapterID, hero string) []string {
+// textKey is the key of a chapter's text: the chapter id itself on m.xsw.tw,
+// where it is a number unique across the site, and a hash of the book and
+// chapter ids on czbooks.net.
+func (c *catalogue) textKey(bookID, chapterID string) uint64 {
+	if c.site == SiteCzbooks {
+		h := fnv.New64a()
+		_, _ = h.Write([]byte(bookID + "/" + chapterID)) // cannot fail
+		return h.Sum64()
+	}
 	id, _ := strconv.ParseUint(chapterID, 10, 64)
-	rng := newRand(seed, streamText^id<<8)
+	return id
+}
+
+// chapterText generates the paragraphs of a chapter from the seed and the
+// chapter's text key.
+func chapterText(seed int64, key uint64, hero string) []string {
+	rng := newRand(seed, streamText^key<<8)
 	paras := make([]string, 6+rng.IntN(7))
 	for i := range paras {
 		var b strings.Builder
@@ -255,4 +301,83 @@ func chapterText(seed int64, chapterID, hero string) []string {
 		paras[i] = strings.ReplaceAll(b.String(), "{hero}", hero)
 	}
 	return paras
+}
+
+// czbooksBookIDs draws n distinct czbooks.net book ids.
+func czbooksBookIDs(rng *rand.Rand, n int) []string {
+	ids := make([]string, n)
+	used := make(map[string]bool, n)
+	for i := range ids {
+		id := czbooksBookID(rng)
+		for used[id] {
+			id = czbooksBookID(rng)
+		}
+		used[id] = true
+		ids[i] = id
+	}
+	return ids
+}
+
+// czbooksBookID draws an opaque book id: mostly 1-2 lowercase letters, 3
+// digits and 1-2 letters (cr382b, s660jj), and about one in ten seven digits
+// with a leading zero (0481273), which a client must keep as text.
+func czbooksBookID(rng *rand.Rand) string {
+	if rng.IntN(10) == 0 {
+		return fmt.Sprintf("0%06d", rng.IntN(1_000_000))
+	}
+	b := appendLetters(nil, rng, 1+rng.IntN(2))
+	b = fmt.Appendf(b, "%03d", rng.IntN(1000))
+	return string(appendLetters(b, rng, 1+rng.IntN(2)))
+}
+
+func appendLetters(b []byte, rng *rand.Rand, n int) []byte {
+	for range n {
+		b = append(b, byte('a'+rng.IntN(26)))
+	}
+	return b
+}
+
+// czbooksChapterID draws a chapter id not used in b yet: mostly 4 to 6
+// lowercase letters and digits starting with a letter (crdic), about one in
+// eight all digits with a leading zero (04817). Ids are random, so they say
+// nothing about a chapter's position.
+func czbooksChapterID(b *book) string {
+	const alnum = "abcdefghijklmnopqrstuvwxyz0123456789"
+	rng := b.rng
+	for {
+		var id []byte
+		if rng.IntN(8) == 0 {
+			id = append(id, '0')
+			for range 4 + rng.IntN(3) {
+				id = append(id, byte('0'+rng.IntN(10)))
+			}
+		} else {
+			id = appendLetters(id, rng, 1)
+			for range 3 + rng.IntN(3) {
+				if rng.IntN(5) == 0 {
+					id = append(id, alnum[rng.IntN(len(alnum))])
+				} else {
+					id = appendLetters(id, rng, 1)
+				}
+			}
+		}
+		if _, used := b.byID[string(id)]; !used {
+			return string(id)
+		}
+	}
+}
+
+// planVolumes splits n chapters into volumes of 15 to 64 chapters, titled
+// 第一卷 NAME, 第二卷 NAME and so on. One book in five has no volumes, nor
+// has a book without chapters. Chapters added later go to the last volume.
+func planVolumes(rng *rand.Rand, n int) []volume {
+	if n == 0 || rng.IntN(5) == 0 {
+		return nil
+	}
+	var vols []volume
+	for first := 0; first < n; first += 15 + rng.IntN(50) {
+		num := chineseNumber(len(vols)+1, numeralPlain)
+		vols = append(vols, volume{title: "第" + num + "卷 " + pick(rng, volumeNames), first: first})
+	}
+	return vols
 }

@@ -43,6 +43,7 @@ func (k pageKind) String() string {
 type route struct {
 	kind      pageKind
 	category  int
+	slug      string // czbooks.net listing
 	page      int
 	bookID    string
 	chapterID string
@@ -113,8 +114,19 @@ func number(s string) (int, bool) {
 	return n, err == nil
 }
 
+// pageKind returns the type of the site page at path p.
+func (s *Site) pageKind(p string) pageKind {
+	if s.cfg.Site == SiteCzbooks {
+		return parseCzbooksPath(p).kind
+	}
+	return parsePath(p).kind
+}
+
 // render renders the page at path p.
 func (s *Site) render(p string) response {
+	if s.cfg.Site == SiteCzbooks {
+		return s.renderCzbooks(p)
+	}
 	rt := parsePath(p)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -151,7 +163,7 @@ func (s *Site) render(p string) response {
 			}
 		}
 	}
-	return errorPage(http.StatusNotFound, "")
+	return s.errorPage(http.StatusNotFound, "")
 }
 
 const siteName = "台灣小說網"
@@ -249,6 +261,14 @@ func (s *Site) bookBox(w *pageWriter, b *book) {
 	}
 	w.printf("<div class=\"intro_line\">簡介：%s</div>\n", esc(b.intro))
 	w.WriteString("</div>\n</div></div>\n")
+}
+
+// updatedText writes t as the book page does.
+func (s *Site) updatedText(t time.Time) string {
+	if s.cfg.Site == SiteCzbooks {
+		return formatCzbooksUpdated(t)
+	}
+	return formatUpdated(t)
 }
 
 // formatUpdated writes t as the 更新 line does: YYYY/M/D H:mm:ss, Taiwan time.
@@ -357,7 +377,7 @@ func (s *Site) chapterPage(b *book, pos int) string {
 		b.id, esc(b.name), b.id, pos/s.cfg.ChaptersPerTOCPage+1)
 	w.printf("<div id=\"nr_title\" class=\"nr_title\">%s</div>\n", esc(c.title))
 	w.WriteString("<div id=\"nr1\" class=\"mm-content\">\n")
-	paras := chapterText(s.cfg.Seed, c.id, b.hero)
+	paras := chapterText(s.cfg.Seed, s.cat.textKey(b.id, c.id), b.hero)
 	if pos%4 == 3 {
 		for _, p := range paras {
 			w.printf("<p>　　%s</p>\n", esc(p))
@@ -376,13 +396,35 @@ func (s *Site) chapterPage(b *book, pos int) string {
 	return w.String()
 }
 
-// blankPage is a 200 page with none of the expected elements.
-const blankPage = "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=big5>\n<title>" + siteName + "</title>\n</head>\n<body>\n<div class=\"tips\">系統維護中，請稍後再訪問。</div>\n</body>\n</html>\n"
+// xswBlankPage is a 200 page of m.xsw.tw with none of the expected elements.
+const xswBlankPage = "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=big5>\n<title>" + siteName + "</title>\n</head>\n<body>\n<div class=\"tips\">系統維護中，請稍後再訪問。</div>\n</body>\n</html>\n"
 
-// errorPage is a small nginx-style error page.
+// blankPage is a 200 page of the site with none of the expected elements.
+func (s *Site) blankPage() string {
+	if s.cfg.Site == SiteCzbooks {
+		return czbooksBlankPage(s.charset())
+	}
+	return xswBlankPage
+}
+
+// errorPage is a small nginx-style error page of the site.
+func (s *Site) errorPage(status int, msg string) response {
+	if s.cfg.Site == SiteCzbooks {
+		return errorPageCharset(status, msg, `"`+s.charset()+`"`)
+	}
+	return errorPage(status, msg)
+}
+
+// errorPage is a small nginx-style error page that declares Big5.
 func errorPage(status int, msg string) response {
+	return errorPageCharset(status, msg, "big5")
+}
+
+// errorPageCharset is a small nginx-style error page with the given value of
+// <meta charset>.
+func errorPageCharset(status int, msg, charset string) response {
 	text := fmt.Sprintf("%d %s", status, http.StatusText(status))
-	body := "<html>\n<head><meta charset=big5><title>" + text + "</title></head>\n<body>\n<center><h1>" + text + "</h1></center>\n"
+	body := "<html>\n<head><meta charset=" + charset + "><title>" + text + "</title></head>\n<body>\n<center><h1>" + text + "</h1></center>\n"
 	if msg != "" {
 		body += "<center>" + esc(msg) + "</center>\n"
 	}

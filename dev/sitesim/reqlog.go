@@ -144,8 +144,8 @@ type Stats struct {
 	Logged int `json:"logged"`
 	// ByStatus counts logged requests by status (0: in flight or reset).
 	ByStatus map[int]int `json:"by_status"`
-	// ByPage counts logged requests by page type: home, listing, book, toc,
-	// chapter, other.
+	// ByPage counts logged requests by page type: home, listing, book, toc
+	// (m.xsw.tw only), chapter, other.
 	ByPage map[string]int `json:"by_page"`
 	// ByFault counts logged requests that got a fault, by kind.
 	ByFault map[FaultKind]int `json:"by_fault"`
@@ -159,7 +159,8 @@ type Stats struct {
 	Last     time.Time `json:"last,omitzero"`
 }
 
-func computeStats(total int, reqs []Request, window time.Duration) Stats {
+// computeStats summarises reqs; kindOf tells the page type of a path.
+func computeStats(total int, reqs []Request, window time.Duration, kindOf func(string) pageKind) Stats {
 	st := Stats{
 		Count:        total,
 		Logged:       len(reqs),
@@ -176,7 +177,7 @@ func computeStats(total int, reqs []Request, window time.Duration) Stats {
 	}
 	for _, r := range reqs {
 		st.ByStatus[r.Status]++
-		st.ByPage[parsePath(r.Path).kind.String()]++
+		st.ByPage[kindOf(r.Path).String()]++
 		if r.Fault != "" {
 			st.ByFault[r.Fault]++
 		}

@@ -19,6 +19,8 @@ func TestConfig(t *testing.T) {
 		want   string // part of the error
 	}{
 		{"categories", func(c *Config) { c.Categories = 8 }, "categories"},
+		{"czbooks categories", func(c *Config) { c.Site, c.Categories = SiteCzbooks, 8 }, "categories"},
+		{"site", func(c *Config) { c.Site = "m.xsw.tw" }, "site"},
 		{"chapters", func(c *Config) { c.MinChapters, c.MaxChapters = 10, 5 }, "chapters"},
 		{"ratio", func(c *Config) { c.FinishedRatio = 1.5 }, "finished ratio"},
 		{"latency", func(c *Config) { c.Latency = -time.Second }, "latency"},
@@ -40,6 +42,14 @@ func TestConfig(t *testing.T) {
 	s := New(Config{}) // zero counts take defaults
 	if n := len(s.Books()); n != DefaultCategories*DefaultBooksPerCategory {
 		t.Errorf("zero config: %d books", n)
+	}
+	for _, site := range []string{"", SiteXSW, SiteCzbooks} {
+		if err := (Config{Site: site}).Validate(); err != nil {
+			t.Errorf("site %q: Validate() = %v", site, err)
+		}
+	}
+	if got := New(Config{Site: "bogus"}).Flavour(); got != SiteXSW {
+		t.Errorf("unknown site becomes %q, want %q", got, SiteXSW)
 	}
 	fixed := Config{MinChapters: 7, MaxChapters: 7, Categories: 1, BooksPerCategory: 3}
 	for _, b := range New(fixed).Books() {

@@ -61,7 +61,12 @@ func (s *Site) Handler() http.Handler { return s.handler }
 
 // Category is one category of the site.
 type Category struct {
-	ID   int    `json:"id"`
+	// ID is the number of the category, 1..Config.Categories: the id on
+	// m.xsw.tw, the order of the menu on czbooks.net.
+	ID int `json:"id"`
+	// Slug is the id of the category on czbooks.net (xuanhuan); empty on
+	// m.xsw.tw.
+	Slug string `json:"slug,omitempty"`
 	Name string `json:"name"`
 }
 
@@ -69,10 +74,21 @@ type Category struct {
 func (s *Site) Categories() []Category {
 	out := make([]Category, 0, s.cfg.Categories)
 	for id := 1; id <= s.cfg.Categories; id++ {
-		out = append(out, Category{ID: id, Name: categoryNames[id]})
+		out = append(out, s.category(id))
 	}
 	return out
 }
+
+// category returns the category with number id, 1..Config.Categories.
+func (s *Site) category(id int) Category {
+	if s.cfg.Site == SiteCzbooks {
+		return czbooksCategories[id]
+	}
+	return Category{ID: id, Name: categoryNames[id]}
+}
+
+// Flavour returns the site simulated: SiteXSW or SiteCzbooks.
+func (s *Site) Flavour() string { return s.cfg.Site }
 
 // ChapterInfo is a chapter as the table of contents shows it.
 type ChapterInfo struct {
@@ -82,26 +98,56 @@ type ChapterInfo struct {
 
 // BookInfo is the ground truth about a book.
 type BookInfo struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	Author   string `json:"author"`
-	Category int    `json:"category"`
-	// Genre is the category's name, as the book home's 分類 line shows it.
+	// Site is the flavour of the site: SiteXSW or SiteCzbooks.
+	Site   string `json:"site"`
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Author string `json:"author"`
+	// Category is the number of the book's category (Category.ID).
+	Category int `json:"category"`
+	// CategoryID is the category's id as the site writes it in URLs: the
+	// number on m.xsw.tw ("3"), the slug on czbooks.net ("dushi").
+	CategoryID string `json:"category_id"`
+	// Genre is the category's name, as the book page shows it (m.xsw.tw: the
+	// 分類 line; czbooks.net: a#novel-category).
 	Genre string `json:"genre"`
-	// Status is 已完成 or 連載中; Finished says which.
+	// Status is the status word on the book page: 已完成 or 連載中 on
+	// m.xsw.tw; 連載中, 已完成, 完結 or 已完結 on czbooks.net. Finished says
+	// whether the book is finished.
 	Status   string `json:"status"`
 	Finished bool   `json:"finished"`
-	Intro    string `json:"intro"`
-	// Updated is the time on the 更新 line (Taiwan time, whole seconds).
+	// Intro is the description.
+	Intro string `json:"intro"`
+	// Updated is the book's update time (Taiwan time, whole seconds);
+	// UpdatedText is how the book page writes it: the 更新 line of m.xsw.tw
+	// (2025/5/31 9:05:07) or the 更新時間 cell of czbooks.net (2025-05-31).
 	Updated      time.Time `json:"updated"`
+	UpdatedText  string    `json:"updated_text"`
 	ChapterCount int       `json:"chapter_count"`
-	// TOCPages is the number of table of contents pages (at least 1).
+	// TOCPages is the number of table of contents pages (at least 1); 1 on
+	// czbooks.net, whose book page lists every chapter.
 	TOCPages int `json:"toc_pages"`
 	// ListingPage is the category listing page that shows the book.
 	ListingPage int `json:"listing_page"`
+	// Bookmarks and Views are the 收藏數 and 觀看數 counts of czbooks.net.
+	Bookmarks int `json:"bookmarks,omitempty"`
+	Views     int `json:"views,omitempty"`
+	// Volumes are the volume headers of the czbooks.net chapter list, in
+	// order; many books have none, and m.xsw.tw has none.
+	Volumes []Volume `json:"volumes,omitempty"`
 	// Chapters are in reading order; Books and /_sim/books leave them out
 	// unless asked.
 	Chapters []ChapterInfo `json:"chapters,omitempty"`
+}
+
+// Volume is a volume header of a czbooks.net chapter list.
+type Volume struct {
+	// Title is the header's text, such as 第一卷 風起雲湧.
+	Title string `json:"title"`
+	// FirstChapter is the 1-based number of the volume's first chapter,
+	// counting chapters only (headers never count). Every volume has at
+	// least one chapter.
+	FirstChapter int `json:"first_chapter"`
 }
 
 // Chapter is a chapter with its text.
@@ -127,8 +173,9 @@ func (s *Site) Book(id string) (BookInfo, bool) {
 	return s.bookInfo(b, true), true
 }
 
-// Books returns the ground truth about every book in catalogue order (book ids
-// increase), with their chapters.
+// Books returns the ground truth about every book in catalogue order, with
+// their chapters. On m.xsw.tw book ids increase in that order; on czbooks.net
+// they are opaque and follow no order.
 func (s *Site) Books() []BookInfo {
 	return s.books(true)
 }
@@ -145,19 +192,28 @@ func (s *Site) books(withChapters bool) []BookInfo {
 
 // bookInfo copies b; the caller holds s.mu.
 func (s *Site) bookInfo(b *book, withChapters bool) BookInfo {
+	cat := s.category(b.category)
 	info := BookInfo{
+		Site:         s.cfg.Site,
 		ID:           b.id,
 		Name:         b.name,
 		Author:       b.author,
 		Category:     b.category,
-		Genre:        categoryNames[b.category],
+		CategoryID:   cmp.Or(cat.Slug, strconv.Itoa(cat.ID)),
+		Genre:        cat.Name,
 		Status:       b.status(),
 		Finished:     b.finished,
 		Intro:        b.intro,
 		Updated:      b.updated,
+		UpdatedText:  s.updatedText(b.updated),
 		ChapterCount: len(b.chapters),
 		TOCPages:     s.tocPages(b),
 		ListingPage:  b.listPos/s.cfg.BooksPerPage + 1,
+		Bookmarks:    b.bookmarks,
+		Views:        b.views,
+	}
+	for _, v := range b.volumes {
+		info.Volumes = append(info.Volumes, Volume{Title: v.title, FirstChapter: v.first + 1})
 	}
 	if withChapters {
 		info.Chapters = make([]ChapterInfo, len(b.chapters))
@@ -168,14 +224,21 @@ func (s *Site) bookInfo(b *book, withChapters bool) BookInfo {
 	return info
 }
 
+// status is the status word on the book page.
 func (b *book) status() string {
-	if b.finished {
-		return "已完成"
+	switch {
+	case !b.finished:
+		return "連載中"
+	case b.finishedWord != "":
+		return b.finishedWord
 	}
-	return "連載中"
+	return "已完成"
 }
 
 func (s *Site) tocPages(b *book) int {
+	if s.cfg.Site == SiteCzbooks {
+		return 1
+	}
 	return max(1, (len(b.chapters)+s.cfg.ChaptersPerTOCPage-1)/s.cfg.ChaptersPerTOCPage)
 }
 
@@ -196,11 +259,12 @@ func (s *Site) Chapter(bookID, chapterID string) (Chapter, bool) {
 		ID:         chapterID,
 		Position:   pos + 1,
 		Title:      b.chapters[pos].title,
-		Paragraphs: chapterText(s.cfg.Seed, chapterID, b.hero),
+		Paragraphs: chapterText(s.cfg.Seed, s.cat.textKey(bookID, chapterID), b.hero),
 	}, true
 }
 
-// AddChapters appends n new chapters to a book, as an author publishing them.
+// AddChapters appends n new chapters to a book, as an author publishing them;
+// on czbooks.net they join the book's last volume.
 // The book's 更新 time moves to now (at least one second past the previous
 // one), so that Last-Modified changes.
 func (s *Site) AddChapters(bookID string, n int) error {
@@ -242,7 +306,7 @@ func (s *Site) Reset() { s.log.reset() }
 // Stats summarises the request log; window is the window of MaxInWindow.
 func (s *Site) Stats(window time.Duration) Stats {
 	total, reqs := s.log.all()
-	return computeStats(total, reqs, window)
+	return computeStats(total, reqs, window, s.pageKind)
 }
 
 // SetFaults replaces the fault rules; no rules turns faults off.
@@ -316,25 +380,28 @@ func (s *Site) serve(w *statusWriter, r *http.Request) FaultKind {
 		switch rule.Kind {
 		case FaultTooManyRequests:
 			w.Header().Set("Retry-After", retryAfter(cmp.Or(rule.RetryAfter, DefaultRetryAfter)))
-			s.write(w, r, errorPage(http.StatusTooManyRequests, "請求過於頻繁，請稍後再試。"), false)
+			s.write(w, r, s.errorPage(http.StatusTooManyRequests, "請求過於頻繁，請稍後再試。"), false)
 			return rule.Kind
 		case FaultServerError:
-			s.write(w, r, errorPage(http.StatusInternalServerError, ""), false)
+			s.write(w, r, s.errorPage(http.StatusInternalServerError, ""), false)
 			return rule.Kind
 		case FaultUnavailable:
 			if rule.RetryAfter > 0 {
 				w.Header().Set("Retry-After", retryAfter(rule.RetryAfter))
 			}
-			s.write(w, r, errorPage(http.StatusServiceUnavailable, ""), false)
+			s.write(w, r, s.errorPage(http.StatusServiceUnavailable, ""), false)
 			return rule.Kind
 		case FaultNotFound:
-			s.write(w, r, errorPage(http.StatusNotFound, ""), false)
+			s.write(w, r, s.errorPage(http.StatusNotFound, ""), false)
 			return rule.Kind
 		case FaultReset:
 			resetConn(w)
 			return rule.Kind
+		case FaultRefuse:
+			s.refuse(w, r)
+			return rule.Kind
 		case FaultBlank:
-			s.write(w, r, response{status: http.StatusOK, body: blankPage}, false)
+			s.write(w, r, response{status: http.StatusOK, body: s.blankPage()}, false)
 			return rule.Kind
 		case FaultRedirect:
 			to := strings.TrimSuffix(cmp.Or(rule.RedirectTo, DefaultRedirectTo), "/") + r.URL.RequestURI()
@@ -351,7 +418,7 @@ func (s *Site) serve(w *statusWriter, r *http.Request) FaultKind {
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		s.write(w, r, errorPage(http.StatusMethodNotAllowed, ""), false)
+		s.write(w, r, s.errorPage(http.StatusMethodNotAllowed, ""), false)
 		return rule.Kind
 	}
 	s.write(w, r, s.render(r.URL.Path), faulty && rule.Kind == FaultTruncate)

@@ -78,3 +78,12 @@ var textSentences = []string{
 	"塵埃落定之後，地上只留下一個巨大的深坑。",
 	"時間一分一秒過去，誰也沒有退讓。",
 }
+
+// volumeNames name the volumes of czbooks.net books.
+var volumeNames = []string{
+	"初出茅廬", "風起雲湧", "龍戰於野", "少年意氣", "天下大勢", "問鼎天下", "生死一線", "故人歸來",
+	"暗潮洶湧", "劍指蒼穹", "萬古長夜", "星河倒懸", "山雨欲來", "塵埃落定",
+}
+
+// finishedWords are the status words of finished czbooks.net books.
+var finishedWords = []string{"已完成", "完結", "已完結"}

@@ -1,15 +1,16 @@
-// Command sitesim serves a simulated copy of the source site m.xsw.tw for
-// demos, manual testing and benchmarks (see package sitesim).
+// Command sitesim serves a simulated copy of a source site, m.xsw.tw or
+// czbooks.net, for demos, manual testing and benchmarks (see package sitesim).
 //
 // Settings come from flags, whose defaults come from the environment:
 //
 //	-addr            SITESIM_ADDR                    127.0.0.1:8090
+//	-site            SITESIM_SITE                    xsw (or czbooks)
 //	-seed            SITESIM_SEED                    1
 //	-categories      SITESIM_CATEGORIES              7
 //	-books           SITESIM_BOOKS_PER_CATEGORY      60
 //	-books-per-page  SITESIM_BOOKS_PER_PAGE          20
 //	-chapters        SITESIM_CHAPTERS                20..300 (or a fixed number)
-//	-toc-page-size   SITESIM_CHAPTERS_PER_TOC_PAGE   20
+//	-toc-page-size   SITESIM_CHAPTERS_PER_TOC_PAGE   20 (xsw only)
 //	-finished        SITESIM_FINISHED_RATIO          0.3
 //	-latency         SITESIM_LATENCY                 0s
 //	-jitter          SITESIM_LATENCY_JITTER          0s
@@ -77,6 +78,7 @@ func loadOptions(args []string, getenv func(string) string, stderr io.Writer) (o
 		site: def,
 	}
 	cfg := &opts.site
+	cfg.Site = env.str("SITESIM_SITE", sitesim.SiteXSW)
 	cfg.Seed = env.int64("SITESIM_SEED", def.Seed)
 	cfg.Categories = env.int("SITESIM_CATEGORIES", def.Categories)
 	cfg.BooksPerCategory = env.int("SITESIM_BOOKS_PER_CATEGORY", def.BooksPerCategory)
@@ -95,12 +97,13 @@ func loadOptions(args []string, getenv func(string) string, stderr io.Writer) (o
 	fs := flag.NewFlagSet("sitesim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&opts.addr, "addr", opts.addr, "listen address (SITESIM_ADDR)")
+	fs.StringVar(&cfg.Site, "site", cfg.Site, "site to simulate: xsw (m.xsw.tw) or czbooks (czbooks.net) (SITESIM_SITE)")
 	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the generated site (SITESIM_SEED)")
 	fs.IntVar(&cfg.Categories, "categories", cfg.Categories, "number of categories, 1..7 (SITESIM_CATEGORIES)")
 	fs.IntVar(&cfg.BooksPerCategory, "books", cfg.BooksPerCategory, "books per category (SITESIM_BOOKS_PER_CATEGORY)")
 	fs.IntVar(&cfg.BooksPerPage, "books-per-page", cfg.BooksPerPage, "books per listing page (SITESIM_BOOKS_PER_PAGE)")
 	fs.StringVar(&chapters, "chapters", chapters, "chapters per book: MIN..MAX or N (SITESIM_CHAPTERS)")
-	fs.IntVar(&cfg.ChaptersPerTOCPage, "toc-page-size", cfg.ChaptersPerTOCPage, "chapters per table of contents page (SITESIM_CHAPTERS_PER_TOC_PAGE)")
+	fs.IntVar(&cfg.ChaptersPerTOCPage, "toc-page-size", cfg.ChaptersPerTOCPage, "chapters per table of contents page, xsw only (SITESIM_CHAPTERS_PER_TOC_PAGE)")
 	fs.Float64Var(&cfg.FinishedRatio, "finished", cfg.FinishedRatio, "share of finished books, 0..1 (SITESIM_FINISHED_RATIO)")
 	fs.DurationVar(&cfg.Latency, "latency", cfg.Latency, "latency added to every page (SITESIM_LATENCY)")
 	fs.DurationVar(&cfg.LatencyJitter, "jitter", cfg.LatencyJitter, "random extra latency, up to (SITESIM_LATENCY_JITTER)")
@@ -188,7 +191,7 @@ func run(ctx context.Context, opts options, logger *slog.Logger, stdout io.Write
 	}
 	site := sitesim.New(opts.site)
 	srv := sitesim.Serve(ln, site)
-	logger.Info("serving", "url", srv.URL(), "seed", opts.site.Seed, "books", len(site.Books()))
+	logger.Info("serving", "url", srv.URL(), "site", site.Flavour(), "seed", opts.site.Seed, "books", len(site.Books()))
 	if _, err := fmt.Fprintln(stdout, srv.URL()); err != nil {
 		_ = srv.Close() // already failing
 		return fmt.Errorf("print url: %w", err)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/xswtw/xsw/dev/sitesim"
 )
 
 func TestMain(m *testing.M) {
@@ -28,7 +30,7 @@ func TestLoadOptions(t *testing.T) {
 		{
 			name: "defaults",
 			check: func(t *testing.T, o options) {
-				if o.addr != "127.0.0.1:8090" || o.site.MinChapters != 20 || o.site.MaxChapters != 300 || o.site.Seed != 1 {
+				if o.addr != "127.0.0.1:8090" || o.site.Site != sitesim.SiteXSW || o.site.MinChapters != 20 || o.site.MaxChapters != 300 || o.site.Seed != 1 {
 					t.Errorf("defaults = %+v", o)
 				}
 			},
@@ -54,6 +56,26 @@ func TestLoadOptions(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "czbooks from the environment",
+			env:  map[string]string{"SITESIM_SITE": "czbooks"},
+			check: func(t *testing.T, o options) {
+				if o.site.Site != sitesim.SiteCzbooks {
+					t.Errorf("site = %q, want czbooks", o.site.Site)
+				}
+			},
+		},
+		{
+			name: "site flag overrides the environment",
+			env:  map[string]string{"SITESIM_SITE": "czbooks"},
+			args: []string{"-site", "xsw"},
+			check: func(t *testing.T, o options) {
+				if o.site.Site != sitesim.SiteXSW {
+					t.Errorf("site = %q, want xsw", o.site.Site)
+				}
+			},
+		},
+		{name: "unknown site", args: []string{"-site", "example"}, wantErr: "site"},
 		{name: "bad env", env: map[string]string{"SITESIM_SEED": "x"}, wantErr: "SITESIM_SEED"},
 		{name: "bad range", args: []string{"-chapters", "10..a"}, wantErr: "SITESIM_CHAPTERS"},
 		{name: "invalid", args: []string{"-categories", "9"}, wantErr: "categories"},
@@ -78,10 +100,27 @@ func TestLoadOptions(t *testing.T) {
 }
 
 func TestRun(t *testing.T) {
-	opts, err := loadOptions([]string{"-addr", "127.0.0.1:0", "-books", "2", "-chapters", "3"}, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		site    string
+		listing string
+	}{
+		{"xsw", "/fenlei1_1.html"},
+		{"czbooks", "/c/xuanhuan"},
 	}
+	for _, tt := range tests {
+		t.Run(tt.site, func(t *testing.T) {
+			opts, err := loadOptions([]string{"-addr", "127.0.0.1:0", "-site", tt.site, "-books", "2", "-chapters", "3"}, func(string) string { return "" }, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			testRun(t, opts, tt.listing)
+		})
+	}
+}
+
+// testRun runs the command with opts, fetches the listing path and stops it.
+func testRun(t *testing.T, opts options, listing string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	pr, pw := io.Pipe()
@@ -98,14 +137,14 @@ func TestRun(t *testing.T) {
 
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, url+"/fenlei1_1.html", nil)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, url+listing, nil)
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
 		t.Fatalf("GET listing: %v", err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Errorf("GET listing: %d", resp.StatusCode)
+		t.Errorf("GET %s: %d", listing, resp.StatusCode)
 	}
 
 	cancel()

@@ -38,14 +38,17 @@ import (
 	"github.com/xswtw/xsw/services/fetcher/internal/source"
 	"github.com/xswtw/xsw/services/fetcher/internal/worker"
 	"github.com/xswtw/xsw/services/fetcher/site"
+	"github.com/xswtw/xsw/services/fetcher/site/czbooks"
 	"github.com/xswtw/xsw/services/fetcher/site/xsw"
 )
 
 // Builtin returns a new registry of the adapters built into the fetcher: m.xsw.tw's,
-// under "xsw". Callers may add their own to it before passing it as Config.Adapters.
+// under "xsw", and czbooks.net's, under "czbooks". Callers may add their own to it
+// before passing it as Config.Adapters.
 func Builtin() site.Registry {
 	r := site.Registry{}
-	_ = r.Add(xsw.Adapter()) // a valid adapter in an empty registry
+	_ = r.Add(xsw.Adapter()) // valid adapters under distinct ids in an empty registry
+	_ = r.Add(czbooks.Adapter())
 	return r
 }
 

@@ -150,6 +150,13 @@ func isOrdinalSuffix(r rune) bool {
 // 第１２章 gives 12, 第一卷 第十章 gives 10. White space around the number is allowed.
 // It reports false when the title holds no such number.
 func TitleNumber(title string) (int, bool) {
+	n, _, ok := findOrdinal(title)
+	return n, ok
+}
+
+// findOrdinal finds the first 第…章 of TitleNumber and returns its number and the byte
+// offset of its 第 in title.
+func findOrdinal(title string) (n, start int, ok bool) {
 	const di = "第"
 	for from := 0; from < len(title); {
 		i := strings.Index(title[from:], di)
@@ -170,11 +177,37 @@ func TitleNumber(title string) (int, bool) {
 			r, _ := utf8.DecodeRuneInString(title[j:])
 			if isOrdinalSuffix(r) {
 				if n, ok := ParseChineseNumber(title[numStart:j]); ok {
-					return n, true
+					return n, start, true
 				}
 			}
 		}
 		from = start + len(di)
 	}
-	return 0, false
+	return 0, 0, false
+}
+
+// OrdinalPart returns the part of a page title (an HTML <title>) that names a chapter:
+// from the 第 of its first 第…章 number (see TitleNumber) to the next separator the sites
+// put between a chapter's, a book's and their own names (_ - | ｜ – —), trimmed, its
+// white space collapsed (CollapseSpace). "某書 第十二章 風起_某書_小說網" gives
+// "第十二章 風起". It returns "" when the title holds no such number.
+func OrdinalPart(title string) string {
+	_, start, ok := findOrdinal(title)
+	if !ok {
+		return ""
+	}
+	part := title[start:]
+	if end := strings.IndexFunc(part, isTitleSeparator); end >= 0 {
+		part = part[:end]
+	}
+	return CollapseSpace(part)
+}
+
+// isTitleSeparator reports the characters that separate the parts of a page title.
+func isTitleSeparator(r rune) bool {
+	switch r {
+	case '_', '-', '|', '｜', '–', '—':
+		return true
+	}
+	return false
 }

@@ -1,0 +1,432 @@
+package czbooks
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/xswtw/xsw/services/fetcher/site"
+)
+
+func TestURLs(t *testing.T) {
+	tests := []struct {
+		name string
+		base string
+		got  func(s *Source) string
+		want string
+	}{
+		{name: "home", base: "https://czbooks.net", got: (*Source).HomeURL, want: "https://czbooks.net/"},
+		{name: "home trailing slash", base: "https://czbooks.net/", got: (*Source).HomeURL, want: "https://czbooks.net/"},
+		{name: "home on stand-in", base: "http://127.0.0.1:8080", got: (*Source).HomeURL, want: "http://127.0.0.1:8080/"},
+		{name: "home with prefix", base: "http://host/prefix/", got: (*Source).HomeURL, want: "http://host/prefix/"},
+		{name: "home drops query", base: "http://czbooks.net/?a=1#f", got: (*Source).HomeURL, want: "http://czbooks.net/"},
+		{name: "listing page 1", base: "https://czbooks.net", got: func(s *Source) string { return s.ListingURL("xuanhuan", 1) }, want: "https://czbooks.net/c/xuanhuan"},
+		{name: "listing page 2", base: "https://czbooks.net", got: func(s *Source) string { return s.ListingURL("xuanhuan", 2) }, want: "https://czbooks.net/c/xuanhuan/2"},
+		{name: "listing page 0 is page 1", base: "https://czbooks.net", got: func(s *Source) string { return s.ListingURL("yanqing", 0) }, want: "https://czbooks.net/c/yanqing"},
+		{name: "listing with prefix", base: "http://host/prefix", got: func(s *Source) string { return s.ListingURL("dushi", 12) }, want: "http://host/prefix/c/dushi/12"},
+		{name: "book", base: "https://czbooks.net", got: func(s *Source) string { return s.BookURL("cr382b") }, want: "https://czbooks.net/n/cr382b"},
+		{name: "book on stand-in", base: "http://127.0.0.1:8080", got: func(s *Source) string { return s.BookURL("s660jj") }, want: "http://127.0.0.1:8080/n/s660jj"},
+		{name: "book id with leading zero kept", base: "https://czbooks.net", got: func(s *Source) string { return s.BookURL("0123") }, want: "https://czbooks.net/n/0123"},
+		{name: "book id case kept", base: "https://czbooks.net", got: func(s *Source) string { return s.BookURL("Ab_9-z") }, want: "https://czbooks.net/n/Ab_9-z"},
+		{name: "chapter", base: "https://czbooks.net", got: func(s *Source) string { return s.ChapterURL("cr382b", "crdic") }, want: "https://czbooks.net/n/cr382b/crdic"},
+		{name: "chapter with prefix", base: "http://host/prefix/", got: func(s *Source) string { return s.ChapterURL("cr382b", "0001") }, want: "http://host/prefix/n/cr382b/0001"},
+		{name: "book id with slashes is replaced", base: "https://czbooks.net", got: func(s *Source) string { return s.BookURL("//evil.example/x") }, want: "https://czbooks.net/n/__evil_example_x"},
+		{name: "book id dot dot is replaced", base: "http://host/prefix", got: func(s *Source) string { return s.BookURL("..") }, want: "http://host/prefix/n/__"},
+		{name: "chapter id with query is replaced", base: "https://czbooks.net", got: func(s *Source) string { return s.ChapterURL("cr382b", "x?y=@evil#") }, want: "https://czbooks.net/n/cr382b/x_y__evil_"},
+		{name: "slug with slash is replaced", base: "https://czbooks.net", got: func(s *Source) string { return s.ListingURL("../n", 3) }, want: "https://czbooks.net/c/___n/3"},
+		{name: "empty book id", base: "https://czbooks.net", got: func(s *Source) string { return s.BookURL("") }, want: "https://czbooks.net/n/_"},
+		{name: "ftp base is the default", base: "ftp://czbooks.net", got: (*Source).HomeURL, want: "https://czbooks.net/"},
+		{name: "relative base is the default", base: "/czbooks", got: (*Source).HomeURL, want: "https://czbooks.net/"},
+		{name: "upper-case scheme", base: "HTTP://czbooks.net", got: (*Source).HomeURL, want: "http://czbooks.net/"},
+		{name: "nil base is the default", base: "", got: (*Source).HomeURL, want: "https://czbooks.net/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var base *url.URL
+			if tt.base != "" {
+				base = mustURL(t, tt.base)
+			}
+			if got := tt.got(New(base)); got != tt.want {
+				t.Errorf("got %q; want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// checkOnBase fails the test unless u is on base: same scheme and host, no user, no
+// query or fragment, and a path under base's path whose segments, even once decoded,
+// hold no "/" and are not "." or "..".
+func checkOnBase(t *testing.T, base *url.URL, u string) {
+	t.Helper()
+	got, err := url.Parse(u)
+	if err != nil {
+		t.Fatalf("built URL %q does not parse: %v", u, err)
+	}
+	if got.Scheme != base.Scheme || got.Host != base.Host || got.User != nil || got.RawQuery != "" || got.Fragment != "" {
+		t.Fatalf("built URL %q is not on %s", u, base)
+	}
+	prefix := strings.TrimRight(base.EscapedPath(), "/") + "/"
+	rest, ok := strings.CutPrefix(got.EscapedPath(), prefix)
+	if !ok {
+		t.Fatalf("built URL %q is outside %q", u, prefix)
+	}
+	for _, seg := range strings.Split(rest, "/") {
+		dec, err := url.PathUnescape(seg)
+		if err != nil || dec == "." || dec == ".." || strings.ContainsAny(dec, `/\`) {
+			t.Fatalf("built URL %q has segment %q", u, seg)
+		}
+	}
+}
+
+func FuzzURLs(f *testing.F) {
+	for _, id := range []string{"cr382b", "0123", "", ".", "..", "../..", "//evil", "a/b", "?q", "#f", "%2e%2e", `\evil`, "@evil.example", "第一章"} {
+		f.Add(id, "crdic", 1)
+	}
+	base, _ := url.Parse("http://127.0.0.1:8080/cz")
+	s := New(base)
+	f.Fuzz(func(t *testing.T, bookID, chapterID string, page int) {
+		checkOnBase(t, base, s.BookURL(bookID))
+		checkOnBase(t, base, s.ChapterURL(bookID, chapterID))
+		checkOnBase(t, base, s.ListingURL(bookID, page))
+	})
+}
+
+func TestAdapter(t *testing.T) {
+	a := Adapter()
+	if err := a.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if a.Info.ID != ID || a.Info.Name != "小說狂人 (czbooks.net)" || a.Info.DefaultBaseURL != DefaultBaseURL {
+		t.Errorf("info %+v", a.Info)
+	}
+	src, err := a.New(mustURL(t, "http://127.0.0.1:8080/cz/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := src.HomeURL(); got != "http://127.0.0.1:8080/cz/" {
+		t.Errorf("home %s", got)
+	}
+	if _, ok := src.(site.Paginated); ok {
+		t.Error("the source is paginated; czbooks.net's chapter list is on the book page")
+	}
+	if src.Info() != a.Info {
+		t.Errorf("source info %+v, want %+v", src.Info(), a.Info)
+	}
+	for _, bad := range []string{"ftp://czbooks.net", "/relative"} {
+		if _, err := a.New(mustURL(t, bad)); err == nil || !strings.Contains(err.Error(), "base URL") {
+			t.Errorf("New(%s) = %v, want a base URL error", bad, err)
+		}
+	}
+	r := site.Registry{}
+	if err := r.Add(a); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+}
+
+// head is the start of a hand-written page for the inline cases.
+const head = `<!DOCTYPE html><html lang="zh-Hant-TW"><head><meta charset="utf-8"><title>小說狂人</title></head><body>`
+
+func TestParseErrors(t *testing.T) {
+	const notFound = `<html><head><title>404 Not Found</title></head><body><h1>404 Not Found</h1><hr><center>nginx</center></body></html>`
+	const challenge = `<!DOCTYPE html><html lang="en-US"><head><title>Just a moment...</title></head><body><h1>czbooks.net</h1>` +
+		`<div>Performance &amp; security by <a href="https://www.cloudflare.com">Cloudflare</a></div></body></html>`
+	const book = `<div class="novel-detail"><div class="info"><span class="title">《劍來》</span></div>`
+	bookCase := pageCase{kind: pageBook, url: testBase + "/n/cr382b", bookID: "cr382b"}
+	listingCase := pageCase{kind: pageListing, url: testBase + "/c/xuanhuan/2"}
+	chapterCase := pageCase{kind: pageChapter, url: testBase + "/n/cr382b/crdic", bookID: "cr382b", chapterID: "crdic"}
+	tests := []struct {
+		name string
+		c    pageCase
+		body string
+		what string // a part of the error message: the selector
+	}{
+		{name: "home without category links", c: pageCase{kind: pageHome, url: testBase + "/"},
+			body: head + `<ul class="nav menu"><li><a href="/">首頁</a></li><li><a href="/c/xuanhuan/2">玄幻</a></li><li><a href="//other.example/c/x">x</a></li></ul></body></html>`,
+			what: "no category links"},
+		{name: "home that is a 404 page", c: pageCase{kind: pageHome, url: testBase + "/"}, body: notFound, what: "/c/{slug}"},
+		{name: "listing of nothing", c: listingCase, body: "", what: "not a listing page"},
+		{name: "listing with an empty body", c: listingCase, body: `<html><body> </body></html>`, what: "not a listing page"},
+		{name: "listing that is a maintenance page", c: listingCase,
+			body: head + `<div class="notice">網站維護中，請稍後再訪問。</div></body></html>`, what: "ul.nav.menu"},
+		{name: "listing that is a challenge page", c: listingCase, body: challenge, what: "li.novel-item-wrapper > div.novel-item"},
+		{name: "listing that is a book page", c: listingCase,
+			body: head + `<ul class="nav menu"><li><a href="/c/xuanhuan">玄幻</a></li></ul>` + book + `</div></body></html>`, what: "div.novel-detail"},
+		{name: "listing items without book links", c: listingCase,
+			body: head + `<ul><li class="novel-item-wrapper"><div class="novel-item"><div class="novel-item-title">書</div>` +
+				`<div class="novel-item-cover-wrapper"><a href="https://other.example/n/x">書</a></div></div></li></ul></body></html>`,
+			what: "no book link (.novel-item-cover-wrapper a[href])"},
+		{name: "book without div.novel-detail", c: bookCase,
+			body: head + `<div class="info"><span class="title">《劍來》</span></div><ul class="chapter-list"><li><a href="/n/cr382b/a">第一章</a></li></ul></body></html>`,
+			what: "no book details (div.novel-detail)"},
+		{name: "book that is a 404 page", c: bookCase, body: notFound, what: "div.novel-detail"},
+		{name: "book that is a challenge page", c: bookCase, body: challenge, what: "div.novel-detail"},
+		{name: "book without title", c: bookCase,
+			body: head + `<div class="novel-detail"><div class="info"><span class="author"><a>某人</a></span></div><ul class="chapter-list"></ul></div></body></html>`,
+			what: "no book title (div.novel-detail .info .title)"},
+		{name: "book with only brackets for a title", c: bookCase,
+			body: head + `<div class="novel-detail"><div class="info"><span class="title">《 》</span></div><ul class="chapter-list"></ul></div></body></html>`,
+			what: "no book title"},
+		{name: "book without a chapter list", c: bookCase,
+			body: head + book + `<ul class="chapters"><li><a href="/n/cr382b/a">第一章</a></li></ul></div></body></html>`,
+			what: "no chapter list (ul.chapter-list)"},
+		{name: "chapter without content", c: chapterCase,
+			body: head + `<div class="chapter-detail"><div class="name">第四章</div><div class="text">正文</div></div></body></html>`,
+			what: "no chapter text (.chapter-detail div.content)"},
+		{name: "chapter content outside chapter-detail", c: chapterCase,
+			body: head + `<div class="name">第四章</div><div class="content">正文</div></body></html>`,
+			what: "no chapter text (.chapter-detail div.content)"},
+		{name: "chapter with only ads in its content", c: chapterCase,
+			body: head + `<div class="chapter-detail"><div class="content"><div class="ad">廣告</div><ins>廣告</ins><p>小說狂人 CZBOOKS.NET</p><p>　&nbsp;</p></div></div></body></html>`,
+			what: "chapter text empty in .chapter-detail div.content"},
+		{name: "chapter that is a 404 page", c: chapterCase, body: notFound, what: ".chapter-detail div.content"},
+	}
+	s := New(mustURL(t, testBase))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.c.parse(s, []byte(tt.body), mustURL(t, tt.c.url))
+			if !errors.Is(err, site.ErrParse) || !site.Permanent(err) {
+				t.Fatalf("parse %s = %+v, %v; want a permanent error matching site.ErrParse", tt.c.kind, got, err)
+			}
+			var pe *site.ParseError
+			if !errors.As(err, &pe) {
+				t.Fatalf("error %v is not a *site.ParseError", err)
+			}
+			if pe.Page != tt.c.kind || pe.URL != tt.c.url || pe.Truncated {
+				t.Errorf("ParseError names page %q at %q (truncated %v); want %q at %q", pe.Page, pe.URL, pe.Truncated, tt.c.kind, tt.c.url)
+			}
+			if !strings.Contains(err.Error(), tt.what) || !strings.Contains(err.Error(), tt.c.url) {
+				t.Errorf("error %q; want it to name %q and %q", err, tt.c.url, tt.what)
+			}
+		})
+	}
+}
+
+// bookPage wraps a chapter list and the state table in a book page.
+func bookPage(state, list string) []byte {
+	return []byte(head + `<div class="novel-detail"><div class="info"><span class="title">《劍來》</span></div>` +
+		`<div class="state"><table>` + state + `</table></div>` + list + `</div></body></html>`)
+}
+
+// TestParseBookRules covers the rules of the book page one at a time.
+func TestParseBookRules(t *testing.T) {
+	s := New(mustURL(t, testBase))
+	pageURL := mustURL(t, testBase+"/n/cr382b")
+	parse := func(t *testing.T, body []byte) *site.Book {
+		t.Helper()
+		b, err := s.ParseBook(body, pageURL, "cr382b")
+		if err != nil {
+			t.Fatalf("ParseBook: %v", err)
+		}
+		if b.TOC == nil || b.TOC.Page != 1 || b.TOC.TotalPages != 1 || b.TOC.HasNext || b.TOC.Chapters == nil {
+			t.Fatalf("TOC = %+v; want page 1 of 1 with a list", b.TOC)
+		}
+		return b
+	}
+	ids := func(b *site.Book) []string {
+		var out []string
+		for i, c := range b.TOC.Chapters {
+			if c.Number != i+1 {
+				t.Errorf("chapter %s numbered %d; want %d", c.ChapterID, c.Number, i+1)
+			}
+			out = append(out, c.ChapterID)
+		}
+		return out
+	}
+
+	t.Run("empty chapter list is a book without chapters", func(t *testing.T) {
+		b := parse(t, bookPage("", `<ul class="nav chapter-list"></ul>`))
+		if len(b.TOC.Chapters) != 0 || b.LastChapterID != "" || b.LastChapterURL != "" || b.LastChapterTitle != "" || b.Volumes != nil {
+			t.Errorf("got %+v; want no chapters, no newest chapter", b)
+		}
+	})
+
+	t.Run("list with only a volume header", func(t *testing.T) {
+		b := parse(t, bookPage("", `<ul class="chapter-list"><li class="volume">第一卷</li></ul>`))
+		want := []site.Volume{{Title: "第一卷", FirstChapter: 1}}
+		if len(b.TOC.Chapters) != 0 || !cmp.Equal(b.Volumes, want) {
+			t.Errorf("chapters %v, volumes %v; want none and %v", b.TOC.Chapters, b.Volumes, want)
+		}
+	})
+
+	t.Run("volumes never count and may wrap links", func(t *testing.T) {
+		b := parse(t, bookPage("", `<ul class="chapter-list">`+
+			`<li class="volume"><a href="//czbooks.net/n/cr382b/a">第一卷 出山</a></li>`+
+			`<li><a href="//czbooks.net/n/cr382b/a">第一章</a></li>`+
+			`<li class="volume">  </li>`+
+			`<li class="volume vip">第二卷 入世</li>`+
+			`<li><a href="//czbooks.net/n/cr382b/b">第二章</a></li>`+
+			`<li class="volume">第三卷 歸來</li>`+
+			`</ul>`))
+		want := []site.Volume{{Title: "第一卷 出山", FirstChapter: 1}, {Title: "第二卷 入世", FirstChapter: 2}, {Title: "第三卷 歸來", FirstChapter: 3}}
+		if diff := cmp.Diff(want, b.Volumes); diff != "" {
+			t.Errorf("volumes mismatch (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]string{"a", "b"}, ids(b)); diff != "" {
+			t.Errorf("chapters mismatch (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("only direct children of the list", func(t *testing.T) {
+		b := parse(t, bookPage("", `<ul class="chapter-list">`+
+			`<li><a href="/n/cr382b/a">第一章</a><ul class="sub"><li><a href="/n/cr382b/z">子項</a></li></ul></li>`+
+			`<li class="volume">第二卷<ul class="chapter-list"><li><a href="/n/cr382b/b">第二章</a></li></ul></li>`+
+			`<li><span>第三章</span> <a href="javascript:void(0)">收藏</a> <a href="/n/cr382b/c">第三章 歸來</a></li>`+
+			`</ul><ul><li><a href="/n/cr382b/d">第四章（清單外）</a></li></ul>`))
+		if diff := cmp.Diff([]string{"a", "b", "c"}, ids(b)); diff != "" {
+			t.Errorf("chapters mismatch (-want +got):\n%s", diff)
+		}
+		if want := []site.Volume{{Title: "第二卷", FirstChapter: 2}}; !cmp.Equal(b.Volumes, want) {
+			t.Errorf("volumes %v; want %v", b.Volumes, want)
+		}
+		if c := b.TOC.Chapters[2]; c.Title != "第三章 歸來" || b.LastChapterID != "c" {
+			t.Errorf("last chapter %+v, newest %s; want 第三章 歸來, c", c, b.LastChapterID)
+		}
+	})
+
+	t.Run("duplicate chapter ids keep the first", func(t *testing.T) {
+		b := parse(t, bookPage("", `<ul class="chapter-list">`+
+			`<li><a href="/n/cr382b/a">第一章</a></li><li><a href="/n/cr382b/b">第二章</a></li>`+
+			`<li><a href="//czbooks.net/n/cr382b/a?again=1">第一章（重複）</a></li><li><a href="/n/cr382b/c">第三章</a></li></ul>`))
+		if diff := cmp.Diff([]string{"a", "b", "c"}, ids(b)); diff != "" {
+			t.Errorf("chapters mismatch (-want +got):\n%s", diff)
+		}
+		if b.TOC.Chapters[0].Title != "第一章" {
+			t.Errorf("first chapter %+v; want the first spelling kept", b.TOC.Chapters[0])
+		}
+	})
+
+	t.Run("links that name no chapter of the book are skipped", func(t *testing.T) {
+		b := parse(t, bookPage("", `<ul class="chapter-list">`+
+			`<li><a href="/n/cr382b">目錄</a></li>`+
+			`<li><a href="/n/other/a">別本書</a></li>`+
+			`<li><a href="https://example.com/n/cr382b/x">外站</a></li>`+
+			`<li><a href="/n/cr382b/bad.id">怪</a></li>`+
+			`<li><a href="/n/cr382b/%61">跳脫</a></li>`+
+			`<li><a href="/n/cr382b/a/b">太深</a></li>`+
+			`<li><a>沒有連結</a></li>`+
+			`<li><a href="/n/cr382b/ok">第一章</a></li></ul>`))
+		if diff := cmp.Diff([]string{"ok"}, ids(b)); diff != "" {
+			t.Errorf("chapters mismatch (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("list outside div.novel-detail", func(t *testing.T) {
+		body := head + `<div class="novel-detail"><div class="info"><span class="title">劍來</span></div></div>` +
+			`<ul class="chapter-list"><li><a href="/n/cr382b/a">第一章</a></li></ul></body></html>`
+		b := parse(t, []byte(body))
+		if diff := cmp.Diff([]string{"a"}, ids(b)); diff != "" {
+			t.Errorf("chapters mismatch (-want +got):\n%s", diff)
+		}
+	})
+
+	statusTests := []struct {
+		status   string
+		finished bool
+	}{
+		{"連載中", false}, {"已完成", true}, {"完結", true}, {"已完結", true}, {"完结", true}, {"全本完結", true}, {"", false}, {"未完", false},
+	}
+	for _, tt := range statusTests {
+		t.Run("status "+tt.status, func(t *testing.T) {
+			b := parse(t, bookPage(`<tr><td>狀態：</td><td>`+tt.status+`</td></tr>`, `<ul class="chapter-list"></ul>`))
+			if b.Status != tt.status || b.Finished != tt.finished {
+				t.Errorf("Status, Finished = %q, %v; want %q, %v", b.Status, b.Finished, tt.status, tt.finished)
+			}
+		})
+	}
+
+	t.Run("state labels lose every space", func(t *testing.T) {
+		b := parse(t, bookPage(`<tr><td> 狀　態 ： </td><td>連載中</td><td>最 後 更 新&nbsp;：</td><td> 2026-02-01 12:00 </td></tr>`+
+			`<tr><td>状态：</td><td>不讀</td><td>更新時間：</td><td>不讀</td></tr><tr><td>單獨一格</td></tr>`, `<ul class="chapter-list"></ul>`))
+		if b.Status != "連載中" || b.UpdateText != "2026-02-01 12:00" || b.UpdatedAt != nil {
+			t.Errorf("Status, UpdateText, UpdatedAt = %q, %q, %v; want the first of each, raw, no time", b.Status, b.UpdateText, b.UpdatedAt)
+		}
+	})
+}
+
+// TestParseTolerance covers pages that lack optional pieces or carry them in
+// unexpected forms: they parse, with the missing fields empty.
+func TestParseTolerance(t *testing.T) {
+	s := New(mustURL(t, testBase))
+
+	t.Run("chapter without any title", func(t *testing.T) {
+		body := head + `<h1>劍來</h1><div class="chapter-detail"><div class="content">正文第一段<br>正文第二段</div></div></body></html>`
+		c, err := s.ParseChapter([]byte(body), mustURL(t, testBase+"/n/cr382b/crdic"), "cr382b", "crdic")
+		if err != nil {
+			t.Fatalf("ParseChapter: %v", err)
+		}
+		if c.Title != "" || c.Text != "正文第一段\n正文第二段" || c.PrevURL != "" || c.NextURL != "" {
+			t.Errorf("got %+v; want no title, two lines, no links", c)
+		}
+	})
+
+	t.Run("chapter navigation to the book page is no chapter", func(t *testing.T) {
+		body := head + `<div class="chapter-detail"><div class="content">正文</div></div>` +
+			`<a class="prev-chapter" href="//czbooks.net/n/cr382b">上一章</a><a href="//czbooks.net/n/other/x">下一章</a>` +
+			`<a href="//czbooks.net/n/cr382b/crdid" class="next">»</a></body></html>`
+		c, err := s.ParseChapter([]byte(body), mustURL(t, testBase+"/n/cr382b/crdic"), "cr382b", "crdic")
+		if err != nil {
+			t.Fatalf("ParseChapter: %v", err)
+		}
+		if c.PrevURL != "" || c.NextURL != testBase+"/n/cr382b/crdid" {
+			t.Errorf("PrevURL, NextURL = %q, %q; want none and crdid", c.PrevURL, c.NextURL)
+		}
+	})
+
+	t.Run("chapter lines naming the site in any form", func(t *testing.T) {
+		body := head + `<div class="chapter-detail"><div class="content"><p>第一段</p><p>請到ＣＺＢＯＯＫＳ閱讀</p>` +
+			`<p>czBooks</p><p>cz books 不是站名</p><p>第二段</p></div></div></body></html>`
+		c, err := s.ParseChapter([]byte(body), mustURL(t, testBase+"/n/cr382b/crdic"), "cr382b", "crdic")
+		if err != nil {
+			t.Fatalf("ParseChapter: %v", err)
+		}
+		if want := "第一段\ncz books 不是站名\n第二段"; c.Text != want {
+			t.Errorf("Text = %q; want %q", c.Text, want)
+		}
+	})
+
+	t.Run("listing item without cover wrapper", func(t *testing.T) {
+		body := head + `<ul class="nav menu"><li><a href="/c/xuanhuan">玄幻</a></li></ul><div class="novel-item">` +
+			`<a href="/a/someone">作者頁</a><a href="//czbooks.net/n/cr382b" title="《劍來》">封面</a>` +
+			`<div class="novel-item-author">作者： 烽火戲諸侯 </div><div class="novel-item-newest-chapter"></div></div></body></html>`
+		books, err := s.ParseListing([]byte(body), mustURL(t, testBase+"/c/xuanhuan"))
+		if err != nil {
+			t.Fatalf("ParseListing: %v", err)
+		}
+		want := []site.ListingBook{{BookID: "cr382b", Name: "劍來", Author: "烽火戲諸侯", BookURL: testBase + "/n/cr382b"}}
+		if diff := cmp.Diff(want, books); diff != "" {
+			t.Errorf("books mismatch (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("listing past the end with only category links", func(t *testing.T) {
+		body := head + `<div class="links"><a href="//czbooks.net/c/xuanhuan/10">上一頁</a><a href="//czbooks.net/c/xuanhuan">玄幻</a></div></body></html>`
+		books, err := s.ParseListing([]byte(body), mustURL(t, testBase+"/c/xuanhuan/11"))
+		if err != nil || books == nil || len(books) != 0 {
+			t.Errorf("ParseListing = %v, %v; want an empty list", books, err)
+		}
+	})
+
+	t.Run("home category linked first without text", func(t *testing.T) {
+		body := head + `<ul class="nav menu"><li><a href="/c/xuanhuan"><img alt=""></a></li><li><a href="/c/xuanhuan">玄幻</a></li>` +
+			`<li><a href="/c/xuanhuan">玄幻小說</a></li></ul></body></html>`
+		cats, err := s.ParseHome([]byte(body), nil)
+		if err != nil {
+			t.Fatalf("ParseHome: %v", err)
+		}
+		want := []site.Category{{ID: "xuanhuan", Name: "玄幻", URL: testBase + "/c/xuanhuan"}}
+		if diff := cmp.Diff(want, cats); diff != "" {
+			t.Errorf("categories mismatch (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("home menu without category links falls back to every a", func(t *testing.T) {
+		body := head + `<ul class="nav menu"><li><a href="/">首頁</a></li></ul><a href="/c/dushi">都市</a></body></html>`
+		cats, err := s.ParseHome([]byte(body), nil)
+		if err != nil || len(cats) != 1 || cats[0].ID != "dushi" {
+			t.Errorf("ParseHome = %+v, %v; want dushi", cats, err)
+		}
+	})
+}

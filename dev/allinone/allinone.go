@@ -1,7 +1,9 @@
 // Package allinone runs the whole pipeline in one process: an embedded NATS server with
 // JetStream (unless NATS_URL names one), database creation and migrations, then the
-// gateway, the fetcher and the indexer. In demo mode it also serves the simulated source
-// site and points BASE_URL at it. The xsw command and the end-to-end tests use it.
+// gateway, the fetcher and the indexer. In demo mode it also serves a simulated copy of
+// each site SOURCES lists (m.xsw.tw and czbooks.net by default, m.xsw.tw the default
+// site) and points the sites' URLs at them. The xsw command and the end-to-end tests
+// use it.
 package allinone
 
 import (
@@ -19,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/xswtw/xsw/dev/sitesim"
+	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/config"
 	"github.com/xswtw/xsw/platform/database"
@@ -36,10 +39,14 @@ const DemoDatabaseURL = "postgres://postgres@127.0.0.1:5432/xsw_demo?sslmode=dis
 type Options struct {
 	// Getenv reads the environment (os.Getenv in the command).
 	Getenv func(string) string
-	// Demo also serves the simulated site and points BASE_URL at it.
+	// Demo also serves a simulated copy of every site of SOURCES (DemoSources when
+	// unset) and points the sites' URLs at them.
 	Demo bool
-	// Site configures the simulated site in demo mode (sitesim.DefaultConfig when nil).
+	// Site configures the simulated m.xsw.tw in demo mode (sitesim.DefaultConfig when
+	// nil); Sims configures the simulated copies of other sites, by site id (the
+	// DefaultConfig of the site's flavour when absent).
 	Site *sitesim.Config
+	Sims map[string]sitesim.Config
 	// Ready, when set, is called once everything serves, with the gateway's address.
 	Ready func(Running)
 	// Adapters are the site adapters the fetcher may serve (fetcher.Builtin when nil);
@@ -55,10 +62,12 @@ type Running struct {
 	NATSURL string
 	// DatabaseURL is the database in use.
 	DatabaseURL string
-	// SiteURL is the simulated site, in demo mode.
+	// SiteURL is the simulated m.xsw.tw, in demo mode.
 	SiteURL string
-	// Site is the simulated site, in demo mode.
+	// Site is the simulated m.xsw.tw, in demo mode.
 	Site *sitesim.Site
+	// Sims are the simulated sites by site id, in demo mode (m.xsw.tw's among them).
+	Sims map[string]*sitesim.Server
 	// AdminToken is the admin token in force (generated when none was set).
 	AdminToken string
 	// StartedIn is how long start-up took.
@@ -122,27 +131,17 @@ func Run(ctx context.Context, opts Options, logger *slog.Logger) error {
 	run.NATSURL = env.Get("NATS_URL")
 
 	if opts.Demo {
-		scfg := sitesim.DefaultConfig()
-		if opts.Site != nil {
-			scfg = *opts.Site
+		sims, err := startSims(opts, &env, logger)
+		for _, sim := range sims {
+			defer sim.Close()
 		}
-		addr := env.Get("SITESIM_ADDR")
-		if addr == "" {
-			addr = "127.0.0.1:0"
-		}
-		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return fmt.Errorf("simulated site: %w", err)
+			return err
 		}
-		sim := sitesim.Serve(ln, sitesim.New(scfg))
-		defer sim.Close()
-		env.set["BASE_URL"] = sim.URL()
-		if env.Get("BG_JOB_RATE_LIMIT") == "" {
-			// The simulated site is ours: a demo need not wait two seconds a page.
-			env.set["BG_JOB_RATE_LIMIT"] = "0.05"
+		run.Sims = sims
+		if sim := sims[SiteXSW]; sim != nil {
+			run.SiteURL, run.Site = sim.URL(), sim.Site()
 		}
-		run.SiteURL, run.Site = sim.URL(), sim.Site()
-		logger.Info("simulated site serving", "url", sim.URL(), "rate_limit_seconds", env.Get("BG_JOB_RATE_LIMIT"))
 	}
 
 	if env.Get("XSW_ADMIN_TOKEN") == "" {
@@ -211,6 +210,75 @@ func Run(ctx context.Context, opts Options, logger *slog.Logger) error {
 		return err
 	}
 	return nil
+}
+
+// Site ids of the sites demo mode can simulate (sitesim's flavours).
+const (
+	SiteXSW     = sitesim.SiteXSW
+	SiteCZBooks = sitesim.SiteCzbooks
+)
+
+// DemoSources is SOURCES in demo mode when none is set: both simulated sites, m.xsw.tw
+// the default.
+const DemoSources = SiteXSW + "," + SiteCZBooks
+
+// startSims serves a simulated copy of every site of SOURCES (DemoSources when unset)
+// and points its URL (SOURCE_<SITE>_URL, which BASE_URL does not override) at it.
+// A simulated site listens on SITESIM_ADDR (m.xsw.tw) or SITESIM_CZBOOKS_ADDR, else on
+// a free port. Another site is served where its SOURCE_<SITE>_URL says; without one it
+// is an error.
+func startSims(opts Options, env *overlay, logger *slog.Logger) (map[string]*sitesim.Server, error) {
+	if env.Get("SOURCES") == "" {
+		env.set["SOURCES"] = DemoSources
+	}
+	if env.Get("BG_JOB_RATE_LIMIT") == "" {
+		// The simulated sites are ours: a demo need not wait two seconds a page.
+		env.set["BG_JOB_RATE_LIMIT"] = "0.05"
+	}
+	r := config.NewReader(env.Get)
+	sources := config.ReadSources(r, events.ValidSiteID)
+	if err := r.Err(); err != nil {
+		return nil, err
+	}
+	sims := map[string]*sitesim.Server{}
+	for _, src := range sources {
+		var scfg sitesim.Config
+		var addrVar string
+		urlVar := config.SourceVar(src.ID, "URL")
+		switch src.ID {
+		case SiteXSW:
+			scfg = sitesim.DefaultConfig()
+			if opts.Site != nil {
+				scfg = *opts.Site
+			}
+			addrVar = "SITESIM_ADDR"
+		case SiteCZBooks:
+			scfg = sitesim.DefaultConfig()
+			scfg.Site = sitesim.SiteCzbooks
+			addrVar = "SITESIM_CZBOOKS_ADDR"
+		default:
+			if src.URL != "" {
+				continue // served where SOURCE_<SITE>_URL says
+			}
+			return sims, fmt.Errorf("demo: no simulated copy of site %q: set %s (the demo simulates %s)", src.ID, urlVar, DemoSources)
+		}
+		if c, ok := opts.Sims[src.ID]; ok {
+			scfg = c
+		}
+		addr := env.Get(addrVar)
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return sims, fmt.Errorf("simulated site %s: %w", src.ID, err)
+		}
+		sim := sitesim.Serve(ln, sitesim.New(scfg))
+		sims[src.ID] = sim
+		env.set[urlVar] = sim.URL()
+		logger.Info("simulated site serving", "site", src.ID, "url", sim.URL(), "rate_limit_seconds", env.Get("BG_JOB_RATE_LIMIT"))
+	}
+	return sims, nil
 }
 
 // overlay is the environment with the all-in-one's own settings on top.

@@ -41,6 +41,13 @@ func start(t *testing.T, site sitesim.Config, env map[string]string) *system {
 // startWith is start with the fetcher's site adapters (the built-in ones when nil).
 func startWith(t *testing.T, site sitesim.Config, env map[string]string, adapters site.Registry) *system {
 	t.Helper()
+	return startOpts(t, allinone.Options{Site: &site, Adapters: adapters}, env)
+}
+
+// startOpts is start with the all-in-one's options (Getenv, Demo and Ready are the
+// test's own).
+func startOpts(t *testing.T, opts allinone.Options, env map[string]string) *system {
+	t.Helper()
 	pool, dsn := pgtest.Pool(t)
 	vars := map[string]string{
 		"DATABASE_URL":      dsn,
@@ -65,11 +72,9 @@ func startWith(t *testing.T, site sitesim.Config, env map[string]string, adapter
 	startFailed := false // reported once, by start itself
 	go func() {
 		defer close(done)
-		runErr = allinone.Run(ctx, allinone.Options{
-			Getenv: func(k string) string { return vars[k] },
-			Demo:   true, Site: &site, Adapters: adapters,
-			Ready: func(r allinone.Running) { ready <- r },
-		}, logger)
+		opts.Getenv, opts.Demo = func(k string) string { return vars[k] }, true
+		opts.Ready = func(r allinone.Running) { ready <- r }
+		runErr = allinone.Run(ctx, opts, logger)
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -29,6 +29,8 @@ func TestCzbooksBookEndToEnd(t *testing.T) {
 	ccfg.Site = sitesim.SiteCzbooks
 	ccfg.Categories, ccfg.BooksPerCategory, ccfg.MinChapters, ccfg.MaxChapters = 2, 12, 30, 120
 	ccfg.Validators = true
+	big := sitesim.BookIDs(ccfg)[0]
+	ccfg.BigBooks = map[string]int{big: 312}
 	s := startOpts(t, allinone.Options{Site: &xcfg, Sims: map[string]sitesim.Config{allinone.SiteCZBooks: ccfg}},
 		map[string]string{"SYNC_DEDUP_WINDOW": "1ms"})
 	cz := s.Sims[allinone.SiteCZBooks].Site()
@@ -176,6 +178,21 @@ func TestCzbooksBookEndToEnd(t *testing.T) {
 	})
 	if b, _ := cz.Book(leadingZero); zero.BookID != leadingZero || *zero.Last != b.ChapterCount {
 		t.Errorf("book %s served as %+v, want %d chapters", leadingZero, zero, b.ChapterCount)
+	}
+
+	// A book of 312 chapters is one request too.
+	var bigBook struct {
+		Last *int `json:"last_chapter_number"`
+	}
+	eventually(t, 30*time.Second, "book "+big+" served", func() bool {
+		return s.get(t, "/xsw/api/sites/czbooks/books/"+big, &bigBook).StatusCode == http.StatusOK && bigBook.Last != nil
+	})
+	var bigRefs []chapterRef
+	if s.get(t, "/xsw/api/sites/czbooks/books/"+big+"/chapters?all=true", &bigRefs).StatusCode != http.StatusOK || len(bigRefs) != 312 || *bigBook.Last != 312 {
+		t.Errorf("book %s: %d chapters served, last %d; want 312", big, len(bigRefs), *bigBook.Last)
+	}
+	if n := cz.CountPath("/n/" + big); n != 1 {
+		t.Errorf("book %s of 312 chapters cost %d requests, want 1", big, n)
 	}
 
 	// A chapter's text: the site's paragraphs, in order, without its ads and its name.

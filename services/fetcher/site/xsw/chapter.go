@@ -75,7 +75,7 @@ func titleOrdinalPart(title string) string {
 	})
 	for _, part := range parts {
 		if _, ok := site.TitleNumber(part); ok {
-			return clean(part)
+			return site.CollapseSpace(part)
 		}
 	}
 	return ""

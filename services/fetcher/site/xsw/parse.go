@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"unicode"
 
 	"github.com/PuerkitoBio/goquery"
 	"github.com/andybalholm/cascadia"
@@ -251,82 +250,15 @@ func attr(s *goquery.Selection, name string) string {
 	return strings.TrimSpace(v)
 }
 
-// text returns the text of s with white space normalised (see clean).
+// text returns the text of s with white space normalised (see site.CollapseSpace).
 func text(s *goquery.Selection) string {
 	// An element holding a single text node, as most links do: its text without a copy.
 	if len(s.Nodes) == 1 {
 		if c := s.Nodes[0].FirstChild; c != nil && c == s.Nodes[0].LastChild && c.Type == html.TextNode {
-			return clean(c.Data)
+			return site.CollapseSpace(c.Data)
 		}
 	}
-	return clean(s.Text())
-}
-
-// clean trims s and collapses every run of collapsible white space inside it (ASCII
-// spaces, tabs and line breaks) into one ASCII space, as a browser does; no-break and
-// ideographic spaces are text and stay as the site wrote them (第52章　拜師). As in a
-// browser (CSS Text 3, segment breaks), a run holding a line break between two wide East
-// Asian characters disappears instead: Chinese text wrapped in the HTML source is one
-// line.
-func clean(s string) string {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return ""
-	}
-	needs := false
-	prevSpace := false
-	for _, r := range s {
-		sp := collapsible(r)
-		if sp && (prevSpace || r != ' ') {
-			needs = true
-			break
-		}
-		prevSpace = sp
-	}
-	if !needs {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s))
-	var prev rune     // last rune written
-	inRun := false    // inside a run of white space
-	runBreak := false // the run holds a line break
-	for _, r := range s {
-		if collapsible(r) {
-			inRun = true
-			runBreak = runBreak || r == '\n' || r == '\r'
-			continue
-		}
-		if inRun && !(runBreak && isWide(prev) && isWide(r)) {
-			b.WriteByte(' ')
-		}
-		inRun, runBreak = false, false
-		b.WriteRune(r)
-		prev = r
-	}
-	return b.String()
-}
-
-// collapsible reports the white space a browser collapses.
-func collapsible(r rune) bool {
-	switch r {
-	case ' ', '\t', '\n', '\r', '\f':
-		return true
-	}
-	return false
-}
-
-// isWide reports the East Asian wide characters between which a line break in the
-// source is no space: Han ideographs, CJK punctuation, kana, bopomofo and full-width
-// forms.
-func isWide(r rune) bool {
-	switch {
-	case r >= 0x3000 && r <= 0x30FF, // CJK symbols and punctuation, kana
-		r >= 0x3100 && r <= 0x312F,                             // bopomofo
-		r >= 0xFF01 && r <= 0xFF60, r >= 0xFFE0 && r <= 0xFFE6: // full-width forms
-		return true
-	}
-	return unicode.Is(unicode.Han, r)
+	return site.CollapseSpace(s.Text())
 }
 
 // label strips a leading label such as 作者： from s: one of names followed by a

@@ -2,103 +2,32 @@ package xsw
 
 import (
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/net/html"
-	"golang.org/x/net/html/atom"
+
+	"github.com/xswtw/xsw/services/fetcher/site"
 )
-
-// isSpace reports white space, including the no-break and ideographic spaces.
-func isSpace(r rune) bool { return unicode.IsSpace(r) }
-
-// breaks reports elements that end a line of text: <br> and the block elements.
-func breaks(a atom.Atom) bool {
-	switch a {
-	case atom.Br, atom.P, atom.Div, atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6,
-		atom.Li, atom.Ul, atom.Ol, atom.Dl, atom.Dt, atom.Dd, atom.Section, atom.Article,
-		atom.Blockquote, atom.Pre, atom.Table, atom.Tr, atom.Hr, atom.Center, atom.Header,
-		atom.Footer:
-		return true
-	}
-	return false
-}
-
-// hidden reports elements whose content is never text of the page: scripts, styles,
-// frames, forms' controls.
-func hidden(a atom.Atom) bool {
-	switch a {
-	case atom.Script, atom.Style, atom.Noscript, atom.Iframe, atom.Template, atom.Object,
-		atom.Embed, atom.Select, atom.Textarea, atom.Button, atom.Head:
-		return true
-	}
-	return false
-}
 
 // skipIDs are elements of a chapter page that are not its text even when they sit
 // inside the text container: the title and the navigation.
 var skipIDs = map[string]bool{"nr_title": true, "pb_prev": true, "pb_next": true, "pb_mulu": true}
 
-// skipped reports whether n is an element whose content textLines leaves out.
+// skipped reports the elements that textLines leaves out, with their content, besides
+// those site.TextLines always does: the chapter title (id or class nr_title) and the
+// navigation (ids pb_prev, pb_next, pb_mulu).
 func skipped(n *html.Node) bool {
-	if hidden(n.DataAtom) {
-		return true
-	}
 	for _, a := range n.Attr {
-		switch a.Key {
-		case "id":
-			if skipIDs[a.Val] {
-				return true
-			}
-		case "class":
-			for _, c := range strings.Fields(a.Val) {
-				if c == "nr_title" {
-					return true
-				}
-			}
+		if a.Key == "id" && skipIDs[a.Val] {
+			return true
 		}
 	}
-	return false
+	return site.HasClass(n, "nr_title")
 }
 
-// textLines returns the text under n as lines: <br> and block elements end a line,
-// each line is trimmed and its inner white space collapsed (see clean), and empty lines
-// are dropped. It is how paragraphs written either as <p>…</p> or as text separated by
-// <br> come out the same.
-func textLines(n *html.Node) []string {
-	var lines []string
-	var b strings.Builder
-	flush := func() {
-		if line := clean(b.String()); line != "" {
-			lines = append(lines, line)
-		}
-		b.Reset()
-	}
-	var walk func(n *html.Node)
-	walk = func(n *html.Node) {
-		switch n.Type {
-		case html.TextNode:
-			b.WriteString(n.Data)
-			return
-		case html.ElementNode:
-			if skipped(n) {
-				return
-			}
-			if breaks(n.DataAtom) {
-				flush()
-				defer flush()
-			}
-		case html.CommentNode, html.DoctypeNode:
-			return
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(n)
-	flush()
-	return lines
-}
+// textLines returns the text under n as lines (site.TextLines), leaving out the
+// elements skipped reports.
+func textLines(n *html.Node) []string { return site.TextLines(n, skipped) }
 
 // adMaxRunes bounds the length of a line that isAd may drop: the site's ad lines are
 // short, and a long paragraph that happens to name the site is story text.

@@ -140,24 +140,24 @@ func (s *Source) HomeURL() string {
 // ListingURL returns the URL of a category's listing page; pages below 1 mean page 1.
 func (s *Source) ListingURL(category string, page int) string {
 	page = max(page, 1)
-	return s.origin + s.prefix + "/fenlei" + segment(category) + "_" + strconv.Itoa(page) + ".html"
+	return s.origin + s.prefix + "/fenlei" + site.PathSegment(category) + "_" + strconv.Itoa(page) + ".html"
 }
 
 // BookURL returns the URL of a book's home page.
 func (s *Source) BookURL(bookID string) string {
-	return s.origin + s.prefix + "/" + segment(bookID) + "/"
+	return s.origin + s.prefix + "/" + site.PathSegment(bookID) + "/"
 }
 
 // TOCURL returns the URL of a page of a book's table of contents; pages below 1 mean
 // page 1. The table of contents is paginated: see PageOf.
 func (s *Source) TOCURL(bookID string, page int) string {
 	page = max(page, 1)
-	return s.origin + s.prefix + "/" + segment(bookID) + "/page-" + strconv.Itoa(page) + ".html"
+	return s.origin + s.prefix + "/" + site.PathSegment(bookID) + "/page-" + strconv.Itoa(page) + ".html"
 }
 
 // ChapterURL returns the URL of a chapter page.
 func (s *Source) ChapterURL(bookID, chapterID string) string {
-	return s.origin + s.prefix + "/" + segment(bookID) + "/" + segment(chapterID) + ".html"
+	return s.origin + s.prefix + "/" + site.PathSegment(bookID) + "/" + site.PathSegment(chapterID) + ".html"
 }
 
 // PageOf returns the table-of-contents page that holds chapter n. On this site every
@@ -180,26 +180,6 @@ func (s *Source) FirstOf(page int, l site.Layout) (int, bool) {
 		return 0, false
 	}
 	return (page-1)*l.FirstPageRefs + 1, true
-}
-
-// segment makes id safe as one path segment. Ids are digits, which pass unchanged.
-// Callers validate them, but a stray id must still not lead anywhere off the base: every
-// byte of it outside [0-9A-Za-z_-] becomes "_" (so no "/", ".", "%", "?" or "#", which
-// a server may decode or resolve, survives), and an empty id becomes "_".
-func segment(id string) string {
-	if isDigits(id) {
-		return id
-	}
-	if id == "" {
-		return "_"
-	}
-	b := []byte(id)
-	for i, c := range b {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == '-') {
-			b[i] = '_'
-		}
-	}
-	return string(b)
 }
 
 // isDigits reports whether s is a non-empty run of ASCII digits.

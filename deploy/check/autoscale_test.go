@@ -51,7 +51,8 @@ func minReplicas(b *build, name string) int32 {
 // checkAutoscaling reports a Deployment with two autoscalers (KEDA makes its own HPA, so
 // a ScaledObject and an HPA on one target fight), an autoscaled Deployment that still
 // sets replicas (each apply would reset the autoscaler's count), fetchers that could
-// scale below two, and a ScaledObject that does not read the lag of the request lanes.
+// scale below two, and a ScaledObject that does not read the lag of the request lanes of
+// every site the fetchers serve.
 func checkAutoscaling(b *build) error {
 	var errs []error
 	targets := map[string][]string{}
@@ -82,18 +83,70 @@ func checkAutoscaling(b *build) error {
 	return errors.Join(errs...)
 }
 
+// scaledSites returns the sites the fetchers of Deployment name serve: the SOURCES their
+// containers are given, else its default (checkWorkloads holds every service to one list).
+func scaledSites(b *build, name string) ([]string, error) {
+	d := find[appsv1.Deployment](b, name)
+	if d == nil {
+		return nil, fmt.Errorf("scales Deployment %s, which the build does not hold", name)
+	}
+	v, err := sourceVarsOnce()
+	if err != nil {
+		return nil, err
+	}
+	for i := range d.Spec.Template.Spec.Containers {
+		c := &d.Spec.Template.Spec.Containers[i]
+		if serviceOf(c.Image) != "fetcher" {
+			continue
+		}
+		sources, given := containerEnv(b, d.Namespace, c)[sourcesVar]
+		if !given {
+			sources = v[sourcesVar]
+		}
+		var sites []string
+		for _, s := range siteList(sources) {
+			if !slices.Contains(sites, s) {
+				sites = append(sites, s)
+			}
+		}
+		return sites, nil
+	}
+	return nil, fmt.Errorf("scales Deployment %s, which runs no fetcher: its triggers read the fetchers' consumers", name)
+}
+
+// scaledLanes are the lanes whose lag must scale the fetchers, for every site: readers
+// wait on the interactive lane, and the prefetch lane is where the bulk of the work
+// queues.
+var scaledLanes = []events.Lane{events.LaneInteractive, events.LanePrefetch}
+
 // checkScaledObject validates one ScaledObject with KEDA's rules (kedaRules) and against
-// the events contract and the build: the nats-jetstream triggers read consumers of the
-// request stream that exist, from the monitoring port of the build's NATS Service.
+// the events contract and the build: the nats-jetstream triggers read, from the
+// monitoring port of the build's NATS Service, the request stream's per-site consumers
+// (events.FetcherConsumer) of the sites the scaled fetchers serve (their SOURCES), and
+// every such site has a trigger on its interactive and prefetch consumers.
+//
+// A trigger on any other consumer is an error even when the name is well formed: KEDA
+// reads the lag of a consumer that does not exist as the stream's last sequence number,
+// which would hold the fetchers at their maximum; and a site's consumers exist only
+// while fetchers serve it. The legacy whole-lane consumer (events.LegacyFetcherConsumer)
+// exists, but only holds requests stored before sites, and is almost always empty.
 func checkScaledObject(b *build, so *scaledObject) []error {
 	ref := "ScaledObject " + so.Name
 	var errs []error
 	for _, err := range kedaRules(so) {
 		errs = append(errs, fmt.Errorf("%s: %w", ref, err))
 	}
-	consumers := map[string]bool{}
+	sites, err := scaledSites(b, so.Spec.ScaleTargetRef.Name)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", ref, err))
+	}
+	sources := fmt.Sprintf("%s=%q", sourcesVar, strings.Join(sites, ","))
+	consumers, legacy := map[string]bool{}, map[string]bool{}
 	for _, l := range events.Lanes {
-		consumers[events.FetcherConsumer(l, 0, 0).Durable] = true
+		for _, site := range sites {
+			consumers[events.FetcherConsumer(l, site, 0, 0).Durable] = true
+		}
+		legacy[events.LegacyFetcherConsumer(l, 0, 0).Durable] = true
 	}
 	read := map[string]bool{}
 	for _, tr := range so.Spec.Triggers {
@@ -105,8 +158,12 @@ func checkScaledObject(b *build, so *scaledObject) []error {
 		if m["stream"] != events.StreamRequests {
 			errs = append(errs, fmt.Errorf("%s: trigger %s reads stream %q, want %s", ref, tr.Name, m["stream"], events.StreamRequests))
 		}
-		if !consumers[m["consumer"]] {
-			errs = append(errs, fmt.Errorf("%s: trigger %s reads consumer %q, which no lane has", ref, tr.Name, m["consumer"]))
+		switch c := m["consumer"]; {
+		case consumers[c]:
+		case legacy[c]:
+			errs = append(errs, fmt.Errorf("%s: trigger %s reads consumer %q, the legacy consumer of a lane's requests stored before sites (almost always empty); read the lane's per-site consumers, fetch-<lane>-<site>", ref, tr.Name, c))
+		default:
+			errs = append(errs, fmt.Errorf("%s: trigger %s reads consumer %q, which is no lane's consumer for a site of %s (KEDA would read the lag of a consumer no fetcher creates as the stream's last sequence number)", ref, tr.Name, c, sources))
 		}
 		read[m["consumer"]] = true
 		if m["account"] == "" && m["accountID"] == "" {
@@ -128,9 +185,11 @@ func checkScaledObject(b *build, so *scaledObject) []error {
 			errs = append(errs, fmt.Errorf("%s: trigger %s: Service %s has no port %s", ref, tr.Name, svcName, port))
 		}
 	}
-	for _, l := range []events.Lane{events.LaneInteractive, events.LanePrefetch} {
-		if c := events.FetcherConsumer(l, 0, 0).Durable; !read[c] {
-			errs = append(errs, fmt.Errorf("%s: no trigger on consumer %s", ref, c))
+	for _, site := range sites {
+		for _, l := range scaledLanes {
+			if c := events.FetcherConsumer(l, site, 0, 0).Durable; !read[c] {
+				errs = append(errs, fmt.Errorf("%s: no trigger on consumer %s, site %s's %s lane (%s)", ref, c, site, l, sources))
+			}
 		}
 	}
 	return errs

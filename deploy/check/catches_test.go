@@ -3,6 +3,7 @@ package check
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -108,18 +109,18 @@ func TestBuildChecksCatch(t *testing.T) {
 		{"per-site variable of an unlisted site", "prod", workloadsCheck, func(t *testing.T, b *build) {
 			for _, cm := range all[corev1.ConfigMap](b) {
 				if strings.HasPrefix(cm.Name, "xsw-common") {
-					cm.Data["SOURCE_CZBOOKS_URL"] = "https://czbooks.net"
+					cm.Data["SOURCE_TOY_URL"] = "https://toy.example"
 				}
 			}
-		}, `Deployment gateway: container gateway: SOURCE_CZBOOKS_URL is for site czbooks, which SOURCES="xsw" does not list`},
+		}, `Deployment gateway: container gateway: SOURCE_TOY_URL is for site toy, which SOURCES="xsw,czbooks" does not list`},
 		{"per-site variable of no site", "dev", workloadsCheck, func(t *testing.T, b *build) {
 			c := container(t, b, "fetcher")
 			c.Env = append(c.Env, corev1.EnvVar{Name: "SOURCE_CZ_BOOKS_URL", Value: "https://czbooks.net"})
 		}, "SOURCE_CZ_BOOKS_URL is not a variable fetcher reads"},
 		{"services disagree on the sites", "prod", workloadsCheck, func(t *testing.T, b *build) {
 			c := container(t, b, "fetcher")
-			c.Env = append(c.Env, corev1.EnvVar{Name: "SOURCES", Value: "xsw,czbooks"})
-		}, `the services disagree on SOURCES: "xsw" for Deployment gateway, Deployment indexer; "xsw,czbooks" for Deployment fetcher`},
+			c.Env = append(c.Env, corev1.EnvVar{Name: "SOURCES", Value: "xsw"})
+		}, `the services disagree on SOURCES: "xsw" for Deployment fetcher; "xsw,czbooks" for Deployment gateway, Deployment indexer`},
 		{"sites left to the default", "dev", workloadsCheck, func(t *testing.T, b *build) {
 			for _, cm := range all[corev1.ConfigMap](b) {
 				delete(cm.Data, "SOURCES")
@@ -132,6 +133,13 @@ func TestBuildChecksCatch(t *testing.T) {
 				}
 			}
 		}, `SOURCES="xsw,cz.books": "cz.books" is not a site id`},
+		{"site without an adapter", "prod", workloadsCheck, func(t *testing.T, b *build) {
+			for _, cm := range all[corev1.ConfigMap](b) {
+				if strings.HasPrefix(cm.Name, "xsw-common") {
+					cm.Data["SOURCES"] += ",toy"
+				}
+			}
+		}, `Deployment fetcher: container fetcher: SOURCES="xsw,czbooks,toy": site toy has no adapter built into the fetcher`},
 		{"probe on the wrong port", "dev", workloadsCheck, func(t *testing.T, b *build) {
 			container(t, b, "fetcher").LivenessProbe.HTTPGet.Port = intstr.FromInt32(8000)
 		}, "the liveness probe's port 8000 is not the service's FETCHER_HEALTH_ADDR (8001)"},
@@ -239,7 +247,24 @@ func TestBuildChecksCatch(t *testing.T) {
 		}, "Deployment fetcher sets replicas"},
 		{"lag of no consumer", "prod", checkAutoscaling, func(t *testing.T, b *build) {
 			find[scaledObject](b, "fetcher").Spec.Triggers[0].Metadata["consumer"] = "fetcher-interactive"
-		}, `reads consumer "fetcher-interactive", which no lane has`},
+		}, `reads consumer "fetcher-interactive", which is no lane's consumer for a site of SOURCES="xsw,czbooks"`},
+		{"lag of a site not served", "prod", checkAutoscaling, func(t *testing.T, b *build) {
+			find[scaledObject](b, "fetcher").Spec.Triggers[1].Metadata["consumer"] = "fetch-prefetch-toy"
+		}, `ScaledObject fetcher: trigger prefetch-lag-xsw reads consumer "fetch-prefetch-toy", which is no lane's consumer for a site of SOURCES="xsw,czbooks"`},
+		{"lag of the legacy whole-lane consumer", "prod", checkAutoscaling, func(t *testing.T, b *build) {
+			find[scaledObject](b, "fetcher").Spec.Triggers[1].Metadata["consumer"] = "fetch-prefetch"
+		}, `ScaledObject fetcher: trigger prefetch-lag-xsw reads consumer "fetch-prefetch", the legacy consumer of a lane's requests stored before sites (almost always empty); read the lane's per-site consumers, fetch-<lane>-<site>`},
+		{"site without triggers", "prod", checkAutoscaling, func(t *testing.T, b *build) {
+			for _, cm := range all[corev1.ConfigMap](b) {
+				if strings.HasPrefix(cm.Name, "xsw-common") {
+					cm.Data["SOURCES"] += ",toy"
+				}
+			}
+		}, `ScaledObject fetcher: no trigger on consumer fetch-prefetch-toy, site toy's prefetch lane (SOURCES="xsw,czbooks,toy")`},
+		{"site's triggers dropped", "prod", checkAutoscaling, func(t *testing.T, b *build) {
+			so := find[scaledObject](b, "fetcher")
+			so.Spec.Triggers = slices.DeleteFunc(so.Spec.Triggers, func(tr scaleTrigger) bool { return strings.HasSuffix(tr.Metadata["consumer"], "-czbooks") })
+		}, `ScaledObject fetcher: no trigger on consumer fetch-interactive-czbooks, site czbooks's interactive lane (SOURCES="xsw,czbooks")`},
 		{"monitoring in another namespace", "prod", checkAutoscaling, func(t *testing.T, b *build) {
 			find[scaledObject](b, "fetcher").Spec.Triggers[1].Metadata["natsServerMonitoringEndpoint"] = "nats.default.svc.cluster.local:8222"
 		}, "is not <service>.<namespace> of the build's NATS"},
@@ -307,13 +332,18 @@ func TestComposeChecksCatch(t *testing.T) {
 		}, "service fetcher: DATABASE_URL is not a variable fetcher reads"},
 		{"per-site variable of an unlisted site", func(p *types.Project) {
 			p.Services["fetcher"].Environment["SOURCE_TOY_RATE_LIMIT"] = ptr("5")
-		}, `service fetcher: SOURCE_TOY_RATE_LIMIT is for site toy, which SOURCES="xsw" does not list`},
+		}, `service fetcher: SOURCE_TOY_RATE_LIMIT is for site toy, which SOURCES="xsw,czbooks" does not list`},
+		{"site without an adapter", func(p *types.Project) {
+			for _, svc := range []string{"fetcher", "gateway", "indexer"} {
+				p.Services[svc].Environment["SOURCES"] = ptr("xsw,czbooks,toy")
+			}
+		}, `service fetcher: SOURCES="xsw,czbooks,toy": site toy has no adapter built into the fetcher`},
 		{"gateway without the sites", func(p *types.Project) {
 			delete(p.Services["gateway"].Environment, "SOURCES")
 		}, "service gateway: SOURCES is not given"},
 		{"services disagree on the sites", func(p *types.Project) {
-			p.Services["indexer"].Environment["SOURCES"] = ptr("xsw,toy")
-		}, `the services disagree on SOURCES: "xsw" for service fetcher, service gateway; "xsw,toy" for service indexer`},
+			p.Services["indexer"].Environment["SOURCES"] = ptr("xsw,czbooks,toy")
+		}, `the services disagree on SOURCES: "xsw,czbooks" for service fetcher, service gateway; "xsw,czbooks,toy" for service indexer`},
 		{"no health check", func(p *types.Project) {
 			s := p.Services["gateway"]
 			s.HealthCheck = nil

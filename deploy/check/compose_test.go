@@ -34,9 +34,9 @@ func loadCompose(ctx context.Context, root string, env map[string]string) (*type
 // checkCompose holds the rules for docker-compose.yml: NATS with JetStream on a volume
 // and Postgres on a volume, both health-checked; the migration as a one-shot `indexer
 // migrate` that the database users wait for; every xsw service built from its
-// Dockerfile, given only variables it reads and the same sites as the others,
-// health-checked on its /readyz with the probe its image carries, restarted, hardened,
-// and given time to drain; two fetchers.
+// Dockerfile, given only variables it reads and the same sites as the others (each
+// built into the fetcher), health-checked on its /readyz with the probe its image
+// carries, restarted, hardened, and given time to drain; two fetchers.
 func checkCompose(root string, p *types.Project, all map[string]vars, embeddedNATS string) error {
 	var errs []error
 	fail := func(svc, format string, args ...any) {
@@ -123,6 +123,11 @@ func checkCompose(root string, p *types.Project, all map[string]vars, embeddedNA
 
 		if sites != "" {
 			bySites[sites] = append(bySites[sites], "service "+name)
+		}
+		if program == "fetcher" {
+			for _, err := range checkAdapters(sites) {
+				fail(name, "%v", err)
+			}
 		}
 		switch s.Restart {
 		case types.RestartPolicyAlways, types.RestartPolicyUnlessStopped, types.RestartPolicyOnFailure:

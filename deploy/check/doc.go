@@ -11,8 +11,10 @@
 //   - every environment variable a manifest or the compose file gives a service is one
 //     that service's Go source reads (found by scanning it, see vars_test.go);
 //   - every service is given the same list of source sites (SOURCES), of well-formed
-//     ids, and a per-site variable (SOURCE_<SITE>_URL, ...) only for a listed site (see
-//     sources_test.go);
+//     ids, each with an adapter built into the fetcher (fetcher.Builtin), and a per-site
+//     variable (SOURCE_<SITE>_URL, ...) only for a listed site (see sources_test.go);
+//   - the fetchers' KEDA triggers read exactly the per-site consumers of the listed
+//     sites, interactive and prefetch for each (see autoscale_test.go);
 //   - the NetworkPolicies, evaluated like a CNI would, let only the fetchers (and the
 //     indexer, to webhook receivers on 443) out of the cluster and only the gateway in;
 //   - docker-compose.yml loads and validates with compose-spec's own loader;

@@ -8,12 +8,15 @@ import (
 	"go/token"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/mod/modfile"
 
 	"github.com/xswtw/xsw/events"
 )
@@ -318,6 +321,214 @@ func sameSites(bySites map[string][]string) error {
 		parts = append(parts, fmt.Sprintf("%q for %s", s, strings.Join(bySites[s], ", ")))
 	}
 	return fmt.Errorf("the services disagree on %s: %s; give them all one list", sourcesVar, strings.Join(parts, "; "))
+}
+
+// fetcherBuiltin is the function of the fetcher (package services/fetcher) that returns
+// the registry of the site adapters built into it. A fetcher given a site it has no
+// adapter for refuses to start, naming the ones it has: every fetcher of the deployment
+// would crash-loop, its other sites unserved too.
+const fetcherBuiltin = "Builtin"
+
+var builtinSitesOnce = sync.OnceValues(func() ([]string, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	return scanBuiltinSites(filepath.Join(root, "services", "fetcher"))
+})
+
+// scanBuiltinSites reads the site ids of the adapters the module in dir builds in: every
+// <pkg>.Adapter() called in its func Builtin, <pkg> being a package of the module whose
+// constant ID is the site id the adapter registers under.
+func scanBuiltinSites(dir string) ([]string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+	if err != nil {
+		return nil, err
+	}
+	module := modfile.ModulePath(data)
+	fset := token.NewFileSet()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	found := false
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, filepath.Join(dir, e.Name()), nil, parser.SkipObjectResolution)
+		if err != nil {
+			return nil, err
+		}
+		imports := map[string]string{} // name in the file: import path
+		for _, im := range f.Imports {
+			p, _ := strconv.Unquote(im.Path.Value)
+			name := path.Base(p)
+			if im.Name != nil {
+				name = im.Name.Name
+			}
+			imports[name] = p
+		}
+		for _, d := range f.Decls {
+			fn, ok := d.(*ast.FuncDecl)
+			if !ok || fn.Recv != nil || fn.Name.Name != fetcherBuiltin || fn.Body == nil {
+				continue
+			}
+			found = true
+			var errs []error
+			ast.Inspect(fn.Body, func(n ast.Node) bool {
+				call, ok := n.(*ast.CallExpr)
+				if !ok {
+					return true
+				}
+				sel, ok := call.Fun.(*ast.SelectorExpr)
+				if !ok || sel.Sel.Name != "Adapter" || len(call.Args) != 0 {
+					return true
+				}
+				x, _ := sel.X.(*ast.Ident)
+				var rel string
+				if x != nil {
+					rel, ok = strings.CutPrefix(imports[x.Name], module+"/")
+				}
+				if !ok || x == nil {
+					errs = append(errs, fmt.Errorf("%s: an Adapter() the check cannot follow: want <package of %s>.Adapter()", fset.Position(call.Pos()), module))
+					return true
+				}
+				id, err := packageConst(filepath.Join(dir, filepath.FromSlash(rel)), "ID")
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", fset.Position(call.Pos()), err))
+					return true
+				}
+				ids = append(ids, id)
+				return true
+			})
+			if len(errs) > 0 {
+				return nil, errs[0]
+			}
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("scan %s: no func %s; where are the fetcher's adapters registered now?", dir, fetcherBuiltin)
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("scan %s: %s calls no <package>.Adapter()", dir, fetcherBuiltin)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// packageConst returns the string constant name of the Go package in dir.
+func packageConst(dir, name string) (string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	fset := token.NewFileSet()
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, filepath.Join(dir, e.Name()), nil, parser.SkipObjectResolution)
+		if err != nil {
+			return "", err
+		}
+		for _, d := range f.Decls {
+			g, ok := d.(*ast.GenDecl)
+			if !ok || g.Tok != token.CONST {
+				continue
+			}
+			for _, sp := range g.Specs {
+				vs := sp.(*ast.ValueSpec)
+				for i, n := range vs.Names {
+					if n.Name == name && i < len(vs.Values) {
+						if s, ok := stringLit(vs.Values[i]); ok {
+							return s, nil
+						}
+					}
+				}
+			}
+		}
+	}
+	return "", fmt.Errorf("package %s has no string constant %s (the site id of its adapter)", dir, name)
+}
+
+// checkAdapters reports a site in force (sites, as checkSites returns them) that no
+// adapter built into the fetcher serves: such a fetcher refuses to start.
+func checkAdapters(sites string) []error {
+	builtin, err := builtinSitesOnce()
+	if err != nil {
+		return []error{err}
+	}
+	var errs []error
+	for _, id := range siteList(sites) {
+		if events.ValidSiteID(id) && !slices.Contains(builtin, id) {
+			errs = append(errs, fmt.Errorf("%s=%q: site %s has no adapter built into the fetcher (fetcher.%s has %v): the fetchers would refuse to start", sourcesVar, sites, id, fetcherBuiltin, builtin))
+		}
+	}
+	return errs
+}
+
+func TestBuiltinSites(t *testing.T) {
+	ids, err := builtinSitesOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(ids, "xsw") {
+		t.Errorf("the fetcher builds in %v, without xsw (m.xsw.tw)", ids)
+	}
+	for _, id := range ids {
+		if !events.ValidSiteID(id) {
+			t.Errorf("the fetcher builds in an adapter under %q, no site id", id)
+		}
+	}
+}
+
+func TestScanBuiltinSites(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"go.mod": "module example.com/f\n\ngo 1.26\n",
+		"f.go": `package f
+
+import (
+	"example.com/f/site"
+	one "example.com/f/site/a"
+	"example.com/f/site/b"
+)
+
+func Builtin() site.Registry {
+	r := site.Registry{}
+	for _, a := range []site.Adapter{one.Adapter(), b.Adapter()} {
+		_ = r.Add(a)
+	}
+	return r
+}
+`,
+		"site/a/a.go": "package a\n\nconst ID = \"alpha\"\n",
+		"site/b/b.go": "package b\n\nconst (\n\tDefaultURL = \"x\"\n\tID = \"beta\"\n)\n",
+	}
+	for name, text := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids, err := scanBuiltinSites(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"alpha", "beta"}; !slices.Equal(ids, want) {
+		t.Errorf("scan: %v, want %v", ids, want)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "site/b/b.go"), []byte("package b\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := scanBuiltinSites(dir); err == nil || !strings.Contains(err.Error(), "no string constant ID") {
+		t.Errorf("an adapter package without ID: %v", err)
+	}
 }
 
 func TestScanSourceVars(t *testing.T) {

@@ -217,8 +217,8 @@ func checkResources(w workload) []error {
 }
 
 // checkWorkloads holds every per-workload rule: security, resources, probes, images, and
-// for xsw's own containers the variables, the sites (the same for every service), probe
-// paths and ports and the drain time.
+// for xsw's own containers the variables, the sites (the same for every service, each
+// built into the fetcher), probe paths and ports and the drain time.
 func checkWorkloads(b *build, all map[string]vars) error {
 	var errs []error
 	bySites := map[string][]string{} // the sites in force: the services given them
@@ -264,6 +264,11 @@ func checkWorkloads(b *build, all map[string]vars) error {
 			}
 			if sites != "" {
 				bySites[sites] = append(bySites[sites], w.String())
+			}
+			if svc == "fetcher" {
+				for _, err := range checkAdapters(sites) {
+					errs = append(errs, fmt.Errorf("%s: %w", ref, err))
+				}
 			}
 			addr := setting(env, v, services[svc])
 			port, err := addrPort(addr)

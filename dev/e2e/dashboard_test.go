@@ -249,6 +249,26 @@ func TestDashboardInABrowser(t *testing.T) {
 	)
 	b.screenshot("05-overview")
 
+	// czbooks.net refuses us: the Sites panel says so, with the site's answer, beside
+	// m.xsw.tw still served.
+	b.do("both sites ok", 15*time.Second,
+		chromedp.WaitVisible(chromedp.CSS(`#sites tr[data-site="xsw"][data-state="ok"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#sites tr[data-site="czbooks"][data-state="ok"]`)),
+	)
+	if err := s.Sims["czbooks"].Site().SetFaults(sitesim.FaultRule{Kind: sitesim.FaultRefuse}); err != nil {
+		t.Fatal(err)
+	}
+	if resp := s.get(t, "/xsw/api/sites/czbooks/categories", nil); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("categories of a site that refuses us: %d, want 503", resp.StatusCode)
+	}
+	b.do("czbooks refused", 20*time.Second,
+		chromedp.WaitVisible(chromedp.CSS(`#sites tr[data-site="czbooks"][data-state="refused"]`)),
+		waitTextContains(`#sites tr[data-site="czbooks"] td.detail`, "czbooks: refused, HTTP 403"),
+		waitTextContains(`#sites tr[data-site="czbooks"] td.probe`, "next probe"),
+		chromedp.WaitVisible(chromedp.CSS(`#sites tr[data-site="xsw"][data-state="ok"]`)),
+	)
+	b.screenshot("06-refused")
+
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, e := range b.errors {

@@ -20,7 +20,9 @@ type ActiveJob struct {
 // and so is the fetcher as far as the stats are concerned.
 type FetcherHeartbeat struct {
 	Header
-	FetcherID string      `json:"fetcher_id"`
+	FetcherID string `json:"fetcher_id"`
+	// Workers is the number of jobs the process may run at once, every site's together
+	// (BG_JOB_WORKERS per site served).
 	Workers   int         `json:"workers"`
 	Active    []ActiveJob `json:"active"`
 	StartedAt time.Time   `json:"started_at"`

@@ -52,6 +52,7 @@ func TestXswctlAgainstAGateway(t *testing.T) {
 	cfg.Categories = 2
 	cfg.BooksPerCategory = 20
 	cfg.MinChapters, cfg.MaxChapters = 10, 45
+	// Two workers for each of the demo's two sites.
 	s := start(t, cfg, map[string]string{"BG_JOB_WORKERS": "2", "BG_JOB_MAX_ATTEMPTS": "2", "BG_JOB_RETRY_BASE": "0.05"})
 	env := []string{"XSW_URL=" + s.GatewayURL, "XSW_ADMIN_TOKEN=" + s.AdminToken, "PATH=/usr/bin:/bin"}
 	ctl := func(args ...string) string {
@@ -119,7 +120,7 @@ func TestXswctlAgainstAGateway(t *testing.T) {
 		_ = tail.Wait()
 	}()
 
-	wantOut(ctl("stats"), "queue       0 waiting (interactive 0 · manual 0 · prefetch 0 · refresh 0)", "fetchers    1 alive, 2 workers", "circuit     closed")
+	wantOut(ctl("stats"), "queue       0 waiting (interactive 0 · manual 0 · prefetch 0 · refresh 0)", "fetchers    1 alive, 4 workers", "circuit     closed")
 
 	wantOut(ctl("sync", good), "book "+good+": queued in the manual lane (priority 10)")
 	eventually(t, 30*time.Second, "tail shows the sync completed", func() bool { return tl.has("queued", good) && tl.has("completed", good) })

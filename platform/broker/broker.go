@@ -227,26 +227,27 @@ func IsSubjectFull(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeMaxMsgsPerSubject
 }
 
-// WaitingInLane counts the requests waiting in lane l of the request stream: those
-// stored for the lane and not held by a fetcher right now (the acknowledgements pending
-// on the lane's consumers, one per site and the legacy one, are subtracted). Requests
-// for a site no fetcher serves count as waiting.
+// WaitingInLane counts the requests waiting in lane l of the request stream: the
+// pending counts of the lane's consumers (one per site served, and the legacy one), or,
+// while no fetcher has created any of them yet, the requests stored for the lane.
+// Requests for a site no fetcher serves have no consumer and are not counted here once
+// the lane has consumers (StoredInLane counts them).
 func WaitingInLane(ctx context.Context, requests jetstream.Stream, l events.Lane) (int, error) {
-	stored, err := StoredInLane(ctx, requests, l)
-	if err != nil {
-		return 0, err
-	}
-	held := 0
+	waiting, found := 0, false
 	infos := requests.ListConsumers(ctx)
 	for info := range infos.Info() {
 		if lane, ok := events.FetcherConsumerLane(info.Name); ok && lane == l {
-			held += info.NumAckPending
+			waiting += int(info.NumPending)
+			found = true
 		}
 	}
 	if err := infos.Err(); err != nil {
 		return 0, fmt.Errorf("consumers of %s: %w", events.StreamRequests, err)
 	}
-	return max(stored-held, 0), nil
+	if !found {
+		return StoredInLane(ctx, requests, l)
+	}
+	return waiting, nil
 }
 
 // StoredInLane counts the requests of lane l in the request stream, waiting or held by

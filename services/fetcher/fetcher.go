@@ -250,7 +250,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	for _, st := range served.All() {
 		logger.Info("serving site", "site", st.ID, "base_url", st.Client.Base().Redacted(), "rate_limit", st.RateLimit)
 	}
-	logger.Info("fetcher started", "sites", cfg.Sources.String(), "workers", cfg.Workers, "max_attempts", cfg.MaxAttempts)
+	logger.Info("fetcher started", "sites", cfg.Sources.String(), "workers_per_site", cfg.Workers, "max_attempts", cfg.MaxAttempts)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return pool.Run(gctx) })
@@ -281,7 +281,7 @@ func heartbeat(ctx context.Context, js jetstream.JetStream, cfg Config, pool *wo
 	beat := func(ctx context.Context, draining bool) {
 		now := time.Now().UTC()
 		hb := events.FetcherHeartbeat{
-			Header: events.Header{Version: events.Version}, FetcherID: cfg.FetcherID, Workers: cfg.Workers,
+			Header: events.Header{Version: events.Version}, FetcherID: cfg.FetcherID, Workers: cfg.Workers * len(served.All()),
 			Active: pool.Active(), StartedAt: started, At: now, Draining: draining,
 		}
 		var errs []error

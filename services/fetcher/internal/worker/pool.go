@@ -23,7 +23,7 @@ import (
 type Config struct {
 	// FetcherID names this process in job events and heartbeats.
 	FetcherID string
-	// Workers is the number of jobs run at once (BG_JOB_WORKERS).
+	// Workers is the number of jobs of each site run at once (BG_JOB_WORKERS).
 	Workers int
 	// MaxAttempts bounds the deliveries of one request (BG_JOB_MAX_ATTEMPTS); the last
 	// failure sends it to the dead-letter stream.

@@ -438,3 +438,23 @@ func TestCrawlAndReadsValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestWorseStates(t *testing.T) {
+	sites := []string{SiteOK, SiteThrottled, SiteCircuitOpen, SiteRefused, "melted"}
+	circuits := []string{"closed", "half-open", "open", "melted"}
+	for _, tt := range []struct {
+		states []string
+		worse  func(a, b string) bool
+	}{{sites, WorseSiteState}, {circuits, WorseCircuit}} {
+		for i, a := range tt.states {
+			for j, b := range tt.states {
+				if got := tt.worse(a, b); got != (i > j) {
+					t.Errorf("worse(%s, %s) = %v, want %v", a, b, got, i > j)
+				}
+			}
+		}
+	}
+	if !WorseSiteState("zzz", "melted") || WorseSiteState("melted", "zzz") {
+		t.Error("of two unknown states the greater string is the worse")
+	}
+}

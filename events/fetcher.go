@@ -72,3 +72,10 @@ func SyncedValue(t time.Time) []byte { return []byte(t.UTC().Format(time.RFC3339
 
 // ParseSyncedValue decodes a BucketSynced value.
 func ParseSyncedValue(b []byte) (time.Time, error) { return time.Parse(time.RFC3339Nano, string(b)) }
+
+// circuitSeverity ranks the circuit states of FetcherHeartbeat.Circuit, the worst last.
+var circuitSeverity = map[string]int{"closed": 0, "half-open": 1, "open": 2}
+
+// WorseCircuit reports whether circuit state a is worse than b (open, then half-open,
+// closed); an unknown state is worse than any known one.
+func WorseCircuit(a, b string) bool { return worse(circuitSeverity, a, b) }

@@ -103,6 +103,30 @@ const (
 	SiteRefused = "refused"
 )
 
+// siteSeverity ranks the site states, the worst last.
+var siteSeverity = map[string]int{SiteOK: 0, SiteThrottled: 1, SiteCircuitOpen: 2, SiteRefused: 3}
+
+// WorseSiteState reports whether site state a is worse than b (refused, then
+// circuit_open, throttled, ok), for merging what several fetchers report of one site.
+func WorseSiteState(a, b string) bool { return worse(siteSeverity, a, b) }
+
+// worse reports whether state a ranks after b in severity. A state missing from severity
+// is worse than any in it; of two missing ones the greater string is, so that a merge
+// does not depend on the order of the reports.
+func worse(severity map[string]int, a, b string) bool {
+	sa, oka := severity[a]
+	sb, okb := severity[b]
+	switch {
+	case !oka && !okb:
+		return a > b
+	case !oka:
+		return true
+	case !okb:
+		return false
+	}
+	return sa > sb
+}
+
 // SiteInfo describes one configured site, as the fetchers serving it see it. Fetchers
 // keep it in BucketSites under the site id, rewritten with their heartbeats; gateways
 // read it to validate ids (BookIDPattern) and to list sites, without knowing any site

@@ -249,16 +249,7 @@ const (
 // Throttling slows every fetcher down; consecutive failures open the circuit; a success
 // closes it and lets the slow-down decay.
 func (l *Limiter) Report(ctx context.Context, o Outcome, retryAfter time.Duration) error {
-	if l.Disabled() {
-		return nil
-	}
-	for {
-		st, rev, err := l.load(ctx)
-		if err != nil {
-			return err
-		}
-		now := l.now().UnixNano()
-		before := st
+	return l.update(ctx, func(st *state, now int64) {
 		switch o {
 		case Success:
 			st.Failures, st.Opens = 0, 0
@@ -280,14 +271,7 @@ func (l *Limiter) Report(ctx context.Context, o Outcome, retryAfter time.Duratio
 				st.Failures = l.cfg.FailureThreshold - 1
 			}
 		}
-		if st == before {
-			return nil
-		}
-		ok, err := l.store(ctx, st, rev)
-		if err != nil || ok {
-			return err
-		}
-	}
+	})
 }
 
 // Refuse records that the site refused a request (a 403, a challenge page) with reason,
@@ -295,6 +279,18 @@ func (l *Limiter) Report(ctx context.Context, o Outcome, retryAfter time.Duratio
 // once and background requests wait, while one probe per cooldown (doubling with each
 // refused probe, up to MaxCooldown) asks again.
 func (l *Limiter) Refuse(ctx context.Context, reason string) error {
+	return l.update(ctx, func(st *state, now int64) {
+		if st.Refused != "" {
+			st.Probes++
+		}
+		st.Refused = reason
+		st.ProbeAt = max(st.ProbeAt, now+int64(l.cooldown(st.Probes)))
+	})
+}
+
+// update applies change to the shared entry with compare-and-set, reading it again after
+// another writer's change; nothing is written when change leaves it as it was.
+func (l *Limiter) update(ctx context.Context, change func(st *state, now int64)) error {
 	if l.Disabled() {
 		return nil
 	}
@@ -303,14 +299,12 @@ func (l *Limiter) Refuse(ctx context.Context, reason string) error {
 		if err != nil {
 			return err
 		}
-		now := l.now().UnixNano()
-		if st.Refused != "" {
-			st.Probes++
+		before := st
+		change(&st, l.now().UnixNano())
+		if st == before {
+			return nil
 		}
-		st.Refused = reason
-		st.ProbeAt = max(st.ProbeAt, now+int64(l.cooldown(st.Probes)))
-		ok, err := l.store(ctx, st, rev)
-		if err != nil || ok {
+		if ok, err := l.store(ctx, st, rev); err != nil || ok {
 			return err
 		}
 	}

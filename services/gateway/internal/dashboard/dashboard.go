@@ -311,26 +311,6 @@ type SiteState struct {
 	Fetchers int `json:"fetchers"`
 }
 
-// siteSeverity ranks the site states; a state missing here is worse than all of them.
-var siteSeverity = map[string]int{events.SiteOK: 0, events.SiteThrottled: 1, events.SiteCircuitOpen: 2, events.SiteRefused: 3}
-
-// worseSite reports whether site state a is worse than b. An unknown state is worse than
-// any known one; of two unknown ones, the greater string is, so that the order of the
-// heartbeats does not matter.
-func worseSite(a, b string) bool {
-	sa, oka := siteSeverity[a]
-	sb, okb := siteSeverity[b]
-	switch {
-	case !oka && !okb:
-		return a > b
-	case !oka:
-		return true
-	case !okb:
-		return false
-	}
-	return sa > sb
-}
-
 // mergeSites makes one SiteState per site the heartbeats list, sorted by site id: the
 // worst state wins, with its fetcher's detail and until (of equally bad reports, the
 // first heartbeat's); the intervals are the largest reported; Fetchers counts the
@@ -346,7 +326,7 @@ func mergeSites(hbs []events.FetcherHeartbeat) []SiteState {
 				i = len(out)
 				at[si.ID] = i
 				out = append(out, SiteState{ID: si.ID, State: si.State, Detail: si.Detail, Until: si.Until, Fetcher: h.FetcherID})
-			} else if worseSite(si.State, out[i].State) {
+			} else if events.WorseSiteState(si.State, out[i].State) {
 				out[i].State, out[i].Detail, out[i].Until, out[i].Fetcher = si.State, si.Detail, si.Until, h.FetcherID
 			}
 			s := &out[i]

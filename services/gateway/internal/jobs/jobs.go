@@ -438,25 +438,6 @@ type Stats struct {
 	DeadLetters int
 }
 
-// Circuit states as fetchers report them, and their severity.
-var circuitSeverity = map[string]int{"closed": 0, "half-open": 1, "open": 2}
-
-// worseCircuit reports whether circuit state a is worse than b; an unknown state counts
-// as worse than any known one.
-func worseCircuit(a, b string) bool {
-	sa, oka := circuitSeverity[a]
-	sb, okb := circuitSeverity[b]
-	switch {
-	case !oka && !okb:
-		return a > b
-	case !oka:
-		return true
-	case !okb:
-		return false
-	}
-	return sa > sb
-}
-
 // Running reports whether at least one fetcher is alive.
 func (s Stats) Running() bool { return s.Fetchers > 0 }
 
@@ -486,7 +467,7 @@ func (m *Manager) Stats(ctx context.Context) (Stats, error) {
 		if s.RateInterval == nil || h.Interval > *s.RateInterval {
 			s.RateInterval = &h.Interval
 		}
-		if s.Circuit == nil || worseCircuit(h.Circuit, *s.Circuit) {
+		if s.Circuit == nil || events.WorseCircuit(h.Circuit, *s.Circuit) {
 			s.Circuit = &h.Circuit
 		}
 	}

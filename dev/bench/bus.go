@@ -123,15 +123,20 @@ func (t *tracker) count(ids []string, m map[string]time.Time) (int, time.Time) {
 	return n, last
 }
 
-// publishRequests queues a sync request for every book of ids on JetStream, as the
-// gateway would, from a few goroutines at once.
+// publishRequests queues a sync request for every book of ids of m.xsw.tw on JetStream,
+// as the gateway would, from a few goroutines at once.
 func publishRequests(ctx context.Context, js jetstream.JetStream, ids []string, lane events.Lane, force bool) error {
+	return publishSiteRequests(ctx, js, "xsw", ids, lane, force)
+}
+
+// publishSiteRequests is publishRequests for the books of any site.
+func publishSiteRequests(ctx context.Context, js jetstream.JetStream, site string, ids []string, lane events.Lane, force bool) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	now := time.Now()
 	for _, id := range ids {
 		g.Go(func() error {
-			r := events.NewBookRequested("xsw", id, lane, 0, force, "bench", now)
+			r := events.NewBookRequested(site, id, lane, 0, force, "bench", now)
 			_, err := broker.Publish(gctx, js, r.Subject(), r.MsgID(), &r)
 			return err
 		})

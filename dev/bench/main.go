@@ -54,6 +54,7 @@ var scenarios = []scenario{
 	{"indexer", runIndexerBacklog},
 	{"services", runServices},
 	{"politeness", runPoliteness},
+	{"sites", runSites},
 	{"allinone", runAllInOne},
 }
 
@@ -107,7 +108,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.listingRuns, "listing-runs", 5, "listing runs per queue (p99 of a short run is noisy)")
 	fs.IntVar(&o.queueDepth, "queue", 10000, "requests waiting in the deep-queue listing runs")
 	fs.DurationVar(&o.politeInterval, "polite-interval", 100*time.Millisecond, "BG_JOB_RATE_LIMIT of the politeness runs")
-	fs.DurationVar(&o.politeWindow, "polite-window", 5*time.Second, "length of one politeness window")
+	fs.DurationVar(&o.politeWindow, "polite-window", 5*time.Second, "length of one politeness window (also of one two-site window)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

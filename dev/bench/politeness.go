@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -49,23 +50,6 @@ func politeness(ctx context.Context, e *env, siteURL string, site *sitesim.Site,
 		return fig, err
 	}
 	defer stopNATS(ns)
-	var procs []*process
-	defer func() {
-		for _, p := range procs {
-			_ = p.stop(10 * time.Second)
-		}
-	}()
-	for i := range fetchers {
-		id := fmt.Sprintf("polite%d-%d", fetchers, i+1)
-		p, err := e.start(id, "fetcher", map[string]string{
-			"NATS_URL": ns.ClientURL(), "BASE_URL": siteURL, "FETCHER_HEALTH_ADDR": "127.0.0.1:0", "FETCHER_ID": id,
-			"BG_JOB_RATE_LIMIT": o.politeInterval.String(), "BG_JOB_WORKERS": fmt.Sprint(politenessWorkers), "LOG_LEVEL": "info",
-		}, "")
-		if err != nil {
-			return fig, err
-		}
-		procs = append(procs, p)
-	}
 	nc, err := nats.Connect(ns.ClientURL(), nats.Name("xsw-bench"))
 	if err != nil {
 		return fig, err
@@ -75,20 +59,11 @@ func politeness(ctx context.Context, e *env, siteURL string, site *sitesim.Site,
 	if err != nil {
 		return fig, err
 	}
-	// Every process must be up (its heartbeat in the bucket) before work arrives.
-	err = poll(ctx, 60*time.Second, 50*time.Millisecond, fmt.Sprintf("%d fetcher heartbeats", fetchers), func() (bool, error) {
-		for _, p := range procs {
-			if err := p.alive(); err != nil {
-				return false, err
-			}
-		}
-		kv, err := js.KeyValue(ctx, events.BucketFetchers)
-		if err != nil {
-			return false, nil
-		}
-		keys, err := kv.Keys(ctx)
-		return err == nil && len(keys) >= fetchers, nil
+	procs, err := startFetchers(ctx, e, js, fmt.Sprintf("polite%d", fetchers), fetchers, map[string]string{
+		"NATS_URL": ns.ClientURL(), "BASE_URL": siteURL,
+		"BG_JOB_RATE_LIMIT": o.politeInterval.String(), "BG_JOB_WORKERS": fmt.Sprint(politenessWorkers),
 	})
+	defer procs.stop()
 	if err != nil {
 		return fig, err
 	}
@@ -117,4 +92,47 @@ func politeness(ctx context.Context, e *env, siteURL string, site *sitesim.Site,
 	fig.AchievedPerSecond, fig.MinGapMS = newSample(rate), newSample(gap)
 	fig.MaxInInterval, fig.MaxInSecond = newSample(inInterval), newSample(inSecond)
 	return fig, nil
+}
+
+// fleet is fetcher processes started together.
+type fleet []*process
+
+// stop stops every process of f.
+func (f fleet) stop() {
+	for _, p := range f {
+		_ = p.stop(10 * time.Second)
+	}
+}
+
+// startFetchers starts n fetcher processes labelled <label>-1 … <label>-n, each with vars
+// (NATS_URL, the sites and their limits, BG_JOB_WORKERS) plus its own FETCHER_ID, a free
+// health address and LOG_LEVEL=info, and waits until every one has its heartbeat in the
+// fetchers bucket of js, so that work published next finds them all up. The processes
+// started are returned even with an error: the caller stops them.
+func startFetchers(ctx context.Context, e *env, js jetstream.JetStream, label string, n int, vars map[string]string) (fleet, error) {
+	var procs fleet
+	for i := range n {
+		id := fmt.Sprintf("%s-%d", label, i+1)
+		env := map[string]string{"FETCHER_HEALTH_ADDR": "127.0.0.1:0", "FETCHER_ID": id, "LOG_LEVEL": "info"}
+		maps.Copy(env, vars)
+		p, err := e.start(id, "fetcher", env, "")
+		if err != nil {
+			return procs, err
+		}
+		procs = append(procs, p)
+	}
+	err := poll(ctx, 60*time.Second, 50*time.Millisecond, fmt.Sprintf("%d fetcher heartbeats", n), func() (bool, error) {
+		for _, p := range procs {
+			if err := p.alive(); err != nil {
+				return false, err
+			}
+		}
+		kv, err := js.KeyValue(ctx, events.BucketFetchers)
+		if err != nil {
+			return false, nil
+		}
+		keys, err := kv.Keys(ctx)
+		return err == nil && len(keys) >= n, nil
+	})
+	return procs, err
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 )
 
 // markdown renders BENCHMARKS.md from the results of a run, with the previous run's
@@ -126,6 +127,29 @@ func markdown(r *Results, changes, hotspots string) []byte {
 				pct(p.AchievedPerSecond.Median/p.AllowedPerSecond), p.MinGapMS.Median, p.MaxInInterval.Median, p.MaxInSecond.Median)
 		}
 		w("\n\"Most requests in any interval\" counts requests less than one interval apart: 1 means the limit held everywhere.\n\n")
+	}
+
+	if t := r.TwoSites; t != nil && len(t.Sites) > 0 {
+		w("## Two sites\n\n")
+		var queued []string
+		for _, st := range t.Sites {
+			queued = append(queued, fmt.Sprintf("%d of `%s`", st.BooksQueued, st.Site))
+		}
+		w("%d fetcher processes serving m.xsw.tw (`xsw`) and czbooks.net (`czbooks`) at once, `BG_JOB_WORKERS=%d` (that many workers per site in each process), each site simulated on its own with its own interval (`SOURCE_<SITE>_RATE_LIMIT`) and answering in %s to %s ms; books of %d chapters queued for both at once (%s), so that neither runs out of work. ",
+			t.Fetchers, t.WorkersEach, trimFloat(t.LatencyMS), trimFloat(t.LatencyMS+t.JitterMS), t.Chapters, strings.Join(queued, ", "))
+		w("Each site's request log is read over the same %d windows of %.0f s, the first %s s after both sites' first requests. The requirement: with work waiting for both, each site at ≥ 90%% of its own budget.",
+			len(t.Sites[0].AchievedPerSecond.Runs), t.WindowSeconds, trimFloat(t.SettleSeconds))
+		if m := r.Machine; t.Date.Before(m.Date) || t.Date.After(m.Date.Add(time.Duration(r.TookSeconds*float64(time.Second)))) {
+			w(" Measured in a run of this scenario alone on %s (load average %s before it), not in the run above.", t.Date.Format("2006-01-02 15:04 UTC"), orDash(t.Load))
+		}
+		w("\n\n| site | interval | budget req/s | achieved req/s | utilisation | ≥ 90%% | smallest gap | most requests in any interval | requests per book | books synced |\n|---|---:|---:|---:|---:|---|---:|---:|---:|---:|\n")
+		for _, st := range t.Sites {
+			secs := t.WindowSeconds * float64(len(st.AchievedPerSecond.Runs))
+			w("| %s | %s ms | %.1f | %.2f | %s (lowest %s) | %s | %.1f ms | %.0f | %d | %d (%.2f/s) |\n", st.Site, trimFloat(st.IntervalMS), st.BudgetPerSecond, st.AchievedPerSecond.Median,
+				pct1(st.Utilisation.Median), pct1(lowest(st.Utilisation)), metText(boolp(st.Utilisation.Median >= 0.9)), lowest(st.MinGapMS), highest(st.MaxInInterval),
+				st.RequestsPerBook, st.BooksSynced, float64(st.BooksSynced)/secs)
+		}
+		w("\nAchieved and utilisation are the medians of the windows, with the lowest window's utilisation; the smallest gap and the most requests in any interval are the worst of the windows (1 means the site's limit held everywhere): slots are booked an interval apart, and what reaches the site moves by the time a process takes to wake up and send. Books synced are those fetched completely within the windows.\n\n")
 	}
 
 	if e := r.Efficiency; e != nil {
@@ -314,6 +338,8 @@ func num(v float64, digits int) string {
 }
 
 func pct(v float64) string { return fmt.Sprintf("%.0f%%", 100*v) }
+
+func pct1(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }
 
 func optional(s Sample, digits int, unit string) string {
 	if len(s.Runs) == 0 {

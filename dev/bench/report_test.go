@@ -143,6 +143,33 @@ func TestMarkdown(t *testing.T) {
 	}
 }
 
+func TestMarkdownTwoSites(t *testing.T) {
+	run := time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)
+	site := func(id string, interval, budget float64, util []float64) SiteUtilisation {
+		return SiteUtilisation{Site: id, IntervalMS: interval, BudgetPerSecond: budget, AchievedPerSecond: newSample([]float64{budget * util[0], budget * util[1]}),
+			Utilisation: newSample(util), MinGapMS: newSample([]float64{interval - 1, interval - 3}), MaxInInterval: newSample([]float64{1, 2}),
+			RequestsPerBook: 1, BooksQueued: 300, BooksSynced: 20}
+	}
+	r := &Results{Machine: Machine{Date: run}, TookSeconds: 600, TwoSites: &TwoSites{Date: run.Add(time.Minute), Fetchers: 3, WorkersEach: 4,
+		WindowSeconds: 5, SettleSeconds: 1, Chapters: 100, LatencyMS: 20, JitterMS: 20,
+		Sites: []SiteUtilisation{site("xsw", 50, 20, []float64{0.98, 0.96}), site("czbooks", 80, 12.5, []float64{0.8, 0.9})}}}
+	md := string(markdown(r, "", ""))
+	for _, want := range []string{"## Two sites", "(300 of `xsw`, 300 of `czbooks`)", "answering in 20 to 40 ms", "2 windows of 5 s",
+		"| xsw | 50 ms | 20.0 | 19.40 | 97.0% (lowest 96.0%) | **met** | 47.0 ms | 2 | 1 | 20 (2.00/s) |",
+		"| czbooks | 80 ms | 12.5 | 10.62 | 85.0% (lowest 80.0%) | **not met** | 77.0 ms | 2 | 1 | 20 (2.00/s) |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "in a run of this scenario alone") {
+		t.Error("a figure of the run itself is said to come from another")
+	}
+	r.TwoSites.Date = run.Add(time.Hour)
+	if md := string(markdown(r, "", "")); !strings.Contains(md, "Measured in a run of this scenario alone on 2026-01-02 04:04 UTC") {
+		t.Errorf("a figure merged from another run is not dated:\n%s", md)
+	}
+}
+
 func TestNum(t *testing.T) {
 	for v, want := range map[float64]string{0: "0", 999: "999", 1000: "1,000", 1234567.891: "1,234,568", -20000: "-20,000"} {
 		if got := num(v, 0); got != want {

@@ -25,6 +25,7 @@ type Results struct {
 	Reads            []Reads          `json:"reads,omitempty"`
 	Listing          *Listing         `json:"listing,omitempty"`
 	Politeness       []Politeness     `json:"politeness,omitempty"`
+	TwoSites         *TwoSites        `json:"two_sites,omitempty"`
 	Efficiency       *Efficiency      `json:"efficiency,omitempty"`
 	Footprint        Footprint        `json:"footprint"`
 	Profiles         []ProfileSummary `json:"profiles,omitempty"`
@@ -140,6 +141,52 @@ type Politeness struct {
 	MinGapMS          Sample  `json:"min_gap_ms"`
 	MaxInInterval     Sample  `json:"max_in_interval"`
 	MaxInSecond       Sample  `json:"max_in_second"`
+}
+
+// TwoSites is what each of two sites saw from the same fetcher processes, each site with
+// its own budget and work waiting for both.
+type TwoSites struct {
+	// Date and Load say when it was measured: a run of this scenario alone may be merged
+	// into the results of another.
+	Date        time.Time `json:"date"`
+	Load        string    `json:"load_average_before"`
+	TookSeconds float64   `json:"took_seconds"`
+	Fetchers    int       `json:"fetchers"`
+	// WorkersEach is BG_JOB_WORKERS: each process runs that many workers per site.
+	WorkersEach   int     `json:"workers_each_per_site"`
+	WindowSeconds float64 `json:"window_seconds"`
+	SettleSeconds float64 `json:"settle_seconds"`
+	Chapters      int     `json:"chapters_per_book"`
+	// LatencyMS and JitterMS are each simulated site's answer time: LatencyMS plus up to
+	// JitterMS.
+	LatencyMS float64           `json:"site_latency_ms"`
+	JitterMS  float64           `json:"site_latency_jitter_ms"`
+	Sites     []SiteUtilisation `json:"sites"`
+}
+
+// SiteUtilisation is one site's figures of the two-site run, over the measured windows.
+type SiteUtilisation struct {
+	Site       string  `json:"site"`
+	IntervalMS float64 `json:"interval_ms"`
+	// BudgetPerSecond is 1/interval: the most the site may see.
+	BudgetPerSecond   float64 `json:"budget_per_second"`
+	AchievedPerSecond Sample  `json:"achieved_per_second"`
+	// Utilisation is AchievedPerSecond over BudgetPerSecond.
+	Utilisation   Sample `json:"utilisation"`
+	MinGapMS      Sample `json:"min_gap_ms"`
+	MaxInInterval Sample `json:"max_in_interval"`
+	// RequestsPerBook is what one book of the run costs the site to sync.
+	RequestsPerBook int `json:"requests_per_book"`
+	BooksQueued     int `json:"books_queued"`
+	// BooksSynced counts the books fetched completely within the windows, all of them;
+	// BooksPerWindow the same window by window.
+	BooksSynced    int    `json:"books_synced"`
+	BooksPerWindow Sample `json:"books_per_window"`
+	// BooksDoneAtEnd is how many had been fetched when the last window ended: fewer than
+	// queued by more than the workers hold, or the site would have run dry.
+	BooksDoneAtEnd int `json:"books_done_at_end"`
+	// Errors counts the requests of the windows that were not answered 200.
+	Errors int `json:"errors"`
 }
 
 // Efficiency is what a synced book costs the site and the database.

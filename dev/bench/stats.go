@@ -20,6 +20,22 @@ func newSample(runs []float64) Sample {
 	return Sample{Median: finite(median(runs)), Runs: slices.Clone(runs)}
 }
 
+// lowest and highest are the smallest and the largest value of the runs of s (0 for
+// none).
+func lowest(s Sample) float64 {
+	if len(s.Runs) == 0 {
+		return 0
+	}
+	return slices.Min(s.Runs)
+}
+
+func highest(s Sample) float64 {
+	if len(s.Runs) == 0 {
+		return 0
+	}
+	return slices.Max(s.Runs)
+}
+
 // median returns the middle value of xs (the mean of the two middle values for an even
 // count), or NaN for none.
 func median(xs []float64) float64 {

@@ -59,9 +59,10 @@ check: ## gofmt, go vet and go mod tidy must leave nothing to change
 	@for m in $(MODULES); do (cd $$m && go mod tidy -diff >/dev/null) || { echo "go mod tidy changes $$m"; exit 1; }; done
 
 .PHONY: fuzz
-fuzz: ## run each parser fuzz target for FUZZTIME (default 20s)
-	@for f in $$(go test -list '^Fuzz' ./services/fetcher/site/xsw | grep ^Fuzz); do \
-	  go test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} ./services/fetcher/site/xsw || exit 1; done
+fuzz: ## run each fuzz target of the site adapters for FUZZTIME (default 20s)
+	@for p in ./services/fetcher/site ./services/fetcher/site/xsw ./services/fetcher/site/czbooks; do \
+	  for f in $$(go test -list '^Fuzz' $$p | grep ^Fuzz); do \
+	    go test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$p || exit 1; done; done
 
 .PHONY: bench
 bench: ## Go benchmarks, then the end-to-end harness (dev/bench): rewrites BENCHMARKS.md, dev/bench/results.json and the README's figures

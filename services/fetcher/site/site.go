@@ -24,16 +24,17 @@
 // canonical and valid.
 //
 // URLs. The adapter builds every URL of the site, on the base it was made with
-// (SOURCE_<SITE>_URL, else Info.DefaultBaseURL), and whatever id it is given the URL
-// stays under that base.
+// (SOURCE_<SITE>_URL, else Info.DefaultBaseURL; see Base and NewAdapter), and whatever
+// id it is given the URL stays under that base.
 //
 // Parsing. Each Parse method takes a page's raw bytes and the URL they came from (for
-// resolving links; nil means the home page). It decodes the bytes itself (Decode reads
-// UTF-8, else Big5, whatever the page declares), never panics, and reports a page that
-// lacks something essential as a *ParseError naming the page, its URL and what was
-// missing, which is permanent; a page whose bytes stop before the end of the document
-// (Truncated) is a ParseError with Truncated set, which is retried. A missing optional
-// piece leaves its field empty. Links in records are absolute.
+// resolving links; nil means the home page: Base.PageURL). It decodes the bytes itself
+// (Decode reads UTF-8, else Big5, whatever the page declares), never panics, and
+// reports a page that lacks something essential as a *ParseError naming the page, its
+// URL and what was missing, which is permanent; a page whose bytes stop before the end
+// of the document (Truncated) is a ParseError with Truncated set, which is retried.
+// ParsePage is that first step for every parser. A missing optional piece leaves its
+// field empty. Links in records are absolute.
 //
 // The book page. ParseBook reads the metadata wherever the site keeps it: the title
 // (essential), author, genre, status and Finished (the site's own words for a finished

@@ -136,3 +136,65 @@ func TestCompilePattern(t *testing.T) {
 		}
 	}
 }
+
+func TestBase(t *testing.T) {
+	for _, bad := range []string{"", "ftp://h/", "/relative", "//h/x"} {
+		var u *url.URL
+		if bad != "" {
+			u, _ = url.Parse(bad)
+		}
+		if _, err := NewBase(u); err == nil || !strings.Contains(err.Error(), "base URL") {
+			t.Errorf("NewBase(%q) = %v; want a base URL error", bad, err)
+		}
+	}
+	if _, err := NewBase(&url.URL{Scheme: "http", Host: "bad host"}); err == nil {
+		t.Error("NewBase of a host that does not parse: no error")
+	}
+	u, _ := url.Parse("HTTP://h:8080/p%20q/?x=1#f")
+	b, err := NewBase(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, _ := url.Parse("n/1")
+	abs, _ := url.Parse("https://other/x")
+	for _, tt := range []struct{ got, want string }{
+		{b.HomeURL(), "http://h:8080/p%20q/"},
+		{b.URL("/n/1"), "http://h:8080/p%20q/n/1"},
+		{b.Host(), "h:8080"},
+		{b.Prefix(), "/p%20q"},
+		{b.PageURL(nil).String(), "http://h:8080/p%20q/"},
+		{b.PageURL(rel).String(), "http://h:8080/p%20q/n/1"},
+		{b.PageURL(abs).String(), "https://other/x"},
+		{BaseOr(nil, "https://d.example/").HomeURL(), "https://d.example/"},
+		{BaseOr(u, "https://d.example/").HomeURL(), "http://h:8080/p%20q/"},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("got %q; want %q", tt.got, tt.want)
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("BaseOr with an unusable fallback did not panic")
+		}
+	}()
+	BaseOr(nil, "ftp://d.example/")
+}
+
+func TestParsePage(t *testing.T) {
+	u, _ := url.Parse("https://h/n/1")
+	doc, err := ParsePage("book", []byte("<html><body><p>x</p></body></html>"), u)
+	if err != nil || doc.Url != u || doc.Find("p").Text() != "x" {
+		t.Fatalf("ParsePage = %v, %v; want the document at %s", doc, err, u)
+	}
+	_, err = ParsePage("book", []byte("<html><body><p>x"), u)
+	var pe *ParseError
+	if !errors.As(err, &pe) || !pe.Truncated || pe.Page != "book" || pe.URL != u.String() || Permanent(err) {
+		t.Errorf("ParsePage of a cut page: %v; want a truncated-page ParseError for the book page at %s", err, u)
+	}
+	if err := ParseErrorf("home", nil, "no %s", "links"); err.Error() != "parse home page: no links" {
+		t.Errorf("ParseErrorf without a URL: %q", err)
+	}
+	if err := ParseErrorf("home", u, "no links"); err.Error() != "parse home page https://h/n/1: no links" {
+		t.Errorf("ParseErrorf with a URL: %q", err)
+	}
+}

@@ -4,34 +4,14 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/xswtw/xsw/services/fetcher/site/sitetest"
 )
 
 // benchPage runs the parser of the case for file b.N times, reporting bytes per second
 // and allocations.
 func benchPage(b *testing.B, file string) {
-	var c pageCase
-	for _, pc := range pageCases {
-		if pc.file == file {
-			c = pc
-		}
-	}
-	if c.file == "" {
-		b.Fatalf("no case for %s", file)
-	}
-	bench(b, c, readPage(b, file))
-}
-
-// bench runs the parser of c on body b.N times.
-func bench(b *testing.B, c pageCase, body []byte) {
-	pageURL := mustURL(b, c.url)
-	s := New(mustURL(b, testBase))
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		if _, err := c.parse(s, body, pageURL); err != nil {
-			b.Fatal(err)
-		}
-	}
+	sitetest.BenchFile(b, New(sitetest.MustURL(b, testBase)), pageCases, file)
 }
 
 // bigBookPage returns the page of a book of n chapters in volumes of 50, its links in
@@ -58,8 +38,8 @@ func bigBookPage(n int) []byte {
 }
 
 func TestBigBookPage(t *testing.T) {
-	s := New(mustURL(t, testBase))
-	b, err := s.ParseBook(bigBookPage(312), mustURL(t, testBase+"/n/cr382b"), "cr382b")
+	s := New(sitetest.MustURL(t, testBase))
+	b, err := s.ParseBook(bigBookPage(312), sitetest.MustURL(t, testBase+"/n/cr382b"), "cr382b")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +63,8 @@ func BenchmarkParseChapter(b *testing.B) { benchPage(b, "chapter_crdic.html") }
 
 // BenchmarkParseBook312 measures a long serial's page: 312 chapters in 7 volumes.
 func BenchmarkParseBook312(b *testing.B) {
-	bench(b, pageCase{kind: pageBook, url: testBase + "/n/cr382b", bookID: "cr382b"}, bigBookPage(312))
+	c := sitetest.Case{Kind: pageBook, URL: testBase + "/n/cr382b", BookID: "cr382b"}
+	sitetest.Bench(b, New(sitetest.MustURL(b, testBase)), c, bigBookPage(312))
 }
 
 // BenchmarkParseChapterBig5 measures the Big5 path: decoding costs a copy.

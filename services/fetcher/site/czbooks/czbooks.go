@@ -75,10 +75,8 @@
 package czbooks
 
 import (
-	"fmt"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/xswtw/xsw/services/fetcher/site"
 )
@@ -107,13 +105,7 @@ func Info() site.Info {
 
 // Adapter returns the adapter of czbooks.net, to register under ID.
 func Adapter() site.Adapter {
-	return site.Adapter{Info: Info(), New: func(base *url.URL) (site.Source, error) {
-		s, ok := newSource(base)
-		if !ok {
-			return nil, fmt.Errorf("czbooks: base URL %v is not an absolute http(s) URL with a host", base)
-		}
-		return s, nil
-	}}
+	return site.NewAdapter(Info(), func(b site.Base) site.Source { return &Source{base: b} })
 }
 
 // siteDomain is the site's registered domain: links to it or its subdomains are links
@@ -123,10 +115,7 @@ const siteDomain = "czbooks.net"
 // Source is the czbooks.net adapter; it implements site.Source. It holds no mutable
 // state and is safe for concurrent use.
 type Source struct {
-	origin string   // scheme://host of the base
-	host   string   // host (and port) of the base
-	prefix string   // escaped path of the base without its trailing slash, usually ""
-	home   *url.URL // the home page, against which relative page URLs resolve
+	base site.Base // every URL of the site is built on it
 }
 
 var _ site.Source = (*Source)(nil)
@@ -135,36 +124,7 @@ var _ site.Source = (*Source)(nil)
 // http://127.0.0.1:8080 for a local stand-in. A path in base is kept as a prefix of
 // every URL; its query and fragment are dropped. A nil base, or one that is not an
 // absolute http(s) URL with a host, means DefaultBaseURL.
-func New(base *url.URL) *Source {
-	if s, ok := newSource(base); ok {
-		return s
-	}
-	def, _ := url.Parse(DefaultBaseURL) // a constant that parses
-	s, _ := newSource(def)
-	return s
-}
-
-// newSource builds the adapter for base; false when base is unusable.
-func newSource(base *url.URL) (*Source, bool) {
-	if base == nil || base.Host == "" {
-		return nil, false
-	}
-	scheme := strings.ToLower(base.Scheme)
-	if scheme != "http" && scheme != "https" {
-		return nil, false
-	}
-	s := &Source{
-		origin: scheme + "://" + base.Host,
-		host:   base.Host,
-		prefix: strings.TrimRight(base.EscapedPath(), "/"),
-	}
-	home, err := url.Parse(s.HomeURL())
-	if err != nil {
-		return nil, false
-	}
-	s.home = home
-	return s, true
-}
+func New(base *url.URL) *Source { return &Source{base: site.BaseOr(base, DefaultBaseURL)} }
 
 // Info describes the site.
 func (s *Source) Info() site.Info { return Info() }
@@ -208,12 +168,12 @@ func wordByte(c byte) bool {
 }
 
 // HomeURL returns the URL of the site's home page.
-func (s *Source) HomeURL() string { return s.origin + s.prefix + "/" }
+func (s *Source) HomeURL() string { return s.base.HomeURL() }
 
 // ListingURL returns the URL of a category's listing page: /c/{slug} for page 1 (and
 // below), /c/{slug}/{n} after it.
 func (s *Source) ListingURL(category string, page int) string {
-	u := s.origin + s.prefix + "/c/" + site.PathSegment(category)
+	u := s.base.URL("/c/" + site.PathSegment(category))
 	if page < 2 {
 		return u
 	}
@@ -222,10 +182,10 @@ func (s *Source) ListingURL(category string, page int) string {
 
 // BookURL returns the URL of a book's page, which carries its whole chapter list.
 func (s *Source) BookURL(bookID string) string {
-	return s.origin + s.prefix + "/n/" + site.PathSegment(bookID)
+	return s.base.URL("/n/" + site.PathSegment(bookID))
 }
 
 // ChapterURL returns the URL of a chapter page.
 func (s *Source) ChapterURL(bookID, chapterID string) string {
-	return s.origin + s.prefix + "/n/" + site.PathSegment(bookID) + "/" + site.PathSegment(chapterID)
+	return s.base.URL("/n/" + site.PathSegment(bookID) + "/" + site.PathSegment(chapterID))
 }

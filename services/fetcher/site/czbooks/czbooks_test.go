@@ -1,84 +1,42 @@
 package czbooks
 
 import (
-	"errors"
 	"net/url"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/xswtw/xsw/services/fetcher/site"
+	"github.com/xswtw/xsw/services/fetcher/site/sitetest"
 )
 
 func TestURLs(t *testing.T) {
-	tests := []struct {
-		name string
-		base string
-		got  func(s *Source) string
-		want string
-	}{
-		{name: "home", base: "https://czbooks.net", got: (*Source).HomeURL, want: "https://czbooks.net/"},
-		{name: "home trailing slash", base: "https://czbooks.net/", got: (*Source).HomeURL, want: "https://czbooks.net/"},
-		{name: "home on stand-in", base: "http://127.0.0.1:8080", got: (*Source).HomeURL, want: "http://127.0.0.1:8080/"},
-		{name: "home with prefix", base: "http://host/prefix/", got: (*Source).HomeURL, want: "http://host/prefix/"},
-		{name: "home drops query", base: "http://czbooks.net/?a=1#f", got: (*Source).HomeURL, want: "http://czbooks.net/"},
-		{name: "listing page 1", base: "https://czbooks.net", got: func(s *Source) string { return s.ListingURL("xuanhuan", 1) }, want: "https://czbooks.net/c/xuanhuan"},
-		{name: "listing page 2", base: "https://czbooks.net", got: func(s *Source) string { return s.ListingURL("xuanhuan", 2) }, want: "https://czbooks.net/c/xuanhuan/2"},
-		{name: "listing page 0 is page 1", base: "https://czbooks.net", got: func(s *Source) string { return s.ListingURL("yanqing", 0) }, want: "https://czbooks.net/c/yanqing"},
-		{name: "listing with prefix", base: "http://host/prefix", got: func(s *Source) string { return s.ListingURL("dushi", 12) }, want: "http://host/prefix/c/dushi/12"},
-		{name: "book", base: "https://czbooks.net", got: func(s *Source) string { return s.BookURL("cr382b") }, want: "https://czbooks.net/n/cr382b"},
-		{name: "book on stand-in", base: "http://127.0.0.1:8080", got: func(s *Source) string { return s.BookURL("s660jj") }, want: "http://127.0.0.1:8080/n/s660jj"},
-		{name: "book id with leading zero kept", base: "https://czbooks.net", got: func(s *Source) string { return s.BookURL("0123") }, want: "https://czbooks.net/n/0123"},
-		{name: "book id case kept", base: "https://czbooks.net", got: func(s *Source) string { return s.BookURL("Ab_9-z") }, want: "https://czbooks.net/n/Ab_9-z"},
-		{name: "chapter", base: "https://czbooks.net", got: func(s *Source) string { return s.ChapterURL("cr382b", "crdic") }, want: "https://czbooks.net/n/cr382b/crdic"},
-		{name: "chapter with prefix", base: "http://host/prefix/", got: func(s *Source) string { return s.ChapterURL("cr382b", "0001") }, want: "http://host/prefix/n/cr382b/0001"},
-		{name: "book id with slashes is replaced", base: "https://czbooks.net", got: func(s *Source) string { return s.BookURL("//evil.example/x") }, want: "https://czbooks.net/n/__evil_example_x"},
-		{name: "book id dot dot is replaced", base: "http://host/prefix", got: func(s *Source) string { return s.BookURL("..") }, want: "http://host/prefix/n/__"},
-		{name: "chapter id with query is replaced", base: "https://czbooks.net", got: func(s *Source) string { return s.ChapterURL("cr382b", "x?y=@evil#") }, want: "https://czbooks.net/n/cr382b/x_y__evil_"},
-		{name: "slug with slash is replaced", base: "https://czbooks.net", got: func(s *Source) string { return s.ListingURL("../n", 3) }, want: "https://czbooks.net/c/___n/3"},
-		{name: "empty book id", base: "https://czbooks.net", got: func(s *Source) string { return s.BookURL("") }, want: "https://czbooks.net/n/_"},
-		{name: "ftp base is the default", base: "ftp://czbooks.net", got: (*Source).HomeURL, want: "https://czbooks.net/"},
-		{name: "relative base is the default", base: "/czbooks", got: (*Source).HomeURL, want: "https://czbooks.net/"},
-		{name: "upper-case scheme", base: "HTTP://czbooks.net", got: (*Source).HomeURL, want: "http://czbooks.net/"},
-		{name: "nil base is the default", base: "", got: (*Source).HomeURL, want: "https://czbooks.net/"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var base *url.URL
-			if tt.base != "" {
-				base = mustURL(t, tt.base)
-			}
-			if got := tt.got(New(base)); got != tt.want {
-				t.Errorf("got %q; want %q", got, tt.want)
-			}
-		})
-	}
-}
-
-// checkOnBase fails the test unless u is on base: same scheme and host, no user, no
-// query or fragment, and a path under base's path whose segments, even once decoded,
-// hold no "/" and are not "." or "..".
-func checkOnBase(t *testing.T, base *url.URL, u string) {
-	t.Helper()
-	got, err := url.Parse(u)
-	if err != nil {
-		t.Fatalf("built URL %q does not parse: %v", u, err)
-	}
-	if got.Scheme != base.Scheme || got.Host != base.Host || got.User != nil || got.RawQuery != "" || got.Fragment != "" {
-		t.Fatalf("built URL %q is not on %s", u, base)
-	}
-	prefix := strings.TrimRight(base.EscapedPath(), "/") + "/"
-	rest, ok := strings.CutPrefix(got.EscapedPath(), prefix)
-	if !ok {
-		t.Fatalf("built URL %q is outside %q", u, prefix)
-	}
-	for _, seg := range strings.Split(rest, "/") {
-		dec, err := url.PathUnescape(seg)
-		if err != nil || dec == "." || dec == ".." || strings.ContainsAny(dec, `/\`) {
-			t.Fatalf("built URL %q has segment %q", u, seg)
-		}
-	}
+	sitetest.RunURLCases(t, New, []sitetest.URLCase[*Source]{
+		{Name: "home", Base: "https://czbooks.net", Got: (*Source).HomeURL, Want: "https://czbooks.net/"},
+		{Name: "home trailing slash", Base: "https://czbooks.net/", Got: (*Source).HomeURL, Want: "https://czbooks.net/"},
+		{Name: "home on stand-in", Base: "http://127.0.0.1:8080", Got: (*Source).HomeURL, Want: "http://127.0.0.1:8080/"},
+		{Name: "home with prefix", Base: "http://host/prefix/", Got: (*Source).HomeURL, Want: "http://host/prefix/"},
+		{Name: "home drops query", Base: "http://czbooks.net/?a=1#f", Got: (*Source).HomeURL, Want: "http://czbooks.net/"},
+		{Name: "listing page 1", Base: "https://czbooks.net", Got: func(s *Source) string { return s.ListingURL("xuanhuan", 1) }, Want: "https://czbooks.net/c/xuanhuan"},
+		{Name: "listing page 2", Base: "https://czbooks.net", Got: func(s *Source) string { return s.ListingURL("xuanhuan", 2) }, Want: "https://czbooks.net/c/xuanhuan/2"},
+		{Name: "listing page 0 is page 1", Base: "https://czbooks.net", Got: func(s *Source) string { return s.ListingURL("yanqing", 0) }, Want: "https://czbooks.net/c/yanqing"},
+		{Name: "listing with prefix", Base: "http://host/prefix", Got: func(s *Source) string { return s.ListingURL("dushi", 12) }, Want: "http://host/prefix/c/dushi/12"},
+		{Name: "book", Base: "https://czbooks.net", Got: func(s *Source) string { return s.BookURL("cr382b") }, Want: "https://czbooks.net/n/cr382b"},
+		{Name: "book on stand-in", Base: "http://127.0.0.1:8080", Got: func(s *Source) string { return s.BookURL("s660jj") }, Want: "http://127.0.0.1:8080/n/s660jj"},
+		{Name: "book id with leading zero kept", Base: "https://czbooks.net", Got: func(s *Source) string { return s.BookURL("0123") }, Want: "https://czbooks.net/n/0123"},
+		{Name: "book id case kept", Base: "https://czbooks.net", Got: func(s *Source) string { return s.BookURL("Ab_9-z") }, Want: "https://czbooks.net/n/Ab_9-z"},
+		{Name: "chapter", Base: "https://czbooks.net", Got: func(s *Source) string { return s.ChapterURL("cr382b", "crdic") }, Want: "https://czbooks.net/n/cr382b/crdic"},
+		{Name: "chapter with prefix", Base: "http://host/prefix/", Got: func(s *Source) string { return s.ChapterURL("cr382b", "0001") }, Want: "http://host/prefix/n/cr382b/0001"},
+		{Name: "book id with slashes is replaced", Base: "https://czbooks.net", Got: func(s *Source) string { return s.BookURL("//evil.example/x") }, Want: "https://czbooks.net/n/__evil_example_x"},
+		{Name: "book id dot dot is replaced", Base: "http://host/prefix", Got: func(s *Source) string { return s.BookURL("..") }, Want: "http://host/prefix/n/__"},
+		{Name: "chapter id with query is replaced", Base: "https://czbooks.net", Got: func(s *Source) string { return s.ChapterURL("cr382b", "x?y=@evil#") }, Want: "https://czbooks.net/n/cr382b/x_y__evil_"},
+		{Name: "slug with slash is replaced", Base: "https://czbooks.net", Got: func(s *Source) string { return s.ListingURL("../n", 3) }, Want: "https://czbooks.net/c/___n/3"},
+		{Name: "empty book id", Base: "https://czbooks.net", Got: func(s *Source) string { return s.BookURL("") }, Want: "https://czbooks.net/n/_"},
+		{Name: "ftp base is the default", Base: "ftp://czbooks.net", Got: (*Source).HomeURL, Want: "https://czbooks.net/"},
+		{Name: "relative base is the default", Base: "/czbooks", Got: (*Source).HomeURL, Want: "https://czbooks.net/"},
+		{Name: "upper-case scheme", Base: "HTTP://czbooks.net", Got: (*Source).HomeURL, Want: "http://czbooks.net/"},
+		{Name: "nil base is the default", Base: "", Got: (*Source).HomeURL, Want: "https://czbooks.net/"},
+	})
 }
 
 func FuzzURLs(f *testing.F) {
@@ -88,41 +46,17 @@ func FuzzURLs(f *testing.F) {
 	base, _ := url.Parse("http://127.0.0.1:8080/cz")
 	s := New(base)
 	f.Fuzz(func(t *testing.T, bookID, chapterID string, page int) {
-		checkOnBase(t, base, s.BookURL(bookID))
-		checkOnBase(t, base, s.ChapterURL(bookID, chapterID))
-		checkOnBase(t, base, s.ListingURL(bookID, page))
+		sitetest.CheckOnBase(t, base, s.BookURL(bookID))
+		sitetest.CheckOnBase(t, base, s.ChapterURL(bookID, chapterID))
+		sitetest.CheckOnBase(t, base, s.ListingURL(bookID, page))
 	})
 }
 
 func TestAdapter(t *testing.T) {
 	a := Adapter()
-	if err := a.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	sitetest.CheckAdapter(t, a, "http://127.0.0.1:8080/cz/", false)
 	if a.Info.ID != ID || a.Info.Name != "小說狂人 (czbooks.net)" || a.Info.DefaultBaseURL != DefaultBaseURL {
 		t.Errorf("info %+v", a.Info)
-	}
-	src, err := a.New(mustURL(t, "http://127.0.0.1:8080/cz/"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := src.HomeURL(); got != "http://127.0.0.1:8080/cz/" {
-		t.Errorf("home %s", got)
-	}
-	if _, ok := src.(site.Paginated); ok {
-		t.Error("the source is paginated; czbooks.net's chapter list is on the book page")
-	}
-	if src.Info() != a.Info {
-		t.Errorf("source info %+v, want %+v", src.Info(), a.Info)
-	}
-	for _, bad := range []string{"ftp://czbooks.net", "/relative"} {
-		if _, err := a.New(mustURL(t, bad)); err == nil || !strings.Contains(err.Error(), "base URL") {
-			t.Errorf("New(%s) = %v, want a base URL error", bad, err)
-		}
-	}
-	r := site.Registry{}
-	if err := r.Add(a); err != nil {
-		t.Fatalf("register: %v", err)
 	}
 }
 
@@ -134,19 +68,19 @@ func TestParseErrors(t *testing.T) {
 	const challenge = `<!DOCTYPE html><html lang="en-US"><head><title>Just a moment...</title></head><body><h1>czbooks.net</h1>` +
 		`<div>Performance &amp; security by <a href="https://www.cloudflare.com">Cloudflare</a></div></body></html>`
 	const book = `<div class="novel-detail"><div class="info"><span class="title">《劍來》</span></div>`
-	bookCase := pageCase{kind: pageBook, url: testBase + "/n/cr382b", bookID: "cr382b"}
-	listingCase := pageCase{kind: pageListing, url: testBase + "/c/xuanhuan/2"}
-	chapterCase := pageCase{kind: pageChapter, url: testBase + "/n/cr382b/crdic", bookID: "cr382b", chapterID: "crdic"}
+	bookCase := sitetest.Case{Kind: pageBook, URL: testBase + "/n/cr382b", BookID: "cr382b"}
+	listingCase := sitetest.Case{Kind: pageListing, URL: testBase + "/c/xuanhuan/2"}
+	chapterCase := sitetest.Case{Kind: pageChapter, URL: testBase + "/n/cr382b/crdic", BookID: "cr382b", ChapterID: "crdic"}
 	tests := []struct {
 		name string
-		c    pageCase
+		c    sitetest.Case
 		body string
 		what string // a part of the error message: the selector
 	}{
-		{name: "home without category links", c: pageCase{kind: pageHome, url: testBase + "/"},
+		{name: "home without category links", c: sitetest.Case{Kind: pageHome, URL: testBase + "/"},
 			body: head + `<ul class="nav menu"><li><a href="/">首頁</a></li><li><a href="/c/xuanhuan/2">玄幻</a></li><li><a href="//other.example/c/x">x</a></li></ul></body></html>`,
 			what: "no category links"},
-		{name: "home that is a 404 page", c: pageCase{kind: pageHome, url: testBase + "/"}, body: notFound, what: "/c/{slug}"},
+		{name: "home that is a 404 page", c: sitetest.Case{Kind: pageHome, URL: testBase + "/"}, body: notFound, what: "/c/{slug}"},
 		{name: "listing of nothing", c: listingCase, body: "", what: "not a listing page"},
 		{name: "listing with an empty body", c: listingCase, body: `<html><body> </body></html>`, what: "not a listing page"},
 		{name: "listing that is a maintenance page", c: listingCase,
@@ -183,23 +117,11 @@ func TestParseErrors(t *testing.T) {
 			what: "chapter text empty in .chapter-detail div.content"},
 		{name: "chapter that is a 404 page", c: chapterCase, body: notFound, what: ".chapter-detail div.content"},
 	}
-	s := New(mustURL(t, testBase))
+	s := New(sitetest.MustURL(t, testBase))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := tt.c.parse(s, []byte(tt.body), mustURL(t, tt.c.url))
-			if !errors.Is(err, site.ErrParse) || !site.Permanent(err) {
-				t.Fatalf("parse %s = %+v, %v; want a permanent error matching site.ErrParse", tt.c.kind, got, err)
-			}
-			var pe *site.ParseError
-			if !errors.As(err, &pe) {
-				t.Fatalf("error %v is not a *site.ParseError", err)
-			}
-			if pe.Page != tt.c.kind || pe.URL != tt.c.url || pe.Truncated {
-				t.Errorf("ParseError names page %q at %q (truncated %v); want %q at %q", pe.Page, pe.URL, pe.Truncated, tt.c.kind, tt.c.url)
-			}
-			if !strings.Contains(err.Error(), tt.what) || !strings.Contains(err.Error(), tt.c.url) {
-				t.Errorf("error %q; want it to name %q and %q", err, tt.c.url, tt.what)
-			}
+			got, err := tt.c.Parse(s, []byte(tt.body), sitetest.MustURL(t, tt.c.URL))
+			sitetest.WantParseError(t, got, err, tt.c.Kind, tt.c.URL, tt.what)
 		})
 	}
 }
@@ -212,8 +134,8 @@ func bookPage(state, list string) []byte {
 
 // TestParseBookRules covers the rules of the book page one at a time.
 func TestParseBookRules(t *testing.T) {
-	s := New(mustURL(t, testBase))
-	pageURL := mustURL(t, testBase+"/n/cr382b")
+	s := New(sitetest.MustURL(t, testBase))
+	pageURL := sitetest.MustURL(t, testBase+"/n/cr382b")
 	parse := func(t *testing.T, body []byte) *site.Book {
 		t.Helper()
 		b, err := s.ParseBook(body, pageURL, "cr382b")
@@ -349,11 +271,11 @@ func TestParseBookRules(t *testing.T) {
 // TestParseTolerance covers pages that lack optional pieces or carry them in
 // unexpected forms: they parse, with the missing fields empty.
 func TestParseTolerance(t *testing.T) {
-	s := New(mustURL(t, testBase))
+	s := New(sitetest.MustURL(t, testBase))
 
 	t.Run("chapter without any title", func(t *testing.T) {
 		body := head + `<h1>劍來</h1><div class="chapter-detail"><div class="content">正文第一段<br>正文第二段</div></div></body></html>`
-		c, err := s.ParseChapter([]byte(body), mustURL(t, testBase+"/n/cr382b/crdic"), "cr382b", "crdic")
+		c, err := s.ParseChapter([]byte(body), sitetest.MustURL(t, testBase+"/n/cr382b/crdic"), "cr382b", "crdic")
 		if err != nil {
 			t.Fatalf("ParseChapter: %v", err)
 		}
@@ -366,7 +288,7 @@ func TestParseTolerance(t *testing.T) {
 		body := head + `<div class="chapter-detail"><div class="content">正文</div></div>` +
 			`<a class="prev-chapter" href="//czbooks.net/n/cr382b">上一章</a><a href="//czbooks.net/n/other/x">下一章</a>` +
 			`<a href="//czbooks.net/n/cr382b/crdid" class="next">»</a></body></html>`
-		c, err := s.ParseChapter([]byte(body), mustURL(t, testBase+"/n/cr382b/crdic"), "cr382b", "crdic")
+		c, err := s.ParseChapter([]byte(body), sitetest.MustURL(t, testBase+"/n/cr382b/crdic"), "cr382b", "crdic")
 		if err != nil {
 			t.Fatalf("ParseChapter: %v", err)
 		}
@@ -378,7 +300,7 @@ func TestParseTolerance(t *testing.T) {
 	t.Run("chapter lines naming the site in any form", func(t *testing.T) {
 		body := head + `<div class="chapter-detail"><div class="content"><p>第一段</p><p>請到ＣＺＢＯＯＫＳ閱讀</p>` +
 			`<p>czBooks</p><p>cz books 不是站名</p><p>第二段</p></div></div></body></html>`
-		c, err := s.ParseChapter([]byte(body), mustURL(t, testBase+"/n/cr382b/crdic"), "cr382b", "crdic")
+		c, err := s.ParseChapter([]byte(body), sitetest.MustURL(t, testBase+"/n/cr382b/crdic"), "cr382b", "crdic")
 		if err != nil {
 			t.Fatalf("ParseChapter: %v", err)
 		}
@@ -391,7 +313,7 @@ func TestParseTolerance(t *testing.T) {
 		body := head + `<ul class="nav menu"><li><a href="/c/xuanhuan">玄幻</a></li></ul><div class="novel-item">` +
 			`<a href="/a/someone">作者頁</a><a href="//czbooks.net/n/cr382b" title="《劍來》">封面</a>` +
 			`<div class="novel-item-author">作者： 烽火戲諸侯 </div><div class="novel-item-newest-chapter"></div></div></body></html>`
-		books, err := s.ParseListing([]byte(body), mustURL(t, testBase+"/c/xuanhuan"))
+		books, err := s.ParseListing([]byte(body), sitetest.MustURL(t, testBase+"/c/xuanhuan"))
 		if err != nil {
 			t.Fatalf("ParseListing: %v", err)
 		}
@@ -403,7 +325,7 @@ func TestParseTolerance(t *testing.T) {
 
 	t.Run("listing past the end with only category links", func(t *testing.T) {
 		body := head + `<div class="links"><a href="//czbooks.net/c/xuanhuan/10">上一頁</a><a href="//czbooks.net/c/xuanhuan">玄幻</a></div></body></html>`
-		books, err := s.ParseListing([]byte(body), mustURL(t, testBase+"/c/xuanhuan/11"))
+		books, err := s.ParseListing([]byte(body), sitetest.MustURL(t, testBase+"/c/xuanhuan/11"))
 		if err != nil || books == nil || len(books) != 0 {
 			t.Errorf("ParseListing = %v, %v; want an empty list", books, err)
 		}

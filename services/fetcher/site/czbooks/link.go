@@ -114,10 +114,10 @@ func (s *Source) absoluteLink(u *url.URL) (link, bool) {
 	if h := strings.ToLower(u.Hostname()); h == siteDomain || strings.HasSuffix(h, "."+siteDomain) {
 		return s.onBase(path, u.RawQuery), true
 	}
-	if !strings.EqualFold(u.Host, s.host) {
+	if !strings.EqualFold(u.Host, s.base.Host()) {
 		return link{}, false
 	}
-	rest, ok := strings.CutPrefix(path, s.prefix)
+	rest, ok := strings.CutPrefix(path, s.base.Prefix())
 	if !ok || rest != "" && rest[0] != '/' {
 		return link{}, false
 	}
@@ -129,7 +129,7 @@ func (s *Source) onBase(path, query string) link {
 	if path == "" || path[0] != '/' {
 		path = "/" + path
 	}
-	u := s.origin + s.prefix + path
+	u := s.base.URL(path)
 	if query != "" {
 		u += "?" + query
 	}

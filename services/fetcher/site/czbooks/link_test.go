@@ -4,6 +4,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/xswtw/xsw/services/fetcher/site"
+	"github.com/xswtw/xsw/services/fetcher/site/sitetest"
 )
 
 // TestLinkRule: links that name czbooks.net keep their path and query on the configured
@@ -62,8 +65,8 @@ func TestLinkRule(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := New(mustURL(t, tt.base))
-			got, ok := s.siteLink(mustURL(t, tt.page), tt.href)
+			s := New(sitetest.MustURL(t, tt.base))
+			got, ok := s.siteLink(sitetest.MustURL(t, tt.page), tt.href)
 			if tt.want == "" {
 				if ok {
 					t.Errorf("siteLink(%q) on %s = %+v; want no site page", tt.href, tt.page, got)
@@ -133,10 +136,11 @@ func FuzzSiteLink(f *testing.F) {
 		if err != nil {
 			return
 		}
-		s, ok := newSource(b)
-		if !ok {
+		on, err := site.NewBase(b)
+		if err != nil {
 			return
 		}
+		s := &Source{base: on}
 		p, err := url.Parse(pageURL)
 		if err != nil || !p.IsAbs() || p.Host == "" {
 			return
@@ -148,7 +152,7 @@ func FuzzSiteLink(f *testing.F) {
 		if !strings.HasPrefix(l.path, "/") {
 			t.Fatalf("siteLink(%q) path %q does not start with /", href, l.path)
 		}
-		if want := s.origin + s.prefix + l.path; l.url != want && !strings.HasPrefix(l.url, want+"?") {
+		if want := s.base.URL(l.path); l.url != want && !strings.HasPrefix(l.url, want+"?") {
 			t.Fatalf("siteLink(%q) = %q; want %q and a query at most", href, l.url, want)
 		}
 		u, err := url.Parse(l.url)
@@ -196,8 +200,8 @@ func TestPlainLink(t *testing.T) {
 		{"./crdic", ""},
 		{"javascript:void(0)", ""},
 	}
-	s := New(mustURL(t, "http://host/prefix"))
-	page := mustURL(t, "http://host/prefix/n/cr382b")
+	s := New(sitetest.MustURL(t, "http://host/prefix"))
+	page := sitetest.MustURL(t, "http://host/prefix/n/cr382b")
 	for _, tt := range tests {
 		got, ok := s.plainLink(tt.href)
 		if ok != (tt.want != "") || ok && got.path != tt.want {
@@ -216,8 +220,8 @@ func FuzzPlainLink(f *testing.F) {
 	for _, h := range []string{"//czbooks.net/n/cr382b", "/c/x/", "/...", "/a/.b/c..", "https://czbooks.net/", "//czbooks.net/.."} {
 		f.Add(h)
 	}
-	s := New(mustURL(f, "http://127.0.0.1:8080/cz"))
-	page := mustURL(f, "http://127.0.0.1:8080/cz/n/cr382b/crdic")
+	s := New(sitetest.MustURL(f, "http://127.0.0.1:8080/cz"))
+	page := sitetest.MustURL(f, "http://127.0.0.1:8080/cz/n/cr382b/crdic")
 	f.Fuzz(func(t *testing.T, href string) {
 		got, ok := s.plainLink(href)
 		if !ok {

@@ -1,8 +1,6 @@
 package czbooks
 
 import (
-	"bytes"
-	"fmt"
 	"net/url"
 	"strings"
 
@@ -33,43 +31,20 @@ type page struct {
 	doc  *goquery.Document
 }
 
-// parsePage decodes body (see site.Decode) and parses the UTF-8 result as HTML; a body
-// that stops before the end of its document is a truncated-page error (site.Truncated).
+// parsePage parses body as the page of the given kind at pageURL (see site.ParsePage).
 // A nil pageURL means the adapter's home page; a relative one is taken relative to it.
 func (s *Source) parsePage(kind string, body []byte, pageURL *url.URL) (*page, error) {
-	switch {
-	case pageURL == nil:
-		pageURL = s.home
-	case !pageURL.IsAbs() || pageURL.Host == "":
-		pageURL = s.home.ResolveReference(pageURL)
-	}
-	p := &page{s: s, kind: kind, url: pageURL}
-	text, err := site.Decode(body)
+	pageURL = s.base.PageURL(pageURL)
+	doc, err := site.ParsePage(kind, body, pageURL)
 	if err != nil {
-		return nil, p.errorf("decode: %v", err)
+		return nil, err
 	}
-	if site.Truncated(text) {
-		// What a cut-off page holds would be read as all there is: a chapter list short of
-		// its newest chapters, a chapter short of its end.
-		return nil, &site.ParseError{Page: kind, URL: pageURL.String(), Truncated: true,
-			What: fmt.Sprintf("truncated: its %d bytes end before </body> and </html>", len(body))}
-	}
-	root, err := html.Parse(bytes.NewReader(text))
-	if err != nil {
-		return nil, p.errorf("html: %v", err)
-	}
-	p.doc = goquery.NewDocumentFromNode(root)
-	p.doc.Url = pageURL
-	return p, nil
+	return &page{s: s, kind: kind, url: pageURL, doc: doc}, nil
 }
 
 // errorf returns a *site.ParseError for the page.
 func (p *page) errorf(format string, args ...any) error {
-	what := format
-	if len(args) > 0 {
-		what = fmt.Sprintf(format, args...)
-	}
-	return &site.ParseError{Page: p.kind, URL: p.url.String(), What: what}
+	return site.ParseErrorf(p.kind, p.url, format, args...)
 }
 
 // link applies the link rule (Source.siteLink) to href on this page.

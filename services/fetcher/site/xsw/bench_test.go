@@ -2,31 +2,13 @@ package xsw
 
 import (
 	"testing"
+
+	"github.com/xswtw/xsw/services/fetcher/site/sitetest"
 )
 
 // benchPage runs the parser of the case for file b.N times, reporting bytes per second
 // and allocations.
-func benchPage(b *testing.B, file string) {
-	var c pageCase
-	for _, pc := range pageCases {
-		if pc.file == file {
-			c = pc
-		}
-	}
-	if c.file == "" {
-		b.Fatalf("no case for %s", file)
-	}
-	body := readPage(b, file)
-	pageURL := mustURL(b, c.url)
-	s := New(nil)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		if _, err := c.parse(s, body, pageURL); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func benchPage(b *testing.B, file string) { sitetest.BenchFile(b, New(nil), pageCases, file) }
 
 func BenchmarkParseHome(b *testing.B)    { benchPage(b, "home.html") }
 func BenchmarkParseListing(b *testing.B) { benchPage(b, "listing_fenlei1_1.html") }

@@ -1,62 +1,30 @@
 package xsw
 
 import (
-	"net/url"
-	"strings"
 	"testing"
 
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/services/fetcher/site"
+	"github.com/xswtw/xsw/services/fetcher/site/sitetest"
 )
 
 func TestCanonicalIDs(t *testing.T) {
-	tests := []struct {
-		id             string
-		book, category bool
-	}{
-		{"1721851", true, true},
-		{"1", true, true},
-		{"123456789", true, true},
-		{"1234567890", true, false},
-		{"123456789012", true, false},
-		{"1234567890123", false, false},
-		{"0123", false, false},
-		{"0", false, false},
-		{"", false, false},
-		{"12a", false, false},
-		{"-12", false, false},
-		{"１２", false, false},
-		{"12 ", false, false},
+	tests := []sitetest.IDCase{
+		{ID: "1721851", Book: true, Category: true},
+		{ID: "1", Book: true, Category: true},
+		{ID: "123456789", Book: true, Category: true},
+		{ID: "1234567890", Book: true, Category: false},
+		{ID: "123456789012", Book: true, Category: false},
+		{ID: "1234567890123", Book: false, Category: false},
+		{ID: "0123", Book: false, Category: false},
+		{ID: "0", Book: false, Category: false},
+		{ID: "", Book: false, Category: false},
+		{ID: "12a", Book: false, Category: false},
+		{ID: "-12", Book: false, Category: false},
+		{ID: "１２", Book: false, Category: false},
+		{ID: "12 ", Book: false, Category: false},
 	}
-	s := New(nil)
-	book, err := site.CompilePattern(BookIDPattern)
-	if err != nil {
-		t.Fatal(err)
-	}
-	category, err := site.CompilePattern(CategoryIDPattern)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range tests {
-		t.Run(tt.id, func(t *testing.T) {
-			if got := s.CanonicalBookID(tt.id); got != tt.book {
-				t.Errorf("CanonicalBookID(%q) = %v, want %v", tt.id, got, tt.book)
-			}
-			if got := s.CanonicalCategoryID(tt.id); got != tt.category {
-				t.Errorf("CanonicalCategoryID(%q) = %v, want %v", tt.id, got, tt.category)
-			}
-			// The patterns published for the other services say the same.
-			if got := book.MatchString(tt.id); got != tt.book {
-				t.Errorf("BookIDPattern matches %q: %v, want %v", tt.id, got, tt.book)
-			}
-			if got := category.MatchString(tt.id); got != tt.category {
-				t.Errorf("CategoryIDPattern matches %q: %v, want %v", tt.id, got, tt.category)
-			}
-			if tt.book && !events.ValidBookID(tt.id) {
-				t.Errorf("canonical id %q cannot be carried", tt.id)
-			}
-		})
-	}
+	sitetest.RunCanonicalIDs(t, New(nil), tests)
 }
 
 func FuzzCanonicalBookID(f *testing.F) {
@@ -64,11 +32,9 @@ func FuzzCanonicalBookID(f *testing.F) {
 		f.Add(id)
 	}
 	s := New(nil)
-	book, _ := site.CompilePattern(BookIDPattern)
+	book, category := sitetest.Patterns(f, s)
 	f.Fuzz(func(t *testing.T, id string) {
-		if got, want := s.CanonicalBookID(id), book.MatchString(id); got != want {
-			t.Fatalf("CanonicalBookID(%q) = %v, the pattern says %v", id, got, want)
-		}
+		sitetest.CheckID(t, s, book, category, id)
 	})
 }
 
@@ -105,30 +71,8 @@ func TestPagingRule(t *testing.T) {
 
 func TestAdapter(t *testing.T) {
 	a := Adapter()
-	if err := a.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	sitetest.CheckAdapter(t, a, "http://127.0.0.1:8080/xsw/", true)
 	if a.Info.ID != events.LegacySite {
 		t.Errorf("id %q, want %q, the legacy site", a.Info.ID, ID)
-	}
-	base, _ := url.Parse("http://127.0.0.1:8080/xsw/")
-	src, err := a.New(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := src.HomeURL(); got != "http://127.0.0.1:8080/xsw/" {
-		t.Errorf("home %s", got)
-	}
-	if _, ok := src.(site.Paginated); !ok {
-		t.Error("the adapter's source is not paginated")
-	}
-	if src.Info() != a.Info {
-		t.Errorf("source info %+v, want %+v", src.Info(), a.Info)
-	}
-	for _, bad := range []string{"ftp://m.xsw.tw", "/relative"} {
-		u, _ := url.Parse(bad)
-		if _, err := a.New(u); err == nil || !strings.Contains(err.Error(), "base URL") {
-			t.Errorf("New(%s) = %v, want a base URL error", bad, err)
-		}
 	}
 }

@@ -1,8 +1,6 @@
 package xsw
 
 import (
-	"bytes"
-	"fmt"
 	"net/url"
 	"strings"
 
@@ -38,35 +36,16 @@ type page struct {
 	dir string
 }
 
-// parsePage decodes body (see site.Decode) and parses the UTF-8 result as HTML; a body
-// that stops before the end of its document is a truncated-page error (site.Truncated).
-// The html parser reads UTF-8 only and never looks at a meta charset tag, so the bytes
-// are not sniffed twice. A nil pageURL means the adapter's home page; a relative one is
-// taken relative to it.
+// parsePage parses body as the page of the given kind at pageURL (see site.ParsePage).
+// A nil pageURL means the adapter's home page; a relative one is taken relative to it.
 func (s *Source) parsePage(kind string, body []byte, pageURL *url.URL) (*page, error) {
-	switch {
-	case pageURL == nil:
-		pageURL = s.home
-	case !pageURL.IsAbs() || pageURL.Host == "":
-		pageURL = s.home.ResolveReference(pageURL)
+	pageURL = s.base.PageURL(pageURL)
+	doc, err := site.ParsePage(kind, body, pageURL)
+	if err != nil {
+		return nil, err
 	}
 	p := newPage(kind, pageURL)
-	text, err := site.Decode(body)
-	if err != nil {
-		return nil, p.errorf("decode: %v", err)
-	}
-	if site.Truncated(text) {
-		// Whatever the cut-off page holds would be read as all there is: a table of
-		// contents short of chapters, a chapter short of its end.
-		return nil, &site.ParseError{Page: kind, URL: pageURL.String(), Truncated: true,
-			What: fmt.Sprintf("truncated: its %d bytes end before </body> and </html>", len(body))}
-	}
-	root, err := html.Parse(bytes.NewReader(text))
-	if err != nil {
-		return nil, p.errorf("html: %v", err)
-	}
-	p.doc = goquery.NewDocumentFromNode(root)
-	p.doc.Url = pageURL
+	p.doc = doc
 	return p, nil
 }
 
@@ -77,15 +56,7 @@ func newPage(kind string, u *url.URL) *page {
 
 // errorf returns a *site.ParseError for the page.
 func (p *page) errorf(format string, args ...any) error {
-	what := format
-	if len(args) > 0 {
-		what = fmt.Sprintf(format, args...)
-	}
-	u := ""
-	if p.url != nil {
-		u = p.url.String()
-	}
-	return &site.ParseError{Page: p.kind, URL: u, What: what}
+	return site.ParseErrorf(p.kind, p.url, format, args...)
 }
 
 // resolve returns href resolved against the page as an absolute URL, or "" when href

@@ -22,10 +22,8 @@
 package xsw
 
 import (
-	"fmt"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/xswtw/xsw/services/fetcher/site"
 )
@@ -56,13 +54,7 @@ func Info() site.Info {
 
 // Adapter returns the adapter of m.xsw.tw, to register under ID.
 func Adapter() site.Adapter {
-	return site.Adapter{Info: Info(), New: func(base *url.URL) (site.Source, error) {
-		s, ok := newSource(base)
-		if !ok {
-			return nil, fmt.Errorf("xsw: base URL %v is not an absolute http(s) URL with a host", base)
-		}
-		return s, nil
-	}}
+	return site.NewAdapter(Info(), func(b site.Base) site.Source { return &Source{base: b} })
 }
 
 // siteDomain is the site's registered domain: links to it or its subdomains are links
@@ -72,9 +64,7 @@ const siteDomain = "xsw.tw"
 // Source is the m.xsw.tw adapter; it implements site.Source. It holds no mutable
 // state and is safe for concurrent use.
 type Source struct {
-	origin string   // scheme://host of the base
-	prefix string   // path of the base without its trailing slash, usually ""
-	home   *url.URL // the home page, against which relative page URLs resolve
+	base site.Base // every URL of the site is built on it
 }
 
 var (
@@ -86,35 +76,7 @@ var (
 // http://m.xsw.tw or http://127.0.0.1:8080 for a local simulator. A path in base is kept
 // as a prefix of every URL; its query and fragment are dropped. A nil base, or one that
 // is not an absolute http(s) URL with a host, means DefaultBaseURL.
-func New(base *url.URL) *Source {
-	if s, ok := newSource(base); ok {
-		return s
-	}
-	def, _ := url.Parse(DefaultBaseURL) // a constant that parses
-	s, _ := newSource(def)
-	return s
-}
-
-// newSource builds the adapter for base; false when base is unusable.
-func newSource(base *url.URL) (*Source, bool) {
-	if base == nil || base.Host == "" {
-		return nil, false
-	}
-	scheme := strings.ToLower(base.Scheme)
-	if scheme != "http" && scheme != "https" {
-		return nil, false
-	}
-	s := &Source{
-		origin: scheme + "://" + base.Host,
-		prefix: strings.TrimRight(base.EscapedPath(), "/"),
-	}
-	home, err := url.Parse(s.HomeURL())
-	if err != nil {
-		return nil, false
-	}
-	s.home = home
-	return s, true
-}
+func New(base *url.URL) *Source { return &Source{base: site.BaseOr(base, DefaultBaseURL)} }
 
 // Info describes the site.
 func (s *Source) Info() site.Info { return Info() }
@@ -133,31 +95,29 @@ func canonicalNumber(s string, maxLen int) bool {
 }
 
 // HomeURL returns the URL of the site's home page.
-func (s *Source) HomeURL() string {
-	return s.origin + s.prefix + "/"
-}
+func (s *Source) HomeURL() string { return s.base.HomeURL() }
 
 // ListingURL returns the URL of a category's listing page; pages below 1 mean page 1.
 func (s *Source) ListingURL(category string, page int) string {
 	page = max(page, 1)
-	return s.origin + s.prefix + "/fenlei" + site.PathSegment(category) + "_" + strconv.Itoa(page) + ".html"
+	return s.base.URL("/fenlei" + site.PathSegment(category) + "_" + strconv.Itoa(page) + ".html")
 }
 
 // BookURL returns the URL of a book's home page.
 func (s *Source) BookURL(bookID string) string {
-	return s.origin + s.prefix + "/" + site.PathSegment(bookID) + "/"
+	return s.base.URL("/" + site.PathSegment(bookID) + "/")
 }
 
 // TOCURL returns the URL of a page of a book's table of contents; pages below 1 mean
 // page 1. The table of contents is paginated: see PageOf.
 func (s *Source) TOCURL(bookID string, page int) string {
 	page = max(page, 1)
-	return s.origin + s.prefix + "/" + site.PathSegment(bookID) + "/page-" + strconv.Itoa(page) + ".html"
+	return s.base.URL("/" + site.PathSegment(bookID) + "/page-" + strconv.Itoa(page) + ".html")
 }
 
 // ChapterURL returns the URL of a chapter page.
 func (s *Source) ChapterURL(bookID, chapterID string) string {
-	return s.origin + s.prefix + "/" + site.PathSegment(bookID) + "/" + site.PathSegment(chapterID) + ".html"
+	return s.base.URL("/" + site.PathSegment(bookID) + "/" + site.PathSegment(chapterID) + ".html")
 }
 
 // PageOf returns the table-of-contents page that holds chapter n. On this site every

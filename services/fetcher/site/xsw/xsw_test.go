@@ -1,78 +1,36 @@
 package xsw
 
 import (
-	"errors"
 	"net/url"
 	"strings"
 	"testing"
 
-	"github.com/xswtw/xsw/services/fetcher/site"
+	"github.com/xswtw/xsw/services/fetcher/site/sitetest"
 )
 
 func TestURLs(t *testing.T) {
-	tests := []struct {
-		name string
-		base string
-		got  func(s *Source) string
-		want string
-	}{
-		{name: "home", base: "https://m.xsw.tw", got: (*Source).HomeURL, want: "https://m.xsw.tw/"},
-		{name: "home trailing slash", base: "https://m.xsw.tw/", got: (*Source).HomeURL, want: "https://m.xsw.tw/"},
-		{name: "home with prefix", base: "http://127.0.0.1:8080/xsw/", got: (*Source).HomeURL, want: "http://127.0.0.1:8080/xsw/"},
-		{name: "home drops query", base: "http://m.xsw.tw/?a=1#f", got: (*Source).HomeURL, want: "http://m.xsw.tw/"},
-		{name: "listing", base: "https://m.xsw.tw", got: func(s *Source) string { return s.ListingURL("3", 12) }, want: "https://m.xsw.tw/fenlei3_12.html"},
-		{name: "listing page zero", base: "https://m.xsw.tw", got: func(s *Source) string { return s.ListingURL("1", 0) }, want: "https://m.xsw.tw/fenlei1_1.html"},
-		{name: "book", base: "https://m.xsw.tw", got: func(s *Source) string { return s.BookURL("1721851") }, want: "https://m.xsw.tw/1721851/"},
-		{name: "book on simulator", base: "http://127.0.0.1:8080", got: func(s *Source) string { return s.BookURL("1721851") }, want: "http://127.0.0.1:8080/1721851/"},
-		{name: "toc", base: "https://m.xsw.tw", got: func(s *Source) string { return s.TOCURL("1721851", 71) }, want: "https://m.xsw.tw/1721851/page-71.html"},
-		{name: "toc negative page", base: "https://m.xsw.tw", got: func(s *Source) string { return s.TOCURL("1721851", -3) }, want: "https://m.xsw.tw/1721851/page-1.html"},
-		{name: "chapter", base: "https://m.xsw.tw", got: func(s *Source) string { return s.ChapterURL("1721851", "251856158") }, want: "https://m.xsw.tw/1721851/251856158.html"},
-		{name: "chapter with prefix", base: "http://127.0.0.1:8080/xsw", got: func(s *Source) string { return s.ChapterURL("1", "2") }, want: "http://127.0.0.1:8080/xsw/1/2.html"},
-		{name: "book id with slashes is replaced", base: "https://m.xsw.tw", got: func(s *Source) string { return s.BookURL("//evil.example/x") }, want: "https://m.xsw.tw/__evil_example_x/"},
-		{name: "book id dot dot is replaced", base: "https://m.xsw.tw/xsw", got: func(s *Source) string { return s.BookURL("..") }, want: "https://m.xsw.tw/xsw/__/"},
-		{name: "chapter id with query is replaced", base: "https://m.xsw.tw", got: func(s *Source) string { return s.ChapterURL("1", "2?x=@evil#") }, want: "https://m.xsw.tw/1/2_x__evil_.html"},
-		{name: "empty book id", base: "https://m.xsw.tw", got: func(s *Source) string { return s.TOCURL("", 2) }, want: "https://m.xsw.tw/_/page-2.html"},
-		{name: "ftp base is the default", base: "ftp://m.xsw.tw", got: (*Source).HomeURL, want: "https://m.xsw.tw/"},
-		{name: "relative base is the default", base: "/xsw", got: (*Source).HomeURL, want: "https://m.xsw.tw/"},
-		{name: "upper-case scheme", base: "HTTP://m.xsw.tw", got: (*Source).HomeURL, want: "http://m.xsw.tw/"},
-		{name: "nil base is the default", base: "", got: (*Source).HomeURL, want: "https://m.xsw.tw/"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var base *url.URL
-			if tt.base != "" {
-				base = mustURL(t, tt.base)
-			}
-			if got := tt.got(New(base)); got != tt.want {
-				t.Errorf("got %q; want %q", got, tt.want)
-			}
-		})
-	}
-}
-
-// checkOnBase fails the test unless u is on base: same scheme and host, no user, no
-// query or fragment, and a path under base's path whose segments, even once decoded,
-// hold no "/" and are not "." or "..".
-func checkOnBase(t *testing.T, base *url.URL, u string) {
-	t.Helper()
-	got, err := url.Parse(u)
-	if err != nil {
-		t.Fatalf("built URL %q does not parse: %v", u, err)
-	}
-	if got.Scheme != base.Scheme || got.Host != base.Host || got.User != nil || got.RawQuery != "" || got.Fragment != "" {
-		t.Fatalf("built URL %q is not on %s", u, base)
-	}
-	prefix := strings.TrimRight(base.EscapedPath(), "/") + "/"
-	rest, ok := strings.CutPrefix(got.EscapedPath(), prefix)
-	if !ok {
-		t.Fatalf("built URL %q is outside %q", u, prefix)
-	}
-	for _, seg := range strings.Split(rest, "/") {
-		dec, err := url.PathUnescape(seg)
-		if err != nil || dec == "." || dec == ".." || strings.ContainsAny(dec, `/\`) {
-			t.Fatalf("built URL %q has segment %q", u, seg)
-		}
-	}
+	sitetest.RunURLCases(t, New, []sitetest.URLCase[*Source]{
+		{Name: "home", Base: "https://m.xsw.tw", Got: (*Source).HomeURL, Want: "https://m.xsw.tw/"},
+		{Name: "home trailing slash", Base: "https://m.xsw.tw/", Got: (*Source).HomeURL, Want: "https://m.xsw.tw/"},
+		{Name: "home with prefix", Base: "http://127.0.0.1:8080/xsw/", Got: (*Source).HomeURL, Want: "http://127.0.0.1:8080/xsw/"},
+		{Name: "home drops query", Base: "http://m.xsw.tw/?a=1#f", Got: (*Source).HomeURL, Want: "http://m.xsw.tw/"},
+		{Name: "listing", Base: "https://m.xsw.tw", Got: func(s *Source) string { return s.ListingURL("3", 12) }, Want: "https://m.xsw.tw/fenlei3_12.html"},
+		{Name: "listing page zero", Base: "https://m.xsw.tw", Got: func(s *Source) string { return s.ListingURL("1", 0) }, Want: "https://m.xsw.tw/fenlei1_1.html"},
+		{Name: "book", Base: "https://m.xsw.tw", Got: func(s *Source) string { return s.BookURL("1721851") }, Want: "https://m.xsw.tw/1721851/"},
+		{Name: "book on simulator", Base: "http://127.0.0.1:8080", Got: func(s *Source) string { return s.BookURL("1721851") }, Want: "http://127.0.0.1:8080/1721851/"},
+		{Name: "toc", Base: "https://m.xsw.tw", Got: func(s *Source) string { return s.TOCURL("1721851", 71) }, Want: "https://m.xsw.tw/1721851/page-71.html"},
+		{Name: "toc negative page", Base: "https://m.xsw.tw", Got: func(s *Source) string { return s.TOCURL("1721851", -3) }, Want: "https://m.xsw.tw/1721851/page-1.html"},
+		{Name: "chapter", Base: "https://m.xsw.tw", Got: func(s *Source) string { return s.ChapterURL("1721851", "251856158") }, Want: "https://m.xsw.tw/1721851/251856158.html"},
+		{Name: "chapter with prefix", Base: "http://127.0.0.1:8080/xsw", Got: func(s *Source) string { return s.ChapterURL("1", "2") }, Want: "http://127.0.0.1:8080/xsw/1/2.html"},
+		{Name: "book id with slashes is replaced", Base: "https://m.xsw.tw", Got: func(s *Source) string { return s.BookURL("//evil.example/x") }, Want: "https://m.xsw.tw/__evil_example_x/"},
+		{Name: "book id dot dot is replaced", Base: "https://m.xsw.tw/xsw", Got: func(s *Source) string { return s.BookURL("..") }, Want: "https://m.xsw.tw/xsw/__/"},
+		{Name: "chapter id with query is replaced", Base: "https://m.xsw.tw", Got: func(s *Source) string { return s.ChapterURL("1", "2?x=@evil#") }, Want: "https://m.xsw.tw/1/2_x__evil_.html"},
+		{Name: "empty book id", Base: "https://m.xsw.tw", Got: func(s *Source) string { return s.TOCURL("", 2) }, Want: "https://m.xsw.tw/_/page-2.html"},
+		{Name: "ftp base is the default", Base: "ftp://m.xsw.tw", Got: (*Source).HomeURL, Want: "https://m.xsw.tw/"},
+		{Name: "relative base is the default", Base: "/xsw", Got: (*Source).HomeURL, Want: "https://m.xsw.tw/"},
+		{Name: "upper-case scheme", Base: "HTTP://m.xsw.tw", Got: (*Source).HomeURL, Want: "http://m.xsw.tw/"},
+		{Name: "nil base is the default", Base: "", Got: (*Source).HomeURL, Want: "https://m.xsw.tw/"},
+	})
 }
 
 func FuzzURLs(f *testing.F) {
@@ -82,10 +40,10 @@ func FuzzURLs(f *testing.F) {
 	base, _ := url.Parse("http://127.0.0.1:8080/xsw")
 	s := New(base)
 	f.Fuzz(func(t *testing.T, bookID, chapterID string, page int) {
-		checkOnBase(t, base, s.BookURL(bookID))
-		checkOnBase(t, base, s.TOCURL(bookID, page))
-		checkOnBase(t, base, s.ChapterURL(bookID, chapterID))
-		checkOnBase(t, base, s.ListingURL(bookID, page))
+		sitetest.CheckOnBase(t, base, s.BookURL(bookID))
+		sitetest.CheckOnBase(t, base, s.TOCURL(bookID, page))
+		sitetest.CheckOnBase(t, base, s.ChapterURL(bookID, chapterID))
+		sitetest.CheckOnBase(t, base, s.ListingURL(bookID, page))
 	})
 }
 
@@ -103,79 +61,79 @@ func TestParseErrors(t *testing.T) {
 	)
 	tests := []struct {
 		name string
-		c    pageCase
+		c    sitetest.Case
 		body string
 		what string // a part of the error message
 	}{
 		{
 			name: "home without category links",
-			c:    pageCase{kind: pageHome, url: "https://m.xsw.tw/"},
+			c:    sitetest.Case{Kind: pageHome, URL: "https://m.xsw.tw/"},
 			body: head + `<div class="nav"><a href="/">首頁</a><a href="/fenlei1_2.html">玄幻</a></div></body></html>`,
 			what: "no category links",
 		},
 		{
 			name: "listing with an empty body",
-			c:    pageCase{kind: pageListing, url: "https://m.xsw.tw/fenlei1_1.html"},
+			c:    sitetest.Case{Kind: pageListing, URL: "https://m.xsw.tw/fenlei1_1.html"},
 			body: `<html><head><meta charset=big5></head><body>  </body></html>`,
 			what: "empty page",
 		},
 		{
 			name: "listing of nothing",
-			c:    pageCase{kind: pageListing, url: "https://m.xsw.tw/fenlei1_1.html"},
+			c:    sitetest.Case{Kind: pageListing, URL: "https://m.xsw.tw/fenlei1_1.html"},
 			body: "",
 			what: "empty page",
 		},
 		{
 			name: "listing boxes without title links",
-			c:    pageCase{kind: pageListing, url: "https://m.xsw.tw/fenlei1_1.html"},
+			c:    sitetest.Case{Kind: pageListing, URL: "https://m.xsw.tw/fenlei1_1.html"},
 			body: head + `<div class="bookbox"><div class="bookinfo"><div class="author">作者：某人</div></div></div></body></html>`,
 			what: "no book title link",
 		},
 		{
 			name: "book without title",
-			c:    pageCase{kind: pageBook, url: "https://m.xsw.tw/1721851/", bookID: "1721851"},
+			c:    sitetest.Case{Kind: pageBook, URL: "https://m.xsw.tw/1721851/", BookID: "1721851"},
 			body: head + `<div class="block"><div class="block_txt2"><p>作者：某人</p></div></div></body></html>`,
 			what: "no book title",
 		},
 		{
 			name: "book with an empty title",
-			c:    pageCase{kind: pageBook, url: "https://m.xsw.tw/1721851/", bookID: "1721851"},
+			c:    sitetest.Case{Kind: pageBook, URL: "https://m.xsw.tw/1721851/", BookID: "1721851"},
 			body: head + `<div class="block_txt2"><h2> <a href="/1721851/"></a> </h2></div></body></html>`,
 			what: "no book title",
 		},
 		{
 			name: "book page that is a 404 page",
-			c:    pageCase{kind: pageBook, url: "https://m.xsw.tw/1721851/", bookID: "1721851"},
+			c:    sitetest.Case{Kind: pageBook, URL: "https://m.xsw.tw/1721851/", BookID: "1721851"},
 			body: notFound,
 			what: "no book title",
 		},
 		{
 			name: "toc without structure",
-			c:    pageCase{kind: pageTOC, url: "https://m.xsw.tw/1721851/page-1.html", bookID: "1721851", page: 1, first: 1},
+			c:    sitetest.Case{Kind: pageTOC, URL: "https://m.xsw.tw/1721851/page-1.html", BookID: "1721851", Page: 1, First: 1},
 			body: notFound,
 			what: "no table of contents",
 		},
 		{
 			name: "toc with links but no structure",
-			c:    pageCase{kind: pageTOC, url: "https://m.xsw.tw/1721851/page-1.html", bookID: "1721851", page: 1, first: 1},
+			c:    sitetest.Case{Kind: pageTOC, URL: "https://m.xsw.tw/1721851/page-1.html", BookID: "1721851", Page: 1, First: 1},
 			body: head + `<ul><li><a href="/1721851/251000001.html">第一章</a></li></ul></body></html>`,
 			what: "no table of contents",
 		},
 		{
 			name: "chapter without text container",
-			c:    pageCase{kind: pageChapter, url: "https://m.xsw.tw/1721851/251000001.html", bookID: "1721851", chapterID: "251000001"},
+			c:    sitetest.Case{Kind: pageChapter, URL: "https://m.xsw.tw/1721851/251000001.html", BookID: "1721851", ChapterID: "251000001"},
 			body: head + `<div id="nr_title">第一章</div></body></html>`,
 			what: "no chapter text",
 		},
 		{
 			name: "chapter with only ads in its container",
-			c:    pageCase{kind: pageChapter, url: "https://m.xsw.tw/1721851/251000001.html", bookID: "1721851", chapterID: "251000001"},
+			c:    sitetest.Case{Kind: pageChapter, URL: "https://m.xsw.tw/1721851/251000001.html", BookID: "1721851", ChapterID: "251000001"},
 			body: head + `<div id="nr1"><p>台灣小說網 www.xsw.tw</p><p>&gt;&gt;章節報錯&lt;&lt;</p></div></body></html>`,
 			what: "chapter text empty in #nr1",
 		},
 		{
 			name: "chapter page that is a 404 page",
-			c:    pageCase{kind: pageChapter, url: "https://m.xsw.tw/1721851/251000001.html", bookID: "1721851", chapterID: "251000001"},
+			c:    sitetest.Case{Kind: pageChapter, URL: "https://m.xsw.tw/1721851/251000001.html", BookID: "1721851", ChapterID: "251000001"},
 			body: notFound,
 			what: "no chapter text",
 		},
@@ -183,20 +141,8 @@ func TestParseErrors(t *testing.T) {
 	s := New(nil)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := tt.c.parse(s, []byte(tt.body), mustURL(t, tt.c.url))
-			if !errors.Is(err, site.ErrParse) {
-				t.Fatalf("parse %s = %+v, %v; want an error matching site.ErrParse", tt.c.kind, got, err)
-			}
-			var pe *site.ParseError
-			if !errors.As(err, &pe) {
-				t.Fatalf("error %v is not a *site.ParseError", err)
-			}
-			if pe.Page != tt.c.kind || pe.URL != tt.c.url {
-				t.Errorf("ParseError names page %q at %q; want %q at %q", pe.Page, pe.URL, tt.c.kind, tt.c.url)
-			}
-			if !strings.Contains(err.Error(), tt.what) || !strings.Contains(err.Error(), tt.c.url) {
-				t.Errorf("error %q; want it to name %q and %q", err, tt.c.url, tt.what)
-			}
+			got, err := tt.c.Parse(s, []byte(tt.body), sitetest.MustURL(t, tt.c.URL))
+			sitetest.WantParseError(t, got, err, tt.c.Kind, tt.c.URL, tt.what)
 		})
 	}
 }
@@ -206,7 +152,7 @@ func TestParseErrors(t *testing.T) {
 func TestParseTolerance(t *testing.T) {
 	s := New(nil)
 	head := `<!DOCTYPE html><html><head><meta charset=big5><title>台灣小說網</title></head><body>`
-	pageURL := mustURL(t, "https://m.xsw.tw/1721851/251000001.html")
+	pageURL := sitetest.MustURL(t, "https://m.xsw.tw/1721851/251000001.html")
 
 	t.Run("chapter falls back from an empty nr1", func(t *testing.T) {
 		body := head + `<div id="nr1"> </div><div id="content">正文第一段<br>正文第二段</div></body></html>`
@@ -236,7 +182,7 @@ func TestParseTolerance(t *testing.T) {
 
 	t.Run("book with a bad update time", func(t *testing.T) {
 		body := head + `<div class="block_txt2"><h2>書名</h2><p>更新：昨天</p><p>狀態:連載中</p></div></body></html>`
-		b, err := s.ParseBook([]byte(body), mustURL(t, "https://m.xsw.tw/1721851/"), "1721851")
+		b, err := s.ParseBook([]byte(body), sitetest.MustURL(t, "https://m.xsw.tw/1721851/"), "1721851")
 		if err != nil {
 			t.Fatalf("ParseBook: %v", err)
 		}
@@ -253,7 +199,7 @@ func TestParseTolerance(t *testing.T) {
 
 	t.Run("listing book link with a non-canonical id", func(t *testing.T) {
 		body := head + `<div class="bookbox"><div class="bookinfo"><h4 class="bookname"><a href="/01721851/">書名</a></h4></div></div></body></html>`
-		books, err := s.ParseListing([]byte(body), mustURL(t, "https://m.xsw.tw/fenlei1_1.html"))
+		books, err := s.ParseListing([]byte(body), sitetest.MustURL(t, "https://m.xsw.tw/fenlei1_1.html"))
 		if err != nil {
 			t.Fatalf("ParseListing: %v", err)
 		}
@@ -264,7 +210,7 @@ func TestParseTolerance(t *testing.T) {
 
 	t.Run("home category ids lose leading zeros", func(t *testing.T) {
 		body := head + `<a href="/fenlei01_1.html">玄幻</a><a href="/fenlei1_1.html">玄幻小說</a><a href="/fenlei0_1.html">無</a></body></html>`
-		cats, err := s.ParseHome([]byte(body), mustURL(t, "https://m.xsw.tw/"))
+		cats, err := s.ParseHome([]byte(body), sitetest.MustURL(t, "https://m.xsw.tw/"))
 		if err != nil {
 			t.Fatalf("ParseHome: %v", err)
 		}
@@ -275,7 +221,7 @@ func TestParseTolerance(t *testing.T) {
 
 	t.Run("toc with links outside any list", func(t *testing.T) {
 		body := head + `<div class="page">(第1/1頁)</div><a href="/1721851/251000001.html">第一章</a></body></html>`
-		toc, err := s.ParseTOC([]byte(body), mustURL(t, "https://m.xsw.tw/1721851/page-1.html"), "1721851", 1, 1)
+		toc, err := s.ParseTOC([]byte(body), sitetest.MustURL(t, "https://m.xsw.tw/1721851/page-1.html"), "1721851", 1, 1)
 		if err != nil {
 			t.Fatalf("ParseTOC: %v", err)
 		}

@@ -46,12 +46,22 @@ const (
 
 const adminToken = "chaos-token"
 
+// The sites sitesim can simulate, by their ids in SOURCES. xsw is the default site.
+const (
+	siteXSW     = "xsw"
+	siteCzbooks = "czbooks"
+)
+
 // options shape a rig.
 type options struct {
 	// natsNodes is 1 (a single server) or 3 (a cluster; streams get three replicas).
 	natsNodes int
 	// site holds sitesim's flags.
 	site []string
+	// czbooks, when not nil, starts a second sitesim simulating czbooks.net with these
+	// flags (besides -site czbooks); every service then serves both sites
+	// (SOURCES=xsw,czbooks).
+	czbooks []string
 	// proxyPostgres routes the services' database connections through a proxy that
 	// the test can cut.
 	proxyPostgres bool
@@ -72,10 +82,11 @@ type rig struct {
 	replicas int
 	nc       *nats.Conn
 	js       jetstream.JetStream
-	site     *site
-	db       *pgxpool.Pool // the test's own connection, never through the proxy
-	dsn      string        // what the services connect to
-	pg       *pgProxy      // nil unless options.proxyPostgres
+	site     *site            // the default site, xsw
+	sites    map[string]*site // every site, by id
+	db       *pgxpool.Pool    // the test's own connection, never through the proxy
+	dsn      string           // what the services connect to
+	pg       *pgProxy         // nil unless options.proxyPostgres
 
 	fetchers    []*proctest.Process
 	indexer     *proctest.Process
@@ -108,7 +119,11 @@ func newRig(t *testing.T, o options) *rig {
 	if r.js, err = jetstream.New(nc); err != nil {
 		t.Fatal(err)
 	}
-	r.site = startSite(t, o.site...)
+	r.site = startSite(t, "sitesim", o.site...)
+	r.sites = map[string]*site{siteXSW: r.site}
+	if o.czbooks != nil {
+		r.sites[siteCzbooks] = startSite(t, "sitesim-czbooks", append([]string{"-site", siteCzbooks}, o.czbooks...)...)
+	}
 
 	direct := pgtest.Schema(t)
 	if r.db, err = pgxpool.New(context.Background(), direct); err != nil {
@@ -159,6 +174,10 @@ func (r *rig) env(extra map[string]string) map[string]string {
 		"NATS_URL": r.natsURL, "NATS_REPLICAS": strconv.Itoa(r.replicas),
 		"LOG_LEVEL": "debug", "SHUTDOWN_TIMEOUT": "1s",
 	}
+	if cz, ok := r.sites[siteCzbooks]; ok {
+		env["SOURCES"] = siteXSW + "," + siteCzbooks
+		env["SOURCE_CZBOOKS_URL"] = cz.url
+	}
 	for k, v := range extra {
 		env[k] = v
 	}
@@ -188,16 +207,22 @@ func (r *rig) startFetcher(id string) *proctest.Process {
 	return p
 }
 
-// request queues a sync of each book in the prefetch lane, as a listing would.
+// request queues a sync of each book of xsw in the prefetch lane, as a listing would.
 func (r *rig) request(ids []string) {
 	r.t.Helper()
+	r.requestOn(siteXSW, ids)
+}
+
+// requestOn is request for books of site.
+func (r *rig) requestOn(site string, ids []string) {
+	r.t.Helper()
 	for _, id := range ids {
-		req := events.NewBookRequested("xsw", id, events.LanePrefetch, 0, false, "chaos", time.Now())
+		req := events.NewBookRequested(site, id, events.LanePrefetch, 0, false, "chaos", time.Now())
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, err := broker.Publish(ctx, r.js, req.Subject(), req.MsgID(), &req)
 		cancel()
 		if err != nil {
-			r.t.Fatalf("request %s: %v", id, err)
+			r.t.Fatalf("request %s of %s: %v", id, site, err)
 		}
 	}
 }
@@ -269,10 +294,11 @@ type site struct {
 	books map[string]sitesim.BookInfo // with chapters, read once at start
 }
 
-func startSite(t *testing.T, args ...string) *site {
+// startSite runs sitesim, as process name, with args.
+func startSite(t *testing.T, name string, args ...string) *site {
 	t.Helper()
 	addr := proctest.FreeAddr(t)
-	p := proctest.Start(t, "sitesim", proctest.Binary(t, pkgSite), nil, append([]string{"-addr", addr}, args...)...)
+	p := proctest.Start(t, name, proctest.Binary(t, pkgSite), nil, append([]string{"-addr", addr}, args...)...)
 	s := &site{Process: p, url: "http://" + addr}
 	waitHTTP(t, s.url+"/_sim/health", 30*time.Second)
 	var books []sitesim.BookInfo

@@ -44,6 +44,10 @@ var ErrCircuitOpen = errors.New("source circuit open")
 // cooldown asks whether the site lets us in again.
 var ErrRefused = errors.New("the site refuses us")
 
+// refusedPoll is how often a background request waiting for a refusing site reads the
+// shared entry again, so that the work resumes soon after any fetcher's probe succeeds.
+const refusedPoll = time.Second
+
 // RefusedError is ErrRefused with the site's answer and the time of the next probe.
 type RefusedError struct {
 	Reason string    // what the site answered: "refused, HTTP 403 (Cloudflare)"
@@ -182,7 +186,9 @@ func (l *Limiter) book(ctx context.Context, p Priority) (time.Time, error) {
 				return time.Time{}, &RefusedError{Reason: st.Refused, Probe: time.Unix(0, st.ProbeAt)}
 			}
 			if st.ProbeAt > now {
-				if err := l.sleep(ctx, time.Duration(st.ProbeAt-now)); err != nil {
+				// Look again at least every refusedPoll: a probe elsewhere may end the
+				// refusal long before the next one is due.
+				if err := l.sleep(ctx, min(time.Duration(st.ProbeAt-now), refusedPoll)); err != nil {
 					return time.Time{}, err
 				}
 				continue

@@ -269,3 +269,32 @@ func TestRefused(t *testing.T) {
 		t.Errorf("snapshot after a successful probe = %+v", snap)
 	}
 }
+
+// TestRefusalEndsForEveryWaiter: background requests waiting for a refusing site resume
+// within about a second of another process's probe succeeding, not at the next probe.
+func TestRefusalEndsForEveryWaiter(t *testing.T) {
+	ls := limiters(t, 2, Config{Interval: time.Millisecond, Cooldown: time.Minute, MaxCooldown: time.Minute})
+	ctx := t.Context()
+	if err := ls[0].Refuse(ctx, "refused, HTTP 403"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan time.Time, 1)
+	go func() {
+		if err := ls[1].Wait(ctx, Background); err == nil {
+			done <- time.Now()
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	succeeded := time.Now()
+	if err := ls[0].Report(ctx, Success, 0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case at := <-done:
+		if waited := at.Sub(succeeded); waited > 1500*time.Millisecond {
+			t.Errorf("the waiter resumed %v after the refusal ended", waited)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiter still waits for the next probe, a minute away")
+	}
+}

@@ -79,3 +79,26 @@ var circuitSeverity = map[string]int{"closed": 0, "half-open": 1, "open": 2}
 // WorseCircuit reports whether circuit state a is worse than b (open, then half-open,
 // closed); an unknown state is worse than any known one.
 func WorseCircuit(a, b string) bool { return worse(circuitSeverity, a, b) }
+
+// SyncClaim is the value of a book's claim in BucketClaims: the one job syncing the book
+// now. A fetcher takes it (create, compare-and-set) before it fetches anything for the
+// book and deletes it when the job ends; another job for the book meanwhile does not
+// sync it again. A reader's request that finds the book claimed sets Interactive, and the
+// job holding the claim then books its remaining requests as a reader's.
+type SyncClaim struct {
+	Header
+	JobID   string `json:"job_id"`
+	Fetcher string `json:"fetcher"`
+	Lane    Lane   `json:"lane"`
+	// Interactive is set when a reader waits for the sync.
+	Interactive bool      `json:"interactive,omitempty"`
+	At          time.Time `json:"at"`
+}
+
+// Validate reports whether the claim honours the contract.
+func (c SyncClaim) Validate() error {
+	if c.JobID == "" || !c.Lane.Valid() {
+		return invalid("sync_claim: job %q, lane %q", c.JobID, c.Lane)
+	}
+	return nil
+}

@@ -89,7 +89,15 @@ const (
 	BucketLeases = "xsw_leases"
 	// BucketCrawls holds each crawl's progress under its id.
 	BucketCrawls = "xsw_crawls"
+	// BucketClaims holds, under a book's Key, the claim of the one job syncing it now,
+	// cluster-wide (a SyncClaim); see ClaimTTL.
+	BucketClaims = "xsw_claims"
 )
+
+// ClaimTTL is how long a book's claim in BucketClaims lasts without renewal: the job
+// holding it renews it every third of that, so the claim of a fetcher that died is gone
+// within ClaimTTL.
+const ClaimTTL = time.Minute
 
 // LeaseTTL is how long a lease in BucketLeases lasts without renewal; holders renew it
 // at a third of that.
@@ -253,6 +261,7 @@ func Buckets(syncedTTL time.Duration) []KVSpec {
 		{Bucket: BucketCheckpoints, History: 1},
 		{Bucket: BucketLeases, TTL: LeaseTTL, History: 1},
 		{Bucket: BucketCrawls, TTL: 7 * 24 * time.Hour, History: 1},
+		{Bucket: BucketClaims, TTL: ClaimTTL, History: 1},
 	}
 }
 

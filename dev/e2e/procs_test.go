@@ -162,3 +162,57 @@ func TestSIGTERMHandsJobsToAnotherFetcher(t *testing.T) {
 		t.Errorf("job history has %d completed jobs for %d books, want %d each", completed, distinct, len(ids))
 	}
 }
+
+// TestOneSyncPerBookAcrossFetcherProcesses: a reader opens a book right after the listing
+// that queued it, while an administrator and the refresh ask for it too: the book is
+// requested in all four lanes at once, with two fetcher processes running. It is synced
+// once: every page of it reaches the site once, and one job completes.
+func TestOneSyncPerBookAcrossFetcherProcesses(t *testing.T) {
+	cfg := sitesim.DefaultConfig()
+	cfg.Categories, cfg.BooksPerCategory = 1, 1
+	cfg.MinChapters, cfg.MaxChapters = 100, 100 // five table-of-contents pages
+	cfg.Latency = 50 * time.Millisecond
+	s := startBare(t, cfg)
+	env := fetcherEnv(s.natsURL, s.siteURL, map[string]string{"BG_JOB_RATE_LIMIT": "0", "SYNC_DEDUP_WINDOW": "1m"})
+	for _, id := range []string{"f1", "f2"} {
+		env["FETCHER_ID"] = id
+		startProcess(t, "fetcher", env)
+	}
+	eventually(t, 20*time.Second, "both fetchers consuming", func() bool {
+		kv, err := s.ns.JS.KeyValue(t.Context(), events.BucketFetchers)
+		if err != nil {
+			return false
+		}
+		keys, _ := kv.Keys(t.Context())
+		return len(keys) == 2
+	})
+	id := s.site.Books()[0].ID
+	for _, lane := range []events.Lane{events.LanePrefetch, events.LaneInteractive, events.LaneManual, events.LaneRefresh} {
+		publishRequests(t, s.ns, []string{id}, lane)
+	}
+	s.waitAllSynced(t, []string{id}, 30*time.Second)
+	eventually(t, 10*time.Second, "four jobs recorded", func() bool {
+		var n int
+		_ = s.db.QueryRow(context.Background(), `SELECT count(*) FROM job_history WHERE book_id = $1 AND status IN ('completed', 'skipped')`, id).Scan(&n)
+		return n == 4
+	})
+	var completed int
+	if err := s.db.QueryRow(context.Background(), `SELECT count(*) FROM job_history WHERE book_id = $1 AND status = 'completed'`, id).Scan(&completed); err != nil {
+		t.Fatal(err)
+	}
+	if completed != 1 {
+		t.Errorf("%d jobs completed, want 1", completed)
+	}
+	seen := map[string]int{}
+	for _, r := range s.site.Requests() {
+		seen[r.Path]++
+	}
+	for path, n := range seen {
+		if n != 1 {
+			t.Errorf("%s fetched %d times, want once", path, n)
+		}
+	}
+	if len(seen) != 6 {
+		t.Errorf("%d pages fetched, want the book home and its five table-of-contents pages: %v", len(seen), seen)
+	}
+}

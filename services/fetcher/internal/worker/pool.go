@@ -83,6 +83,7 @@ type Pool struct {
 	nc     *nats.Conn
 	syncer *Syncer
 	synced jetstream.KeyValue
+	claims *claims
 	// queues holds, for each site served, its consumers in events.Lanes order; the
 	// legacy consumers of LegacySite's bare-id requests come right after its own.
 	queues map[string][][]jetstream.Consumer
@@ -128,6 +129,11 @@ func NewPool(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, syncer 
 		return nil, fmt.Errorf("bucket %s: %w", events.BucketSynced, err)
 	}
 	p.synced = kv
+	claimsKV, err := js.KeyValue(ctx, events.BucketClaims)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", events.BucketClaims, err)
+	}
+	p.claims = &claims{kv: claimsKV, fetcher: cfg.FetcherID}
 	return p, nil
 }
 
@@ -287,6 +293,24 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		p.settle(ctx, msg, log, "expired", func() error { return p.skip(ctx, j, "expired: waited longer than "+p.cfg.MaxAge.String()) }, msg.Term)
 		return
 	}
+	// One sync of a book at a time, cluster-wide, whatever the lanes: the job claims the
+	// book before anything else. The claim is taken before the de-duplication check, so
+	// that a job ending just now (which records its sync before releasing its claim) is
+	// seen by one or the other.
+	stopBeat := p.keepAlive(msg, nil)
+	cl, err := p.claim(ctx, j)
+	stopBeat()
+	switch {
+	case errors.Is(err, errClaimed):
+		p.settle(ctx, msg, log, "already syncing", func() error { return p.skip(ctx, j, err.Error()) }, msg.Ack)
+		return
+	case err != nil:
+		log.Warn("claim the book; retrying later", "err", err)
+		_ = msg.NakWithDelay(p.backoff(j.Attempt))
+		return
+	}
+	j.claim = cl
+	defer cl.release(ctx, log)
 	if !req.Force && p.cfg.DedupWindow > 0 {
 		if at, ok := p.lastSynced(ctx, req.Site, req.BookID); ok && now.Sub(at) < p.cfg.DedupWindow {
 			p.settle(ctx, msg, log, "recently synced", func() error {
@@ -306,7 +330,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	_ = p.publishJob(ctx, events.JobStarted, j, nil)
 	log.Info("sync started")
 
-	stopBeat := p.keepAlive(msg)
+	stopBeat = p.keepAlive(msg, cl)
 	res, err := p.syncer.Sync(ctx, j)
 	stopBeat()
 
@@ -412,15 +436,16 @@ func (p *Pool) lastSynced(ctx context.Context, siteID, bookID string) (time.Time
 	return t, err == nil
 }
 
-// keepAlive tells the server the job is still running, well within AckWait, until the
-// returned function is called.
-func (p *Pool) keepAlive(msg jetstream.Msg) (stop func()) {
+// keepAlive tells the server the job is still running, well within AckWait, and renews
+// the job's claim (when it holds one) well within events.ClaimTTL, until the returned
+// function is called.
+func (p *Pool) keepAlive(msg jetstream.Msg, cl *claim) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(p.cfg.AckWait / 3)
+		t := time.NewTicker(min(p.cfg.AckWait, events.ClaimTTL) / 3)
 		defer t.Stop()
 		for {
 			select {
@@ -428,11 +453,37 @@ func (p *Pool) keepAlive(msg jetstream.Msg) (stop func()) {
 				return
 			case <-t.C:
 				_ = msg.InProgress()
+				if cl != nil {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					if !cl.renew(ctx) {
+						p.logger.Warn("the book's claim was lost", "key", cl.key, "job_id", cl.job)
+					}
+					cancel()
+				}
 			}
 		}
 	}()
 	return func() { close(done); wg.Wait() }
 }
+
+// claim takes the book of j for j (see claims). A forced request waits for a sync in
+// flight to end, then runs; any other returns errClaimed.
+func (p *Pool) claim(ctx context.Context, j *job) (*claim, error) {
+	for {
+		cl, err := p.claims.take(ctx, j)
+		if !errors.Is(err, errClaimed) || !j.Request.Force {
+			return cl, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(claimPoll):
+		}
+	}
+}
+
+// claimPoll is how often a forced request looks whether the sync in flight has ended.
+const claimPoll = 500 * time.Millisecond
 
 // backoff is exponential in the attempt with full jitter in its upper half.
 func (p *Pool) backoff(attempt int) time.Duration {

@@ -47,6 +47,8 @@ type job struct {
 	Enqueued time.Time
 	// Requests counts the source requests made.
 	Requests int
+	// claim is the job's claim of its book (nil in tests that run Sync alone).
+	claim *claim
 }
 
 // result is what a completed sync published.
@@ -59,7 +61,8 @@ type result struct {
 // fetch gets one page of the job's site, conditionally when v has validators.
 func (s *Syncer) fetch(ctx context.Context, j *job, rawURL string, v source.Validators) (*source.Page, error) {
 	p := politeness.Background
-	if j.Request.Lane == events.LaneInteractive {
+	if j.Request.Lane == events.LaneInteractive || j.claim != nil && j.claim.readerWaits(ctx) {
+		// A reader waits: for this job, or for the sync of a book this job already had.
 		p = politeness.Interactive
 	}
 	j.Requests++

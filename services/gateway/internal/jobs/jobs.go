@@ -81,6 +81,7 @@ type Manager struct {
 	dead     jetstream.Stream
 	fetchers jetstream.KeyValue
 	synced   jetstream.KeyValue
+	claims   jetstream.KeyValue // events.BucketClaims
 	window   time.Duration
 	logger   *slog.Logger
 	now      func() time.Time
@@ -138,6 +139,10 @@ func New(ctx context.Context, js jetstream.JetStream, window time.Duration, logg
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", events.BucketSynced, err)
 	}
+	claims, err := js.KeyValue(ctx, events.BucketClaims)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", events.BucketClaims, err)
+	}
 	// Requests a build before site-qualified books left waiting on their bare-id subjects
 	// are looked for too, as long as any was there when this gateway started: new ones are
 	// never published, so a gateway started after they drained does not look.
@@ -146,7 +151,7 @@ func New(ctx context.Context, js jetstream.JetStream, window time.Duration, logg
 		return nil, fmt.Errorf("stream %s: %w", events.StreamRequests, err)
 	}
 	return &Manager{
-		js: js, requests: requests, dead: dead, fetchers: fetchers, synced: synced, window: window,
+		js: js, requests: requests, dead: dead, fetchers: fetchers, synced: synced, claims: claims, window: window,
 		legacyWaiting: len(legacy.State.Subjects) > 0,
 		logger:        logger.With("component", "jobs"), now: time.Now,
 	}, nil
@@ -155,7 +160,10 @@ func New(ctx context.Context, js jetstream.JetStream, window time.Duration, logg
 // Request puts r on the request stream unless the book needs no new request, and says
 // which. In order:
 //   - RecentlySynced when the book's last sync completed within the window (unless Force);
-//   - AlreadySyncing when a live fetcher's heartbeat lists the book as active;
+//   - AlreadySyncing when a job holds the book's claim (events.SyncClaim), or a live
+//     fetcher's heartbeat lists the book as active; a reader's request (the interactive
+//     lane) marks the claim, so that the sync in flight books its remaining requests as
+//     a reader's;
 //   - AlreadyQueued when the book waits in r's lane or a higher one (a forced request
 //     replaces a waiting unforced one in its lane, so the force is not lost);
 //   - Queued otherwise. If the book was waiting in a lower lane, that entry is purged once
@@ -228,6 +236,12 @@ func (m *Manager) request(ctx context.Context, r Request) (Status, error) {
 		if recent {
 			return RecentlySynced, nil
 		}
+	}
+	if syncing, err := m.claimed(ctx, r); err != nil || syncing {
+		if err != nil {
+			return "", err
+		}
+		return AlreadySyncing, nil
 	}
 	// A listing queues twenty prefetch requests at once: they share one read of the
 	// heartbeats (a book that started syncing moments ago is skipped by the fetcher as
@@ -475,6 +489,35 @@ func (m *Manager) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, err
 	}
 	return s, nil
+}
+
+// claimed reports whether a job holds the book's claim, the one sync of it in flight; a
+// reader's request marks the claim so that the job books its requests as a reader's.
+func (m *Manager) claimed(ctx context.Context, r Request) (bool, error) {
+	key := events.Key(r.Site, r.BookID)
+	for range 3 {
+		e, err := m.claims.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("read %s of book %s of site %s: %w", events.BucketClaims, r.BookID, r.Site, err)
+		}
+		var held events.SyncClaim
+		if events.Decode(e.Value(), &held) != nil || r.Lane != events.LaneInteractive || held.Interactive {
+			return true, nil
+		}
+		held.Interactive = true
+		b, err := events.Encode(&held)
+		if err != nil {
+			return true, nil
+		}
+		if _, err := m.claims.Update(ctx, key, b, e.Revision()); err == nil {
+			return true, nil
+		}
+		// The claim changed meanwhile (renewed, or released): look again.
+	}
+	return true, nil
 }
 
 func (m *Manager) waitingInLane(ctx context.Context, l events.Lane) (int, error) {

@@ -453,3 +453,43 @@ func TestLegacyRequestsCount(t *testing.T) {
 		t.Error("the superseded legacy request still waits")
 	}
 }
+
+// TestClaimedBookIsAlreadySyncing: a job holding the book's claim (before any heartbeat
+// lists it) makes a request already_syncing, and a reader's request marks the claim so
+// that the job books its remaining requests as a reader's.
+func TestClaimedBookIsAlreadySyncing(t *testing.T) {
+	m, ns := newManager(t)
+	kv, err := ns.JS.KeyValue(t.Context(), events.BucketClaims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claim := events.SyncClaim{Header: events.Header{Version: events.Version}, JobID: "xsw." + book + "-7", Fetcher: "f1", Lane: events.LanePrefetch, At: time.Now()}
+	b, _ := events.Encode(&claim)
+	if _, err := kv.Create(t.Context(), events.Key(site, book), b); err != nil {
+		t.Fatal(err)
+	}
+	request(t, m, manual(false), jobs.AlreadySyncing)
+	read := func() events.SyncClaim {
+		t.Helper()
+		e, err := kv.Get(t.Context(), events.Key(site, book))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c events.SyncClaim
+		if err := events.Decode(e.Value(), &c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if read().Interactive {
+		t.Error("a manual request marked the claim as a reader's")
+	}
+	reader := jobs.Request{Site: site, BookID: book, Lane: events.LaneInteractive, Priority: jobs.InteractivePriority, Reason: "reader"}
+	request(t, m, reader, jobs.AlreadySyncing)
+	if c := read(); !c.Interactive || c.JobID != claim.JobID {
+		t.Errorf("after a reader's request the claim is %+v, want the job's, marked interactive", c)
+	}
+	if got := waitingRequests(t, ns, book); len(got) != 0 {
+		t.Errorf("requests stored for a book being synced: %v", got)
+	}
+}

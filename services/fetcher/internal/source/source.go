@@ -130,6 +130,11 @@ func New(base *url.URL, limiter *politeness.Limiter, cfg Config) *Client {
 			if !c.onSite(req.URL) {
 				return fmt.Errorf("%w: %s", ErrOffSite, req.URL.Redacted())
 			}
+			if via[len(via)-1].URL.Scheme == "https" && req.URL.Scheme != "https" {
+				// Never from TLS to plain text: what we send and read would be open to anyone
+				// on the way.
+				return fmt.Errorf("%w: a redirect from https to %s", ErrOffSite, req.URL.Redacted())
+			}
 			if len(via) >= 5 {
 				return errors.New("source: too many redirects")
 			}

@@ -276,3 +276,29 @@ func TestBackgroundWaitsOutARefusal(t *testing.T) {
 		t.Errorf("still refused after the site served us: %q", lim.Refused())
 	}
 }
+
+// TestNoRedirectFromHTTPSToHTTP: a site on https that redirects to plain http is not
+// followed, even on its own host; the failure is permanent.
+func TestNoRedirectFromHTTPSToHTTP(t *testing.T) {
+	site := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/moved" {
+			http.Redirect(w, r, "/ok", http.StatusFound) // on https: followed
+			return
+		}
+		if r.URL.Path == "/ok" {
+			_, _ = w.Write([]byte("<html>好</html>"))
+			return
+		}
+		http.Redirect(w, r, "http://"+r.Host+"/ok", http.StatusMovedPermanently)
+	}))
+	t.Cleanup(site.Close)
+	base, _ := url.Parse(site.URL)
+	c := New(base, politeness.New(nil, "", politeness.Config{}), Config{InsecureTLS: true})
+	if p, err := c.Get(t.Context(), site.URL+"/moved", politeness.Background); err != nil || string(p.Body) != "<html>好</html>" {
+		t.Fatalf("an https redirect on the site: %v", err)
+	}
+	_, err := c.Get(t.Context(), site.URL+"/downgrade", politeness.Background)
+	if !errors.Is(err, ErrOffSite) || !Permanent(err) || !strings.Contains(err.Error(), "https to http") {
+		t.Errorf("a redirect to http: %v, want a permanent refusal naming the downgrade", err)
+	}
+}

@@ -15,7 +15,13 @@ const (
 	ErrKindTimeout    ErrorKind = "timeout"     // the site or the politeness queue was too slow
 	ErrKindCircuit    ErrorKind = "circuit"     // the circuit is open: no requests for now
 	ErrKindRefused    ErrorKind = "refused"     // the site refuses us (403, a challenge page)
+	ErrKindBusy       ErrorKind = "busy"        // readers have booked the site's budget too far ahead
 )
+
+// HeaderDeadline is the NATS header of a request/reply call that says until when its
+// caller waits (RFC 3339, nanoseconds): a fetcher drops a call whose caller has gone, and
+// stops waiting for the site's budget when it goes.
+const HeaderDeadline = "Xsw-Deadline"
 
 // RPCError is the error half of a reply.
 type RPCError struct {

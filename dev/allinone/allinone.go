@@ -232,8 +232,12 @@ func startSims(opts Options, env *overlay, logger *slog.Logger) (map[string]*sit
 		env.set["SOURCES"] = DemoSources
 	}
 	if env.Get("BG_JOB_RATE_LIMIT") == "" {
-		// The simulated sites are ours: a demo need not wait two seconds a page.
+		// The simulated sites are ours: a demo need not wait two seconds a page, nor
+		// hold a reader to a share of a real site's budget.
 		env.set["BG_JOB_RATE_LIMIT"] = "0.05"
+		if env.Get("API_SOURCE_RATE_LIMIT") == "" {
+			env.set["API_SOURCE_RATE_LIMIT"] = "600"
+		}
 	}
 	r := config.NewReader(env.Get)
 	sources := config.ReadSources(r, events.ValidSiteID)

@@ -78,8 +78,8 @@ func startInProcess(ctx context.Context, e *env, site sitesim.Config) (*inProces
 		"BG_JOB_WORKERS":    strconv.Itoa(e.opts.workers),
 		"XSW_ADMIN_TOKEN":   "bench",
 		"SYNC_DEDUP_WINDOW": dedupWindow.String(),
-		"API_RATE_LIMIT":    "0",
-		"LOG_LEVEL":         "info",
+		"API_RATE_LIMIT":    "0", "API_SOURCE_RATE_LIMIT": "0",
+		"LOG_LEVEL": "info",
 	}
 	logFile, err := os.Create(filepath.Join(e.opts.outDir, "pipeline-allinone.log"))
 	if err != nil {

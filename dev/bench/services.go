@@ -66,7 +66,7 @@ func runServices(ctx context.Context, e *env, r *Results) error {
 	}
 	defer func() { _ = ix.stop(10 * time.Second) }()
 	gw, err := e.start("gateway", "gateway", with(map[string]string{
-		"HTTP_ADDR": addr, "API_RATE_LIMIT": "0", "LISTING_CACHE_TTL": "1h", "XSW_ADMIN_TOKEN": "bench",
+		"HTTP_ADDR": addr, "API_RATE_LIMIT": "0", "API_SOURCE_RATE_LIMIT": "0", "LISTING_CACHE_TTL": "1h", "XSW_ADMIN_TOKEN": "bench",
 	}), "")
 	if err != nil {
 		return err

@@ -77,7 +77,7 @@ func startAllInOne(ctx context.Context, e *env, siteURL string, n int) (*allInOn
 	p, err := e.start(fmt.Sprintf("allinone-%d", n), "xsw", map[string]string{
 		"DATABASE_URL": dsn, "DATA_DIR": dataDir, "HTTP_ADDR": addr, "BASE_URL": siteURL,
 		"BG_JOB_RATE_LIMIT": "0", "BG_JOB_WORKERS": strconv.Itoa(e.opts.workers), "XSW_ADMIN_TOKEN": "bench",
-		"API_RATE_LIMIT": "0", "LOG_FORMAT": "json", "LOG_LEVEL": "info",
+		"API_RATE_LIMIT": "0", "API_SOURCE_RATE_LIMIT": "0", "LOG_FORMAT": "json", "LOG_LEVEL": "info",
 	}, `"msg":"xsw ready"`, "run")
 	if err != nil {
 		return nil, err

@@ -161,7 +161,7 @@ func newRig(t *testing.T, o options) *rig {
 		r.gateway = proctest.Start(t, "gateway", proctest.Binary(t, pkgGateway), r.env(map[string]string{
 			"HTTP_ADDR": addr, "DATABASE_URL": r.dsn, "BASE_URL": r.site.url,
 			"XSW_ADMIN_TOKEN": adminToken, "SYNC_DEDUP_WINDOW": "1s", "READS_FLUSH_INTERVAL": "1s",
-			"API_RATE_LIMIT": "100000",
+			"API_RATE_LIMIT": "100000", "API_SOURCE_RATE_LIMIT": "0",
 		}))
 		waitHTTP(t, r.gatewayURL+"/healthz", 30*time.Second)
 	}

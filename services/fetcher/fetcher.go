@@ -72,8 +72,11 @@ type Config struct {
 	AckWait         time.Duration
 	CircuitFailures int
 	CircuitCooldown time.Duration
-	FetcherID       string
-	HealthAddr      string
+	// InteractiveMaxWait bounds how far ahead of now a reader's request may book its
+	// site's slot (INTERACTIVE_MAX_WAIT); beyond it the reader hears the site is busy.
+	InteractiveMaxWait time.Duration
+	FetcherID          string
+	HealthAddr         string
 	// Registry receives the fetcher's metrics, served on HealthAddr at /metrics. It is
 	// not read from the environment: nil gives the fetcher a registry of its own; the
 	// all-in-one passes the one it shares between its parts.
@@ -89,23 +92,24 @@ type Config struct {
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	r := config.NewReader(getenv)
 	c := Config{
-		NATSURL:         r.String("NATS_URL", "nats://127.0.0.1:4222"),
-		NATSReplicas:    r.Int("NATS_REPLICAS", 1),
-		Sources:         config.ReadSources(r, events.ValidSiteID),
-		InsecureTLS:     r.Bool("SOURCE_INSECURE_TLS", false),
-		HTTPTimeout:     r.Duration("HTTP_TIMEOUT", 15*time.Second),
-		UserAgent:       r.String("USER_AGENT", ""),
-		Workers:         r.Int("BG_JOB_WORKERS", 2),
-		MaxAttempts:     r.Int("BG_JOB_MAX_ATTEMPTS", 5),
-		MaxAge:          r.Duration("BG_JOB_MAX_AGE", 24*time.Hour),
-		DedupWindow:     r.Duration("SYNC_DEDUP_WINDOW", 5*time.Minute),
-		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 5*time.Second),
-		RetryBase:       r.Duration("BG_JOB_RETRY_BASE", 2*time.Second),
-		AckWait:         r.Duration("BG_JOB_ACK_WAIT", time.Minute),
-		CircuitFailures: r.Int("CIRCUIT_FAILURES", 5),
-		CircuitCooldown: r.Duration("CIRCUIT_COOLDOWN", 30*time.Second),
-		FetcherID:       r.String("FETCHER_ID", ""),
-		HealthAddr:      r.String("FETCHER_HEALTH_ADDR", ":8001"),
+		NATSURL:            r.String("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSReplicas:       r.Int("NATS_REPLICAS", 1),
+		Sources:            config.ReadSources(r, events.ValidSiteID),
+		InsecureTLS:        r.Bool("SOURCE_INSECURE_TLS", false),
+		HTTPTimeout:        r.Duration("HTTP_TIMEOUT", 15*time.Second),
+		UserAgent:          r.String("USER_AGENT", ""),
+		Workers:            r.Int("BG_JOB_WORKERS", 2),
+		MaxAttempts:        r.Int("BG_JOB_MAX_ATTEMPTS", 5),
+		MaxAge:             r.Duration("BG_JOB_MAX_AGE", 24*time.Hour),
+		DedupWindow:        r.Duration("SYNC_DEDUP_WINDOW", 5*time.Minute),
+		ShutdownTimeout:    r.Duration("SHUTDOWN_TIMEOUT", 5*time.Second),
+		RetryBase:          r.Duration("BG_JOB_RETRY_BASE", 2*time.Second),
+		AckWait:            r.Duration("BG_JOB_ACK_WAIT", time.Minute),
+		CircuitFailures:    r.Int("CIRCUIT_FAILURES", 5),
+		CircuitCooldown:    r.Duration("CIRCUIT_COOLDOWN", 30*time.Second),
+		InteractiveMaxWait: r.Duration("INTERACTIVE_MAX_WAIT", 10*time.Second),
+		FetcherID:          r.String("FETCHER_ID", ""),
+		HealthAddr:         r.String("FETCHER_HEALTH_ADDR", ":8001"),
 	}
 	if err := r.Err(); err != nil {
 		return c, err
@@ -153,6 +157,7 @@ func (c Config) validateVars() error {
 		config.Check(c.ShutdownTimeout >= 0, "SHUTDOWN_TIMEOUT", "want >= 0, got %v", c.ShutdownTimeout),
 		config.Check(c.NATSReplicas == 1 || c.NATSReplicas == 3 || c.NATSReplicas == 5, "NATS_REPLICAS", "want 1, 3 or 5, got %d", c.NATSReplicas),
 		config.Check(c.CircuitFailures >= 1, "CIRCUIT_FAILURES", "want >= 1, got %d", c.CircuitFailures),
+		config.Check(c.InteractiveMaxWait > 0, "INTERACTIVE_MAX_WAIT", "want > 0, got %v", c.InteractiveMaxWait),
 		config.Check(!strings.ContainsAny(c.FetcherID, ".*> "), "FETCHER_ID", "no dots, spaces or wildcards: %q", c.FetcherID),
 	)
 }
@@ -199,7 +204,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	var m *metrics.Fetcher
 	served, err := sites.Open(ctx, kv, sites.Config{
 		Sources: cfg.Sources, Adapters: cfg.adapters(),
-		Politeness: politeness.Config{FailureThreshold: cfg.CircuitFailures, Cooldown: cfg.CircuitCooldown},
+		Politeness: politeness.Config{FailureThreshold: cfg.CircuitFailures, Cooldown: cfg.CircuitCooldown, InteractiveMaxWait: cfg.InteractiveMaxWait},
 		Client:     source.Config{Timeout: cfg.HTTPTimeout, InsecureTLS: cfg.InsecureTLS, UserAgent: cfg.UserAgent},
 		Observe:    func(site string, status int, took time.Duration) { m.SourceRequest(site, status, took) },
 	})

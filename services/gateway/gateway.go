@@ -84,6 +84,9 @@ type Config struct {
 	// RateLimit is how many requests one client may make per RateWindow; 0 disables the
 	// limit (API_RATE_LIMIT, 120).
 	RateLimit int
+	// SourceRateLimit is how many requests to source sites one client may cause a
+	// minute, apart from RateLimit; 0 disables the bound (API_SOURCE_RATE_LIMIT, 10).
+	SourceRateLimit int
 	// RateWindow is the window of RateLimit (API_RATE_WINDOW, 1m).
 	RateWindow time.Duration
 	// TrustedProxies are the proxies (addresses or CIDR prefixes, comma-separated) whose
@@ -121,6 +124,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 5*time.Second),
 		ReadsFlush:      r.Duration("READS_FLUSH_INTERVAL", 30*time.Second),
 		RateLimit:       r.Int("API_RATE_LIMIT", 120),
+		SourceRateLimit: r.Int("API_SOURCE_RATE_LIMIT", 10),
 		RateWindow:      r.Duration("API_RATE_WINDOW", time.Minute),
 		CORSAllowOrigins: strings.Join(strings.Fields(strings.ReplaceAll(
 			r.String("CORS_ALLOW_ORIGINS", "*"), ",", " ")), ","),
@@ -200,6 +204,7 @@ func (c Config) Validate() error {
 		config.Check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "must be positive, got %s", c.ShutdownTimeout),
 		config.Check(c.ReadsFlush >= time.Second, "READS_FLUSH_INTERVAL", "want at least 1s, got %s", c.ReadsFlush),
 		config.Check(c.RateLimit >= 0 && c.RateLimit <= 1_000_000, "API_RATE_LIMIT", "must be from 0 (off) to 1000000, got %d", c.RateLimit),
+		config.Check(c.SourceRateLimit >= 0 && c.SourceRateLimit <= 1_000_000, "API_SOURCE_RATE_LIMIT", "must be from 0 (off) to 1000000, got %d", c.SourceRateLimit),
 		config.Check(c.RateWindow >= time.Second && c.RateWindow <= 24*time.Hour, "API_RATE_WINDOW", "must be from 1s to 24h, got %s", c.RateWindow),
 		config.Check(validOrigins(c.CORSAllowOrigins), "CORS_ALLOW_ORIGINS",
 			`want "*" or comma-separated origins like https://reader.example.org, got %q`, c.CORSAllowOrigins),
@@ -275,7 +280,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		Database: databaseLabel(cfg.DatabaseURL),
 		CacheTTL: cfg.CacheTTL, ListingCacheTTL: cfg.ListingCacheTTL,
 		InteractiveWait: cfg.InteractiveWait, ChapterWait: cfg.ChapterWait, RPCTimeout: cfg.RPCTimeout,
-		AdminToken: cfg.AdminToken, RateLimit: cfg.RateLimit, RateWindow: cfg.RateWindow,
+		AdminToken: cfg.AdminToken, RateLimit: cfg.RateLimit, RateWindow: cfg.RateWindow, SourceRateLimit: cfg.SourceRateLimit,
 		TrustedProxies: cfg.TrustedProxies, CORSAllowOrigins: cfg.CORSAllowOrigins,
 		CountRead:  counter.Add,
 		Middleware: []fiber.Handler{httpMetrics.Middleware},

@@ -41,7 +41,7 @@ func TestConfigDefaults(t *testing.T) {
 		CacheTTL: 900 * time.Second, ListingCacheTTL: time.Minute, InteractiveWait: 10 * time.Second,
 		ChapterWait: time.Minute, RPCTimeout: 15 * time.Second, SyncDedupWindow: 5 * time.Minute,
 		NATSReplicas: 1, RequestMaxAge: 24 * time.Hour, ShutdownTimeout: 5 * time.Second, ReadsFlush: 30 * time.Second,
-		RateLimit: 120, RateWindow: time.Minute, CORSAllowOrigins: "*",
+		RateLimit: 120, SourceRateLimit: 10, RateWindow: time.Minute, CORSAllowOrigins: "*",
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults\n got %+v\nwant %+v", cfg, want)

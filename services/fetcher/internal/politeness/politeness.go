@@ -44,6 +44,27 @@ var ErrCircuitOpen = errors.New("source circuit open")
 // cooldown asks whether the site lets us in again.
 var ErrRefused = errors.New("the site refuses us")
 
+// ErrBusy is returned to an interactive request whose slot would lie further ahead than
+// Config.InteractiveMaxWait (as a *BusyError): the site's budget is taken for that long.
+var ErrBusy = errors.New("the site's budget is taken")
+
+// BusyError is ErrBusy with how long until a slot within the bound is likely.
+type BusyError struct {
+	RetryAfter time.Duration
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("%v; try again in %v", ErrBusy, e.RetryAfter.Round(time.Second))
+}
+
+// Is makes errors.Is(err, ErrBusy) match.
+func (e *BusyError) Is(target error) bool { return target == ErrBusy }
+
+// BackgroundShare: of any BackgroundShare consecutive slots, interactive requests book
+// at most BackgroundShare-1 while background work waits, so that background work keeps
+// at least a tenth of the budget under any flood of readers.
+const BackgroundShare = 10
+
 // refusedPoll is how often a background request waiting for a refusing site reads the
 // shared entry again, so that the work resumes soon after any fetcher's probe succeeds.
 const refusedPoll = time.Second
@@ -74,6 +95,9 @@ type Config struct {
 	// Cooldown is how long the circuit first stays open; it doubles on each reopening, up
 	// to MaxCooldown (defaults 30s and 10m).
 	Cooldown, MaxCooldown time.Duration
+	// InteractiveMaxWait bounds how far ahead an interactive request may book its slot
+	// (INTERACTIVE_MAX_WAIT); beyond it the request gets a *BusyError. Zero: no bound.
+	InteractiveMaxWait time.Duration
 }
 
 func (c *Config) defaults() {
@@ -104,6 +128,12 @@ type state struct {
 	// counts the probes refused, for the cooldown.
 	ProbeAt int64 `json:"probe_at,omitempty"`
 	Probes  int   `json:"probes,omitempty"`
+	// LastBg is background work's last slot (unix nanoseconds); Reserved is a slot kept
+	// for background work; BgWaits is until when background work is known to wait for a
+	// slot (see BackgroundShare).
+	LastBg   int64 `json:"last_bg,omitempty"`
+	Reserved int64 `json:"reserved,omitempty"`
+	BgWaits  int64 `json:"bg_waits,omitempty"`
 }
 
 // Circuit states, as reported by Snapshot.
@@ -214,14 +244,36 @@ func (l *Limiter) book(ctx context.Context, p Priority) (time.Time, error) {
 			}
 			continue
 		}
-		slot := max(now, st.Next)
-		if p == Background && slot > now {
-			if err := l.sleep(ctx, time.Duration(slot-now)); err != nil {
-				return time.Time{}, err
+		step := int64(float64(l.cfg.Interval) * st.Factor)
+		var slot int64
+		if p == Background {
+			var wait int64
+			slot, wait = l.backgroundSlot(&st, now, step)
+			if wait > 0 {
+				if until := now + wait + step; st.BgWaits < until-step {
+					// Say that background work waits (a write at most once an interval),
+					// so that interactive requests leave it its share meanwhile.
+					st.BgWaits = until
+					_, _ = l.store(ctx, st, rev)
+				}
+				if err := l.sleep(ctx, time.Duration(wait)); err != nil {
+					return time.Time{}, err
+				}
+				continue
 			}
-			continue
+		} else {
+			slot = max(now, st.Next)
+			if st.BgWaits >= now && st.Reserved < now && slot-st.LastBg >= (BackgroundShare-1)*step {
+				// Background work waits and readers have had the nine slots since its
+				// last: this one is background work's.
+				st.Reserved, st.LastBg = slot, slot
+				slot += step
+			}
+			if limit := l.cfg.InteractiveMaxWait; limit > 0 && time.Duration(slot-now) > limit {
+				return time.Time{}, &BusyError{RetryAfter: time.Duration(slot-now) - limit}
+			}
+			st.Next = slot + step
 		}
-		st.Next = slot + int64(float64(l.cfg.Interval)*st.Factor)
 		ok, err := l.store(ctx, st, rev)
 		if err != nil {
 			return time.Time{}, err
@@ -237,6 +289,35 @@ func (l *Limiter) book(ctx context.Context, p Priority) (time.Time, error) {
 		return time.Unix(0, slot), l.sleep(ctx, time.Duration(slot-l.now().UnixNano()))
 	}
 }
+
+// backgroundSlot finds a background request's slot: a slot kept for background work,
+// when one is due now, else the next free slot if it is free now. It updates st for the
+// booking; wait, when positive, is how long to sleep before looking again.
+func (l *Limiter) backgroundSlot(st *state, now, step int64) (slot, wait int64) {
+	if r := st.Reserved; r != 0 {
+		if r >= now {
+			// Kept for background work: book it, and go out exactly at it (the slots
+			// on either side of it are readers').
+			// Background work is counted as waiting until it is back for more.
+			st.Reserved, st.BgWaits = 0, max(st.BgWaits, r+step)
+			return r, 0
+		}
+		st.Reserved = 0 // nobody took it in time: gone
+	}
+	slot = max(now, st.Next)
+	if slot > now {
+		// Readers may keep a slot for background work meanwhile: look again within a few
+		// intervals.
+		return 0, min(slot-now, backgroundLook*step)
+	}
+	st.LastBg = slot
+	st.Next = slot + step
+	return slot, 0
+}
+
+// backgroundLook is how many intervals a waiting background request sleeps at most
+// before it reads the shared entry again, for a slot readers kept for it.
+const backgroundLook = 3
 
 // Outcome is what became of one source request.
 type Outcome int

@@ -298,3 +298,86 @@ func TestRefusalEndsForEveryWaiter(t *testing.T) {
 		t.Fatal("the waiter still waits for the next probe, a minute away")
 	}
 }
+
+// TestBackgroundKeepsATenth: readers in three processes book every slot they can, as a
+// flood of them would; background work waiting meanwhile still gets at least one slot in
+// BackgroundShare, and no two slots are closer than the interval.
+func TestBackgroundKeepsATenth(t *testing.T) {
+	const interval = 20 * time.Millisecond
+	ls := limiters(t, 3, Config{Interval: interval})
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var slots []time.Time
+	var background int
+	var wg sync.WaitGroup
+	for i, l := range ls {
+		for w := 0; w < 4; w++ {
+			p := Interactive
+			if i == 0 && w == 0 {
+				p = Background
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					slot, err := l.book(ctx, p)
+					if err != nil {
+						return
+					}
+					mu.Lock()
+					slots = append(slots, slot)
+					if p == Background {
+						background++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if len(slots) < 100 {
+		t.Fatalf("%d slots in 3s at one per 20ms", len(slots))
+	}
+	if background*BackgroundShare < len(slots)-BackgroundShare {
+		t.Errorf("background work had %d of %d slots, want at least one in %d", background, len(slots), BackgroundShare)
+	}
+	sort.Slice(slots, func(i, j int) bool { return slots[i].Before(slots[j]) })
+	for i := 1; i < len(slots); i++ {
+		if gap := slots[i].Sub(slots[i-1]); gap < interval-time.Millisecond {
+			t.Fatalf("slots %d and %d are %v apart, under the interval", i-1, i, gap)
+		}
+	}
+	t.Logf("%d slots, %d background", len(slots), background)
+}
+
+// TestInteractiveBacklogIsBounded: readers book at most InteractiveMaxWait ahead; beyond
+// that they are told how long until the budget frees up, and book nothing.
+func TestInteractiveBacklogIsBounded(t *testing.T) {
+	const interval = 100 * time.Millisecond
+	l := limiters(t, 1, Config{Interval: interval, InteractiveMaxWait: 350 * time.Millisecond})[0]
+	var booked, busy int
+	// Eight readers at once.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := l.book(t.Context(), Interactive)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				booked++
+			} else if errors.Is(err, ErrBusy) {
+				busy++
+			} else {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if booked < 3 || booked > 5 || booked+busy != 8 {
+		t.Errorf("%d booked and %d told busy of 8 readers at once, want 3 to 5 booked within 350ms at 100ms", booked, busy)
+	}
+}

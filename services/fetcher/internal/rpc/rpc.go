@@ -98,9 +98,23 @@ func (s *Server) subscribe(ctx context.Context, subject string, h func(context.C
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			cctx, cancel := context.WithTimeout(ctx, s.Timeout)
+			deadline := time.Now().Add(s.Timeout)
+			if d, err := time.Parse(time.RFC3339Nano, m.Header.Get(events.HeaderDeadline)); err == nil {
+				if !time.Now().Before(d) {
+					// The caller has gone: nothing is fetched for nobody.
+					s.Logger.Debug("rpc call dropped: its caller has stopped waiting", "subject", m.Subject, "deadline", d)
+					return
+				}
+				if d.Before(deadline) {
+					deadline = d
+				}
+			}
+			cctx, cancel := context.WithDeadline(ctx, deadline)
 			defer cancel()
 			reply := h(cctx, m.Data)
+			if cctx.Err() != nil && ctx.Err() == nil && time.Now().After(deadline) {
+				return // nobody waits for the reply any more
+			}
 			b, err := json.Marshal(reply)
 			if err == nil {
 				err = m.Respond(b)
@@ -162,6 +176,8 @@ func rpcError(err error) *events.RPCError {
 		kind = events.ErrKindCircuit
 	case errors.Is(err, politeness.ErrRefused):
 		kind = events.ErrKindRefused
+	case errors.Is(err, politeness.ErrBusy):
+		kind = events.ErrKindBusy
 	case errors.Is(err, events.ErrInvalid), errors.Is(err, events.ErrVersion):
 		kind = events.ErrKindBadRequest
 	case source.Timeout(err), errors.Is(err, context.DeadlineExceeded):

@@ -419,3 +419,28 @@ func TestRefsUsesTheCheckpoint(t *testing.T) {
 		t.Errorf("site asked for %v, want %v", got, want)
 	}
 }
+
+// TestCallOfACallerGone: a call whose caller stopped waiting (its deadline header past)
+// is dropped before anything is fetched; a live one is served.
+func TestCallOfACallerGone(t *testing.T) {
+	e := start(t)
+	e.xswAsked.take()
+	req := events.ChapterRequest{Header: events.Header{Version: events.Version}, Site: xsw.ID, BookID: "1000001", ChapterID: "900002", Number: 2}
+	b, _ := json.Marshal(req)
+	msg := nats.NewMsg(events.RPCSubject(events.SubjectRPCChapter, xsw.ID))
+	msg.Data = b
+	msg.Header.Set(events.HeaderDeadline, time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano))
+	if _, err := e.ns.Conn.RequestMsg(msg, 500*time.Millisecond); err == nil {
+		t.Error("a call past its deadline was answered")
+	}
+	if got := e.xswAsked.take(); len(got) != 0 {
+		t.Errorf("a call past its deadline reached the site: %v", got)
+	}
+	msg.Header.Set(events.HeaderDeadline, time.Now().Add(5*time.Second).UTC().Format(time.RFC3339Nano))
+	if _, err := e.ns.Conn.RequestMsg(msg, 5*time.Second); err != nil {
+		t.Fatalf("a live call: %v", err)
+	}
+	if got := e.xswAsked.take(); len(got) != 1 {
+		t.Errorf("a live call asked the site %v, want one page", got)
+	}
+}

@@ -378,7 +378,7 @@ func (s *Server) fetchChapter(ctx context.Context, b bookRef, ch catalog.Chapter
 	v, err, _ := s.fetches.Do("text:"+b.key()+":"+strconv.Itoa(ch.Number), func() (any, error) {
 		req := events.ChapterRequest{Header: events.Header{Version: events.Version}, Site: b.site, BookID: b.id, ChapterID: ch.ChapterID, Number: ch.Number}
 		var reply events.ChapterReply
-		if err := s.call(s.ctx, events.SubjectRPCChapter, b.site, s.cfg.ChapterWait, &req, &reply); err != nil {
+		if err := s.call(s.detached(ctx), events.SubjectRPCChapter, b.site, s.cfg.ChapterWait, &req, &reply); err != nil {
 			return nil, err
 		}
 		if reply.Error != nil {

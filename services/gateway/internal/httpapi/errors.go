@@ -67,6 +67,8 @@ func rpcFailure(e *events.RPCError) error {
 		return newError(fiber.StatusBadRequest, "the fetcher refused the request: %s", e.Message)
 	case events.ErrKindTimeout:
 		return newError(fiber.StatusGatewayTimeout, "the source timed out: %s", e.Message)
+	case events.ErrKindBusy:
+		return &httpError{status: fiber.StatusServiceUnavailable, detail: "the source site is busy with other readers' requests; try again shortly", retryAfter: 10}
 	case events.ErrKindRefused:
 		return &httpError{status: fiber.StatusServiceUnavailable, detail: e.Message, retryAfter: 60}
 	case events.ErrKindCircuit:

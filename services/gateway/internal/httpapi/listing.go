@@ -37,8 +37,15 @@ func (s *Server) categories(c *fiber.Ctx) error {
 	if st, _ := s.sites.Get(ctx, site); !st.Described {
 		err = checkError(sites.ErrUndescribed, "category", "cat_id", site, "")
 	} else {
-		err = s.call(ctx, events.SubjectRPCCategories, site, s.cfg.RPCTimeout,
-			&events.CategoriesRequest{Header: events.Header{Version: events.Version}, Site: site}, &reply)
+		// Readers asking at once share one call: one request to the site per gateway.
+		var shared any
+		shared, err, _ = s.fetches.Do(group, func() (any, error) {
+			var reply events.CategoriesReply
+			err := s.call(s.detached(ctx), events.SubjectRPCCategories, site, s.cfg.RPCTimeout,
+				&events.CategoriesRequest{Header: events.Header{Version: events.Version}, Site: site}, &reply)
+			return reply, err
+		})
+		reply, _ = shared.(events.CategoriesReply)
 	}
 	switch {
 	case err != nil:
@@ -118,9 +125,14 @@ func (s *Server) listing(c *fiber.Ctx) error {
 	v, ok := s.listings.Get(group, key)
 	if !ok {
 		token := s.listings.Token(group)
-		var reply events.ListingReply
-		err := s.call(c.UserContext(), events.SubjectRPCListing, site, s.cfg.RPCTimeout,
-			&events.ListingRequest{Header: events.Header{Version: events.Version}, Site: site, Category: events.CategoryID(cat), Page: page}, &reply)
+		// Readers asking at once share one call: one request to the site per gateway.
+		shared, err, _ := s.fetches.Do(group+":"+key, func() (any, error) {
+			var reply events.ListingReply
+			err := s.call(s.detached(c.UserContext()), events.SubjectRPCListing, site, s.cfg.RPCTimeout,
+				&events.ListingRequest{Header: events.Header{Version: events.Version}, Site: site, Category: events.CategoryID(cat), Page: page}, &reply)
+			return reply, err
+		})
+		reply, _ := shared.(events.ListingReply)
 		if errors.Is(err, errPending) {
 			return newError(fiber.StatusGatewayTimeout, "no fetcher answered within %s", s.cfg.RPCTimeout)
 		}

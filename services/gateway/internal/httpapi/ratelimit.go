@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"math"
 	"net"
 	"net/netip"
@@ -142,5 +143,42 @@ func (s *Server) rateLimit(c *fiber.Ctx) error {
 		status: fiber.StatusTooManyRequests, retryAfter: secs,
 		detail: "too many requests: at most " + strconv.Itoa(s.cfg.RateLimit) + " per " + s.cfg.RateWindow.String() +
 			" per client; retry in " + strconv.Itoa(secs) + "s",
+	}
+}
+
+// clientCtxKey carries the client's key (clientKey) in a request's context, so that what
+// a handler does on the client's behalf further down is charged to it.
+type clientCtxKey struct{}
+
+// clientOf returns the client key ctx carries, or "".
+func clientOf(ctx context.Context) string {
+	k, _ := ctx.Value(clientCtxKey{}).(string)
+	return k
+}
+
+// detached returns the server's own context (which outlives any one request), carrying
+// the client of from: for work shared by concurrent callers, charged to the first.
+func (s *Server) detached(from context.Context) context.Context {
+	return context.WithValue(s.ctx, clientCtxKey{}, clientOf(from))
+}
+
+// chargeSource takes one of the client's share of the requests that reach a source site
+// (API_SOURCE_RATE_LIMIT a minute), or answers 429 when the share is spent: what is
+// stored is still served, but nothing more is asked of the site for this client for now.
+// Work not done for a client (no client in ctx) is not charged.
+func (s *Server) chargeSource(ctx context.Context) error {
+	client := clientOf(ctx)
+	if s.sourceLimiter == nil || client == "" {
+		return nil
+	}
+	ok, wait := s.sourceLimiter.allow(client)
+	if ok {
+		return nil
+	}
+	secs := max(1, int(math.Ceil(wait.Seconds())))
+	return &httpError{
+		status: fiber.StatusTooManyRequests, retryAfter: secs,
+		detail: "this client has asked for more pages from the source site than its share: at most " +
+			strconv.Itoa(s.cfg.SourceRateLimit) + " a minute; what is stored is served as ever; retry in " + strconv.Itoa(secs) + "s",
 	}
 }

@@ -87,6 +87,10 @@ type Config struct {
 	RateLimit int
 	// RateWindow is the window of RateLimit.
 	RateWindow time.Duration
+	// SourceRateLimit bounds the requests to source sites each client may cause a minute
+	// (a chapter's text, a listing, a book not stored yet), apart from RateLimit; 0
+	// disables the bound.
+	SourceRateLimit int
 	// TrustedProxies are the proxies whose X-Forwarded-For names the client.
 	TrustedProxies []netip.Prefix
 	// CORSAllowOrigins is the CORS allow-list: "*" or comma-separated origins ("" is "*").
@@ -111,6 +115,9 @@ type Server struct {
 	log     *slog.Logger
 	app     *fiber.App
 	limiter *clientLimiter // nil: no rate limit
+	// sourceLimiter bounds each client's share of the requests that reach a source site
+	// (nil: no bound).
+	sourceLimiter *clientLimiter
 
 	books    *cache.Cache[any] // grouped by book (events.Key)
 	listings *cache.Cache[any] // categories and listing pages
@@ -153,6 +160,9 @@ func New(cfg Config, nc *nats.Conn, cat *catalog.Catalog, jm *jobs.Manager, reg 
 	}
 	if cfg.RateLimit > 0 && cfg.RateWindow > 0 {
 		s.limiter = newClientLimiter(cfg.RateLimit, cfg.RateWindow)
+	}
+	if cfg.SourceRateLimit > 0 {
+		s.sourceLimiter = newClientLimiter(cfg.SourceRateLimit, time.Minute)
 	}
 	for subject, h := range map[string]nats.MsgHandler{events.SubjectIndexedAll: s.onIndexed, events.SubjectCacheAll: s.onInvalidated} {
 		sub, err := nc.Subscribe(subject, h)
@@ -323,7 +333,7 @@ func (s *Server) routes() {
 	app.Use(func(c *fiber.Ctx) error {
 		ctx, cancel := context.WithTimeout(s.ctx, limit)
 		defer cancel()
-		c.SetUserContext(ctx)
+		c.SetUserContext(context.WithValue(ctx, clientCtxKey{}, clientKey(c, s.cfg.TrustedProxies)))
 		return c.Next()
 	})
 

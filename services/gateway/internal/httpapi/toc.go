@@ -16,13 +16,13 @@ import (
 // database holds of the list, so that the fetcher fetches nothing twice; which pages of
 // the site hold the range is the fetcher's to know. The fetcher also publishes the
 // pages it fetched for the indexer.
-func (s *Server) fetchRefs(b bookRef, from, to int, stored events.StoredPages) ([]events.ChapterRef, error) {
+func (s *Server) fetchRefs(ctx context.Context, b bookRef, from, to int, stored events.StoredPages) ([]events.ChapterRef, error) {
 	key := "refs:" + b.key() + ":" + strconv.Itoa(from) + "-" + strconv.Itoa(to)
 	v, err, _ := s.fetches.Do(key, func() (any, error) {
 		req := events.ChapterRefsRequest{Header: events.Header{Version: events.Version}, Site: b.site, BookID: b.id,
 			From: from, To: to, Stored: stored}
 		var reply events.ChapterRefsReply
-		if err := s.call(s.ctx, events.SubjectRPCRefs, b.site, s.cfg.InteractiveWait, &req, &reply); err != nil {
+		if err := s.call(s.detached(ctx), events.SubjectRPCRefs, b.site, s.cfg.InteractiveWait, &req, &reply); err != nil {
 			return nil, err
 		}
 		if reply.Error != nil {
@@ -68,7 +68,7 @@ func (s *Server) refsOutOfTurn(ctx context.Context, b bookRef, from, to int, hav
 	if err != nil {
 		return nil, databaseError(err)
 	}
-	refs, err := s.fetchRefs(b, first, last, stored)
+	refs, err := s.fetchRefs(ctx, b, first, last, stored)
 	if err != nil {
 		return nil, err
 	}

@@ -101,6 +101,9 @@ func (s *Server) await(ctx context.Context, b bookRef, n need) error {
 		})
 		return refusedError(st, err == nil)
 	}
+	if err := s.chargeSource(ctx); err != nil {
+		return err
+	}
 	// The shared wait runs on the first caller's goroutine and is bounded by its own
 	// timeout, not by any one caller's context.
 	_, err, _ = s.waits.Do(n.key(b), func() (any, error) {
@@ -168,6 +171,9 @@ func (s *Server) call(ctx context.Context, call, site string, timeout time.Durat
 	if st, refused := s.sites.Refused(site); refused {
 		return refusedError(st, false)
 	}
+	if err := s.chargeSource(ctx); err != nil {
+		return err
+	}
 	subject := events.RPCSubject(call, site)
 	data, err := events.Encode(req)
 	if err != nil {
@@ -175,7 +181,13 @@ func (s *Server) call(ctx context.Context, call, site string, timeout time.Durat
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	msg, err := s.nc.RequestWithContext(ctx, subject, data)
+	out := nats.NewMsg(subject)
+	out.Data = data
+	if deadline, ok := ctx.Deadline(); ok {
+		// The fetcher drops the call once we have stopped waiting for it.
+		out.Header.Set(events.HeaderDeadline, deadline.UTC().Format(time.RFC3339Nano))
+	}
+	msg, err := s.nc.RequestMsgWithContext(ctx, out)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return errNoFetcher

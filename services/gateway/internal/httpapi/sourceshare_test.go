@@ -1,0 +1,80 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/xswtw/xsw/events"
+)
+
+// listingAnswer makes the test fetcher answer every listing call with one book, slowly
+// enough for readers to ask at once, counting the calls.
+func listingAnswer(e *env, delay time.Duration) *atomic.Int32 {
+	var n atomic.Int32
+	e.serve(events.SubjectRPCListing, func(data []byte) events.Payload {
+		n.Add(1)
+		time.Sleep(delay)
+		id := "1000001"
+		return &events.ListingReply{Header: events.Header{Version: events.Version},
+			Books: []events.ListingBook{{BookID: id, Name: "書", BookURL: "https://m.xsw.tw/" + id + "/"}}}
+	})
+	return &n
+}
+
+// TestConcurrentReadersShareOneListingCall: twenty readers asking for the same uncached
+// listing page at once cost the site one request, through one call to the fetchers.
+func TestConcurrentReadersShareOneListingCall(t *testing.T) {
+	e := newEnv(t)
+	calls := listingAnswer(e, 150*time.Millisecond)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.get("/xsw/api/categories/1/books?page=3&bg_sync=false")
+			if r.status != http.StatusOK {
+				t.Errorf("status %d: %s", r.status, r.body)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d listing calls for twenty readers of one page, want 1", n)
+	}
+}
+
+// TestSourceShareIsPerClient: a client may cause API_SOURCE_RATE_LIMIT requests to the
+// site a minute, apart from its API limit; past it the answer is 429 with Retry-After and
+// nothing reaches the fetchers, while another client still gets its share and what is
+// cached is served to everyone.
+func TestSourceShareIsPerClient(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.SourceRateLimit = 3
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/32")} // App.Test's peer
+	})
+	calls := listingAnswer(e, 0)
+	as := func(client string, page int) response {
+		return e.request(http.MethodGet, "/xsw/api/categories/1/books?bg_sync=false&page="+strconv.Itoa(page), "X-Forwarded-For", client)
+	}
+	for page := 1; page <= 3; page++ {
+		expect(t, as("203.0.113.7", page), http.StatusOK)
+	}
+	r := as("203.0.113.7", 4)
+	expect(t, r, http.StatusTooManyRequests)
+	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
+		t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
+	}
+	if n := calls.Load(); n != 3 {
+		t.Errorf("%d calls reached the fetchers, want the client's 3", n)
+	}
+	expect(t, as("203.0.113.7", 2), http.StatusOK) // cached: served, not charged
+	expect(t, as("198.51.100.9", 4), http.StatusOK)
+	if n := calls.Load(); n != 4 {
+		t.Errorf("%d calls after another client's, want 4", n)
+	}
+}

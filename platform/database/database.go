@@ -45,7 +45,8 @@ func Open(ctx context.Context, dsn string, minConns int) (*pgxpool.Pool, error) 
 }
 
 // EnsureDatabase creates the database named in dsn when the server says it does not
-// exist, connecting to the server's "postgres" database to do so.
+// exist, connecting to the server's "postgres" database to do so. Processes that find it
+// missing at once may all try: the ones that lose find it created and succeed too.
 func EnsureDatabase(ctx context.Context, dsn string) error {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
@@ -71,7 +72,7 @@ func EnsureDatabase(ctx context.Context, dsn string) error {
 	defer conn.Close(ctx)
 	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
 	if err != nil {
-		if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // duplicate_database: created meanwhile
+		if errors.As(err, &pgErr) && createdMeanwhile(pgErr) {
 			return nil
 		}
 		return fmt.Errorf("create database %q: %w", name, err)
@@ -79,12 +80,29 @@ func EnsureDatabase(ctx context.Context, dsn string) error {
 	return nil
 }
 
+// createdMeanwhile tells whether CREATE DATABASE failed because another session created
+// the database after this one found it missing: duplicate_database when the other had
+// committed before, a unique violation on pg_database's name index when both inserted
+// the name at once.
+func createdMeanwhile(err *pgconn.PgError) bool {
+	return err.Code == "42P04" || err.Code == "23505" && err.ConstraintName == "pg_database_datname_index"
+}
+
 // Migrate applies every migration in fsys (numbered *.sql files in goose's format) that
 // the database has not seen, and logs each one applied.
+//
+// A run holds the session-level advisory lock MigrationLockKey from before it reads the
+// applied versions until after its last migration, on the one connection that runs them,
+// so processes migrating one database at once take turns and each migration is applied
+// once. A run that finds the lock taken logs so, naming the holder, every lockWaitLog
+// while it waits, and waits until it gets the lock or ctx ends: bound ctx to limit the
+// wait. (goose creates its version table, when missing, before it takes the lock; it
+// retries that when racers create the table at once.)
 func Migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS, logger *slog.Logger) error {
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys)
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
+		goose.WithSessionLocker(migrationLocker{key: MigrationLockKey, logger: logger}))
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}

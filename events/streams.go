@@ -68,7 +68,19 @@ const (
 	StreamCrawls = "XSW_CRAWLS"
 	// StreamDead holds requests that gave up, the newest per book.
 	StreamDead = "XSW_DEAD"
+	// StreamWebhooks holds the webhook deliveries waiting or being retried, one subject
+	// per receiver (WebhookStream). Only the indexer's webhook notifier uses it, and
+	// provisions it when webhooks are configured; it is not in Streams.
+	StreamWebhooks = "XSW_WEBHOOKS"
 )
+
+// SubjectWebhookAll matches every webhook delivery: xsw.webhook.<receiver>, where the
+// receiver is a hash of its URL (the URL itself, which may hold a secret, is in no
+// subject).
+const SubjectWebhookAll = "xsw.webhook.>"
+
+// SubjectWebhook is the subject of the deliveries to one receiver.
+func SubjectWebhook(receiver string) string { return "xsw.webhook." + receiver }
 
 // Key-value buckets.
 const (
@@ -168,6 +180,23 @@ func DeadStream() StreamSpec {
 		Retention:         RetainLimits,
 		MaxMsgsPerSubject: 1,
 		Duplicates:        DuplicateWindow,
+	}
+}
+
+// WebhookStream is the spec of StreamWebhooks: a work queue of deliveries, at most
+// perReceiver of them waiting or being retried for each receiver, where a new one is
+// refused (the newest is dropped) when its receiver's queue is full, and 64 MiB in all.
+// A delivery older than maxAge expires, delivered or not (0: kept).
+func WebhookStream(perReceiver int64, maxAge time.Duration) StreamSpec {
+	return StreamSpec{
+		Name:                 StreamWebhooks,
+		Subjects:             []string{SubjectWebhookAll},
+		Retention:            RetainWorkQueue,
+		MaxAge:               maxAge,
+		MaxMsgsPerSubject:    perReceiver,
+		DiscardNewPerSubject: true,
+		Duplicates:           DuplicateWindow,
+		MaxBytes:             64 << 20,
 	}
 }
 

@@ -89,9 +89,10 @@ type Config struct {
 	// LogLevel and LogFormat configure the logger main builds (LOG_LEVEL, default "info";
 	// LOG_FORMAT, default "text").
 	LogLevel, LogFormat string
-	// WebhookURLs receive a signed JSON POST for every job that fails for good, every
-	// lane whose queue crosses WebhookQueueThreshold and every opening and closing of a
-	// site's circuit (WEBHOOK_URLS, comma-separated, default none: no notifier runs).
+	// WebhookURLs receive a signed JSON POST for every job that fails for good (or one
+	// for a burst of them), every lane whose queue crosses WebhookQueueThreshold and every
+	// opening and closing of a site's circuit (WEBHOOK_URLS, comma-separated, default
+	// none: no notifier runs). Logs never show them whole (see notify.Dispatcher).
 	WebhookURLs []string
 	// WebhookSecret keys the HMAC-SHA256 signature of every delivery (WEBHOOK_SECRET,
 	// required with WEBHOOK_URLS).
@@ -162,21 +163,24 @@ func (c Config) Validate() error {
 		config.Check(c.RequestMaxAge >= 0, "BG_JOB_MAX_AGE", "%s: want 0 (keep) or more", c.RequestMaxAge),
 		config.Check(c.SyncDedupWindow >= 0, "SYNC_DEDUP_WINDOW", "%s: want 0 or more", c.SyncDedupWindow),
 		config.Check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "%s: want more than 0", c.ShutdownTimeout),
-		config.Check(webhookURLsValid(c.WebhookURLs), "WEBHOOK_URLS", "want comma-separated http(s) URLs, got %q", c.WebhookURLs),
+		// The URLs are not quoted: they often hold a token.
+		config.Check(badWebhookURL(c.WebhookURLs) == 0, "WEBHOOK_URLS", "URL %d of %d is not an http(s) URL with a host", badWebhookURL(c.WebhookURLs), len(c.WebhookURLs)),
 		config.Check(len(c.WebhookURLs) == 0 || c.WebhookSecret != "", "WEBHOOK_SECRET", "must be set with WEBHOOK_URLS: every delivery is signed"),
 		config.Check(c.WebhookQueueThreshold >= 1, "WEBHOOK_QUEUE_THRESHOLD", "%d: want at least 1", c.WebhookQueueThreshold),
 		logErr,
 	)
 }
 
-func webhookURLsValid(urls []string) bool {
-	for _, raw := range urls {
+// badWebhookURL returns the position (from 1) of the first URL that is not an http(s)
+// URL with a host, or 0.
+func badWebhookURL(urls []string) int {
+	for i, raw := range urls {
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return false
+			return i + 1
 		}
 	}
-	return true
+	return 0
 }
 
 // topology is how the indexer provisions the streams it shares with the other services.
@@ -271,7 +275,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		notifier   *notify.Notifier
 	)
 	if len(cfg.WebhookURLs) > 0 {
-		dispatcher, err = notify.NewDispatcher(notify.DispatchConfig{URLs: cfg.WebhookURLs, Secret: cfg.WebhookSecret}, reg, logger)
+		dispatcher, err = notify.NewDispatcher(ctx, js, notify.DispatchConfig{URLs: cfg.WebhookURLs, Secret: cfg.WebhookSecret,
+			Replicas: cfg.NATSReplicas}, reg, logger)
 		if err != nil {
 			return err
 		}

@@ -52,6 +52,13 @@ func TestWebhookConfig(t *testing.T) {
 			}
 		})
 	}
+	// A bad URL is named by its position: the error, which is logged, shows no token.
+	_, err = indexer.ConfigFromEnv(config.Map(map[string]string{
+		"WEBHOOK_URLS": "https://hooks.example.org/a,ftp://user:pw@hooks.example/T0001/SECRETxyz?token=abc", "WEBHOOK_SECRET": "s",
+	}))
+	if err == nil || !strings.Contains(err.Error(), "URL 2 of 2") || strings.ContainsAny(err.Error(), "/?@") {
+		t.Errorf("err = %v, want one naming URL 2 and showing none of it", err)
+	}
 }
 
 // TestRunServesMetricsAndNotifies runs the indexer with a webhook: it serves its metrics

@@ -1,11 +1,12 @@
 // Package notify tells operators' webhooks what needs their attention, once per change:
-// a job that failed for good (once per job of a site), a lane whose queue grew past a
-// threshold or fell back under it, and a site's circuit opening or closing (each site's
-// on its own). One indexer replica at
-// a time notifies, the one holding a lease in the leases bucket; it reads the failed jobs
-// from a durable consumer of its own and checks the queue and the fetchers' heartbeats
-// every few seconds. Deliveries are signed, retried with backoff and never wait on
-// anything else (Dispatcher).
+// a job that failed for good (once per job of a site, or many of them in one
+// notification during a burst), a lane whose queue grew past a threshold or fell back
+// under it, and a site's circuit opening or closing (each site's on its own). One
+// indexer replica at a time notifies, the one holding a lease in the leases bucket; it
+// reads the failed jobs from a durable consumer of its own and checks the queue and the
+// fetchers' heartbeats every few seconds. Deliveries are signed, queued in JetStream
+// (they survive a restart), retried with backoff and never wait on anything else
+// (Dispatcher).
 package notify
 
 import (
@@ -32,6 +33,8 @@ import (
 const (
 	// TypeJobFailed: a sync job failed for good and its request was dead-lettered.
 	TypeJobFailed = "job.failed"
+	// TypeJobsFailed: many sync jobs failed for good in a short time (Config.BurstAfter).
+	TypeJobsFailed = "jobs.failed"
 	// TypeQueueAbove: a lane's waiting requests grew past the threshold.
 	TypeQueueAbove = "queue.above_threshold"
 	// TypeQueueBelow: a lane's waiting requests fell back under 90% of the threshold.
@@ -43,7 +46,7 @@ const (
 	TypeCircuitClosed = "circuit.closed"
 )
 
-var types = []string{TypeJobFailed, TypeQueueAbove, TypeQueueBelow, TypeCircuitOpened, TypeCircuitClosed}
+var types = []string{TypeJobFailed, TypeJobsFailed, TypeQueueAbove, TypeQueueBelow, TypeCircuitOpened, TypeCircuitClosed}
 
 // Notification is the JSON body every webhook receives.
 type Notification struct {
@@ -51,7 +54,7 @@ type Notification struct {
 	ID   string    `json:"id"`
 	Type string    `json:"type"`
 	At   time.Time `json:"at"`
-	// Data is JobFailed, Queue or Circuit, by Type.
+	// Data is JobFailed, JobsFailed, Queue or Circuit, by Type.
 	Data any `json:"data"`
 }
 
@@ -67,6 +70,26 @@ type JobFailed struct {
 	Error     string      `json:"error"`
 	Permanent bool        `json:"permanent"`
 	FailedAt  time.Time   `json:"failed_at"`
+}
+
+// MaxListed is how many failed jobs a jobs.failed notification lists.
+const MaxListed = 50
+
+// JobsFailed is the data of a jobs.failed notification: the jobs that failed for good
+// during a burst, which were not announced one by one.
+type JobsFailed struct {
+	// Count is how many, listed or not.
+	Count int `json:"count"`
+	// Sites counts them by site.
+	Sites map[string]int `json:"sites"`
+	// FirstFailedAt and LastFailedAt bound their failed_at.
+	FirstFailedAt time.Time `json:"first_failed_at"`
+	LastFailedAt  time.Time `json:"last_failed_at"`
+	// Jobs lists the first MaxListed of them, in the order they were read, each as the
+	// data of its job.failed would be.
+	Jobs []JobFailed `json:"jobs"`
+	// Omitted is how many are not listed.
+	Omitted int `json:"omitted"`
 }
 
 // Queue is the data of the queue notifications.
@@ -94,9 +117,11 @@ type FetcherCircuit struct {
 	Interval float64 `json:"interval_seconds"`
 }
 
-// Sender takes notifications without blocking (Dispatcher).
+// Sender queues notifications for delivery, waiting for nothing but its queue
+// (Dispatcher). Its errors wrap ErrQueueFull (dropped: not to be sent again) or
+// ErrNotQueued (to be sent again).
 type Sender interface {
-	Send(Notification) bool
+	Send(context.Context, Notification) error
 }
 
 // Config tunes a Notifier.
@@ -111,7 +136,17 @@ type Config struct {
 	// RenewEvery is how often the lease is renewed, or sought by a replica without it
 	// (default a third of events.LeaseTTL).
 	RenewEvery time.Duration
+	// BurstAfter and BurstWindow gather the failed jobs of a burst: a job that fails
+	// when BurstAfter others failed in the BurstWindow before it is not announced on its
+	// own, but gathered with those that follow into one jobs.failed notification, sent
+	// BurstWindow after the first of them (defaults 5 and 10s; the window at most 20s,
+	// as the events gathered wait unacknowledged).
+	BurstAfter  int
+	BurstWindow time.Duration
 }
+
+// maxBurstWindow keeps the gathered events well within the notifier consumer's AckWait.
+const maxBurstWindow = 20 * time.Second
 
 // Lease keys in events.BucketLeases.
 const (
@@ -151,6 +186,19 @@ type Notifier struct {
 	// announced remembers the jobs whose failure was announced (by site and job id),
 	// against redeliveries.
 	announced *recent
+	// failedAt holds when the last BurstAfter failed jobs were read, oldest first.
+	failedAt []time.Time
+	// burst gathers the failed jobs of a burst, nil outside one.
+	burst *burst
+}
+
+// burst is a jobs.failed notification being gathered.
+type burst struct {
+	due  time.Time // when it is sent
+	data JobsFailed
+	keys map[string]bool
+	// msgs are the events gathered, acknowledged once the notification is queued.
+	msgs []jetstream.Msg
 }
 
 // New provisions the notifier's consumer and returns a notifier sending through s, with
@@ -165,6 +213,13 @@ func New(ctx context.Context, js jetstream.JetStream, s Sender, cfg Config, reg 
 	if cfg.RenewEvery <= 0 || cfg.RenewEvery >= events.LeaseTTL {
 		cfg.RenewEvery = events.LeaseTTL / 3
 	}
+	if cfg.BurstAfter < 1 {
+		cfg.BurstAfter = 5
+	}
+	if cfg.BurstWindow <= 0 {
+		cfg.BurstWindow = 10 * time.Second
+	}
+	cfg.BurstWindow = min(cfg.BurstWindow, maxBurstWindow)
 	cons, err := broker.Consumer(ctx, js, events.NotifierConsumer())
 	if err != nil {
 		return nil, err
@@ -187,7 +242,7 @@ func New(ctx context.Context, js jetstream.JetStream, s Sender, cfg Config, reg 
 		state: newConditions(),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xsw_indexer_webhook_notifications_total",
-			Help: "Notifications queued for the webhooks, by type.",
+			Help: "Notifications queued for the webhooks (or dropped by a full queue), by type.",
 		}, []string{"type"}),
 	}
 	for _, t := range types {
@@ -196,14 +251,16 @@ func New(ctx context.Context, js jetstream.JetStream, s Sender, cfg Config, reg 
 	return n, platformmetrics.Register(reg, n.sent)
 }
 
-// Run notifies while this replica holds the lease, until ctx ends; then it gives the
-// lease up so that another replica takes over at once.
+// Run notifies while this replica holds the lease, until ctx ends; then it sends the
+// burst it was gathering and gives the lease up so that another replica takes over at
+// once.
 func (n *Notifier) Run(ctx context.Context) error {
 	var leader bool
 	defer func() {
 		if leader {
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			defer cancel()
+			n.flush(dctx)
 			n.saveState(dctx)
 			_ = n.leases.Delete(dctx, leaseKey)
 		}
@@ -219,6 +276,10 @@ func (n *Notifier) Run(ctx context.Context) error {
 				n.logger.Info("webhook notifier leads", "replica", n.cfg.ReplicaID)
 			case leader:
 				n.saveState(ctx)
+			case was:
+				// The new leader gets the events gathered.
+				n.abandonBurst()
+				n.failedAt = n.failedAt[:0]
 			}
 			nextRenew = now.Add(n.cfg.RenewEvery)
 		}
@@ -233,9 +294,15 @@ func (n *Notifier) Run(ctx context.Context) error {
 			nextCheck = now.Add(n.cfg.CheckEvery)
 		}
 		wait := min(time.Until(nextCheck), time.Until(nextRenew), time.Second)
+		if n.burst != nil {
+			wait = min(wait, time.Until(n.burst.due))
+		}
 		if err := n.pull(ctx, max(wait, 100*time.Millisecond)); err != nil && ctx.Err() == nil {
 			n.logger.Warn("pull failed jobs", "err", err)
 			clock.Sleep(ctx, time.Second)
+		}
+		if n.burst != nil && !time.Now().Before(n.burst.due) {
+			n.flush(ctx)
 		}
 	}
 	return nil
@@ -283,7 +350,8 @@ func (n *Notifier) saveState(ctx context.Context) {
 	}
 }
 
-// pull announces the failed jobs waiting in the consumer, waiting up to wait for one.
+// pull announces the failed jobs waiting in the consumer, waiting up to wait for one:
+// each on its own, or gathered into the burst (see Config.BurstAfter).
 func (n *Notifier) pull(ctx context.Context, wait time.Duration) error {
 	batch, err := n.cons.Fetch(100, jetstream.FetchMaxWait(wait))
 	if err != nil {
@@ -299,14 +367,24 @@ func (n *Notifier) pull(ctx context.Context, wait time.Duration) error {
 		// A job id names its book's site (events.JobID); those written before sites had
 		// ids are all m.xsw.tw's, and keep the notification id they were announced with.
 		key := e.JobID
-		if e.Kind == events.JobFailed && !n.announced.has(key) {
-			n.notify(Notification{ID: TypeJobFailed + ":" + key, Type: TypeJobFailed, At: e.At.UTC(), Data: JobFailed{
-				Site: e.Site, BookID: e.BookID, JobID: e.JobID, Lane: e.Lane, Priority: e.Priority, Attempt: e.Attempt,
-				Fetcher: e.Fetcher, Error: e.Error, Permanent: e.Permanent, FailedAt: e.At.UTC(),
-			}})
-			n.announced.add(key)
+		if e.Kind != events.JobFailed || n.announced.has(key) || (n.burst != nil && n.burst.keys[key]) {
+			_ = msg.Ack() // a lost ack redelivers the event, and the job is remembered
+			continue
 		}
-		_ = msg.Ack() // a lost ack redelivers the event, and the job is remembered
+		job := JobFailed{
+			Site: e.Site, BookID: e.BookID, JobID: e.JobID, Lane: e.Lane, Priority: e.Priority, Attempt: e.Attempt,
+			Fetcher: e.Fetcher, Error: e.Error, Permanent: e.Permanent, FailedAt: e.At.UTC(),
+		}
+		if n.inBurst(time.Now()) {
+			n.gather(job, msg)
+			continue
+		}
+		if err := n.notify(ctx, Notification{ID: TypeJobFailed + ":" + key, Type: TypeJobFailed, At: e.At.UTC(), Data: job}); errors.Is(err, ErrNotQueued) {
+			_ = msg.NakWithDelay(time.Second)
+			continue
+		}
+		n.announced.add(key)
+		_ = msg.Ack()
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
 		return err
@@ -314,10 +392,96 @@ func (n *Notifier) pull(ctx context.Context, wait time.Duration) error {
 	return nil
 }
 
-func (n *Notifier) notify(nt Notification) {
+// inBurst notes a failed job read at now and reports whether it belongs to a burst: one
+// is being gathered, or BurstAfter jobs failed in the BurstWindow before now.
+func (n *Notifier) inBurst(now time.Time) bool {
+	k := n.cfg.BurstAfter
+	in := n.burst != nil || (len(n.failedAt) == k && now.Sub(n.failedAt[0]) < n.cfg.BurstWindow)
+	if len(n.failedAt) == k {
+		copy(n.failedAt, n.failedAt[1:])
+		n.failedAt[k-1] = now
+	} else {
+		n.failedAt = append(n.failedAt, now)
+	}
+	return in
+}
+
+// gather adds a failed job to the burst, starting one when none is being gathered.
+func (n *Notifier) gather(job JobFailed, msg jetstream.Msg) {
+	b := n.burst
+	if b == nil {
+		b = &burst{due: time.Now().Add(n.cfg.BurstWindow), keys: map[string]bool{},
+			data: JobsFailed{Sites: map[string]int{}, FirstFailedAt: job.FailedAt, LastFailedAt: job.FailedAt}}
+		n.burst = b
+	}
+	b.keys[job.JobID] = true
+	b.msgs = append(b.msgs, msg)
+	d := &b.data
+	d.Count++
+	d.Sites[job.Site]++
+	if job.FailedAt.Before(d.FirstFailedAt) {
+		d.FirstFailedAt = job.FailedAt
+	}
+	if job.FailedAt.After(d.LastFailedAt) {
+		d.LastFailedAt = job.FailedAt
+	}
+	if len(d.Jobs) < MaxListed {
+		d.Jobs = append(d.Jobs, job)
+	} else {
+		d.Omitted++
+	}
+}
+
+// flush sends the burst gathered as one jobs.failed notification, whose id names the
+// first job listed and how many others there are, and acknowledges its events; those
+// are delivered again when it could not be queued.
+func (n *Notifier) flush(ctx context.Context) {
+	b := n.burst
+	if b == nil {
+		return
+	}
+	n.burst = nil
+	nt := Notification{
+		ID:   TypeJobsFailed + ":" + b.data.Jobs[0].JobID + "+" + strconv.Itoa(b.data.Count-1),
+		Type: TypeJobsFailed, At: time.Now().UTC(), Data: b.data,
+	}
+	if err := n.notify(ctx, nt); errors.Is(err, ErrNotQueued) {
+		for _, msg := range b.msgs {
+			_ = msg.NakWithDelay(time.Second)
+		}
+		return
+	}
+	for key := range b.keys {
+		n.announced.add(key)
+	}
+	for _, msg := range b.msgs {
+		_ = msg.Ack()
+	}
+}
+
+// abandonBurst leaves the events gathered to whoever reads them next.
+func (n *Notifier) abandonBurst() {
+	if n.burst == nil {
+		return
+	}
+	for _, msg := range n.burst.msgs {
+		_ = msg.Nak()
+	}
+	n.burst = nil
+}
+
+// notify queues nt, counting it unless it is to be sent again (ErrNotQueued).
+func (n *Notifier) notify(ctx context.Context, nt Notification) error {
+	err := n.send.Send(ctx, nt)
+	if errors.Is(err, ErrNotQueued) {
+		if ctx.Err() == nil {
+			n.logger.Warn("notification not queued; it is sent again", "type", nt.Type, "id", nt.ID, "err", err)
+		}
+		return err
+	}
 	n.sent.WithLabelValues(nt.Type).Inc()
-	n.send.Send(nt)
 	n.logger.Info("notification queued", "type", nt.Type, "id", nt.ID)
+	return err
 }
 
 // check announces every lane whose queue crossed the threshold and every site whose
@@ -338,13 +502,16 @@ func (n *Notifier) check(ctx context.Context) error {
 		t := n.cfg.Threshold
 		switch {
 		case !above && waiting > t:
-			n.notify(Notification{ID: conditionID(TypeQueueAbove, string(l), now), Type: TypeQueueAbove, At: now,
+			err = n.notify(ctx, Notification{ID: conditionID(TypeQueueAbove, string(l), now), Type: TypeQueueAbove, At: now,
 				Data: Queue{Lane: l, Waiting: waiting, Threshold: t}})
 		case above && waiting*10 < t*9:
-			n.notify(Notification{ID: conditionID(TypeQueueBelow, string(l), now), Type: TypeQueueBelow, At: now,
+			err = n.notify(ctx, Notification{ID: conditionID(TypeQueueBelow, string(l), now), Type: TypeQueueBelow, At: now,
 				Data: Queue{Lane: l, Waiting: waiting, Threshold: t}})
 		default:
 			continue
+		}
+		if errors.Is(err, ErrNotQueued) {
+			continue // announced at the next check
 		}
 		n.state.QueueAbove[l] = !above
 		changed = true
@@ -360,7 +527,9 @@ func (n *Notifier) check(ctx context.Context) error {
 			if open {
 				typ = TypeCircuitOpened
 			}
-			n.notify(Notification{ID: conditionID(typ, c.Site, now), Type: typ, At: now, Data: c})
+			if errors.Is(n.notify(ctx, Notification{ID: conditionID(typ, c.Site, now), Type: typ, At: now, Data: c}), ErrNotQueued) {
+				continue // announced at the next check
+			}
 			n.state.CircuitOpen[c.Site] = open
 			changed = true
 		}

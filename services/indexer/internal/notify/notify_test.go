@@ -2,9 +2,11 @@ package notify
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
@@ -22,8 +25,20 @@ import (
 // called (and at the end of the test).
 func startNotifier(t *testing.T, js jetstream.JetStream, d Sender, id string, threshold int) (stop func()) {
 	t.Helper()
-	n, err := New(t.Context(), js, d, Config{Threshold: threshold, CheckEvery: 20 * time.Millisecond, ReplicaID: id,
-		RenewEvery: 50 * time.Millisecond}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	return startNotifierWith(t, js, d, Config{Threshold: threshold, ReplicaID: id})
+}
+
+// startNotifierWith is startNotifier with a chosen configuration, which checks and
+// renews its lease often unless told otherwise.
+func startNotifierWith(t *testing.T, js jetstream.JetStream, d Sender, cfg Config) (stop func()) {
+	t.Helper()
+	if cfg.CheckEvery == 0 {
+		cfg.CheckEvery = 20 * time.Millisecond
+	}
+	if cfg.RenewEvery == 0 {
+		cfg.RenewEvery = 50 * time.Millisecond
+	}
+	n, err := New(t.Context(), js, d, cfg, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +77,7 @@ func count(r *receiver, typ, id string) int {
 func TestFailedJobAnnouncedOncePerJob(t *testing.T) {
 	ns := natstest.Start(t)
 	rcv := newReceiver(t)
-	d, _ := startDispatcher(t, DispatchConfig{URLs: []string{rcv.URL}})
+	d := startDispatcher(t, ns.JS, DispatchConfig{URLs: []string{rcv.URL}})
 	startNotifier(t, ns.JS, d, "indexer-a", 1000)
 
 	publishJob(t, ns.JS, events.JobFailed, "xsw", "1000001", 1)
@@ -117,7 +132,7 @@ func TestConditionsAnnouncedOncePerChange(t *testing.T) {
 		}
 	}
 	rcv := newReceiver(t)
-	d, _ := startDispatcher(t, DispatchConfig{URLs: []string{rcv.URL}})
+	d := startDispatcher(t, ns.JS, DispatchConfig{URLs: []string{rcv.URL}})
 	beat("closed")
 	stopA := startNotifier(t, ns.JS, d, "indexer-a", 3)
 
@@ -176,7 +191,7 @@ func TestOneReplicaNotifies(t *testing.T) {
 	hb := events.FetcherHeartbeat{Header: events.Header{Version: events.Version}, FetcherID: "f1", Circuit: "open", At: time.Now()}
 	b, _ := events.Encode(&hb)
 	rcv := newReceiver(t)
-	d, _ := startDispatcher(t, DispatchConfig{URLs: []string{rcv.URL}})
+	d := startDispatcher(t, ns.JS, DispatchConfig{URLs: []string{rcv.URL}})
 	startNotifier(t, ns.JS, d, "indexer-a", 1)
 	startNotifier(t, ns.JS, d, "indexer-b", 1)
 	if _, err := fetchers.Put(ctx, hb.FetcherID, b); err != nil {
@@ -237,7 +252,7 @@ func TestCircuitPerSite(t *testing.T) {
 		return out
 	}
 	rcv := newReceiver(t)
-	d, _ := startDispatcher(t, DispatchConfig{URLs: []string{rcv.URL}})
+	d := startDispatcher(t, ns.JS, DispatchConfig{URLs: []string{rcv.URL}})
 	beat("f1", map[string]string{"xsw": events.SiteOK, "czbooks": events.SiteCircuitOpen})
 	startNotifier(t, ns.JS, d, "indexer-a", 1000)
 	eventually(t, "czbooks' circuit opened", func() bool { return len(circuitIDs(rcv)) == 1 })
@@ -264,5 +279,149 @@ func TestCircuitPerSite(t *testing.T) {
 		if len(fs) != 2 || fs[1].(map[string]any)["circuit"] != events.SiteRefused {
 			t.Errorf("xsw's circuit.opened fetchers = %v, want both, f2 refused", fs)
 		}
+	}
+}
+
+// TestDeliverySurvivesRestart: a failed job is announced to a receiver that is down; the
+// notifier and the dispatcher stop while the delivery waits for its next attempt, and
+// those started next make it, with the same idempotency key, once the receiver is up.
+func TestDeliverySurvivesRestart(t *testing.T) {
+	ns := natstest.Start(t)
+	rcv := newReceiver(t)
+	rcv.setDown(true)
+	cfg := DispatchConfig{URLs: []string{rcv.URL}, Attempts: 100, RetryBase: 200 * time.Millisecond, RetryMax: 400 * time.Millisecond}
+	d1, stopDispatcher := runDispatcher(t, ns.JS, cfg, slog.New(slog.DiscardHandler))
+	stopNotifier := startNotifier(t, ns.JS, d1, "indexer-a", 1000)
+	publishJob(t, ns.JS, events.JobFailed, "xsw", "1000001", 1)
+	eventually(t, "two failed attempts", func() bool { return len(rcv.requests()) >= 2 })
+	stopNotifier()
+	stopDispatcher()
+	before := len(rcv.requests())
+
+	d := startDispatcher(t, ns.JS, cfg)
+	startNotifier(t, ns.JS, d, "indexer-a", 1000)
+	eventually(t, "an attempt after the restart", func() bool { return len(rcv.requests()) > before })
+	rcv.setDown(false)
+	eventually(t, "the delivery", func() bool { return testutil.ToFloat64(d.deliveries.WithLabelValues("delivered")) == 1 })
+	const key = "job.failed:xsw.1000001-7"
+	reqs := rcv.requests()
+	ok, last := 0, 0
+	for i, r := range reqs {
+		if got := r.header.Get(HeaderEventID); got != key || r.n.ID != key {
+			t.Errorf("attempt %d: %s %s, want the idempotency key %s", i+1, HeaderEventID, got, key)
+		}
+		if !Verify([]byte(secret), r.body, r.header.Get(HeaderSignature)) {
+			t.Errorf("attempt %d: signature does not verify", i+1)
+		}
+		// An attempt cut short by the stop may not have reached the receiver.
+		if n, _ := strconv.Atoi(r.header.Get(HeaderAttempt)); n <= last {
+			t.Errorf("attempt %d: %s = %d after %d", i+1, HeaderAttempt, n, last)
+		} else {
+			last = n
+		}
+		if r.status == 200 {
+			ok++
+		}
+	}
+	if ok != 1 || reqs[len(reqs)-1].status != 200 {
+		t.Errorf("%d deliveries answered 200, want 1, the last", ok)
+	}
+}
+
+// TestBurstOfFailuresAggregated: 50 jobs failing at once make five job.failed
+// notifications and one (or a few) jobs.failed listing the others; a failure after the
+// burst is announced on its own again, as ever.
+func TestBurstOfFailuresAggregated(t *testing.T) {
+	ns := natstest.Start(t)
+	rcv := newReceiver(t)
+	d := startDispatcher(t, ns.JS, DispatchConfig{URLs: []string{rcv.URL}})
+	const window = 2 * time.Second
+	startNotifierWith(t, ns.JS, d, Config{Threshold: 1000, ReplicaID: "indexer-a", BurstWindow: window})
+	const burst = 50
+	for i := range burst {
+		publishJob(t, ns.JS, events.JobFailed, []string{"xsw", "czbooks"}[i%2], strconv.Itoa(2000000+i), 1)
+	}
+	// books counts the failed jobs every notification received names.
+	books := func() map[string]int {
+		seen := map[string]int{}
+		for _, r := range rcv.requests() {
+			var body struct {
+				Data json.RawMessage `json:"data"`
+			}
+			_ = json.Unmarshal(r.body, &body)
+			switch r.n.Type {
+			case TypeJobFailed:
+				var j JobFailed
+				_ = json.Unmarshal(body.Data, &j)
+				seen[j.JobID]++
+			case TypeJobsFailed:
+				var js JobsFailed
+				_ = json.Unmarshal(body.Data, &js)
+				for _, j := range js.Jobs {
+					seen[j.JobID]++
+				}
+			}
+		}
+		return seen
+	}
+	eventually(t, "every failed job announced", func() bool { return len(books()) == burst })
+	for job, n := range books() {
+		if n != 1 {
+			t.Errorf("job %s announced %d times", job, n)
+		}
+	}
+	single, many := count(rcv, TypeJobFailed, ""), count(rcv, TypeJobsFailed, "")
+	if single != 5 || many < 1 || many > 3 {
+		t.Errorf("%d job.failed and %d jobs.failed notifications for a burst of %d, want 5 and one or a few", single, many, burst)
+	}
+	for _, r := range rcv.requests() {
+		if r.n.Type != TypeJobsFailed {
+			continue
+		}
+		var body struct {
+			Data JobsFailed `json:"data"`
+		}
+		if err := json.Unmarshal(r.body, &body); err != nil {
+			t.Fatal(err)
+		}
+		jf := body.Data
+		if jf.Count != len(jf.Jobs) || jf.Omitted != 0 || jf.Sites["xsw"]+jf.Sites["czbooks"] != jf.Count ||
+			!strings.HasPrefix(r.n.ID, TypeJobsFailed+":"+jf.Jobs[0].JobID+"+") || r.header.Get(HeaderEventID) != r.n.ID ||
+			!Verify([]byte(secret), r.body, r.header.Get(HeaderSignature)) {
+			t.Errorf("jobs.failed %s: %+v", r.n.ID, jf)
+		}
+		if j := jf.Jobs[0]; j.Error != "source: not found" || j.BookID == "" || j.Lane != events.LanePrefetch {
+			t.Errorf("jobs.failed lists %+v", j)
+		}
+	}
+
+	// After the burst, a failure is a job.failed of its own again.
+	time.Sleep(window)
+	publishJob(t, ns.JS, events.JobFailed, "xsw", "3000000", 1)
+	eventually(t, "the failure after the burst", func() bool { return count(rcv, TypeJobFailed, "job.failed:xsw.3000000-7") == 1 })
+	if got := count(rcv, TypeJobsFailed, ""); got != many {
+		t.Errorf("%d jobs.failed after a lone failure, want %d", got, many)
+	}
+}
+
+// TestAggregateLimits: a burst lists MaxListed jobs and counts the rest.
+func TestAggregateLimits(t *testing.T) {
+	n := &Notifier{cfg: Config{BurstAfter: 2, BurstWindow: time.Minute}}
+	now := time.Now()
+	for i, want := range []bool{false, false, true} {
+		if got := n.inBurst(now.Add(time.Duration(i) * time.Second)); got != want {
+			t.Errorf("failure %d: in a burst %v, want %v", i+1, got, want)
+		}
+	}
+	if n.inBurst(now.Add(2 * time.Minute)) {
+		t.Error("a failure after the window is still in the burst")
+	}
+	for i := range MaxListed + 7 {
+		n.gather(JobFailed{Site: "xsw", JobID: strconv.Itoa(i), FailedAt: now.Add(time.Duration(i) * time.Second)}, nil)
+	}
+	d := n.burst.data
+	if d.Count != MaxListed+7 || len(d.Jobs) != MaxListed || d.Omitted != 7 || d.Sites["xsw"] != MaxListed+7 ||
+		!d.FirstFailedAt.Equal(now) || !d.LastFailedAt.Equal(now.Add(time.Duration(MaxListed+6)*time.Second)) {
+		t.Errorf("burst %+v", d)
 	}
 }

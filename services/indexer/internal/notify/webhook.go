@@ -18,8 +18,13 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/clock"
 	platformmetrics "github.com/xswtw/xsw/platform/metrics"
 )
 
@@ -28,8 +33,9 @@ const (
 	// HeaderSignature carries "sha256=" and the hex HMAC-SHA256 of the body, keyed with
 	// the shared secret.
 	HeaderSignature = "X-Xsw-Signature"
-	// HeaderEventID carries the notification's id, the same on every attempt: receivers
-	// drop repeats by it.
+	// HeaderEventID carries the notification's id, the same on every attempt, after a
+	// restart too: the idempotency key by which receivers drop repeats (delivery is at
+	// least once).
 	HeaderEventID = "X-Xsw-Event-Id"
 	// HeaderEvent carries the notification's type.
 	HeaderEvent = "X-Xsw-Event"
@@ -38,6 +44,23 @@ const (
 	HeaderTimestamp = "X-Xsw-Timestamp"
 	// HeaderAttempt numbers the delivery attempt, from 1.
 	HeaderAttempt = "X-Xsw-Delivery-Attempt"
+)
+
+// Headers of a queued delivery in events.StreamWebhooks.
+const (
+	queueHeaderID        = "Xsw-Event-Id"
+	queueHeaderType      = "Xsw-Event"
+	queueHeaderTimestamp = "Xsw-Timestamp"
+)
+
+// Errors of Send.
+var (
+	// ErrQueueFull: a receiver's queue was full, and the notification was dropped for it
+	// and counted. Sending it again would not help.
+	ErrQueueFull = errors.New("webhook queue full; notification dropped")
+	// ErrNotQueued: the queue could not be reached. The notification may be sent again:
+	// a repeat within events.DuplicateWindow is queued once per receiver.
+	ErrNotQueued = errors.New("notification not queued")
 )
 
 // Sign returns the value of HeaderSignature for body.
@@ -59,16 +82,25 @@ type DispatchConfig struct {
 	URLs []string
 	// Secret keys the signature of every delivery (WEBHOOK_SECRET).
 	Secret string
-	// Attempts bounds the deliveries of one notification to one URL (default 6).
+	// Attempts bounds the attempts of one delivery (default 6).
 	Attempts int
 	// RetryBase is the first delay between attempts; it doubles up to RetryMax
 	// (defaults 1s and 1m), with jitter.
 	RetryBase, RetryMax time.Duration
-	// Buffer is how many notifications may wait for each URL; past it new ones are
-	// dropped and counted (default 256).
+	// Buffer is how many deliveries may wait (or be retried) for each URL; past it the
+	// new ones are dropped and counted (default 256).
 	Buffer int
 	// Timeout bounds one attempt (default 10s).
 	Timeout time.Duration
+	// MaxAge gives up a delivery still not made after this long, whatever its attempts
+	// (default 24h). The queue expires deliveries an hour older than that: those of a
+	// URL no longer configured.
+	MaxAge time.Duration
+	// Replicas of the queue's stream (NATS_REPLICAS, default 1).
+	Replicas int
+	// pollWait is how long a receiver's loop waits for a delivery before looking again
+	// (default 1s; shutdown waits for it).
+	pollWait time.Duration
 }
 
 func (c *DispatchConfig) defaults() {
@@ -87,41 +119,82 @@ func (c *DispatchConfig) defaults() {
 	if c.Timeout <= 0 {
 		c.Timeout = 10 * time.Second
 	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = 24 * time.Hour
+	}
+	if c.Replicas < 1 {
+		c.Replicas = 1
+	}
+	if c.pollWait <= 0 {
+		c.pollWait = time.Second
+	}
 }
 
-// delivery is one encoded notification on its way to the URLs.
-type delivery struct {
-	n    Notification
-	body []byte
+// endpoint is one webhook URL and its queue.
+type endpoint struct {
+	url string
+	// id is the first 12 hex digits of the URL's SHA-256: the last token of its queue's
+	// subject and of its consumer's name.
+	id string
+	// name is how logs name it: receiverName.
+	name string
+	cons jetstream.Consumer
 }
 
-// Dispatcher delivers notifications to the webhook URLs from goroutines of its own, one
-// per URL with a bounded queue each, so that a slow or dead receiver delays nobody: Send
-// never blocks, and drops (and counts) what a full queue cannot take.
+// receiverName names a webhook URL in logs and errors: its scheme and host and, after a
+// "#", the first 12 hex digits of the URL's SHA-256, never its path, query or user
+// information, which often hold a token.
+func receiverName(raw string) string {
+	id := receiverID(raw)
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "webhook#" + id
+	}
+	return u.Scheme + "://" + u.Host + "#" + id
+}
+
+func receiverID(raw string) string {
+	sum := sha256.Sum256([]byte(raw))
+	return hex.EncodeToString(sum[:6])
+}
+
+// Dispatcher delivers notifications to the webhook URLs. Send puts one delivery per URL
+// in that URL's queue, a subject of events.StreamWebhooks, which survives a restart;
+// Run delivers each URL's queue in order, one delivery at a time, from a durable
+// consumer every replica shares, so that a slow or dead receiver delays nobody else and
+// a delivery waiting for its next attempt is made by whichever replica runs then.
 type Dispatcher struct {
-	cfg    DispatchConfig
-	client *http.Client
-	queues []chan delivery // one per URL
-	logger *slog.Logger
+	cfg       DispatchConfig
+	js        jetstream.JetStream
+	client    *http.Client
+	receivers []*endpoint
+	logger    *slog.Logger
 
 	deliveries *prometheus.CounterVec
 	dropped    prometheus.Counter
 
-	mu     sync.Mutex
-	drops  int
-	closed bool
+	mu    sync.Mutex
+	drops int
 }
 
-// NewDispatcher returns a dispatcher to cfg.URLs with its metrics registered in reg.
-func NewDispatcher(cfg DispatchConfig, reg prometheus.Registerer, logger *slog.Logger) (*Dispatcher, error) {
+// NewDispatcher provisions the queue and a consumer for each of cfg.URLs, and returns a
+// dispatcher to them with its metrics registered in reg.
+func NewDispatcher(ctx context.Context, js jetstream.JetStream, cfg DispatchConfig, reg prometheus.Registerer, logger *slog.Logger) (*Dispatcher, error) {
 	cfg.defaults()
 	d := &Dispatcher{
-		cfg:    cfg,
-		client: &http.Client{Timeout: cfg.Timeout},
+		cfg: cfg,
+		js:  js,
+		client: &http.Client{
+			Timeout: cfg.Timeout,
+			// A redirect is never followed: the answer is the receiver's, and a 3xx fails
+			// the delivery. A webhook's body and signature go to the URL configured, and
+			// to no other.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 		logger: logger.With("part", "webhooks"),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xsw_indexer_webhook_deliveries_total",
-			Help: "Webhook deliveries by result: delivered (a 2xx answer), or failed after every attempt or refused (another 4xx).",
+			Help: "Webhook deliveries by result: delivered (a 2xx answer), or failed after every attempt, too old, or refused (a 3xx or another 4xx).",
 		}, []string{"result"}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "xsw_indexer_webhook_dropped_total",
@@ -130,140 +203,227 @@ func NewDispatcher(cfg DispatchConfig, reg prometheus.Registerer, logger *slog.L
 	}
 	d.deliveries.WithLabelValues("delivered")
 	d.deliveries.WithLabelValues("failed")
-	for range cfg.URLs {
-		d.queues = append(d.queues, make(chan delivery, cfg.Buffer))
+	spec := events.WebhookStream(int64(cfg.Buffer), cfg.MaxAge+time.Hour)
+	if _, err := js.CreateOrUpdateStream(ctx, broker.StreamConfig(spec, cfg.Replicas, jetstream.FileStorage)); err != nil {
+		return nil, fmt.Errorf("provision stream %s: %w", spec.Name, err)
+	}
+	for _, u := range cfg.URLs {
+		r := &endpoint{url: u, id: receiverID(u), name: receiverName(u)}
+		cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamWebhooks, jetstream.ConsumerConfig{
+			Durable:       "webhook-" + r.id,
+			FilterSubject: events.SubjectWebhook(r.id),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			// An attempt of a replica that died is made again after this.
+			AckWait: cfg.Timeout + 20*time.Second,
+			// One delivery at a time, in order, while earlier ones wait for their next
+			// attempt: the queue of one receiver, cluster-wide.
+			MaxAckPending: 1,
+			// The consumer of a URL no longer configured goes with its deliveries.
+			InactiveThreshold: spec.MaxAge,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("consumer of webhook %s: %w", r.name, err)
+		}
+		r.cons = cons
+		d.receivers = append(d.receivers, r)
 	}
 	return d, platformmetrics.Register(reg, d.deliveries, d.dropped)
 }
 
-// Send queues n for every URL without waiting. It reports false when n could not be
-// encoded or some URL's queue was full (that delivery is dropped and counted).
-func (d *Dispatcher) Send(n Notification) bool {
+// Send queues n for every URL, waiting only for the queue's acknowledgement. It returns
+// an error wrapping ErrQueueFull when some URL's queue was full (n is dropped for it and
+// counted), or ErrNotQueued when the queue could not take it for some URL.
+func (d *Dispatcher) Send(ctx context.Context, n Notification) error {
 	body, err := json.Marshal(n)
 	if err != nil {
 		d.logger.Error("notification not encodable", "type", n.Type, "id", n.ID, "err", err)
-		return false
+		return fmt.Errorf("encode notification %s: %w", n.ID, err)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return false
-	}
-	ok := true
-	for i, q := range d.queues {
-		select {
-		case q <- delivery{n: n, body: body}:
-		default:
-			ok = false
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var errs []error
+	for _, r := range d.receivers {
+		msg := nats.NewMsg(events.SubjectWebhook(r.id))
+		msg.Data = body
+		msg.Header.Set(queueHeaderID, n.ID)
+		msg.Header.Set(queueHeaderType, n.Type)
+		msg.Header.Set(queueHeaderTimestamp, strconv.FormatInt(n.At.Unix(), 10))
+		_, err := d.js.PublishMsg(ctx, msg, jetstream.WithMsgID(r.id+":"+n.ID))
+		switch {
+		case err == nil:
+		case broker.IsSubjectFull(err):
 			d.dropped.Inc()
+			d.mu.Lock()
 			d.drops++
-			if d.drops == 1 || d.drops%100 == 0 {
-				d.logger.Warn("webhook queue full; notification dropped", "url", redact(d.cfg.URLs[i]), "type", n.Type,
-					"id", n.ID, "dropped_so_far", d.drops)
+			drops := d.drops
+			d.mu.Unlock()
+			if drops == 1 || drops%100 == 0 {
+				d.logger.Warn("webhook queue full; notification dropped", "receiver", r.name, "type", n.Type,
+					"id", n.ID, "dropped_so_far", drops)
 			}
+			errs = append(errs, fmt.Errorf("%s: %w", r.name, ErrQueueFull))
+		default:
+			errs = append(errs, fmt.Errorf("%w for %s: %w", ErrNotQueued, r.name, err))
 		}
 	}
-	return ok
+	return errors.Join(errs...)
 }
 
-// Run delivers until ctx ends; what is still queued or being retried then is dropped.
+// Run delivers until ctx ends. An attempt cut short then is made again at the next
+// start (by any replica); every delivery still waiting stays queued.
 func (d *Dispatcher) Run(ctx context.Context) error {
+	names := make([]string, len(d.receivers))
+	for i, r := range d.receivers {
+		names[i] = r.name
+	}
+	d.logger.Info("webhook dispatcher started", "receivers", names)
 	var wg sync.WaitGroup
-	for i, q := range d.queues {
-		wg.Go(func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case dl := <-q:
-					d.deliver(ctx, d.cfg.URLs[i], dl)
-				}
-			}
-		})
+	for _, r := range d.receivers {
+		wg.Go(func() { d.serve(ctx, r) })
 	}
 	wg.Wait()
-	d.mu.Lock()
-	d.closed = true
-	d.mu.Unlock()
 	return nil
 }
 
+// serve makes the deliveries to r as they come due.
+func (d *Dispatcher) serve(ctx context.Context, r *endpoint) {
+	for ctx.Err() == nil {
+		batch, err := r.cons.Fetch(1, jetstream.FetchMaxWait(d.cfg.pollWait))
+		if err == nil {
+			for msg := range batch.Messages() {
+				d.attempt(ctx, r, msg)
+			}
+			err = batch.Error()
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
+			d.logger.Warn("read webhook queue", "receiver", r.name, "err", err)
+			clock.Sleep(ctx, time.Second)
+		}
+	}
+}
+
 // errStatus is an answer that was not a success.
-type errStatus struct{ code int }
+type errStatus struct {
+	code int
+	// final: another attempt would be answered alike (a 3xx, a 4xx but 408 and 429).
+	final bool
+}
 
 func (e errStatus) Error() string {
+	if e.code == 0 {
+		return "unusable URL"
+	}
 	return "answered " + strconv.Itoa(e.code) + " " + http.StatusText(e.code)
 }
 
-// deliver posts dl to target, retrying with exponential backoff on network errors, 408,
-// 429 and 5xx (honouring a Retry-After of up to RetryMax), until it succeeds, another
-// status refuses it, or the attempts run out.
-func (d *Dispatcher) deliver(ctx context.Context, target string, dl delivery) {
-	sig := Sign([]byte(d.cfg.Secret), dl.body)
-	attempt := 0
-	post := func() (struct{}, error) {
-		attempt++
-		actx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
-		defer cancel()
-		req, err := http.NewRequestWithContext(actx, http.MethodPost, target, bytes.NewReader(dl.body))
-		if err != nil {
-			return struct{}{}, backoff.Permanent(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("User-Agent", "xsw-webhook/1")
-		req.Header.Set(HeaderEvent, dl.n.Type)
-		req.Header.Set(HeaderEventID, dl.n.ID)
-		req.Header.Set(HeaderTimestamp, strconv.FormatInt(dl.n.At.Unix(), 10))
-		req.Header.Set(HeaderAttempt, strconv.Itoa(attempt))
-		req.Header.Set(HeaderSignature, sig)
-		resp, err := d.client.Do(req)
-		if err != nil {
-			return struct{}{}, err
-		}
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-		code := resp.StatusCode
-		switch {
-		case code >= 200 && code < 300:
-			return struct{}{}, nil
-		case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
-			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 &&
-				time.Duration(s)*time.Second <= d.cfg.RetryMax {
-				return struct{}{}, fmt.Errorf("%w: %w", errStatus{code}, backoff.RetryAfter(s))
-			}
-			return struct{}{}, errStatus{code}
-		case code == http.StatusRequestTimeout || code >= 500:
-			return struct{}{}, errStatus{code}
-		}
-		return struct{}{}, backoff.Permanent(errStatus{code})
+// attempt makes one attempt of the delivery msg to r. It acknowledges msg when done
+// (delivered, refused, out of attempts or too old) and otherwise asks the queue to
+// deliver it again after the backoff: exponential from RetryBase, doubling with jitter
+// up to RetryMax, or a Retry-After of up to RetryMax.
+func (d *Dispatcher) attempt(ctx context.Context, r *endpoint, msg jetstream.Msg) {
+	md, err := msg.Metadata()
+	if err != nil {
+		d.logger.Error("webhook delivery unreadable; dropped", "receiver", r.name, "err", err)
+		_ = msg.Term()
+		return
 	}
-	_, err := backoff.Retry(ctx, post,
-		backoff.WithBackOff(&backoff.ExponentialBackOff{
-			InitialInterval: d.cfg.RetryBase, RandomizationFactor: 0.2, Multiplier: 2, MaxInterval: d.cfg.RetryMax,
-		}),
-		backoff.WithMaxTries(uint(d.cfg.Attempts)),
-		backoff.WithMaxElapsedTime(0))
-	log := d.logger.With("url", redact(target), "type", dl.n.Type, "id", dl.n.ID, "attempts", attempt)
+	h := msg.Headers()
+	attempt := int(md.NumDelivered)
+	log := d.logger.With("receiver", r.name, "type", h.Get(queueHeaderType), "id", h.Get(queueHeaderID), "attempt", attempt)
+	if age := time.Since(md.Timestamp); age > d.cfg.MaxAge {
+		d.done(msg)
+		d.deliveries.WithLabelValues("failed").Inc()
+		log.Warn("webhook delivery given up: too old", "age", age.Round(time.Second))
+		return
+	}
+	retryAfter, err := d.post(ctx, r, msg.Data(), h, attempt)
+	var es errStatus
 	switch {
 	case err == nil:
+		d.done(msg)
 		d.deliveries.WithLabelValues("delivered").Inc()
 		log.Info("webhook delivered")
 	case ctx.Err() != nil:
-		log.Warn("webhook delivery cut short by shutdown", "err", err)
-	default:
+		_ = msg.NakWithDelay(d.cfg.RetryBase)
+		log.Info("webhook attempt cut short by shutdown; the delivery stays queued", "err", err)
+	case errors.As(err, &es) && es.final:
+		d.done(msg)
 		d.deliveries.WithLabelValues("failed").Inc()
-		var es errStatus
-		log.Warn("webhook delivery failed", "err", err, "refused", errors.As(err, &es) && es.code < 500 && es.code != 408 && es.code != 429)
+		log.Warn("webhook delivery refused", "err", err)
+	case attempt >= d.cfg.Attempts:
+		d.done(msg)
+		d.deliveries.WithLabelValues("failed").Inc()
+		log.Warn("webhook delivery failed", "err", err)
+	default:
+		wait := d.backoff(attempt)
+		if retryAfter > 0 && retryAfter <= d.cfg.RetryMax {
+			wait = retryAfter
+		}
+		_ = msg.NakWithDelay(wait)
+		log.Debug("webhook attempt failed; retrying", "err", err, "in", wait)
 	}
 }
 
-// redact drops the user information and query of a URL for the logs: webhook URLs often
-// carry a token.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
+// done takes a finished delivery out of the queue.
+func (d *Dispatcher) done(msg jetstream.Msg) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = msg.DoubleAck(ctx) // when lost, the delivery is made again: at least once
+}
+
+// backoff is the wait after failed attempt number attempt.
+func (d *Dispatcher) backoff(attempt int) time.Duration {
+	b := &backoff.ExponentialBackOff{
+		InitialInterval: d.cfg.RetryBase, RandomizationFactor: 0.2, Multiplier: 2, MaxInterval: d.cfg.RetryMax,
 	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
+	b.Reset()
+	var wait time.Duration
+	for range min(attempt, 64) {
+		wait = b.NextBackOff()
+	}
+	return wait
+}
+
+// post makes one attempt, returning an errStatus for an answer that was not a 2xx (with
+// the Retry-After of a 429 or 503), or the error that got no answer, which never names
+// the URL.
+func (d *Dispatcher) post(ctx context.Context, r *endpoint, body []byte, h nats.Header, attempt int) (retryAfter time.Duration, err error) {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(body))
+	if err != nil {
+		return 0, errStatus{final: true} // the URL was validated: not expected
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "xsw-webhook/1")
+	req.Header.Set(HeaderEvent, h.Get(queueHeaderType))
+	req.Header.Set(HeaderEventID, h.Get(queueHeaderID))
+	req.Header.Set(HeaderTimestamp, h.Get(queueHeaderTimestamp))
+	req.Header.Set(HeaderAttempt, strconv.Itoa(attempt))
+	req.Header.Set(HeaderSignature, Sign([]byte(d.cfg.Secret), body))
+	resp, err := d.client.Do(req)
+	if err != nil {
+		// A *url.Error quotes the whole URL, path and query.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return 0, fmt.Errorf("%s %s: %w", ue.Op, r.name, ue.Err)
+		}
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	code := resp.StatusCode
+	switch {
+	case code >= 200 && code < 300:
+		return 0, nil
+	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			retryAfter = time.Duration(s) * time.Second
+		}
+		return retryAfter, errStatus{code: code}
+	case code == http.StatusRequestTimeout || code >= 500:
+		return 0, errStatus{code: code}
+	}
+	return 0, errStatus{code: code, final: true}
 }

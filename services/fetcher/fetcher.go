@@ -59,9 +59,13 @@ type Config struct {
 	// Sources are the sites served, the default first: SOURCES, SOURCE_<SITE>_URL
 	// (BASE_URL for the default site) and SOURCE_<SITE>_RATE_LIMIT (default
 	// BG_JOB_RATE_LIMIT), read by config.ReadSources.
-	Sources         config.Sources
-	InsecureTLS     bool
-	HTTPTimeout     time.Duration
+	Sources     config.Sources
+	InsecureTLS bool
+	HTTPTimeout time.Duration
+	// MaxPageBytes bounds a fetched page (MAX_PAGE_BYTES): with every page a fetcher may
+	// hold at once (BG_JOB_WORKERS per site, and RPCConcurrency calls) it bounds the
+	// memory pages take; see DefaultMaxPageBytes.
+	MaxPageBytes    int64
 	UserAgent       string
 	Workers         int
 	MaxAttempts     int
@@ -97,6 +101,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		Sources:            config.ReadSources(r, events.ValidSiteID),
 		InsecureTLS:        r.Bool("SOURCE_INSECURE_TLS", false),
 		HTTPTimeout:        r.Duration("HTTP_TIMEOUT", 15*time.Second),
+		MaxPageBytes:       int64(r.Int("MAX_PAGE_BYTES", DefaultMaxPageBytes)),
 		UserAgent:          r.String("USER_AGENT", ""),
 		Workers:            r.Int("BG_JOB_WORKERS", 2),
 		MaxAttempts:        r.Int("BG_JOB_MAX_ATTEMPTS", 5),
@@ -154,6 +159,7 @@ func (c Config) validateVars() error {
 		config.Check(c.DedupWindow >= 0, "SYNC_DEDUP_WINDOW", "want >= 0, got %v", c.DedupWindow),
 		config.Check(c.AckWait >= time.Second, "BG_JOB_ACK_WAIT", "want >= 1s, got %v", c.AckWait),
 		config.Check(c.HTTPTimeout > 0, "HTTP_TIMEOUT", "want > 0, got %v", c.HTTPTimeout),
+		config.Check(c.MaxPageBytes >= 64<<10 && c.MaxPageBytes <= 16<<20, "MAX_PAGE_BYTES", "want 65536 to 16777216, got %d", c.MaxPageBytes),
 		config.Check(c.ShutdownTimeout >= 0, "SHUTDOWN_TIMEOUT", "want >= 0, got %v", c.ShutdownTimeout),
 		config.Check(c.NATSReplicas == 1 || c.NATSReplicas == 3 || c.NATSReplicas == 5, "NATS_REPLICAS", "want 1, 3 or 5, got %d", c.NATSReplicas),
 		config.Check(c.CircuitFailures >= 1, "CIRCUIT_FAILURES", "want >= 1, got %d", c.CircuitFailures),
@@ -161,6 +167,18 @@ func (c Config) validateVars() error {
 		config.Check(!strings.ContainsAny(c.FetcherID, ".*> "), "FETCHER_ID", "no dots, spaces or wildcards: %q", c.FetcherID),
 	)
 }
+
+// RPCConcurrency bounds the calls of the gateways a fetcher serves at once.
+const RPCConcurrency = 16
+
+// DefaultMaxPageBytes is MAX_PAGE_BYTES when unset: 512 KiB, twenty times the largest
+// page the two built-in sites serve (a czbooks.net book page of 312 chapters is 24 KB).
+// Parsing a page allocates about twelve times its size (measured: 284 KB for that page,
+// 22 KB for a 1.7 KB chapter), so a fetcher holding its most pages at once (two workers
+// for each of two sites and RPCConcurrency calls: 20) needs at most about
+// 20 × 512 KiB × 13 = 130 MiB beyond its base: within the 256 MiB its Kubernetes
+// manifest allows.
+const DefaultMaxPageBytes = 512 << 10
 
 func defaultID() string {
 	h, _ := os.Hostname()
@@ -205,7 +223,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	served, err := sites.Open(ctx, kv, sites.Config{
 		Sources: cfg.Sources, Adapters: cfg.adapters(),
 		Politeness: politeness.Config{FailureThreshold: cfg.CircuitFailures, Cooldown: cfg.CircuitCooldown, InteractiveMaxWait: cfg.InteractiveMaxWait},
-		Client:     source.Config{Timeout: cfg.HTTPTimeout, InsecureTLS: cfg.InsecureTLS, UserAgent: cfg.UserAgent},
+		Client:     source.Config{Timeout: cfg.HTTPTimeout, InsecureTLS: cfg.InsecureTLS, UserAgent: cfg.UserAgent, MaxBytes: cfg.MaxPageBytes},
 		Observe:    func(site string, status int, took time.Duration) { m.SourceRequest(site, status, took) },
 	})
 	if err != nil {
@@ -251,7 +269,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	crawler := &crawl.Crawler{JS: js, Sites: served, Progress: crawls, Described: described, Logger: logger, RetryDelay: cfg.RetryBase * 5, AckWait: cfg.AckWait,
 		Poison: func() { m.Poison(metrics.ConsumerCrawls) }}
-	calls := &rpc.Server{NC: nc, JS: js, Sites: served, Checkpoints: checkpoint.Store{KV: checkpoints}, Logger: logger, Timeout: 2 * time.Minute}
+	calls := &rpc.Server{NC: nc, JS: js, Sites: served, Checkpoints: checkpoint.Store{KV: checkpoints}, Logger: logger, Timeout: 2 * time.Minute,
+		Concurrency: RPCConcurrency}
 	for _, st := range served.All() {
 		logger.Info("serving site", "site", st.ID, "base_url", st.Client.Base().Redacted(), "rate_limit", st.RateLimit)
 	}

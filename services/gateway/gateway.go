@@ -61,6 +61,8 @@ type Config struct {
 	// ListingCacheTTL is the lifetime of cached categories and listing pages
 	// (LISTING_CACHE_TTL, 60s).
 	ListingCacheTTL time.Duration
+	// CacheMaxBytes bounds the memory caches, in bytes (CACHE_MAX_BYTES, 64 MiB).
+	CacheMaxBytes int64
 	// InteractiveWait bounds the wait for a book a reader asked for (INTERACTIVE_WAIT, 10s).
 	InteractiveWait time.Duration
 	// ChapterWait bounds the wait for a chapter's text before answering 202
@@ -114,6 +116,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		Sources:         config.ReadSources(r, events.ValidSiteID),
 		CacheTTL:        r.Duration("CACHE_TTL_SECONDS", 900*time.Second),
 		ListingCacheTTL: r.Duration("LISTING_CACHE_TTL", 60*time.Second),
+		CacheMaxBytes:   int64(r.Int("CACHE_MAX_BYTES", httpapi.DefaultCacheMaxBytes)),
 		InteractiveWait: r.Duration("INTERACTIVE_WAIT", 10*time.Second),
 		ChapterWait:     r.Duration("CHAPTER_WAIT", 60*time.Second),
 		RPCTimeout:      r.Duration("RPC_TIMEOUT", 15*time.Second),
@@ -193,6 +196,7 @@ func (c Config) Validate() error {
 		c.Sources.Validate(),
 		config.Check(c.CacheTTL > 0, "CACHE_TTL_SECONDS", "must be positive, got %s", c.CacheTTL),
 		config.Check(c.ListingCacheTTL > 0, "LISTING_CACHE_TTL", "must be positive, got %s", c.ListingCacheTTL),
+		config.Check(c.CacheMaxBytes >= 1<<20, "CACHE_MAX_BYTES", "must be at least 1 MiB (1048576), got %d", c.CacheMaxBytes),
 		config.Check(c.InteractiveWait > 0 && c.InteractiveWait <= time.Minute, "INTERACTIVE_WAIT",
 			"must be from 1ms to 1m (clients wait 15s for a page), got %s", c.InteractiveWait),
 		config.Check(c.ChapterWait > 0 && c.ChapterWait+c.InteractiveWait < 2*time.Minute, "CHAPTER_WAIT",
@@ -278,7 +282,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	dash := dashboard.New(dashboard.Config{AdminToken: cfg.AdminToken}, nc, js, jm, logger)
 	srv, err := httpapi.New(httpapi.Config{
 		Database: databaseLabel(cfg.DatabaseURL),
-		CacheTTL: cfg.CacheTTL, ListingCacheTTL: cfg.ListingCacheTTL,
+		CacheTTL: cfg.CacheTTL, ListingCacheTTL: cfg.ListingCacheTTL, CacheMaxBytes: cfg.CacheMaxBytes,
 		InteractiveWait: cfg.InteractiveWait, ChapterWait: cfg.ChapterWait, RPCTimeout: cfg.RPCTimeout,
 		AdminToken: cfg.AdminToken, RateLimit: cfg.RateLimit, RateWindow: cfg.RateWindow, SourceRateLimit: cfg.SourceRateLimit,
 		TrustedProxies: cfg.TrustedProxies, CORSAllowOrigins: cfg.CORSAllowOrigins,

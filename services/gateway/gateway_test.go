@@ -38,7 +38,7 @@ func TestConfigDefaults(t *testing.T) {
 	want := Config{
 		HTTPAddr: ":8000", DatabaseURL: database.DefaultURL, NATSURL: "nats://127.0.0.1:4222",
 		Sources:  config.Sources{{ID: "xsw", URL: "", RateLimit: 2 * time.Second}},
-		CacheTTL: 900 * time.Second, ListingCacheTTL: time.Minute, InteractiveWait: 10 * time.Second,
+		CacheTTL: 900 * time.Second, ListingCacheTTL: time.Minute, CacheMaxBytes: 64 << 20, InteractiveWait: 10 * time.Second,
 		ChapterWait: time.Minute, RPCTimeout: 15 * time.Second, SyncDedupWindow: 5 * time.Minute,
 		NATSReplicas: 1, RequestMaxAge: 24 * time.Hour, ShutdownTimeout: 5 * time.Second, ReadsFlush: 30 * time.Second,
 		RateLimit: 120, SourceRateLimit: 10, RateWindow: time.Minute, CORSAllowOrigins: "*",

@@ -11,9 +11,11 @@ type clock struct{ t time.Time }
 
 func (c *clock) now() time.Time { return c.t }
 
-func newTestCache(ttl time.Duration, max int) (*Cache[string], *clock) {
+// newTestCache returns a cache with room for entries of one-letter groups, short keys and
+// one-byte values.
+func newTestCache(ttl time.Duration, entries int) (*Cache[string], *clock) {
 	clk := &clock{t: time.Date(2026, 1, 21, 12, 0, 0, 0, time.UTC)}
-	c := New[string](ttl, max)
+	c := New[string](ttl, int64(entries)*(entryOverhead+3+1))
 	c.now = clk.now
 	return c, clk
 }
@@ -83,15 +85,15 @@ func TestClear(t *testing.T) {
 func TestBounded(t *testing.T) {
 	c, clk := newTestCache(time.Minute, 5)
 	for i := range 5 {
-		c.Set("old", fmt.Sprint(i), "x", c.Token("old"))
+		c.Set("o", fmt.Sprint(i), "x", c.Token("o"))
 	}
 	clk.t = clk.t.Add(2 * time.Minute) // all expired: the sweep makes room
-	c.Set("new", "a", "y", c.Token("new"))
+	c.Set("n", "a", "y", c.Token("n"))
 	if c.Len() != 1 {
 		t.Errorf("Len = %d after sweeping expired entries, want 1", c.Len())
 	}
 	for i := range 20 {
-		g := fmt.Sprint("g", i)
+		g := fmt.Sprint(i % 10)
 		c.Set(g, "k", "v", c.Token(g))
 		if c.Len() > 5 {
 			t.Fatalf("Len = %d, above the bound 5", c.Len())
@@ -99,8 +101,43 @@ func TestBounded(t *testing.T) {
 	}
 }
 
+// TestBoundedByBytes: the cache holds at most its bytes, whatever the number of
+// entries: a few large values push out many small ones, a value larger than the whole
+// budget is not stored, and replacing a value counts only the new one.
+func TestBoundedByBytes(t *testing.T) {
+	const budget = 64 << 10
+	c := New[[]byte](time.Minute, budget)
+	for i := range 1000 {
+		g := fmt.Sprint("book-", i)
+		c.Set(g, "chapters", make([]byte, 100), c.Token(g))
+	}
+	if b := c.Bytes(); b > budget {
+		t.Fatalf("%d bytes held, over the budget %d", b, budget)
+	}
+	small := c.Len()
+	for i := range 10 {
+		g := fmt.Sprint("big-", i)
+		c.Set(g, "text", make([]byte, 16<<10), c.Token(g))
+		if b := c.Bytes(); b > budget {
+			t.Fatalf("%d bytes held after a large value, over %d", b, budget)
+		}
+	}
+	if c.Len() >= small {
+		t.Errorf("%d entries after large values, had %d small ones: none made room", c.Len(), small)
+	}
+	if c.Set("huge", "text", make([]byte, budget), c.Token("huge")) {
+		t.Error("a value larger than the whole budget was stored")
+	}
+	c.Clear()
+	c.Set("g", "k", make([]byte, 1000), c.Token("g"))
+	c.Set("g", "k", make([]byte, 10), c.Token("g"))
+	if b, want := c.Bytes(), sizeOf("g", "k", make([]byte, 10)); b != want || c.Len() != 1 {
+		t.Errorf("after a replacement %d bytes in %d entries, want %d in 1", b, c.Len(), want)
+	}
+}
+
 func TestConcurrent(t *testing.T) {
-	c := New[int](time.Minute, 100)
+	c := New[int](time.Minute, 100*(entryOverhead+defaultValueSize+4))
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {

@@ -165,11 +165,14 @@ type adminStatsJSON struct {
 		ChaptersWithContent int64 `json:"chapters_with_content"`
 	} `json:"database"`
 	Cache struct {
-		Replica           string `json:"replica"`
-		BookEntries       int    `json:"book_entries"`
-		ListingEntries    int    `json:"listing_entries"`
-		TTLSeconds        int    `json:"ttl_seconds"`
-		ListingTTLSeconds int    `json:"listing_ttl_seconds"`
+		Replica        string `json:"replica"`
+		BookEntries    int    `json:"book_entries"`
+		ListingEntries int    `json:"listing_entries"`
+		// Bytes is what the caches hold, of MaxBytes (CACHE_MAX_BYTES).
+		Bytes             int64 `json:"bytes"`
+		MaxBytes          int64 `json:"max_bytes"`
+		TTLSeconds        int   `json:"ttl_seconds"`
+		ListingTTLSeconds int   `json:"listing_ttl_seconds"`
 	} `json:"cache"`
 	Jobs struct {
 		QueueSize      int      `json:"queue_size"`
@@ -226,6 +229,7 @@ func (s *Server) adminStats(c *fiber.Ctx) error {
 	}
 	out.Database.Books, out.Database.Chapters, out.Database.ChaptersWithContent = n.Books, n.Chapters, n.ChaptersWithText
 	out.Cache.Replica, out.Cache.BookEntries, out.Cache.ListingEntries = s.cfg.Replica, s.books.Len(), s.listings.Len()
+	out.Cache.Bytes, out.Cache.MaxBytes = s.books.Bytes()+s.listings.Bytes(), s.cfg.CacheMaxBytes
 	out.Cache.TTLSeconds, out.Cache.ListingTTLSeconds = int(s.cfg.CacheTTL/time.Second), int(s.cfg.ListingCacheTTL/time.Second)
 	out.Jobs.QueueSize, out.Jobs.ActiveJobs, out.Jobs.ActiveJobIDs = st.QueueSize, len(st.Active), s.activeLabels(st.Active)
 	out.Jobs.CompletedCount, out.Jobs.FailedCount = hist.Completed, hist.Failed

@@ -124,6 +124,9 @@ type chapterList struct {
 	syncStatus string
 }
 
+// CacheSize is what the list costs in a cache (cache.Sizer).
+func (l chapterList) CacheSize() int { return len(l.body) + len(l.site) + len(l.syncStatus) + 16 }
+
 func newChapterList(c *fiber.Ctx, site string, p catalog.ChapterPage) (chapterList, error) {
 	refs := make([]chapterRefJSON, len(p.Chapters))
 	for i, ch := range p.Chapters {

@@ -6,6 +6,9 @@ import "github.com/gofiber/fiber/v2"
 // every hit: a cached read encodes nothing.
 type jsonBody []byte
 
+// CacheSize is what the body costs in a cache (cache.Sizer).
+func (b jsonBody) CacheSize() int { return len(b) }
+
 // encodeJSON encodes v as c.JSON does, with the application's JSON encoder.
 func encodeJSON(c *fiber.Ctx, v any) (jsonBody, error) {
 	return c.App().Config().JSONEncoder(v)

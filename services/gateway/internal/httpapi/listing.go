@@ -99,6 +99,15 @@ type listingPage struct {
 	ids  []string
 }
 
+// CacheSize is what the page costs in a cache (cache.Sizer).
+func (p listingPage) CacheSize() int {
+	n := len(p.body)
+	for _, id := range p.ids {
+		n += len(id) + 16
+	}
+	return n
+}
+
 // listing answers GET /categories/{cat_id}/books at once from the fetchers (cached
 // ListingCacheTTL per page), then, unless bg_sync=false, queues a prefetch request for
 // every listed book in the background. The category id must be the site's spelling of

@@ -60,6 +60,9 @@ const (
 	idleTimeout  = 2 * time.Minute
 )
 
+// DefaultCacheMaxBytes is CACHE_MAX_BYTES when unset: 64 MiB.
+const DefaultCacheMaxBytes = 64 << 20
+
 // Config tunes the API.
 type Config struct {
 	// CountRead, when set, is told of every read of a book (its page, chapter list or a
@@ -80,8 +83,9 @@ type Config struct {
 	RPCTimeout time.Duration
 	// AdminToken guards /admin; empty disables the admin endpoints.
 	AdminToken string
-	// CacheEntries bounds each memory cache (default 10000).
-	CacheEntries int
+	// CacheMaxBytes bounds the memory caches together: a quarter for categories and
+	// listings, the rest for books, chapter lists and texts (default 64 MiB).
+	CacheMaxBytes int64
 	// RateLimit is how many requests one client may make per RateWindow (a burst of
 	// RateLimit, refilled evenly); 0 disables rate limiting.
 	RateLimit int
@@ -141,8 +145,8 @@ type Server struct {
 // New builds the API over the sites reg knows and subscribes to index announcements and
 // cache invalidations to keep the cache coherent with the other replicas.
 func New(cfg Config, nc *nats.Conn, cat *catalog.Catalog, jm *jobs.Manager, reg *sites.Registry, logger *slog.Logger) (*Server, error) {
-	if cfg.CacheEntries <= 0 {
-		cfg.CacheEntries = 10000
+	if cfg.CacheMaxBytes <= 0 {
+		cfg.CacheMaxBytes = DefaultCacheMaxBytes
 	}
 	if cfg.CORSAllowOrigins == "" {
 		cfg.CORSAllowOrigins = "*"
@@ -153,8 +157,8 @@ func New(cfg Config, nc *nats.Conn, cat *catalog.Catalog, jm *jobs.Manager, reg 
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg: cfg, nc: nc, cat: cat, jobs: jm, sites: reg, log: logger.With("component", "httpapi"),
-		books:    cache.New[any](cfg.CacheTTL, cfg.CacheEntries),
-		listings: cache.New[any](cfg.ListingCacheTTL, cfg.CacheEntries),
+		books:    cache.New[any](cfg.CacheTTL, cfg.CacheMaxBytes-cfg.CacheMaxBytes/4),
+		listings: cache.New[any](cfg.ListingCacheTTL, cfg.CacheMaxBytes/4),
 		variants: sync.OnceValues(variants.New),
 		ctx:      ctx, cancel: cancel,
 	}

@@ -4,6 +4,11 @@
 // one of them), acknowledges its messages after their commit and announces every book
 // written.
 //
+// A sync whose result would shrink a stored book sharply is refused by the store (see
+// store.ShrinkFloor): the loop publishes a dead letter for its job, as a fetcher does
+// for a job that gave up, so that an operator sees it and can replay it, before the
+// batch is acknowledged.
+//
 // Each message ends in exactly one outcome: Ack after the commit (and the announcements);
 // Term when it can never be indexed (undecodable, unknown version, refused by the
 // database); NakWithDelay, with exponential backoff, when the database failed; Nak (at
@@ -96,10 +101,13 @@ type Stats struct {
 	Delayed int64
 	// Announced is the number of BookIndexed announcements published.
 	Announced int64
+	// Refused is the number of completed syncs refused because they would shrink a
+	// stored book sharply (store.ShrinkFloor), each dead-lettered.
+	Refused int64
 }
 
 type counters struct {
-	batches, acked, poison, failures, delayed, announced atomic.Int64
+	batches, acked, poison, failures, delayed, announced, refused atomic.Int64
 }
 
 // Consumer is the indexing loop over one durable consumer.
@@ -130,6 +138,7 @@ func (c *Consumer) Stats() Stats {
 		Failures:  c.stats.failures.Load(),
 		Delayed:   c.stats.delayed.Load(),
 		Announced: c.stats.announced.Load(),
+		Refused:   c.stats.refused.Load(),
 	}
 }
 
@@ -297,15 +306,20 @@ func (c *Consumer) write(ctx context.Context, items []item) time.Duration {
 			c.opts.Observe(evs, took)
 		}
 		c.logCommitted(items, res)
-		if err := c.announce(ctx, items, res.Books); err != nil {
-			// Committed but not announced: hand the batch back. Writing it again changes
-			// nothing and announces again, under the same message ids.
+		err = c.deadLetter(ctx, items, res.Refused)
+		if err == nil {
+			err = c.announce(ctx, items, res.Books)
+		}
+		if err != nil {
+			// Committed but not dead-lettered or announced: hand the batch back. Writing
+			// it again changes nothing, refuses the same syncs and publishes again, under
+			// the same message ids.
 			if ctx.Err() != nil {
 				c.handBack(items, err)
 				return 0
 			}
 			d := c.opts.BackoffMin
-			c.logger.Warn("announce indexed books failed; batch handed back", "err", err, "messages", len(items), "retry_in", d)
+			c.logger.Warn("publish after commit failed; batch handed back", "err", err, "messages", len(items), "retry_in", d)
 			c.nakAll(items, d)
 			return 0
 		}
@@ -408,13 +422,64 @@ func (c *Consumer) announce(ctx context.Context, items []item, books []store.Boo
 	return nil
 }
 
+// deadLetter publishes the dead letter of every completed job of the batch whose sync
+// the store refused, on the dead-letter subject of its book and under the message id a
+// fetcher would give it ("dead:" and the job id): the request it can be replayed as is
+// rebuilt from the job's event. The book itself stays on the refresh schedule.
+func (c *Consumer) deadLetter(ctx context.Context, items []item, refused []store.Refusal) error {
+	for _, r := range refused {
+		e, ok := items[r.Event].ev.(*events.JobEvent)
+		if !ok {
+			continue // a last page: its completion is refused too, and dead-lettered
+		}
+		dl := refusedLetter(e, r.Reason())
+		if _, err := broker.Publish(ctx, c.js, dl.Subject(), "dead:"+e.JobID, &dl); err != nil {
+			return fmt.Errorf("dead-letter refused job %s: %w", e.JobID, err)
+		}
+		c.stats.refused.Add(1)
+	}
+	return nil
+}
+
+// refusedLetter is the dead letter of a completed job whose sync was refused.
+func refusedLetter(e *events.JobEvent, reason string) events.DeadLetter {
+	requested := e.EnqueuedAt
+	if requested.IsZero() {
+		requested = e.At
+	}
+	if requested.IsZero() {
+		requested = time.Now()
+	}
+	died := e.At
+	if died.IsZero() {
+		died = time.Now()
+	}
+	return events.DeadLetter{
+		Header: events.Header{Version: events.Version},
+		Request: events.BookRequested{
+			Header: events.Header{Version: events.Version}, Site: e.Site, BookID: e.BookID, Lane: e.Lane,
+			Priority: e.Priority, RequestedAt: requested.UTC(),
+		},
+		JobID: e.JobID, Attempts: max(e.Attempt, 1), Error: reason, DiedAt: died.UTC(),
+	}
+}
+
 // logCommitted logs what a committed batch did, in the seed's words.
 func (c *Consumer) logCommitted(items []item, res store.Result) {
 	complete := make(map[string]bool, len(res.Books))
 	for _, b := range res.Books {
 		complete[events.Key(b.Site, b.BookID)] = b.Complete
 	}
+	refused := make(map[int]bool, len(res.Refused))
+	for _, r := range res.Refused {
+		refused[r.Event] = true
+		c.logger.Warn("sync refused: it would shrink the book; nothing stored changed", "site", r.Site, "book_id", r.BookID,
+			"job_id", r.JobID, "listed", r.Listed, "stored", r.Stored, "event", fmt.Sprintf("%T", items[r.Event].ev))
+	}
 	for i, it := range items {
+		if refused[i] {
+			continue
+		}
 		changed := res.Changed[i]
 		switch e := it.ev.(type) {
 		case *events.BookFetched:

@@ -87,17 +87,18 @@ func TestTwoSitesOneBookID(t *testing.T) {
 	reads := events.NewBooksRead("g", 1, map[string]int64{events.Key("czbooks", "7"): 9}, t0, t0.Add(time.Hour))
 	res = apply(t, s,
 		inSite(t, "czbooks", bookEvent("7", "乙改", t0.Add(time.Hour))),
-		// The czbooks book shrinks to one chapter.
-		inSite(t, "czbooks", tocEvent("7", 1, 1, refs(1, 1, 3000), t0.Add(time.Hour))),
-		inSite(t, "czbooks", completed("j7-2", "7", 1, 1, t0.Add(time.Hour+time.Minute))),
+		// The czbooks book shrinks to two chapters (of three: a shrink to less than
+		// store.ShrinkFloor of them would be refused).
+		inSite(t, "czbooks", tocEvent("7", 1, 1, refs(1, 2, 3000), t0.Add(time.Hour))),
+		inSite(t, "czbooks", completed("j7-2", "7", 2, 1, t0.Add(time.Hour+time.Minute))),
 		&purge, &reads)
-	if len(res.Books) != 1 || res.Books[0].Site != "czbooks" || res.Books[0].Chapters != 1 {
+	if len(res.Books) != 1 || res.Books[0].Site != "czbooks" || res.Books[0].Chapters != 2 {
 		t.Errorf("books touched %+v, want czbooks 7 alone", res.Books)
 	}
 	if after := xswRows(); after != before {
 		t.Errorf("events of czbooks 7 changed xsw 7:\n%s\nwant\n%s", after, before)
 	}
-	if b := siteBook(t, s, "czbooks", "7"); b.Name != "乙改" || *b.ChapterTotal != 1 {
+	if b := siteBook(t, s, "czbooks", "7"); b.Name != "乙改" || *b.ChapterTotal != 2 {
 		t.Errorf("czbooks book after its resync: %+v", b)
 	}
 	var reads7 map[string]int64
@@ -123,11 +124,11 @@ func TestTwoSitesOneBookID(t *testing.T) {
 	}
 	before = czRows()
 	xswPurge := events.NewBookPurgeRequested(xsw, "7", "admin", t0.Add(2*time.Hour))
-	apply(t, s, &xswPurge, completed("j7-3", "7", 2, 1, t0.Add(2*time.Hour)))
+	apply(t, s, &xswPurge, completed("j7-3", "7", 3, 1, t0.Add(2*time.Hour)))
 	if after := czRows(); after != before {
 		t.Errorf("events of xsw 7 changed czbooks 7:\n%s\nwant\n%s", after, before)
 	}
-	if cs := siteChapters(t, s, xsw, "7"); len(cs) != 2 || cs[0].Text != nil {
+	if cs := siteChapters(t, s, xsw, "7"); len(cs) != 3 || cs[0].Text != nil {
 		t.Errorf("xsw chapters after its purge and shrink: %+v", cs)
 	}
 }

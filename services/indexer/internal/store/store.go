@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -112,6 +113,71 @@ type Result struct {
 	// TOC pages, chapter text, sync completion, purged texts), in the order they were
 	// first touched.
 	Books []BookState
+	// Refused lists the events the batch did not apply because they would shrink a
+	// stored book sharply (see ShrinkFloor), in the order of the events.
+	Refused []Refusal
+}
+
+// ShrinkFloor is the share of a book's stored chapters that a sync must list for its
+// chapter list to replace the stored one. A sync that lists no chapter while any is
+// stored, or fewer than ShrinkFloor × the stored ones (fewer than half: 155 or less of
+// 312), is taken as the site failing (an error page read as an empty list, a list cut
+// short), not as the author deleting chapters: nothing stored is deleted, renumbered or
+// recounted. Its completion is recorded in job_history as failed, with the reason (see
+// Refusal.Reason), and reported in Result.Refused, for which the indexer publishes a
+// dead letter that an operator can replay at once. Otherwise the book is synced again
+// when the refresh scheduler next finds it due: the refused sync's metadata, applied,
+// marked it checked, so that a site failing for hours is not asked every minute. A
+// smaller shrink (an author removing a few chapters) applies as it always did.
+//
+// What is stored is the larger of the chapter total of the book's last applied sync and
+// the number of its chapter refs: pages do not change the first, so every page and the
+// completion of one sync are judged against the same number.
+//
+// The refusal is decided where the sync's chapter count is known: at its completion
+// (JobEvent completed, Chapters), and at its last table-of-contents page (Page ==
+// TotalPages: the highest chapter number it lists), which is the whole list on a site
+// that lists a book on one page and arrives before the completion. The pages before the
+// last of a paginated list are written as they come (the first chapters are served
+// while the walk goes on); they only update the refs at their own positions, and a
+// list that lost its tail lists there what is stored. A last page fetched out of turn
+// for a reader (no completion follows) is refused the same way, with no dead letter.
+const ShrinkFloor = 0.5
+
+// Refusal is a sync's event that Apply did not apply, by the rule of ShrinkFloor.
+type Refusal struct {
+	// Event is the index of the event in the batch: a completed *events.JobEvent, or the
+	// last *events.TOCPageFetched of a sync.
+	Event  int
+	Site   string
+	BookID string
+	JobID  string
+	// Listed is how many chapters the sync listed; Stored how many the book holds.
+	Listed int
+	Stored int
+}
+
+// Reason says why the sync was refused, as job_history and the dead letter record it.
+func (r Refusal) Reason() string {
+	return fmt.Sprintf("shrink refused: the site listed %d chapters, %d stored", r.Listed, r.Stored)
+}
+
+// storedSQL is the number of chapters the book $1, $2 holds, by the rule of ShrinkFloor.
+const storedSQL = `greatest(
+    (SELECT sb.chapter_total FROM books sb WHERE sb.site = $1 AND sb.id = $2),
+    (SELECT count(*) FROM chapters sc WHERE sc.site = $1 AND sc.book_id = $2))::int`
+
+// refusedSQL is the rule of ShrinkFloor in SQL: whether a sync listing listed chapters
+// may not replace a book's stored ones (both integer expressions; stored is read twice).
+func refusedSQL(listed, stored string) string {
+	return fmt.Sprintf("(%[2]s > 0 AND (%[1]s = 0 OR %[1]s < %[2]s * %[3]s))",
+		listed, stored, strconv.FormatFloat(ShrinkFloor, 'f', -1, 64))
+}
+
+// refusedForBookSQL is refusedSQL against the chapters the book $1, $2 holds, counted
+// once; a scalar subquery, which Postgres runs only when it is needed.
+func refusedForBookSQL(listed string) string {
+	return "(SELECT " + refusedSQL(listed, "s.n") + " FROM (SELECT " + storedSQL + " AS n) s)"
 }
 
 // book is a book's identity: its site and the site's id for it.
@@ -170,6 +236,7 @@ func (s *Store) apply(ctx context.Context, evs []events.Payload, merge bool) (Re
 		var err error
 		res.Books, err = w.settle(ctx, touched)
 		res.Changed = w.changed
+		res.Refused = w.refused
 		return err
 	})
 	if ee, ok := errors.AsType[*eventError](err); ok {
@@ -303,12 +370,29 @@ WHERE b.site = n.site AND b.id = n.id AND b.last_chapter_num IS DISTINCT FROM n.
 
 // putTOCPagesSeen records the page count a table-of-contents page reported, unless a
 // newer page already did. A book without a row yet gets none: its metadata, published
-// first by every sync, creates it.
+// first by every sync, creates it. Nor does the last page of a sync refused by the rule
+// of ShrinkFloor.
 func (w *writer) putTOCPagesSeen(i int, b book, e *events.TOCPageFetched) {
 	w.exec(i, "toc pages of book "+b.String(), `
 UPDATE books SET toc_pages_seen = $3, toc_seen_at = $4
 WHERE site = $1 AND id = $2 AND (toc_seen_at IS NULL OR toc_seen_at <= $4)
-  AND (toc_pages_seen, toc_seen_at) IS DISTINCT FROM ($3, $4)`, b.site, b.id, int32(e.TotalPages), e.FetchedAt)
+  AND (toc_pages_seen, toc_seen_at) IS DISTINCT FROM ($3, $4)
+  AND ($5::int IS NULL OR NOT `+refusedForBookSQL("$5::int")+`)`,
+		b.site, b.id, int32(e.TotalPages), e.FetchedAt, listedBy(e))
+}
+
+// listedBy returns the chapter count of the sync whose last page e is: the highest
+// chapter number it lists, or 0 for an empty page 1 of 1. It returns nil for a page
+// before the last, or an empty last page after others (which says nothing of the count).
+func listedBy(e *events.TOCPageFetched) *int32 {
+	if e.Page != e.TotalPages || (len(e.Chapters) == 0 && e.Page != 1) {
+		return nil
+	}
+	var n int32
+	for _, c := range e.Chapters {
+		n = max(n, int32(c.Number)) // checked by tocRefs.add
+	}
+	return &n
 }
 
 // purgeTexts forgets the chapter texts of a book fetched up to the request's time, so
@@ -401,30 +485,60 @@ WHERE (k.name, k.url, k.position, k.updated_at)
 
 // completeSync records a completed sync on the book (creating a nameless row when its
 // metadata never arrived), drops the refs beyond the new end of a book that shrank and
-// refreshes last_chapter_num. A completion older than the stored one changes nothing.
-func (w *writer) completeSync(ctx context.Context, i int, b book, e *events.JobEvent) error {
+// refreshes last_chapter_num. A completion older than the stored one changes nothing. A
+// completion that would shrink the book sharply (see ShrinkFloor) changes nothing
+// either: completeSync returns its refusal, also added to the batch's.
+func (w *writer) completeSync(ctx context.Context, i int, b book, e *events.JobEvent) (*Refusal, error) {
 	if err := int32s(e.Chapters, e.TOCPages); err != nil {
-		return fmt.Errorf("completed job %s: %w", e.JobID, err)
+		return nil, fmt.Errorf("completed job %s: %w", e.JobID, err)
 	}
 	// A resync that found the book unchanged read no metadata, but it did check the book.
 	var checkedAt *time.Time
 	if e.Unchanged {
 		checkedAt = &e.At
 	}
-	n, err := w.send(ctx, i, "complete sync of book "+b.String(), `
-INSERT INTO books AS b (site, id, name, chapter_total, toc_pages, sync_job_id, synced_at, checked_at)
-VALUES ($1, $2, '', $3, $4, $5, $6, $7)
-ON CONFLICT (site, id) DO UPDATE SET
-    chapter_total = EXCLUDED.chapter_total,
-    toc_pages = EXCLUDED.toc_pages,
-    sync_job_id = EXCLUDED.sync_job_id,
-    synced_at = EXCLUDED.synced_at,
-    checked_at = greatest(b.checked_at, EXCLUDED.checked_at),
-    updated_at = now()
-WHERE b.synced_at IS NULL OR b.synced_at < EXCLUDED.synced_at`,
-		b.site, b.id, int32(e.Chapters), int32(e.TOCPages), e.JobID, e.At, checkedAt)
-	if err != nil || n == 0 {
+	var stored, applied int64
+	var refused bool
+	read := func(rows pgx.Rows) error {
+		var n int64
+		_, err := pgx.ForEachRow(rows, []any{&stored, &refused, &n}, func() error { return nil })
+		applied = n
 		return err
+	}
+	// The verdict is judged (and the upsert sees it) before anything is written: a
+	// completion older than the stored sync is never refused, it is only stale.
+	w.query(i, "complete sync of book "+b.String(), read, `
+WITH cur AS (
+    SELECT `+storedSQL+` AS stored,
+           EXISTS (SELECT 1 FROM books sb WHERE sb.site = $1 AND sb.id = $2 AND sb.synced_at >= $6::timestamptz) AS stale
+), verdict AS (
+    SELECT stored, NOT stale AND `+refusedSQL("$3::int", "stored")+` AS refused FROM cur
+), up AS (
+    INSERT INTO books AS b (site, id, name, chapter_total, toc_pages, sync_job_id, synced_at, checked_at)
+    SELECT $1, $2, '', $3::int, $4::int, $5::text, $6::timestamptz, $7::timestamptz FROM verdict WHERE NOT verdict.refused
+    ON CONFLICT (site, id) DO UPDATE SET
+        chapter_total = EXCLUDED.chapter_total,
+        toc_pages = EXCLUDED.toc_pages,
+        sync_job_id = EXCLUDED.sync_job_id,
+        synced_at = EXCLUDED.synced_at,
+        checked_at = greatest(b.checked_at, EXCLUDED.checked_at),
+        updated_at = now()
+    WHERE b.synced_at IS NULL OR b.synced_at < EXCLUDED.synced_at
+    RETURNING 1
+)
+SELECT stored, refused, (SELECT count(*) FROM up) FROM verdict`,
+		b.site, b.id, int32(e.Chapters), int32(e.TOCPages), e.JobID, e.At, checkedAt)
+	if _, err := w.flush(ctx); err != nil {
+		return nil, err
+	}
+	w.changed[i] += applied
+	if refused {
+		r := Refusal{Event: i, Site: b.site, BookID: b.id, JobID: e.JobID, Listed: e.Chapters, Stored: int(stored)}
+		w.refused = append(w.refused, r)
+		return &r, nil
+	}
+	if applied == 0 {
+		return nil, nil
 	}
 	// Refs a later sync listed (after this one finished) are not this sync's to drop.
 	w.exec(i, "trim chapters of book "+b.String(), `
@@ -432,7 +546,16 @@ DELETE FROM chapters
 WHERE site = $1 AND book_id = $2 AND num > $3 AND (listed_at IS NULL OR listed_at <= $4)`,
 		b.site, b.id, int32(e.Chapters), e.At)
 	w.refreshLastChapter(i, b)
-	return nil
+	return nil, nil
+}
+
+// refusedJob is the history of a completed job whose sync was refused: failed, for the
+// reason, and dead-lettered (the indexer publishes its dead letter once the batch is
+// committed, or has the batch redelivered).
+func refusedJob(e *events.JobEvent, r *Refusal) *events.JobEvent {
+	f := *e
+	f.Kind, f.Error, f.Dead, f.Permanent = events.JobFailed, r.Reason(), true, false
+	return &f
 }
 
 // recordJob upserts the history row of a finished job. The same job may fail first and

@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,8 +31,9 @@ type writer struct {
 	merge bool
 
 	queue   pgx.Batch
-	steps   []step  // what each queued statement is, in queue order
-	changed []int64 // Result.Changed
+	steps   []step    // what each queued statement is, in queue order
+	changed []int64   // Result.Changed
+	refused []Refusal // Result.Refused, in the order found (sorted by settle)
 	toc     map[book]*tocBook
 }
 
@@ -174,8 +177,12 @@ func (w *writer) apply(ctx context.Context, i int, ev events.Payload) (book, err
 		switch e.Kind {
 		case events.JobCompleted:
 			w.writeTOC(b)
-			if err := w.completeSync(ctx, i, b, e); err != nil {
+			refused, err := w.completeSync(ctx, i, b, e)
+			if err != nil {
 				return book{}, err
+			}
+			if refused != nil {
+				return b, w.recordJob(i, b, refusedJob(e, refused))
 			}
 			return b, w.recordJob(i, b, e)
 		case events.JobFailed, events.JobSkipped:
@@ -210,6 +217,8 @@ func (w *writer) settle(ctx context.Context, touched []book) ([]BookState, error
 		}, bookStatesSQL, sites, ids)
 	}
 	_, err := w.flush(ctx)
+	// Pages are refused when their statement runs, after later completions maybe.
+	slices.SortStableFunc(w.refused, func(a, b Refusal) int { return cmp.Compare(a.Event, b.Event) })
 	return states, err
 }
 
@@ -232,8 +241,14 @@ type tocRefs struct {
 	titleNums []*int32
 	listedAt  []time.Time
 	pages     []int32
-	// event maps each chapter number to the index of the page event that listed it.
+	// listed is, on the refs of the last page of a sync, the sync's chapter count
+	// (listedBy): they are written unless that count is refused by the rule of
+	// ShrinkFloor. Nil on the refs of the pages before the last.
+	listed []*int32
+	// event maps each chapter number to the index of the page event that listed it,
+	// jobs each of those indexes to the page's job.
 	event map[int32]int
+	jobs  map[int]string
 }
 
 // putTOCPage adds a page's refs to its book's pending statement. A page listing a
@@ -281,9 +296,12 @@ func (r *tocRefs) overlaps(refs []events.ChapterRef) bool {
 // twice).
 func (r *tocRefs) add(i int, e *events.TOCPageFetched) error {
 	last := lastOfEach(e.Chapters)
+	listed := listedBy(e)
 	if r.event == nil {
 		r.event = make(map[int32]int, len(e.Chapters))
+		r.jobs = make(map[int]string)
 	}
+	r.jobs[i] = e.JobID
 	for k, c := range e.Chapters {
 		if last != nil && last[c.Number] != k {
 			continue
@@ -309,6 +327,7 @@ func (r *tocRefs) add(i int, e *events.TOCPageFetched) error {
 		r.titleNums = append(r.titleNums, tn)
 		r.listedAt = append(r.listedAt, e.FetchedAt)
 		r.pages = append(r.pages, int32(e.Page))
+		r.listed = append(r.listed, listed)
 		r.event[int32(c.Number)] = i
 	}
 	if err := int32s(e.Page, e.TotalPages); err != nil {
@@ -343,17 +362,24 @@ func (w *writer) writeTOC(bk book) {
 	}
 	r := b.refs
 	b.refs = tocRefs{} // the queue holds r's slices until it is sent
-	w.query(b.last, "upsert toc pages of book "+bk.String(), r.countChanged(w.changed), tocSQL,
-		bk.site, bk.id, r.nums, r.ids, r.titles, r.urls, r.titleNums, r.listedAt, r.pages)
+	w.query(b.last, "upsert toc pages of book "+bk.String(), w.readTOC(bk, r), tocSQL,
+		bk.site, bk.id, r.nums, r.ids, r.titles, r.urls, r.titleNums, r.listedAt, r.pages, r.listed)
 }
 
-// countChanged returns the reader of the statement's changed chapter numbers, which
-// counts each for the page that listed it.
-func (r tocRefs) countChanged(changed []int64) func(pgx.Rows) error {
+// readTOC returns the reader of the statement's rows: each changed chapter number counts
+// for the page that listed it; each refused page is added to the batch's refusals.
+func (w *writer) readTOC(bk book, r tocRefs) func(pgx.Rows) error {
 	return func(rows pgx.Rows) error {
-		var num int32
-		_, err := pgx.ForEachRow(rows, []any{&num}, func() error {
-			changed[r.event[num]]++
+		var num, listed, stored int32
+		var refused bool
+		_, err := pgx.ForEachRow(rows, []any{&num, &refused, &listed, &stored}, func() error {
+			i := r.event[num]
+			if !refused {
+				w.changed[i]++
+				return nil
+			}
+			w.refused = append(w.refused, Refusal{Event: i, Site: bk.site, BookID: bk.id, JobID: r.jobs[i],
+				Listed: int(listed), Stored: int(stored)})
 			return nil
 		})
 		return err
@@ -361,12 +387,23 @@ func (r tocRefs) countChanged(changed []int64) func(pgx.Rows) error {
 }
 
 // tocSQL upserts a book's refs. A ref whose chapter id changed loses its stored text; a
-// ref already listed by a newer page is left alone. It returns the numbers it changed.
-const tocSQL = `
+// ref already listed by a newer page is left alone; the refs of a last page whose
+// sync's chapter count is refused by the rule of ShrinkFloor are not written (the book's
+// stored chapters are counted only when some ref carries a count). It returns the
+// numbers it changed (refused false), then, for each refused page, its first number,
+// the count its sync listed and the chapters stored (refused true).
+var tocSQL = `
+WITH r AS (
+    SELECT * FROM unnest($3::int[], $4::text[], $5::text[], $6::text[], $7::int[], $8::timestamptz[], $9::int[], $10::int[])
+        AS r(num, chapter_id, title, url, title_num, listed_at, toc_page, listed)
+), v AS (
+    SELECT r.*, CASE WHEN r.listed IS NULL THEN false
+                     ELSE ` + refusedForBookSQL("r.listed") + ` END AS refused
+    FROM r
+), ins AS (
 INSERT INTO chapters AS c (site, book_id, num, chapter_id, title, url, title_num, listed_at, toc_page)
-SELECT $1, $2, r.num, r.chapter_id, r.title, r.url, r.title_num, r.listed_at, r.toc_page
-FROM unnest($3::int[], $4::text[], $5::text[], $6::text[], $7::int[], $8::timestamptz[], $9::int[])
-    AS r(num, chapter_id, title, url, title_num, listed_at, toc_page)
+SELECT $1, $2, v.num, v.chapter_id, v.title, v.url, v.title_num, v.listed_at, v.toc_page
+FROM v WHERE NOT v.refused
 ON CONFLICT (site, book_id, num) DO UPDATE SET
     chapter_id = EXCLUDED.chapter_id,
     title = EXCLUDED.title,
@@ -384,4 +421,9 @@ WHERE (c.listed_at IS NULL OR c.listed_at <= EXCLUDED.listed_at)
   AND (c.chapter_id, c.title, c.url, c.title_num, c.listed_at, c.toc_page)
       IS DISTINCT FROM
       (EXCLUDED.chapter_id, EXCLUDED.title, EXCLUDED.url, EXCLUDED.title_num, EXCLUDED.listed_at, EXCLUDED.toc_page)
-RETURNING c.num`
+RETURNING c.num
+)
+SELECT num, false, 0, 0 FROM ins
+UNION ALL
+SELECT min(num), true, max(listed), (SELECT ` + storedSQL + `)
+FROM v WHERE refused GROUP BY toc_page, listed_at`

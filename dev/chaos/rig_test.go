@@ -71,6 +71,8 @@ type options struct {
 	fetcherEnv map[string]string
 	// gateway starts a gateway process.
 	gateway bool
+	// gatewayEnv is added to the gateway's environment, over the rig's settings.
+	gatewayEnv map[string]string
 }
 
 // rig is a running pipeline.
@@ -158,11 +160,15 @@ func newRig(t *testing.T, o options) *rig {
 	if o.gateway {
 		addr := proctest.FreeAddr(t)
 		r.gatewayURL = "http://" + addr + "/xsw/api"
-		r.gateway = proctest.Start(t, "gateway", proctest.Binary(t, pkgGateway), r.env(map[string]string{
+		env := r.env(map[string]string{
 			"HTTP_ADDR": addr, "DATABASE_URL": r.dsn, "BASE_URL": r.site.url,
 			"XSW_ADMIN_TOKEN": adminToken, "SYNC_DEDUP_WINDOW": "1s", "READS_FLUSH_INTERVAL": "1s",
 			"API_RATE_LIMIT": "100000", "API_SOURCE_RATE_LIMIT": "0",
-		}))
+		})
+		for k, v := range o.gatewayEnv {
+			env[k] = v
+		}
+		r.gateway = proctest.Start(t, "gateway", proctest.Binary(t, pkgGateway), env)
 		waitHTTP(t, r.gatewayURL+"/healthz", 30*time.Second)
 	}
 	return r

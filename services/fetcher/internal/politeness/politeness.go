@@ -306,9 +306,11 @@ func (l *Limiter) backgroundSlot(st *state, now, step int64) (slot, wait int64) 
 	}
 	slot = max(now, st.Next)
 	if slot > now {
-		// Readers may keep a slot for background work meanwhile: look again within a few
-		// intervals.
-		return 0, min(slot-now, backgroundLook*step)
+		// Readers may keep a slot for background work meanwhile, often the very next
+		// one: look again within a few intervals, and a little before the next slot, so
+		// that a slot kept there is booked ahead rather than missed by waking late.
+		early := max(2*int64(time.Millisecond), min(step/10, 20*int64(time.Millisecond)))
+		return 0, max(min(slot-now, backgroundLook*step)-early, 1)
 	}
 	st.LastBg = slot
 	st.Next = slot + step

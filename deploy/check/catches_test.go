@@ -55,6 +55,28 @@ func TestBuildChecksCatch(t *testing.T) {
 	doc := r // deploy/README.md, for a test to break
 	connectionsCheck := func(b *build) error { return checkConnections(b, commonConnections) }
 	natsCheck := func(b *build) error { return checkNATSCluster(b, t.TempDir(), nats) }
+	natsAuthCheck := func(b *build) error { return checkNATSAuth(b, t.TempDir()) }
+	// editAuth changes the NATS users' file as the ConfigMap ships it.
+	editAuth := func(t *testing.T, b *build, old, new string) {
+		t.Helper()
+		for _, cm := range all[corev1.ConfigMap](b) {
+			if data, ok := cm.Data["nats-auth.conf"]; ok {
+				if !strings.Contains(data, old) {
+					t.Fatalf("nats-auth.conf has no %q", old)
+				}
+				cm.Data["nats-auth.conf"] = strings.Replace(data, old, new, 1)
+			}
+		}
+	}
+	envVar := func(c *corev1.Container, name string) *corev1.EnvVar {
+		for i := range c.Env {
+			if c.Env[i].Name == name {
+				return &c.Env[i]
+			}
+		}
+		t.Fatalf("container %s has no %s", c.Name, name)
+		return nil
+	}
 
 	tests := []struct {
 		name, overlay string
@@ -304,6 +326,56 @@ func TestBuildChecksCatch(t *testing.T) {
 		{"NATS release drift", "prod", natsCheck, func(t *testing.T, b *build) {
 			find[appsv1.StatefulSet](b, "nats").Spec.Template.Spec.Containers[0].Image = "nats:2.9.25-alpine"
 		}, "runs nats-server 2.9.25, but the tests embed"},
+		{"NATS without users", "dev", natsAuthCheck, func(t *testing.T, b *build) {
+			for _, cm := range all[corev1.ConfigMap](b) {
+				if _, ok := cm.Data["nats-auth.conf"]; ok {
+					cm.Data["nats-auth.conf"] = ""
+				}
+			}
+		}, "nats.conf: no users: any client may connect"},
+		{"NATS password in the configuration", "dev", natsAuthCheck, func(t *testing.T, b *build) {
+			editAuth(t, b, "password: $GATEWAY_NATS_PASSWORD", `password: "hunter2"`)
+		}, "the password of user gateway does not come from a Secret"},
+		{"gateway may publish fetched events", "dev", natsAuthCheck, func(t *testing.T, b *build) {
+			editAuth(t, b, `"xsw.fetched.>", "xsw.job.>", "xsw.dead.>", "xsw.indexed.>"`, `"xsw.job.>", "xsw.dead.>", "xsw.indexed.>"`)
+			editAuth(t, b, `"xsw.crawl.>"`, `"xsw.crawl.>", "xsw.fetched.>"`)
+		}, "NATS user gateway (gateway) may publish to xsw.fetched.book.xsw.1"},
+		{"fetchers may purge", "prod", natsAuthCheck, func(t *testing.T, b *build) {
+			editAuth(t, b, `"$JS.API.STREAM.PURGE.>", `, "")
+			editAuth(t, b, `"xsw.book.requested.prefetch.>"`, `"xsw.book.requested.prefetch.>", "$JS.API.STREAM.PURGE.*"`)
+		}, "NATS user fetcher (fetcher) may publish to $JS.API.STREAM.PURGE.XSW_EVENTS"},
+		{"indexer may do anything", "prod", natsAuthCheck, func(t *testing.T, b *build) {
+			editAuth(t, b, ", permissions: $INDEXER_PERMISSIONS }", " }\n{ user: spare, password: $INDEXER_NATS_PASSWORD, permissions: $INDEXER_PERMISSIONS }")
+		}, "NATS user indexer (indexer) has no publish and subscribe permissions"},
+		{"NATS password in a ConfigMap", "dev", natsAuthCheck, func(t *testing.T, b *build) {
+			for _, cm := range all[corev1.ConfigMap](b) {
+				if strings.HasPrefix(cm.Name, "xsw-common") {
+					cm.Data["NATS_URL"] = "nats://gateway:gateway-dev@nats:4222"
+				}
+			}
+		}, "holds a NATS URL with credentials"},
+		{"NATS password written out", "prod", natsAuthCheck, func(t *testing.T, b *build) {
+			envVar(container(t, b, "gateway"), "NATS_URL").Value = "nats://gateway:hunter2@nats:4222"
+		}, "the password must be $(VAR), VAR from the Secret"},
+		{"NATS_URL without credentials", "dev", natsAuthCheck, func(t *testing.T, b *build) {
+			envVar(container(t, b, "indexer"), "NATS_URL").Value = "nats://nats:4222"
+		}, `NATS_URL="nats://nats:4222" names no user`},
+		{"NATS password from a ConfigMap", "dev", natsAuthCheck, func(t *testing.T, b *build) {
+			e := envVar(container(t, b, "fetcher"), "NATS_PASSWORD")
+			e.ValueFrom = &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{Key: "x"}}
+		}, "NATS_URL takes its password from NATS_PASSWORD, which does not come from a Secret"},
+		{"two services, one NATS user", "prod", natsAuthCheck, func(t *testing.T, b *build) {
+			envVar(container(t, b, "fetcher"), "NATS_URL").Value = "nats://gateway:$(NATS_PASSWORD)@nats:4222"
+		}, "connects to NATS as gateway: each service has its own user, fetcher"},
+		{"NATS password from another user's key", "prod", natsAuthCheck, func(t *testing.T, b *build) {
+			envVar(container(t, b, "indexer"), "NATS_PASSWORD").ValueFrom.SecretKeyRef.Key = "nats-admin-password"
+		}, "takes the password of NATS user indexer from Secret key xsw-secrets/nats-admin-password"},
+		{"NATS password defined below its use", "dev", workloadsCheck, func(t *testing.T, b *build) {
+			c := container(t, b, "gateway")
+			i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "NATS_PASSWORD" })
+			j := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "NATS_URL" })
+			c.Env[i], c.Env[j] = c.Env[j], c.Env[i]
+		}, "NATS_URL refers to $(NATS_PASSWORD), which is not defined above it"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -422,6 +494,48 @@ func TestComposeChecksCatch(t *testing.T) {
 	}
 	_, err = loadCompose(t.Context(), dir, composeEnv)
 	wantError(t, err, "restart_policy")
+}
+
+func TestComposeNATSAuthCatches(t *testing.T) {
+	root := mustRoot(t)
+	data, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := string(data)
+	tests := []struct {
+		name    string
+		breakIt func(raw *string, p *types.Project)
+		want    string
+	}{
+		{"password written out", func(raw *string, p *types.Project) {
+			*raw = strings.Replace(*raw, "${FETCHER_NATS_PASSWORD:-fetcher-local}@nats", "hunter2@nats", 1)
+		}, `NATS_URL: the NATS password "hunter2" is written out`},
+		{"server password written out", func(raw *string, p *types.Project) {
+			*raw = strings.Replace(*raw, "INDEXER_NATS_PASSWORD: ${INDEXER_NATS_PASSWORD:-indexer-local}", "INDEXER_NATS_PASSWORD: indexer-local", 1)
+		}, `INDEXER_NATS_PASSWORD: the NATS password "indexer-local" is written out`},
+		{"another service's user", func(raw *string, p *types.Project) {
+			p.Services["indexer"].Environment["NATS_URL"] = ptr("nats://fetcher:fetcher-local@nats:4222")
+		}, "service indexer connects to NATS as fetcher: each service has its own user, indexer"},
+		{"passwords that disagree", func(raw *string, p *types.Project) {
+			p.Services["gateway"].Environment["NATS_URL"] = ptr("nats://gateway:other@nats:4222")
+		}, "service gateway: the password in NATS_URL is not user gateway's"},
+		{"no users", func(raw *string, p *types.Project) {
+			s := p.Services["nats"]
+			s.Command = types.ShellCommand{"--jetstream", "--store_dir", "/data"}
+			p.Services["nats"] = s
+		}, "service nats: no --config"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, raw := composeProject(t), good
+			if err := checkComposeNATSAuth(raw, p); err != nil {
+				t.Fatalf("the unbroken compose file fails already: %v", err)
+			}
+			tt.breakIt(&raw, p)
+			wantError(t, checkComposeNATSAuth(raw, p), tt.want)
+		})
+	}
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -1,7 +1,8 @@
 // Package check holds the tests of xsw's deployment artefacts: the Kubernetes manifests
 // under deploy/k8s (as kustomize builds each overlay), docker-compose.yml and the
 // Dockerfiles. Nothing here runs a container or talks to a cluster; the checks are
-// static and strict:
+// static and strict, but for NATS authentication, which also runs a real nats-server
+// in process (natslive_test.go):
 //
 //   - every object of every overlay decodes, unknown fields being errors, into its Go
 //     type from k8s.io/api, or, for KEDA's ScaledObject, validates against KEDA's own
@@ -17,6 +18,11 @@
 //     sites, interactive and prefetch for each (see autoscale_test.go);
 //   - the NetworkPolicies, evaluated like a CNI would, let only the fetchers (and the
 //     indexer, to webhook receivers on 443) out of the cluster and only the gateway in;
+//   - NATS asks every client for a user and password: each service has its own user,
+//     its password from the Secret (compose: the environment), and is allowed what its
+//     code does and refused the rest (the gateway publishing fetched events, a fetcher
+//     purging a stream, ...), proven against a running server with each service's
+//     NATS_URL (see natsauth_test.go, natslive_test.go);
 //   - docker-compose.yml loads and validates with compose-spec's own loader;
 //   - the Dockerfiles parse with BuildKit's parser, build with GOWORK=off onto a
 //     distroless or scratch base as a numeric non-root user, and copy only what exists.

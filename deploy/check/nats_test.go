@@ -9,7 +9,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/semver"
 	appsv1 "k8s.io/api/apps/v1"
@@ -111,31 +110,19 @@ func checkNATSCluster(b *build, dir string, embedded string) error {
 	if !ok {
 		return errors.Join(append(errs, fmt.Errorf("StatefulSet nats: --config %q is on no volume", confPath))...)
 	}
-	var conf string
+	var cm *corev1.ConfigMap
 	for _, v := range spec.Volumes {
 		if v.Name == m.Name && v.ConfigMap != nil {
-			if cm := find[corev1.ConfigMap](b, v.ConfigMap.Name); cm != nil {
-				conf = cm.Data[filepath.Base(confPath)]
-			}
+			cm = find[corev1.ConfigMap](b, v.ConfigMap.Name)
 		}
 	}
-	if conf == "" {
+	if cm == nil || cm.Data[filepath.Base(confPath)] == "" {
 		return errors.Join(append(errs, fmt.Errorf("StatefulSet nats: no ConfigMap data for %s", confPath))...)
 	}
-	file := filepath.Join(dir, "nats.conf")
-	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
-		return err
-	}
-	// The server takes $POD_NAME from its environment (the tests of this package do not
-	// run in parallel).
+	// The server takes $POD_NAME and the users' passwords from its environment.
 	podName := sts.Name + "-0"
-	if old, ok := os.LookupEnv("POD_NAME"); ok {
-		defer os.Setenv("POD_NAME", old)
-	} else {
-		defer os.Unsetenv("POD_NAME")
-	}
-	os.Setenv("POD_NAME", podName)
-	opts, err := server.ProcessConfigFile(file)
+	env := natsContainerEnv(c, podName, func(string, string) string { return "check-password" })
+	opts, err := loadNATSConfig(dir, cm.Data, filepath.Base(confPath), env)
 	if err != nil {
 		return errors.Join(append(errs, fmt.Errorf("nats.conf: %w", err))...)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -250,8 +251,19 @@ func checkWorkloads(b *build, all map[string]vars) error {
 			}
 			v := all[svc]
 			env := containerEnv(b, w.namespace, c)
+			// A variable may also be there only for the kubelet to expand into another
+			// ($(NATS_PASSWORD) in NATS_URL), defined above the one using it.
+			expanded := map[string]bool{}
+			for i, e := range c.Env {
+				for _, name := range k8sVarRefs(e.Value) {
+					expanded[name] = true
+					if !slices.ContainsFunc(c.Env[:i], func(d corev1.EnvVar) bool { return d.Name == name }) {
+						errs = append(errs, fmt.Errorf("%s: %s refers to $(%s), which is not defined above it (the kubelet would leave the text as it is)", ref, e.Name, name))
+					}
+				}
+			}
 			for name := range env {
-				if !v.allows(name) {
+				if !v.allows(name) && !expanded[name] {
 					errs = append(errs, fmt.Errorf("%s: %s is not a variable %s reads (it reads %v)", ref, name, svc, v.names()))
 				}
 			}
@@ -323,15 +335,15 @@ func checkNATSURL(b *build, w workload, ref string, env map[string]string, v var
 	if got, want := setting(env, v, "NATS_REPLICAS"), strconv.Itoa(int(*sts.Spec.Replicas)); got != want {
 		errs = append(errs, fmt.Errorf("%s: NATS_REPLICAS=%q, but NATS runs %s servers", ref, got, want))
 	}
-	url := setting(env, v, "NATS_URL")
-	hostport, ok := strings.CutPrefix(url, "nats://")
-	host, port, err := net.SplitHostPort(hostport)
-	if !ok || err != nil {
-		return append(errs, fmt.Errorf("%s: NATS_URL=%q is not nats://service:port", ref, url))
+	raw := setting(env, v, "NATS_URL")
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "nats" || u.Port() == "" || u.Path != "" {
+		return append(errs, fmt.Errorf("%s: NATS_URL=%q is not nats://user:password@service:port", ref, raw))
 	}
+	host, port := u.Hostname(), u.Port()
 	svc := find[corev1.Service](b, strings.TrimSuffix(strings.TrimSuffix(host, ".svc.cluster.local"), "."+w.namespace))
 	if svc == nil || !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return strconv.Itoa(int(p.Port)) == port }) {
-		errs = append(errs, fmt.Errorf("%s: NATS_URL=%q names no Service port of the build", ref, url))
+		errs = append(errs, fmt.Errorf("%s: NATS_URL=%q names no Service port of the build", ref, raw))
 	}
 	return errs
 }

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
+	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -60,7 +63,10 @@ func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 }
 
 // Connect dials url with reconnection forever (a restarted server is found again) and
-// returns the connection and its JetStream context.
+// returns the connection and its JetStream context. url may carry the credentials of a
+// NATS user, nats://user:password@host:4222 (a password percent-encoded where it is not
+// URL-safe; several servers comma-separated); no error or log line of Connect shows
+// the password.
 func Connect(url, name string, logger *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
 	nc, err := nats.Connect(url,
 		nats.Name(name),
@@ -75,7 +81,8 @@ func Connect(url, name string, logger *slog.Logger) (*nats.Conn, jetstream.JetSt
 		nats.ReconnectHandler(func(c *nats.Conn) { logger.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
 	)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect nats %s: %w", url, err)
+		// nats.go's error may quote the URL (a parse error does), password and all.
+		return nil, nil, &redactedError{msg: fmt.Sprintf("connect nats %s: %s", RedactURL(url), redactSecrets(url, err.Error())), err: err}
 	}
 	// JetStream's API answers slowly while a busy server creates file-backed streams;
 	// five seconds (the default) is too tight on a loaded two-core machine.
@@ -86,6 +93,89 @@ func Connect(url, name string, logger *slog.Logger) (*nats.Conn, jetstream.JetSt
 	}
 	return nc, js, nil
 }
+
+// RedactURL returns a NATS URL (or a comma-separated list of them) for logs and errors:
+// the password of each replaced by xxxxx, and a token (user information without a
+// password) too. It works on the text, so that a URL that does not parse is redacted all
+// the same.
+func RedactURL(raw string) string {
+	parts := strings.Split(raw, ",")
+	for i, p := range parts {
+		if u, ok := splitUserinfo(p); ok && u.hasPass {
+			parts[i] = u.scheme + u.user + ":xxxxx@" + u.rest
+		} else if ok {
+			parts[i] = u.scheme + "xxxxx@" + u.rest // a token
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// userinfo is one URL split at its user information.
+type userinfo struct {
+	scheme     string // with its ://, or empty
+	user, pass string // for a token, user is the token
+	hasPass    bool
+	rest       string // host, port and the rest
+}
+
+// secret is the password, or the token.
+func (u userinfo) secret() string {
+	if u.hasPass {
+		return u.pass
+	}
+	return u.user
+}
+
+// splitUserinfo splits one URL at its user information; ok is false when it has none.
+func splitUserinfo(raw string) (u userinfo, ok bool) {
+	s := strings.TrimSpace(raw)
+	if i := strings.Index(s, "://"); i >= 0 {
+		u.scheme, s = s[:i+3], s[i+3:]
+	}
+	at := strings.LastIndex(s, "@")
+	if at < 0 {
+		return userinfo{}, false
+	}
+	u.user, u.pass, u.hasPass = strings.Cut(s[:at], ":")
+	u.rest = s[at+1:]
+	return u, true
+}
+
+// redactSecrets replaces in msg every URL of raw by its redacted form, and any password
+// or token of raw that is left (as written or percent-decoded) by xxxxx.
+func redactSecrets(raw, msg string) string {
+	var secrets []string
+	for _, p := range strings.Split(raw, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		msg = strings.ReplaceAll(msg, p, RedactURL(p))
+		if u, ok := splitUserinfo(p); ok && u.secret() != "" {
+			secrets = append(secrets, u.secret())
+			if dec, err := neturl.PathUnescape(u.secret()); err == nil {
+				secrets = append(secrets, dec)
+			}
+		}
+	}
+	// Longest first, so that no part of a secret is left behind by a shorter one.
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "xxxxx")
+		}
+	}
+	return msg
+}
+
+// redactedError is an error whose text hides credentials; errors.Is and As still see
+// the error it stands for.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
 
 // Topology says how to provision the pipeline's streams and buckets.
 type Topology struct {

@@ -4,13 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"maps"
+	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xswtw/xsw/events"
@@ -176,5 +180,106 @@ func TestLaneConsumersAfterUpgrade(t *testing.T) {
 	}
 	if n, err := broker.StoredInLane(ctx, requests, l); err != nil || n != 5 {
 		t.Errorf("stored in %s: %d, %v; want 5", l, n, err)
+	}
+}
+
+// TestConnectWithCredentials connects as a NATS user with the password in the URL, as
+// the deployments give it (NATS_URL=nats://<user>:<password>@nats:4222), to a server
+// that requires it, and provisions through it; the URL the connection reports hides the
+// password.
+func TestConnectWithCredentials(t *testing.T) {
+	const password = "p@ss/w:rd%" // not URL-safe: percent-encoded in the URL
+	srv, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+		Users: []*server.User{{Username: "gateway", Password: password}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	su, _ := url.Parse(srv.ClientURL())
+
+	u := (&url.URL{Scheme: "nats", User: url.UserPassword("gateway", password), Host: su.Host}).String()
+	nc, js, err := broker.Connect(u, "test", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if !nc.IsConnected() {
+		t.Fatalf("not connected: %v", nc.LastError())
+	}
+	if err := broker.Provision(t.Context(), js, broker.Topology{RequestMaxAge: time.Hour, SyncedTTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if got := nc.ConnectedUrlRedacted(); strings.Contains(got, "w:rd") || strings.Contains(got, "%40") {
+		t.Errorf("ConnectedUrlRedacted() = %q shows the password", got)
+	}
+
+	// Without the password, the server refuses: the connection never comes up.
+	anon, _, err := broker.Connect(srv.ClientURL(), "test", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	if anon.IsConnected() {
+		t.Error("connected without a password")
+	}
+}
+
+// TestConnectErrorsHidePasswords: an error of Connect names the URL without its
+// password or token, even when the URL does not parse (Go's parse error quotes it).
+func TestConnectErrorsHidePasswords(t *testing.T) {
+	for _, tc := range []struct{ url, secret string }{
+		{"nats://gateway:s3cret@nats:notaport", "s3cret"},
+		{"nats://gateway:s3/cr%40et@nats:4222", "s3/cr"},
+		{"nats://tok3n@nats:x", "tok3n"},
+		{"nats://nats-0:4222,nats://gateway:s3cret@nats-1:port", "s3cret"},
+	} {
+		_, _, err := broker.Connect(tc.url, "test", slog.New(slog.DiscardHandler))
+		if err == nil {
+			t.Errorf("Connect(%s): no error", broker.RedactURL(tc.url))
+			continue
+		}
+		if strings.Contains(err.Error(), tc.secret) || strings.Contains(err.Error(), "cr@et") || !strings.Contains(err.Error(), "xxxxx") {
+			t.Errorf("Connect error %q shows the password or token", err)
+		}
+		if errors.Unwrap(err) == nil {
+			t.Errorf("Connect error %q wraps nothing: errors.Is cannot see nats.go's", err)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"nats://nats:4222":                            "nats://nats:4222",
+		"nats://gateway:s3cret@nats:4222":             "nats://gateway:xxxxx@nats:4222",
+		"nats://gateway:$(NATS_PASSWORD)@nats:4222":   "nats://gateway:xxxxx@nats:4222",
+		"nats://gateway:p@ss@nats:4222":               "nats://gateway:xxxxx@nats:4222",
+		"nats://tok3n@nats:4222":                      "nats://xxxxx@nats:4222",
+		"gateway:s3cret@nats:4222":                    "gateway:xxxxx@nats:4222",
+		"nats://a:1@n0:4222, nats://a:1@n1:4222":      "nats://a:xxxxx@n0:4222,nats://a:xxxxx@n1:4222",
+		"tls://gateway:s3cret@nats.example.org:4222/": "tls://gateway:xxxxx@nats.example.org:4222/",
+	} {
+		if got := broker.RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestEmbeddedListensOnLoopback: the embedded server (the all-in-one's, which has no
+// users) takes connections on the loopback interface only, unless asked otherwise.
+func TestEmbeddedListensOnLoopback(t *testing.T) {
+	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	addr, ok := srv.Addr().(*net.TCPAddr)
+	if !ok || !addr.IP.IsLoopback() {
+		t.Errorf("embedded NATS listens on %v, want a loopback address", srv.Addr())
 	}
 }

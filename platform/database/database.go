@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,15 +24,41 @@ import (
 // DefaultURL is the local database a newcomer's machine is expected to have.
 const DefaultURL = "postgres://postgres@127.0.0.1:5432/xsw?sslmode=disable"
 
+// Option tunes the pool Open returns.
+type Option func(*pgxpool.Config)
+
+// StatementTimeout has Postgres cancel any statement of the pool's connections that runs
+// longer than d, waiting for a lock included (statement_timeout, set when each connection
+// starts; the error is SQLSTATE 57014, see IsStatementTimeout). d is rounded down to the
+// millisecond; under 1ms leaves the server's setting.
+func StatementTimeout(d time.Duration) Option {
+	return func(cfg *pgxpool.Config) {
+		if ms := d.Milliseconds(); ms > 0 {
+			cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(ms, 10)
+		}
+	}
+}
+
+// IsStatementTimeout reports whether err is Postgres cancelling a statement that ran
+// past statement_timeout (query_canceled, 57014: also a cancel request, which pgx sends
+// when a context ends; a context's end is told by the context's own error).
+func IsStatementTimeout(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "57014"
+}
+
 // Open returns a pool for dsn after checking that the server answers. A pool holds at
 // least minConns connections at most (pgx's default is 4, or one per CPU when more; the
 // dsn's pool_max_conns overrides it).
-func Open(ctx context.Context, dsn string, minConns int) (*pgxpool.Pool, error) {
+func Open(ctx context.Context, dsn string, minConns int, opts ...Option) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	cfg.MaxConns = max(cfg.MaxConns, int32(minConns))
+	for _, opt := range opts {
+		opt(cfg)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", Redact(dsn), err)
@@ -116,14 +144,20 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS, logger *slog.L
 	return nil
 }
 
-// Redact hides the password of a connection URL for logs and health answers.
+// userInfo matches the user part of a URL ("scheme://user:password@"), up to the last
+// '@': a URL that does not parse may hold a password with any character in it.
+var userInfo = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*://).*@`)
+
+// Redact hides the password of a connection URL for logs and health answers. A URL that
+// does not parse keeps no user part at all, and a key=value string naming a password
+// becomes "(connection string with password)".
 func Redact(dsn string) string {
 	u, err := url.Parse(dsn)
 	if err != nil || u.Scheme == "" {
 		if strings.Contains(dsn, "password") {
 			return "(connection string with password)"
 		}
-		return dsn
+		return userInfo.ReplaceAllString(dsn, "${1}xxxxx@")
 	}
 	if _, has := u.User.Password(); has {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")

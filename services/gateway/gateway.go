@@ -40,12 +40,19 @@ import (
 	"github.com/xswtw/xsw/services/gateway/internal/sites"
 )
 
+// DefaultStatementTimeout is DB_STATEMENT_TIMEOUT when unset.
+const DefaultStatementTimeout = 5 * time.Second
+
 // Config is the gateway's configuration. ConfigFromEnv names the variable of each field.
 type Config struct {
 	// HTTPAddr is where the HTTP server listens (HTTP_ADDR, ":8000").
 	HTTPAddr string
 	// DatabaseURL is the Postgres the indexer writes (DATABASE_URL).
 	DatabaseURL string
+	// StatementTimeout bounds every statement the gateway runs in Postgres, a wait for a
+	// lock included: Postgres cancels it and the client gets 503 (DB_STATEMENT_TIMEOUT,
+	// 5s; from 100ms to 10m).
+	StatementTimeout time.Duration
 	// NATSURL is the NATS server (NATS_URL, "nats://127.0.0.1:4222").
 	NATSURL string
 	// Sources are the sites served, the default first (SOURCES, "xsw"), with each one's
@@ -110,34 +117,35 @@ type Config struct {
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	r := config.NewReader(getenv)
 	cfg := Config{
-		HTTPAddr:        r.String("HTTP_ADDR", ":8000"),
-		DatabaseURL:     r.String("DATABASE_URL", database.DefaultURL),
-		NATSURL:         r.String("NATS_URL", "nats://127.0.0.1:4222"),
-		Sources:         config.ReadSources(r, events.ValidSiteID),
-		CacheTTL:        r.Duration("CACHE_TTL_SECONDS", 900*time.Second),
-		ListingCacheTTL: r.Duration("LISTING_CACHE_TTL", 60*time.Second),
-		CacheMaxBytes:   int64(r.Int("CACHE_MAX_BYTES", httpapi.DefaultCacheMaxBytes)),
-		InteractiveWait: r.Duration("INTERACTIVE_WAIT", 10*time.Second),
-		ChapterWait:     r.Duration("CHAPTER_WAIT", 60*time.Second),
-		RPCTimeout:      r.Duration("RPC_TIMEOUT", 15*time.Second),
-		SyncDedupWindow: r.Duration("SYNC_DEDUP_WINDOW", 5*time.Minute),
-		AdminToken:      r.String("XSW_ADMIN_TOKEN", ""),
-		NATSReplicas:    r.Int("NATS_REPLICAS", 1),
-		RequestMaxAge:   r.Duration("BG_JOB_MAX_AGE", 24*time.Hour),
-		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 5*time.Second),
-		ReadsFlush:      r.Duration("READS_FLUSH_INTERVAL", 30*time.Second),
-		RateLimit:       r.Int("API_RATE_LIMIT", 120),
-		SourceRateLimit: r.Int("API_SOURCE_RATE_LIMIT", 10),
-		RateWindow:      r.Duration("API_RATE_WINDOW", time.Minute),
+		HTTPAddr:         r.String("HTTP_ADDR", ":8000"),
+		DatabaseURL:      r.String("DATABASE_URL", database.DefaultURL),
+		StatementTimeout: r.Duration("DB_STATEMENT_TIMEOUT", DefaultStatementTimeout),
+		NATSURL:          r.String("NATS_URL", "nats://127.0.0.1:4222"),
+		Sources:          config.ReadSources(r, events.ValidSiteID),
+		CacheTTL:         r.Duration("CACHE_TTL_SECONDS", 900*time.Second),
+		ListingCacheTTL:  r.Duration("LISTING_CACHE_TTL", 60*time.Second),
+		CacheMaxBytes:    int64(r.Int("CACHE_MAX_BYTES", httpapi.DefaultCacheMaxBytes)),
+		InteractiveWait:  r.Duration("INTERACTIVE_WAIT", 10*time.Second),
+		ChapterWait:      r.Duration("CHAPTER_WAIT", 60*time.Second),
+		RPCTimeout:       r.Duration("RPC_TIMEOUT", 15*time.Second),
+		SyncDedupWindow:  r.Duration("SYNC_DEDUP_WINDOW", 5*time.Minute),
+		AdminToken:       r.String("XSW_ADMIN_TOKEN", ""),
+		NATSReplicas:     r.Int("NATS_REPLICAS", 1),
+		RequestMaxAge:    r.Duration("BG_JOB_MAX_AGE", 24*time.Hour),
+		ShutdownTimeout:  r.Duration("SHUTDOWN_TIMEOUT", 5*time.Second),
+		ReadsFlush:       r.Duration("READS_FLUSH_INTERVAL", 30*time.Second),
+		RateLimit:        r.Int("API_RATE_LIMIT", 120),
+		SourceRateLimit:  r.Int("API_SOURCE_RATE_LIMIT", 10),
+		RateWindow:       r.Duration("API_RATE_WINDOW", time.Minute),
 		CORSAllowOrigins: strings.Join(strings.Fields(strings.ReplaceAll(
 			r.String("CORS_ALLOW_ORIGINS", "*"), ",", " ")), ","),
 	}
 	proxies, proxyErr := parsePrefixes(r.String("API_TRUSTED_PROXIES", ""))
 	if err := errors.Join(r.Err(), proxyErr); err != nil {
-		return Config{}, err
+		return Config{}, scrub(err, configSecrets(cfg))
 	}
 	cfg.TrustedProxies = proxies
-	return cfg, cfg.Validate()
+	return cfg, scrub(cfg.Validate(), configSecrets(cfg))
 }
 
 // parsePrefixes reads a comma-separated list of IP addresses and CIDR prefixes.
@@ -192,7 +200,9 @@ func (c Config) Validate() error {
 	return errors.Join(
 		config.Check(addrErr == nil, "HTTP_ADDR", "%q is not host:port", c.HTTPAddr),
 		config.Check(c.DatabaseURL != "", "DATABASE_URL", "must be set"),
-		config.Check(checkURL(c.NATSURL, "nats", "tls", "ws", "wss"), "NATS_URL", "%q is not a nats:// URL", c.NATSURL),
+		config.Check(c.StatementTimeout >= 100*time.Millisecond && c.StatementTimeout <= 10*time.Minute, "DB_STATEMENT_TIMEOUT",
+			"must be from 100ms to 10m, got %s", c.StatementTimeout),
+		config.Check(checkURL(c.NATSURL, "nats", "tls", "ws", "wss"), "NATS_URL", "%q is not a nats:// URL", redactURLs(c.NATSURL)),
 		c.Sources.Validate(),
 		config.Check(c.CacheTTL > 0, "CACHE_TTL_SECONDS", "must be positive, got %s", c.CacheTTL),
 		config.Check(c.ListingCacheTTL > 0, "LISTING_CACHE_TTL", "must be positive, got %s", c.ListingCacheTTL),
@@ -234,7 +244,14 @@ func databaseLabel(dsn string) string {
 // API until ctx ends, then shuts down gracefully: it stops accepting connections, lets
 // in-flight requests and background publishes finish within ShutdownTimeout, and closes
 // its connections.
+//
+// Its error, and every line it logs, names the database and NATS without their
+// passwords or tokens.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	return scrub(run(ctx, cfg, logger), configSecrets(cfg))
+}
+
+func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -249,9 +266,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer cancel()
 	err = broker.Provision(provCtx, js, broker.Topology{Replicas: cfg.NATSReplicas, RequestMaxAge: cfg.RequestMaxAge, SyncedTTL: events.SyncedTTL(cfg.SyncDedupWindow)})
 	if err != nil {
-		return fmt.Errorf("nats %s: %w", cfg.NATSURL, err)
+		return fmt.Errorf("nats %s: %w", redactURLs(cfg.NATSURL), err)
 	}
-	pool, err := database.Open(ctx, cfg.DatabaseURL, 1)
+	pool, err := database.Open(ctx, cfg.DatabaseURL, 1, database.StatementTimeout(cfg.StatementTimeout))
 	if err != nil {
 		return err
 	}
@@ -301,7 +318,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		_ = srv.Shutdown(cfg.ShutdownTimeout)
 		return fmt.Errorf("HTTP_ADDR: %w", err)
 	}
-	logger.Info("gateway listening", "addr", ln.Addr().String(), "sources", cfg.Sources.String(), "nats", nc.ConnectedUrlRedacted(),
+	logger.Info("gateway listening", "addr", ln.Addr().String(), "sources", cfg.Sources.String(), "nats", redactURLs(nc.ConnectedUrl()),
 		"database", databaseLabel(cfg.DatabaseURL), "admin", cfg.AdminToken != "",
 		"rate_limit", cfg.RateLimit, "rate_window", cfg.RateWindow, "cors_allow_origins", cfg.CORSAllowOrigins)
 

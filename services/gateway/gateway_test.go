@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -36,7 +37,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		HTTPAddr: ":8000", DatabaseURL: database.DefaultURL, NATSURL: "nats://127.0.0.1:4222",
+		HTTPAddr: ":8000", DatabaseURL: database.DefaultURL, StatementTimeout: 5 * time.Second, NATSURL: "nats://127.0.0.1:4222",
 		Sources:  config.Sources{{ID: "xsw", URL: "", RateLimit: 2 * time.Second}},
 		CacheTTL: 900 * time.Second, ListingCacheTTL: time.Minute, CacheMaxBytes: 64 << 20, InteractiveWait: 10 * time.Second,
 		ChapterWait: time.Minute, RPCTimeout: 15 * time.Second, SyncDedupWindow: 5 * time.Minute,
@@ -55,7 +56,7 @@ func TestConfigFromEnv(t *testing.T) {
 		"API_RATE_LIMIT": "0", "API_RATE_WINDOW": "10s", "API_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7,::1",
 		"CORS_ALLOW_ORIGINS": "https://reader.example.org, https://*.example.net",
 		"SOURCES":            "czbooks, xsw", "BASE_URL": "https://czbooks.example", "SOURCE_XSW_URL": "https://m.xsw.example",
-		"BG_JOB_RATE_LIMIT": "3", "SOURCE_XSW_RATE_LIMIT": "0.5",
+		"BG_JOB_RATE_LIMIT": "3", "SOURCE_XSW_RATE_LIMIT": "0.5", "DB_STATEMENT_TIMEOUT": "1500ms",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +75,7 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	if cfg.HTTPAddr != "127.0.0.1:9000" || cfg.CacheTTL != time.Minute || cfg.ListingCacheTTL != 2*time.Minute ||
 		cfg.InteractiveWait != 2500*time.Millisecond || cfg.ChapterWait != 30*time.Second || cfg.AdminToken != "tok" ||
-		cfg.RequestMaxAge != time.Hour || cfg.SyncDedupWindow != 10*time.Minute {
+		cfg.RequestMaxAge != time.Hour || cfg.SyncDedupWindow != 10*time.Minute || cfg.StatementTimeout != 1500*time.Millisecond {
 		t.Errorf("config = %+v", cfg)
 	}
 }
@@ -86,6 +87,10 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 	}{
 		{"HTTP_ADDR", "8000", nil},
 		{"NATS_URL", "http://127.0.0.1:4222", nil},
+		{"DB_STATEMENT_TIMEOUT", "0", nil},
+		{"DB_STATEMENT_TIMEOUT", "50ms", nil},
+		{"DB_STATEMENT_TIMEOUT", "1h", nil},
+		{"DB_STATEMENT_TIMEOUT", "soon", nil},
 		{"BASE_URL", "m.xsw.tw", nil},
 		{"SOURCES", "1xsw", nil},
 		{"SOURCES", "xsw,toy,xsw", nil},
@@ -232,18 +237,29 @@ func TestRun(t *testing.T) {
 // the function that stops it (also called when the test ends).
 func startRun(t *testing.T) (addr string, errc <-chan error, cancel context.CancelFunc) {
 	t.Helper()
+	return startRunWith(t, nil, logging.Discard())
+}
+
+// startRunWith is startRun with the variables tuned by tune (when not nil), logging to
+// logger.
+func startRunWith(t *testing.T, tune func(vars map[string]string), logger *slog.Logger) (addr string, errc <-chan error, cancel context.CancelFunc) {
+	t.Helper()
 	ns := natstest.Start(t)
 	_, dsn := testdb.Pool(t)
 	addr = freeAddr(t)
-	cfg, err := ConfigFromEnv(config.Map(map[string]string{
+	vars := map[string]string{
 		"HTTP_ADDR": addr, "DATABASE_URL": dsn, "NATS_URL": ns.URL, "XSW_ADMIN_TOKEN": "tok", "SHUTDOWN_TIMEOUT": "3",
-	}))
+	}
+	if tune != nil {
+		tune(vars)
+	}
+	cfg, err := ConfigFromEnv(config.Map(vars))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	ch := make(chan error, 1)
-	go func() { ch <- Run(ctx, cfg, logging.Discard()) }()
+	go func() { ch <- Run(ctx, cfg, logger) }()
 	return addr, ch, cancel
 }

@@ -253,6 +253,106 @@ func (c *Catalog) Counts(ctx context.Context) (Counts, error) {
 	return n, nil
 }
 
+// Estimates sizes what is stored cheaply, for the public health answer: a table of
+// fewer than EstimateSample rows is counted exactly (at most that many rows are read);
+// a larger one is estimated from the statistics Postgres keeps (autovacuum's ANALYZE:
+// pg_class.reltuples scaled to the table's current size, the fraction of chapters with a
+// text, the frequency of completed jobs), and never below what the sample counted. The
+// exact counts are Counts and History, for the administrators.
+type Estimates struct {
+	Books            int64
+	Chapters         int64
+	ChaptersWithText int64
+	CompletedJobs    int64
+}
+
+// EstimateSample is the number of rows of each table Estimates may read.
+const EstimateSample = 1000
+
+// Estimates estimates what is stored (see Estimates), reading at most EstimateSample rows
+// of each table and the planner's statistics.
+func (c *Catalog) Estimates(ctx context.Context) (Estimates, error) {
+	var sample Estimates
+	var books, chapters, jobs int64
+	err := c.pool.QueryRow(ctx, `
+		SELECT b.n, c.n, c.texts, j.n, j.completed
+		FROM (SELECT count(*) AS n FROM (SELECT FROM books LIMIT $1) s) b,
+		     (SELECT count(*) AS n, count(*) FILTER (WHERE has_text) AS texts
+		      FROM (SELECT text IS NOT NULL AS has_text FROM chapters LIMIT $1) s) c,
+		     (SELECT count(*) AS n, count(*) FILTER (WHERE completed) AS completed
+		      FROM (SELECT status = 'completed' AS completed FROM job_history LIMIT $1) s) j`,
+		EstimateSample).Scan(&books, &chapters, &sample.ChaptersWithText, &jobs, &sample.CompletedJobs)
+	if err != nil {
+		return Estimates{}, fmt.Errorf("sample stored books: %w", err)
+	}
+	sample.Books, sample.Chapters = books, chapters
+	if books < EstimateSample && chapters < EstimateSample && jobs < EstimateSample {
+		return sample, nil // exact
+	}
+	// rows is NULL for a table never analyzed; fraction is NULL without statistics.
+	rows, err := c.pool.Query(ctx, `
+		SELECT c.relname,
+		       CASE WHEN c.reltuples < 0 THEN NULL
+		            WHEN c.relpages = 0 THEN c.reltuples
+		            ELSE c.reltuples / c.relpages * (pg_relation_size(c.oid) / current_setting('block_size')::bigint)
+		       END::float8,
+		       CASE c.relname
+		            WHEN 'chapters' THEN (SELECT 1 - s.null_frac FROM pg_stats s
+		                                  WHERE s.schemaname = n.nspname AND s.tablename = c.relname AND s.attname = 'text')
+		            WHEN 'job_history' THEN (SELECT COALESCE(sum(m.freq), 0) FROM pg_stats s,
+		                                         unnest(s.most_common_vals::text::text[], s.most_common_freqs) AS m(val, freq)
+		                                     WHERE s.schemaname = n.nspname AND s.tablename = c.relname AND s.attname = 'status'
+		                                       AND m.val = 'completed')
+		       END::float8
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.oid IN ('books'::regclass, 'chapters'::regclass, 'job_history'::regclass)`)
+	if err != nil {
+		return Estimates{}, fmt.Errorf("estimate stored books: %w", err)
+	}
+	est := sample
+	// estimate sets out to n rows (times frac, when given), never below what was sampled;
+	// without statistics (n nil) the sample stands.
+	estimate := func(n, frac *float64, sampled int64, out *int64) {
+		if n == nil {
+			return
+		}
+		v := *n
+		if frac != nil {
+			v *= *frac
+		}
+		*out = max(int64(v+0.5), sampled)
+	}
+	for rows.Next() {
+		var name string
+		var n, frac *float64
+		if err := rows.Scan(&name, &n, &frac); err != nil {
+			rows.Close()
+			return Estimates{}, fmt.Errorf("estimate stored books: %w", err)
+		}
+		switch name {
+		case "books":
+			if books >= EstimateSample {
+				estimate(n, nil, sample.Books, &est.Books)
+			}
+		case "chapters":
+			if chapters >= EstimateSample {
+				estimate(n, nil, sample.Chapters, &est.Chapters)
+				if frac != nil {
+					estimate(n, frac, sample.ChaptersWithText, &est.ChaptersWithText)
+				}
+			}
+		case "job_history":
+			if jobs >= EstimateSample && frac != nil {
+				estimate(n, frac, sample.CompletedJobs, &est.CompletedJobs)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Estimates{}, fmt.Errorf("estimate stored books: %w", err)
+	}
+	return est, nil
+}
+
 // Failure is a failed sync job.
 type Failure struct {
 	Site      string

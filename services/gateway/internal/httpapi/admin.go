@@ -160,9 +160,11 @@ type fetcherJSON struct {
 
 type adminStatsJSON struct {
 	Database struct {
-		Books               int64 `json:"books"`
-		Chapters            int64 `json:"chapters"`
-		ChaptersWithContent int64 `json:"chapters_with_content"`
+		// URL names the database without its password (user, host, port and name).
+		URL                 string `json:"url"`
+		Books               int64  `json:"books"`
+		Chapters            int64  `json:"chapters"`
+		ChaptersWithContent int64  `json:"chapters_with_content"`
 	} `json:"database"`
 	Cache struct {
 		Replica        string `json:"replica"`
@@ -227,6 +229,7 @@ func (s *Server) adminStats(c *fiber.Ctx) error {
 	if out.Crawls == nil {
 		out.Crawls = []events.CrawlProgress{}
 	}
+	out.Database.URL = s.cfg.Database
 	out.Database.Books, out.Database.Chapters, out.Database.ChaptersWithContent = n.Books, n.Chapters, n.ChaptersWithText
 	out.Cache.Replica, out.Cache.BookEntries, out.Cache.ListingEntries = s.cfg.Replica, s.books.Len(), s.listings.Len()
 	out.Cache.Bytes, out.Cache.MaxBytes = s.books.Bytes()+s.listings.Bytes(), s.cfg.CacheMaxBytes

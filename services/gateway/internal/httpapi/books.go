@@ -385,7 +385,7 @@ func (s *Server) fetchChapter(ctx context.Context, b bookRef, ch catalog.Chapter
 			return nil, err
 		}
 		if reply.Error != nil {
-			return nil, rpcFailure(reply.Error)
+			return nil, s.rpcFailure(b.site, reply.Error)
 		}
 		if reply.Chapter == nil {
 			return nil, newError(fiber.StatusBadGateway, "a fetcher replied without the chapter")

@@ -123,15 +123,22 @@ func TestBookAwaitsIndexing(t *testing.T) {
 	}
 }
 
+// fetcherError is a sync job's error as a fetcher reports it: a Go error chain that names
+// internal addresses.
+const fetcherError = "sync book 404: toc page 1: source: not found: https://m.xsw.tw/404/ (via proxy 10.0.3.7:3128)"
+
 func TestBookFailedForGood(t *testing.T) {
 	t.Run("in the job history", func(t *testing.T) {
 		e := newEnv(t)
 		testdb.Exec(t, e.pool, `INSERT INTO job_history (job_id, site, book_id, lane, status, finished_at, error, permanent)
-			VALUES ('xsw.404-1', 'xsw', '404', 'prefetch', 'failed', now(), 'source answered 404', true)`)
+			VALUES ('xsw.404-1', 'xsw', '404', 'prefetch', 'failed', now(), $1, true)`, fetcherError)
 		r := e.get("/xsw/api/books/404")
 		expect(t, r, http.StatusNotFound)
-		if d := r.detail(t); !strings.Contains(d, "source answered 404") {
-			t.Errorf("detail %q lacks the reason", d)
+		if d := r.detail(t); d != "book 404 of site xsw could not be synced: the source has no such book" {
+			t.Errorf("detail %q, want the reason in fixed words (the fetcher's error only in the log)", d)
+		}
+		if !strings.Contains(e.logs.String(), "10.0.3.7") {
+			t.Error("the fetcher's error is not logged")
 		}
 		if n := e.stored(); n != 0 {
 			t.Errorf("%d requests stored for a book that failed for good", n)
@@ -141,15 +148,15 @@ func TestBookFailedForGood(t *testing.T) {
 		e := newEnv(t, func(c *Config) { c.InteractiveWait = 10 * time.Second })
 		e.onRequest("405", func() {
 			ev := events.JobEvent{Header: events.Header{Version: events.Version}, Kind: events.JobFailed, JobID: "xsw.405-1", Site: "xsw",
-				BookID: "405", Lane: events.LaneInteractive, Attempt: 1, At: time.Now(), Error: "source answered 404", Permanent: true}
+				BookID: "405", Lane: events.LaneInteractive, Attempt: 1, At: time.Now(), Error: fetcherError, Permanent: true}
 			if _, err := broker.Publish(context.Background(), e.ns.JS, ev.Subject(), ev.MsgID(), &ev); err != nil {
 				e.t.Errorf("publish failure: %v", err)
 			}
 		})
 		r := e.get("/xsw/api/books/405")
 		expect(t, r, http.StatusNotFound)
-		if d := r.detail(t); !strings.Contains(d, "source answered 404") {
-			t.Errorf("detail %q lacks the reason", d)
+		if d := r.detail(t); d != "book 405 of site xsw could not be synced: the source has no such book" {
+			t.Errorf("detail %q, want the reason in fixed words", d)
 		}
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/database"
 )
 
 // retryAfterSeconds is the Retry-After of every 202 and 503 answer.
@@ -48,7 +49,16 @@ func unavailable(what string, err error) error {
 	return &httpError{status: fiber.StatusServiceUnavailable, detail: what + " unavailable", retryAfter: retryAfterSeconds, err: err}
 }
 
-func databaseError(err error) error { return unavailable("database", err) }
+// databaseError reports a failed query: the database is unavailable, or took longer than
+// DB_STATEMENT_TIMEOUT (Postgres cancelled the statement). The client gets a fixed
+// detail; the error goes to the log.
+func databaseError(err error) error {
+	if database.IsStatementTimeout(err) {
+		return &httpError{status: fiber.StatusServiceUnavailable, retryAfter: retryAfterSeconds, err: err,
+			detail: "the database took too long to answer; try again shortly"}
+	}
+	return unavailable("database", err)
+}
 
 func busError(err error) error { return unavailable("message bus", err) }
 
@@ -58,25 +68,36 @@ var errPending = errors.New("not ready within the wait")
 // errNoFetcher means no fetcher answers request/reply subjects.
 var errNoFetcher = &httpError{status: fiber.StatusServiceUnavailable, detail: "no fetcher is running", retryAfter: retryAfterSeconds}
 
-// rpcFailure maps a fetcher's error reply to the client's status.
-func rpcFailure(e *events.RPCError) error {
+// rpcFailure maps a fetcher's error reply about site to the client's status, with a
+// fixed detail by kind: the fetcher's message (a Go error chain: URLs, addresses, the
+// fetcher's own wording) goes to the log only. A site that refuses us is described in
+// the words the fetchers publish for /sites.
+func (s *Server) rpcFailure(site string, e *events.RPCError) error {
+	fail := func(status, retryAfter int, detail string) error {
+		return &httpError{status: status, detail: detail, retryAfter: retryAfter, err: e}
+	}
 	switch e.Kind {
 	case events.ErrKindNotFound:
-		return newError(fiber.StatusNotFound, "the source has no such page: %s", e.Message)
+		return fail(fiber.StatusNotFound, 0, "the source has no such page")
 	case events.ErrKindBadRequest:
-		return newError(fiber.StatusBadRequest, "the fetcher refused the request: %s", e.Message)
+		return fail(fiber.StatusBadRequest, 0, "the fetcher refused the request")
 	case events.ErrKindTimeout:
-		return newError(fiber.StatusGatewayTimeout, "the source timed out: %s", e.Message)
+		return fail(fiber.StatusGatewayTimeout, 0, "the source timed out")
 	case events.ErrKindBusy:
-		return &httpError{status: fiber.StatusServiceUnavailable, detail: "the source site is busy with other readers' requests; try again shortly", retryAfter: 10}
+		return fail(fiber.StatusServiceUnavailable, 10, "the source site is busy with other readers' requests; try again shortly")
 	case events.ErrKindRefused:
-		return &httpError{status: fiber.StatusServiceUnavailable, detail: e.Message, retryAfter: 60}
+		if st, refused := s.sites.Refused(site); refused {
+			err := refusedError(st, false).(*httpError)
+			err.err = e
+			return err
+		}
+		return fail(fiber.StatusServiceUnavailable, 60, site+": the site refuses us")
 	case events.ErrKindCircuit:
-		return &httpError{status: fiber.StatusBadGateway, detail: "the source is failing, requests are paused: " + e.Message, retryAfter: 30}
+		return fail(fiber.StatusBadGateway, 30, "the source is failing, requests are paused")
 	case events.ErrKindParse:
-		return newError(fiber.StatusBadGateway, "the source page could not be read: %s", e.Message)
+		return fail(fiber.StatusBadGateway, 0, "the source page could not be read")
 	}
-	return newError(fiber.StatusBadGateway, "the source failed: %s", e.Message)
+	return fail(fiber.StatusBadGateway, 0, "the source failed")
 }
 
 // errorHandler answers every error as JSON {"detail": ...} and logs server-side failures.
@@ -92,6 +113,10 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		}
 	case errors.As(err, &fe):
 		status, detail = fe.Code, fe.Message
+	case database.IsStatementTimeout(err): // a query error a handler did not map
+		he = databaseError(err).(*httpError)
+		status, detail = he.status, he.detail
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(he.retryAfter))
 	}
 	level := slog.LevelDebug
 	switch {

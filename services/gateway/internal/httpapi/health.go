@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"net/url"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -41,6 +42,9 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ready"})
 }
 
+// cacheStatsJSON is the seed's cache_stats. The database sizes are estimates (see
+// catalog.Estimates): exact for small tables, from Postgres' statistics for large ones,
+// so that a public endpoint never counts a whole table; /admin/stats counts exactly.
 type cacheStatsJSON struct {
 	BooksInDB           int64 `json:"books_in_db"`
 	ChaptersInDB        int64 `json:"chapters_in_db"`
@@ -66,40 +70,48 @@ type healthJSON struct {
 	Checks     map[string]string `json:"checks"`
 }
 
-// health answers GET /health: the seed's shape (base_url is the default site's),
-// "degraded" with 503 when Postgres or NATS does not answer (what could still be read is
-// reported).
+// Values of /health's database and checks.
+const (
+	checkOK          = "ok"
+	checkUnavailable = "unavailable"
+)
+
+// health answers GET /health: the seed's shape (base_url is the default site's, without
+// any user part), "degraded" with 503 when Postgres or NATS does not answer (what could
+// still be read is reported). It is public: it names no database (no URL, user, host or
+// name: "database" is "ok" or "unavailable", as each of checks) and quotes no error, which
+// go to the log; and it stays cheap: no table is counted through (completed_count and
+// the sizes of cache_stats are estimates, see cacheStatsJSON).
 func (s *Server) health(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 2*checkTimeout)
 	defer cancel()
 	site, _ := s.sites.Get(ctx, s.sites.Default())
 	h := healthJSON{
-		Status: "ok", BaseURL: site.BaseURL, Database: s.cfg.Database,
+		Status: "ok", BaseURL: publicURL(site.BaseURL), Database: checkOK,
 		CacheStats: cacheStatsJSON{
 			MemoryCacheSize: s.books.Len() + s.listings.Len(),
 			MemoryCacheTTL:  int(s.cfg.CacheTTL / time.Second),
 		},
-		Checks: map[string]string{"database": "ok", "nats": "ok"},
+		Checks: map[string]string{"database": checkOK, "nats": checkOK},
 	}
+	failed := map[string]error{}
 	fail := func(check string, err error) {
 		h.Status = "degraded"
-		h.Checks[check] = err.Error()
+		h.Checks[check] = checkUnavailable
+		failed[check] = errors.Join(failed[check], err)
 	}
 	dbErr, natsErr := s.checks(ctx)
 	if dbErr == nil {
-		if n, err := s.cat.Counts(ctx); err != nil {
+		if n, err := s.cat.Estimates(ctx); err != nil {
 			fail("database", err)
 		} else {
 			h.CacheStats.BooksInDB, h.CacheStats.ChaptersInDB, h.CacheStats.ChaptersWithContent = n.Books, n.Chapters, n.ChaptersWithText
-		}
-		if hist, err := s.cat.History(ctx, 0); err != nil {
-			fail("database", err)
-		} else {
-			h.JobStats.CompletedCount = hist.Completed
+			h.JobStats.CompletedCount = n.CompletedJobs
 		}
 	} else {
 		fail("database", dbErr)
 	}
+	h.Database = h.Checks["database"]
 	if natsErr == nil {
 		if st, err := s.jobs.Stats(ctx); err != nil {
 			fail("nats", err)
@@ -113,7 +125,22 @@ func (s *Server) health(c *fiber.Ctx) error {
 	status := fiber.StatusOK
 	if h.Status != "ok" {
 		status = fiber.StatusServiceUnavailable
-		s.log.Warn("health degraded", "checks", h.Checks)
+		args := []any{"checks", h.Checks}
+		for check, err := range failed {
+			args = append(args, check, err)
+		}
+		s.log.Warn("health degraded", args...)
 	}
 	return c.Status(status).JSON(h)
+}
+
+// publicURL is raw without its user part (a user name, a password, a token), for the
+// public answers; "" when raw does not parse.
+func publicURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	u.User = nil
+	return u.String()
 }

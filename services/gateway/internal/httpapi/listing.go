@@ -50,7 +50,7 @@ func (s *Server) categories(c *fiber.Ctx) error {
 	switch {
 	case err != nil:
 	case reply.Error != nil:
-		err = rpcFailure(reply.Error)
+		err = s.rpcFailure(site, reply.Error)
 	case len(reply.Categories) == 0:
 		err = newError(fiber.StatusBadGateway, "the source lists no category")
 	}
@@ -149,7 +149,7 @@ func (s *Server) listing(c *fiber.Ctx) error {
 			return err
 		}
 		if reply.Error != nil {
-			return rpcFailure(reply.Error)
+			return s.rpcFailure(site, reply.Error)
 		}
 		p, err := s.newListingPage(c, site, reply.Books)
 		if err != nil {

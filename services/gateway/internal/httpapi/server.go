@@ -68,7 +68,8 @@ type Config struct {
 	// CountRead, when set, is told of every read of a book (its page, chapter list or a
 	// chapter), for popularity, by the book's events.Key.
 	CountRead func(key string)
-	// Database is the database, without its password, reported by /health.
+	// Database names the database without its password, for /admin/stats (never for a
+	// public answer).
 	Database string
 	// CacheTTL is how long books, chapter lists and texts stay in the memory cache.
 	CacheTTL time.Duration

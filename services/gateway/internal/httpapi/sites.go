@@ -147,7 +147,7 @@ func (s *Server) sitesJSON(ctx context.Context) []siteJSON {
 	list := s.sites.List(ctx)
 	out := make([]siteJSON, len(list))
 	for i, st := range list {
-		out[i] = siteJSON{ID: st.ID, Name: st.Name, BaseURL: st.BaseURL, Default: st.Default, State: st.State, RateInterval: st.RateInterval, Detail: st.Detail}
+		out[i] = siteJSON{ID: st.ID, Name: st.Name, BaseURL: publicURL(st.BaseURL), Default: st.Default, State: st.State, RateInterval: st.RateInterval, Detail: st.Detail}
 		if !st.Until.IsZero() {
 			until := st.Until.UTC()
 			out[i].Until = &until

@@ -26,7 +26,7 @@ func (s *Server) fetchRefs(ctx context.Context, b bookRef, from, to int, stored 
 			return nil, err
 		}
 		if reply.Error != nil {
-			return nil, rpcFailure(reply.Error)
+			return nil, s.rpcFailure(b.site, reply.Error)
 		}
 		if reply.Refs == nil {
 			return nil, newError(fiber.StatusBadGateway, "a fetcher replied without chapters %d-%d of book %s of site %s", from, to, b.id, b.site)

@@ -89,7 +89,7 @@ func (s *Server) await(ctx context.Context, b bookRef, n need) error {
 	f, err := s.cat.PermanentFailure(ctx, b.site, b.id)
 	switch {
 	case err == nil:
-		return notFound("book %s of site %s could not be synced: %s", b.id, b.site, f.Error)
+		return syncFailure(b, true, f.Error)
 	case !errors.Is(err, catalog.ErrNotFound):
 		return databaseError(err)
 	}
@@ -150,10 +150,7 @@ func (s *Server) waitIndexed(ctx context.Context, b bookRef, n need) error {
 				if events.Decode(m.Data, &ev) != nil {
 					continue
 				}
-				if ev.Permanent {
-					return notFound("book %s of site %s could not be synced: %s", b.id, b.site, ev.Error)
-				}
-				return newError(fiber.StatusBadGateway, "sync of book %s of site %s failed: %s", b.id, b.site, ev.Error)
+				return syncFailure(b, ev.Permanent, ev.Error)
 			}
 			var ev events.BookIndexed
 			if events.Decode(m.Data, &ev) == nil && n.metBy(ev) {
@@ -200,4 +197,26 @@ func (s *Server) call(ctx context.Context, call, site string, timeout time.Durat
 		return &httpError{status: fiber.StatusBadGateway, detail: "unreadable reply from a fetcher", err: err}
 	}
 	return nil
+}
+
+// syncFailure is the answer to a reader whose book could not be synced: 404 when the
+// failure is permanent, else 502. The reader gets a fixed reason by the kind of failure;
+// the job's error (a fetcher's Go error chain) goes to the log, and to the admin
+// statistics, only.
+func syncFailure(b bookRef, permanent bool, cause string) error {
+	reason := "the source failed"
+	switch {
+	case strings.Contains(cause, "not found") || strings.Contains(cause, " 404"):
+		reason = "the source has no such book"
+	case strings.Contains(cause, "parse error"):
+		reason = "the source's pages could not be read"
+	case permanent:
+		reason = "the source's pages cannot be synced"
+	}
+	if permanent {
+		return &httpError{status: fiber.StatusNotFound, err: errors.New(cause),
+			detail: fmt.Sprintf("book %s of site %s could not be synced: %s", b.id, b.site, reason)}
+	}
+	return &httpError{status: fiber.StatusBadGateway, err: errors.New(cause),
+		detail: fmt.Sprintf("sync of book %s of site %s failed: %s", b.id, b.site, reason)}
 }

@@ -117,8 +117,9 @@ func (s Sources) Validate() error {
 			name += " (or BASE_URL)"
 		}
 		u, err := url.Parse(src.URL)
+		// The URL is not quoted: it may carry a password.
 		errs = append(errs, Check(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "", name,
-			"want an http(s) URL, got %q", src.URL))
+			"want an http(s) URL with a host"))
 	}
 	return errors.Join(errs...)
 }

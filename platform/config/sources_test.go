@@ -57,3 +57,12 @@ func TestReadSources(t *testing.T) {
 		})
 	}
 }
+
+// TestValidateHidesPasswords: a bad base URL is named by its variable, never quoted: it
+// may carry a password.
+func TestValidateHidesPasswords(t *testing.T) {
+	err := Sources{{ID: "xsw", URL: "ftp://reader:s3cret@m.xsw.tw"}}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "SOURCE_XSW_URL") || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("Validate = %v, want an error naming SOURCE_XSW_URL without the password", err)
+	}
+}

@@ -24,7 +24,7 @@ func serveHealth(ctx context.Context, ln net.Listener, ready func(context.Contex
 		defer cancel()
 		if err := ready(ctx); err != nil {
 			logger.Warn("not ready", "err", err)
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			http.Error(w, "not ready", http.StatusServiceUnavailable) // the reason is logged
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))

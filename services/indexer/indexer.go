@@ -286,7 +286,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 	}
 
-	logger.Info("indexer started", "database", database.Redact(cfg.DatabaseURL), "nats", nc.ConnectedUrlRedacted(),
+	logger.Info("indexer started", "database", database.Redact(cfg.DatabaseURL), "nats", broker.RedactURL(nc.ConnectedUrl()),
 		"sources", cfg.Sources.String(),
 		"http_addr", ln.Addr().String(), "batch_size", cfg.BatchSize, "writers", cfg.Writers, "job_history_retention", cfg.HistoryRetention,
 		"webhooks", len(cfg.WebhookURLs))

@@ -214,7 +214,8 @@ func BaseURL(src config.Source, info site.Info) (*url.URL, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("site %s: base URL %q is not an http(s) URL with a host", src.ID, raw)
+		// The URL is not quoted: it may carry a password.
+		return nil, fmt.Errorf("site %s: the base URL is not an http(s) URL with a host", src.ID)
 	}
 	return u, nil
 }

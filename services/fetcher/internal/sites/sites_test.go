@@ -128,7 +128,7 @@ func TestOpenRefuses(t *testing.T) {
 		want    string
 	}{
 		{"unknown site", config.Sources{{ID: "xsw"}, {ID: "czbooks"}}, `no adapter for site "czbooks" (known: [other xsw])`},
-		{"bad base", config.Sources{{ID: "xsw", URL: "ftp://m.xsw.tw"}}, `site xsw: base URL "ftp://m.xsw.tw"`},
+		{"bad base", config.Sources{{ID: "xsw", URL: "ftp://m.xsw.tw"}}, `site xsw: the base URL is not an http(s) URL`},
 		{"nothing", nil, "no site"},
 	}
 	for _, tt := range tests {

@@ -113,6 +113,25 @@ func TestBuildChecksCatch(t *testing.T) {
 		{"request above limit", "prod", workloadsCheck, func(t *testing.T, b *build) {
 			container(t, b, "gateway").Resources.Requests[corev1.ResourceCPU] = resource.MustParse("2")
 		}, "cpu request 2 above its limit"},
+		{"fetcher pages beyond its memory", "prod", workloadsCheck, func(t *testing.T, b *build) {
+			c := container(t, b, "fetcher")
+			c.Env = append(c.Env, corev1.EnvVar{Name: "MAX_PAGE_BYTES", Value: "8388608"})
+		}, "Deployment fetcher: container fetcher: limits.memory 256Mi is under the 2144 MiB a fetcher may take: 64 MiB base + " +
+			"(BG_JOB_WORKERS=2 × 2 sites + RPCConcurrency 16) × MAX_PAGE_BYTES=8388608 × 13; lower MAX_PAGE_BYTES to at most 774333, or raise the limit to at least 2144 MiB"},
+		{"fetcher memory cut", "dev", workloadsCheck, func(t *testing.T, b *build) {
+			c := container(t, b, "fetcher")
+			c.Resources.Limits[corev1.ResourceMemory] = resource.MustParse("128Mi")
+		}, "Deployment fetcher: container fetcher: limits.memory 128Mi is under the 194 MiB a fetcher may take: 64 MiB base + " +
+			"(BG_JOB_WORKERS=2 × 2 sites + RPCConcurrency 16) × MAX_PAGE_BYTES=524288 × 13; lower MAX_PAGE_BYTES to at most 258111, or raise the limit to at least 194 MiB"},
+		{"fetcher workers beyond its memory", "dev", workloadsCheck, func(t *testing.T, b *build) {
+			for _, cm := range all[corev1.ConfigMap](b) {
+				if strings.HasPrefix(cm.Name, "xsw-fetcher") {
+					cm.Data["BG_JOB_WORKERS"] = "16"
+				}
+			}
+		}, "Deployment fetcher: container fetcher: limits.memory 256Mi is under the 376 MiB a fetcher may take: 64 MiB base + " +
+			"(BG_JOB_WORKERS=16 × 2 sites + RPCConcurrency 16) × MAX_PAGE_BYTES=524288 × 13; " +
+			"lower MAX_PAGE_BYTES to at most 322638, or lower BG_JOB_WORKERS to at most 6, or raise the limit to at least 376 MiB"},
 		{"unknown variable", "dev", workloadsCheck, func(t *testing.T, b *build) {
 			c := container(t, b, "gateway")
 			c.Env = append(c.Env, corev1.EnvVar{Name: "WEBHOOK_SECRET", Value: "x"})
@@ -425,6 +444,19 @@ func TestComposeChecksCatch(t *testing.T) {
 			s := p.Services["indexer"]
 			s.HealthCheck.Test[2] = "http://127.0.0.1:8000/readyz"
 		}, "the health check asks port 8000, but indexer listens on 8002"},
+		{"fetcher memory cut", func(p *types.Project) {
+			s := p.Services["fetcher"]
+			s.Deploy.Resources.Limits = &types.Resource{MemoryBytes: 128 << 20}
+			p.Services["fetcher"] = s
+		}, "service fetcher: the memory limit 128 MiB is under the 194 MiB a fetcher may take: 64 MiB base + " +
+			"(BG_JOB_WORKERS=2 × 2 sites + RPCConcurrency 16) × MAX_PAGE_BYTES=524288 × 13; lower MAX_PAGE_BYTES to at most 258111, or raise the limit to at least 194 MiB"},
+		{"fetcher pages beyond its memory", func(p *types.Project) {
+			s := p.Services["fetcher"]
+			s.MemLimit = 256 << 20
+			s.Environment["MAX_PAGE_BYTES"] = ptr("8388608")
+			p.Services["fetcher"] = s
+		}, "service fetcher: the memory limit 256 MiB is under the 2144 MiB a fetcher may take: 64 MiB base + " +
+			"(BG_JOB_WORKERS=2 × 2 sites + RPCConcurrency 16) × MAX_PAGE_BYTES=8388608 × 13; lower MAX_PAGE_BYTES to at most 774333, or raise the limit to at least 2144 MiB"},
 		{"one fetcher", func(p *types.Project) {
 			s := p.Services["fetcher"]
 			one := 1

@@ -36,7 +36,8 @@ func loadCompose(ctx context.Context, root string, env map[string]string) (*type
 // migrate` that the database users wait for; every xsw service built from its
 // Dockerfile, given only variables it reads and the same sites as the others (each
 // built into the fetcher), health-checked on its /readyz with the probe its image
-// carries, restarted, hardened, and given time to drain; two fetchers.
+// carries, restarted, hardened, and given time to drain; a fetcher given a memory limit
+// fits the pages it may hold in it (memory_test.go); two fetchers.
 func checkCompose(root string, p *types.Project, all map[string]vars, embeddedNATS string) error {
 	var errs []error
 	fail := func(svc, format string, args ...any) {
@@ -128,6 +129,11 @@ func checkCompose(root string, p *types.Project, all map[string]vars, embeddedNA
 			for _, err := range checkAdapters(sites) {
 				fail(name, "%v", err)
 			}
+			if lim := composeMemLimit(s); lim > 0 {
+				if err := checkFetcherMemory(env, sites, "the memory limit "+inMiB(lim), lim); err != nil {
+					fail(name, "%v", err)
+				}
+			}
 		}
 		switch s.Restart {
 		case types.RestartPolicyAlways, types.RestartPolicyUnlessStopped, types.RestartPolicyOnFailure:
@@ -183,6 +189,18 @@ func checkCompose(root string, p *types.Project, all map[string]vars, embeddedNA
 		errs = append(errs, errors.New("the fetchers do not run two replicas"))
 	}
 	return errors.Join(errs...)
+}
+
+// composeMemLimit returns a service's memory limit in bytes, the lower of mem_limit and
+// deploy.resources.limits.memory; 0 when it has none.
+func composeMemLimit(s types.ServiceConfig) int64 {
+	lim := int64(s.MemLimit)
+	if s.Deploy != nil && s.Deploy.Resources.Limits != nil {
+		if d := int64(s.Deploy.Resources.Limits.MemoryBytes); d > 0 && (lim <= 0 || d < lim) {
+			lim = d
+		}
+	}
+	return lim
 }
 
 // checkComposeInfra holds the rules for the NATS and Postgres services.

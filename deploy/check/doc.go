@@ -14,6 +14,8 @@
 //   - every service is given the same list of source sites (SOURCES), of well-formed
 //     ids, each with an adapter built into the fetcher (fetcher.Builtin), and a per-site
 //     variable (SOURCE_<SITE>_URL, ...) only for a listed site (see sources_test.go);
+//   - a fetcher's memory limit holds every page it may have in flight, each with what
+//     parsing it allocates (see memory_test.go);
 //   - the fetchers' KEDA triggers read exactly the per-site consumers of the listed
 //     sites, interactive and prefetch for each (see autoscale_test.go);
 //   - the NetworkPolicies, evaluated like a CNI would, let only the fetchers (and the

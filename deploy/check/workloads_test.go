@@ -219,7 +219,8 @@ func checkResources(w workload) []error {
 
 // checkWorkloads holds every per-workload rule: security, resources, probes, images, and
 // for xsw's own containers the variables, the sites (the same for every service, each
-// built into the fetcher), probe paths and ports and the drain time.
+// built into the fetcher), the fetcher's memory limit against the pages it may hold
+// (memory_test.go), probe paths and ports and the drain time.
 func checkWorkloads(b *build, all map[string]vars) error {
 	var errs []error
 	bySites := map[string][]string{} // the sites in force: the services given them
@@ -280,6 +281,11 @@ func checkWorkloads(b *build, all map[string]vars) error {
 			if svc == "fetcher" {
 				for _, err := range checkAdapters(sites) {
 					errs = append(errs, fmt.Errorf("%s: %w", ref, err))
+				}
+				if lim, ok := c.Resources.Limits[corev1.ResourceMemory]; ok { // else checkResources complains
+					if err := checkFetcherMemory(env, sites, "limits.memory "+lim.String(), lim.Value()); err != nil {
+						errs = append(errs, fmt.Errorf("%s: %w", ref, err))
+					}
 				}
 			}
 			addr := setting(env, v, services[svc])

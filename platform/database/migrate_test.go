@@ -1,7 +1,6 @@
 package database
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -21,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/xswtw/xsw/platform/logtest"
 	"github.com/xswtw/xsw/platform/pgtest"
 )
 
@@ -51,24 +51,6 @@ CREATE INDEX CONCURRENTLY books_author ON books (author);
 	"00005_more_notes.sql": {Data: []byte(`-- +goose Up
 INSERT INTO notes VALUES ('seeded after the index');
 `)},
-}
-
-// lockedBuffer is a log sink that goroutines may write while a test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // databaseURL returns base with its database replaced by name.
@@ -161,7 +143,7 @@ func race(t *testing.T, dsn string, fsys fs.FS) int {
 	for i := range pools {
 		pools[i] = openPool(t, dsn)
 	}
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	errs := make([]error, racers)
 	start := make(chan struct{})
@@ -291,7 +273,7 @@ func TestMigrateWaitsForHolder(t *testing.T) {
 	dsn := freshDatabase(t)
 	pid, release := holdLock(t, dsn)
 	pool := openPool(t, dsn)
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- Migrate(t.Context(), pool, testMigrations, slog.New(slog.NewTextHandler(&logs, nil)))

@@ -1,14 +1,12 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,27 +14,10 @@ import (
 
 	"github.com/xswtw/xsw/platform/config"
 	"github.com/xswtw/xsw/platform/logging"
+	"github.com/xswtw/xsw/platform/logtest"
 	"github.com/xswtw/xsw/platform/natstest"
 	"github.com/xswtw/xsw/services/gateway/internal/testdb"
 )
-
-// lockedBuffer collects log output from many goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // call GETs path on a running gateway (Bearer tok when admin).
 func call(t *testing.T, addr, path string, admin bool) (int, http.Header, []byte) {
@@ -127,7 +108,7 @@ func TestRunLogsNoSecrets(t *testing.T) {
 		{"token", "hunter2@", "nats=nats://xxxxx@127.0.0.1"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			logs := &lockedBuffer{}
+			logs := &logtest.Buffer{}
 			logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			addr, errc, cancel := startRunWith(t, func(vars map[string]string) {
 				vars["NATS_URL"] = strings.Replace(vars["NATS_URL"], "nats://", "nats://"+tt.natsUser, 1)
@@ -185,7 +166,7 @@ func TestRunErrorsHoldNoSecrets(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	err = Run(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	if err == nil || strings.Contains(err.Error(), "hunter2") || strings.Contains(logs.String(), "hunter2") {
 		t.Errorf("Run against an unreachable NATS = %v, logs %s; want an error without the password", err, logs)

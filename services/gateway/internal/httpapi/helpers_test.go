@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +22,7 @@ import (
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/config"
+	"github.com/xswtw/xsw/platform/logtest"
 	"github.com/xswtw/xsw/platform/natstest"
 	"github.com/xswtw/xsw/services/gateway/internal/catalog"
 	"github.com/xswtw/xsw/services/gateway/internal/jobs"
@@ -42,24 +42,6 @@ func TestMain(m *testing.M) {
 
 const adminToken = "s3cret-token"
 
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is a gateway API on a real JetStream server and a fresh Postgres schema, with a
 // test fetcher (a NATS peer answering the request/reply subjects) started on demand.
 // It serves two sites: xsw, the default, and toy; both are described in the sites
@@ -70,7 +52,7 @@ type env struct {
 	pool  *pgxpool.Pool
 	srv   *Server
 	sites *sites.Registry
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 	peer  *nats.Conn
 }
 
@@ -106,7 +88,7 @@ func newEnv(t testing.TB, tune ...func(*Config)) *env {
 func newEnvOn(t testing.TB, pool *pgxpool.Pool, tune ...func(*Config)) *env {
 	t.Helper()
 	ns := natstest.Start(t)
-	e := &env{t: t, ns: ns, pool: pool, logs: &syncBuffer{}}
+	e := &env{t: t, ns: ns, pool: pool, logs: &logtest.Buffer{}}
 	e.describeSites()
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.sites = e.registry(ns.JS, logger)

@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/logtest"
 	"github.com/xswtw/xsw/platform/natstest"
 )
 
@@ -236,24 +236,6 @@ func TestRedirectNotFollowed(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination the dispatcher's goroutines share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestLogsNeverShowURLSecrets delivers, is refused, redirected, finds no server and a
 // full queue, at URLs that carry secrets in their path, query and user information: no
 // log line shows any of them, and each names its receiver by scheme, host and hash.
@@ -268,7 +250,7 @@ func TestLogsNeverShowURLSecrets(t *testing.T) {
 		return strings.Replace(base, "http://", "http://user:pa55word@", 1) + "/T0001/B0002/SECRETxyz?token=abc"
 	}
 	urls := []string{withSecrets(ok.URL), withSecrets(refusing.URL), withSecrets(redirecting.URL), withSecrets(gone.URL)}
-	var logs syncBuffer
+	var logs logtest.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// One delivery at a time per receiver, and the first waits 200ms for its retry at
 	// the server that is gone: the second notification finds that queue full.

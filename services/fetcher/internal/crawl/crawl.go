@@ -123,9 +123,10 @@ func (c *Crawler) handle(ctx context.Context, m jetstream.Msg) {
 			_ = m.NakWithDelay(time.Second)
 			return
 		}
-		if reason := st.Limiter.Refused(); reason != "" {
+		if reason := st.Limiter.Refused(); reason != "" && time.Now().Before(st.Limiter.Snapshot().Probe) {
 			// The crawl would wait for the site on the consumer every site's crawls share:
-			// it steps aside and comes back after the next probe is due.
+			// it steps aside and comes back when the next probe is due (then its request
+			// may be the probe).
 			log.Warn("crawl paused: the site refuses us", "reason", reason)
 			c.save(ctx, prog)
 			_ = m.NakWithDelay(max(c.RetryDelay, time.Until(st.Limiter.Snapshot().Probe)))

@@ -33,6 +33,10 @@ type Priority int
 const (
 	Background Priority = iota
 	Interactive
+	// BackgroundOrRefused is background work that would rather step aside than wait
+	// for a refusing site: while the next probe is not due it gets the *RefusedError at
+	// once; when it is due, it may be the probe.
+	BackgroundOrRefused
 )
 
 // ErrCircuitOpen is returned to interactive requests while the circuit is open; background
@@ -128,6 +132,9 @@ type state struct {
 	// counts the probes refused, for the cooldown.
 	ProbeAt int64 `json:"probe_at,omitempty"`
 	Probes  int   `json:"probes,omitempty"`
+	// Probing is set while a probe is out: its refusal counts as a refused probe (the
+	// other requests refused meanwhile, booked before the refusal, do not).
+	Probing bool `json:"probing,omitempty"`
 	// LastBg is background work's last slot (unix nanoseconds); Reserved is a slot kept
 	// for background work; BgWaits is until when background work is known to wait for a
 	// slot (see BackgroundShare).
@@ -197,7 +204,7 @@ func (l *Limiter) book(ctx context.Context, p Priority) (time.Time, error) {
 	if l.Disabled() {
 		return l.now(), ctx.Err()
 	}
-	if p == Background {
+	if p != Interactive {
 		select {
 		case l.turn <- struct{}{}:
 			defer func() { <-l.turn }()
@@ -212,7 +219,7 @@ func (l *Limiter) book(ctx context.Context, p Priority) (time.Time, error) {
 		}
 		now := l.now().UnixNano()
 		if st.Refused != "" {
-			if p == Interactive {
+			if p == Interactive || p == BackgroundOrRefused && st.ProbeAt > now {
 				return time.Time{}, &RefusedError{Reason: st.Refused, Probe: time.Unix(0, st.ProbeAt)}
 			}
 			if st.ProbeAt > now {
@@ -223,9 +230,18 @@ func (l *Limiter) book(ctx context.Context, p Priority) (time.Time, error) {
 				}
 				continue
 			}
+			if hold := max(st.Next, st.OpenUntil); hold > now {
+				// The probe is due, but the site asked us to wait longer (Retry-After),
+				// or its circuit is open: the probe waits too.
+				if err := l.sleep(ctx, min(time.Duration(hold-now), refusedPoll)); err != nil {
+					return time.Time{}, err
+				}
+				continue
+			}
 			// This request is the probe: nobody else's goes out before the next one is due.
 			st.ProbeAt = now + int64(l.cooldown(st.Probes))
-			st.Next = max(st.Next, now+int64(l.cfg.Interval))
+			st.Next = now + int64(float64(l.cfg.Interval)*st.Factor)
+			st.Probing = true
 			ok, err := l.store(ctx, st, rev)
 			if err != nil {
 				return time.Time{}, err
@@ -310,7 +326,11 @@ func (l *Limiter) backgroundSlot(st *state, now, step int64) (slot, wait int64) 
 		// one: look again within a few intervals, and a little before the next slot, so
 		// that a slot kept there is booked ahead rather than missed by waking late.
 		early := max(2*int64(time.Millisecond), min(step/10, 20*int64(time.Millisecond)))
-		return 0, max(min(slot-now, backgroundLook*step)-early, 1)
+		wait = min(slot-now, backgroundLook*step)
+		if wait > early {
+			wait -= early
+		}
+		return 0, wait
 	}
 	st.LastBg = slot
 	st.Next = slot + step
@@ -342,7 +362,7 @@ func (l *Limiter) Report(ctx context.Context, o Outcome, retryAfter time.Duratio
 		switch o {
 		case Success:
 			st.Failures, st.Opens = 0, 0
-			st.Refused, st.ProbeAt, st.Probes = "", 0, 0
+			st.Refused, st.ProbeAt, st.Probes, st.Probing = "", 0, 0, false
 			if st.Factor > 1 {
 				st.Factor = math.Max(1, st.Factor*0.75)
 			}
@@ -369,10 +389,10 @@ func (l *Limiter) Report(ctx context.Context, o Outcome, retryAfter time.Duratio
 // refused probe, up to MaxCooldown) asks again.
 func (l *Limiter) Refuse(ctx context.Context, reason string) error {
 	return l.update(ctx, func(st *state, now int64) {
-		if st.Refused != "" {
+		if st.Refused != "" && st.Probing {
 			st.Probes++
 		}
-		st.Refused = reason
+		st.Refused, st.Probing = reason, false
 		st.ProbeAt = max(st.ProbeAt, now+int64(l.cooldown(st.Probes)))
 	})
 }

@@ -381,3 +381,42 @@ func TestInteractiveBacklogIsBounded(t *testing.T) {
 		t.Errorf("%d booked and %d told busy of 8 readers at once, want 3 to 5 booked within 350ms at 100ms", booked, busy)
 	}
 }
+
+// TestProbeRespectsRetryAfter: a probe that falls due while the site's Retry-After still
+// runs waits for it; and only refused probes lengthen the cooldown, not the requests that
+// were under way when the site first refused.
+func TestProbeRespectsRetryAfter(t *testing.T) {
+	const cooldown = 100 * time.Millisecond
+	l := limiters(t, 1, Config{Interval: time.Millisecond, Cooldown: cooldown, MaxCooldown: time.Minute})[0]
+	ctx := t.Context()
+	if err := l.Report(ctx, Throttled, 600*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	// Five requests booked before the refusal are refused together.
+	for range 5 {
+		if err := l.Refuse(ctx, "refused, HTTP 403"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if probe := l.Snapshot().Probe; time.Until(probe) > 2*cooldown {
+		t.Errorf("the next probe is %v away after one refusal seen five times, want the first cooldown %v", time.Until(probe).Round(time.Millisecond), cooldown)
+	}
+	start := time.Now()
+	if err := l.Wait(ctx, Background); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < 500*time.Millisecond {
+		t.Errorf("the probe went out after %v, inside the site's Retry-After of 600ms", waited.Round(time.Millisecond))
+	}
+	// The probe is refused: the cooldown doubles once.
+	if err := l.Refuse(ctx, "refused, HTTP 403"); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(l.Snapshot().Probe); d < 3*cooldown/2 || d > 2*cooldown+50*time.Millisecond {
+		t.Errorf("after a refused probe the next is %v away, want the doubled cooldown %v", d.Round(time.Millisecond), 2*cooldown)
+	}
+	// Work that would rather step aside hears of the refusal at once.
+	if err := l.Wait(ctx, BackgroundOrRefused); !errors.Is(err, ErrRefused) {
+		t.Errorf("BackgroundOrRefused while a probe is not due: %v, want ErrRefused", err)
+	}
+}

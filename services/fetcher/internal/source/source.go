@@ -187,14 +187,17 @@ func (c *Client) GetIfChanged(ctx context.Context, rawURL string, p politeness.P
 	return c.get(ctx, rawURL, p, v, true)
 }
 
-// GetOrRefused is a background Get that returns the refusal (errors.Is
-// politeness.ErrRefused) rather than waiting for the site to let us in again, for work
-// that would rather step aside.
+// GetOrRefused is a background Get for work that would rather step aside than wait for a
+// refusing site: while the site's next probe is not due it returns the refusal (errors.Is
+// politeness.ErrRefused) at once; when it is due, this request may be the probe.
 func (c *Client) GetOrRefused(ctx context.Context, rawURL string) (*Page, error) {
 	return c.get(ctx, rawURL, politeness.Background, Validators{}, false)
 }
 
 func (c *Client) get(ctx context.Context, rawURL string, p politeness.Priority, v Validators, waitRefusal bool) (*Page, error) {
+	if !waitRefusal {
+		p = politeness.BackgroundOrRefused
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil || !c.onSite(u) || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("%w: refusing %q", ErrOffSite, rawURL)
@@ -211,7 +214,7 @@ func (c *Client) get(ctx context.Context, rawURL string, p politeness.Priority, 
 		if errors.As(err, &refused) {
 			rerr := c.limiter.Refuse(rctx, refused.Reason)
 			cancel()
-			if rerr != nil || p == politeness.Interactive || !waitRefusal || c.limiter.Disabled() {
+			if rerr != nil || p != politeness.Background || c.limiter.Disabled() {
 				return nil, errors.Join(err, rerr)
 			}
 			// A background request waits for the site to let us in again: the limiter
@@ -240,10 +243,13 @@ func (c *Client) bookEveryRoundTrip(ctx context.Context, p politeness.Priority) 
 	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		GetConn: func(string) {
 			if conns.Add(1) > 1 {
-				// An error here is the context's, which ends the request anyway, or an
-				// open circuit, which only interactive requests hear of: the site
-				// answered a moment ago, so the resend goes ahead.
-				_ = c.limiter.Wait(ctx, p)
+				// An interactive request told the site is busy, refused or its circuit
+				// open books this round trip as background work (the site answered a
+				// moment ago, so it goes ahead); any other error is the context's, which
+				// ends the request anyway.
+				if err := c.limiter.Wait(ctx, p); err != nil && p != politeness.Background && ctx.Err() == nil {
+					_ = c.limiter.Wait(ctx, politeness.Background)
+				}
 			}
 		},
 	})

@@ -140,19 +140,25 @@ func (cl *claim) readerWaits(ctx context.Context) bool {
 	return cl.interactive.Load()
 }
 
-// release gives the claim up, unless another job has taken it since.
+// release gives the claim up, unless another job has taken it since. A reader's flag
+// written meanwhile changes the claim's revision: it looks again, a few times.
 func (cl *claim) release(ctx context.Context, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	e, err := cl.c.kv.Get(ctx, cl.key)
-	if err != nil {
-		return
-	}
-	var held events.SyncClaim
-	if events.Decode(e.Value(), &held) != nil || !cl.owns(held) {
-		return
-	}
-	if err := cl.c.kv.Delete(ctx, cl.key, jetstream.LastRevision(e.Revision())); err != nil {
+	for range 5 {
+		e, err := cl.c.kv.Get(ctx, cl.key)
+		if err != nil {
+			return
+		}
+		var held events.SyncClaim
+		if events.Decode(e.Value(), &held) != nil || !cl.owns(held) {
+			return
+		}
+		err = cl.c.kv.Delete(ctx, cl.key, jetstream.LastRevision(e.Revision()))
+		if err == nil {
+			return
+		}
 		log.Debug("release claim", "key", cl.key, "err", err)
 	}
+	log.Warn("the book's claim could not be released; it expires on its own", "key", cl.key, "ttl", events.ClaimTTL)
 }

@@ -140,3 +140,23 @@ func TestClaims(t *testing.T) {
 		t.Errorf("after the release: %v", err)
 	}
 }
+
+// TestPoolStartsBesideAWholeLaneConsumer: on a stream an older build consumed with one
+// consumer per whole lane, a fetcher (serving any site) narrows those before it adds the
+// sites' own (the work queue would refuse them beside the old ones), and serves.
+func TestPoolStartsBesideAWholeLaneConsumer(t *testing.T) {
+	ns := natstest.Start(t)
+	for _, l := range events.Lanes {
+		old := events.LegacyFetcherConsumer(l, time.Minute, -1)
+		old.FilterSubjects = []string{events.RequestSubjectLane(l)}
+		if _, err := broker.Consumer(t.Context(), ns.JS, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts := newToySite(t, map[string]int{"ab-1": 2})
+	h := newHarnessOn(t, ns, Config{Workers: 1},
+		served(t, "toy", func(base *url.URL) site.Source { return toy{base: strings.TrimSuffix(base.String(), "/")} }, ts.URL))
+	h.run(t)
+	h.request(t, events.NewBookRequested("toy", "ab-1", events.LanePrefetch, 0, false, "test", time.Now()))
+	eventually(t, "the toy book synced", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
+}

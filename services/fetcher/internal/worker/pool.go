@@ -104,22 +104,31 @@ func NewPool(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, syncer 
 	cfg.defaults()
 	p := &Pool{cfg: cfg, js: js, nc: nc, syncer: syncer, logger: logger, queues: map[string][][]jetstream.Consumer{},
 		wake: map[string]chan struct{}{}, changed: make(chan struct{}, 1), active: map[string]events.ActiveJob{}}
+	// The lanes' consumers of an older build took the whole lane: narrow them to the
+	// bare-id requests first, or the stream (a work queue) refuses the sites' consumers
+	// beside them. Every fetcher does it, whichever sites it serves; LegacySite's
+	// workers serve them.
+	legacy := make([]jetstream.Consumer, len(events.Lanes))
+	for i, l := range events.Lanes {
+		// The server never stops delivering (MaxDeliver -1): the pool counts attempts and
+		// dead-letters the request itself, so none is stranded in the stream.
+		c, err := broker.Consumer(ctx, js, events.LegacyFetcherConsumer(l, cfg.AckWait, -1))
+		if err != nil {
+			return nil, err
+		}
+		legacy[i] = c
+	}
 	for _, id := range syncer.Sites.IDs() {
 		p.wake[id] = make(chan struct{}, 1)
 		lanes := make([][]jetstream.Consumer, len(events.Lanes))
 		for i, l := range events.Lanes {
-			// The server never stops delivering (MaxDeliver -1): the pool counts attempts
-			// and dead-letters the request itself, so none is stranded in the stream.
-			specs := []events.ConsumerSpec{events.FetcherConsumer(l, id, cfg.AckWait, -1)}
-			if id == events.LegacySite {
-				specs = append(specs, events.LegacyFetcherConsumer(l, cfg.AckWait, -1))
+			c, err := broker.Consumer(ctx, js, events.FetcherConsumer(l, id, cfg.AckWait, -1))
+			if err != nil {
+				return nil, err
 			}
-			for _, spec := range specs {
-				c, err := broker.Consumer(ctx, js, spec)
-				if err != nil {
-					return nil, err
-				}
-				lanes[i] = append(lanes[i], c)
+			lanes[i] = []jetstream.Consumer{c}
+			if id == events.LegacySite {
+				lanes[i] = append(lanes[i], legacy[i])
 			}
 		}
 		p.queues[id] = lanes

@@ -67,10 +67,12 @@ func (s *Syncer) fetch(ctx context.Context, j *job, rawURL string, v source.Vali
 	}
 	j.Requests++
 	page, err := j.Site.Client.GetIfChanged(ctx, rawURL, p, v)
-	if p == politeness.Interactive && (errors.Is(err, politeness.ErrRefused) || errors.Is(err, politeness.ErrBusy)) {
-		// The site refuses us, or readers have booked its budget further ahead than a
-		// reader may wait. The reader who asked hears so from the gateway (or waits on);
-		// the job goes on as background work rather than spending its attempts.
+	if p == politeness.Interactive && (errors.Is(err, politeness.ErrRefused) || errors.Is(err, politeness.ErrBusy) ||
+		errors.Is(err, politeness.ErrCircuitOpen)) {
+		// The site refuses us, its circuit is open, or readers have booked its budget
+		// further ahead than a reader may wait. The reader who asked hears so from the
+		// gateway (or waits on); the job goes on as background work, which waits these
+		// out, rather than spending its attempts.
 		s.Logger.Info("reader's job goes on as background work", "site", j.Site.ID, "book_id", j.Request.BookID, "reason", err)
 		page, err = j.Site.Client.GetIfChanged(ctx, rawURL, politeness.Background, v)
 	}

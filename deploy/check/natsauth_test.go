@@ -111,7 +111,6 @@ func natsRefusals(svc string) []natsRule {
 		purges()
 		pub(events.SubjectFetchedBook(events.LegacySite, "1"), "a fetched event is the fetchers'")
 		pub(events.SubjectJob(events.JobCompleted, events.LegacySite, "1"), "a job event is the fetchers'")
-		pub(events.SubjectDead(events.LegacySite, "1"), "a dead letter is the fetchers'")
 		pub(events.SubjectPurgeBook(events.LegacySite, "1"), "a command is the gateway's")
 		pub(events.RequestSubject(events.LaneInteractive, events.LegacySite, "1"), "jump the readers' queue")
 		pub("$KV."+events.BucketPoliteness+".site.xsw", "the request slots are the fetchers'")

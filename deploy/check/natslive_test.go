@@ -834,8 +834,11 @@ func indexerWorks(ix *natsClient) {
 		}
 		return msgs[2].TermWithReason("test")
 	})
-	ix.can("announce a book, queue a refresh, count the refresh lane", func(ctx context.Context) error {
+	ix.can("announce a book, dead-letter a sync it refused, queue a refresh, count the refresh lane", func(ctx context.Context) error {
 		if err := publish(ix.js, events.SubjectIndexed(site, book))(ctx); err != nil {
+			return err
+		}
+		if err := publish(ix.js, events.SubjectDead(site, book))(ctx); err != nil {
 			return err
 		}
 		if err := publish(ix.js, events.RequestSubject(events.LaneRefresh, site, book))(ctx); err != nil {

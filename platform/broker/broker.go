@@ -314,7 +314,11 @@ func Term(msg jetstream.Msg, reason error) error {
 // holds a message: for the request stream, the book is already waiting in that lane.
 func IsSubjectFull(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeMaxMsgsPerSubject
+	// The code is the server's for any store failure; the description tells this one
+	// ("maximum messages per subject exceeded") from, say, a store closing on a leader
+	// change, which is worth a retry.
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeMaxMsgsPerSubject &&
+		strings.Contains(strings.ToLower(apiErr.Description), "per subject")
 }
 
 // WaitingInLane counts the requests waiting in lane l of the request stream: the

@@ -65,6 +65,22 @@ func (l *clientLimiter) allow(client string) (bool, time.Duration) {
 	return true, 0
 }
 
+// left reports whether client has a token now, without taking it, and if not how long
+// until it has.
+func (l *clientLimiter) left(client string) (bool, time.Duration) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lim, ok := l.clients[client]
+	if !ok {
+		return true, 0
+	}
+	if tokens := lim.TokensAt(now); tokens < 1 {
+		return false, time.Duration((1 - tokens) / float64(l.every) * float64(time.Second))
+	}
+	return true, 0
+}
+
 // sweep forgets the clients whose bucket is full again: they are as good as new.
 func (l *clientLimiter) sweep(now time.Time) {
 	for k, lim := range l.clients {
@@ -167,11 +183,26 @@ func (s *Server) detached(from context.Context) context.Context {
 // stored is still served, but nothing more is asked of the site for this client for now.
 // Work not done for a client (no client in ctx) is not charged.
 func (s *Server) chargeSource(ctx context.Context) error {
+	return s.sourceShare(ctx, true)
+}
+
+// sourceShareLeft is chargeSource without the charge: whether the client may still
+// cause a request to a site. A book request is charged only once it is queued (see
+// waitIndexed), not for a book stored, being synced or already waiting.
+func (s *Server) sourceShareLeft(ctx context.Context) error {
+	return s.sourceShare(ctx, false)
+}
+
+func (s *Server) sourceShare(ctx context.Context, take bool) error {
 	client := clientOf(ctx)
 	if s.sourceLimiter == nil || client == "" {
 		return nil
 	}
-	ok, wait := s.sourceLimiter.allow(client)
+	allow := s.sourceLimiter.left
+	if take {
+		allow = s.sourceLimiter.allow
+	}
+	ok, wait := allow(client)
 	if ok {
 		return nil
 	}

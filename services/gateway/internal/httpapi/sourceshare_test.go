@@ -78,3 +78,24 @@ func TestSourceShareIsPerClient(t *testing.T) {
 		t.Errorf("%d calls after another client's, want 4", n)
 	}
 }
+
+// TestSourceShareChargesQueuedBooksOnly: a reader polling a book it asked for, which is
+// queued already, spends nothing more of its share; each new book queued spends one.
+func TestSourceShareChargesQueuedBooksOnly(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.SourceRateLimit = 2
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/32")} // App.Test's peer
+	})
+	get := func(id string) response {
+		return e.request(http.MethodGet, "/xsw/api/books/"+id, "X-Forwarded-For", "203.0.113.7")
+	}
+	for range 3 {
+		expect(t, get("1000001"), http.StatusAccepted) // queued once, then already queued
+	}
+	expect(t, get("1000002"), http.StatusAccepted)
+	r := get("1000003")
+	expect(t, r, http.StatusTooManyRequests)
+	if r.header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+}

@@ -101,13 +101,14 @@ func (s *Server) await(ctx context.Context, b bookRef, n need) error {
 		})
 		return refusedError(st, err == nil)
 	}
-	if err := s.chargeSource(ctx); err != nil {
+	if err := s.sourceShareLeft(ctx); err != nil {
 		return err
 	}
 	// The shared wait runs on the first caller's goroutine and is bounded by its own
-	// timeout, not by any one caller's context.
+	// timeout, not by any one caller's context; a request it queues is charged to that
+	// caller's client.
 	_, err, _ = s.waits.Do(n.key(b), func() (any, error) {
-		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.InteractiveWait)
+		ctx, cancel := context.WithTimeout(s.detached(ctx), s.cfg.InteractiveWait)
 		defer cancel()
 		return nil, s.waitIndexed(ctx, b, n)
 	})
@@ -138,6 +139,9 @@ func (s *Server) waitIndexed(ctx context.Context, b bookRef, n need) error {
 			return errPending
 		}
 		return requestError(err, b)
+	}
+	if status == jobs.Queued {
+		_ = s.chargeSource(ctx) // the request will reach the site
 	}
 	s.log.Debug("waiting for book", "site", b.site, "book_id", b.id, "need", n.kind, "request", status)
 	for {

@@ -190,6 +190,10 @@ type Notifier struct {
 	failedAt []time.Time
 	// burst gathers the failed jobs of a burst, nil outside one.
 	burst *burst
+	// unsent holds, by lane or site, a condition's notification the queue did not take:
+	// sent again at the next check with the same id, so that a receiver given it once
+	// already can tell.
+	unsent map[string]Notification
 }
 
 // burst is a jobs.failed notification being gathered.
@@ -470,6 +474,25 @@ func (n *Notifier) abandonBurst() {
 	n.burst = nil
 }
 
+// notifyCondition is notify for the change of a condition of subject (a lane, a site):
+// when the change was announced before but not queued, the same notification (its id,
+// its time, its data) is sent again rather than a new one.
+func (n *Notifier) notifyCondition(ctx context.Context, subject string, nt Notification) error {
+	if n.unsent == nil {
+		n.unsent = map[string]Notification{}
+	}
+	if old, ok := n.unsent[subject]; ok && old.Type == nt.Type {
+		nt = old
+	}
+	err := n.notify(ctx, nt)
+	if errors.Is(err, ErrNotQueued) {
+		n.unsent[subject] = nt
+	} else {
+		delete(n.unsent, subject)
+	}
+	return err
+}
+
 // notify queues nt, counting it unless it is to be sent again (ErrNotQueued).
 func (n *Notifier) notify(ctx context.Context, nt Notification) error {
 	err := n.send.Send(ctx, nt)
@@ -502,10 +525,10 @@ func (n *Notifier) check(ctx context.Context) error {
 		t := n.cfg.Threshold
 		switch {
 		case !above && waiting > t:
-			err = n.notify(ctx, Notification{ID: conditionID(TypeQueueAbove, string(l), now), Type: TypeQueueAbove, At: now,
+			err = n.notifyCondition(ctx, "lane:"+string(l), Notification{ID: conditionID(TypeQueueAbove, string(l), now), Type: TypeQueueAbove, At: now,
 				Data: Queue{Lane: l, Waiting: waiting, Threshold: t}})
 		case above && waiting*10 < t*9:
-			err = n.notify(ctx, Notification{ID: conditionID(TypeQueueBelow, string(l), now), Type: TypeQueueBelow, At: now,
+			err = n.notifyCondition(ctx, "lane:"+string(l), Notification{ID: conditionID(TypeQueueBelow, string(l), now), Type: TypeQueueBelow, At: now,
 				Data: Queue{Lane: l, Waiting: waiting, Threshold: t}})
 		default:
 			continue
@@ -527,7 +550,7 @@ func (n *Notifier) check(ctx context.Context) error {
 			if open {
 				typ = TypeCircuitOpened
 			}
-			if errors.Is(n.notify(ctx, Notification{ID: conditionID(typ, c.Site, now), Type: typ, At: now, Data: c}), ErrNotQueued) {
+			if errors.Is(n.notifyCondition(ctx, "site:"+c.Site, Notification{ID: conditionID(typ, c.Site, now), Type: typ, At: now, Data: c}), ErrNotQueued) {
 				continue // announced at the next check
 			}
 			n.state.CircuitOpen[c.Site] = open

@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -423,5 +424,57 @@ func TestAggregateLimits(t *testing.T) {
 	if d.Count != MaxListed+7 || len(d.Jobs) != MaxListed || d.Omitted != 7 || d.Sites["xsw"] != MaxListed+7 ||
 		!d.FirstFailedAt.Equal(now) || !d.LastFailedAt.Equal(now.Add(time.Duration(MaxListed+6)*time.Second)) {
 		t.Errorf("burst %+v", d)
+	}
+}
+
+// flakySender refuses its first notification of each type as not queued (the queue
+// could not be reached), then passes everything to next, recording what it was given.
+type flakySender struct {
+	next    Sender
+	mu      sync.Mutex
+	refused map[string]bool
+	seen    []Notification
+}
+
+func (f *flakySender) Send(ctx context.Context, nt Notification) error {
+	f.mu.Lock()
+	f.seen = append(f.seen, nt)
+	first := !f.refused[nt.Type]
+	f.refused[nt.Type] = true
+	f.mu.Unlock()
+	if first {
+		return fmt.Errorf("%w: the queue did not answer", ErrNotQueued)
+	}
+	return f.next.Send(ctx, nt)
+}
+
+// TestConditionSentAgainKeepsItsID: a change announced but not queued is sent again at
+// the next check as the same notification, so a receiver that got it can tell.
+func TestConditionSentAgainKeepsItsID(t *testing.T) {
+	ns := natstest.Start(t)
+	ctx := t.Context()
+	if _, err := broker.Consumer(ctx, ns.JS, events.FetcherConsumer(events.LanePrefetch, "xsw", time.Minute, -1)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"1000001", "1000002", "1000003", "1000004"} {
+		r := events.NewBookRequested(events.LegacySite, id, events.LanePrefetch, 0, false, "test", time.Now())
+		if _, err := broker.Publish(ctx, ns.JS, r.Subject(), r.MsgID(), &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rcv := newReceiver(t)
+	f := &flakySender{next: startDispatcher(t, ns.JS, DispatchConfig{URLs: []string{rcv.URL}}), refused: map[string]bool{}}
+	startNotifier(t, ns.JS, f, "indexer-a", 3)
+	eventually(t, "queue.above_threshold delivered", func() bool { return count(rcv, TypeQueueAbove, "") == 1 })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	for _, nt := range f.seen {
+		if nt.Type == TypeQueueAbove {
+			ids = append(ids, nt.ID)
+		}
+	}
+	if len(ids) < 2 || ids[0] != ids[len(ids)-1] {
+		t.Errorf("the lane's change was sent as %v, want the refused notification sent again with its id", ids)
 	}
 }

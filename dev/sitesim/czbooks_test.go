@@ -186,44 +186,6 @@ func readCzBook(t *testing.T, doc *goquery.Document, bookID string) czBook {
 	return b
 }
 
-func TestCzbooksDeterminism(t *testing.T) {
-	cfg := czConfig()
-	a, b := New(cfg), New(cfg)
-	if diff := cmp.Diff(a.Books(), b.Books()); diff != "" {
-		t.Fatalf("same seed, different books (-a +b):\n%s", diff)
-	}
-	book := a.Books()[4]
-	paths := []string{
-		"/",
-		"/c/xuanhuan",
-		"/c/yanqing/2",
-		"/n/" + book.ID,
-		"/n/" + book.ID + "/" + book.Chapters[7].ID,
-	}
-	for _, p := range paths {
-		ra, rb := serve(t, a, http.MethodGet, p), serve(t, b, http.MethodGet, p)
-		if ra.Code != http.StatusOK {
-			t.Errorf("GET %s: status %d", p, ra.Code)
-		}
-		if ra.Body.String() != rb.Body.String() {
-			t.Errorf("GET %s: two sites with seed %d render different pages", p, cfg.Seed)
-		}
-	}
-	if got, want := BookIDs(cfg), ids(a.Books()); !slices.Equal(got, want) {
-		t.Errorf("BookIDs = %v, site has %v", got, want)
-	}
-	other := cfg
-	other.Seed++
-	if slices.Equal(BookIDs(other), BookIDs(cfg)) {
-		t.Errorf("seeds %d and %d give the same book ids", cfg.Seed, other.Seed)
-	}
-	xsw := cfg
-	xsw.Site = SiteXSW
-	if slices.Equal(BookIDs(xsw), BookIDs(cfg)) {
-		t.Error("xsw and czbooks give the same book ids")
-	}
-}
-
 func TestCzbooksCatalogue(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Site = SiteCzbooks

@@ -24,39 +24,53 @@ func serve(t *testing.T, s *Site, method, path string) *httptest.ResponseRecorde
 	return rec
 }
 
+// TestDeterminism: for either site, two sites of one seed hold the same books and
+// render the same pages, BookIDs says which ids a configuration gets, and another seed
+// gives other ids.
 func TestDeterminism(t *testing.T) {
-	cfg := smallConfig()
-	a, b := New(cfg), New(cfg)
-	if diff := cmp.Diff(a.Books(), b.Books()); diff != "" {
-		t.Fatalf("same seed, different books (-a +b):\n%s", diff)
+	for _, tt := range []struct {
+		name  string
+		cfg   Config
+		paths func(book BookInfo) []string
+	}{
+		{SiteXSW, smallConfig(), func(book BookInfo) []string {
+			return []string{"/", "/fenlei1_1.html", "/fenlei2_2.html", "/" + book.ID + "/", "/" + book.ID + "/page-1.html",
+				"/" + book.ID + "/page-2.html", "/" + book.ID + "/" + book.Chapters[7].ID + ".html"}
+		}},
+		{SiteCzbooks, czConfig(), func(book BookInfo) []string {
+			return []string{"/", "/c/xuanhuan", "/c/yanqing/2", "/n/" + book.ID, "/n/" + book.ID + "/" + book.Chapters[7].ID}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			a, b := New(cfg), New(cfg)
+			if diff := cmp.Diff(a.Books(), b.Books()); diff != "" {
+				t.Fatalf("same seed, different books (-a +b):\n%s", diff)
+			}
+			book, _ := a.Book(a.Books()[4].ID) // with its chapters
+			for _, p := range tt.paths(book) {
+				ra, rb := serve(t, a, http.MethodGet, p), serve(t, b, http.MethodGet, p)
+				if ra.Code != http.StatusOK {
+					t.Errorf("GET %s: status %d", p, ra.Code)
+				}
+				if ra.Body.String() != rb.Body.String() {
+					t.Errorf("GET %s: two sites with seed %d render different pages", p, cfg.Seed)
+				}
+			}
+			if got, want := BookIDs(cfg), ids(a.Books()); !slices.Equal(got, want) {
+				t.Errorf("BookIDs = %v, site has %v", got, want)
+			}
+			other := cfg
+			other.Seed++
+			if slices.Equal(BookIDs(other), BookIDs(cfg)) {
+				t.Errorf("seeds %d and %d give the same book ids", cfg.Seed, other.Seed)
+			}
+		})
 	}
-	book := a.Books()[4]
-	paths := []string{
-		"/",
-		"/fenlei1_1.html",
-		"/fenlei2_2.html",
-		"/" + book.ID + "/",
-		"/" + book.ID + "/page-1.html",
-		"/" + book.ID + "/page-2.html",
-		"/" + book.ID + "/" + book.Chapters[7].ID + ".html",
-	}
-	for _, p := range paths {
-		ra, rb := serve(t, a, http.MethodGet, p), serve(t, b, http.MethodGet, p)
-		if ra.Code != http.StatusOK {
-			t.Errorf("GET %s: status %d", p, ra.Code)
-		}
-		if ra.Body.String() != rb.Body.String() {
-			t.Errorf("GET %s: two sites with seed %d render different pages", p, cfg.Seed)
-		}
-	}
-
-	if got, want := BookIDs(cfg), ids(a.Books()); !slices.Equal(got, want) {
-		t.Errorf("BookIDs = %v, site has %v", got, want)
-	}
-	other := cfg
-	other.Seed++
-	if slices.Equal(BookIDs(other), BookIDs(cfg)) {
-		t.Errorf("seeds %d and %d give the same book ids", cfg.Seed, other.Seed)
+	xsw, cz := czConfig(), czConfig()
+	xsw.Site = SiteXSW
+	if slices.Equal(BookIDs(xsw), BookIDs(cz)) {
+		t.Error("xsw and czbooks give the same book ids")
 	}
 }
 

@@ -65,22 +65,6 @@ func (l *clientLimiter) allow(client string) (bool, time.Duration) {
 	return true, 0
 }
 
-// left reports whether client has a token now, without taking it, and if not how long
-// until it has.
-func (l *clientLimiter) left(client string) (bool, time.Duration) {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lim, ok := l.clients[client]
-	if !ok {
-		return true, 0
-	}
-	if tokens := lim.TokensAt(now); tokens < 1 {
-		return false, time.Duration((1 - tokens) / float64(l.every) * float64(time.Second))
-	}
-	return true, 0
-}
-
 // sweep forgets the clients whose bucket is full again: they are as good as new.
 func (l *clientLimiter) sweep(now time.Time) {
 	for k, lim := range l.clients {
@@ -183,33 +167,88 @@ func (s *Server) detached(from context.Context) context.Context {
 // stored is still served, but nothing more is asked of the site for this client for now.
 // Work not done for a client (no client in ctx) is not charged.
 func (s *Server) chargeSource(ctx context.Context) error {
-	return s.sourceShare(ctx, true)
+	_, err := s.takeSource(ctx)
+	return err
 }
 
-// sourceShareLeft is chargeSource without the charge: whether the client may still
-// cause a request to a site. A book request is charged only once it is queued (see
-// waitIndexed), not for a book stored, being synced or already waiting.
-func (s *Server) sourceShareLeft(ctx context.Context) error {
-	return s.sourceShare(ctx, false)
-}
-
-func (s *Server) sourceShare(ctx context.Context, take bool) error {
+// takeSource is chargeSource that also returns how to give the charge back, for a read
+// that may turn out to cost the site nothing (a book already queued or being synced).
+func (s *Server) takeSource(ctx context.Context) (refund func(), err error) {
 	client := clientOf(ctx)
 	if s.sourceLimiter == nil || client == "" {
-		return nil
+		return func() {}, nil
 	}
-	allow := s.sourceLimiter.left
-	if take {
-		allow = s.sourceLimiter.allow
-	}
-	ok, wait := allow(client)
+	refund, ok, wait := s.sourceLimiter.take(client)
 	if ok {
-		return nil
+		return refund, nil
 	}
 	secs := max(1, int(math.Ceil(wait.Seconds())))
-	return &httpError{
+	return nil, &httpError{
 		status: fiber.StatusTooManyRequests, retryAfter: secs,
 		detail: "this client has asked for more pages from the source site than its share: at most " +
 			strconv.Itoa(s.cfg.SourceRateLimit) + " a minute; what is stored is served as ever; retry in " + strconv.Itoa(secs) + "s",
 	}
+}
+
+// shareLimiter gives each client n requests to the source sites a minute: a bucket of n
+// tokens refilled evenly, from which a token taken for a read that then cost the site
+// nothing is given back. Like clientLimiter it starts no goroutine and forgets full
+// buckets when its table is full.
+type shareLimiter struct {
+	n   float64
+	now func() time.Time
+
+	mu      sync.Mutex
+	clients map[string]*share
+}
+
+type share struct {
+	tokens float64
+	at     time.Time
+}
+
+func newShareLimiter(n int) *shareLimiter {
+	return &shareLimiter{n: float64(n), now: time.Now, clients: map[string]*share{}}
+}
+
+// refill brings b's tokens up to now.
+func (l *shareLimiter) refill(b *share, now time.Time) {
+	b.tokens = min(l.n, b.tokens+now.Sub(b.at).Minutes()*l.n)
+	b.at = now
+}
+
+// take takes one of client's tokens, returning how to give it back; when none is left
+// it reports false and how long until one is.
+func (l *shareLimiter) take(client string) (refund func(), ok bool, wait time.Duration) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.clients[client]
+	if b == nil {
+		if len(l.clients) >= maxClients {
+			for k, c := range l.clients {
+				if l.refill(c, now); c.tokens >= l.n {
+					delete(l.clients, k)
+				}
+			}
+		}
+		if len(l.clients) >= maxClients {
+			client = "" // the shared overflow bucket
+		}
+		if b = l.clients[client]; b == nil {
+			b = &share{tokens: l.n, at: now}
+			l.clients[client] = b
+		}
+	}
+	l.refill(b, now)
+	if b.tokens < 1 {
+		return nil, false, time.Duration((1 - b.tokens) / l.n * float64(time.Minute))
+	}
+	b.tokens--
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.refill(b, l.now())
+		b.tokens = min(l.n, b.tokens+1)
+	}, true, 0
 }

@@ -122,7 +122,7 @@ type Server struct {
 	limiter *clientLimiter // nil: no rate limit
 	// sourceLimiter bounds each client's share of the requests that reach a source site
 	// (nil: no bound).
-	sourceLimiter *clientLimiter
+	sourceLimiter *shareLimiter
 
 	books    *cache.Cache[any] // grouped by book (events.Key)
 	listings *cache.Cache[any] // categories and listing pages
@@ -167,7 +167,7 @@ func New(cfg Config, nc *nats.Conn, cat *catalog.Catalog, jm *jobs.Manager, reg 
 		s.limiter = newClientLimiter(cfg.RateLimit, cfg.RateWindow)
 	}
 	if cfg.SourceRateLimit > 0 {
-		s.sourceLimiter = newClientLimiter(cfg.SourceRateLimit, time.Minute)
+		s.sourceLimiter = newShareLimiter(cfg.SourceRateLimit)
 	}
 	for subject, h := range map[string]nats.MsgHandler{events.SubjectIndexedAll: s.onIndexed, events.SubjectCacheAll: s.onInvalidated} {
 		sub, err := nc.Subscribe(subject, h)

@@ -99,3 +99,30 @@ func TestSourceShareChargesQueuedBooksOnly(t *testing.T) {
 		t.Error("429 without Retry-After")
 	}
 }
+
+// TestSourceShareHoldsForConcurrentReaders: twenty reads at once of twenty books not
+// stored, from one client with a share of three: three are queued, the others refused,
+// however they interleave.
+func TestSourceShareHoldsForConcurrentReaders(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.SourceRateLimit = 3
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/32")} // App.Test's peer
+	})
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.request(http.MethodGet, "/xsw/api/books/"+strconv.Itoa(1000001+i), "X-Forwarded-For", "203.0.113.7")
+			mu.Lock()
+			statuses[r.status]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if statuses[http.StatusAccepted] != 3 || statuses[http.StatusTooManyRequests] != 17 {
+		t.Errorf("statuses %v, want 3 queued (202) and 17 refused (429)", statuses)
+	}
+}

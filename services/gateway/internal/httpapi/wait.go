@@ -101,21 +101,31 @@ func (s *Server) await(ctx context.Context, b bookRef, n need) error {
 		})
 		return refusedError(st, err == nil)
 	}
-	if err := s.sourceShareLeft(ctx); err != nil {
+	// The read is charged to the client's share of the site now, and the charge given
+	// back if the wait finds the book queued, syncing or stored already: concurrent
+	// readers cannot all slip past the share before any is charged.
+	refund, err := s.takeSource(ctx)
+	if err != nil {
 		return err
 	}
 	// The shared wait runs on the first caller's goroutine and is bounded by its own
-	// timeout, not by any one caller's context; a request it queues is charged to that
-	// caller's client.
+	// timeout, not by any one caller's context.
 	_, err, _ = s.waits.Do(n.key(b), func() (any, error) {
-		ctx, cancel := context.WithTimeout(s.detached(ctx), s.cfg.InteractiveWait)
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.InteractiveWait)
 		defer cancel()
-		return nil, s.waitIndexed(ctx, b, n)
+		return nil, s.waitIndexed(ctx, b, n, refund)
 	})
 	return err
 }
 
-func (s *Server) waitIndexed(ctx context.Context, b bookRef, n need) error {
+func (s *Server) waitIndexed(ctx context.Context, b bookRef, n need, refund func()) error {
+	// The reader's charge (see await) stands only if a request is queued for it.
+	queued := false
+	defer func() {
+		if !queued {
+			refund()
+		}
+	}()
 	msgs := make(chan *nats.Msg, 64)
 	for _, subject := range []string{events.SubjectIndexed(b.site, b.id), events.SubjectJob(events.JobFailed, b.site, b.id)} {
 		sub, err := s.nc.ChanSubscribe(subject, msgs)
@@ -140,9 +150,7 @@ func (s *Server) waitIndexed(ctx context.Context, b bookRef, n need) error {
 		}
 		return requestError(err, b)
 	}
-	if status == jobs.Queued {
-		_ = s.chargeSource(ctx) // the request will reach the site
-	}
+	queued = status == jobs.Queued
 	s.log.Debug("waiting for book", "site", b.site, "book_id", b.id, "need", n.kind, "request", status)
 	for {
 		select {

@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
 )
 
 // The tests here run a real nats-server with the configuration a deployment ships (the
@@ -292,60 +293,21 @@ func (c *natsClient) refuses(svc string) {
 	}
 }
 
-// The configuration of streams, buckets and consumers, as platform/broker makes it
-// (StreamConfig, Provision, Consumer): the same API calls the services make.
-
-func natsStreamConfig(s events.StreamSpec) jetstream.StreamConfig {
-	cfg := jetstream.StreamConfig{
-		Name: s.Name, Subjects: s.Subjects, Retention: jetstream.LimitsPolicy, MaxAge: s.MaxAge,
-		MaxMsgsPerSubject: s.MaxMsgsPerSubject, DiscardNewPerSubject: s.DiscardNewPerSubject,
-		Duplicates: s.Duplicates, Storage: jetstream.FileStorage, Replicas: 1, MaxBytes: s.MaxBytes,
-	}
-	if s.MaxBytes == 0 {
-		cfg.MaxBytes = -1
-	}
-	if s.MaxMsgsPerSubject == 0 {
-		cfg.MaxMsgsPerSubject = -1
-	}
-	if s.Retention == events.RetainWorkQueue {
-		cfg.Retention = jetstream.WorkQueuePolicy
-	}
-	if s.DiscardNewPerSubject {
-		cfg.Discard = jetstream.DiscardNew
-	}
-	return cfg
-}
-
+// natsProvision creates or updates every stream and bucket exactly as every service does
+// at start.
 func natsProvision(ctx context.Context, js jetstream.JetStream) error {
-	for _, s := range events.Streams(24 * time.Hour) {
-		if _, err := js.CreateOrUpdateStream(ctx, natsStreamConfig(s)); err != nil {
-			return fmt.Errorf("stream %s: %w", s.Name, err)
-		}
-	}
-	for _, b := range events.Buckets(events.SyncedTTL(5 * time.Minute)) {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: b.Bucket, TTL: b.TTL, History: b.History, Storage: jetstream.FileStorage, Replicas: 1,
-		}); err != nil {
-			return fmt.Errorf("bucket %s: %w", b.Bucket, err)
-		}
-	}
-	return nil
+	return broker.Provision(ctx, js, broker.Topology{Replicas: 1, RequestMaxAge: 24 * time.Hour, SyncedTTL: events.SyncedTTL(5 * time.Minute)})
 }
 
+// natsStreamConfig is a stream's configuration exactly as the services make it
+// (platform/broker), on one file-stored replica.
+func natsStreamConfig(s events.StreamSpec) jetstream.StreamConfig {
+	return broker.StreamConfig(s, 1, jetstream.FileStorage)
+}
+
+// natsConsumer creates or updates a durable consumer exactly as the services do.
 func natsConsumer(ctx context.Context, js jetstream.JetStream, spec events.ConsumerSpec) (jetstream.Consumer, error) {
-	cfg := jetstream.ConsumerConfig{
-		Durable: spec.Durable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: spec.AckWait,
-		MaxDeliver: spec.MaxDeliver, MaxAckPending: spec.MaxAckPending, DeliverPolicy: jetstream.DeliverAllPolicy,
-	}
-	if spec.DeliverNew {
-		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
-	}
-	if len(spec.FilterSubjects) == 1 {
-		cfg.FilterSubject = spec.FilterSubjects[0]
-	} else {
-		cfg.FilterSubjects = spec.FilterSubjects
-	}
-	return js.CreateOrUpdateConsumer(ctx, spec.Stream, cfg)
+	return broker.Consumer(ctx, js, spec)
 }
 
 // publish publishes data through JetStream with a de-duplication id, as broker.Publish.

@@ -528,7 +528,12 @@ func cmpOr(v, def string) string {
 func FuzzHandler(f *testing.F) {
 	s := New(smallConfig())
 	b := s.Books()[0]
-	for _, p := range []string{"/", "/fenlei1_1.html", "/" + b.ID + "/", "/" + b.ID + "/page-2.html", "/" + b.ID + "/" + b.Chapters[0].ID + ".html", "/fenlei_.html", "/1/page-.html"} {
+	fuzzHandler(f, s, "/", "/fenlei1_1.html", "/"+b.ID+"/", "/"+b.ID+"/page-2.html", "/"+b.ID+"/"+b.Chapters[0].ID+".html", "/fenlei_.html", "/1/page-.html")
+}
+
+// fuzzHandler checks that s answers any path of the site 200 or 404, from seeds.
+func fuzzHandler(f *testing.F, s *Site, seeds ...string) {
+	for _, p := range seeds {
 		f.Add(p)
 	}
 	f.Fuzz(func(t *testing.T, path string) {

@@ -200,10 +200,14 @@ func (r *Registry) lookup(ctx context.Context, site string) *described {
 	if d != nil || r.kv == nil || r.now().Sub(last) < retryRead {
 		return d
 	}
+	// Concurrent callers join the read in flight (and wait for its answer); the time of
+	// the read is noted once it is done.
 	_, _, _ = r.reads.Do(site, func() (any, error) {
-		r.mu.Lock()
-		r.tried[site] = r.now()
-		r.mu.Unlock()
+		defer func() {
+			r.mu.Lock()
+			r.tried[site] = r.now()
+			r.mu.Unlock()
+		}()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readTimeout)
 		defer cancel()
 		e, err := r.kv.Get(ctx, site)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"reflect"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -219,5 +221,27 @@ func TestList(t *testing.T) {
 	}
 	if _, ok := r.Get(t.Context(), "czbooks"); ok {
 		t.Error("Get of a site outside SOURCES")
+	}
+}
+
+// TestConcurrentFirstChecksShareTheRead: a gateway that just started (its watch not
+// caught up) and gets many requests at once reads a site's description once, and every
+// one of them waits for that read rather than being told the site is undescribed.
+func TestConcurrentFirstChecksShareTheRead(t *testing.T) {
+	kv := bucket(t)
+	describe(t, kv, events.SiteInfo{ID: "xsw", BookIDPattern: `[0-9]+`})
+	r := New(sources, kv, slog.New(slog.DiscardHandler))
+	var wg sync.WaitGroup
+	var undescribed atomic.Int32
+	for range 50 {
+		wg.Go(func() {
+			if err := r.CheckBook(t.Context(), "xsw", "1"); err != nil {
+				undescribed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := undescribed.Load(); n != 0 {
+		t.Errorf("%d of 50 concurrent first checks failed, want none", n)
 	}
 }

@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-MODULES  := events platform services/fetcher services/gateway services/indexer dev deploy cmd/xswctl
-PKGS     := $(foreach m,$(MODULES),github.com/xswtw/xsw/$(m)/...)
+MODULES  := . platform services/fetcher services/gateway services/indexer dev deploy
+PKGS     := github.com/xswtw/xsw/...
 BIN      := bin
 GOFLAGS_TEST ?= -race -count=1 -timeout 15m
 

@@ -8,7 +8,7 @@ require (
 	github.com/nats-io/nats-server/v2 v2.15.3
 	github.com/nats-io/nats.go v1.55.0
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.1
-	github.com/xswtw/xsw/events v0.0.0
+	github.com/xswtw/xsw v0.0.0
 	golang.org/x/mod v0.42.0
 	k8s.io/api v0.36.6
 	k8s.io/apimachinery v0.36.6
@@ -86,6 +86,6 @@ require (
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
 )
 
-replace github.com/xswtw/xsw/events => ../events
+replace github.com/xswtw/xsw => ..
 
 replace github.com/xswtw/xsw/platform => ../platform

@@ -49,7 +49,7 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.23.0 // indirect
-	github.com/rivo/uniseg v0.2.0 // indirect
+	github.com/rivo/uniseg v0.4.7 // indirect
 	github.com/sethvargo/go-retry v0.5.0 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/tcplisten v1.0.0 // indirect
@@ -62,7 +62,7 @@ require (
 
 require (
 	github.com/andybalholm/cascadia v1.3.4 // indirect
-	github.com/xswtw/xsw/events v0.0.0
+	github.com/xswtw/xsw v0.0.0
 	github.com/xswtw/xsw/platform v0.0.0
 	github.com/xswtw/xsw/services/fetcher v0.0.0
 	github.com/xswtw/xsw/services/gateway v0.0.0
@@ -70,7 +70,7 @@ require (
 	golang.org/x/net v0.62.0 // indirect
 )
 
-replace github.com/xswtw/xsw/events => ../events
+replace github.com/xswtw/xsw => ..
 
 replace github.com/xswtw/xsw/platform => ../platform
 

@@ -9,7 +9,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/pressly/goose/v3 v3.30.1
 	github.com/prometheus/client_golang v1.25.0
-	github.com/xswtw/xsw/events v0.0.0
+	github.com/xswtw/xsw v0.0.0
 )
 
 require (
@@ -40,4 +40,4 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace github.com/xswtw/xsw/events => ../events
+replace github.com/xswtw/xsw => ..

@@ -8,7 +8,7 @@ require (
 	github.com/google/go-cmp v0.7.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
-	github.com/xswtw/xsw/events v0.0.0
+	github.com/xswtw/xsw v0.0.0
 	github.com/xswtw/xsw/platform v0.0.0
 	go.uber.org/goleak v1.3.0
 	golang.org/x/net v0.60.0
@@ -39,6 +39,6 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace github.com/xswtw/xsw/events => ../../events
+replace github.com/xswtw/xsw => ../..
 
 replace github.com/xswtw/xsw/platform => ../../platform

@@ -8,7 +8,7 @@ require (
 	github.com/longbridgeapp/opencc v0.3.13
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
-	github.com/xswtw/xsw/events v0.0.0
+	github.com/xswtw/xsw v0.0.0
 	github.com/xswtw/xsw/platform v0.0.0
 	go.uber.org/goleak v1.3.0
 	golang.org/x/sync v0.25.0
@@ -44,7 +44,7 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.23.0 // indirect
-	github.com/rivo/uniseg v0.2.0 // indirect
+	github.com/rivo/uniseg v0.4.7 // indirect
 	github.com/sethvargo/go-retry v0.5.0 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/fasthttp v1.51.0 // indirect
@@ -57,6 +57,6 @@ require (
 )
 
 replace (
-	github.com/xswtw/xsw/events => ../../events
+	github.com/xswtw/xsw => ../..
 	github.com/xswtw/xsw/platform => ../../platform
 )

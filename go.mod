@@ -1,11 +1,10 @@
-module github.com/xswtw/xsw/cmd/xswctl
+module github.com/xswtw/xsw
 
 go 1.26.0
 
 require (
 	github.com/schollz/progressbar/v3 v3.19.1
 	github.com/spf13/cobra v1.10.2
-	github.com/xswtw/xsw/events v0.0.0
 )
 
 require (
@@ -16,5 +15,3 @@ require (
 	golang.org/x/sys v0.46.0 // indirect
 	golang.org/x/term v0.44.0 // indirect
 )
-
-replace github.com/xswtw/xsw/events => ../../events

@@ -1,3 +1,0 @@
-module github.com/xswtw/xsw/events
-
-go 1.26

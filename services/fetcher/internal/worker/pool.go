@@ -341,13 +341,18 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 
 	stopBeat = p.keepAlive(msg, cl)
 	res, err := p.syncer.Sync(ctx, j)
+	var perr error
+	if err == nil {
+		// Still under the heartbeat: a patient publish must not outlast AckWait.
+		perr = p.publishJob(ctx, events.JobCompleted, j, func(e *events.JobEvent) {
+			e.Chapters, e.TOCPages, e.Unchanged = res.Chapters, res.Pages, res.Unchanged
+		})
+	}
 	stopBeat()
 
 	switch {
 	case err == nil:
-		if perr := p.publishJob(ctx, events.JobCompleted, j, func(e *events.JobEvent) {
-			e.Chapters, e.TOCPages, e.Unchanged = res.Chapters, res.Pages, res.Unchanged
-		}); perr != nil {
+		if perr != nil {
 			log.Warn("sync fetched but not announced; retrying", "err", perr)
 			p.observe(j, metrics.Retrying)
 			_ = msg.NakWithDelay(p.backoff(j.Attempt))
@@ -386,7 +391,7 @@ func (p *Pool) giveUp(ctx context.Context, msg jetstream.Msg, log *slog.Logger, 
 		Attempts: j.Attempt, Error: cause.Error(), DiedAt: time.Now().UTC()}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := broker.Publish(pctx, p.js, dl.Subject(), "dead:"+j.ID, &dl); err != nil {
+	if _, err := broker.PublishPatiently(pctx, p.js, dl.Subject(), "dead:"+j.ID, &dl, busPatience); err != nil {
 		log.Error("dead-letter failed; retrying later", "err", err, "cause", cause)
 		_ = msg.NakWithDelay(p.cfg.RetryBase)
 		return
@@ -432,9 +437,15 @@ func (p *Pool) publishJob(ctx context.Context, kind events.JobKind, j *job, fill
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	_, err := broker.Publish(pctx, p.js, e.Subject(), e.MsgID(), &e)
+	_, err := broker.PublishPatiently(pctx, p.js, e.Subject(), e.MsgID(), &e, busPatience)
 	return err
 }
+
+// busPatience is how long a fetcher waits for the bus to take what it publishes (a stream
+// leader being elected, a server restarting) before it treats the publish as failed.
+// Every message it publishes carries an id, so waiting never stores one twice, and a job
+// whose pages are in hand does not fetch them again for a few seconds' outage.
+const busPatience = 15 * time.Second
 
 func (p *Pool) lastSynced(ctx context.Context, siteID, bookID string) (time.Time, bool) {
 	e, err := p.synced.Get(ctx, events.Key(siteID, bookID))
@@ -476,17 +487,29 @@ func (p *Pool) keepAlive(msg jetstream.Msg, cl *claim) (stop func()) {
 }
 
 // claim takes the book of j for j (see claims). A forced request waits for a sync in
-// flight to end, then runs; any other returns errClaimed.
+// flight to end, then runs; any other returns errClaimed. While the claims bucket is
+// unavailable (an election, a restart) it asks again for up to busPatience: a bus hiccup
+// must not use up the request's attempts.
 func (p *Pool) claim(ctx context.Context, j *job) (*claim, error) {
+	deadline := time.Now().Add(busPatience)
+	wait := 100 * time.Millisecond
 	for {
 		cl, err := p.claims.take(ctx, j)
-		if !errors.Is(err, errClaimed) || !j.Request.Force {
-			return cl, err
+		var pause time.Duration
+		switch {
+		case err == nil:
+			return cl, nil
+		case errors.Is(err, errClaimed) && j.Request.Force:
+			pause = claimPoll
+		case broker.Unavailable(err) && ctx.Err() == nil && time.Now().Add(wait).Before(deadline):
+			pause, wait = wait, min(2*wait, time.Second)
+		default:
+			return nil, err
 		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(claimPoll):
+		case <-time.After(pause):
 		}
 	}
 }

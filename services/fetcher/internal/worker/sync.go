@@ -119,7 +119,7 @@ func (s *Syncer) Sync(ctx context.Context, j *job) (result, error) {
 	}
 	meta := events.BookFetched{Header: events.Header{Version: events.Version}, JobID: j.ID, Site: j.Site.ID, BookID: id,
 		Book: sites.Meta(book), FetchedAt: time.Now().UTC()}
-	if _, err := broker.Publish(ctx, s.JS, events.SubjectFetchedBook(j.Site.ID, id), meta.MsgID(), &meta); err != nil {
+	if _, err := broker.PublishPatiently(ctx, s.JS, events.SubjectFetchedBook(j.Site.ID, id), meta.MsgID(), &meta, busPatience); err != nil {
 		return result{}, err
 	}
 
@@ -177,7 +177,7 @@ func (s *Syncer) onePage(ctx context.Context, j *job, toc *site.TOCPage) (walk, 
 		Header: events.Header{Version: events.Version}, JobID: j.ID, Site: j.Site.ID, BookID: id,
 		Page: 1, TotalPages: 1, Chapters: sites.Refs(toc.Chapters), FetchedAt: time.Now().UTC(),
 	}
-	if _, err := broker.Publish(ctx, s.JS, events.SubjectFetchedTOC(j.Site.ID, id), ev.MsgID(), &ev); err != nil {
+	if _, err := broker.PublishPatiently(ctx, s.JS, events.SubjectFetchedTOC(j.Site.ID, id), ev.MsgID(), &ev, busPatience); err != nil {
 		return walk{}, err
 	}
 	return walk{chapters: len(toc.Chapters), pages: 1, firstPageCount: len(toc.Chapters), lastPageFirst: 1}, nil
@@ -214,7 +214,7 @@ func (s *Syncer) walk(ctx context.Context, j *job, paged site.Paginated, newestI
 			Header: events.Header{Version: events.Version}, JobID: j.ID, Site: j.Site.ID, BookID: id,
 			Page: page, TotalPages: max(total, page), Chapters: sites.Refs(toc.Chapters), FetchedAt: time.Now().UTC(),
 		}
-		if _, err := broker.Publish(ctx, s.JS, events.SubjectFetchedTOC(j.Site.ID, id), ev.MsgID(), &ev); err != nil {
+		if _, err := broker.PublishPatiently(ctx, s.JS, events.SubjectFetchedTOC(j.Site.ID, id), ev.MsgID(), &ev, busPatience); err != nil {
 			return w, err
 		}
 		if page == 1 {

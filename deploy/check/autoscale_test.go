@@ -178,7 +178,7 @@ func checkScaledObject(b *build, so *scaledObject) []error {
 		svc := find[corev1.Service](b, svcName)
 		switch {
 		case err != nil:
-			errs = append(errs, fmt.Errorf("%s: trigger %s: natsServerMonitoringEndpoint: %v", ref, tr.Name, err))
+			errs = append(errs, fmt.Errorf("%s: trigger %s: natsServerMonitoringEndpoint: %w", ref, tr.Name, err))
 		case svc == nil || ns != svc.Namespace:
 			errs = append(errs, fmt.Errorf("%s: trigger %s: natsServerMonitoringEndpoint %q is not <service>.<namespace> of the build's NATS (namespace %q)", ref, tr.Name, host, so.Namespace))
 		case !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return strconv.Itoa(int(p.Port)) == port }):

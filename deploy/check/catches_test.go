@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/compose-spec/compose-go/v2/types"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 )
 
 // The tests below break a copy of a good build, compose project or Dockerfile in one
@@ -56,6 +57,17 @@ func TestBuildChecksCatch(t *testing.T) {
 	connectionsCheck := func(b *build) error { return checkConnections(b, commonConnections) }
 	natsCheck := func(b *build) error { return checkNATSCluster(b, t.TempDir(), nats) }
 	natsAuthCheck := func(b *build) error { return checkNATSAuth(b, t.TempDir()) }
+	mpath, rules := metricsPath(t), alertRules(t)
+	monitoringCheck := func(b *build) error { return checkMonitoring(b, v, mpath, rules) }
+	prodConnections := func(b *build) error { return checkConnections(b, overlayConnections["prod"]) }
+	podMonitor := func(t *testing.T, b *build, name string) *monitoringv1.PodMonitor {
+		t.Helper()
+		pm := find[monitoringv1.PodMonitor](b, name)
+		if pm == nil {
+			t.Fatalf("%s: no PodMonitor %s", b.overlay, name)
+		}
+		return pm
+	}
 	// editAuth changes the NATS users' file as the ConfigMap ships it.
 	editAuth := func(t *testing.T, b *build, old, new string) {
 		t.Helper()
@@ -277,6 +289,35 @@ func TestBuildChecksCatch(t *testing.T) {
 			find[networkingv1.NetworkPolicy](b, "nats").Spec.Ingress[0].From[0] = networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{}}
 		}, "(the ingress controller) -> nats:4222/TCP is allowed, want denied"},
 
+		{"PodMonitor on a port the pod does not name", "prod", monitoringCheck, func(t *testing.T, b *build) {
+			podMonitor(t, b, "fetcher").Spec.PodMetricsEndpoints[0].Port = ptr("http")
+		}, "PodMonitor fetcher scrapes port http, which the container does not name"},
+		{"PodMonitor on another port", "prod", monitoringCheck, func(t *testing.T, b *build) {
+			ep := &podMonitor(t, b, "indexer").Spec.PodMetricsEndpoints[0]
+			ep.Port, ep.PortNumber = nil, ptr(int32(8000))
+		}, "PodMonitor indexer scrapes port 8000, but the service serves its metrics on 8002"},
+		{"PodMonitor at another path", "prod", monitoringCheck, func(t *testing.T, b *build) {
+			podMonitor(t, b, "gateway").Spec.PodMetricsEndpoints[0].Path = "/xsw/api/metrics"
+		}, "PodMonitor gateway scrapes /xsw/api/metrics, but the service serves its metrics at /metrics"},
+		{"service not scraped", "prod", monitoringCheck, func(t *testing.T, b *build) {
+			remove(b, "PodMonitor", "indexer")
+		}, "Deployment xsw/indexer: no PodMonitor scrapes its pods"},
+		{"PodMonitor selecting nothing", "prod", monitoringCheck, func(t *testing.T, b *build) {
+			podMonitor(t, b, "gateway").Spec.Selector.MatchLabels["app.kubernetes.io/name"] = "gw"
+		}, "PodMonitor xsw/gateway scrapes no xsw service"},
+		{"annotation of another port", "prod", monitoringCheck, func(t *testing.T, b *build) {
+			deployment(t, b, "fetcher").Spec.Template.Annotations["prometheus.io/port"] = "8000"
+		}, `Deployment xsw/fetcher: pod annotation prometheus.io/port="8000", want "8001"`},
+		{"Prometheus shut out", "prod", monitoringCheck, func(t *testing.T, b *build) {
+			remove(b, "NetworkPolicy", "metrics-monitoring")
+		}, "Deployment xsw/fetcher: Prometheus (namespace monitoring) cannot reach its metrics port 8001"},
+		{"alert rule changed in the build", "prod", monitoringCheck, func(t *testing.T, b *build) {
+			find[monitoringv1.PrometheusRule](b, "xsw-alerts").Spec.Groups[0].Rules[0].Expr = intstr.FromString("vector(1)")
+		}, "rule 0 (XswSiteCircuitOpen) differs from deploy/prometheus/alerts.yaml"},
+		{"metrics policy on every port", "prod", prodConnections, func(t *testing.T, b *build) {
+			find[networkingv1.NetworkPolicy](b, "metrics-monitoring").Spec.Ingress[0].Ports = nil
+		}, "prometheus -> fetcher:8000/TCP is allowed, want denied"},
+
 		{"two autoscalers", "prod", checkAutoscaling, func(t *testing.T, b *build) {
 			b.add(t, "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: fetcher-cpu, namespace: xsw}\n"+
 				"spec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: fetcher}\n  maxReplicas: 4\n"+
@@ -496,6 +537,12 @@ func TestComposeChecksCatch(t *testing.T) {
 			s.Volumes = nil
 			p.Services["postgres"] = s
 		}, "service postgres: keeps its data in no volume"},
+		{"image of another service", func(p *types.Project) {
+			p.Services["fetcher"].Build.Args["SERVICE"] = ptr("gateway")
+		}, `service fetcher: image xsw-fetcher:local is built from Dockerfile (SERVICE=gateway VERSION=), which runs "gateway"`},
+		{"build argument the Dockerfile ignores", func(p *types.Project) {
+			p.Services["indexer"].Build.Args["VERSON"] = ptr("v1")
+		}, "service indexer: build argument VERSON: Dockerfile declares no such ARG"},
 		{"cut drain", func(p *types.Project) {
 			s := p.Services["fetcher"]
 			s.StopGracePeriod = nil
@@ -575,25 +622,32 @@ func ptr[T any](v T) *T { return &v }
 func TestDockerfileChecksCatch(t *testing.T) {
 	root := mustRoot(t)
 	v := serviceVars(t)
+	svc := func(s string) map[string]string { return map[string]string{"SERVICE": s} }
 	tests := []struct {
-		name, file, old, new, want string
+		name, file string
+		args       map[string]string
+		old, new   string
+		want       string
 	}{
-		{"workspace mode", "services/gateway/Dockerfile", "ENV GOWORK=off CGO_ENABLED=0\nWORKDIR /src\n", "ENV CGO_ENABLED=0\nWORKDIR /src\n", "runs go without GOWORK=off"},
-		{"dynamic binary", "services/fetcher/Dockerfile", "ENV GOWORK=off CGO_ENABLED=0\nWORKDIR /src\n", "ENV GOWORK=off\nWORKDIR /src\n", "go build without CGO_ENABLED=0"},
-		{"root user", "services/indexer/Dockerfile", "USER 65532:65532", "USER root", `final stage USER "root"`},
-		{"named user", "dev/Dockerfile", "USER 65532:65532", "USER nonroot:nonroot", "want a numeric uid"},
-		{"fat base", "services/gateway/Dockerfile", "FROM gcr.io/distroless/static-debian12:nonroot", "FROM debian:12", "final stage FROM debian:12"},
-		{"floating base", "services/fetcher/Dockerfile", "FROM golang:1.26 AS build", "FROM golang AS build", `base image "golang" has no pinned tag`},
-		{"copy of nothing", "services/indexer/Dockerfile", "COPY platform/ platform/", "COPY platfrom/ platform/", "COPY platfrom/: no such path"},
-		{"replacement not copied", "services/gateway/Dockerfile", "COPY platform/go.mod platform/go.sum platform/\n", "", "replaces github.com/xswtw/xsw/platform with platform"},
-		{"shell entrypoint", "services/fetcher/Dockerfile", `ENTRYPOINT ["/fetcher"]`, "ENTRYPOINT /fetcher", "ENTRYPOINT in shell form"},
-		{"entrypoint not copied", "services/gateway/Dockerfile", `ENTRYPOINT ["/gateway"]`, `ENTRYPOINT ["/server"]`, "is not a file the final stage copies"},
-		{"copy from no stage", "dev/Dockerfile", "COPY --from=healthcheck", "COPY --from=probe", "COPY --from=probe is no earlier stage"},
-		{"unread variable", "dev/Dockerfile", "ENV DATA_DIR=/data HTTP_ADDR=:8000", "ENV DATA_DIR=/data HTTP_ADDR=:8000 STORE=/data", "final stage ENV STORE"},
-		{"per-site variable of an unlisted site", "dev/Dockerfile", "ENV DATA_DIR=/data HTTP_ADDR=:8000", "ENV DATA_DIR=/data HTTP_ADDR=:8000 SOURCE_TOY_URL=http://toy",
+		{"workspace mode", serviceDockerfile, svc("gateway"), "ENV GOWORK=off CGO_ENABLED=0\nWORKDIR /src\n", "ENV CGO_ENABLED=0\nWORKDIR /src\n", "runs go without GOWORK=off"},
+		{"dynamic binary", serviceDockerfile, svc("fetcher"), "ENV GOWORK=off CGO_ENABLED=0\nWORKDIR /src\n", "ENV GOWORK=off\nWORKDIR /src\n", "go build without CGO_ENABLED=0"},
+		{"root user", serviceDockerfile, svc("indexer"), "USER 65532:65532", "USER root", `final stage USER "root"`},
+		{"named user", allInOneDockerfile, nil, "USER 65532:65532", "USER nonroot:nonroot", "want a numeric uid"},
+		{"fat base", serviceDockerfile, svc("gateway"), "FROM gcr.io/distroless/static-debian12:nonroot", "FROM debian:12", "final stage FROM debian:12"},
+		{"floating base", serviceDockerfile, svc("fetcher"), "FROM golang:1.26 AS build", "FROM golang AS build", `base image "golang" has no pinned tag`},
+		{"copy of nothing", serviceDockerfile, svc("indexer"), "COPY platform/ platform/", "COPY platfrom/ platform/", "COPY platfrom/: no such path"}, //nolint:misspell // the misspelt path is what the check must catch
+		{"replacement not copied", serviceDockerfile, svc("gateway"), "COPY platform/go.mod platform/go.sum platform/\n", "", "replaces github.com/xswtw/xsw/platform with platform"},
+		{"shell entrypoint", serviceDockerfile, svc("fetcher"), `ENTRYPOINT ["/fetcher"]`, "ENTRYPOINT /fetcher", "ENTRYPOINT in shell form"},
+		{"entrypoint not copied", serviceDockerfile, svc("gateway"), `ENTRYPOINT ["/gateway"]`, `ENTRYPOINT ["/server"]`, "is not a file the final stage copies"},
+		{"another service's image", serviceDockerfile, svc("gateway"), "COPY --from=build /out/gateway /gateway\nEXPOSE 8000\nENTRYPOINT [\"/gateway\"]",
+			"COPY --from=build /out/gateway /fetcher\nEXPOSE 8000\nENTRYPOINT [\"/fetcher\"]", `SERVICE=gateway builds an image that runs "fetcher"`},
+		{"build argument no ARG declares", serviceDockerfile, map[string]string{"SERVICE": "indexer", "VERSION": "v1"}, "ARG VERSION\n", "", "build argument VERSION: no ARG"},
+		{"copy from no stage", allInOneDockerfile, nil, "COPY --from=healthcheck", "COPY --from=probe", "COPY --from=probe is no earlier stage"},
+		{"unread variable", allInOneDockerfile, nil, "ENV DATA_DIR=/data HTTP_ADDR=:8000", "ENV DATA_DIR=/data HTTP_ADDR=:8000 STORE=/data", "final stage ENV STORE"},
+		{"per-site variable of an unlisted site", allInOneDockerfile, nil, "ENV DATA_DIR=/data HTTP_ADDR=:8000", "ENV DATA_DIR=/data HTTP_ADDR=:8000 SOURCE_TOY_URL=http://toy",
 			`final stage ENV: SOURCE_TOY_URL is for site toy, which SOURCES="xsw" does not list`},
-		{"wrong port", "services/indexer/Dockerfile", "EXPOSE 8002", "EXPOSE 8000", "does not include 8002"},
-		{"single stage", "services/gateway/Dockerfile", "", "FROM gcr.io/distroless/static-debian12:nonroot\nCOPY services/gateway/go.mod /gateway\n" +
+		{"wrong port", serviceDockerfile, svc("indexer"), "EXPOSE 8002", "EXPOSE 8000", "does not include 8002"},
+		{"single stage", serviceDockerfile, nil, "", "FROM gcr.io/distroless/static-debian12:nonroot\nCOPY services/gateway/go.mod /gateway\n" +
 			"USER 65532\nEXPOSE 8000\nENTRYPOINT [\"/gateway\"]\n", "one stage"},
 	}
 	for _, tt := range tests {
@@ -602,12 +656,14 @@ func TestDockerfileChecksCatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			good, err := parseDockerfileText(tt.file, data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := checkDockerfile(root, good, v); err != nil {
-				t.Fatalf("the unbroken %s fails already: %v", tt.file, err)
+			if tt.old != "" {
+				good, err := parseDockerfileText(tt.file, data, tt.args)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := checkDockerfile(root, good, v); err != nil {
+					t.Fatalf("the unbroken %s fails already: %v", good, err)
+				}
 			}
 			text := tt.new // an empty old replaces the whole file
 			if tt.old != "" {
@@ -616,11 +672,19 @@ func TestDockerfileChecksCatch(t *testing.T) {
 				}
 				text = strings.Replace(string(data), tt.old, tt.new, 1)
 			}
-			bad, err := parseDockerfileText(tt.file, []byte(text))
+			bad, err := parseDockerfileText(tt.file, []byte(text), tt.args)
 			if err != nil {
 				t.Fatal(err)
 			}
 			wantError(t, checkDockerfile(root, bad, v), tt.want)
 		})
+	}
+}
+
+// The services' Dockerfile builds the service SERVICE names, and nothing without it.
+func TestDockerfileNeedsService(t *testing.T) {
+	for _, args := range []map[string]string{nil, {"SERVICE": ""}} {
+		_, err := parseDockerfile(mustRoot(t), serviceDockerfile, args)
+		wantError(t, err, "FROM ${SERVICE} names no image or stage")
 	}
 }

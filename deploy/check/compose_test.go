@@ -22,13 +22,14 @@ import (
 var composeEnv = map[string]string{"XSW_ADMIN_TOKEN": "test-token"}
 
 // loadCompose loads docker-compose.yml with compose-spec's loader, which interpolates,
-// validates against the compose specification's schema and normalises.
-func loadCompose(ctx context.Context, root string, env map[string]string) (*types.Project, error) {
+// validates against the compose specification's schema and normalises, with the
+// services of profiles as well as those of none.
+func loadCompose(ctx context.Context, root string, env map[string]string, profiles ...string) (*types.Project, error) {
 	return loader.LoadWithContext(ctx, types.ConfigDetails{
 		WorkingDir:  root,
 		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(root, "docker-compose.yml")}},
 		Environment: env,
-	})
+	}, loader.WithProfiles(profiles))
 }
 
 // checkCompose holds the rules for docker-compose.yml: NATS with JetStream on a volume
@@ -67,13 +68,27 @@ func checkCompose(root string, p *types.Project, all map[string]vars, embeddedNA
 			if ctx != "." {
 				fail(name, "build context %s: the Dockerfiles build from the repository root", ctx)
 			}
-			d, err := parseDockerfile(root, rel)
+			args := map[string]string{}
+			for k, v := range s.Build.Args {
+				if v != nil {
+					args[k] = *v
+				}
+			}
+			d, err := parseDockerfile(root, rel, args)
 			if err != nil {
 				fail(name, "%v", err)
 				continue
 			}
 			images[name] = d
 			program = d.program
+			for _, k := range slices.Sorted(maps.Keys(args)) {
+				if !slices.Contains(d.declared, k) {
+					fail(name, "build argument %s: %s declares no such ARG (Docker ignores it)", k, rel)
+				}
+			}
+			if svc := serviceOf(s.Image); svc != "" && svc != program {
+				fail(name, "image %s is built from %s, which runs %q", s.Image, d, program)
+			}
 		} else {
 			program = serviceOf(s.Image)
 		}
@@ -203,7 +218,8 @@ func composeMemLimit(s types.ServiceConfig) int64 {
 	return lim
 }
 
-// checkComposeInfra holds the rules for the NATS and Postgres services.
+// checkComposeInfra holds the rules for the services other than xsw's: NATS, Postgres,
+// and the profile observability's Prometheus and Grafana.
 func checkComposeInfra(name string, s types.ServiceConfig, embeddedNATS string) []error {
 	var errs []error
 	fail := func(format string, args ...any) {
@@ -234,8 +250,16 @@ func checkComposeInfra(name string, s types.ServiceConfig, embeddedNATS string) 
 		if imageTag(s.Image) == "" || imageTag(s.Image) == "latest" {
 			fail("image %q has no pinned tag", s.Image)
 		}
+	case strings.HasPrefix(s.Image, prometheusImage+":"):
+		if err := checkPrometheusImage(s.Image); err != nil {
+			fail("%v", err)
+		}
+	case strings.HasPrefix(s.Image, grafanaImage+":"):
+		if err := checkGrafanaImage(s.Image); err != nil {
+			fail("%v", err)
+		}
 	default:
-		fail("image %q is neither an xsw service, NATS nor Postgres", s.Image)
+		fail("image %q is neither an xsw service, NATS, Postgres, Prometheus nor Grafana", s.Image)
 	}
 	return errs
 }
@@ -255,11 +279,16 @@ func composeProject(t *testing.T) *types.Project {
 }
 
 func TestCompose(t *testing.T) {
-	p := composeProject(t)
-	if err := checkCompose(mustRoot(t), p, serviceVars(t), embeddedNATS(t)); err != nil {
-		for _, e := range unwrap(err) {
-			t.Error(e)
-		}
+	root := mustRoot(t)
+	base, obs := composeProjects(t, root)
+	for name, p := range map[string]*types.Project{"default": base, observabilityProfile: obs} {
+		t.Run(name, func(t *testing.T) {
+			if err := checkCompose(root, p, serviceVars(t), embeddedNATS(t)); err != nil {
+				for _, e := range unwrap(err) {
+					t.Error(e)
+				}
+			}
+		})
 	}
 }
 

@@ -1,8 +1,9 @@
 // Package check holds the tests of xsw's deployment artefacts: the Kubernetes manifests
-// under deploy/k8s (as kustomize builds each overlay), docker-compose.yml and the
-// Dockerfiles. Nothing here runs a container or talks to a cluster; the checks are
+// under deploy/k8s (as kustomize builds each overlay), docker-compose.yml, the
+// Dockerfiles, and the documentation that describes them. Nothing here runs a container or talks to a cluster; the checks are
 // static and strict, but for NATS authentication, which also runs a real nats-server
-// in process (natslive_test.go):
+// in process (natslive_test.go), and the image builds, whose go commands run for real
+// (dockerbuild_test.go):
 //
 //   - every object of every overlay decodes, unknown fields being errors, into its Go
 //     type from k8s.io/api, or, for KEDA's ScaledObject, validates against KEDA's own
@@ -25,9 +26,31 @@
 //     code does and refused the rest (the gateway publishing fetched events, a fetcher
 //     purging a stream, ...), proven against a running server with each service's
 //     NATS_URL (see natsauth_test.go, natslive_test.go);
-//   - docker-compose.yml loads and validates with compose-spec's own loader;
-//   - the Dockerfiles parse with BuildKit's parser, build with GOWORK=off onto a
-//     distroless or scratch base as a numeric non-root user, and copy only what exists.
+//   - docker-compose.yml loads and validates with compose-spec's own loader, with and
+//     without its profile observability, whose Prometheus configuration loads with
+//     Prometheus' own loader and scrapes every replica of every service, and whose
+//     Grafana is provisioned with that Prometheus and the xsw dashboard (see
+//     observability_test.go);
+//   - where metrics go to the Prometheus Operator (components/monitoring), every pod of
+//     every service is scraped once, on its metrics port and path, which Prometheus'
+//     namespace may reach, and the PrometheusRule is deploy/prometheus/alerts.yaml's
+//     (monitoring_test.go, -update regenerates it);
+//   - the alert rules parse with Prometheus' own rule parser and use only the metrics,
+//     labels and label values the services export, read from their source (see
+//     alerts_test.go, metricsource_test.go);
+//   - the Dockerfiles, resolved for their build arguments (SERVICE, VERSION), parse with
+//     BuildKit's parser, build with GOWORK=off onto a distroless or scratch base as a
+//     numeric non-root user, and copy only what exists; their builds, simulated stage by
+//     stage with exactly what each COPY copies, compile, and the image runs its
+//     service's static binary stamped with VERSION (dockerbuild_test.go);
+//   - the documentation holds: the README stays at most 12 KB and keeps the block of
+//     figures dev/bench rewrites, every relative link of the README and docs/*.md
+//     resolves, anchors included (docs_test.go); docs/api.md documents exactly the
+//     operations of the gateway's openapi.json (apidoc_test.go, -update rewrites its
+//     index); docs/configuration.md lists every variable the programs read, who reads
+//     it and, where the source says, its default (configdoc_test.go);
+//   - the service binaries link neither the embedded NATS server nor, for the gateway,
+//     the migrations library (deps_test.go).
 //
 // Each check is a function over a build, and the *Catches* tests break a copy of a good
 // build in one place and expect that check to complain.

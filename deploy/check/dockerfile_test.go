@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -15,53 +16,297 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"golang.org/x/mod/modfile"
 )
 
-// dockerfile is a parsed Dockerfile, built with the repository root as its context.
+// dockerfile is a Dockerfile resolved for one set of build arguments, as BuildKit builds
+// it with the repository root as its context: the stages the image needs, in order, with
+// the build arguments and ENV substituted wherever BuildKit substitutes them (FROM, COPY,
+// WORKDIR, ENV, EXPOSE, USER), and the image's own stages (the target and the stages it
+// is FROM, down to an image) flattened into the last one, so that the last stage holds
+// everything the image is made of.
 type dockerfile struct {
-	rel     string // path from the repository root
-	program string // the service it packages, or "xsw" for the all-in-one
-	stages  []instructions.Stage
+	rel      string            // path from the repository root
+	args     map[string]string // the build arguments given
+	declared []string          // the build arguments it declares (ARG), in the stages it builds
+	program  string            // the binary the image runs: a service, or "xsw" for the all-in-one
+	stages   []instructions.Stage
+	escape   rune
+	runEnv   map[*instructions.RunCommand][]string // the ARG and ENV a RUN sees, KEY=VALUE
 }
 
-func parseDockerfile(root, rel string) (*dockerfile, error) {
+// String names the Dockerfile with its build arguments: "Dockerfile (SERVICE=gateway)".
+func (d *dockerfile) String() string {
+	if len(d.args) == 0 {
+		return d.rel
+	}
+	var kv []string
+	for _, k := range slices.Sorted(maps.Keys(d.args)) {
+		kv = append(kv, k+"="+d.args[k])
+	}
+	return d.rel + " (" + strings.Join(kv, " ") + ")"
+}
+
+// The Dockerfiles: the services' (one for the three, the build argument SERVICE names the
+// service) and the all-in-one's.
+const (
+	serviceDockerfile  = "Dockerfile"
+	allInOneDockerfile = "dev/Dockerfile"
+)
+
+func parseDockerfile(root, rel string, args map[string]string) (*dockerfile, error) {
 	data, err := os.ReadFile(filepath.Join(root, rel))
 	if err != nil {
 		return nil, err
 	}
-	return parseDockerfileText(rel, data)
+	return parseDockerfileText(rel, data, args)
 }
 
-func parseDockerfileText(rel string, data []byte) (*dockerfile, error) {
+// parseDockerfileText parses a Dockerfile with BuildKit's parser and resolves it for the
+// build arguments args, the way BuildKit's frontend does: the global ARGs (before the
+// first FROM) feed the FROM lines, a stage's ARGs and ENVs its instructions; the image
+// is the last stage and needs the stages it is FROM or copies from, transitively.
+func parseDockerfileText(rel string, data []byte, args map[string]string) (*dockerfile, error) {
 	res, err := parser.Parse(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", rel, err)
 	}
-	stages, _, err := instructions.Parse(res.AST, nil)
+	stages, metaArgs, err := instructions.Parse(res.AST, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", rel, err)
 	}
-	d := &dockerfile{rel: rel, program: "xsw", stages: stages}
-	if svc, ok := strings.CutPrefix(path.Dir(rel), "services/"); ok {
-		d.program = svc
+	if len(stages) == 0 {
+		return nil, fmt.Errorf("%s: no FROM", rel)
 	}
+	d := &dockerfile{rel: rel, args: maps.Clone(args), escape: res.EscapeToken, runEnv: map[*instructions.RunCommand][]string{}}
+	lex := shell.NewLex(res.EscapeToken)
+	expand := func(word string, env map[string]string) (string, error) {
+		s, _, err := lex.ProcessWord(word, envGetter(env))
+		return s, err
+	}
+
+	global := map[string]string{} // the global ARGs' values
+	for _, a := range metaArgs {
+		for _, kv := range a.Args {
+			d.declared = append(d.declared, kv.Key)
+			v := ""
+			if kv.Value != nil {
+				if v, err = expand(*kv.Value, global); err != nil {
+					return nil, fmt.Errorf("%s: ARG %s: %w", rel, kv.Key, err)
+				}
+			}
+			if given, ok := args[kv.Key]; ok {
+				v = given
+			}
+			global[kv.Key] = v
+		}
+	}
+	byName := map[string]int{}
+	for i := range stages {
+		base, err := expand(stages[i].BaseName, global)
+		if err != nil {
+			return nil, fmt.Errorf("%s: FROM %s: %w", rel, stages[i].BaseName, err)
+		}
+		if base == "" {
+			return nil, fmt.Errorf("%s: stage %d: FROM %s names no image or stage (a build argument missing?)", rel, i, stages[i].BaseName)
+		}
+		stages[i].BaseName = base
+		if stages[i].Name != "" {
+			byName[strings.ToLower(stages[i].Name)] = i
+		}
+	}
+	stageRef := func(ref string, before int) (int, bool) {
+		if j, ok := byName[strings.ToLower(ref)]; ok && j < before {
+			return j, true
+		}
+		if j, err := strconv.Atoi(ref); err == nil && j >= 0 && j < before {
+			return j, true
+		}
+		return 0, false
+	}
+
+	// Substitute, stage by stage, and mark the stages the image needs.
+	envs := make([]map[string]string, len(stages)) // each stage's ENV at its end
+	for i := range stages {
+		st := &stages[i]
+		env := map[string]string{}
+		if j, ok := stageRef(st.BaseName, i); ok {
+			env = maps.Clone(envs[j])
+		}
+		argEnv := map[string]string{} // the ARGs in scope
+		both := func() map[string]string {
+			m := maps.Clone(argEnv)
+			maps.Copy(m, env)
+			return m
+		}
+		expander := func(word string) (string, error) { return expand(word, both()) }
+		for _, cmd := range st.Commands {
+			var err error
+			switch c := cmd.(type) {
+			case *instructions.ArgCommand:
+				for _, kv := range c.Args {
+					d.declared = append(d.declared, kv.Key)
+					v, isGlobal := global[kv.Key]
+					if kv.Value != nil {
+						if v, err = expander(*kv.Value); err != nil {
+							break
+						}
+					}
+					if given, ok := args[kv.Key]; ok {
+						v = given
+					} else if kv.Value == nil && !isGlobal {
+						v = ""
+					}
+					argEnv[kv.Key] = v
+				}
+			case *instructions.EnvCommand:
+				if err = c.Expand(expander); err == nil {
+					for _, kv := range c.Env {
+						env[kv.Key] = kv.Value
+					}
+				}
+			case *instructions.CopyCommand:
+				if err = c.Expand(expander); err == nil && c.From != "" {
+					c.From, err = expander(c.From)
+				}
+			case *instructions.ExposeCommand:
+				for k, p := range c.Ports {
+					if c.Ports[k], err = expander(p); err != nil {
+						break
+					}
+				}
+			case *instructions.RunCommand:
+				var kv []string
+				for k, v := range both() {
+					kv = append(kv, k+"="+v)
+				}
+				slices.Sort(kv)
+				d.runEnv[c] = kv
+			case instructions.SupportsSingleWordExpansion: // WORKDIR, USER, ...
+				err = c.Expand(expander)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: stage %d (%s): %w", rel, i, st.Name, err)
+			}
+		}
+		envs[i] = env
+	}
+	need := map[int]bool{}
+	var visit func(i int)
+	visit = func(i int) {
+		if need[i] {
+			return
+		}
+		need[i] = true
+		if j, ok := stageRef(stages[i].BaseName, i); ok {
+			visit(j)
+		}
+		for _, cmd := range stages[i].Commands {
+			if c, ok := cmd.(*instructions.CopyCommand); ok && c.From != "" {
+				if j, ok := stageRef(c.From, i); ok {
+					visit(j)
+				}
+			}
+		}
+	}
+	last := len(stages) - 1
+	visit(last)
+
+	// The image: the last stage and the stages it is FROM, one after the other.
+	chain := []int{last}
+	for {
+		j, ok := stageRef(stages[chain[0]].BaseName, chain[0])
+		if !ok {
+			break
+		}
+		chain = append([]int{j}, chain...)
+	}
+	image := instructions.Stage{Name: stages[last].Name, BaseName: stages[chain[0]].BaseName, Platform: stages[chain[0]].Platform}
+	for _, i := range chain {
+		image.Commands = append(image.Commands, stages[i].Commands...)
+		if stages[i].Name != "" {
+			image.Name = stages[i].Name
+		}
+	}
+	for i := range stages {
+		if need[i] && !slices.Contains(chain, i) {
+			d.stages = append(d.stages, stages[i])
+		}
+	}
+	d.stages = append(d.stages, image)
+	if ep := d.entrypoint(); ep != nil && len(ep.CmdLine) > 0 {
+		d.program = path.Base(ep.CmdLine[0])
+	}
+	slices.Sort(d.declared)
+	d.declared = slices.Compact(d.declared)
 	return d, nil
 }
 
-// dockerfiles returns the Dockerfile of every service and of the all-in-one.
-func dockerfiles(t *testing.T) []*dockerfile {
+// envGetter serves a map to BuildKit's shell lexer.
+type envGetter map[string]string
+
+func (e envGetter) Get(k string) (string, bool) { v, ok := e[k]; return v, ok }
+func (e envGetter) Keys() []string              { return slices.Sorted(maps.Keys(e)) }
+
+// expandRun returns a RUN's command line with the ARG and ENV it sees substituted, the
+// quotes removed, as the shell would read it (for the checks, which look for words).
+func (d *dockerfile) expandRun(c *instructions.RunCommand) string {
+	line := strings.Join(c.CmdLine, " ")
+	if !c.PrependShell {
+		return line
+	}
+	env := map[string]string{}
+	for _, kv := range d.runEnv[c] {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	s, _, err := shell.NewLex(d.escape).ProcessWord(line, envGetter(env))
+	if err != nil {
+		return line
+	}
+	return s
+}
+
+// entrypoint returns the image's ENTRYPOINT, or nil.
+func (d *dockerfile) entrypoint() *instructions.EntrypointCommand {
+	var ep *instructions.EntrypointCommand
+	for _, cmd := range d.final().Commands {
+		if c, ok := cmd.(*instructions.EntrypointCommand); ok {
+			ep = c
+		}
+	}
+	return ep
+}
+
+// image names one image: its Dockerfile and build arguments.
+type image struct {
+	rel  string
+	args map[string]string
+}
+
+// images lists every image: the services', one per SERVICE, then the all-in-one's; extra
+// build arguments are added to each.
+func images(extra map[string]string) []image {
+	var out []image
+	for _, svc := range slices.Sorted(maps.Keys(services)) {
+		a := maps.Clone(extra)
+		if a == nil {
+			a = map[string]string{}
+		}
+		a["SERVICE"] = svc
+		out = append(out, image{serviceDockerfile, a})
+	}
+	return append(out, image{allInOneDockerfile, maps.Clone(extra)})
+}
+
+// dockerfiles returns every image's Dockerfile, resolved for its build arguments.
+func dockerfiles(t *testing.T, extra map[string]string) []*dockerfile {
 	t.Helper()
 	root := mustRoot(t)
-	var rels []string
-	for svc := range services {
-		rels = append(rels, path.Join("services", svc, "Dockerfile"))
-	}
-	slices.Sort(rels)
-	rels = append(rels, "dev/Dockerfile")
 	var out []*dockerfile
-	for _, rel := range rels {
-		d, err := parseDockerfile(root, rel)
+	for _, im := range images(extra) {
+		d, err := parseDockerfile(root, im.rel, im.args)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +363,7 @@ var cdGo = regexp.MustCompile(`(?:^|&&|;)\s*cd\s+(\S+)\s*&&\s*go\s+(?:build|mod 
 // and no ENV or EXPOSE the program does not read or serve.
 func checkDockerfile(root string, d *dockerfile, all map[string]vars) error {
 	var errs []error
-	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(d.rel+": "+format, args...)) }
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(d.String()+": "+format, args...)) }
 	if len(d.stages) < 2 {
 		fail("one stage; build in one and ship the binary in a small final one")
 	}
@@ -160,7 +405,7 @@ func checkDockerfile(root string, d *dockerfile, all map[string]vars) error {
 			case *instructions.AddCommand:
 				fail("%s: ADD; use COPY", ref)
 			case *instructions.RunCommand:
-				line := strings.Join(c.CmdLine, " ")
+				line := d.expandRun(c)
 				if !strings.Contains(line, "go build") && !strings.Contains(line, "go mod download") && !strings.Contains(line, "go install") {
 					continue
 				}
@@ -188,7 +433,7 @@ func checkDockerfile(root string, d *dockerfile, all map[string]vars) error {
 					if rel == "" {
 						rel = "."
 					}
-					errs = append(errs, checkModuleCopied(root, d.rel, ref, rel, copied, strings.Contains(line, "go mod download"))...)
+					errs = append(errs, checkModuleCopied(root, d.String(), ref, rel, copied, strings.Contains(line, "go mod download"))...)
 				}
 			}
 		}
@@ -233,6 +478,14 @@ func checkDockerfile(root string, d *dockerfile, all map[string]vars) error {
 	case len(entrypoint.CmdLine) == 0 || !slices.Contains(d.files(), entrypoint.CmdLine[0]):
 		fail("ENTRYPOINT %q is not a file the final stage copies", entrypoint.CmdLine)
 	}
+	if svc := d.args["SERVICE"]; svc != "" && d.program != svc {
+		fail("SERVICE=%s builds an image that runs %q", svc, d.program)
+	}
+	for _, k := range slices.Sorted(maps.Keys(d.args)) {
+		if !slices.Contains(d.declared, k) {
+			fail("build argument %s: no ARG of the stages built declares it (Docker ignores it)", k)
+		}
+	}
 	v := all[d.program]
 	env := d.stageEnv(len(d.stages) - 1)
 	for k := range env {
@@ -261,7 +514,8 @@ func checkDockerfile(root string, d *dockerfile, all map[string]vars) error {
 
 // checkModuleCopied reports a module built in a stage whose go.mod the stage has not
 // copied and, where the stage downloads the module graph (go mod download, which needs
-// every module of it), a local replacement it has not copied either.
+// every module of it), a local replacement it has not copied either. (A build loads only
+// the modules of the packages it imports: TestDockerBuilds runs the builds.)
 func checkModuleCopied(root, rel, ref, dir string, copied []string, download bool) []error {
 	var errs []error
 	covered := func(p string) bool {
@@ -296,8 +550,8 @@ func checkModuleCopied(root, rel, ref, dir string, copied []string, download boo
 func TestDockerfiles(t *testing.T) {
 	root := mustRoot(t)
 	v := serviceVars(t)
-	for _, d := range dockerfiles(t) {
-		t.Run(d.rel, func(t *testing.T) {
+	for _, d := range dockerfiles(t, nil) {
+		t.Run(d.String(), func(t *testing.T) {
 			if err := checkDockerfile(root, d, v); err != nil {
 				for _, e := range unwrap(err) {
 					t.Error(e)

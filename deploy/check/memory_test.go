@@ -31,7 +31,7 @@ import (
 // fetcherBase is the fetcher's own footprint, pages aside: the runtime, the NATS
 // connection and its buffers, HTTP and TLS connections to the sites, the politeness and
 // circuit state. The benchmark measures the process at 20.3 MiB peak RSS
-// (dev/bench/results.json, footprint.peak_rss_mb.fetcher: BG_JOB_WORKERS=16 on pages of
+// (BENCHMARKS.md, footprint.peak_rss_mb.fetcher of its record: BG_JOB_WORKERS=16 on pages of
 // a few KB, so with its pages in it); 64 MiB keeps three times that, for the GC's
 // headroom (GOGC) and for real sites' TLS connections, which the benchmark's loopback
 // site does not have. TestFetcherBase holds the measurement under it.
@@ -416,23 +416,29 @@ func TestCheckFetcherMemory(t *testing.T) {
 }
 
 // TestFetcherBase holds fetcherBase above the fetcher's peak resident set as the
-// benchmark last measured it.
+// benchmark last measured it: BENCHMARKS.md ends with a record of its run, as JSON in a
+// comment.
 func TestFetcherBase(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(mustRoot(t), "dev", "bench", "results.json"))
+	data, err := os.ReadFile(filepath.Join(mustRoot(t), "BENCHMARKS.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, record, ok := strings.Cut(string(data), "<!-- bench:record ")
+	record, _, _ = strings.Cut(record, " -->")
 	var r struct {
 		Footprint struct {
 			PeakRSSMB map[string]float64 `json:"peak_rss_mb"`
 		} `json:"footprint"`
 	}
-	if err := json.Unmarshal(data, &r); err != nil {
-		t.Fatalf("dev/bench/results.json: %v", err)
+	if !ok {
+		t.Fatal("BENCHMARKS.md has no record of its run (<!-- bench:record {...} -->); does dev/bench still write one?")
+	}
+	if err := json.Unmarshal([]byte(record), &r); err != nil {
+		t.Fatalf("BENCHMARKS.md record: %v", err)
 	}
 	rss, ok := r.Footprint.PeakRSSMB["fetcher"]
 	if !ok || rss <= 0 {
-		t.Fatalf("dev/bench/results.json has no footprint.peak_rss_mb.fetcher; where does the benchmark report the fetcher's RSS now?")
+		t.Fatalf("BENCHMARKS.md's record has no footprint.peak_rss_mb.fetcher; where does the benchmark report the fetcher's RSS now?")
 	}
 	if rss*mib > fetcherBase {
 		t.Errorf("the fetcher's measured peak RSS, %.1f MiB, is above the %s the memory rule allows it beyond its pages: raise fetcherBase", rss, inMiB(fetcherBase))

@@ -207,7 +207,7 @@ func (c *natsClient) refusal(n int, last error, subject string) error {
 	}
 	// The error callback runs asynchronously; the connection's last error is set
 	// before the reply to a flush is read.
-	if le := c.nc.LastError(); le != last && about(le) {
+	if le := c.nc.LastError(); le != last && about(le) { //nolint:errorlint // whether the last error is a new one, not which error it is
 		return le
 	}
 	return nil

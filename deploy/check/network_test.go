@@ -27,14 +27,16 @@ func (e endpoint) String() string { return e.name }
 
 // Endpoints outside the build, for the evaluations below.
 var (
-	dnsPod      = endpoint{name: "kube-dns", namespace: "kube-system", labels: map[string]string{"k8s-app": "kube-dns"}}
-	otherPod    = endpoint{name: "a pod of another namespace (the ingress controller)", namespace: "ingress-nginx", labels: map[string]string{"app.kubernetes.io/name": "ingress-nginx"}}
-	kedaPod     = endpoint{name: "keda-operator", namespace: "keda", labels: map[string]string{"app": "keda-operator"}}
-	internet    = endpoint{name: "the internet", ip: "93.184.215.14"}
-	internet6   = endpoint{name: "the internet (IPv6)", ip: "2606:2800:21f:cb07:6820:80da:af6b:8b2c"}
-	metadataIP  = endpoint{name: "the cloud metadata endpoint", ip: "169.254.169.254"}
-	privateHost = endpoint{name: "a private address", ip: "192.168.1.10"}
-	externalDB  = endpoint{name: "the external database", ip: "10.1.2.3"}
+	dnsPod   = endpoint{name: "kube-dns", namespace: "kube-system", labels: map[string]string{"k8s-app": "kube-dns"}}
+	otherPod = endpoint{name: "a pod of another namespace (the ingress controller)", namespace: "ingress-nginx", labels: map[string]string{"app.kubernetes.io/name": "ingress-nginx"}}
+	kedaPod  = endpoint{name: "keda-operator", namespace: "keda", labels: map[string]string{"app": "keda-operator"}}
+	// prometheusPod is Prometheus, in the namespace the monitoring component admits.
+	prometheusPod = endpoint{name: "prometheus", namespace: monitoringNamespace, labels: map[string]string{"app.kubernetes.io/name": "prometheus"}}
+	internet      = endpoint{name: "the internet", ip: "93.184.215.14"}
+	internet6     = endpoint{name: "the internet (IPv6)", ip: "2606:2800:21f:cb07:6820:80da:af6b:8b2c"}
+	metadataIP    = endpoint{name: "the cloud metadata endpoint", ip: "169.254.169.254"}
+	privateHost   = endpoint{name: "a private address", ip: "192.168.1.10"}
+	externalDB    = endpoint{name: "the external database", ip: "10.1.2.3"}
 )
 
 // podEndpoints returns one endpoint per workload of the build, named after it.
@@ -271,7 +273,7 @@ type connection struct {
 // checkConnections evaluates each connection and reports the verdicts that differ.
 func checkConnections(b *build, conns []connection) error {
 	eps := podEndpoints(b)
-	for _, e := range []endpoint{dnsPod, otherPod, kedaPod, internet, internet6, metadataIP, privateHost, externalDB} {
+	for _, e := range []endpoint{dnsPod, otherPod, kedaPod, prometheusPod, internet, internet6, metadataIP, privateHost, externalDB} {
 		eps[e.name] = e
 	}
 	var errs []error
@@ -332,6 +334,10 @@ var (
 			{from: "nats", to: "postgres", port: 5432, want: false},
 			{from: otherPod.name, to: "postgres", port: 5432, want: false},
 			{from: "postgres", to: "the internet", port: 443, want: false},
+			// No monitoring component: the metrics ports stay closed (the gateway's is
+			// its API port, open to the cluster).
+			{from: prometheusPod.name, to: "fetcher", port: 8001, want: false},
+			{from: prometheusPod.name, to: "indexer", port: 8002, want: false},
 		},
 		"prod": {
 			{from: "gateway", to: "the external database", port: 5432, want: true},
@@ -340,6 +346,15 @@ var (
 			{from: "fetcher", to: "the external database", port: 5432, want: false},
 			{from: "gateway", to: "the external database", port: 22, want: false},
 			{from: kedaPod.name, to: "nats", port: 8222, want: true},
+			// components/monitoring: Prometheus reaches each service's metrics port and
+			// nothing else.
+			{from: prometheusPod.name, to: "gateway", port: 8000, want: true},
+			{from: prometheusPod.name, to: "fetcher", port: 8001, want: true},
+			{from: prometheusPod.name, to: "indexer", port: 8002, want: true},
+			{from: prometheusPod.name, to: "fetcher", port: 8000, want: false},
+			{from: prometheusPod.name, to: "indexer", port: 8001, want: false},
+			{from: prometheusPod.name, to: "nats", port: 4222, want: false},
+			{from: prometheusPod.name, to: "nats", port: 8222, want: false},
 		},
 	}
 )

@@ -538,7 +538,7 @@ func TestScanSourceVars(t *testing.T) {
 	}
 	want := vars{"SOURCES": "xsw", "BASE_URL": "", "BG_JOB_RATE_LIMIT": "", "SOURCE_<SITE>_URL": "", "SOURCE_<SITE>_RATE_LIMIT": ""}
 	if !maps.Equal(v, want) {
-		t.Errorf("ReadSources reads %v, want %v (README, Configuration)", v, want)
+		t.Errorf("ReadSources reads %v, want %v (docs/configuration.md)", v, want)
 	}
 }
 

@@ -30,6 +30,35 @@ var runtimeVars = map[string]bool{"GOMEMLIMIT": true, "GOMAXPROCS": true, "GOGC"
 
 const configImport = "github.com/xswtw/xsw/platform/config"
 
+// serviceImport is the services' shared core: service.FromEnv reads the variables every
+// service shares, and those a service.Spec names (specVarFields) for the service that
+// writes the Spec.
+const serviceImport = "github.com/xswtw/xsw/platform/service"
+
+// specVarFields are the fields of a service.Spec that name a variable, with the field
+// holding its default ("" when it has none).
+var specVarFields = map[string]string{"IDVar": "", "HealthVar": "HealthDefault"}
+
+// The variables service.FromEnv reads whatever the Spec, scanned once (coreVars).
+var (
+	coreVarsOnce sync.Once
+	coreVarsRead vars
+	coreVarsErr  error
+)
+
+// coreVars returns the variables service.FromEnv reads whatever the Spec.
+func coreVars() (vars, error) {
+	coreVarsOnce.Do(func() {
+		root, err := repoRoot()
+		if err != nil {
+			coreVarsErr = err
+			return
+		}
+		coreVarsRead, coreVarsErr = scanVars(filepath.Join(root, "platform", "service"))
+	})
+	return coreVarsRead, coreVarsErr
+}
+
 // readerMethods are platform/config.Reader's accessors; each takes the variable's name first.
 var readerMethods = map[string]bool{"String": true, "Int": true, "Float": true, "Bool": true, "Duration": true, "List": true}
 
@@ -61,7 +90,8 @@ var scanVarsOnce = sync.OnceValues(func() (map[string]vars, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Every command starts with config.Boot, which reads the logging variables.
+	// config.Boot, with which the all-in-one starts, reads the logging variables (the
+	// services read them through service.FromEnv).
 	boot, err := scanVars(filepath.Join(root, "platform", "config"))
 	if err != nil {
 		return nil, err
@@ -103,12 +133,14 @@ func serviceVars(t *testing.T) map[string]vars {
 
 // scanVars finds every environment variable the non-test Go files under dir read: the
 // names passed to a platform/config Reader (r.String("NAME", "default"), r.Int, ...)
-// and to os.Getenv or a getenv function, and, where they call config.ReadSources, the
-// variables of the source sites. A Reader call whose name is not a string literal is an
-// error rather than a variable silently missed.
+// and to os.Getenv or a getenv function; where they call config.ReadSources, the
+// variables of the source sites; where they call service.FromEnv, the variables every
+// service shares; and the variables a service.Spec they write names. A Reader call whose
+// name is not a string literal (nor a Spec's field, see specVarFields) is an error rather
+// than a variable silently missed.
 func scanVars(dir string) (vars, error) {
 	out := vars{}
-	sites := false
+	sites, core := false, false
 	fset := token.NewFileSet()
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -128,7 +160,7 @@ func scanVars(dir string) (vars, error) {
 			return err
 		}
 		calls, err := scanFile(fset, f, out)
-		sites = sites || calls
+		sites, core = sites || calls.sources, core || calls.core
 		return err
 	})
 	if err != nil {
@@ -145,16 +177,33 @@ func scanVars(dir string) (vars, error) {
 			}
 		}
 	}
+	if core {
+		cv, err := coreVars()
+		if err != nil {
+			return nil, fmt.Errorf("scan %s: it calls service.FromEnv: %w", dir, err)
+		}
+		for k, d := range cv {
+			if out[k] == "" {
+				out[k] = d
+			}
+		}
+	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("scan %s: no environment variable found; has the configuration moved?", dir)
 	}
 	return out, nil
 }
 
-// scanFile adds the variables f reads to out, and reports whether it calls
-// config.ReadSources.
-func scanFile(fset *token.FileSet, f *ast.File, out vars) (readsSites bool, err error) {
-	osName, cfgName := "", ""
+// fileCalls says which readers of shared variables a file calls.
+type fileCalls struct {
+	sources bool // config.ReadSources
+	core    bool // service.FromEnv
+}
+
+// scanFile adds the variables f reads, and those the service.Spec literals it writes
+// name, to out, and reports whether it calls config.ReadSources and service.FromEnv.
+func scanFile(fset *token.FileSet, f *ast.File, out vars) (calls fileCalls, err error) {
+	osName, cfgName, svcName := "", "", ""
 	for _, imp := range f.Imports {
 		p, _ := strconv.Unquote(imp.Path.Value)
 		name := filepath.Base(p)
@@ -166,6 +215,8 @@ func scanFile(fset *token.FileSet, f *ast.File, out vars) (readsSites bool, err 
 			osName = name
 		case configImport:
 			cfgName = name
+		case serviceImport:
+			svcName = name
 		}
 	}
 
@@ -207,17 +258,21 @@ func scanFile(fset *token.FileSet, f *ast.File, out vars) (readsSites bool, err 
 	})
 
 	var errs []error
-	if cfgName != "" {
+	if cfgName != "" || svcName != "" {
 		ast.Inspect(f, func(n ast.Node) bool {
 			if call, ok := n.(*ast.CallExpr); ok {
-				if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == readSources {
-					if x, ok := sel.X.(*ast.Ident); ok && x.Name == cfgName {
-						readsSites = true
+				if sel, ok := call.Fun.(*ast.SelectorExpr); ok {
+					if x, ok := sel.X.(*ast.Ident); ok {
+						calls.sources = calls.sources || cfgName != "" && x.Name == cfgName && sel.Sel.Name == readSources
+						calls.core = calls.core || svcName != "" && x.Name == svcName && sel.Sel.Name == "FromEnv"
 					}
 				}
 			}
 			return true
 		})
+	}
+	if svcName != "" {
+		scanSpecs(f, svcName, out)
 	}
 	literal := func(call *ast.CallExpr, i int) (string, bool) {
 		if i >= len(call.Args) {
@@ -258,6 +313,9 @@ func scanFile(fset *token.FileSet, f *ast.File, out vars) (readsSites bool, err 
 			return true
 		}
 		name, ok := literal(call, 0)
+		if !ok && isSpecField(call.Args) {
+			return true // named where the Spec is written
+		}
 		if !ok {
 			errs = append(errs, fmt.Errorf("%s: %s with a name that is not a string literal: the check cannot see which variable it reads",
 				fset.Position(call.Pos()), what))
@@ -270,9 +328,63 @@ func scanFile(fset *token.FileSet, f *ast.File, out vars) (readsSites bool, err 
 		return true
 	})
 	if len(errs) > 0 {
-		return readsSites, errs[0]
+		return calls, errs[0]
 	}
-	return readsSites, nil
+	return calls, nil
+}
+
+// isSpecField reports whether a call's first argument is a service.Spec's variable
+// field (spec.IDVar).
+func isSpecField(args []ast.Expr) bool {
+	if len(args) == 0 {
+		return false
+	}
+	sel, ok := args[0].(*ast.SelectorExpr)
+	if !ok {
+		return false
+	}
+	_, ok = specVarFields[sel.Sel.Name]
+	return ok
+}
+
+// scanSpecs adds to out the variables each service.Spec literal of f names (svcName is
+// the file's name for the service package), with their defaults.
+func scanSpecs(f *ast.File, svcName string, out vars) {
+	ast.Inspect(f, func(n ast.Node) bool {
+		lit, ok := n.(*ast.CompositeLit)
+		if !ok {
+			return true
+		}
+		typ, ok := lit.Type.(*ast.SelectorExpr)
+		if !ok || typ.Sel.Name != "Spec" {
+			return true
+		}
+		if x, ok := typ.X.(*ast.Ident); !ok || x.Name != svcName {
+			return true
+		}
+		fields := map[string]string{}
+		for _, e := range lit.Elts {
+			kv, ok := e.(*ast.KeyValueExpr)
+			if !ok {
+				continue
+			}
+			key, ok1 := kv.Key.(*ast.Ident)
+			val, ok2 := kv.Value.(*ast.BasicLit)
+			if ok1 && ok2 && val.Kind == token.STRING {
+				if s, err := strconv.Unquote(val.Value); err == nil {
+					fields[key.Name] = s
+				}
+			}
+		}
+		for field, defField := range specVarFields {
+			if name := fields[field]; name != "" {
+				if old, seen := out[name]; !seen || old == "" {
+					out[name] = fields[defField]
+				}
+			}
+		}
+		return true
+	})
 }
 
 // repoRoot is the repository root: this package lives in deploy/check.
@@ -298,7 +410,7 @@ func mustRoot(t *testing.T) string {
 
 func TestServiceVars(t *testing.T) {
 	all := serviceVars(t)
-	// What the README's configuration table says each service reads; every one reads the
+	// What docs/configuration.md's table says each service reads; every one reads the
 	// source sites.
 	sites := []string{"SOURCES", "SOURCE_XSW_URL", "SOURCE_CZBOOKS_RATE_LIMIT", "BASE_URL", "BG_JOB_RATE_LIMIT"}
 	want := map[string][]string{
@@ -342,5 +454,43 @@ func f(getenv func(string) string) {
 	}
 	if _, err := scanVars(dir); err == nil || !strings.Contains(err.Error(), "not a string literal") {
 		t.Errorf("scanVars = %v, want an error about a non-literal name", err)
+	}
+}
+
+// TestScanVarsFollowsServiceCore: a service that reads its core through service.FromEnv
+// reads every shared variable, and those its Spec names, with the Spec's default.
+func TestScanVarsFollowsServiceCore(t *testing.T) {
+	dir := t.TempDir()
+	src := `package x
+
+import (
+	"github.com/xswtw/xsw/platform/config"
+	"github.com/xswtw/xsw/platform/service"
+)
+
+var spec = service.Spec{Name: "x", IDVar: "X_ID", HealthVar: "X_HEALTH_ADDR", HealthDefault: ":9"}
+
+func f(getenv func(string) string) {
+	core, _ := service.FromEnv(getenv, spec)
+	_ = core
+	r := config.NewReader(getenv)
+	_ = r.String("OWN_VAR", "x")
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "x.go"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, err := scanVars(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"OWN_VAR", "X_ID", "X_HEALTH_ADDR", "NATS_URL", "NATS_REPLICAS", "BG_JOB_MAX_AGE", "SYNC_DEDUP_WINDOW",
+		"SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT", "SOURCES", "SOURCE_XSW_URL"} {
+		if !v.allows(name) {
+			t.Errorf("a service calling service.FromEnv: %s not found (vars %v)", name, v.names())
+		}
+	}
+	if v["X_HEALTH_ADDR"] != ":9" {
+		t.Errorf("X_HEALTH_ADDR default %q, want the Spec's :9", v["X_HEALTH_ADDR"])
 	}
 }

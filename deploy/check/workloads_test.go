@@ -291,7 +291,7 @@ func checkWorkloads(b *build, all map[string]vars) error {
 			addr := setting(env, v, services[svc])
 			port, err := addrPort(addr)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %s=%q: %v", ref, services[svc], addr, err))
+				errs = append(errs, fmt.Errorf("%s: %s=%q: %w", ref, services[svc], addr, err))
 			}
 			for _, p := range []struct {
 				what, path string

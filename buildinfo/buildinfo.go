@@ -79,9 +79,12 @@ func read(linked string, readBuildInfo func() (*debug.BuildInfo, bool)) Info {
 func (in Info) String() string {
 	var parts []string
 	if in.Revision != "" {
-		rev := in.Revision
-		if len(rev) > 12 && !strings.HasSuffix(rev, "-dirty") {
+		rev, dirty := strings.CutSuffix(in.Revision, "-dirty")
+		if len(rev) > 12 {
 			rev = rev[:12]
+		}
+		if dirty {
+			rev += "-dirty"
 		}
 		parts = append(parts, rev)
 	}

@@ -43,6 +43,10 @@ func TestString(t *testing.T) {
 	if got, want := in.String(), "v1.0.0 (0123456789ab, 2026-12-02T06:00:00Z, go1.26.8)"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
+	in.Revision += "-dirty"
+	if got, want := in.String(), "v1.0.0 (0123456789ab-dirty, 2026-12-02T06:00:00Z, go1.26.8)"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
 	if got, want := (Info{Version: "devel", GoVersion: "go1.26.8"}).String(), "devel (go1.26.8)"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}

@@ -7,26 +7,11 @@ import (
 	"net/http"
 	"strconv"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
-)
 
-// bookInfo is the part of GET /xsw/api/[sites/{site}/]books/{book_id} xswctl shows.
-type bookInfo struct {
-	Site              string     `json:"site"`
-	BookID            string     `json:"book_id"`
-	Name              string     `json:"name"`
-	Author            string     `json:"author"`
-	Type              string     `json:"type"`
-	Status            string     `json:"status"`
-	Finished          bool       `json:"finished"`
-	ChapterCount      int        `json:"chapter_count"`
-	LastChapterNumber *int       `json:"last_chapter_number"`
-	LastChapterTitle  string     `json:"last_chapter_title"`
-	SyncStatus        string     `json:"sync_status"`
-	SyncedAt          *time.Time `json:"synced_at"`
-}
+	"github.com/xswtw/xsw/api"
+)
 
 func (a *app) bookCmd() *cobra.Command {
 	return &cobra.Command{
@@ -53,7 +38,7 @@ longer than the gateway waits, book says so and the sync goes on.`,
 			if a.json {
 				return printJSON(a.out, body)
 			}
-			var b bookInfo
+			var b api.Book
 			if err := json.Unmarshal(body, &b); err != nil {
 				return fmt.Errorf("GET %s: unreadable answer: %w", a.readPath("/books/"+id), err)
 			}
@@ -66,7 +51,7 @@ longer than the gateway waits, book says so and the sync goes on.`,
 	}
 }
 
-func printBook(w io.Writer, b bookInfo) error {
+func printBook(w io.Writer, b api.Book) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	status := b.Status
 	if b.Finished {
@@ -77,8 +62,8 @@ func printBook(w io.Writer, b bookInfo) error {
 		newest = strconv.Itoa(*b.LastChapterNumber) + " " + b.LastChapterTitle
 	}
 	synced := "never"
-	if b.SyncedAt != nil {
-		synced = b.SyncedAt.Local().Format("2006-01-02 15:04:05")
+	if at, ok := parseTime(b.SyncedAt); ok {
+		synced = at.Local().Format("2006-01-02 15:04:05")
 	}
 	fmt.Fprintf(tw, "site\t%s\n", orUnknown(b.Site))
 	fmt.Fprintf(tw, "book\t%s\n", b.BookID)

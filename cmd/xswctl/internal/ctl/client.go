@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/xswtw/xsw/api"
 )
 
 // client calls the gateway's API.
@@ -76,16 +78,20 @@ func (c *client) call(ctx context.Context, method, path string, query url.Values
 		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		e := &APIError{Status: resp.StatusCode}
-		var d struct {
-			Detail string `json:"detail"`
-		}
-		if json.Unmarshal(body, &d) == nil {
-			e.Detail = d.Detail
-		}
-		return 0, nil, e
+		return 0, nil, apiError(resp.StatusCode, body)
 	}
 	return resp.StatusCode, body, nil
+}
+
+// apiError is the error of an answer with status and body (an api.Error, when the
+// gateway answered).
+func apiError(status int, body []byte) *APIError {
+	e := &APIError{Status: status}
+	var d api.Error
+	if json.Unmarshal(body, &d) == nil {
+		e.Detail = d.Detail
+	}
+	return e
 }
 
 // do is call that decodes the answer into v and returns the raw body too.

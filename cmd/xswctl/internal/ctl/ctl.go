@@ -1,11 +1,13 @@
 // Package ctl holds xswctl's commands. Each calls the gateway's admin API (tail follows
 // the dashboard's event stream; sites and book read public routes) with the admin token,
-// and prints for people, or JSON for scripts with --json.
+// reads the answer as the api package's type for it, and prints for people, or the
+// answer itself for scripts with --json.
 //
 // A book is named by its site and its id. --site picks the site of the books a command
 // names: admin operations send it as ?site=, reads go to /xsw/api/sites/{site}/...;
 // without it the gateway's default site is meant and the unprefixed routes are used.
-// Listings (stats, dead, tail) cover every site and say which each entry is.
+// Listings (stats, jobs, dead, lane, crawl list, tail) cover every site and say which
+// each entry is.
 package ctl
 
 import (
@@ -15,11 +17,14 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/events"
 )
 
@@ -28,13 +33,22 @@ const DefaultURL = "http://localhost:8000"
 
 // app is what every command shares: the environment, the outputs and the global flags.
 type app struct {
-	getenv  func(string) string
-	out     io.Writer
-	errOut  io.Writer
-	url     string
-	site    string // --site: "" is the gateway's default site
-	json    bool
-	timeout time.Duration
+	getenv func(string) string
+	out    io.Writer
+	errOut io.Writer
+	// terminal says out and errOut are terminals: progress is drawn as a bar (on errOut),
+	// else written as plain lines.
+	terminal bool
+	url      string
+	site     string // --site: "" is the gateway's default site
+	json     bool
+	timeout  time.Duration
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // Main runs xswctl with args and returns its exit status: 0, 1 when a command failed, 2
@@ -63,7 +77,7 @@ func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(f
 
 // Command builds the xswctl command tree. getenv reads XSW_URL and XSW_ADMIN_TOKEN.
 func Command(getenv func(string) string, out, errOut io.Writer) *cobra.Command {
-	a := &app{getenv: getenv, out: out, errOut: errOut}
+	a := &app{getenv: getenv, out: out, errOut: errOut, terminal: isTerminal(out) && isTerminal(errOut)}
 	root := &cobra.Command{
 		Use:   "xswctl",
 		Short: "Operate a running xsw through its gateway",
@@ -73,8 +87,11 @@ The gateway is XSW_URL (default ` + DefaultURL + `, or --url); the admin token i
 XSW_ADMIN_TOKEN. Output is for people; --json prints JSON for scripts.
 
 A book is its site's: --site names the site of the books a command names (default: the
-gateway's default site); 'xswctl sites' lists the sites. stats, dead and tail show
-every site.`,
+gateway's default site); 'xswctl sites' lists the sites. stats, jobs, dead, lane,
+crawl list and tail show every site.
+
+'xswctl completion bash|zsh|fish|powershell' prints a completion script; --site then
+completes with the gateway's sites.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(*cobra.Command, []string) error {
@@ -84,7 +101,6 @@ every site.`,
 			return nil
 		},
 	}
-	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetOut(out)
 	root.SetErr(errOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err.Error()} })
@@ -93,7 +109,10 @@ every site.`,
 	f.StringVar(&a.site, "site", "", "the site of the books a command names (default: the gateway's default site)")
 	f.BoolVar(&a.json, "json", false, "print JSON instead of text")
 	f.DurationVar(&a.timeout, "timeout", 30*time.Second, "bound on each API call")
-	root.AddCommand(a.statsCmd(), a.sitesCmd(), a.bookCmd(), a.syncCmd(false), a.syncCmd(true), a.crawlCmd(), a.deadCmd(), a.tailCmd())
+	root.AddCommand(a.statsCmd(), a.jobsCmd(), a.sitesCmd(), a.bookCmd(), a.syncCmd(false), a.syncCmd(true), a.crawlCmd(), a.deadCmd(),
+		a.laneCmd(), a.cacheCmd(), a.historyCmd(), a.tailCmd(), a.versionCmd())
+	// --site completes with the gateway's sites, when it answers.
+	_ = root.RegisterFlagCompletionFunc("site", a.completeSites)
 	return root
 }
 
@@ -159,13 +178,10 @@ func (a *app) siteQuery(query url.Values) url.Values {
 // or the unprefixed route (the default site's) without --site.
 func (a *app) readPath(route string) string {
 	if a.site == "" {
-		return apiPrefix + route
+		return api.Prefix + route
 	}
-	return apiPrefix + "/sites/" + a.site + route
+	return api.Prefix + "/sites/" + a.site + route
 }
-
-// apiPrefix is the path of every API route.
-const apiPrefix = "/xsw/api"
 
 // bookName names a book in a line of output: the bare id when --site is unset (the
 // default site's book, as the user named it), else "site/id", with the site the gateway

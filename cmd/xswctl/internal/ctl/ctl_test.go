@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/events"
 )
 
@@ -139,7 +140,14 @@ func newGateway(t *testing.T) *gateway {
 		list := map[string]string{"xsw": `["1","2"]`, "toy": `["fantasy","sci-fi"]`}[site]
 		reply(w, 202, fmt.Sprintf(`{"status":"queued","crawl_id":"crawl-1","site":%q,"categories":%s}`, site, list))
 	})
-	mux.HandleFunc("GET /xsw/api/admin/crawl/{id}", func(w http.ResponseWriter, _ *http.Request) {
+	crawl2 := events.CrawlProgress{Request: events.CrawlRequested{CrawlID: "crawl-2", Site: "toy", Categories: []events.CategoryID{"fantasy"}, FromPage: 1, ToPage: 2},
+		State: events.CrawlRunning, PagesTotal: 2, PagesDone: 1, BooksQueued: 20, BooksSeen: 20, Errors: []string{"page 2: source answered 503"}}
+	mux.HandleFunc("GET /xsw/api/admin/crawl/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("id") == crawl2.Request.CrawlID {
+			b, _ := json.Marshal(crawl2)
+			reply(w, 200, string(b))
+			return
+		}
 		n := int(g.crawlGet.Add(1))
 		if n == 1 {
 			reply(w, 404, `{"detail":"no such crawl yet"}`) // not picked up by a fetcher yet
@@ -159,6 +167,90 @@ func newGateway(t *testing.T) *gateway {
 	mux.HandleFunc("GET /xsw/api/admin/jobs/stats", func(w http.ResponseWriter, _ *http.Request) {
 		pending := max(0, 100-40*int(g.statsGet.Add(1)))
 		reply(w, 200, fmt.Sprintf(`{"queue_size":%d,"active_jobs":%d,"queue_by_lane":{"prefetch":%d}}`, pending, min(pending, 2), max(0, pending-2)))
+	})
+	answer := func(w http.ResponseWriter, status int, v any) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			panic(err)
+		}
+		reply(w, status, string(b))
+	}
+	until := time.Date(2026, 1, 21, 13, 0, 0, 0, time.UTC)
+	consumers := func(lane, site string, paused bool) []api.LaneConsumer {
+		var out []api.LaneConsumer
+		for _, s := range []string{"toy", "xsw", ""} {
+			if site != "" && s != site && (s != "" || site != "xsw") {
+				continue
+			}
+			c := api.LaneConsumer{Consumer: "fetch-" + lane + "-" + s, Lane: events.Lane(lane), Site: s, Paused: paused, Waiting: 1}
+			if s == "" {
+				c.Consumer, c.Site, c.Waiting = "fetch-"+lane, "xsw", 0
+			}
+			if paused {
+				c.PauseUntil = &until
+			}
+			out = append(out, c)
+		}
+		return out
+	}
+	mux.HandleFunc("GET /xsw/api/admin/jobs/lanes", func(w http.ResponseWriter, _ *http.Request) {
+		answer(w, 200, api.Lanes{Consumers: append(consumers("manual", "", true), consumers("prefetch", "", false)...)})
+	})
+	mux.HandleFunc("POST /xsw/api/admin/jobs/{op}", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		switch op := r.PathValue("op"); op {
+		case "purge":
+			answer(w, 200, api.LanePurged{Dropped: 2, Lane: events.Lane(q.Get("lane")), Status: "purged"})
+		case "pause", "resume":
+			out := api.LanePause{Status: op + "d", Lane: events.Lane(q.Get("lane")), Consumers: consumers(q.Get("lane"), q.Get("site"), op == "pause")}
+			if q.Has("site") {
+				site := q.Get("site")
+				out.Site = &site
+			}
+			if op == "pause" {
+				out.PauseUntil = &until
+				if q.Has("until") {
+					t, err := time.Parse(time.RFC3339, q.Get("until"))
+					if err != nil {
+						reply(w, 400, `{"detail":"until must be a time in RFC 3339"}`)
+						return
+					}
+					out.PauseUntil = &t
+				} else {
+					noEnd := api.NoEnd()
+					out.PauseUntil = &noEnd
+				}
+			}
+			answer(w, 200, out)
+		case "clear_history":
+			answer(w, 200, api.Cleared{Message: "Job history cleared", Status: "cleared"})
+		default:
+			reply(w, 404, `{"detail":"no route"}`)
+		}
+	})
+	mux.HandleFunc("POST /xsw/api/admin/cache/clear", func(w http.ResponseWriter, _ *http.Request) {
+		answer(w, 200, api.CacheCleared{BookEntries: 3, ListingEntries: 1, Replica: "gw-1", Status: "cleared"})
+	})
+	mux.HandleFunc("POST /xsw/api/admin/cache/invalidate/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if site, ok := book(w, r, r.URL.Query().Get("site")); ok {
+			answer(w, 200, api.CacheInvalidated{BookID: r.PathValue("id"), Entries: 2, Replica: "gw-1", Site: site, Status: "invalidated"})
+		}
+	})
+	mux.HandleFunc("DELETE /xsw/api/admin/cache/chapters/{id}", func(w http.ResponseWriter, r *http.Request) {
+		site, ok := book(w, r, r.URL.Query().Get("site"))
+		switch {
+		case !ok:
+		case r.PathValue("id") == "7": // the indexer is slow
+			answer(w, 202, api.PurgeQueued{BookID: "7", Site: site, Status: "queued", TextsStored: 4})
+		default:
+			answer(w, 200, api.TextsPurged{BookID: r.PathValue("id"), Site: site, Status: "purged", TextsCleared: 2})
+		}
+	})
+	mux.HandleFunc("GET /xsw/api/admin/crawl", func(w http.ResponseWriter, _ *http.Request) {
+		answer(w, 200, []events.CrawlProgress{crawl2})
+	})
+	mux.HandleFunc("GET /xsw/api/admin/version", func(w http.ResponseWriter, _ *http.Request) {
+		answer(w, 200, api.Version{Version: "v1.2.3", Revision: "0123456789abcdef", Time: "2026-01-21T12:00:00Z", GoVersion: "go1.26.0"})
 	})
 	mux.HandleFunc("GET /xsw/admin/events", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -271,6 +363,38 @@ func TestCommands(t *testing.T) {
 			"POST /xsw/api/admin/crawl/categories?pages=1-3"},
 		{"json", []string{"sync", "42", "--json"}, []string{`{"status":"queued","site":"xsw","book_id":"42","priority":10,"lane":"manual","force":false}`},
 			"POST /xsw/api/admin/jobs/sync/42?priority=10"},
+		{"lanes", []string{"lane"}, []string{
+			"LANE      SITE  STATE                             WAITING  IN FLIGHT  CONSUMER",
+			"manual    toy   paused until " + time.Date(2026, 1, 21, 13, 0, 0, 0, time.UTC).Local().Format("2006-01-02 15:04:05") + "  1        0          fetch-manual-toy",
+			"prefetch  xsw   running                           0        0          fetch-prefetch\n",
+		}, "GET /xsw/api/admin/jobs/lanes"},
+		{"pause a lane of every site", []string{"lane", "pause", "manual"},
+			[]string{"lane manual of every site paused until resumed (fetch-manual-toy, fetch-manual-xsw, fetch-manual); 2 requests wait in it"},
+			"POST /xsw/api/admin/jobs/pause?lane=manual"},
+		{"pause a lane of a site until a time", []string{"lane", "pause", "prefetch", "--site", "xsw", "--until", "2026-01-21T13:00:00Z"},
+			[]string{"lane prefetch of site xsw paused until " + time.Date(2026, 1, 21, 13, 0, 0, 0, time.UTC).Local().Format("2006-01-02 15:04:05") + " (fetch-prefetch-xsw, fetch-prefetch); 1 requests wait in it"},
+			"POST /xsw/api/admin/jobs/pause?lane=prefetch&site=xsw&until=2026-01-21T13%3A00%3A00Z"},
+		{"resume a lane", []string{"lane", "resume", "manual", "--site", "toy"}, []string{"lane manual of site toy resumed (fetch-manual-toy); 1 requests wait in it"},
+			"POST /xsw/api/admin/jobs/resume?lane=manual&site=toy"},
+		{"purge a lane", []string{"lane", "purge", "prefetch"}, []string{"lane prefetch purged: 2 waiting requests dropped"},
+			"POST /xsw/api/admin/jobs/purge?lane=prefetch"},
+		{"clear the cache", []string{"cache", "clear"}, []string{"cache cleared: 3 book entries and 1 listing entries dropped on replica gw-1"},
+			"POST /xsw/api/admin/cache/clear"},
+		{"invalidate a book", []string{"cache", "invalidate", "--site", "toy", "b-7f"}, []string{"book toy/b-7f: 2 cached entries dropped on replica gw-1"},
+			"POST /xsw/api/admin/cache/invalidate/b-7f?site=toy"},
+		{"purge texts", []string{"cache", "purge-texts", "5"}, []string{"book 5: 2 stored chapter texts forgotten; they are fetched again when next read"},
+			"DELETE /xsw/api/admin/cache/chapters/5"},
+		{"purge texts queued", []string{"cache", "purge-texts", "7"}, []string{"book 7: the purge of its 4 stored chapter texts is queued for the indexer"},
+			"DELETE /xsw/api/admin/cache/chapters/7"},
+		{"clear history", []string{"history", "clear"}, []string{"job history cleared"}, "POST /xsw/api/admin/jobs/clear_history"},
+		{"crawl list", []string{"crawl", "list"}, []string{"CRAWL    SITE  STATE    PAGES  BOOKS QUEUED  CATEGORIES  STARTED  ERRORS", "crawl-2  toy   running  1/2    20            fantasy     ?        1"},
+			"GET /xsw/api/admin/crawl"},
+		{"crawl status", []string{"crawl", "status", "crawl-2"}, []string{"site     toy", "state    running", "asked    categories fantasy, pages 1-2",
+			"walked   1 of 2 listing pages · 20 books seen · 20 queued", "errors   page 2: source answered 503"},
+			"GET /xsw/api/admin/crawl/crawl-2"},
+		{"jobs", []string{"jobs"}, []string{"waiting (interactive 0 · manual 0 · prefetch ", "in flight  2", "jobs       0 completed · 0 failed · 0 dead letters"},
+			"GET /xsw/api/admin/jobs/stats"},
+		{"version", []string{"version"}, []string{"xswctl   ", "gateway  v1.2.3 (0123456789ab, 2026-01-21T12:00:00Z, go1.26.0)"}, "GET /xsw/api/admin/version"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g.mu.Lock()
@@ -347,6 +471,14 @@ func TestErrors(t *testing.T) {
 		{"empty category", nil, []string{"crawl", "--categories", "1,,2"}, 2, "--categories wants category ids and ranges"},
 		{"bad pages", nil, []string{"crawl", "--categories", "1", "--pages", "first"}, 2, "--pages wants numbers"},
 		{"unknown flag", nil, []string{"stats", "--verbose"}, 2, "unknown flag"},
+		{"unknown lane", nil, []string{"lane", "pause", "urgent"}, 2, `a lane is one of interactive, manual, prefetch, refresh, got "urgent"`},
+		{"no lane", nil, []string{"lane", "resume"}, 2, "want a lane: interactive, manual, prefetch, refresh"},
+		{"bad until", nil, []string{"lane", "pause", "manual", "--until", "tomorrow"}, 2, "--until wants a time such as 2026-01-21T12:00:00Z or a duration such as 90m"},
+		{"until now", nil, []string{"lane", "pause", "manual", "--until", "0s"}, 2, "--until wants a duration from now greater than zero"},
+		{"purge a lane of a site", nil, []string{"lane", "purge", "manual", "--site", "toy"}, 2, "it takes no --site"},
+		{"clear the cache of a site", nil, []string{"cache", "clear", "--site", "toy"}, 2, "it takes no --site"},
+		{"bad crawl id", nil, []string{"crawl", "status", "42"}, 2, "a crawl id looks like crawl-"},
+		{"version without a token", map[string]string{"XSW_URL": g.URL}, []string{"version"}, 2, "XSW_ADMIN_TOKEN is not set"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, errOut, code := run(t.Context(), g, tc.env, tc.args...)
@@ -470,7 +602,7 @@ func TestTailJSON(t *testing.T) {
 	cancel()
 	<-done
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		var a activity
+		var a api.Activity
 		if err := json.Unmarshal([]byte(line), &a); err != nil || a.Kind != "queued" || a.Site == "" {
 			t.Errorf("line %q: %v", line, err)
 		}

@@ -11,38 +11,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/xswtw/xsw/api"
 )
-
-// deadLetters is GET /admin/jobs/dead: the dead letters of every site.
-type deadLetters struct {
-	Total       int `json:"total"`
-	DeadLetters []struct {
-		Site     string     `json:"site"`
-		BookID   string     `json:"book_id"`
-		Lane     *string    `json:"lane"`
-		Priority *int       `json:"priority"`
-		Error    string     `json:"error"`
-		Attempts *int       `json:"attempts"`
-		DiedAt   *time.Time `json:"died_at"`
-		JobID    *string    `json:"job_id"`
-	} `json:"dead_letters"`
-}
-
-// replayed is POST /admin/jobs/dead/{id}/replay.
-type replayed struct {
-	Status string `json:"status"`
-	Site   string `json:"site"`
-	BookID string `json:"book_id"`
-	Lane   string `json:"lane"`
-}
-
-// replayedAll is POST /admin/jobs/dead/replay_all.
-type replayedAll struct {
-	Replayed  int            `json:"replayed"`
-	Statuses  map[string]int `json:"statuses"`
-	Remaining *int           `json:"remaining"`
-	Error     string         `json:"error"`
-}
 
 func (a *app) deadCmd() *cobra.Command {
 	limit := 100
@@ -58,8 +29,8 @@ func (a *app) deadCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var d deadLetters
-			body, err := c.do(cmd.Context(), http.MethodGet, apiPrefix+"/admin/jobs/dead", url.Values{"limit": {strconv.Itoa(limit)}}, &d)
+			var d api.DeadLetters
+			body, err := c.do(cmd.Context(), http.MethodGet, api.Prefix+"/admin/jobs/dead", url.Values{"limit": {strconv.Itoa(limit)}}, &d)
 			if err != nil {
 				return err
 			}
@@ -85,8 +56,8 @@ func (a *app) deadCmd() *cobra.Command {
 				if l.Attempts != nil {
 					attempts = strconv.Itoa(*l.Attempts)
 				}
-				if l.DiedAt != nil {
-					died = l.DiedAt.Local().Format("2006-01-02 15:04:05")
+				if at, ok := parseTime(l.DiedAt); ok {
+					died = at.Local().Format("2006-01-02 15:04:05")
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", orUnknown(l.Site), l.BookID, lane, attempts, died, oneLine(l.Error, 120))
 			}
@@ -117,8 +88,8 @@ func (a *app) deadCmd() *cobra.Command {
 				return err
 			}
 			if all {
-				var r replayedAll
-				body, err := c.do(cmd.Context(), http.MethodPost, apiPrefix+"/admin/jobs/dead/replay_all", nil, &r)
+				var r api.ReplayAll
+				body, err := c.do(cmd.Context(), http.MethodPost, api.Prefix+"/admin/jobs/dead/replay_all", nil, &r)
 				if err != nil {
 					return err
 				}
@@ -135,8 +106,8 @@ func (a *app) deadCmd() *cobra.Command {
 				}
 				return nil
 			}
-			var r replayed
-			body, err := c.do(cmd.Context(), http.MethodPost, apiPrefix+"/admin/jobs/dead/"+args[0]+"/replay", a.siteQuery(nil), &r)
+			var r api.Replay
+			body, err := c.do(cmd.Context(), http.MethodPost, api.Prefix+"/admin/jobs/dead/"+args[0]+"/replay", a.siteQuery(nil), &r)
 			if err != nil {
 				return err
 			}
@@ -167,6 +138,16 @@ func countsOf(m map[string]int) string {
 		parts[i] = fmt.Sprintf("%s %d", k, m[k])
 	}
 	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// parseTime reads a time the API wrote (RFC 3339); ok is false for null or what does
+// not parse.
+func parseTime(s *string) (time.Time, bool) {
+	if s == nil {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339, *s)
+	return t, err == nil
 }
 
 // oneLine flattens s to one line of at most n runes.

@@ -7,19 +7,9 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-)
 
-// site is one entry of GET /xsw/api/sites.
-type site struct {
-	ID      string `json:"id"`
-	Name    string `json:"name"`
-	BaseURL string `json:"base_url"`
-	Default bool   `json:"default"`
-	// State is ok, throttled, circuit_open or refused, as the fetchers report it, or
-	// unknown while none has.
-	State        string   `json:"state"`
-	RateInterval *float64 `json:"rate_interval_seconds"`
-}
+	"github.com/xswtw/xsw/api"
+)
 
 func (a *app) sitesCmd() *cobra.Command {
 	return &cobra.Command{
@@ -35,8 +25,8 @@ between requests to it, cluster-wide, its base URL and its name.`,
 			if err != nil {
 				return err
 			}
-			var sites []site
-			body, err := c.do(cmd.Context(), http.MethodGet, apiPrefix+"/sites", nil, &sites)
+			var sites []api.Site
+			body, err := c.do(cmd.Context(), http.MethodGet, api.Prefix+"/sites", nil, &sites)
 			if err != nil {
 				return err
 			}
@@ -48,7 +38,7 @@ between requests to it, cluster-wide, its base URL and its name.`,
 	}
 }
 
-func printSites(w io.Writer, sites []site) error {
+func printSites(w io.Writer, sites []api.Site) error {
 	if len(sites) == 0 {
 		_, err := fmt.Fprintln(w, "no sites")
 		return err
@@ -60,23 +50,20 @@ func printSites(w io.Writer, sites []site) error {
 		if s.Default {
 			id += " (default)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", id, orUnknown(s.State), s.interval(), s.BaseURL, s.Name)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", id, orUnknown(s.State), interval(s), s.BaseURL, s.Name)
 	}
 	return tw.Flush()
 }
 
-// siteUnknown is the state of a site no fetcher has described yet.
-const siteUnknown = "unknown"
-
 // interval says the site's politeness interval: "2.0 s", "off", or "?" when unknown.
-func (s site) interval() string {
+func interval(s api.Site) string {
 	switch {
-	case s.RateInterval == nil || s.State == siteUnknown:
+	case s.State == api.SiteUnknown:
 		return "?"
-	case *s.RateInterval == 0:
+	case s.RateInterval == 0:
 		return "off"
 	}
-	return seconds(*s.RateInterval)
+	return seconds(s.RateInterval)
 }
 
 // orUnknown is s, or "?" when the gateway did not say.

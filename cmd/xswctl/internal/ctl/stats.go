@@ -9,42 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/events"
 )
-
-// stats is GET /xsw/api/admin/stats. Job ids name books as the gateway does: the bare
-// id for the default site's books, "site/id" for the others'.
-type stats struct {
-	Database struct {
-		Books               int64 `json:"books"`
-		Chapters            int64 `json:"chapters"`
-		ChaptersWithContent int64 `json:"chapters_with_content"`
-	} `json:"database"`
-	Jobs struct {
-		QueueSize      int      `json:"queue_size"`
-		ActiveJobs     int      `json:"active_jobs"`
-		ActiveJobIDs   []string `json:"active_job_ids"`
-		CompletedCount int64    `json:"completed_count"`
-		FailedCount    int64    `json:"failed_count"`
-		Workers        int      `json:"workers"`
-		Running        bool     `json:"running"`
-	} `json:"jobs"`
-	QueueByLane  map[events.Lane]int `json:"queue_by_lane"`
-	DeadLetters  int                 `json:"dead_letters"`
-	RateInterval *float64            `json:"rate_interval_seconds"`
-	Circuit      *string             `json:"circuit"`
-	Sites        []site              `json:"sites"`
-	Fetchers     []struct {
-		FetcherID    string   `json:"fetcher_id"`
-		Sites        []string `json:"sites"`
-		Workers      int      `json:"workers"`
-		ActiveJobs   int      `json:"active_jobs"`
-		ActiveJobIDs []string `json:"active_job_ids"`
-		Interval     float64  `json:"interval_seconds"`
-		Circuit      string   `json:"circuit"`
-		Draining     bool     `json:"draining"`
-	} `json:"fetchers"`
-}
 
 func (a *app) statsCmd() *cobra.Command {
 	return &cobra.Command{
@@ -56,8 +23,8 @@ func (a *app) statsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var s stats
-			body, err := c.do(cmd.Context(), http.MethodGet, apiPrefix+"/admin/stats", nil, &s)
+			var s api.AdminStats
+			body, err := c.do(cmd.Context(), http.MethodGet, api.Prefix+"/admin/stats", nil, &s)
 			if err != nil {
 				return err
 			}
@@ -70,7 +37,9 @@ func (a *app) statsCmd() *cobra.Command {
 	}
 }
 
-func printStats(w io.Writer, s stats) {
+// printStats shows GET /admin/stats. Job ids name books as the gateway does: the bare id
+// for the default site's books, "site/id" for the others'.
+func printStats(w io.Writer, s api.AdminStats) {
 	lanes := make([]string, len(events.Lanes))
 	for i, l := range events.Lanes {
 		lanes[i] = fmt.Sprintf("%s %d", l, s.QueueByLane[l])
@@ -104,7 +73,7 @@ func printStats(w io.Writer, s stats) {
 		if st.Default {
 			id += " (default)"
 		}
-		fmt.Fprintf(tw, "%s\t%s: %s, interval %s\n", label, id, orUnknown(st.State), st.interval())
+		fmt.Fprintf(tw, "%s\t%s: %s, interval %s\n", label, id, orUnknown(st.State), interval(st))
 	}
 	fmt.Fprintf(tw, "fetchers\t%d alive, %d workers\n", len(s.Fetchers), s.Jobs.Workers)
 	for _, f := range s.Fetchers {

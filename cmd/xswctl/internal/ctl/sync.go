@@ -7,17 +7,9 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
-)
 
-// synced is the answer of POST /admin/jobs/sync and force-resync.
-type synced struct {
-	Status   string `json:"status"`
-	Site     string `json:"site"`
-	BookID   string `json:"book_id"`
-	Priority int    `json:"priority"`
-	Lane     string `json:"lane"`
-	Force    bool   `json:"force"`
-}
+	"github.com/xswtw/xsw/api"
+)
 
 // syncCmd is `sync BOOK_ID`, or with force `resync BOOK_ID` (past the recently-synced
 // check), of --site's book.
@@ -39,11 +31,11 @@ func (a *app) syncCmd(force bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			path := apiPrefix + "/admin/jobs/sync/" + id
+			path := api.Prefix + "/admin/jobs/sync/" + id
 			if force {
-				path = apiPrefix + "/admin/jobs/force-resync/" + id
+				path = api.Prefix + "/admin/jobs/force-resync/" + id
 			}
-			var r synced
+			var r api.SyncAnswer
 			body, err := c.do(cmd.Context(), http.MethodPost, path, a.siteQuery(url.Values{"priority": {strconv.Itoa(priority)}}), &r)
 			if err != nil {
 				return err
@@ -51,7 +43,7 @@ func (a *app) syncCmd(force bool) *cobra.Command {
 			if a.json {
 				return printJSON(a.out, body)
 			}
-			if r.Status == "recently_synced" {
+			if r.Status == api.RequestRecentlySynced {
 				fmt.Fprintf(a.out, "book %s: synced moments ago, not queued again (resync forces it)\n", a.bookName(r.Site, r.BookID))
 				return nil
 			}
@@ -70,13 +62,13 @@ func (a *app) syncCmd(force bool) *cobra.Command {
 // status says a request status in words.
 func status(s string) string {
 	switch s {
-	case "queued":
+	case api.RequestQueued:
 		return "queued"
-	case "already_queued":
+	case api.RequestAlreadyQueued:
 		return "already waiting"
-	case "already_syncing":
+	case api.RequestAlreadySyncing:
 		return "being synced now"
-	case "recently_synced":
+	case api.RequestRecentlySynced:
 		return "synced moments ago"
 	}
 	return s

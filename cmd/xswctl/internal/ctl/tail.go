@@ -13,32 +13,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/xswtw/xsw/api"
 )
-
-// activity is one step of a book's sync as the gateway's event stream carries it: a
-// request queued, or a job event (started, completed, retrying, failed, skipped).
-type activity struct {
-	Seq       uint64    `json:"seq"`
-	Kind      string    `json:"kind"`
-	Site      string    `json:"site"`
-	BookID    string    `json:"book_id"`
-	JobID     string    `json:"job_id,omitempty"`
-	Lane      string    `json:"lane"`
-	Priority  int       `json:"priority"`
-	Attempt   int       `json:"attempt,omitempty"`
-	Fetcher   string    `json:"fetcher,omitempty"`
-	At        time.Time `json:"at"`
-	Took      float64   `json:"took_seconds,omitempty"`
-	Chapters  int       `json:"chapters,omitempty"`
-	Unchanged bool      `json:"unchanged,omitempty"`
-	Error     string    `json:"error,omitempty"`
-	Permanent bool      `json:"permanent,omitempty"`
-	Reason    string    `json:"reason,omitempty"`
-	Force     bool      `json:"force,omitempty"`
-}
-
-// streamPath is the dashboard's event stream.
-const streamPath = "/xsw/admin/events"
 
 func (a *app) tailCmd() *cobra.Command {
 	var (
@@ -114,7 +91,7 @@ func (t *tail) follow(ctx context.Context, c *client) error {
 
 // stream reads one event stream until it ends.
 func (t *tail) stream(ctx context.Context, c *client) error {
-	req, err := c.request(ctx, http.MethodGet, streamPath, nil)
+	req, err := c.request(ctx, http.MethodGet, api.ActivityPath, nil)
 	if err != nil {
 		return err
 	}
@@ -126,14 +103,7 @@ func (t *tail) stream(ctx context.Context, c *client) error {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		e := &APIError{Status: resp.StatusCode}
-		var d struct {
-			Detail string `json:"detail"`
-		}
-		if json.Unmarshal(body, &d) == nil {
-			e.Detail = d.Detail
-		}
-		return e
+		return apiError(resp.StatusCode, body)
 	}
 	return readSSE(resp.Body, t.event)
 }
@@ -142,7 +112,7 @@ func (t *tail) stream(ctx context.Context, c *client) error {
 func (t *tail) event(name, data string) error {
 	switch name {
 	case "recent":
-		var recent []activity
+		var recent []api.Activity
 		if err := json.Unmarshal([]byte(data), &recent); err != nil {
 			return fmt.Errorf("unreadable recent events: %w", err)
 		}
@@ -153,7 +123,7 @@ func (t *tail) event(name, data string) error {
 		if !t.started {
 			// First connection: the last few only.
 			t.started = true
-			var shown []activity
+			var shown []api.Activity
 			for _, a := range recent {
 				if t.show(a) {
 					shown = append(shown, a)
@@ -177,7 +147,7 @@ func (t *tail) event(name, data string) error {
 			t.emit(a)
 		}
 	case "job":
-		var a activity
+		var a api.Activity
 		if err := json.Unmarshal([]byte(data), &a); err != nil {
 			return fmt.Errorf("unreadable job event: %w", err)
 		}
@@ -191,17 +161,17 @@ func (t *tail) event(name, data string) error {
 	return nil
 }
 
-func (t *tail) show(a activity) bool { return len(t.kinds) == 0 || t.kinds[a.Kind] }
+func (t *tail) show(a api.Activity) bool { return len(t.kinds) == 0 || t.kinds[a.Kind] }
 
 // emit prints a (when its kind is wanted) and remembers it as printed.
-func (t *tail) emit(a activity) {
+func (t *tail) emit(a api.Activity) {
 	t.last = a.Seq
 	if t.show(a) {
 		t.print(a)
 	}
 }
 
-func (t *tail) print(a activity) {
+func (t *tail) print(a api.Activity) {
 	if t.json {
 		b, _ := json.Marshal(a)
 		fmt.Fprintln(t.out, string(b))
@@ -213,7 +183,7 @@ func (t *tail) print(a activity) {
 // formatActivity is one line for people:
 //
 //	12:00:01  completed  xsw      1001055   prefetch     attempt 1 · 132 chapters · 1.20 s · fetcher-a
-func formatActivity(a activity) string {
+func formatActivity(a api.Activity) string {
 	var details []string
 	switch a.Kind {
 	case "queued":

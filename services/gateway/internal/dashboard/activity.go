@@ -3,6 +3,7 @@ package dashboard
 import (
 	"time"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/events"
 )
 
@@ -12,30 +13,9 @@ const (
 	KindQueued = "queued"
 )
 
-// Activity is one step in a book's sync as the page shows it: a request queued, or a job
-// event (started, completed, retrying, failed, skipped).
-type Activity struct {
-	// Seq numbers the activities this gateway has seen, from 1; it restarts with the
-	// gateway.
-	Seq       uint64      `json:"seq"`
-	Kind      string      `json:"kind"`
-	Site      string      `json:"site"`
-	BookID    string      `json:"book_id"`
-	JobID     string      `json:"job_id,omitempty"`
-	Lane      events.Lane `json:"lane"`
-	Priority  int         `json:"priority"`
-	Attempt   int         `json:"attempt,omitempty"`
-	Fetcher   string      `json:"fetcher,omitempty"`
-	At        time.Time   `json:"at"`
-	Took      float64     `json:"took_seconds,omitempty"`
-	Chapters  int         `json:"chapters,omitempty"`
-	TOCPages  int         `json:"toc_pages,omitempty"`
-	Unchanged bool        `json:"unchanged,omitempty"`
-	Error     string      `json:"error,omitempty"`
-	Permanent bool        `json:"permanent,omitempty"`
-	Reason    string      `json:"reason,omitempty"`
-	Force     bool        `json:"force,omitempty"`
-}
+// Activity is one step in a book's sync as the page shows it and the event stream
+// carries it (api.Activity).
+type Activity = api.Activity
 
 func activityOfJob(e events.JobEvent) Activity {
 	a := Activity{

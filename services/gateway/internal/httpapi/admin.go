@@ -8,8 +8,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/xswtw/xsw/api"
+	"github.com/xswtw/xsw/buildinfo"
 	"github.com/xswtw/xsw/events"
-	"github.com/xswtw/xsw/services/gateway/internal/catalog"
 	"github.com/xswtw/xsw/services/gateway/internal/jobs"
 )
 
@@ -47,30 +48,6 @@ func (s *Server) authorized(c *fiber.Ctx) bool {
 		subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(s.cfg.AdminToken)) == 1
 }
 
-type failedJobJSON struct {
-	FailedAt  string `json:"failed_at"`
-	Error     string `json:"error"`
-	Permanent bool   `json:"permanent"`
-}
-
-type jobStatsJSON struct {
-	QueueSize      int                      `json:"queue_size"`
-	ActiveJobs     int                      `json:"active_jobs"`
-	ActiveJobIDs   []string                 `json:"active_job_ids"`
-	CompletedCount int64                    `json:"completed_count"`
-	FailedCount    int64                    `json:"failed_count"`
-	FailedJobs     map[string]failedJobJSON `json:"failed_jobs"`
-	Workers        int                      `json:"workers"`
-	Running        bool                     `json:"running"`
-	QueueByLane    map[events.Lane]int      `json:"queue_by_lane"`
-	Fetchers       int                      `json:"fetchers"`
-	DeadLetters    int                      `json:"dead_letters"`
-	// RateInterval is the largest politeness interval of the live fetchers (seconds).
-	RateInterval *float64 `json:"rate_interval_seconds"`
-	// Circuit is the worst circuit state of the live fetchers.
-	Circuit *string `json:"circuit"`
-}
-
 // jobStats answers GET /admin/jobs/stats in the seed's shape, plus queue_by_lane,
 // fetchers, dead_letters, rate_interval_seconds and circuit. Books are named as the seed
 // names them, by their bare id, when they are the default site's, and as "site/id" when
@@ -85,14 +62,14 @@ func (s *Server) jobStats(c *fiber.Ctx) error {
 	if err != nil {
 		return databaseError(err)
 	}
-	out := jobStatsJSON{
+	out := api.JobStats{
 		QueueSize: st.QueueSize, ActiveJobs: len(st.Active), ActiveJobIDs: s.activeLabels(st.Active),
-		CompletedCount: hist.Completed, FailedCount: hist.Failed, FailedJobs: make(map[string]failedJobJSON, len(hist.Recent)),
+		CompletedCount: hist.Completed, FailedCount: hist.Failed, FailedJobs: make(map[string]api.FailedJob, len(hist.Recent)),
 		Workers: st.Workers, Running: st.Running(), QueueByLane: st.ByLane, Fetchers: st.Fetchers,
 		DeadLetters: st.DeadLetters, RateInterval: st.RateInterval, Circuit: st.Circuit,
 	}
 	for _, f := range hist.Recent {
-		out.FailedJobs[s.bookLabel(f.Site, f.BookID)] = failedJobJSON{FailedAt: f.FailedAt.UTC().Format(time.RFC3339), Error: f.Error, Permanent: f.Permanent}
+		out.FailedJobs[s.bookLabel(f.Site, f.BookID)] = api.FailedJob{FailedAt: f.FailedAt.UTC().Format(time.RFC3339), Error: f.Error, Permanent: f.Permanent}
 	}
 	return c.JSON(out)
 }
@@ -131,7 +108,7 @@ func (s *Server) syncBook(force bool) fiber.Handler {
 		if err != nil {
 			return requestError(err, b)
 		}
-		return c.JSON(fiber.Map{"status": status, "site": b.site, "book_id": b.id, "priority": priority, "lane": lane, "force": force})
+		return c.JSON(api.SyncAnswer{Status: string(status), Site: b.site, BookID: b.id, Priority: priority, Lane: lane, Force: force})
 	}
 }
 
@@ -142,60 +119,7 @@ func (s *Server) clearHistory(c *fiber.Ctx) error {
 		return databaseError(err)
 	}
 	s.log.Info("job history cleared", "jobs", n)
-	return c.JSON(fiber.Map{"status": "cleared", "message": "Job history cleared"})
-}
-
-type fetcherJSON struct {
-	FetcherID    string   `json:"fetcher_id"`
-	Sites        []string `json:"sites"`
-	Workers      int      `json:"workers"`
-	ActiveJobs   int      `json:"active_jobs"`
-	ActiveJobIDs []string `json:"active_job_ids"`
-	Interval     float64  `json:"interval_seconds"`
-	Circuit      string   `json:"circuit"`
-	Draining     bool     `json:"draining"`
-	StartedAt    *string  `json:"started_at"`
-	At           *string  `json:"at"`
-}
-
-type adminStatsJSON struct {
-	Database struct {
-		// URL names the database without its password (user, host, port and name).
-		URL                 string `json:"url"`
-		Books               int64  `json:"books"`
-		Chapters            int64  `json:"chapters"`
-		ChaptersWithContent int64  `json:"chapters_with_content"`
-	} `json:"database"`
-	Cache struct {
-		Replica        string `json:"replica"`
-		BookEntries    int    `json:"book_entries"`
-		ListingEntries int    `json:"listing_entries"`
-		// Bytes is what the caches hold, of MaxBytes (CACHE_MAX_BYTES).
-		Bytes             int64 `json:"bytes"`
-		MaxBytes          int64 `json:"max_bytes"`
-		TTLSeconds        int   `json:"ttl_seconds"`
-		ListingTTLSeconds int   `json:"listing_ttl_seconds"`
-	} `json:"cache"`
-	Jobs struct {
-		QueueSize      int      `json:"queue_size"`
-		ActiveJobs     int      `json:"active_jobs"`
-		ActiveJobIDs   []string `json:"active_job_ids"`
-		CompletedCount int64    `json:"completed_count"`
-		FailedCount    int64    `json:"failed_count"`
-		Workers        int      `json:"workers"`
-		Running        bool     `json:"running"`
-	} `json:"jobs"`
-	// Freshness says how current the stored books are: what the refresh scheduler and
-	// incremental resyncs keep up.
-	Freshness catalog.Freshness `json:"freshness"`
-	// Crawls are the whole-category crawls kept, newest first.
-	Crawls       []events.CrawlProgress `json:"crawls"`
-	QueueByLane  map[events.Lane]int    `json:"queue_by_lane"`
-	DeadLetters  int                    `json:"dead_letters"`
-	RateInterval *float64               `json:"rate_interval_seconds"`
-	Circuit      *string                `json:"circuit"`
-	Fetchers     []fetcherJSON          `json:"fetchers"`
-	Sites        []siteJSON             `json:"sites"`
+	return c.JSON(api.Cleared{Status: "cleared", Message: "Job history cleared"})
 }
 
 // adminStats answers GET /admin/stats: what is stored, what this replica caches, the
@@ -203,7 +127,7 @@ type adminStatsJSON struct {
 // politeness interval and circuit (those of the default site) and the sites it serves.
 func (s *Server) adminStats(c *fiber.Ctx) error {
 	ctx := c.UserContext()
-	var out adminStatsJSON
+	var out api.AdminStats
 	n, err := s.cat.Counts(ctx)
 	if err != nil {
 		return databaseError(err)
@@ -220,9 +144,11 @@ func (s *Server) adminStats(c *fiber.Ctx) error {
 	if err != nil {
 		return busError(err)
 	}
-	if out.Freshness, err = s.cat.Freshness(ctx); err != nil {
+	fresh, err := s.cat.Freshness(ctx)
+	if err != nil {
 		return databaseError(err)
 	}
+	out.Freshness = api.Freshness(fresh)
 	if out.Crawls, err = s.jobs.Crawls(ctx); err != nil {
 		return busError(err)
 	}
@@ -238,9 +164,9 @@ func (s *Server) adminStats(c *fiber.Ctx) error {
 	out.Jobs.CompletedCount, out.Jobs.FailedCount = hist.Completed, hist.Failed
 	out.Jobs.Workers, out.Jobs.Running = st.Workers, st.Running()
 	out.QueueByLane, out.DeadLetters, out.RateInterval, out.Circuit = st.ByLane, st.DeadLetters, st.RateInterval, st.Circuit
-	out.Fetchers = make([]fetcherJSON, len(hbs))
+	out.Fetchers = make([]api.Fetcher, len(hbs))
 	for i, h := range hbs {
-		f := fetcherJSON{FetcherID: h.FetcherID, Sites: h.SiteIDs(), Workers: h.Workers, ActiveJobs: len(h.Active),
+		f := api.Fetcher{FetcherID: h.FetcherID, Sites: h.SiteIDs(), Workers: h.Workers, ActiveJobs: len(h.Active),
 			ActiveJobIDs: make([]string, len(h.Active)), Interval: h.Interval, Circuit: h.Circuit, Draining: h.Draining,
 			StartedAt: rfc3339(nonZero(h.StartedAt)), At: rfc3339(nonZero(h.At))}
 		for j, a := range h.Active {
@@ -248,7 +174,7 @@ func (s *Server) adminStats(c *fiber.Ctx) error {
 		}
 		out.Fetchers[i] = f
 	}
-	out.Sites = s.sitesJSON(ctx)
+	out.Sites = s.siteList(ctx)
 	return c.JSON(out)
 }
 
@@ -257,4 +183,10 @@ func nonZero(t time.Time) *time.Time {
 		return nil
 	}
 	return &t
+}
+
+// version answers GET /admin/version: which build this gateway is.
+func (s *Server) version(c *fiber.Ctx) error {
+	b := buildinfo.Get()
+	return c.JSON(api.Version{Version: b.Version, Revision: b.Revision, Time: b.Time, GoVersion: b.GoVersion})
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/services/gateway/internal/jobs"
 )
@@ -44,9 +45,9 @@ func (s *Server) crawl(c *fiber.Ctx) error {
 	if err != nil {
 		return busError(err)
 	}
-	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{
-		"status": "queued", "crawl_id": req.CrawlID, "site": site, "categories": cats, "from_page": from, "to_page": to,
-		"pages": len(cats) * len(pages),
+	return c.Status(fiber.StatusAccepted).JSON(api.CrawlQueued{
+		Status: "queued", CrawlID: req.CrawlID, Site: site, Categories: cats, FromPage: from, ToPage: to,
+		Pages: len(cats) * len(pages),
 	})
 }
 

@@ -74,7 +74,7 @@ func testConfig() Config {
 		Database: "postgres://postgres@127.0.0.1:5432/xsw?sslmode=disable",
 		CacheTTL: time.Minute, ListingCacheTTL: time.Minute,
 		InteractiveWait: 300 * time.Millisecond, ChapterWait: 300 * time.Millisecond, RPCTimeout: 300 * time.Millisecond,
-		AdminToken: adminToken,
+		AdminToken: adminToken, Replica: "gateway-a",
 	}
 }
 
@@ -92,6 +92,13 @@ func newEnvOn(t testing.TB, pool *pgxpool.Pool, tune ...func(*Config)) *env {
 	e.describeSites()
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.sites = e.registry(ns.JS, logger)
+	// The registry reads both descriptions now rather than when its watch delivers them,
+	// so that a test that takes NATS away at once still finds the sites described.
+	for _, id := range e.sites.IDs() {
+		if st, _ := e.sites.Get(t.Context(), id); !st.Described {
+			t.Fatalf("site %s is not described", id)
+		}
+	}
 	jm, err := jobs.New(t.Context(), ns.JS, 5*time.Minute, logger)
 	if err != nil {
 		t.Fatal(err)
@@ -292,6 +299,7 @@ func (e *env) request(method, path string, header ...string) response {
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		e.t.Errorf("%s %s: Content-Type %q, want JSON", method, path, ct)
 	}
+	conform(e.t, req, resp.StatusCode, resp.Header, body)
 	return response{status: resp.StatusCode, header: resp.Header, body: body}
 }
 
@@ -341,18 +349,6 @@ func hasKeys(t testing.TB, what string, raw []byte, want ...string) {
 		if !slices.Contains(got, k) {
 			t.Errorf("%s lacks %q: has %v", what, k, got)
 		}
-	}
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

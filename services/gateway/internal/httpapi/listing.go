@@ -8,16 +8,11 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/services/gateway/internal/jobs"
 	"github.com/xswtw/xsw/services/gateway/internal/sites"
 )
-
-type categoryJSON struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
-	URL  string `json:"url"`
-}
 
 // categories answers GET /categories, the site's categories, from the fetchers (cached
 // ListingCacheTTL), falling back to the categories the indexer stored when the fetchers
@@ -63,15 +58,15 @@ func (s *Server) categories(c *fiber.Ctx) error {
 			return err
 		}
 		s.log.Warn("serving stored categories", "site", site, "err", err)
-		out := make([]categoryJSON, len(stored))
+		out := make([]api.Category, len(stored))
 		for i, cat := range stored {
-			out[i] = categoryJSON{ID: cat.ID, Name: cat.Name, URL: cat.URL}
+			out[i] = api.Category{ID: cat.ID, Name: cat.Name, URL: cat.URL}
 		}
 		return c.JSON(out)
 	}
-	out := make([]categoryJSON, len(reply.Categories))
+	out := make([]api.Category, len(reply.Categories))
 	for i, cat := range reply.Categories {
-		out[i] = categoryJSON{ID: string(cat.ID), Name: cat.Name, URL: cat.URL}
+		out[i] = api.Category{ID: string(cat.ID), Name: cat.Name, URL: cat.URL}
 	}
 	body, err := encodeJSON(c, out)
 	if err != nil {
@@ -79,18 +74,6 @@ func (s *Server) categories(c *fiber.Ctx) error {
 	}
 	s.listings.Set(group, "", body, token)
 	return body.send(c)
-}
-
-// listingBookJSON is a listed book as the web client reads it.
-type listingBookJSON struct {
-	BookName    string  `json:"bookname"`
-	Author      string  `json:"author"`
-	LastChapter string  `json:"lastchapter"`
-	LastURL     string  `json:"lasturl"`
-	Intro       string  `json:"intro"`
-	BookURL     string  `json:"bookurl"`
-	BookID      *string `json:"book_id"`
-	Site        string  `json:"site"`
 }
 
 // listingPage is a cached listing page: its JSON and the ids of the books it lists.
@@ -173,9 +156,9 @@ func (s *Server) listing(c *fiber.Ctx) error {
 // spelling of a book id is answered as null and never queued.
 func (s *Server) newListingPage(c *fiber.Ctx, site string, listed []events.ListingBook) (listingPage, error) {
 	var p listingPage
-	books := make([]listingBookJSON, len(listed))
+	books := make([]api.ListingBook, len(listed))
 	for i, b := range listed {
-		books[i] = listingBookJSON{
+		books[i] = api.ListingBook{
 			BookName: b.Name, Author: b.Author, LastChapter: b.LastChapterTitle, LastURL: b.LastChapterURL,
 			Intro: b.Intro, BookURL: b.BookURL, Site: site,
 		}

@@ -6,8 +6,9 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// openAPIDoc describes every route of the API; TestOpenAPIMatchesRoutes keeps the two
-// in step.
+// openAPIDoc describes every route of the API and every answer; TestOpenAPIMatchesRoutes
+// keeps the routes in step with it, and every answer the tests get is checked against it
+// (conform_test.go).
 //
 //go:embed openapi.json
 var openAPIDoc []byte

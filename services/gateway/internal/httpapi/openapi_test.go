@@ -113,6 +113,7 @@ func documentedRoutes(t *testing.T) map[string][]string {
 // TestOpenAPIMatchesRoutes walks the routes the Fiber app registered and checks that
 // the document has each (with its path parameters) and nothing else.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	documented := documentedRoutes(t)
 	registered := map[string]bool{}
@@ -147,6 +148,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 }
 
 func TestOpenAPIServed(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.get("/xsw/api/openapi.json")
 	expect(t, r, http.StatusOK)
@@ -161,6 +163,7 @@ func TestOpenAPIServed(t *testing.T) {
 // every reader route under the default site and /sites/{site}, the site of every answer
 // naming a book, and ?site= on every admin operation that names a book.
 func TestOpenAPISites(t *testing.T) {
+	t.Parallel()
 	doc := openAPI(t)
 	routes := documentedRoutes(t)
 	for _, path := range []string{"/categories", "/categories/:cat_id/books", "/books/:book_id", "/books/:book_id/chapters",

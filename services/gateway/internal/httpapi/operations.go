@@ -3,12 +3,12 @@ package httpapi
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/nats-io/nats.go"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/services/gateway/internal/catalog"
 	"github.com/xswtw/xsw/services/gateway/internal/jobs"
@@ -20,19 +20,8 @@ const (
 	defaultDeadListed = 100
 )
 
-type deadLetterJSON struct {
-	Site     string  `json:"site"`
-	BookID   string  `json:"book_id"`
-	Lane     *string `json:"lane"`
-	Priority *int    `json:"priority"`
-	Error    string  `json:"error"`
-	Attempts *int    `json:"attempts"`
-	DiedAt   *string `json:"died_at"`
-	JobID    *string `json:"job_id"`
-}
-
-func newDeadLetterJSON(dl jobs.DeadLetter) deadLetterJSON {
-	out := deadLetterJSON{Site: dl.Site, BookID: dl.BookID, Error: dl.Error}
+func newDeadLetter(dl jobs.DeadLetter) api.DeadLetter {
+	out := api.DeadLetter{Site: dl.Site, BookID: dl.BookID, Error: dl.Error}
 	if dl.Unreadable {
 		return out
 	}
@@ -53,25 +42,15 @@ func (s *Server) deadLetters(c *fiber.Ctx) error {
 	if err != nil {
 		return busError(err)
 	}
-	out := make([]deadLetterJSON, len(letters))
+	out := api.DeadLetters{Total: total, DeadLetters: make([]api.DeadLetter, len(letters))}
 	for i, dl := range letters {
-		out[i] = newDeadLetterJSON(dl)
+		out.DeadLetters[i] = newDeadLetter(dl)
 	}
-	return c.JSON(fiber.Map{"total": total, "dead_letters": out})
+	return c.JSON(out)
 }
 
-type replayJSON struct {
-	Status   jobs.Status `json:"status"`
-	Site     string      `json:"site"`
-	BookID   string      `json:"book_id"`
-	Lane     events.Lane `json:"lane"`
-	Priority int         `json:"priority"`
-	Force    bool        `json:"force"`
-	JobID    *string     `json:"job_id"` // the job that died
-}
-
-func newReplayJSON(r jobs.Replayed) replayJSON {
-	out := replayJSON{Status: r.Status, Site: r.Site, BookID: r.BookID, Lane: r.Lane, Priority: r.Priority, Force: true}
+func newReplay(r jobs.Replayed) api.Replay {
+	out := api.Replay{Status: string(r.Status), Site: r.Site, BookID: r.BookID, Lane: r.Lane, Priority: r.Priority, Force: true}
 	if !r.Unreadable {
 		out.JobID = &r.JobID
 	}
@@ -94,7 +73,7 @@ func (s *Server) replay(c *fiber.Ctx) error {
 	if err != nil {
 		return requestError(err, b)
 	}
-	return c.JSON(newReplayJSON(r))
+	return c.JSON(newReplay(r))
 }
 
 // replayAll answers POST /admin/jobs/dead/replay_all. Books are named in book_ids as in
@@ -105,18 +84,16 @@ func (s *Server) replayAll(c *fiber.Ctx) error {
 	if err != nil && len(done) == 0 {
 		return busError(err)
 	}
-	statuses := map[jobs.Status]int{}
-	books := make([]string, len(done))
+	out := api.ReplayAll{Replayed: len(done), Statuses: map[string]int{}, BookIDs: make([]string, len(done)), Remaining: &left}
 	for i, r := range done {
-		statuses[r.Status]++
-		books[i] = s.bookLabel(r.Site, r.BookID)
+		out.Statuses[string(r.Status)]++
+		out.BookIDs[i] = s.bookLabel(r.Site, r.BookID)
 	}
-	out := fiber.Map{"replayed": len(done), "statuses": statuses, "book_ids": books, "remaining": left}
 	if err != nil {
 		// Some were replayed before the bus failed: say so, and how far it got.
 		s.log.Warn("replay of dead letters cut short", "replayed", len(done), "err", err)
-		out["error"] = "cut short: message bus unavailable"
-		out["remaining"] = nil
+		out.Error = "cut short: message bus unavailable"
+		out.Remaining = nil
 	}
 	return c.JSON(out)
 }
@@ -124,19 +101,15 @@ func (s *Server) replayAll(c *fiber.Ctx) error {
 // purgeLane answers POST /admin/jobs/purge?lane=L: every request waiting in the lane is
 // dropped (jobs already running finish).
 func (s *Server) purgeLane(c *fiber.Ctx) error {
-	lane := events.Lane(c.Query("lane"))
-	if !lane.Valid() {
-		names := make([]string, len(events.Lanes))
-		for i, l := range events.Lanes {
-			names[i] = string(l)
-		}
-		return badRequest("lane must be one of %s, got %q", strings.Join(names, ", "), c.Query("lane"))
+	lane, err := laneQuery(c)
+	if err != nil {
+		return err
 	}
 	n, err := s.jobs.PurgeLane(c.UserContext(), lane)
 	if err != nil {
 		return busError(err)
 	}
-	return c.JSON(fiber.Map{"status": "purged", "lane": lane, "dropped": n})
+	return c.JSON(api.LanePurged{Status: "purged", Lane: lane, Dropped: n})
 }
 
 // publishInvalidation tells every replica (this one ignores its own) to drop the entries
@@ -160,7 +133,7 @@ func (s *Server) clearCache(c *fiber.Ctx) error {
 	if err := s.publishInvalidation(bookRef{}, "admin"); err != nil {
 		return unavailable("message bus (this replica's cache is cleared, the others were not told)", err)
 	}
-	return c.JSON(fiber.Map{"status": "cleared", "book_entries": books, "listing_entries": listings, "replica": s.cfg.Replica})
+	return c.JSON(api.CacheCleared{Status: "cleared", BookEntries: books, ListingEntries: listings, Replica: s.cfg.Replica})
 }
 
 // invalidateBook answers POST /admin/cache/invalidate/{book_id}?site=S: every replica
@@ -175,7 +148,7 @@ func (s *Server) invalidateBook(c *fiber.Ctx) error {
 		return unavailable("message bus (this replica's copies are dropped, the others were not told)", err)
 	}
 	s.log.Info("book invalidated", "site", b.site, "book_id", b.id, "entries", n)
-	return c.JSON(fiber.Map{"status": "invalidated", "site": b.site, "book_id": b.id, "entries": n, "replica": s.cfg.Replica})
+	return c.JSON(api.CacheInvalidated{Status: "invalidated", Site: b.site, BookID: b.id, Entries: n, Replica: s.cfg.Replica})
 }
 
 // purgeTexts answers DELETE /admin/cache/chapters/{book_id}?site=S: the indexer forgets
@@ -218,14 +191,14 @@ func (s *Server) purgeTexts(c *fiber.Ctx) error {
 	for {
 		select {
 		case <-wait.Done():
-			return accepted(c, fiber.Map{"status": "queued", "site": b.site, "book_id": b.id, "texts_stored": before})
+			return accepted(c, api.PurgeQueued{Status: "queued", Site: b.site, BookID: b.id, TextsStored: before})
 		case <-msgs:
 			left, err := s.cat.Texts(ctx, b.site, b.id, at)
 			if err != nil {
 				return databaseError(err)
 			}
 			if left == 0 {
-				return c.JSON(fiber.Map{"status": "purged", "site": b.site, "book_id": b.id, "texts_cleared": before})
+				return c.JSON(api.TextsPurged{Status: "purged", Site: b.site, BookID: b.id, TextsCleared: before})
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/services/gateway/internal/catalog"
 )
 
@@ -29,28 +30,6 @@ var searchTypes = map[string]int{
 	"books":    catalog.SearchBooks,
 	"chapters": catalog.SearchTitles,
 	"content":  catalog.SearchContent,
-}
-
-type searchHitJSON struct {
-	Type       string  `json:"type"`
-	Match      string  `json:"match"`
-	Site       string  `json:"site"`
-	BookID     string  `json:"book_id"`
-	Name       string  `json:"name"`
-	Author     string  `json:"author"`
-	ChapterNum *int    `json:"chapter_num"`
-	Title      *string `json:"title"`
-	URL        string  `json:"url"`
-	Score      float64 `json:"score"`
-	Snippet    *string `json:"snippet"`
-}
-
-type searchJSON struct {
-	Query      string          `json:"query"`
-	SearchType string          `json:"search_type"`
-	Terms      []string        `json:"terms"`
-	Count      int             `json:"count"`
-	Results    []searchHitJSON `json:"results"`
 }
 
 // searchQuery reads and checks q: trimmed, 1 to maxQueryRunes characters of valid UTF-8
@@ -109,9 +88,9 @@ func (s *Server) search(c *fiber.Ctx) error {
 	if err != nil {
 		return databaseError(err)
 	}
-	out := searchJSON{Query: q, SearchType: kind, Terms: terms, Count: len(hits), Results: make([]searchHitJSON, len(hits))}
+	out := api.Search{Query: q, SearchType: kind, Terms: terms, Count: len(hits), Results: make([]api.SearchHit, len(hits))}
 	for i, h := range hits {
-		out.Results[i] = searchHitJSON{
+		out.Results[i] = api.SearchHit{
 			Type: h.Type, Match: h.Match, Site: h.Site, BookID: h.BookID, Name: h.Name, Author: h.Author, ChapterNum: h.ChapterNum,
 			Title: h.Title, URL: h.URL, Score: math.Round(h.Score*1000) / 1000, Snippet: h.Snippet,
 		}

@@ -96,8 +96,9 @@ const (
 	// BucketCheckpoints holds, under each book's Key, the fetchers' checkpoint of its last full sync
 	// (table-of-contents shape, newest chapter, page validators) for incremental resyncs.
 	BucketCheckpoints = "xsw_checkpoints"
-	// BucketLeases holds leadership leases (the refresh scheduler's): a lease not renewed
-	// within LeaseTTL expires and another replica takes over.
+	// BucketLeases holds leadership leases (the indexers' refresh scheduler and notifier,
+	// the fetcher exporting the cluster's gauges): a lease not renewed within LeaseTTL
+	// expires and another replica takes over.
 	BucketLeases = "xsw_leases"
 	// BucketCrawls holds each crawl's progress under its id.
 	BucketCrawls = "xsw_crawls"

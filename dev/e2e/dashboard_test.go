@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/xswtw/xsw/dev/sitesim"
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
 // chromium finds the browser. Without one the test fails in CI (CI is set there, and
@@ -213,6 +214,26 @@ func TestDashboardInABrowser(t *testing.T) {
 		chromedp.WaitVisible(css(`#jobs tr[data-book="%s"][data-state="completed"]`, waiting)))
 	b.do("its steps", 5*time.Second, waitText(fmt.Sprintf(`#jobs tr[data-book="%s"] td.steps`, waiting), "queued → started → completed"))
 	b.screenshot("03-book-completed")
+
+	// Reading that book now is a pre-cache hit, twice (Postgres, then the gateway's
+	// memory): the hit-rate card shows both.
+	testkit.Eventually(t, 30*time.Second, "the completed book stored", func() bool {
+		var n int
+		err := s.db.QueryRow(t.Context(), `SELECT count(*) FROM books WHERE site = 'xsw' AND id = $1 AND name <> ''`, waiting).Scan(&n)
+		return err == nil && n == 1
+	})
+	for range 2 {
+		if resp := s.get(t, "/xsw/api/books/"+waiting, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("read book %s: %d", waiting, resp.StatusCode)
+		}
+	}
+	b.do("the hit rate", 10*time.Second,
+		waitText("#hit-rate", "100%"),
+		waitText(`#reads tr[data-from="database"] td:last-child`, "1"),
+		waitText(`#reads tr[data-from="memory"] td:last-child`, "1"),
+		waitText(`#reads tr[data-from="waited"] td:last-child`, "0"),
+		waitTextContains("#reads-detail", "of 2 book reads on this gateway in the last 10 min"),
+	)
 
 	// A book the site does not have fails for good and is dead-lettered.
 	if err := s.Site.AddFault(sitesim.FaultRule{Kind: sitesim.FaultNotFound, PathPrefix: "/" + broken + "/"}); err != nil {

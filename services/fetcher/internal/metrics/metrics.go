@@ -2,6 +2,11 @@
 // their duration, source requests by site and status class, each site's politeness
 // interval and circuit in force, the jobs in flight, and the queue per lane and the dead
 // letters, which it refreshes from JetStream itself.
+//
+// The queue and the dead letters are the cluster's, not this fetcher's: one fetcher
+// exports them, the one holding the cluster-metrics lease in events.BucketLeases, so
+// that a sum over the fetchers is the truth, not as many times the truth as there are
+// fetchers. The others export no series of them at all, and do not read them.
 package metrics
 
 import (
@@ -10,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,6 +23,7 @@ import (
 
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/lease"
 	platformmetrics "github.com/xswtw/xsw/platform/metrics"
 )
 
@@ -72,6 +79,9 @@ type Fetcher struct {
 	queue       *prometheus.GaugeVec
 	dead        prometheus.Gauge
 	poison      *prometheus.CounterVec
+	// exporting is true while this fetcher holds the cluster-metrics lease and has read
+	// the cluster's gauges since it took it.
+	exporting atomic.Bool
 }
 
 // Consumers whose poison messages are counted, the values of the consumer label.
@@ -105,11 +115,11 @@ func New(reg prometheus.Registerer, p Probes) (*Fetcher, error) {
 		}, []string{"site"}),
 		queue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "xsw_fetcher_queue_size",
-			Help: "Book requests waiting in each lane (the lane consumer's pending count), refreshed periodically.",
+			Help: "Book requests waiting in each lane (the lane consumer's pending count), cluster-wide, refreshed periodically; exported by one fetcher only.",
 		}, []string{"lane"}),
 		dead: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "xsw_fetcher_dead_letters",
-			Help: "Messages in the dead-letter stream XSW_DEAD (one per book), refreshed periodically.",
+			Help: "Messages in the dead-letter stream XSW_DEAD (one per book), refreshed periodically; exported by one fetcher only.",
 		}),
 		poison: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xsw_fetcher_poison_total",
@@ -125,7 +135,8 @@ func New(reg prometheus.Registerer, p Probes) (*Fetcher, error) {
 	for _, c := range []string{ConsumerRequests, ConsumerCrawls} {
 		m.poison.WithLabelValues(c)
 	}
-	cs := []prometheus.Collector{m.jobs, m.jobDuration, m.requests, m.reqDuration, m.queue, m.dead, m.poison,
+	cs := []prometheus.Collector{m.jobs, m.jobDuration, m.requests, m.reqDuration, m.poison,
+		&whileExporting{on: &m.exporting, cs: []prometheus.Collector{m.queue, m.dead}},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "xsw_fetcher_jobs_in_flight",
 			Help: "Sync jobs this fetcher is working on now.",
@@ -195,20 +206,75 @@ func (m *Fetcher) SourceRequest(site string, status int, took time.Duration) {
 	}
 }
 
-// Watch refreshes the queue and dead-letter gauges from JetStream every interval until
-// ctx ends. A failed read keeps the last values and is logged once per failure streak.
-func (m *Fetcher) Watch(ctx context.Context, js jetstream.JetStream, every time.Duration, logger *slog.Logger) error {
-	t := time.NewTicker(every)
+// whileExporting collects its collectors only while on is true: while it is false, their
+// series are not exported at all.
+type whileExporting struct {
+	on *atomic.Bool
+	cs []prometheus.Collector
+}
+
+func (w *whileExporting) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range w.cs {
+		c.Describe(ch)
+	}
+}
+
+func (w *whileExporting) Collect(ch chan<- prometheus.Metric) {
+	if !w.on.Load() {
+		return
+	}
+	for _, c := range w.cs {
+		c.Collect(ch)
+	}
+}
+
+// leaseKey names the lease, in events.BucketLeases, of the fetcher that exports the
+// cluster's gauges.
+const leaseKey = "fetcher-cluster-metrics"
+
+// Watch competes, as the fetcher named holder, for the lease of the cluster's gauges
+// (the queue per lane and the dead letters) every interval until ctx ends; while it
+// holds the lease, it refreshes them from JetStream and exports them. A failed read keeps
+// the last values and is logged once per failure streak. When ctx ends it gives the lease
+// up, so that another fetcher takes over at its next try.
+func (m *Fetcher) Watch(ctx context.Context, js jetstream.JetStream, holder string, every time.Duration, logger *slog.Logger) error {
+	kv, err := js.KeyValue(ctx, events.BucketLeases)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return nil // stopped before it started
+	case err != nil:
+		return fmt.Errorf("bucket %s: %w", events.BucketLeases, err)
+	}
+	l := lease.New(kv, leaseKey, holder)
+	defer func() {
+		m.exporting.Store(false)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = l.Release(rctx)
+	}()
+	t := time.NewTicker(min(every, events.LeaseTTL/3)) // renewed well before it expires
 	defer t.Stop()
 	failing := false
 	for {
-		err := m.refresh(ctx, js)
-		switch {
-		case err != nil && !failing && ctx.Err() == nil:
-			logger.Warn("refresh queue metrics", "err", err)
-			failing = true
-		case err == nil:
-			failing = false
+		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		held := l.Hold(hctx)
+		cancel()
+		if held {
+			// What was read is exported even when a part failed: the holder keeps its
+			// lease, so no other fetcher would export the gauges instead.
+			err := m.refresh(ctx, js)
+			switch {
+			case err != nil && !failing && ctx.Err() == nil:
+				logger.Warn("refresh queue metrics", "err", err)
+				failing = true
+			case err == nil:
+				failing = false
+			}
+			if ctx.Err() == nil && !m.exporting.Swap(true) {
+				logger.Info("this fetcher exports the cluster's queue and dead-letter gauges")
+			}
+		} else if m.exporting.Swap(false) {
+			logger.Info("another fetcher exports the cluster's queue and dead-letter gauges now")
 		}
 		select {
 		case <-ctx.Done():

@@ -37,6 +37,7 @@ func newFetcher(t *testing.T, circuit string) (*Fetcher, *prometheus.Registry) {
 }
 
 func TestJobsAndRequests(t *testing.T) {
+	t.Parallel()
 	m, reg := newFetcher(t, "half-open")
 	m.Job(events.LanePrefetch, Completed, 1500*time.Millisecond)
 	m.Job(events.LanePrefetch, Completed, time.Second)
@@ -109,6 +110,7 @@ xsw_fetcher_jobs_in_flight 3
 }
 
 func TestCircuitStates(t *testing.T) {
+	t.Parallel()
 	for state, want := range map[string]float64{"closed": 0, "half-open": 1, "open": 2, "unheard-of": 2} {
 		_, reg := newFetcher(t, state)
 		mfs, err := reg.Gather()
@@ -132,6 +134,7 @@ func TestCircuitStates(t *testing.T) {
 }
 
 func TestWatchReadsQueueAndDeadLetters(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	for _, l := range events.Lanes {
 		if _, err := broker.Consumer(t.Context(), ns.JS, events.FetcherConsumer(l, "xsw", time.Minute, -1)); err != nil {
@@ -162,7 +165,7 @@ func TestWatchReadsQueueAndDeadLetters(t *testing.T) {
 	m, _ := newFetcher(t, "closed")
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error)
-	go func() { done <- m.Watch(ctx, ns.JS, 10*time.Millisecond, slog.New(slog.DiscardHandler)) }()
+	go func() { done <- m.Watch(ctx, ns.JS, "f1", 10*time.Millisecond, slog.New(slog.DiscardHandler)) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -186,6 +189,7 @@ func TestWatchReadsQueueAndDeadLetters(t *testing.T) {
 }
 
 func TestPoison(t *testing.T) {
+	t.Parallel()
 	m, _ := newFetcher(t, "closed")
 	m.Poison(ConsumerRequests)
 	m.Poison(ConsumerRequests)

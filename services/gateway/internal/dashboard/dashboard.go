@@ -1,8 +1,8 @@
 // Package dashboard serves the operators' live page at /xsw/admin/: an embedded HTML,
 // JavaScript and CSS page (no CDN: it works offline) and an authenticated stream of
 // server-sent events at /xsw/admin/events carrying a snapshot of the queue, the fetchers,
-// the politeness rate, the circuit, the state of each source site and the throughput
-// every second, and every book request and job event as it happens (from core NATS
+// the politeness rate, the circuit, the state of each source site, the throughput and
+// the pre-cache hit rate of the book reads this gateway answered every second, and every book request and job event as it happens (from core NATS
 // subscriptions to the request and job subjects), each naming its book's site. The page
 // keeps the admin token in sessionStorage and sends it as a Bearer header, for the
 // stream and for the admin API calls it makes (dead letters, replay, sync, each with the
@@ -86,6 +86,7 @@ type Dashboard struct {
 	seq       uint64
 	recent    []Activity // oldest first, at most cfg.Recent
 	counts    *counts
+	reads     *readTally
 	clients   map[*client]struct{}
 	snapshot  []byte // the last stats frame
 	closed    bool
@@ -101,9 +102,14 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, src Source, logger *
 	cfg.defaults()
 	return &Dashboard{
 		cfg: cfg, nc: nc, js: js, src: src, logger: logger.With("component", "dashboard"), now: time.Now,
-		counts: newCounts(cfg.Window, cfg.Bucket), clients: map[*client]struct{}{}, caughtUp: make(chan struct{}),
+		counts: newCounts(cfg.Window, cfg.Bucket), reads: newReadTally(cfg.Window, cfg.Bucket), clients: map[*client]struct{}{},
+		caughtUp: make(chan struct{}),
 	}
 }
+
+// Read counts a book read this gateway answered, served from from (a metrics.Served*
+// value), for the snapshots' BookReads.
+func (d *Dashboard) Read(from string) { d.reads.add(from, d.now()) }
 
 // Run listens to the request and job subjects, reads the last Window of job events back,
 // and sends snapshots to the connected clients, until ctx ends; then it ends every
@@ -265,6 +271,9 @@ type Snapshot struct {
 	// Sites lists every site a live fetcher serves, sorted by id, each as the fetchers
 	// serving it see it together (see mergeSites).
 	Sites []SiteState `json:"sites"`
+	// BookReads is the book reads this gateway answered over the last Window and their
+	// pre-cache hit rate.
+	BookReads BookReads `json:"book_reads"`
 	// Error says what could not be read, when something could not.
 	Error string `json:"error,omitempty"`
 }
@@ -376,6 +385,7 @@ func (d *Dashboard) Snapshot(ctx context.Context) Snapshot {
 	d.mu.Lock()
 	s.Throughput = d.counts.window(d.now())
 	d.mu.Unlock()
+	s.BookReads = d.reads.window(d.now())
 	return s
 }
 

@@ -104,6 +104,7 @@ func get(t *testing.T, url, bearer string) *http.Response {
 }
 
 func TestPageIsServedWithItsAssets(t *testing.T) {
+	t.Parallel()
 	h := serve(t, Config{AdminToken: token})
 	for path, ctype := range map[string]string{"/xsw/admin/": "text/html", "/xsw/admin/app.js": "javascript", "/xsw/admin/app.css": "text/css"} {
 		resp := get(t, h.url+path, "")
@@ -134,6 +135,7 @@ func TestPageIsServedWithItsAssets(t *testing.T) {
 }
 
 func TestEventStreamNeedsTheToken(t *testing.T) {
+	t.Parallel()
 	h := serve(t, Config{AdminToken: token})
 	for _, bearer := range []string{"", "wrong"} {
 		resp := get(t, h.url+"/xsw/admin/events", bearer)
@@ -214,6 +216,7 @@ func publishJob(t *testing.T, ns *natstest.Server, kind events.JobKind, book str
 }
 
 func TestEventStreamCarriesActivityAndSnapshots(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	// Before the gateway starts: read back from the event stream.
 	publishJob(t, ns, events.JobCompleted, "1000001", time.Now().Add(-time.Minute))
@@ -338,6 +341,7 @@ var (
 // TestSitesMergeTheFetchersReports: each site is shown once, in the worst state a live
 // fetcher reports, with that fetcher's detail and next probe, whichever fetcher it is.
 func TestSitesMergeTheFetchersReports(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	probe := time.Now().Add(10 * time.Minute).UTC().Truncate(time.Second)
 	opens := time.Now().Add(time.Minute).UTC().Truncate(time.Second)
@@ -378,6 +382,7 @@ func TestSitesMergeTheFetchersReports(t *testing.T) {
 }
 
 func TestWorstSiteStateWins(t *testing.T) {
+	t.Parallel()
 	states := []string{events.SiteOK, events.SiteThrottled, events.SiteCircuitOpen, events.SiteRefused, "melted"}
 	for i, better := range states {
 		for _, worse := range states[i+1:] {
@@ -402,6 +407,7 @@ func TestWorstSiteStateWins(t *testing.T) {
 // TestSitesJSON: the page reads the sites under these names; an ok site carries no detail
 // and no next probe; the fields older clients read are still there.
 func TestSitesJSON(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	d := sitesDashboard(t, ns)
 	var empty map[string]json.RawMessage
@@ -462,6 +468,7 @@ func TestStreamEndsWithItsLifetimeAndTheDashboard(t *testing.T) {
 }
 
 func TestCounts(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 21, 12, 0, 5, 0, time.UTC)
 	c := newCounts(time.Minute, 10*time.Second)
 	c.add("completed", now, now)

@@ -8,37 +8,18 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/services/gateway/internal/catalog"
 	"github.com/xswtw/xsw/services/gateway/internal/jobs"
+	"github.com/xswtw/xsw/services/gateway/internal/metrics"
 )
 
 // chaptersPerPage is the size of a chapter list page.
 const chaptersPerPage = 20
 
-// bookJSON is a book as the web client reads it; the fields after book_id are extras.
-type bookJSON struct {
-	Name              string       `json:"name"`
-	Author            string       `json:"author"`
-	Type              string       `json:"type"`
-	Status            string       `json:"status"`
-	Update            string       `json:"update"`
-	LastChapterTitle  string       `json:"last_chapter_title"`
-	LastChapterURL    string       `json:"last_chapter_url"`
-	LastChapterNumber *int         `json:"last_chapter_number"`
-	BookID            string       `json:"book_id"`
-	Site              string       `json:"site"`
-	Volumes           []volumeJSON `json:"volumes"`
-	Description       string       `json:"description"`
-	CoverURL          string       `json:"cover_url"`
-	Finished          bool         `json:"finished"`
-	ChapterCount      int          `json:"chapter_count"`
-	SyncStatus        string       `json:"sync_status"`
-	SyncedAt          *string      `json:"synced_at"`
-	CheckedAt         *string      `json:"checked_at"`
-	ChangedAt         *string      `json:"changed_at"`
-}
-
+// rfc3339 writes t as the API writes times: RFC 3339 in UTC, to the second; nil stays
+// nil.
 func rfc3339(t *time.Time) *string {
 	if t == nil {
 		return nil
@@ -47,18 +28,12 @@ func rfc3339(t *time.Time) *string {
 	return &s
 }
 
-// volumeJSON is a volume header of a book's chapter list.
-type volumeJSON struct {
-	Title        string `json:"title"`
-	FirstChapter int    `json:"first_chapter"`
-}
-
-func newBookJSON(b catalog.Book) bookJSON {
-	vols := make([]volumeJSON, len(b.Volumes))
+func newBook(b catalog.Book) api.Book {
+	vols := make([]api.Volume, len(b.Volumes))
 	for i, v := range b.Volumes {
-		vols[i] = volumeJSON{Title: v.Title, FirstChapter: v.FirstChapter}
+		vols[i] = api.Volume{Title: v.Title, FirstChapter: v.FirstChapter}
 	}
-	return bookJSON{
+	return api.Book{
 		Name: b.Name, Author: b.Author, Type: b.Genre, Status: b.Status, Update: b.UpdateText,
 		LastChapterTitle: b.LastChapterTitle, LastChapterURL: b.LastChapterURL, LastChapterNumber: b.LastChapterNum,
 		BookID: b.ID, Site: b.Site, Volumes: vols, Description: b.Description, CoverURL: b.CoverURL, Finished: b.Finished,
@@ -67,20 +42,23 @@ func newBookJSON(b catalog.Book) bookJSON {
 	}
 }
 
-func queuedBody(b bookRef) fiber.Map {
-	return fiber.Map{"status": "queued", "site": b.site, "book_id": b.id}
+func queuedBody(b bookRef) api.Queued {
+	return api.Queued{Status: "queued", Site: b.site, BookID: b.id}
 }
 
 // book answers GET /books/{book_id}: the cache, else Postgres, else an interactive sync
 // awaited up to InteractiveWait, else 202.
-func (s *Server) book(c *fiber.Ctx) error {
+func (s *Server) book(c *fiber.Ctx) (err error) {
 	b, err := s.bookParam(c, s.pathSite)
 	if err != nil {
 		return err
 	}
 	s.countRead(b)
+	from := metrics.ServedDatabase
+	defer func() { s.observeRead(c, b, from, err) }()
 	key := b.key()
 	if v, ok := s.books.Get(key, "book"); ok {
+		from = metrics.ServedMemory
 		return v.(jsonBody).send(c)
 	}
 	ctx := c.UserContext()
@@ -93,6 +71,7 @@ func (s *Server) book(c *fiber.Ctx) error {
 		} else if err != nil {
 			return err
 		}
+		from = metrics.ServedWaited
 		token = s.books.Token(key)
 		bk, err = s.cat.Book(ctx, b.site, b.id)
 		if errors.Is(err, catalog.ErrNotFound) || (err == nil && !bk.HasMeta) {
@@ -102,18 +81,12 @@ func (s *Server) book(c *fiber.Ctx) error {
 	if err != nil {
 		return databaseError(err)
 	}
-	body, err := encodeJSON(c, newBookJSON(bk))
+	body, err := encodeJSON(c, newBook(bk))
 	if err != nil {
 		return err
 	}
 	s.books.Set(key, "book", body, token)
 	return body.send(c)
-}
-
-type chapterRefJSON struct {
-	Number int    `json:"number"`
-	Title  string `json:"title"`
-	URL    string `json:"url"`
 }
 
 // chapterList is a cached chapter list page: its JSON and its headers.
@@ -128,9 +101,9 @@ type chapterList struct {
 func (l chapterList) CacheSize() int { return len(l.body) + len(l.site) + len(l.syncStatus) + 16 }
 
 func newChapterList(c *fiber.Ctx, site string, p catalog.ChapterPage) (chapterList, error) {
-	refs := make([]chapterRefJSON, len(p.Chapters))
+	refs := make([]api.ChapterRef, len(p.Chapters))
 	for i, ch := range p.Chapters {
-		refs[i] = chapterRefJSON{Number: ch.Number, Title: ch.Title, URL: ch.URL}
+		refs[i] = api.ChapterRef{Number: ch.Number, Title: ch.Title, URL: ch.URL}
 	}
 	body, err := encodeJSON(c, refs)
 	return chapterList{body: body, site: site, total: p.Total, syncStatus: p.SyncStatus}, err
@@ -153,7 +126,7 @@ func (l chapterList) write(c *fiber.Ctx) error {
 // partly stored one is asked for interactively in the background so the rest comes
 // sooner; meanwhile the chapters a page lacks are asked of the fetchers out of turn (202
 // when that takes longer than InteractiveWait), and all=true serves what is stored.
-func (s *Server) chapters(c *fiber.Ctx) error {
+func (s *Server) chapters(c *fiber.Ctx) (err error) {
 	b, err := s.bookParam(c, s.pathSite)
 	if err != nil {
 		return err
@@ -171,6 +144,8 @@ func (s *Server) chapters(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	from := metrics.ServedDatabase
+	defer func() { s.observeRead(c, b, from, err) }()
 	offset, limit, key := (page-1)*chaptersPerPage, chaptersPerPage, "chapters:"+strconv.Itoa(page)
 	if all {
 		offset, limit, key = 0, 0, "chapters:all"
@@ -178,6 +153,7 @@ func (s *Server) chapters(c *fiber.Ctx) error {
 	bkey := b.key()
 	if !nocache {
 		if v, ok := s.books.Get(bkey, key); ok {
+			from = metrics.ServedMemory
 			return v.(chapterList).write(c)
 		}
 	}
@@ -193,6 +169,7 @@ func (s *Server) chapters(c *fiber.Ctx) error {
 		} else if err != nil {
 			return err
 		}
+		from = metrics.ServedWaited
 		token = s.books.Token(bkey)
 		if p, err = s.cat.Chapters(ctx, b.site, b.id, offset, limit); err != nil {
 			return databaseError(err)
@@ -213,6 +190,8 @@ func (s *Server) chapters(c *fiber.Ctx) error {
 			case err != nil:
 				s.log.Warn("serving a short page: its missing chapters could not be fetched", "site", b.site, "book_id", b.id, "page", page, "err", err)
 			default:
+				// The page's missing chapters were asked of the fetchers while the reader waited.
+				from = metrics.ServedWaited
 				p.Chapters = refs
 			}
 		}
@@ -242,17 +221,8 @@ func (s *Server) pullRest(ctx context.Context, b bookRef) {
 	})
 }
 
-type chapterJSON struct {
-	BookID     string `json:"book_id"`
-	ChapterNum int    `json:"chapter_num"`
-	Title      string `json:"title"`
-	URL        string `json:"url"`
-	Text       string `json:"text"`
-	Site       string `json:"site"`
-}
-
-func queuedChapterBody(status string, b bookRef, num int) fiber.Map {
-	return fiber.Map{"status": status, "site": b.site, "book_id": b.id, "chapter_num": num}
+func queuedChapterBody(status string, b bookRef, num int) api.QueuedChapter {
+	return api.QueuedChapter{Status: status, Site: b.site, BookID: b.id, ChapterNum: num}
 }
 
 // chapter answers GET /books/{book_id}/chapters/{num}: stored text, else the text fetched
@@ -313,7 +283,7 @@ func (s *Server) chapter(c *fiber.Ctx) error {
 	if err != nil {
 		return databaseError(err)
 	}
-	v := chapterJSON{BookID: b.id, ChapterNum: num, Title: ch.Title, URL: ch.URL, Text: ch.Text, Site: b.site}
+	v := api.Chapter{BookID: b.id, ChapterNum: num, Title: ch.Title, URL: ch.URL, Text: ch.Text, Site: b.site}
 	if !ch.HasText {
 		fetched, err := s.fetchChapter(ctx, b, ch)
 		if errors.Is(err, errPending) {
@@ -402,4 +372,22 @@ func (s *Server) countRead(b bookRef) {
 	if s.cfg.CountRead != nil {
 		s.cfg.CountRead(b.key())
 	}
+}
+
+// observeRead reports a book read once it is answered: from where the handler found its
+// answer, unless the answer is a 202 or an error. A 202, or an error that queued the
+// book all the same, is ServedQueued; any other error is ServedFailed.
+func (s *Server) observeRead(c *fiber.Ctx, b bookRef, from string, err error) {
+	if s.cfg.ObserveRead == nil {
+		return
+	}
+	switch {
+	case errors.Is(err, errQueued):
+		from = metrics.ServedQueued
+	case err != nil:
+		from = metrics.ServedFailed
+	case c.Response().StatusCode() == fiber.StatusAccepted:
+		from = metrics.ServedQueued
+	}
+	s.cfg.ObserveRead(b.site, from)
 }

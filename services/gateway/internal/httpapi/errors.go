@@ -8,6 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/database"
 )
@@ -65,6 +66,10 @@ func busError(err error) error { return unavailable("message bus", err) }
 // errPending means the answer is not ready within the wait: the handler answers 202.
 var errPending = errors.New("not ready within the wait")
 
+// errQueued marks an error answer that queued the book all the same (a 503 while the
+// site refuses us): the book is fetched once it can be.
+var errQueued = errors.New("the book is queued")
+
 // errNoFetcher means no fetcher answers request/reply subjects.
 var errNoFetcher = &httpError{status: fiber.StatusServiceUnavailable, detail: "no fetcher is running", retryAfter: retryAfterSeconds}
 
@@ -87,7 +92,7 @@ func (s *Server) rpcFailure(site string, e *events.RPCError) error {
 		return fail(fiber.StatusServiceUnavailable, 10, "the source site is busy with other readers' requests; try again shortly")
 	case events.ErrKindRefused:
 		if st, refused := s.sites.Refused(site); refused {
-			err := refusedError(st, false).(*httpError)
+			err := refusedError(st, false).(*httpError) //nolint:errorlint // refusedError returns a *httpError, never a wrapped one
 			err.err = e
 			return err
 		}
@@ -114,7 +119,7 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	case errors.As(err, &fe):
 		status, detail = fe.Code, fe.Message
 	case database.IsStatementTimeout(err): // a query error a handler did not map
-		he = databaseError(err).(*httpError)
+		he = databaseError(err).(*httpError) //nolint:errorlint // databaseError returns a *httpError, never a wrapped one
 		status, detail = he.status, he.detail
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(he.retryAfter))
 	}
@@ -127,5 +132,5 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	}
 	s.log.Log(c.UserContext(), level, "request failed",
 		"method", c.Method(), "path", c.Path(), "status", status, "err", err)
-	return c.Status(status).JSON(fiber.Map{"detail": detail})
+	return c.Status(status).JSON(api.Error{Detail: detail})
 }

@@ -10,21 +10,18 @@
 // fetchers publish before anything is queued or fetched for it, and what a fetcher needs
 // to find chapters out of turn is the fetcher's to work out. It guards itself with input
 // validation, a per-client rate limit, size limits and timeouts, and keeps its cache
-// coherent with the other replicas over NATS.
+// coherent with the other replicas over NATS. Its answers are the types of package api,
+// which xswctl reads too.
 package httpapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +31,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/services/gateway/internal/cache"
 	"github.com/xswtw/xsw/services/gateway/internal/catalog"
@@ -43,7 +41,7 @@ import (
 )
 
 // Prefix is the path every API route sits under.
-const Prefix = "/xsw/api"
+const Prefix = api.Prefix
 
 // Limits of the HTTP server. No endpoint takes a request body.
 const (
@@ -68,6 +66,10 @@ type Config struct {
 	// CountRead, when set, is told of every read of a book (its page, chapter list or a
 	// chapter), for popularity, by the book's events.Key.
 	CountRead func(key string)
+	// ObserveRead, when set, is told of every book read (a book's page or chapter list,
+	// not a chapter's text) once it is answered: the book's site and where the answer
+	// came from (a metrics.Served* value).
+	ObserveRead func(site, servedFrom string)
 	// Database names the database without its password, for /admin/stats (never for a
 	// public answer).
 	Database string
@@ -100,9 +102,11 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// CORSAllowOrigins is the CORS allow-list: "*" or comma-separated origins ("" is "*").
 	CORSAllowOrigins string
-	// Replica names this gateway in the cache invalidations it publishes (default: host
-	// name and a random suffix).
+	// Replica names this gateway in the cache invalidations it publishes; required.
 	Replica string
+	// ReadyDBGrace is how long /readyz keeps answering 200 while Postgres does not answer
+	// (see readyz); 0 answers 503 at once.
+	ReadyDBGrace time.Duration
 	// Middleware runs ahead of everything else on every request (the metrics).
 	Middleware []fiber.Handler
 	// Mounts add routes outside /xsw/api (the dashboard, /metrics), behind the same
@@ -139,6 +143,8 @@ type Server struct {
 	closing bool
 	bg      sync.WaitGroup // background publishes
 
+	dbDown outage // since when the health checks find Postgres not answering
+
 	// prefetchGate, when set (by tests), holds background prefetch publishes until closed.
 	prefetchGate chan struct{}
 }
@@ -153,7 +159,7 @@ func New(cfg Config, nc *nats.Conn, cat *catalog.Catalog, jm *jobs.Manager, reg 
 		cfg.CORSAllowOrigins = "*"
 	}
 	if cfg.Replica == "" {
-		cfg.Replica = replicaName()
+		return nil, errors.New("httpapi: no replica name")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
@@ -203,14 +209,6 @@ func New(cfg Config, nc *nats.Conn, cat *catalog.Catalog, jm *jobs.Manager, reg 
 	})
 	s.routes()
 	return s, nil
-}
-
-// replicaName is the host name with a random suffix.
-func replicaName() string {
-	host, _ := os.Hostname()
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return strings.Trim(host+"-"+hex.EncodeToString(b[:]), "-")
 }
 
 // App returns the Fiber application (tests drive it with App().Test).
@@ -362,6 +360,7 @@ func (s *Server) routes() {
 
 	admin := api.Group("/admin", s.requireAdmin)
 	admin.Get("/stats", s.adminStats)
+	admin.Get("/version", s.version)
 	admin.Get("/jobs/stats", s.jobStats)
 	admin.Post("/jobs/sync/:book_id", s.syncBook(false))
 	admin.Post("/jobs/force-resync/:book_id", s.syncBook(true))
@@ -370,6 +369,9 @@ func (s *Server) routes() {
 	admin.Post("/jobs/dead/replay_all", s.replayAll)
 	admin.Post("/jobs/dead/:book_id/replay", s.replay)
 	admin.Post("/jobs/purge", s.purgeLane)
+	admin.Get("/jobs/lanes", s.lanes)
+	admin.Post("/jobs/pause", s.pauseLane(false))
+	admin.Post("/jobs/resume", s.pauseLane(true))
 	admin.Post("/crawl/categories", s.crawl)
 	admin.Get("/crawl", s.crawls)
 	admin.Get("/crawl/:crawl_id", s.crawlProgress)
@@ -385,8 +387,9 @@ func (s *Server) routes() {
 	})
 }
 
-// accepted answers 202: the work is queued, ask again after Retry-After.
-func accepted(c *fiber.Ctx, body fiber.Map) error {
+// accepted answers 202 with body (an api type): the work is queued, ask again after
+// Retry-After.
+func accepted(c *fiber.Ctx, body any) error {
 	c.Set(fiber.HeaderRetryAfter, fmt.Sprint(retryAfterSeconds))
 	return c.Status(fiber.StatusAccepted).JSON(body)
 }

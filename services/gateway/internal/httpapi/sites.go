@@ -8,6 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/services/gateway/internal/jobs"
 	"github.com/xswtw/xsw/services/gateway/internal/sites"
@@ -108,7 +109,11 @@ func refusedError(st sites.Site, queued bool) error {
 	if wait := int(time.Until(st.Until).Seconds()) + 1; wait > retry {
 		retry = min(wait, 3600)
 	}
-	return &httpError{status: fiber.StatusServiceUnavailable, detail: detail, retryAfter: retry}
+	err := &httpError{status: fiber.StatusServiceUnavailable, detail: detail, retryAfter: retry}
+	if queued {
+		err.err = errQueued
+	}
+	return err
 }
 
 // requestError maps the error of a book request to the client's answer.
@@ -128,26 +133,13 @@ func (s *Server) bookLabel(site, id string) string {
 	return site + "/" + id
 }
 
-type siteJSON struct {
-	ID           string  `json:"id"`
-	Name         string  `json:"name"`
-	BaseURL      string  `json:"base_url"`
-	Default      bool    `json:"default"`
-	State        string  `json:"state"`
-	RateInterval float64 `json:"rate_interval_seconds"`
-	// Detail says why the state is not ok ("czbooks: refused, HTTP 403 (Cloudflare)");
-	// Until is when the site is next probed or its circuit closes.
-	Detail string     `json:"detail,omitempty"`
-	Until  *time.Time `json:"until,omitempty"`
-}
-
-// sitesJSON lists every configured site, in the order of SOURCES (the default first), as
+// siteList lists every configured site, in the order of SOURCES (the default first), as
 // its fetchers last described it; state "unknown" for a site none has.
-func (s *Server) sitesJSON(ctx context.Context) []siteJSON {
+func (s *Server) siteList(ctx context.Context) []api.Site {
 	list := s.sites.List(ctx)
-	out := make([]siteJSON, len(list))
+	out := make([]api.Site, len(list))
 	for i, st := range list {
-		out[i] = siteJSON{ID: st.ID, Name: st.Name, BaseURL: publicURL(st.BaseURL), Default: st.Default, State: st.State, RateInterval: st.RateInterval, Detail: st.Detail}
+		out[i] = api.Site{ID: st.ID, Name: st.Name, BaseURL: publicURL(st.BaseURL), Default: st.Default, State: st.State, RateInterval: st.RateInterval, Detail: st.Detail}
 		if !st.Until.IsZero() {
 			until := st.Until.UTC()
 			out[i].Until = &until
@@ -156,7 +148,7 @@ func (s *Server) sitesJSON(ctx context.Context) []siteJSON {
 	return out
 }
 
-// listSites answers GET /sites (see sitesJSON).
+// listSites answers GET /sites (see siteList).
 func (s *Server) listSites(c *fiber.Ctx) error {
-	return c.JSON(s.sitesJSON(c.UserContext()))
+	return c.JSON(s.siteList(c.UserContext()))
 }

@@ -1,6 +1,6 @@
-// Package metrics measures the gateway's HTTP traffic for Prometheus: requests and their
-// latency by method, route pattern (never the raw path, whose values are unbounded) and
-// status.
+// Package metrics measures the gateway for Prometheus: HTTP requests and their latency by
+// method, route pattern (never the raw path, whose values are unbounded) and status, and
+// book reads by site and where each was served from (the pre-cache hit rate).
 package metrics
 
 import (

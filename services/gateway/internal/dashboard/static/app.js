@@ -8,6 +8,8 @@
 
   const TOKEN_KEY = 'xsw-admin-token';
   const LANES = ['interactive', 'manual', 'prefetch', 'refresh'];
+  // Where a book read was served from; memory and database are pre-cache hits.
+  const SERVED_FROM = ['memory', 'database', 'waited', 'queued', 'failed'];
   const ENDED = new Set(['completed', 'failed', 'skipped']);
   const MAX_ROWS = 40;
   const MAX_FAILURES = 25;
@@ -219,7 +221,20 @@
     $('circuit').className = 'badge ' + c;
     $('dead-count').textContent = s.dead_letters;
     renderSites(s);
+    renderReads(s.book_reads);
     renderChart(s.throughput);
+  }
+
+  // renderReads shows the share of the book reads this gateway answered (a book's page
+  // or chapter list) that were served from memory or the database: pre-cached.
+  function renderReads(r) {
+    if (!r) return;
+    const rate = r.hit_rate;
+    const pct = rate === null || rate === undefined ? null : 100 * rate;
+    $('hit-rate').textContent = pct === null ? '–' : (pct === 0 || pct === 100 ? pct.toFixed(0) : pct.toFixed(1)) + '%';
+    $('reads-detail').textContent = `of ${r.total} book reads on this gateway in the last ${Math.round(r.window_seconds / 60)} min`;
+    $('reads').tBodies[0].replaceChildren(...SERVED_FROM.map((f) =>
+      el('tr', { 'data-from': f }, el('td', {}, f), el('td', {}, (r.by_served_from || {})[f] || 0))));
   }
 
   // renderSites shows one row per source site. The time to the next probe is counted

@@ -217,6 +217,39 @@ func TestMsgIDs(t *testing.T) {
 	}
 }
 
+// TestMsgIDPeriods: requests share an id within a fixed period of DuplicateWindow, not
+// within DuplicateWindow of each other.
+func TestMsgIDPeriods(t *testing.T) {
+	start := at.Truncate(DuplicateWindow) // a period's first second
+	id := func(d time.Duration) string {
+		return NewBookRequested("xsw", "1", LaneInteractive, 0, false, "x", start.Add(d)).MsgID()
+	}
+	if id(0) != id(DuplicateWindow-time.Second) {
+		t.Errorf("first and last second of a period: ids differ")
+	}
+	if id(-time.Second) == id(0) {
+		t.Errorf("a second apart across a period's start: same id %q", id(0))
+	}
+}
+
+func TestRefreshMsgIDs(t *testing.T) {
+	a := RefreshMsgID("xsw", "1", at)
+	if b := RefreshMsgID("xsw", "1", at); a != b {
+		t.Errorf("same round: ids %q and %q differ", a, b)
+	}
+	for name, id := range map[string]string{
+		"next round, seconds later": RefreshMsgID("xsw", "1", at.Add(4*time.Second)),
+		"never checked":             RefreshMsgID("xsw", "1", time.Time{}),
+		"other book":                RefreshMsgID("xsw", "2", at),
+		"other site":                RefreshMsgID("czbooks", "1", at),
+		"a refresh request's MsgID": NewBookRequested("xsw", "1", LaneRefresh, 0, false, "refresh", at).MsgID(),
+	} {
+		if id == a {
+			t.Errorf("%s: id %q equals the original's", name, id)
+		}
+	}
+}
+
 func TestIDs(t *testing.T) {
 	for s, want := range map[string]bool{
 		"1721851": true, "0": true, "cr382b": true, "00417": true, "ab-12_X": true, strings.Repeat("9", MaxBookIDLen): true,

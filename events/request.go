@@ -62,11 +62,30 @@ func (r BookRequested) Subject() string { return RequestSubject(r.Lane, r.Site, 
 func (r *BookRequested) upgrade() { r.Version, r.Site = Version, legacySite(r.Site) }
 
 // MsgID is the request's de-duplication id: the same book, lane and force flag asked for
-// within one DuplicateWindow is one request, however many times or by however many
-// gateways it is published.
+// within one DuplicateWindow-long period is one request, however many times or by however
+// many gateways it is published. The periods are fixed, starting at whole multiples of
+// DuplicateWindow since the Unix epoch (12:00:00, 12:02:00, ... UTC), and the server keeps
+// an id for DuplicateWindow after storing it: a second request in the same period is
+// dropped even when the first has already run, and one made a second after a period
+// starts is a new request even when the first was made a second before.
 func (r BookRequested) MsgID() string {
 	bucket := r.RequestedAt.Unix() / int64(DuplicateWindow/time.Second)
 	return fmt.Sprintf("req:%s:%s:%s:%t:%d", r.Lane, r.Site, r.BookID, r.Force, bucket)
+}
+
+// RefreshMsgID is the de-duplication id of the refresh scheduler's request for a book
+// last checked at checkedAt (zero when never checked), used instead of MsgID: one id per
+// refresh round rather than per period, so that a book refreshed more often than every
+// DuplicateWindow is asked for every time, while two schedulers that both see the same
+// check (a lease changing hands) store one request. A round that ends without a new check
+// (the sync was skipped or failed) keeps its id, so it is asked for again no sooner than
+// DuplicateWindow after its first request.
+func RefreshMsgID(site, bookID string, checkedAt time.Time) string {
+	round := "never"
+	if !checkedAt.IsZero() {
+		round = fmt.Sprint(checkedAt.UnixMicro())
+	}
+	return fmt.Sprintf("req:%s:%s:%s:checked:%s", LaneRefresh, site, bookID, round)
 }
 
 // JobID names the sync job that a stored request becomes: the book and the request's

@@ -33,7 +33,8 @@ type Config struct {
 	// finished in the last hour, plus one for every refresh request still waiting, never
 	// exceed it.
 	BudgetPerHour int
-	// Tick is how often the leader looks for due books (default 1m).
+	// Tick is how often the leader looks for due books. Zero derives it from the
+	// intervals (see tickFor): once a minute unless an interval is short.
 	Tick time.Duration
 	// Sites are the ids of the sites whose books are refreshed (SOURCES); the books of
 	// any other site are not, nor is any book when there is none.
@@ -54,9 +55,30 @@ type Scheduler struct {
 // New returns a scheduler for the replica named id.
 func New(db *pgxpool.Pool, js jetstream.JetStream, leases jetstream.KeyValue, id string, cfg Config, logger *slog.Logger) *Scheduler {
 	if cfg.Tick <= 0 {
-		cfg.Tick = time.Minute
+		cfg.Tick = tickFor(cfg.Interval, cfg.FinishedInterval)
 	}
 	return &Scheduler{db: db, js: js, leases: leases, cfg: cfg, id: id, logger: logger.With("part", "refresh"), now: time.Now}
+}
+
+// Bounds of the derived tick: looking for due books costs a query and a look at the
+// request stream, so not more than once a second; and a book is never more than a minute
+// late, however long its interval.
+const (
+	minTick = time.Second
+	maxTick = time.Minute
+)
+
+// tickFor is how often to look for due books under these intervals: half the shortest
+// time after which a book can be due (half the interval for an unfinished book read in
+// the last day), so that a book waits at most half its interval past its due time, the
+// bounds aside. With the defaults (6h, 7 days) it is maxTick; with an interval of
+// 4s it is minTick, so a book is asked for every 4 to 5 seconds rather than once a minute.
+func tickFor(interval, finished time.Duration) time.Duration {
+	shortest := interval / 2
+	if finished > 0 {
+		shortest = min(shortest, finished)
+	}
+	return min(max(shortest/2, minTick), maxTick)
 }
 
 // leaseKey names the scheduler's lease.
@@ -125,7 +147,7 @@ func (s *Scheduler) Tick(ctx context.Context) (int, error) {
 	}
 	rows, err := s.db.Query(ctx, `
 		SELECT b.site, b.id, (SELECT count(*) FROM chapters c WHERE c.site = b.site AND c.book_id = b.id),
-		       b.last_chapter_id
+		       b.last_chapter_id, b.checked_at
 		FROM books b
 		WHERE b.site = ANY($5::text[]) AND b.name <> '' AND (
 		    (NOT b.finished AND coalesce(b.checked_at, 'epoch') <
@@ -140,11 +162,12 @@ func (s *Scheduler) Tick(ctx context.Context) (int, error) {
 		site, id string
 		chapters int
 		last     *string
+		checked  *time.Time
 	}
 	var books []due
 	for rows.Next() {
 		var d due
-		if err := rows.Scan(&d.site, &d.id, &d.chapters, &d.last); err != nil {
+		if err := rows.Scan(&d.site, &d.id, &d.chapters, &d.last, &d.checked); err != nil {
 			rows.Close()
 			return 0, err
 		}
@@ -161,14 +184,24 @@ func (s *Scheduler) Tick(ctx context.Context) (int, error) {
 		if d.last != nil {
 			r.Known.LastChapterID = *d.last
 		}
-		ack, err := broker.Publish(ctx, s.js, r.Subject(), r.MsgID(), &r)
+		// One id per round (per check of the book), not MsgID's per period: with a short
+		// Interval a book is due again within the request-id window, and that request
+		// must not be dropped as a duplicate of the last one.
+		var checked time.Time
+		if d.checked != nil {
+			checked = *d.checked
+		}
+		ack, err := broker.Publish(ctx, s.js, r.Subject(), events.RefreshMsgID(d.site, d.id, checked), &r)
 		switch {
 		case broker.IsSubjectFull(err):
 			continue // already waiting in the refresh lane
 		case err != nil:
 			return queued, err
 		case ack.Duplicate:
-			continue // the same request, published moments ago
+			// This round was asked for within the window already: by this replica, its
+			// request since consumed without a new check (skipped or failed), or by
+			// another replica that led a moment ago.
+			continue
 		}
 		queued++
 	}

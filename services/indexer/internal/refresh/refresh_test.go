@@ -119,6 +119,7 @@ func (e *env) takeQueued(t *testing.T) []events.BookRequested {
 var cfg = Config{Interval: 6 * time.Hour, FinishedInterval: 7 * 24 * time.Hour, BudgetPerHour: 100, Sites: []string{events.LegacySite}}
 
 func TestDueBooksMostReadAndOldestFirst(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.insert(t,
 		book{id: "1", checked: 7 * time.Hour},                      // due
@@ -159,6 +160,7 @@ func TestDueBooksMostReadAndOldestFirst(t *testing.T) {
 // more due books than the budget allows, completing every queued job at once as a fetcher
 // would (one request each): no hour ever exceeds the budget, and the budget is used.
 func TestBudgetHoldsOverSimulatedHours(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	var books []book
 	for i := 1; i <= 400; i++ {
@@ -209,6 +211,7 @@ func TestBudgetHoldsOverSimulatedHours(t *testing.T) {
 // under its own site and with its own known state, also when two sites share an id;
 // books of a site no longer configured are not.
 func TestOnlyConfiguredSites(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	e.insert(t,
 		book{id: "7", checked: 7 * time.Hour, reads: 3},
@@ -243,6 +246,7 @@ func TestOnlyConfiguredSites(t *testing.T) {
 }
 
 func TestOneLeaderAtATime(t *testing.T) {
+	t.Parallel()
 	e := setup(t)
 	a, b := e.scheduler("a", cfg), e.scheduler("b", cfg)
 	if !a.lead(t.Context()) {
@@ -266,5 +270,144 @@ func TestOneLeaderAtATime(t *testing.T) {
 	<-done
 	if !b.lead(t.Context()) {
 		t.Fatal("second replica could not lead after the first stopped")
+	}
+}
+
+func TestTickFollowsTheShortestInterval(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name               string
+		interval, finished time.Duration
+		want               time.Duration
+	}{
+		{"defaults", 6 * time.Hour, 7 * 24 * time.Hour, time.Minute},
+		{"a few minutes", 3 * time.Minute, 7 * 24 * time.Hour, 45 * time.Second},
+		{"a few seconds", 4 * time.Second, 7 * 24 * time.Hour, time.Second},
+		{"half a minute", 30 * time.Second, 7 * 24 * time.Hour, 7500 * time.Millisecond},
+		{"shorter than the floor", 500 * time.Millisecond, 7 * 24 * time.Hour, time.Second},
+		{"finished books more often", 6 * time.Hour, 40 * time.Second, 20 * time.Second},
+		{"finished interval unset", 20 * time.Second, 0, 5 * time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := cfg
+			c.Interval, c.FinishedInterval = tt.interval, tt.finished
+			if got := New(nil, nil, nil, "a", c, slog.New(slog.DiscardHandler)).cfg.Tick; got != tt.want {
+				t.Errorf("tick %v, want %v", got, tt.want)
+			}
+		})
+	}
+	c := cfg
+	c.Tick = 5 * time.Minute
+	if got := New(nil, nil, nil, "a", c, slog.New(slog.DiscardHandler)).cfg.Tick; got != c.Tick {
+		t.Errorf("tick %v, want the configured %v", got, c.Tick)
+	}
+}
+
+// TestShortIntervalRefreshesEveryRound runs the scheduler on the real clock with an
+// interval of 4s, and acts as the fetchers and the indexer would: it takes each refresh
+// request and records a new check of the book at once. The book is asked for each time it
+// is due again, every 4 to 5 seconds: not once a minute, nor once per request-id window
+// (two minutes), which would drop the requests of one book that fall inside it.
+func TestShortIntervalRefreshesEveryRound(t *testing.T) {
+	e := setup(t)
+	e.now = time.Now()
+	e.insert(t, book{id: "1", checked: time.Hour})
+	short := cfg
+	short.Interval = 4 * time.Second
+	s := New(e.db, e.ns.JS, e.kv, "a", short, slog.New(slog.DiscardHandler))
+	c, err := e.ns.JS.CreateOrUpdateConsumer(t.Context(), events.StreamRequests, jetstream.ConsumerConfig{
+		Durable: "test-refresh", FilterSubject: events.RequestSubjectLane(events.LaneRefresh), AckPolicy: jetstream.AckExplicitPolicy,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.Run(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	const want, within = 3, 14 * time.Second
+	start := time.Now()
+	var asked []time.Time
+	for len(asked) < want && time.Since(start) < within {
+		batch, err := c.Fetch(1, jetstream.FetchMaxWait(250*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			var r events.BookRequested
+			if err := events.Decode(m.Data(), &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.BookID != "1" || r.Lane != events.LaneRefresh {
+				t.Fatalf("request %+v, want book 1 in the refresh lane", r)
+			}
+			at := time.Now()
+			asked = append(asked, at)
+			if _, err := e.db.Exec(t.Context(), `UPDATE books SET checked_at = $1 WHERE id = '1'`, at); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.DoubleAck(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := batch.Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var gaps []time.Duration
+	for i := 1; i < len(asked); i++ {
+		gaps = append(gaps, asked[i].Sub(asked[i-1]).Round(time.Millisecond))
+	}
+	t.Logf("asked for %d times in %v, %v apart", len(asked), time.Since(start).Round(time.Millisecond), gaps)
+	if len(asked) < want {
+		t.Errorf("book asked for %d times in %v with an interval of %v, want at least %d", len(asked), within, short.Interval, want)
+	}
+	for _, g := range gaps {
+		// Asked for again only once due: the interval after the check, which followed
+		// the request.
+		if g < short.Interval-time.Millisecond {
+			t.Errorf("book asked for again %v after the last request, before its interval of %v", g, short.Interval)
+		}
+	}
+}
+
+// TestOneRequestPerRound: a round of refresh (one check of the book) is asked for once,
+// even when two replicas both queue it (the lease changing hands) after its request was
+// taken; the next round, after a new check, is asked for even seconds later, inside the
+// request-id window.
+func TestOneRequestPerRound(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	e.insert(t, book{id: "1", checked: 5 * time.Second})
+	short := cfg
+	short.Interval = 4 * time.Second
+	a, b := e.scheduler("a", short), e.scheduler("b", short)
+	if n, err := a.Tick(t.Context()); err != nil || n != 1 {
+		t.Fatalf("first tick queued %d (%v), want the due book", n, err)
+	}
+	if got := len(e.takeQueued(t)); got != 1 {
+		t.Fatalf("%d requests taken, want 1", got)
+	}
+	// The request was taken but the book not checked yet: the same round.
+	if n, err := b.Tick(t.Context()); err != nil || n != 0 {
+		t.Errorf("another replica queued the same round again: %d (%v)", n, err)
+	}
+	// Checked now, due again 5s later: a new round.
+	if _, err := e.db.Exec(t.Context(), `UPDATE books SET checked_at = $1 WHERE id = '1'`, e.now); err != nil {
+		t.Fatal(err)
+	}
+	e.now = e.now.Add(5 * time.Second)
+	if n, err := a.Tick(t.Context()); err != nil || n != 1 {
+		t.Errorf("next round queued %d (%v), want the book again", n, err)
+	}
+	if got := e.takeQueued(t); len(got) != 1 || got[0].BookID != "1" {
+		t.Errorf("took %+v, want the book's next round", got)
 	}
 }

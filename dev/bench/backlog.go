@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/xswtw/xsw/dev/proctest"
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/config"
@@ -101,20 +101,12 @@ func publishAll(ctx context.Context, js jetstream.JetStream, msgs []published) e
 // JetStream while the indexer's consumer is paused, then the consumer is resumed and
 // the harness times the indexer writing it all.
 func runIndexerBacklog(ctx context.Context, e *env, r *Results) error {
-	ns, err := e.embeddedNATS("indexer")
+	b, err := e.startBus("indexer")
 	if err != nil {
 		return err
 	}
-	defer stopNATS(ns)
-	nc, err := nats.Connect(ns.ClientURL(), nats.Name("xsw-bench"))
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
+	defer b.close()
+	js := b.js
 	if err := broker.Provision(ctx, js, broker.Topology{RequestMaxAge: 24 * time.Hour, SyncedTTL: events.SyncedTTL(5 * time.Minute)}); err != nil {
 		return err
 	}
@@ -123,12 +115,12 @@ func runIndexerBacklog(ctx context.Context, e *env, r *Results) error {
 		return err
 	}
 	cfg, err := indexer.ConfigFromEnv(config.Map(map[string]string{
-		"DATABASE_URL": dsn, "NATS_URL": ns.ClientURL(), "INDEXER_HEALTH_ADDR": "127.0.0.1:0",
+		"DATABASE_URL": dsn, "NATS_URL": b.url(), "INDEXER_HEALTH_ADDR": "127.0.0.1:0",
 	}))
 	if err != nil {
 		return err
 	}
-	tr, err := newTracker(nc)
+	tr, err := newTracker(b.nc)
 	if err != nil {
 		return err
 	}
@@ -151,7 +143,7 @@ func runIndexerBacklog(ctx context.Context, e *env, r *Results) error {
 		}
 	}()
 	durable := events.IndexerConsumer().Durable
-	err = poll(ctx, 30*time.Second, 20*time.Millisecond, "the indexer's consumer", func() (bool, error) {
+	err = proctest.Poll(ctx, 30*time.Second, "the indexer's consumer", func() (bool, error) {
 		select {
 		case err := <-done:
 			return false, fmt.Errorf("indexer stopped: %v", err)

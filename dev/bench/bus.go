@@ -7,13 +7,54 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/natsembed"
 )
+
+// bus is a JetStream server in this process, with the harness's connection to it.
+type bus struct {
+	srv *server.Server
+	nc  *nats.Conn
+	js  jetstream.JetStream
+}
+
+// startBus starts a JetStream server with its store under the scratch directory, and
+// connects to it.
+func (e *env) startBus(name string) (*bus, error) {
+	dir, err := e.dataDir("nats-" + name)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: dir, Port: -1, ServerName: "bench-" + name})
+	if err != nil {
+		return nil, err
+	}
+	b := &bus{srv: srv}
+	if b.nc, err = nats.Connect(srv.ClientURL(), nats.Name("xsw-bench")); err == nil {
+		b.js, err = jetstream.New(b.nc)
+	}
+	if err != nil {
+		b.close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *bus) url() string { return b.srv.ClientURL() }
+
+func (b *bus) close() {
+	if b.nc != nil {
+		b.nc.Close()
+	}
+	b.srv.Shutdown()
+	b.srv.WaitForShutdown()
+}
 
 // tracker listens to the fetchers' job completions and the indexer's announcements, and
 // notes when each book's sync was last fetched completely and when it was first announced
@@ -23,8 +64,8 @@ type tracker struct {
 	changed chan struct{} // signalled on every new completion
 
 	mu       sync.Mutex
-	complete map[string]time.Time
-	fetched  map[string]time.Time
+	complete map[string]time.Time // by book id
+	fetched  map[string]time.Time // by events.Key: books of every site
 }
 
 func newTracker(nc *nats.Conn) (*tracker, error) {
@@ -52,11 +93,11 @@ func newTracker(nc *nats.Conn) (*tracker, error) {
 		return nil, err
 	}
 	t.subs = append(t.subs, indexed)
-	jobs, err := nc.Subscribe(events.SubjectJob(events.JobCompleted, "xsw", "*"), func(m *nats.Msg) {
+	jobs, err := nc.Subscribe(events.SubjectJob(events.JobCompleted, "*", "*"), func(m *nats.Msg) {
 		at := time.Now()
+		site, id, _ := events.BookOfSubject(m.Subject, events.JobPrefixTokens)
 		t.mu.Lock()
-		_, id, _ := events.BookOfSubject(m.Subject, events.JobPrefixTokens)
-		t.fetched[id] = at
+		t.fetched[events.Key(site, id)] = at
 		t.mu.Unlock()
 	})
 	if err != nil {
@@ -97,14 +138,32 @@ func (t *tracker) wait(ctx context.Context, ids []string, timeout time.Duration)
 	}
 }
 
-// lastFetched is when the last of ids was fetched completely, as its completed job event
-// arrived (zero when one has not been seen).
+// lastFetched is when the last of ids (of m.xsw.tw) was fetched completely, as its
+// completed job event arrived (zero when one has not been seen).
 func (t *tracker) lastFetched(ids []string) time.Time {
-	n, last := t.count(ids, t.fetched)
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = events.Key(events.LegacySite, id)
+	}
+	n, last := t.count(keys, t.fetched)
 	if n < len(ids) {
 		return time.Time{}
 	}
 	return last
+}
+
+// fetchedBetween counts the books of site fetched completely at or after from and before
+// to.
+func (t *tracker) fetchedBetween(site string, from, to time.Time) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for key, at := range t.fetched {
+		if s, _, _ := events.SplitKey(key); s == site && !at.Before(from) && at.Before(to) {
+			n++
+		}
+	}
+	return n
 }
 
 // count returns how many of ids m holds and the latest of their times.
@@ -123,20 +182,15 @@ func (t *tracker) count(ids []string, m map[string]time.Time) (int, time.Time) {
 	return n, last
 }
 
-// publishRequests queues a sync request for every book of ids of m.xsw.tw on JetStream,
+// publishRequests queues a prefetch request for every book of ids of site on JetStream,
 // as the gateway would, from a few goroutines at once.
-func publishRequests(ctx context.Context, js jetstream.JetStream, ids []string, lane events.Lane, force bool) error {
-	return publishSiteRequests(ctx, js, "xsw", ids, lane, force)
-}
-
-// publishSiteRequests is publishRequests for the books of any site.
-func publishSiteRequests(ctx context.Context, js jetstream.JetStream, site string, ids []string, lane events.Lane, force bool) error {
+func publishRequests(ctx context.Context, js jetstream.JetStream, site string, ids []string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	now := time.Now()
 	for _, id := range ids {
 		g.Go(func() error {
-			r := events.NewBookRequested(site, id, lane, 0, force, "bench", now)
+			r := events.NewBookRequested(site, id, events.LanePrefetch, 0, false, "bench", now)
 			_, err := broker.Publish(gctx, js, r.Subject(), r.MsgID(), &r)
 			return err
 		})

@@ -6,21 +6,19 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sync"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/xswtw/xsw/dev/proctest"
 	"github.com/xswtw/xsw/events"
-	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/config"
 	"github.com/xswtw/xsw/services/indexer"
 )
@@ -30,14 +28,20 @@ import (
 type env struct {
 	opts options
 	log  *slog.Logger
-	// tmp holds the binaries, JetStream stores and data directories; removed at close.
+	// tmp holds the JetStream stores and data directories; removed at close.
 	tmp string
 	// adminURL reaches the server's maintenance database; dbURL the benchmark's own.
 	adminURL, dbURL, dbName string
 	bins                    map[string]string
+	procs                   []*proctest.Process
+}
 
-	mu    sync.Mutex
-	procs []*process
+// binaries are the commands the scenarios run as processes, by name.
+var binaries = map[string]string{
+	"xsw":     "github.com/xswtw/xsw/dev/cmd/xsw",
+	"gateway": "github.com/xswtw/xsw/services/gateway/cmd/gateway",
+	"fetcher": "github.com/xswtw/xsw/services/fetcher/cmd/fetcher",
+	"indexer": "github.com/xswtw/xsw/services/indexer/cmd/indexer",
 }
 
 // newEnv creates the scratch directory and the database and builds the binaries.
@@ -46,32 +50,56 @@ func newEnv(ctx context.Context, o options, log *slog.Logger) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &env{opts: o, log: log, tmp: tmp, adminURL: o.database}
-	if err := os.MkdirAll(o.outDir, 0o755); err != nil {
-		e.close()
-		return nil, err
-	}
-	if err := e.createDatabase(ctx); err != nil {
-		e.close()
-		return nil, err
-	}
-	if err := e.build(ctx); err != nil {
+	e := &env{opts: o, log: log, tmp: tmp, adminURL: o.database, bins: map[string]string{}}
+	if err := e.setUp(ctx); err != nil {
 		e.close()
 		return nil, err
 	}
 	return e, nil
 }
 
-// close stops every process still running, drops the database and removes the scratch
-// directory. It is safe to call after a failed newEnv, and more than once.
-func (e *env) close() {
-	e.mu.Lock()
-	procs := e.procs
-	e.procs = nil
-	e.mu.Unlock()
-	for _, p := range procs {
-		_ = p.stop(5 * time.Second)
+func (e *env) setUp(ctx context.Context) error {
+	if err := os.MkdirAll(e.opts.outDir, 0o755); err != nil {
+		return err
 	}
+	name := "xsw_bench_" + randomHex(4)
+	if err := e.admin(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	e.dbName = name
+	u, err := url.Parse(e.adminURL)
+	if err != nil {
+		return fmt.Errorf("database URL: %w", err)
+	}
+	u.Path = "/" + name
+	e.dbURL = u.String()
+	e.log.Info("database created", "database", name)
+
+	began := time.Now()
+	names := slices.Sorted(maps.Keys(binaries))
+	var pkgs []string
+	for _, n := range names {
+		pkgs = append(pkgs, binaries[n])
+	}
+	paths, err := proctest.Build(pkgs...)
+	if err != nil {
+		return err
+	}
+	for i, n := range names {
+		e.bins[n] = paths[i]
+	}
+	e.log.Info("binaries built", "took", time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+// close stops every process still running, drops the database and removes the scratch
+// directory and the binaries. It is safe to call after a failed newEnv, and more than
+// once.
+func (e *env) close() {
+	for _, p := range e.procs {
+		_ = stop(p, 5*time.Second)
+	}
+	e.procs = nil
 	if e.dbName != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -83,6 +111,7 @@ func (e *env) close() {
 		e.dbName = ""
 	}
 	_ = os.RemoveAll(e.tmp)
+	proctest.RemoveBinaries()
 }
 
 func (e *env) admin(ctx context.Context, sql string) error {
@@ -99,23 +128,6 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// createDatabase creates xsw_bench_<random> on the server of the admin URL.
-func (e *env) createDatabase(ctx context.Context) error {
-	name := "xsw_bench_" + randomHex(4)
-	if err := e.admin(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return fmt.Errorf("create database %s: %w", name, err)
-	}
-	e.dbName = name
-	u, err := url.Parse(e.adminURL)
-	if err != nil {
-		return fmt.Errorf("database URL: %w", err)
-	}
-	u.Path = "/" + name
-	e.dbURL = u.String()
-	e.log.Info("database created", "database", name)
-	return nil
 }
 
 // schema creates a fresh schema in the benchmark database, applies the indexer's
@@ -140,42 +152,10 @@ func (e *env) schema(ctx context.Context, name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := indexer.Migrate(ctx, cfg, quietLogger()); err != nil {
+	if err := indexer.Migrate(ctx, cfg, slog.New(slog.DiscardHandler)); err != nil {
 		return "", fmt.Errorf("migrate schema %s: %w", schema, err)
 	}
 	return dsn, nil
-}
-
-func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-// binaries are the commands the scenarios run as processes, by name.
-var binaries = map[string]string{
-	"xsw":     "github.com/xswtw/xsw/dev/cmd/xsw",
-	"gateway": "github.com/xswtw/xsw/services/gateway/cmd/gateway",
-	"fetcher": "github.com/xswtw/xsw/services/fetcher/cmd/fetcher",
-	"indexer": "github.com/xswtw/xsw/services/indexer/cmd/indexer",
-}
-
-// build compiles the binaries into the scratch directory, as `make build` would.
-func (e *env) build(ctx context.Context) error {
-	dir := filepath.Join(e.tmp, "bin")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	args := []string{"build", "-o", dir + string(filepath.Separator)}
-	e.bins = map[string]string{}
-	for name, pkg := range binaries {
-		args = append(args, pkg)
-		e.bins[name] = filepath.Join(dir, name)
-	}
-	began := time.Now()
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = e.opts.root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %w\n%s", err, out)
-	}
-	e.log.Info("binaries built", "took", time.Since(began).Round(time.Millisecond))
-	return nil
 }
 
 // dataDir returns a new directory under the scratch directory.
@@ -183,35 +163,35 @@ func (e *env) dataDir(name string) (string, error) {
 	return os.MkdirTemp(e.tmp, name+"-")
 }
 
-// embeddedNATS starts a JetStream server in this process with its store under the
-// scratch directory.
-func (e *env) embeddedNATS(name string) (*server.Server, error) {
-	dir, err := e.dataDir("nats-" + name)
+// start runs the binary name with vars as its whole environment and args, in a
+// directory of its own (so that no .env is read), logging to <out>/<label>.log.
+func (e *env) start(label, name string, vars map[string]string, args ...string) (*proctest.Process, error) {
+	dir, err := e.dataDir("cwd-" + label)
 	if err != nil {
 		return nil, err
 	}
-	return broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: dir, Port: -1, ServerName: "bench-" + name})
-}
-
-func stopNATS(s *server.Server) {
-	s.Shutdown()
-	s.WaitForShutdown()
-}
-
-// freeAddr returns a loopback address nothing listens on now.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	log := filepath.Join(e.opts.outDir, label+".log")
+	_ = os.Remove(log) // the last run's
+	p, err := proctest.Run(proctest.Command{Name: label, Bin: e.bins[name], Args: args, Env: vars, Dir: dir, Log: log})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	e.procs = append(e.procs, p)
+	return p, nil
+}
+
+// stop stops p with SIGTERM, killing it after timeout.
+func stop(p *proctest.Process, timeout time.Duration) error {
+	if !p.Stop(timeout) {
+		return fmt.Errorf("%s did not exit within %v of SIGTERM; killed", p.Name, timeout)
+	}
+	return nil
 }
 
 // waitHTTP polls url until it answers 200.
 func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
 	client := &http.Client{Timeout: time.Second}
-	return poll(ctx, timeout, 20*time.Millisecond, "200 from "+url, func() (bool, error) {
+	return proctest.Poll(ctx, timeout, "200 from "+url, func() (bool, error) {
 		resp, err := client.Get(url)
 		if err != nil {
 			return false, nil
@@ -225,35 +205,10 @@ func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
 // answers on the bus: an empty listing call is refused at once by a live fetcher,
 // without touching the site.
 func waitFetcher(ctx context.Context, nc *nats.Conn, timeout time.Duration) error {
-	return poll(ctx, timeout, 50*time.Millisecond, "a fetcher answering", func() (bool, error) {
+	return proctest.Poll(ctx, timeout, "a fetcher answering", func() (bool, error) {
 		rctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		_, err := nc.RequestWithContext(rctx, events.RPCSubject(events.SubjectRPCListing, events.LegacySite), []byte(`{}`))
 		return err == nil, nil
 	})
-}
-
-// poll calls cond every interval until it reports true or an error, ctx ends or timeout
-// passes.
-func poll(ctx context.Context, timeout, interval time.Duration, what string, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		ok, err := cond()
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %v waiting for %s", timeout, what)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
 }

@@ -1,23 +1,17 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"errors"
+	"fmt"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/procfs"
 )
-
-// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times: 100 on every Linux port Go
-// supports.
-const clockTicks = 100
 
 // selfCPU is the CPU time this process has used so far.
 func selfCPU() time.Duration {
@@ -28,37 +22,33 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// machineCPU reads the busy and total jiffies of every CPU from /proc/stat.
-func machineCPU() (busy, total int64) {
-	b, err := os.ReadFile("/proc/stat")
+// machineCPU reads the busy and the total CPU time of every CPU, in seconds.
+func machineCPU() (busy, total float64) {
+	st, err := procFS().Stat()
 	if err != nil {
 		return 0, 0
 	}
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	f := strings.Fields(string(line))
-	for i, v := range f[1:] {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		if i >= 8 { // guest time is already counted in user time
-			break
-		}
-		total += n
-		if i != 3 && i != 4 { // idle, iowait
-			busy += n
-		}
-	}
-	return busy, total
+	c := st.CPUTotal // guest time is already counted in user time
+	busy = c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ + c.Steal
+	return busy, busy + c.Idle + c.Iowait
+}
+
+// procFS is /proc (an empty one, whose reads fail, where there is none).
+func procFS() procfs.FS {
+	fs, _ := procfs.NewDefaultFS()
+	return fs
 }
 
 // cpuMeter measures CPU use between its creation and a reading.
 type cpuMeter struct {
-	began      time.Time
-	self       time.Duration
-	busy, jiff int64
+	began       time.Time
+	self        time.Duration
+	busy, total float64
 }
 
 func newCPUMeter() cpuMeter {
 	b, t := machineCPU()
-	return cpuMeter{began: time.Now(), self: selfCPU(), busy: b, jiff: t}
+	return cpuMeter{began: time.Now(), self: selfCPU(), busy: b, total: t}
 }
 
 // read returns the cores this process used on average, and the share of the machine's
@@ -69,8 +59,8 @@ func (m cpuMeter) read() (selfCores, machineBusy float64) {
 	if wall > 0 {
 		selfCores = float64(selfCPU()-m.self) / float64(wall)
 	}
-	if t > m.jiff {
-		machineBusy = float64(b-m.busy) / float64(t-m.jiff)
+	if t > m.total {
+		machineBusy = (b - m.busy) / (t - m.total)
 	}
 	return selfCores, machineBusy
 }
@@ -115,23 +105,21 @@ type Machine struct {
 	LoadAfter  string    `json:"load_average_after"`
 }
 
+// summary names the machine's CPUs and its load before the run, for comparing runs.
+func (m Machine) summary() string {
+	return fmt.Sprintf("%d CPUs, load average %s", m.CPUs, orDash(m.LoadBefore))
+}
+
 func machine(ctx context.Context, adminURL string) Machine {
 	m := Machine{
 		Date: time.Now().UTC().Truncate(time.Second), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
 		OS: runtime.GOOS + "/" + runtime.GOARCH, LoadBefore: loadAverage(),
 	}
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPUModel = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
+	if cpus, err := procFS().CPUInfo(); err == nil && len(cpus) > 0 {
+		m.CPUModel = cpus[0].ModelName
 	}
-	if mem, err := procMemTotal(); err == nil {
-		m.MemoryMB = mem >> 20
+	if mem, err := procFS().Meminfo(); err == nil && mem.MemTotalBytes != nil {
+		m.MemoryMB = int64(*mem.MemTotalBytes >> 20)
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
@@ -143,31 +131,10 @@ func machine(ctx context.Context, adminURL string) Machine {
 	return m
 }
 
-func procMemTotal() (int64, error) {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				kb, err := strconv.ParseInt(f[0], 10, 64)
-				return kb << 10, err
-			}
-		}
-	}
-	return 0, errors.New("no MemTotal")
-}
-
 func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
+	l, err := procFS().LoadAvg()
 	if err != nil {
 		return ""
 	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
+	return fmt.Sprintf("%.2f %.2f %.2f", l.Load1, l.Load5, l.Load15)
 }

@@ -1,7 +1,9 @@
 // Command bench is xsw's end-to-end benchmark harness: it measures the pipeline, the
 // indexer, the gateway, politeness, efficiency and footprint against the simulated site
-// on loopback, profiles the pipeline, and writes BENCHMARKS.md and results.json. `make
-// bench` runs the Go benchmarks first and hands their output to it (-gobench).
+// on loopback, and profiles the pipeline. It writes every run of every figure to
+// dev/bench/out/results.json (not committed) and renders BENCHMARKS.md (committed: the
+// record) and the README's headline figures from it. `make bench` runs the Go benchmarks
+// first and hands their output to it (-gobench).
 //
 // It needs Go (it builds the service binaries) and a PostgreSQL server, on which it
 // creates a database of its own and drops it at the end. Everything else runs on
@@ -65,7 +67,7 @@ func main() {
 	o, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
+		os.Exit(2) //nolint:gocritic // the deferred stop only ends the signal notification, as exiting does
 	}
 	if o.renderOnly {
 		if err := rerender(o, logger); err != nil {
@@ -87,14 +89,14 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.root, "root", root, "the repository (where go.work is)")
 	fs.StringVar(&o.outDir, "out", "", "profiles and logs (default <root>/dev/bench/out)")
 	fs.StringVar(&o.mdPath, "md", "", "the report to write (default <root>/BENCHMARKS.md)")
-	fs.StringVar(&o.jsonPath, "json", "", "the results to write (default <root>/dev/bench/results.json)")
+	fs.StringVar(&o.jsonPath, "json", "", "the results to write, or with -render to read (default <out>/results.json)")
 	fs.StringVar(&o.changesPath, "changes", "", "notes on what changed, included in the report (default <root>/dev/bench/changes.md)")
 	fs.StringVar(&o.hotspotsPath, "hotspots", "", "a reading of the profiles, included in the report (default <root>/dev/bench/hotspots.md)")
 	fs.StringVar(&o.goBench, "gobench", "", "output of `go test -bench` to include in the report")
 	fs.StringVar(&o.readme, "readme", "", "the README whose headline block ("+headlineStart+") to rewrite (default <root>/README.md; \"none\" leaves it)")
 	fs.StringVar(&o.database, "database", defaultDatabase(), "a PostgreSQL server's maintenance database (BENCH_DATABASE_URL, TEST_DATABASE_URL, DATABASE_URL)")
 	fs.BoolVar(&o.renderOnly, "render", false, "measure nothing: rewrite the report and the README's block from -json (after editing the notes)")
-	only := fs.String("only", "", "comma-separated scenarios to run: "+scenarioNames()+" (default all; a partial run writes under -out unless -md and -json say otherwise, and leaves the README)")
+	only := fs.String("only", "", "comma-separated scenarios to run: "+scenarioNames()+" (default all; a partial run writes under <out>/partial unless -md and -json say otherwise, and leaves the README)")
 	fs.DurationVar(&o.budget, "budget", 12*time.Minute, "give up on what is left after this long")
 	fs.IntVar(&o.runs, "runs", 3, "runs per figure (the report shows the median)")
 	fs.IntVar(&o.workers, "workers", 16, "BG_JOB_WORKERS of the fetchers in the throughput runs")
@@ -124,15 +126,22 @@ func parseFlags(args []string) (options, error) {
 	def(&o.changesPath, "dev/bench/changes.md")
 	def(&o.hotspotsPath, "dev/bench/hotspots.md")
 	if *only != "" {
-		// A partial run does not replace the published figures unless told to.
-		def(&o.mdPath, "dev/bench/out/BENCHMARKS.md")
-		def(&o.jsonPath, "dev/bench/out/results.json")
+		// A partial run replaces neither the published figures nor the results they are
+		// rendered from, unless told to.
+		if o.mdPath == "" {
+			o.mdPath = filepath.Join(o.outDir, "partial", "BENCHMARKS.md")
+		}
+		if o.jsonPath == "" {
+			o.jsonPath = filepath.Join(o.outDir, "partial", "results.json")
+		}
 		if o.readme == "" {
 			o.readme = "none"
 		}
 	}
+	if o.jsonPath == "" {
+		o.jsonPath = filepath.Join(o.outDir, "results.json")
+	}
 	def(&o.mdPath, "BENCHMARKS.md")
-	def(&o.jsonPath, "dev/bench/results.json")
 	def(&o.readme, "README.md")
 	if *only != "" {
 		o.only = strings.Split(*only, ",")
@@ -251,24 +260,19 @@ func run(sigCtx context.Context, o options, log *slog.Logger) error {
 	return nil
 }
 
-// write writes results.json and BENCHMARKS.md, keeping the previous results.json's
-// targets for comparison, and the README's headline block.
+// write writes the results and renders the report from them, comparing the targets
+// with those of the published report's run.
 func write(o options, r *Results, log *slog.Logger) error {
-	if b, err := os.ReadFile(o.jsonPath); err == nil {
-		var p Results
-		if json.Unmarshal(b, &p) == nil && len(p.Targets) > 0 {
-			r.Previous = &PreviousRun{Date: p.Machine.Date, Targets: p.Targets,
-				Machine: fmt.Sprintf("%d CPUs, load average %s", p.Machine.CPUs, orDash(p.Machine.LoadBefore))}
-		}
-	}
-	b, err := json.MarshalIndent(r, "", "  ")
+	prev, err := readRecord(filepath.Join(o.root, "BENCHMARKS.md"))
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(o.jsonPath, append(b, '\n'), 0o644); err != nil {
+	r.Previous = prev
+	if err := writeJSON(o.jsonPath, r); err != nil {
 		return err
 	}
-	if err := render(o, r, log); err != nil {
+	log.Info("written", "results", o.jsonPath)
+	if err := publish(o, r, log); err != nil {
 		return err
 	}
 	for _, t := range r.Targets {
@@ -277,17 +281,21 @@ func write(o options, r *Results, log *slog.Logger) error {
 	return nil
 }
 
-// render writes BENCHMARKS.md and the README's headline block from r.
-func render(o options, r *Results, log *slog.Logger) error {
-	var notes [2][]byte // changes, hot spots: kept by hand, included as they are
-	for i, path := range []string{o.changesPath, o.hotspotsPath} {
+// publish writes BENCHMARKS.md and the README's headline block from r.
+func publish(o options, r *Results, log *slog.Logger) error {
+	rep := report{Results: r}
+	for p, path := range map[*string]string{&rep.Changes: o.changesPath, &rep.Hotspots: o.hotspotsPath} {
 		b, err := os.ReadFile(path)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		notes[i] = b
+		*p = string(b)
 	}
-	if err := os.WriteFile(o.mdPath, markdown(r, string(notes[0]), string(notes[1])), 0o644); err != nil {
+	md, err := render("benchmarks", rep)
+	if err != nil {
+		return err
+	}
+	if err := writeFile(o.mdPath, md); err != nil {
 		return err
 	}
 	log.Info("written", "report", o.mdPath)
@@ -298,19 +306,29 @@ func render(o options, r *Results, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if out, ok := replaceBlock(string(doc), headline(r)); ok {
-		if err := os.WriteFile(o.readme, []byte(out), 0o644); err != nil {
-			return err
-		}
-		log.Info("headline figures written", "readme", o.readme)
+	block, err := render("headline", rep)
+	if err != nil {
+		return err
 	}
+	out, ok := replaceBlock(string(doc), string(block))
+	if !ok {
+		log.Warn("no headline markers in the README: its figures are left as they are", "readme", o.readme, "markers", headlineStart+" "+headlineEnd)
+		return nil
+	}
+	if err := os.WriteFile(o.readme, []byte(out), 0o644); err != nil {
+		return err
+	}
+	log.Info("headline figures written", "readme", o.readme)
 	return nil
 }
 
-// rerender rewrites BENCHMARKS.md and the README's block from results.json without
+// rerender rewrites BENCHMARKS.md and the README's block from the results without
 // measuring anything: after editing changes.md or hotspots.md.
 func rerender(o options, log *slog.Logger) error {
 	b, err := os.ReadFile(o.jsonPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no results at %s: BENCHMARKS.md is rendered from the results of the run that measured it, kept there; run `make bench`", o.jsonPath)
+	}
 	if err != nil {
 		return err
 	}
@@ -318,5 +336,22 @@ func rerender(o options, log *slog.Logger) error {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return fmt.Errorf("%s: %w", o.jsonPath, err)
 	}
-	return render(o, &r, log)
+	return publish(o, &r, log)
+}
+
+// writeJSON writes v to path, indented, creating its directory.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFile(path, append(b, '\n'))
+}
+
+// writeFile writes b to path, creating its directory.
+func writeFile(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"strconv"
 	"time"
 
@@ -19,8 +17,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xswtw/xsw/dev/allinone"
+	"github.com/xswtw/xsw/dev/proctest"
 	"github.com/xswtw/xsw/dev/sitesim"
 	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/config"
 	"github.com/xswtw/xsw/platform/logging"
 )
 
@@ -47,13 +47,12 @@ type pipelineRun struct {
 // inProcess is the all-in-one running in the harness's process, with what the harness
 // needs to drive and watch it.
 type inProcess struct {
-	run     allinone.Running
-	site    *sitesim.Site
+	*allinone.Instance
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	db      *pgxpool.Pool
 	tracker *tracker
-	stop    func() error
+	logFile *os.File
 }
 
 // startInProcess runs the all-in-one in demo mode on site with the politeness limit off.
@@ -66,7 +65,7 @@ func startInProcess(ctx context.Context, e *env, site sitesim.Config) (*inProces
 	if err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	addr, err := proctest.LoopbackAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -81,60 +80,20 @@ func startInProcess(ctx context.Context, e *env, site sitesim.Config) (*inProces
 		"API_RATE_LIMIT":    "0", "API_SOURCE_RATE_LIMIT": "0",
 		"LOG_LEVEL": "info",
 	}
-	logFile, err := os.Create(filepath.Join(e.opts.outDir, "pipeline-allinone.log"))
-	if err != nil {
-		return nil, err
-	}
-	logger, err := logging.New(logFile, "info", "text")
-	if err != nil {
-		logFile.Close()
-		return nil, err
-	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	ready := make(chan allinone.Running, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- allinone.Run(runCtx, allinone.Options{
-			Getenv: func(k string) string { return vars[k] },
-			Demo:   true, Site: &site,
-			Ready: func(r allinone.Running) { ready <- r },
-		}, logger)
-	}()
 	p := &inProcess{}
-	p.stop = func() error {
-		if p.tracker != nil {
-			p.tracker.close()
-		}
-		if p.nc != nil {
-			p.nc.Close()
-		}
-		if p.db != nil {
-			p.db.Close()
-		}
-		cancel()
-		defer logFile.Close()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(30 * time.Second):
-			return errors.New("all-in-one did not stop within 30s")
-		}
+	if p.logFile, err = os.Create(filepath.Join(e.opts.outDir, "pipeline-allinone.log")); err != nil {
+		return nil, err
 	}
-	select {
-	case p.run = <-ready:
-	case err := <-done:
+	logger, err := logging.New(p.logFile, "info", "text")
+	if err == nil {
+		sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+		p.Instance, err = allinone.Start(sctx, allinone.Options{Getenv: config.Map(vars), Demo: true, Site: &site}, logger)
 		cancel()
-		logFile.Close()
-		return nil, fmt.Errorf("all-in-one stopped at start: %v", err)
-	case <-time.After(90 * time.Second):
-		_ = p.stop()
-		return nil, errors.New("all-in-one not ready after 90s")
-	case <-ctx.Done():
-		_ = p.stop()
-		return nil, ctx.Err()
 	}
-	p.site = p.run.Site
-	if p.nc, err = nats.Connect(p.run.NATSURL, nats.Name("xsw-bench")); err == nil {
+	if err == nil {
+		p.nc, err = nats.Connect(p.NATSURL, nats.Name("xsw-bench"))
+	}
+	if err == nil {
 		p.js, err = jetstream.New(p.nc)
 	}
 	if err == nil {
@@ -150,9 +109,28 @@ func startInProcess(ctx context.Context, e *env, site sitesim.Config) (*inProces
 	return p, nil
 }
 
+// stop stops what startInProcess started.
+func (p *inProcess) stop() error {
+	if p.tracker != nil {
+		p.tracker.close()
+	}
+	if p.nc != nil {
+		p.nc.Close()
+	}
+	if p.db != nil {
+		p.db.Close()
+	}
+	var err error
+	if p.Instance != nil {
+		err = p.Instance.Stop(30 * time.Second)
+	}
+	p.logFile.Close()
+	return err
+}
+
 // syncBooks queues ids as prefetch requests and waits until every book is stored.
 func (p *inProcess) syncBooks(ctx context.Context, ids []string, chapters int) (pipelineRun, error) {
-	p.site.Reset()
+	p.Site.Reset()
 	lsn, err := walLSN(ctx, p.db)
 	if err != nil {
 		return pipelineRun{}, err
@@ -161,14 +139,14 @@ func (p *inProcess) syncBooks(ctx context.Context, ids []string, chapters int) (
 	runtime.ReadMemStats(&ms0)
 	meter := newCPUMeter()
 	began := time.Now()
-	if err := publishRequests(ctx, p.js, ids, events.LanePrefetch, false); err != nil {
+	if err := publishRequests(ctx, p.js, events.LegacySite, ids); err != nil {
 		return pipelineRun{}, err
 	}
 	end, err := p.tracker.wait(ctx, ids, syncTimeout(len(ids), chapters))
 	if err != nil {
 		return pipelineRun{}, err
 	}
-	run := pipelineRun{seconds: end.Sub(began).Seconds(), siteRequests: p.site.Count()}
+	run := pipelineRun{seconds: end.Sub(began).Seconds(), siteRequests: p.Site.Count()}
 	if f := p.tracker.lastFetched(ids); !f.IsZero() {
 		run.fetched = f.Sub(began).Seconds()
 	}
@@ -194,7 +172,7 @@ func syncTimeout(books, chapters int) time.Duration {
 // sync), waits until every job it queued has completed, and counts what reached the site
 // per book. It returns the answers the API gave, by status.
 func (p *inProcess) resync(ctx context.Context, ids []string, force bool) (perBook float64, answers map[string]int, err error) {
-	p.site.Reset()
+	p.Site.Reset()
 	since := time.Now().Add(-time.Millisecond)
 	path := "/xsw/api/admin/jobs/sync/"
 	if force {
@@ -205,11 +183,11 @@ func (p *inProcess) resync(ctx context.Context, ids []string, force bool) (perBo
 	answers = map[string]int{}
 	var queued []string
 	for _, id := range ids {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.run.GatewayURL+path+id, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.GatewayURL+path+id, nil)
 		if err != nil {
 			return 0, nil, err
 		}
-		req.Header.Set("Authorization", "Bearer "+p.run.AdminToken)
+		req.Header.Set("Authorization", "Bearer "+p.AdminToken)
 		resp, err := client.Do(req)
 		if err != nil {
 			return 0, nil, err
@@ -228,7 +206,7 @@ func (p *inProcess) resync(ctx context.Context, ids []string, force bool) (perBo
 		}
 	}
 	if len(queued) > 0 {
-		err = poll(ctx, 2*time.Minute, 20*time.Millisecond, fmt.Sprintf("%d resyncs completed", len(queued)), func() (bool, error) {
+		err = proctest.Poll(ctx, 2*time.Minute, fmt.Sprintf("%d resyncs completed", len(queued)), func() (bool, error) {
 			n, err := finishedJobs(ctx, p.db, queued, "completed", since)
 			return n == len(queued), err
 		})
@@ -238,7 +216,7 @@ func (p *inProcess) resync(ctx context.Context, ids []string, force bool) (perBo
 	} else {
 		time.Sleep(500 * time.Millisecond) // nothing was queued: give a stray request the time to show
 	}
-	return float64(p.site.Count()) / float64(len(ids)), answers, nil
+	return float64(p.Site.Count()) / float64(len(ids)), answers, nil
 }
 
 // afterWindow waits until the de-duplication window has passed since every book of ids
@@ -283,7 +261,7 @@ func runPipeline(ctx context.Context, e *env, r *Results) error {
 			e.log.Error("stop all-in-one", "err", err)
 		}
 	}()
-	e.log.Info("all-in-one started in process", "started_in", p.run.StartedIn.Round(time.Millisecond))
+	e.log.Info("all-in-one started in process", "started_in", p.StartedIn.Round(time.Millisecond))
 	eff := &Efficiency{
 		RequestsNew: map[string]float64{}, MinimumNew: map[string]float64{}, RequestsForced: map[string]float64{},
 		RequestsAfterWindow: map[string]float64{}, WALBytesPerRef: map[string]Sample{}, Answers: map[string]map[string]int{},
@@ -380,7 +358,7 @@ func runPipeline(ctx context.Context, e *env, r *Results) error {
 
 	// Where a cached read's time goes: the gateway in this process, loaded as the reads
 	// scenario loads the gateway process (the load generator is in the profile too).
-	url := p.run.GatewayURL + "/xsw/api/books/" + runs50[0][0]
+	url := p.GatewayURL + "/xsw/api/books/" + runs50[0][0]
 	if err := waitHTTP(ctx, url, 30*time.Second); err != nil {
 		return err
 	}
@@ -438,81 +416,4 @@ func chunk(ids []string, n int) [][]string {
 func round(v float64, digits int) float64 {
 	f, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'f', digits, 64), 64)
 	return f
-}
-
-// profiles records a CPU profile and the allocations of this process while running:
-// between start and stop, less the pauses.
-type profiles struct {
-	dir, name string
-	running   bool
-	cur       *bytes.Buffer // the CPU profile of the current stretch
-	cpu       [][]byte      // CPU profiles of the stretches done
-	before    [][]byte      // allocation profiles at the start of each stretch
-	after     [][]byte      // and at its end
-}
-
-func startProfiles(dir, name string) (*profiles, error) {
-	p := &profiles{dir: dir, name: name}
-	return p, p.resume()
-}
-
-func allocProfile() ([]byte, error) {
-	var b bytes.Buffer
-	err := pprof.Lookup("allocs").WriteTo(&b, 0)
-	return b.Bytes(), err
-}
-
-// resume starts a stretch.
-func (p *profiles) resume() error {
-	if p.running {
-		return nil
-	}
-	a, err := allocProfile()
-	if err != nil {
-		return err
-	}
-	p.cur = new(bytes.Buffer)
-	if err := pprof.StartCPUProfile(p.cur); err != nil {
-		return err
-	}
-	p.before, p.running = append(p.before, a), true
-	return nil
-}
-
-// pause ends a stretch.
-func (p *profiles) pause() error {
-	if !p.running {
-		return nil
-	}
-	pprof.StopCPUProfile()
-	p.running = false
-	p.cpu = append(p.cpu, p.cur.Bytes())
-	a, err := allocProfile()
-	p.after = append(p.after, a)
-	return err
-}
-
-// stop ends the profiles, writes <name>.cpu.pprof and <name>.alloc.pprof (the
-// allocations of the stretches) and summarises both.
-func (p *profiles) stop() ([]ProfileSummary, error) {
-	if err := p.pause(); err != nil {
-		return nil, err
-	}
-	cpuPath := filepath.Join(p.dir, p.name+".cpu.pprof")
-	allocPath := filepath.Join(p.dir, p.name+".alloc.pprof")
-	if err := mergeProfiles(cpuPath, p.cpu, nil); err != nil {
-		return nil, err
-	}
-	if err := mergeProfiles(allocPath, p.after, p.before); err != nil {
-		return nil, err
-	}
-	cpu, err := summariseProfile(p.name+" CPU", cpuPath, "cpu")
-	if err != nil {
-		return nil, err
-	}
-	alloc, err := summariseProfile(p.name+" allocations", allocPath, "alloc_space")
-	if err != nil {
-		return nil, err
-	}
-	return []ProfileSummary{cpu, alloc}, nil
 }

@@ -6,9 +6,9 @@ import (
 	"maps"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/xswtw/xsw/dev/proctest"
 	"github.com/xswtw/xsw/dev/sitesim"
 	"github.com/xswtw/xsw/events"
 )
@@ -45,22 +45,13 @@ func runPoliteness(ctx context.Context, e *env, r *Results) error {
 func politeness(ctx context.Context, e *env, siteURL string, site *sitesim.Site, ids []string, fetchers int) (Politeness, error) {
 	o := e.opts
 	fig := Politeness{Fetchers: fetchers, WorkersEach: politenessWorkers, AllowedPerSecond: float64(time.Second) / float64(o.politeInterval)}
-	ns, err := e.embeddedNATS(fmt.Sprintf("polite%d", fetchers))
+	b, err := e.startBus(fmt.Sprintf("polite%d", fetchers))
 	if err != nil {
 		return fig, err
 	}
-	defer stopNATS(ns)
-	nc, err := nats.Connect(ns.ClientURL(), nats.Name("xsw-bench"))
-	if err != nil {
-		return fig, err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fig, err
-	}
-	procs, err := startFetchers(ctx, e, js, fmt.Sprintf("polite%d", fetchers), fetchers, map[string]string{
-		"NATS_URL": ns.ClientURL(), "BASE_URL": siteURL,
+	defer b.close()
+	procs, err := startFetchers(ctx, e, b.js, fmt.Sprintf("polite%d", fetchers), fetchers, map[string]string{
+		"NATS_URL": b.url(), "BASE_URL": siteURL,
 		"BG_JOB_RATE_LIMIT": o.politeInterval.String(), "BG_JOB_WORKERS": fmt.Sprint(politenessWorkers),
 	})
 	defer procs.stop()
@@ -68,10 +59,10 @@ func politeness(ctx context.Context, e *env, siteURL string, site *sitesim.Site,
 		return fig, err
 	}
 	site.Reset()
-	if err := publishRequests(ctx, js, ids, events.LanePrefetch, false); err != nil {
+	if err := publishRequests(ctx, b.js, events.LegacySite, ids); err != nil {
 		return fig, err
 	}
-	if err := poll(ctx, 30*time.Second, 10*time.Millisecond, "requests at the site", func() (bool, error) { return site.Count() > 0, nil }); err != nil {
+	if err := proctest.Poll(ctx, 30*time.Second, "requests at the site", func() (bool, error) { return site.Count() > 0, nil }); err != nil {
 		return fig, err
 	}
 	time.Sleep(time.Second) // past the first bookings
@@ -95,12 +86,12 @@ func politeness(ctx context.Context, e *env, siteURL string, site *sitesim.Site,
 }
 
 // fleet is fetcher processes started together.
-type fleet []*process
+type fleet []*proctest.Process
 
 // stop stops every process of f.
 func (f fleet) stop() {
 	for _, p := range f {
-		_ = p.stop(10 * time.Second)
+		_ = stop(p, 10*time.Second)
 	}
 }
 
@@ -115,15 +106,15 @@ func startFetchers(ctx context.Context, e *env, js jetstream.JetStream, label st
 		id := fmt.Sprintf("%s-%d", label, i+1)
 		env := map[string]string{"FETCHER_HEALTH_ADDR": "127.0.0.1:0", "FETCHER_ID": id, "LOG_LEVEL": "info"}
 		maps.Copy(env, vars)
-		p, err := e.start(id, "fetcher", env, "")
+		p, err := e.start(id, "fetcher", env)
 		if err != nil {
 			return procs, err
 		}
 		procs = append(procs, p)
 	}
-	err := poll(ctx, 60*time.Second, 50*time.Millisecond, fmt.Sprintf("%d fetcher heartbeats", n), func() (bool, error) {
+	err := proctest.Poll(ctx, 60*time.Second, fmt.Sprintf("%d fetcher heartbeats", n), func() (bool, error) {
 		for _, p := range procs {
-			if err := p.alive(); err != nil {
+			if err := p.Alive(); err != nil {
 				return false, err
 			}
 		}

@@ -5,6 +5,8 @@ import (
 	"cmp"
 	"fmt"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 
@@ -242,4 +244,81 @@ func topics(fns []string) []string {
 		}
 	}
 	return out
+}
+
+// profiles records a CPU profile and the allocations of this process while running:
+// between start and stop, less the pauses.
+type profiles struct {
+	dir, name string
+	running   bool
+	cur       *bytes.Buffer // the CPU profile of the current stretch
+	cpu       [][]byte      // CPU profiles of the stretches done
+	before    [][]byte      // allocation profiles at the start of each stretch
+	after     [][]byte      // and at its end
+}
+
+func startProfiles(dir, name string) (*profiles, error) {
+	p := &profiles{dir: dir, name: name}
+	return p, p.resume()
+}
+
+func allocProfile() ([]byte, error) {
+	var b bytes.Buffer
+	err := pprof.Lookup("allocs").WriteTo(&b, 0)
+	return b.Bytes(), err
+}
+
+// resume starts a stretch.
+func (p *profiles) resume() error {
+	if p.running {
+		return nil
+	}
+	a, err := allocProfile()
+	if err != nil {
+		return err
+	}
+	p.cur = new(bytes.Buffer)
+	if err := pprof.StartCPUProfile(p.cur); err != nil {
+		return err
+	}
+	p.before, p.running = append(p.before, a), true
+	return nil
+}
+
+// pause ends a stretch.
+func (p *profiles) pause() error {
+	if !p.running {
+		return nil
+	}
+	pprof.StopCPUProfile()
+	p.running = false
+	p.cpu = append(p.cpu, p.cur.Bytes())
+	a, err := allocProfile()
+	p.after = append(p.after, a)
+	return err
+}
+
+// stop ends the profiles, writes <name>.cpu.pprof and <name>.alloc.pprof (the
+// allocations of the stretches) and summarises both.
+func (p *profiles) stop() ([]ProfileSummary, error) {
+	if err := p.pause(); err != nil {
+		return nil, err
+	}
+	cpuPath := filepath.Join(p.dir, p.name+".cpu.pprof")
+	allocPath := filepath.Join(p.dir, p.name+".alloc.pprof")
+	if err := mergeProfiles(cpuPath, p.cpu, nil); err != nil {
+		return nil, err
+	}
+	if err := mergeProfiles(allocPath, p.after, p.before); err != nil {
+		return nil, err
+	}
+	cpu, err := summariseProfile(p.name+" CPU", cpuPath, "cpu")
+	if err != nil {
+		return nil, err
+	}
+	alloc, err := summariseProfile(p.name+" allocations", allocPath, "alloc_space")
+	if err != nil {
+		return nil, err
+	}
+	return []ProfileSummary{cpu, alloc}, nil
 }

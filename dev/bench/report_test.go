@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -135,7 +137,7 @@ func TestMarkdown(t *testing.T) {
 	// An empty run (every scenario failed) still renders, and says so.
 	r := &Results{Machine: Machine{Date: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)}, Failures: []string{"pipeline: boom\nat line 2"}}
 	r.Targets = targets(r)
-	md := string(markdown(r, "", ""))
+	md := renderT(t, "benchmarks", r)
 	for _, want := range []string{"# Benchmarks", "2026-01-02 03:04 UTC", "pipeline: boom at line 2", "| indexer | ≥ 50,000 chapter refs/s | not measured | not measured |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
@@ -153,7 +155,7 @@ func TestMarkdownTwoSites(t *testing.T) {
 	r := &Results{Machine: Machine{Date: run}, TookSeconds: 600, TwoSites: &TwoSites{Date: run.Add(time.Minute), Fetchers: 3, WorkersEach: 4,
 		WindowSeconds: 5, SettleSeconds: 1, Chapters: 100, LatencyMS: 20, JitterMS: 20,
 		Sites: []SiteUtilisation{site("xsw", 50, 20, []float64{0.98, 0.96}), site("czbooks", 80, 12.5, []float64{0.8, 0.9})}}}
-	md := string(markdown(r, "", ""))
+	md := renderT(t, "benchmarks", r)
 	for _, want := range []string{"## Two sites", "(300 of `xsw`, 300 of `czbooks`)", "answering in 20 to 40 ms", "2 windows of 5 s",
 		"| xsw | 50 ms | 20.0 | 19.40 | 97.0% (lowest 96.0%) | **met** | 47.0 ms | 2 | 1 | 20 (2.00/s) |",
 		"| czbooks | 80 ms | 12.5 | 10.62 | 85.0% (lowest 80.0%) | **not met** | 77.0 ms | 2 | 1 | 20 (2.00/s) |"} {
@@ -165,8 +167,41 @@ func TestMarkdownTwoSites(t *testing.T) {
 		t.Error("a figure of the run itself is said to come from another")
 	}
 	r.TwoSites.Date = run.Add(time.Hour)
-	if md := string(markdown(r, "", "")); !strings.Contains(md, "Measured in a run of this scenario alone on 2026-01-02 04:04 UTC") {
+	if md := renderT(t, "benchmarks", r); !strings.Contains(md, "Measured in a run of this scenario alone on 2026-01-02 04:04 UTC") {
 		t.Errorf("a figure merged from another run is not dated:\n%s", md)
+	}
+}
+
+// renderT renders the template name on r, without notes.
+func renderT(t *testing.T, name string, r *Results) string {
+	t.Helper()
+	b, err := render(name, report{Results: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestRecord(t *testing.T) {
+	// What BENCHMARKS.md records of its run is read back by the next run and by
+	// deploy/check.
+	r := &Results{Machine: Machine{Date: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC), CPUs: 2, LoadBefore: "0.5 0.4 0.3"},
+		Footprint: Footprint{PeakRSSMB: map[string]float64{"fetcher": 20.3}}}
+	r.Targets = targets(r)
+	path := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	if err := os.WriteFile(path, []byte(renderT(t, "benchmarks", r)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readRecord(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Record{Date: r.Machine.Date, Machine: "2 CPUs, load average 0.5 0.4 0.3", Targets: r.Targets, Footprint: r.Footprint}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("record (-want +got):\n%s", diff)
+	}
+	if got, err := readRecord(filepath.Join(t.TempDir(), "none.md")); got != nil || err != nil {
+		t.Errorf("readRecord of a missing report = %v, %v; want nil, nil", got, err)
 	}
 }
 
@@ -202,7 +237,7 @@ func TestHeadline(t *testing.T) {
 	r := &Results{Machine: Machine{Date: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC), CPUs: 2}, Settings: Settings{Runs: 3},
 		Politeness: []Politeness{{Fetchers: 3, AllowedPerSecond: 10, AchievedPerSecond: Sample{Median: 9.8}, MinGapMS: Sample{Median: 97}}}}
 	r.Targets = targets(r)
-	h := headline(r)
+	h := renderT(t, "headline", r)
 	for _, want := range []string{"Measured 2026-01-02 on 2 CPUs", "| indexer | ≥ 50,000 chapter refs/s | not measured | not measured |",
 		"3 fetcher processes: 9.80 requests/s of 10.0 allowed"} {
 		if !strings.Contains(h, want) {

@@ -31,9 +31,9 @@ type Results struct {
 	Profiles         []ProfileSummary `json:"profiles,omitempty"`
 	GoBench          []GoBenchmark    `json:"go_benchmarks,omitempty"`
 	Targets          []Target         `json:"targets"`
-	// Previous is the targets of the run before this one, for comparison.
-	Previous *PreviousRun `json:"previous,omitempty"`
-	Failures []string     `json:"failures,omitempty"`
+	// Previous is what BENCHMARKS.md held of the run before this one, for comparison.
+	Previous *Record  `json:"previous,omitempty"`
+	Failures []string `json:"failures,omitempty"`
 }
 
 // Settings are the sizes and knobs of the run.
@@ -226,13 +226,6 @@ type Footprint struct {
 	ExecToReadyMS Sample `json:"allinone_exec_to_ready_ms,omitzero"`
 }
 
-// PreviousRun is what the run before measured against the targets.
-type PreviousRun struct {
-	Date    time.Time `json:"date"`
-	Machine string    `json:"machine"`
-	Targets []Target  `json:"targets"`
-}
-
 // Target is one goal of the issue with what was measured against it.
 type Target struct {
 	Name string `json:"name"`
@@ -293,14 +286,15 @@ func targets(r *Results) []Target {
 	} else {
 		add("indexer", "≥ 50,000 chapter refs/s", false, "", false)
 	}
-	rss := func(name string, limit float64) {
+	for _, name := range sortedKeys(rssLimits) {
 		v, ok := r.Footprint.PeakRSSMB[name]
-		add(name+" peak RSS", fmt.Sprintf("≤ %.0f MB", limit), ok, fmt.Sprintf("%.1f MB", v), ok && v <= limit)
+		add(name+" peak RSS", fmt.Sprintf("≤ %.0f MB", rssLimits[name]), ok, fmt.Sprintf("%.1f MB", v), ok && v <= rssLimits[name])
 	}
-	rss("fetcher", 60)
-	rss("gateway", 80)
 	return out
 }
+
+// rssLimits are the targets of peak RSS in MB, by process.
+var rssLimits = map[string]float64{"fetcher": 60, "gateway": 80}
 
 // finite replaces NaN and infinities, which JSON cannot hold, with 0.
 func finite(v float64) float64 {

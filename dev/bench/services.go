@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"runtime"
 	"strconv"
 	"time"
@@ -11,12 +13,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/xswtw/xsw/dev/proctest"
 	"github.com/xswtw/xsw/dev/sitesim"
 	"github.com/xswtw/xsw/events"
 )
-
-// mib converts bytes to MiB.
-func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 // runServices runs gateway, fetcher and indexer as separate processes against NATS and
 // the simulated site served by the harness, and measures the pipeline, the gateway's
@@ -24,11 +24,11 @@ func mib(b int64) float64 { return float64(b) / (1 << 20) }
 // RSS.
 func runServices(ctx context.Context, e *env, r *Results) error {
 	o := e.opts
-	ns, err := e.embeddedNATS("services")
+	b, err := e.startBus("services")
 	if err != nil {
 		return err
 	}
-	defer stopNATS(ns)
+	defer b.close()
 	cfg := sitesim.DefaultConfig()
 	cfg.Categories = 2
 	cfg.BooksPerCategory = max(warmBooks+o.runs*o.books50, cfg.BooksPerPage) + 10
@@ -39,63 +39,45 @@ func runServices(ctx context.Context, e *env, r *Results) error {
 		return err
 	}
 	defer sim.Close()
-	site := sim.Site()
 	dsn, err := e.schema(ctx, "services")
 	if err != nil {
 		return err
 	}
-	addr, err := freeAddr()
+	addr, err := proctest.LoopbackAddr()
 	if err != nil {
 		return err
 	}
 	gatewayURL := "http://" + addr
-	common := map[string]string{"NATS_URL": ns.ClientURL(), "DATABASE_URL": dsn, "BASE_URL": sim.URL(), "LOG_LEVEL": "info", "SHUTDOWN_TIMEOUT": "2s"}
-	with := func(extra map[string]string) map[string]string {
-		m := map[string]string{}
-		for k, v := range common {
-			m[k] = v
-		}
-		for k, v := range extra {
-			m[k] = v
-		}
-		return m
+	start := func(name string, vars map[string]string) (*proctest.Process, error) {
+		maps.Copy(vars, map[string]string{"NATS_URL": b.url(), "DATABASE_URL": dsn, "BASE_URL": sim.URL(), "LOG_LEVEL": "info", "SHUTDOWN_TIMEOUT": "2s"})
+		return e.start(name, name, vars)
 	}
-	ix, err := e.start("indexer", "indexer", with(map[string]string{"INDEXER_HEALTH_ADDR": "127.0.0.1:0"}), "")
+	ix, err := start("indexer", map[string]string{"INDEXER_HEALTH_ADDR": "127.0.0.1:0"})
 	if err != nil {
 		return err
 	}
-	defer func() { _ = ix.stop(10 * time.Second) }()
-	gw, err := e.start("gateway", "gateway", with(map[string]string{
+	defer stop(ix, 10*time.Second)
+	gw, err := start("gateway", map[string]string{
 		"HTTP_ADDR": addr, "API_RATE_LIMIT": "0", "API_SOURCE_RATE_LIMIT": "0", "LISTING_CACHE_TTL": "1h", "XSW_ADMIN_TOKEN": "bench",
-	}), "")
+	})
 	if err != nil {
 		return err
 	}
-	defer func() { _ = gw.stop(10 * time.Second) }()
-	fe, err := e.start("fetcher", "fetcher", with(map[string]string{
+	defer stop(gw, 10*time.Second)
+	fe, err := start("fetcher", map[string]string{
 		"FETCHER_HEALTH_ADDR": "127.0.0.1:0", "BG_JOB_RATE_LIMIT": "0", "BG_JOB_WORKERS": strconv.Itoa(o.workers), "FETCHER_ID": "bench-fetcher",
-	}), "")
+	})
 	if err != nil {
 		return err
 	}
-	defer func() { _ = fe.stop(10 * time.Second) }()
-
-	nc, err := nats.Connect(ns.ClientURL(), nats.Name("xsw-bench"))
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
+	defer stop(fe, 10*time.Second)
 	if err := waitHTTP(ctx, gatewayURL+"/readyz", 60*time.Second); err != nil {
-		return fmt.Errorf("gateway: %w (%v)", err, gw.alive())
+		return fmt.Errorf("gateway: %w (%v)", err, gw.Alive())
 	}
-	if err := waitFetcher(ctx, nc, 60*time.Second); err != nil {
-		return fmt.Errorf("fetcher: %w (%v)", err, fe.alive())
+	if err := waitFetcher(ctx, b.nc, 60*time.Second); err != nil {
+		return fmt.Errorf("fetcher: %w (%v)", err, fe.Alive())
 	}
-	tr, err := newTracker(nc)
+	tr, err := newTracker(b.nc)
 	if err != nil {
 		return err
 	}
@@ -109,21 +91,17 @@ func runServices(ctx context.Context, e *env, r *Results) error {
 	// The pipeline takes books of category 2; the listing measured is category 1's
 	// first page, whose books are never synced.
 	var pipelineIDs []string
-	for _, b := range site.Books() {
-		if b.Category == 2 {
-			pipelineIDs = append(pipelineIDs, b.ID)
+	for _, bk := range sim.Site().Books() {
+		if bk.Category == 2 {
+			pipelineIDs = append(pipelineIDs, bk.ID)
 		}
 	}
-	procs := map[string]*process{"fetcher": fe, "indexer": ix, "gateway": gw}
-	fig, err := processPipeline(ctx, e, tr, js, db, procs, pipelineIDs)
-	if err != nil {
+	procs := map[string]*proctest.Process{"fetcher": fe, "indexer": ix, "gateway": gw}
+	if r.PipelineProcesses, err = processPipeline(ctx, e, tr, b.js, db, procs, pipelineIDs); err != nil {
 		return err
 	}
-	r.PipelineProcesses = fig
-
-	bookID := pipelineIDs[0]
 	e.settle(ctx, "gateway reads")
-	if r.Reads, err = measureReads(ctx, e, gatewayURL, bookID); err != nil {
+	if r.Reads, err = measureReads(ctx, e, gatewayURL, pipelineIDs[0]); err != nil {
 		return err
 	}
 
@@ -131,36 +109,37 @@ func runServices(ctx context.Context, e *env, r *Results) error {
 	if err := waitHTTP(ctx, gatewayURL+listing+"&bg_sync=false", 30*time.Second); err != nil {
 		return fmt.Errorf("fill the listing cache: %w", err)
 	}
-	if r.Footprint.PeakRSSMB == nil {
-		r.Footprint.PeakRSSMB = map[string]float64{}
-	}
-	rss, err := fe.peakRSS()
-	if err != nil {
+	if err := peakRSS(r, "fetcher", fe); err != nil {
 		return err
 	}
-	r.Footprint.PeakRSSMB["fetcher"] = mib(rss)
 	// No fetcher from here on: queued requests stay queued.
-	if err := fe.stop(10 * time.Second); err != nil {
+	if err := stop(fe, 10*time.Second); err != nil {
 		return err
 	}
-	listingFig, profs, err := measureListing(ctx, e, js, ns.ClientURL(), gatewayURL, listing)
+	listingFig, profs, err := measureListing(ctx, e, b.js, b.url(), gatewayURL, listing)
 	if err != nil {
 		return err
 	}
 	r.Listing, r.Profiles = listingFig, append(r.Profiles, profs...)
-	for name, p := range map[string]*process{"gateway": gw, "indexer": ix} {
-		rss, err := p.peakRSS()
-		if err != nil {
-			return err
-		}
-		r.Footprint.PeakRSSMB[name] = mib(rss)
+	return errors.Join(peakRSS(r, "gateway", gw), peakRSS(r, "indexer", ix))
+}
+
+// peakRSS notes the peak RSS of p so far as the footprint of name.
+func peakRSS(r *Results, name string, p *proctest.Process) error {
+	rss, err := p.PeakRSS()
+	if err != nil {
+		return err
 	}
+	if r.Footprint.PeakRSSMB == nil {
+		r.Footprint.PeakRSSMB = map[string]float64{}
+	}
+	r.Footprint.PeakRSSMB[name] = float64(rss) / (1 << 20)
 	return nil
 }
 
 // processPipeline syncs books through the fetcher and indexer processes and measures
 // throughput and each process's CPU time per book.
-func processPipeline(ctx context.Context, e *env, tr *tracker, js jetstream.JetStream, db *pgxpool.Pool, procs map[string]*process, ids []string) (*Pipeline, error) {
+func processPipeline(ctx context.Context, e *env, tr *tracker, js jetstream.JetStream, db *pgxpool.Pool, procs map[string]*proctest.Process, ids []string) (*Pipeline, error) {
 	o := e.opts
 	const chapters = 50
 	if len(ids) < warmBooks+o.runs*o.books50 {
@@ -168,7 +147,7 @@ func processPipeline(ctx context.Context, e *env, tr *tracker, js jetstream.JetS
 	}
 	sync := func(ids []string) (secs, fetched float64, err error) {
 		began := time.Now()
-		if err := publishRequests(ctx, js, ids, events.LanePrefetch, false); err != nil {
+		if err := publishRequests(ctx, js, events.LegacySite, ids); err != nil {
 			return 0, 0, err
 		}
 		end, err := tr.wait(ctx, ids, syncTimeout(len(ids), chapters))
@@ -194,8 +173,8 @@ func processPipeline(ctx context.Context, e *env, tr *tracker, js jetstream.JetS
 	for i, run := range chunk(ids[warmBooks:warmBooks+o.runs*o.books50], o.books50) {
 		before := map[string]time.Duration{}
 		for name, p := range procs {
-			if before[name], _ = p.cpuTime(); p.alive() != nil {
-				return nil, p.alive()
+			if before[name], _ = p.CPUTime(); p.Alive() != nil {
+				return nil, p.Alive()
 			}
 		}
 		meter := newCPUMeter()
@@ -211,7 +190,7 @@ func processPipeline(ctx context.Context, e *env, tr *tracker, js jetstream.JetS
 		ours := selfCores * wall.Seconds()
 		cpu[harness] = append(cpu[harness], 1000*ours/n)
 		for name, p := range procs {
-			after, _ := p.cpuTime()
+			after, _ := p.CPUTime()
 			d := (after - before[name]).Seconds()
 			ours += d
 			cpu[name] = append(cpu[name], 1000*d/n)

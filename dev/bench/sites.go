@@ -2,18 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
+	"github.com/xswtw/xsw/dev/proctest"
 	"github.com/xswtw/xsw/dev/sitesim"
-	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/config"
 )
 
@@ -51,78 +45,68 @@ func runSites(ctx context.Context, e *env, r *Results) error {
 	o := e.opts
 	fig := &TwoSites{Date: time.Now().UTC(), Load: loadAverage(), Fetchers: sitesFetchers, WorkersEach: politenessWorkers,
 		WindowSeconds: o.politeWindow.Seconds(), SettleSeconds: sitesSettle.Seconds(), Chapters: sitesChapters, LatencyMS: ms(sitesLatency), JitterMS: ms(sitesJitter)}
-	ns, err := e.embeddedNATS("sites")
+	b, err := e.startBus("sites")
 	if err != nil {
 		return err
 	}
-	defer stopNATS(ns)
-	nc, err := nats.Connect(ns.ClientURL(), nats.Name("xsw-bench"))
+	defer b.close()
+	done, err := newTracker(b.nc)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
+	defer done.close()
 
 	// Each site gets books enough for the whole measurement at its full budget, half as
 	// many again, and one per worker that may hold one when it ends.
 	measured := sitesSettle + time.Duration(o.runs)*o.politeWindow + 2*time.Second
-	vars := map[string]string{"NATS_URL": ns.ClientURL(), "SOURCES": "", "BG_JOB_WORKERS": fmt.Sprint(politenessWorkers)}
+	vars := map[string]string{"NATS_URL": b.url(), "SOURCES": "", "BG_JOB_WORKERS": fmt.Sprint(politenessWorkers)}
 	type simulated struct {
 		budget   *SiteUtilisation
 		interval time.Duration
 		site     *sitesim.Site
 		ids      []string
-		done     *completions
 	}
 	var sims []*simulated
-	for _, b := range sitesBudgets {
+	for _, sb := range sitesBudgets {
 		cfg := sitesim.DefaultConfig()
-		cfg.Site, cfg.Categories = b.site, 1
+		cfg.Site, cfg.Categories = sb.site, 1
 		cfg.MinChapters, cfg.MaxChapters = sitesChapters, sitesChapters
 		cfg.Latency, cfg.LatencyJitter = sitesLatency, sitesJitter
 		perBook := 1
-		if b.site == sitesim.SiteXSW {
+		if sb.site == sitesim.SiteXSW {
 			perBook += (sitesChapters + cfg.ChaptersPerTOCPage - 1) / cfg.ChaptersPerTOCPage
 		}
-		cfg.BooksPerCategory = int(1.5*float64(measured)/float64(b.interval))/perBook + sitesFetchers*politenessWorkers
+		cfg.BooksPerCategory = int(1.5*float64(measured)/float64(sb.interval))/perBook + sitesFetchers*politenessWorkers
 		sim, err := sitesim.NewServer(cfg)
 		if err != nil {
 			return err
 		}
 		defer sim.Close()
-		done, err := countCompletions(nc, b.site)
-		if err != nil {
-			return err
-		}
-		defer done.close()
-		s := &simulated{interval: b.interval, site: sim.Site(), ids: sitesim.BookIDs(cfg), done: done, budget: &SiteUtilisation{
-			Site: b.site, IntervalMS: ms(b.interval), BudgetPerSecond: float64(time.Second) / float64(b.interval), RequestsPerBook: perBook,
+		s := &simulated{interval: sb.interval, site: sim.Site(), ids: sitesim.BookIDs(cfg), budget: &SiteUtilisation{
+			Site: sb.site, IntervalMS: ms(sb.interval), BudgetPerSecond: float64(time.Second) / float64(sb.interval), RequestsPerBook: perBook,
 		}}
 		s.budget.BooksQueued = len(s.ids)
 		sims = append(sims, s)
 		if vars["SOURCES"] != "" {
 			vars["SOURCES"] += ","
 		}
-		vars["SOURCES"] += b.site
-		vars[config.SourceVar(b.site, "URL")] = sim.URL()
-		vars[config.SourceVar(b.site, "RATE_LIMIT")] = b.interval.String()
+		vars["SOURCES"] += sb.site
+		vars[config.SourceVar(sb.site, "URL")] = sim.URL()
+		vars[config.SourceVar(sb.site, "RATE_LIMIT")] = sb.interval.String()
 	}
 
-	procs, err := startFetchers(ctx, e, js, "sites", sitesFetchers, vars)
+	procs, err := startFetchers(ctx, e, b.js, "sites", sitesFetchers, vars)
 	defer procs.stop()
 	if err != nil {
 		return err
 	}
 	for _, s := range sims {
 		s.site.Reset()
-		if err := publishSiteRequests(ctx, js, s.budget.Site, s.ids, events.LanePrefetch, false); err != nil {
+		if err := publishRequests(ctx, b.js, s.budget.Site, s.ids); err != nil {
 			return err
 		}
 	}
-	err = poll(ctx, 30*time.Second, 10*time.Millisecond, "requests at both sites", func() (bool, error) {
+	err = proctest.Poll(ctx, 30*time.Second, "requests at both sites", func() (bool, error) {
 		for _, s := range sims {
 			if s.site.Count() == 0 {
 				return false, nil
@@ -163,7 +147,7 @@ func runSites(ctx context.Context, e *env, r *Results) error {
 	}
 	end := windows[len(windows)-1].To
 	for _, p := range procs {
-		if err := p.alive(); err != nil {
+		if err := p.Alive(); err != nil {
 			return err
 		}
 	}
@@ -183,7 +167,7 @@ func runSites(ctx context.Context, e *env, r *Results) error {
 				}
 			}
 			sp := spacing(in, w.To.Sub(w.From), s.interval)
-			n := s.done.between(w.From, w.To)
+			n := done.fetchedBetween(f.Site, w.From, w.To)
 			rate, util, gap = append(rate, sp.PerSecond), append(util, sp.PerSecond/f.BudgetPerSecond), append(gap, ms(sp.MinGap))
 			inInterval, books = append(inInterval, float64(sp.MaxInInterval)), append(books, float64(n))
 			f.BooksSynced += n
@@ -200,7 +184,7 @@ func runSites(ctx context.Context, e *env, r *Results) error {
 		f.MaxInInterval, f.BooksPerWindow = newSample(inInterval), newSample(books)
 		// Work was waiting all along only if, when the last window ended, more books were
 		// left than the workers could hold between them.
-		f.BooksDoneAtEnd = s.done.between(time.Time{}, end)
+		f.BooksDoneAtEnd = done.fetchedBetween(f.Site, time.Time{}, end)
 		if left := f.BooksQueued - f.BooksDoneAtEnd; left <= sitesFetchers*politenessWorkers {
 			return fmt.Errorf("%s ran out of work: %d of %d books synced when the measurement ended", f.Site, f.BooksDoneAtEnd, f.BooksQueued)
 		}
@@ -212,51 +196,4 @@ func runSites(ctx context.Context, e *env, r *Results) error {
 	fig.TookSeconds = time.Since(fig.Date).Seconds()
 	r.TwoSites = fig
 	return nil
-}
-
-// completions notes when each book of one site was fetched completely, as its completed
-// job event arrives.
-type completions struct {
-	sub *nats.Subscription
-	mu  sync.Mutex
-	at  []time.Time
-}
-
-func countCompletions(nc *nats.Conn, site string) (*completions, error) {
-	c := &completions{}
-	sub, err := nc.Subscribe(events.SubjectJob(events.JobCompleted, site, "*"), func(*nats.Msg) {
-		now := time.Now()
-		c.mu.Lock()
-		c.at = append(c.at, now)
-		c.mu.Unlock()
-	})
-	if err != nil {
-		return nil, err
-	}
-	c.sub = sub
-	return c, nc.Flush()
-}
-
-// between counts the completions at or after from and before to.
-func (c *completions) between(from, to time.Time) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, t := range c.at {
-		if !t.Before(from) && t.Before(to) {
-			n++
-		}
-	}
-	return n
-}
-
-func (c *completions) close() { _ = c.sub.Unsubscribe() }
-
-// writeJSON writes v to path, indented.
-func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
 }

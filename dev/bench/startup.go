@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/xswtw/xsw/dev/proctest"
 	"github.com/xswtw/xsw/dev/sitesim"
 )
 
@@ -42,7 +43,7 @@ func runAllInOne(ctx context.Context, e *env, r *Results) error {
 		if last {
 			err = s.pipeline(ctx, e, r, sitesim.BookIDs(cfg))
 		}
-		if stopErr := s.proc.stop(15 * time.Second); err == nil {
+		if stopErr := stop(s.proc, 15*time.Second); err == nil {
 			err = stopErr
 		}
 		s.db.Close()
@@ -55,12 +56,14 @@ func runAllInOne(ctx context.Context, e *env, r *Results) error {
 }
 
 type allInOneProcess struct {
-	proc                   *process
+	proc                   *proctest.Process
 	url                    string
 	db                     *pgxpool.Pool
 	startedIn, execToReady time.Duration
 }
 
+// startAllInOne starts the xsw binary on a fresh schema and store and waits for its
+// ready line, which says how long its start took (allinone.Running.StartedIn).
 func startAllInOne(ctx context.Context, e *env, siteURL string, n int) (*allInOneProcess, error) {
 	dsn, err := e.schema(ctx, "allinone")
 	if err != nil {
@@ -70,7 +73,7 @@ func startAllInOne(ctx context.Context, e *env, siteURL string, n int) (*allInOn
 	if err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	addr, err := proctest.LoopbackAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -78,28 +81,30 @@ func startAllInOne(ctx context.Context, e *env, siteURL string, n int) (*allInOn
 		"DATABASE_URL": dsn, "DATA_DIR": dataDir, "HTTP_ADDR": addr, "BASE_URL": siteURL,
 		"BG_JOB_RATE_LIMIT": "0", "BG_JOB_WORKERS": strconv.Itoa(e.opts.workers), "XSW_ADMIN_TOKEN": "bench",
 		"API_RATE_LIMIT": "0", "API_SOURCE_RATE_LIMIT": "0", "LOG_FORMAT": "json", "LOG_LEVEL": "info",
-	}, `"msg":"xsw ready"`, "run")
+	}, "run")
 	if err != nil {
 		return nil, err
 	}
-	at, line, err := p.waitLine(ctx, 90*time.Second)
+	s := &allInOneProcess{proc: p, url: "http://" + addr}
+	line, err := p.WaitLog(ctx, 90*time.Second, `"msg":"xsw ready"`)
+	if err == nil {
+		var ready struct {
+			Time      time.Time `json:"time"`
+			StartedIn int64     `json:"started_in"` // slog writes durations as nanoseconds
+		}
+		if err = json.Unmarshal([]byte(line), &ready); err != nil {
+			err = fmt.Errorf("ready line %q: %w", line, err)
+		}
+		s.startedIn, s.execToReady = time.Duration(ready.StartedIn), ready.Time.Sub(p.Started())
+	}
+	if err == nil {
+		s.db, err = pgxpool.New(ctx, dsn)
+	}
 	if err != nil {
-		_ = p.stop(5 * time.Second)
+		_ = stop(p, 5*time.Second)
 		return nil, err
 	}
-	var ready struct {
-		StartedIn int64 `json:"started_in"` // slog writes durations as nanoseconds
-	}
-	if err := json.Unmarshal([]byte(line), &ready); err != nil {
-		_ = p.stop(5 * time.Second)
-		return nil, fmt.Errorf("ready line %q: %w", line, err)
-	}
-	db, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		_ = p.stop(5 * time.Second)
-		return nil, err
-	}
-	return &allInOneProcess{proc: p, url: "http://" + addr, db: db, startedIn: time.Duration(ready.StartedIn), execToReady: at.Sub(p.started)}, nil
+	return s, nil
 }
 
 // pipeline queues books through the admin API (manual lane), waits until Postgres holds
@@ -133,7 +138,7 @@ func (s *allInOneProcess) pipeline(ctx context.Context, e *env, r *Results, ids 
 		queued = time.Since(began)
 		// A cheap poll (the sync's completion is indexed after all its pages), then the
 		// full check.
-		err := poll(ctx, syncTimeout(len(ids), chapters), 20*time.Millisecond, fmt.Sprintf("%d books stored", len(ids)), func() (bool, error) {
+		err := proctest.Poll(ctx, syncTimeout(len(ids), chapters), fmt.Sprintf("%d books stored", len(ids)), func() (bool, error) {
 			n, err := syncedBooks(ctx, s.db, ids)
 			return n == len(ids), err
 		})
@@ -162,14 +167,6 @@ func (s *allInOneProcess) pipeline(ctx context.Context, e *env, r *Results, ids 
 		Workers: e.opts.workers, BooksPerSecond: newSample([]float64{n / secs}), RefsPerSecond: newSample([]float64{n * chapters / secs}),
 		Seconds: newSample([]float64{secs}), MachineBusy: newSample([]float64{busy}), QueueSeconds: queued.Seconds(),
 	}
-	rss, err := s.proc.peakRSS()
-	if err != nil {
-		return err
-	}
-	if r.Footprint.PeakRSSMB == nil {
-		r.Footprint.PeakRSSMB = map[string]float64{}
-	}
-	r.Footprint.PeakRSSMB["all-in-one"] = mib(rss)
-	e.log.Info("all-in-one process pipeline", "books", len(run), "seconds", round(secs, 3), "queued_in", queued.Round(time.Millisecond), "books_per_s", round(n/secs, 1), "peak_rss_mb", round(mib(rss), 1))
-	return nil
+	e.log.Info("all-in-one process pipeline", "books", len(run), "seconds", round(secs, 3), "queued_in", queued.Round(time.Millisecond), "books_per_s", round(n/secs, 1))
+	return peakRSS(r, "all-in-one", s.proc)
 }

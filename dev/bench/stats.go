@@ -65,17 +65,13 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 
 // Latency summarises the latencies of one load run.
 type Latency struct {
-	Count int           `json:"count"`
-	P50   time.Duration `json:"p50_ns"`
-	P90   time.Duration `json:"p90_ns"`
-	P99   time.Duration `json:"p99_ns"`
-	Max   time.Duration `json:"max_ns"`
+	P50, P99, Max time.Duration
 }
 
 // summarise sorts lat in place and reads its percentiles.
 func summarise(lat []time.Duration) Latency {
 	slices.Sort(lat)
-	l := Latency{Count: len(lat), P50: percentile(lat, 50), P90: percentile(lat, 90), P99: percentile(lat, 99)}
+	l := Latency{P50: percentile(lat, 50), P99: percentile(lat, 99)}
 	if len(lat) > 0 {
 		l.Max = lat[len(lat)-1]
 	}

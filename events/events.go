@@ -66,7 +66,7 @@ func Encode(p Payload) ([]byte, error) {
 // from a transient failure: both of the former are permanent.
 func Decode(data []byte, p Payload) error {
 	if err := json.Unmarshal(data, p); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	switch v := p.PayloadVersion(); v {
 	case Version:

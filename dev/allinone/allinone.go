@@ -2,8 +2,8 @@
 // JetStream (unless NATS_URL names one), database creation and migrations, then the
 // gateway, the fetcher and the indexer. In demo mode it also serves a simulated copy of
 // each site SOURCES lists (m.xsw.tw and czbooks.net by default, m.xsw.tw the default
-// site) and points the sites' URLs at them. The xsw command and the end-to-end tests
-// use it.
+// site) and points the sites' URLs at them. The xsw command runs it (Run); the
+// end-to-end tests and the benchmark harness start it in their own process (Start).
 package allinone
 
 import (
@@ -22,10 +22,10 @@ import (
 
 	"github.com/xswtw/xsw/dev/sitesim"
 	"github.com/xswtw/xsw/events"
-	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/config"
 	"github.com/xswtw/xsw/platform/database"
 	"github.com/xswtw/xsw/platform/metrics"
+	"github.com/xswtw/xsw/platform/natsembed"
 	"github.com/xswtw/xsw/services/fetcher"
 	"github.com/xswtw/xsw/services/fetcher/site"
 	"github.com/xswtw/xsw/services/gateway"
@@ -117,7 +117,7 @@ func Run(ctx context.Context, opts Options, logger *slog.Logger) error {
 
 	// NATS: the one named, or an embedded server with its store under DATA_DIR.
 	if env.Get("NATS_URL") == "" {
-		srv, err := broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: filepath.Join(dataDir, "jetstream"), Port: -1})
+		srv, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(dataDir, "jetstream"), Port: -1})
 		if err != nil {
 			return err
 		}

@@ -1,5 +1,6 @@
-// Package broker connects to NATS, runs an embedded JetStream server for local runs and
-// tests, and provisions the streams, consumers and buckets the events package specifies.
+// Package broker connects to NATS and provisions the streams, consumers and buckets the
+// events package specifies. The embedded server of local runs and tests is package
+// natsembed's.
 package broker
 
 import (
@@ -13,54 +14,11 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xswtw/xsw/events"
 )
-
-// EmbeddedOptions configure an in-process NATS server with JetStream.
-type EmbeddedOptions struct {
-	// StoreDir is where JetStream keeps its files.
-	StoreDir string
-	// Host and Port to listen on; Port -1 picks a free port, 0 means the default 4222.
-	Host string
-	Port int
-	// ServerName names the server (default "xsw-embedded").
-	ServerName string
-}
-
-// StartEmbedded starts a NATS server with JetStream in this process and waits until it
-// accepts connections. Call Shutdown and WaitForShutdown on the result to stop it.
-func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
-	if opts.Host == "" {
-		opts.Host = "127.0.0.1"
-	}
-	if opts.ServerName == "" {
-		opts.ServerName = "xsw-embedded"
-	}
-	srv, err := server.NewServer(&server.Options{
-		ServerName: opts.ServerName,
-		Host:       opts.Host,
-		Port:       opts.Port,
-		JetStream:  true,
-		StoreDir:   opts.StoreDir,
-		NoSigs:     true,
-		NoLog:      true,
-		// Table-of-contents pages of huge books stay well under this; it is NATS's default.
-		MaxPayload: 1 << 20,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("embedded nats: %w", err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		return nil, errors.New("embedded nats: not ready after 10s")
-	}
-	return srv, nil
-}
 
 // Connect dials url with reconnection forever (a restarted server is found again) and
 // returns the connection and its JetStream context. url may carry the credentials of a

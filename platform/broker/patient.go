@@ -12,14 +12,12 @@ import (
 	"github.com/xswtw/xsw/events"
 )
 
-// patientAttempt bounds one attempt of PublishPatiently, so that a request lost in an
-// election leaves time for the next.
-const patientAttempt = 2 * time.Second
-
 // PublishPatiently is Publish for a message with an id, retried while the bus is only
-// briefly unavailable (no stream answered, an attempt timed out, JetStream reported
-// itself unavailable: a stream leader being elected, a server restarting) for at most
-// patience, with backoff from 100 ms to 1 s. The message id makes every retry safe: the
+// briefly unavailable (no stream answered, JetStream reported itself unavailable or the
+// client's request timed out: a stream leader being elected, a server restarting) for at
+// most patience, with backoff from 100 ms to 1 s. An attempt is bounded by ctx and the
+// client's own timeout only: a server that is slow to answer is waited for, not sent the
+// message again. The message id makes every retry safe: the
 // stream stores the message once. Any other error, and every error of a message without
 // an id, is returned at once.
 //
@@ -29,9 +27,7 @@ func PublishPatiently(ctx context.Context, js jetstream.JetStream, subject, msgI
 	deadline := time.Now().Add(patience)
 	wait := 100 * time.Millisecond
 	for {
-		actx, cancel := context.WithTimeout(ctx, patientAttempt)
-		ack, err := Publish(actx, js, subject, msgID, p)
-		cancel()
+		ack, err := Publish(ctx, js, subject, msgID, p)
 		if err == nil || msgID == "" || !Unavailable(err) || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
 			return ack, err
 		}

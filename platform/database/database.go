@@ -1,13 +1,11 @@
-// Package database opens Postgres pools, creates a missing database for local runs and
-// applies embedded SQL migrations.
+// Package database opens Postgres pools and creates a missing database for local runs.
+// Applying migrations is package migrate's, which the gateway, a reader, never links.
 package database
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"log/slog"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -17,8 +15,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
 )
 
 // DefaultURL is the local database a newcomer's machine is expected to have.
@@ -114,34 +110,6 @@ func EnsureDatabase(ctx context.Context, dsn string) error {
 // the name at once.
 func createdMeanwhile(err *pgconn.PgError) bool {
 	return err.Code == "42P04" || err.Code == "23505" && err.ConstraintName == "pg_database_datname_index"
-}
-
-// Migrate applies every migration in fsys (numbered *.sql files in goose's format) that
-// the database has not seen, and logs each one applied.
-//
-// A run holds the session-level advisory lock MigrationLockKey from before it reads the
-// applied versions until after its last migration, on the one connection that runs them,
-// so processes migrating one database at once take turns and each migration is applied
-// once. A run that finds the lock taken logs so, naming the holder, every lockWaitLog
-// while it waits, and waits until it gets the lock or ctx ends: bound ctx to limit the
-// wait. (goose creates its version table, when missing, before it takes the lock; it
-// retries that when racers create the table at once.)
-func Migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS, logger *slog.Logger) error {
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
-		goose.WithSessionLocker(migrationLocker{key: MigrationLockKey, logger: logger}))
-	if err != nil {
-		return fmt.Errorf("migrations: %w", err)
-	}
-	results, err := p.Up(ctx)
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	for _, r := range results {
-		logger.Info("migration applied", "version", r.Source.Version, "file", r.Source.Path, "took", r.Duration)
-	}
-	return nil
 }
 
 // userInfo matches the user part of a URL ("scheme://user:password@"), up to the last

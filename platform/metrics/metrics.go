@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/xswtw/xsw/buildinfo"
 )
 
 // Path is where every service serves its metrics.
@@ -44,4 +46,24 @@ func Register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
 // scraper asks for it).
 func Handler(g prometheus.Gatherer) http.Handler {
 	return promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true})
+}
+
+// BuildInfoName is the metric BuildInfo exports.
+const BuildInfoName = "xsw_build_info"
+
+// BuildInfo returns the gauge xsw_build_info{version,revision,goversion,service} 1 for
+// service ("gateway", "fetcher", "indexer"), labelled with this binary's build
+// (buildinfo.Get). The parts of the all-in-one each register theirs in the registry they
+// share: the service label tells them apart.
+func BuildInfo(service string) prometheus.Collector {
+	in := buildinfo.Get()
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: BuildInfoName,
+		Help: "The build of this service: always 1, its labels say which build it is.",
+		ConstLabels: prometheus.Labels{
+			"version": in.Version, "revision": in.Revision, "goversion": in.GoVersion, "service": service,
+		},
+	})
+	g.Set(1)
+	return g
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/natsembed"
 )
 
 // Server is a running test server and a connection to it.
@@ -32,7 +33,7 @@ func Start(t testing.TB) *Server {
 // StartWith is Start with a chosen topology.
 func StartWith(t testing.TB, topo broker.Topology) *Server {
 	t.Helper()
-	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: t.TempDir(), Port: -1})
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Port: -1})
 	if err != nil {
 		t.Fatalf("natstest: %v", err)
 	}

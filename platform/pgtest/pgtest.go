@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -83,4 +84,38 @@ func Pool(t testing.TB) (*pgxpool.Pool, string) {
 	}
 	t.Cleanup(pool.Close)
 	return pool, dsn
+}
+
+// DatabaseURL returns the URL of a database of the test's own on the test server, one
+// that does not exist yet (the code under test creates it), and
+// drops it, whoever created it, when the test ends. Tests of what is per database (a
+// database's creation, advisory locks) use it instead of Schema.
+func DatabaseURL(t testing.TB) string {
+	t.Helper()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "xsw_test_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, ServerURL())
+		if err != nil {
+			t.Errorf("pgtest: drop database %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("pgtest: drop database %s: %v", name, err)
+		}
+	})
+	return withDatabase(ServerURL(), name)
+}
+
+// withDatabase returns base with its database replaced by name.
+func withDatabase(base, name string) string {
+	if u, err := url.Parse(base); err == nil && u.Scheme != "" {
+		u.Path = "/" + name
+		return u.String()
+	}
+	return base + " dbname=" + name
 }

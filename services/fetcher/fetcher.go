@@ -8,27 +8,18 @@ package fetcher
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/xswtw/xsw/events"
-	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/config"
-	platformmetrics "github.com/xswtw/xsw/platform/metrics"
+	"github.com/xswtw/xsw/platform/service"
 	"github.com/xswtw/xsw/services/fetcher/internal/checkpoint"
 	"github.com/xswtw/xsw/services/fetcher/internal/crawl"
 	"github.com/xswtw/xsw/services/fetcher/internal/metrics"
@@ -52,14 +43,17 @@ func Builtin() site.Registry {
 	return r
 }
 
+// spec names the fetcher and its own variables for the core of its configuration.
+var spec = service.Spec{Name: "fetcher", IDVar: "FETCHER_ID", HealthVar: "FETCHER_HEALTH_ADDR", HealthDefault: ":8001"}
+
 // Config is the fetcher's configuration; ConfigFromEnv documents each variable.
 type Config struct {
-	NATSURL      string
-	NATSReplicas int
-	// Sources are the sites served, the default first: SOURCES, SOURCE_<SITE>_URL
-	// (BASE_URL for the default site) and SOURCE_<SITE>_RATE_LIMIT (default
-	// BG_JOB_RATE_LIMIT), read by config.ReadSources.
-	Sources     config.Sources
+	// Core is what every service shares: NATS_URL, NATS_REPLICAS, BG_JOB_MAX_AGE,
+	// SYNC_DEDUP_WINDOW, the sites (SOURCES, SOURCE_<SITE>_URL, BASE_URL,
+	// SOURCE_<SITE>_RATE_LIMIT, BG_JOB_RATE_LIMIT), SHUTDOWN_TIMEOUT, LOG_LEVEL,
+	// LOG_FORMAT; ReplicaID names this fetcher in heartbeats and job events (FETCHER_ID),
+	// and HealthAddr serves /healthz, /readyz and /metrics (FETCHER_HEALTH_ADDR, ":8001").
+	service.Core
 	InsecureTLS bool
 	HTTPTimeout time.Duration
 	// MaxPageBytes bounds a fetched page (MAX_PAGE_BYTES): with every page a fetcher may
@@ -69,9 +63,6 @@ type Config struct {
 	UserAgent       string
 	Workers         int
 	MaxAttempts     int
-	MaxAge          time.Duration
-	DedupWindow     time.Duration
-	ShutdownTimeout time.Duration
 	RetryBase       time.Duration
 	AckWait         time.Duration
 	CircuitFailures int
@@ -79,12 +70,6 @@ type Config struct {
 	// InteractiveMaxWait bounds how far ahead of now a reader's request may book its
 	// site's slot (INTERACTIVE_MAX_WAIT); beyond it the reader hears the site is busy.
 	InteractiveMaxWait time.Duration
-	FetcherID          string
-	HealthAddr         string
-	// Registry receives the fetcher's metrics, served on HealthAddr at /metrics. It is
-	// not read from the environment: nil gives the fetcher a registry of its own; the
-	// all-in-one passes the one it shares between its parts.
-	Registry *prometheus.Registry
 	// Adapters are the site adapters Sources are served by, by site id. They are not
 	// read from the environment: nil means Builtin().
 	Adapters site.Registry
@@ -94,33 +79,24 @@ type Config struct {
 // every variable. Whether each site of SOURCES has an adapter is checked by Validate and
 // Run, since a caller may add adapters (Adapters) to the configuration it returns.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	core, coreErr := service.FromEnv(getenv, spec)
 	r := config.NewReader(getenv)
 	c := Config{
-		NATSURL:            r.String("NATS_URL", "nats://127.0.0.1:4222"),
-		NATSReplicas:       r.Int("NATS_REPLICAS", 1),
-		Sources:            config.ReadSources(r, events.ValidSiteID),
+		Core:               core,
 		InsecureTLS:        r.Bool("SOURCE_INSECURE_TLS", false),
 		HTTPTimeout:        r.Duration("HTTP_TIMEOUT", 15*time.Second),
 		MaxPageBytes:       int64(r.Int("MAX_PAGE_BYTES", DefaultMaxPageBytes)),
 		UserAgent:          r.String("USER_AGENT", ""),
 		Workers:            r.Int("BG_JOB_WORKERS", 2),
 		MaxAttempts:        r.Int("BG_JOB_MAX_ATTEMPTS", 5),
-		MaxAge:             r.Duration("BG_JOB_MAX_AGE", 24*time.Hour),
-		DedupWindow:        r.Duration("SYNC_DEDUP_WINDOW", 5*time.Minute),
-		ShutdownTimeout:    r.Duration("SHUTDOWN_TIMEOUT", 5*time.Second),
 		RetryBase:          r.Duration("BG_JOB_RETRY_BASE", 2*time.Second),
 		AckWait:            r.Duration("BG_JOB_ACK_WAIT", time.Minute),
 		CircuitFailures:    r.Int("CIRCUIT_FAILURES", 5),
 		CircuitCooldown:    r.Duration("CIRCUIT_COOLDOWN", 30*time.Second),
 		InteractiveMaxWait: r.Duration("INTERACTIVE_MAX_WAIT", 10*time.Second),
-		FetcherID:          r.String("FETCHER_ID", ""),
-		HealthAddr:         r.String("FETCHER_HEALTH_ADDR", ":8001"),
 	}
-	if err := r.Err(); err != nil {
+	if err := errors.Join(coreErr, r.Err()); err != nil {
 		return c, err
-	}
-	if c.FetcherID == "" {
-		c.FetcherID = defaultID()
 	}
 	return c, c.validateVars()
 }
@@ -149,22 +125,17 @@ func (c Config) adapters() site.Registry {
 	return c.Adapters
 }
 
-// validateVars names the first variable whose value cannot work.
+// validateVars names every variable whose value cannot work.
 func (c Config) validateVars() error {
 	return errors.Join(
-		c.Sources.Validate(),
+		c.Core.Validate(),
 		config.Check(c.Workers >= 1 && c.Workers <= 256, "BG_JOB_WORKERS", "want 1..256, got %d", c.Workers),
 		config.Check(c.MaxAttempts >= 1, "BG_JOB_MAX_ATTEMPTS", "want >= 1, got %d", c.MaxAttempts),
-		config.Check(c.MaxAge >= 0, "BG_JOB_MAX_AGE", "want >= 0, got %v", c.MaxAge),
-		config.Check(c.DedupWindow >= 0, "SYNC_DEDUP_WINDOW", "want >= 0, got %v", c.DedupWindow),
 		config.Check(c.AckWait >= time.Second, "BG_JOB_ACK_WAIT", "want >= 1s, got %v", c.AckWait),
 		config.Check(c.HTTPTimeout > 0, "HTTP_TIMEOUT", "want > 0, got %v", c.HTTPTimeout),
 		config.Check(c.MaxPageBytes >= 64<<10 && c.MaxPageBytes <= 16<<20, "MAX_PAGE_BYTES", "want 65536 to 16777216, got %d", c.MaxPageBytes),
-		config.Check(c.ShutdownTimeout >= 0, "SHUTDOWN_TIMEOUT", "want >= 0, got %v", c.ShutdownTimeout),
-		config.Check(c.NATSReplicas == 1 || c.NATSReplicas == 3 || c.NATSReplicas == 5, "NATS_REPLICAS", "want 1, 3 or 5, got %d", c.NATSReplicas),
 		config.Check(c.CircuitFailures >= 1, "CIRCUIT_FAILURES", "want >= 1, got %d", c.CircuitFailures),
 		config.Check(c.InteractiveMaxWait > 0, "INTERACTIVE_MAX_WAIT", "want > 0, got %v", c.InteractiveMaxWait),
-		config.Check(!strings.ContainsAny(c.FetcherID, ".*> "), "FETCHER_ID", "no dots, spaces or wildcards: %q", c.FetcherID),
 	)
 }
 
@@ -180,43 +151,32 @@ const RPCConcurrency = 16
 // manifest allows.
 const DefaultMaxPageBytes = 512 << 10
 
-func defaultID() string {
-	h, _ := os.Hostname()
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	h = strings.NewReplacer(".", "-", " ", "-").Replace(h)
-	if h == "" {
-		h = "fetcher"
-	}
-	return h + "-" + hex.EncodeToString(b[:])
-}
-
 // Run fetches until ctx ends, then drains: it stops taking work, lets in-flight jobs
 // finish within ShutdownTimeout, hands the rest back, and closes its connection. It fails
 // at once when the configuration does not hold (Validate), a site of SOURCES without an
 // adapter among them.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	logger = logger.With("component", "fetcher", "fetcher_id", cfg.FetcherID)
+	logger = logger.With("component", "fetcher", "fetcher_id", cfg.ReplicaID)
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	nc, js, err := broker.Connect(cfg.NATSURL, "xsw-fetcher-"+cfg.FetcherID, logger)
+	nc, js, err := cfg.Connect(ctx, logger)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	if err := broker.Provision(ctx, js, broker.Topology{Replicas: cfg.NATSReplicas, RequestMaxAge: cfg.MaxAge, SyncedTTL: events.SyncedTTL(cfg.DedupWindow)}); err != nil {
+	ln, err := cfg.ListenHealth()
+	if err != nil {
 		return err
 	}
+	defer ln.Close()
 	kv, err := js.KeyValue(ctx, events.BucketPoliteness)
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", events.BucketPoliteness, err)
 	}
-	reg := cfg.Registry
-	if reg == nil {
-		if reg, err = platformmetrics.NewRegistry(); err != nil {
-			return err
-		}
+	reg, err := cfg.Metrics()
+	if err != nil {
+		return err
 	}
 	// The metrics observe the sites' clients, which need the metrics: they meet here.
 	var m *metrics.Fetcher
@@ -251,8 +211,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	syncer := &worker.Syncer{JS: js, Sites: served, Logger: logger, Checkpoints: checkpoint.Store{KV: checkpoints}}
 	pool, err := worker.NewPool(ctx, nc, js, syncer, worker.Config{
-		FetcherID: cfg.FetcherID, Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, MaxAge: cfg.MaxAge,
-		DedupWindow: cfg.DedupWindow, ShutdownTimeout: cfg.ShutdownTimeout, RetryBase: cfg.RetryBase, AckWait: cfg.AckWait,
+		FetcherID: cfg.ReplicaID, Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, MaxAge: cfg.RequestMaxAge,
+		DedupWindow: cfg.SyncDedupWindow, ShutdownTimeout: cfg.ShutdownTimeout, RetryBase: cfg.RetryBase, AckWait: cfg.AckWait,
 		Observe: m.Job, Poison: func() { m.Poison(metrics.ConsumerRequests) },
 	}, logger)
 	if err != nil {
@@ -281,10 +241,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	g.Go(func() error { return calls.Run(gctx) })
 	g.Go(func() error { return crawler.Run(gctx) })
 	g.Go(func() error { return heartbeat(gctx, js, cfg, pool, served, logger) })
-	g.Go(func() error { return m.Watch(gctx, js, metricsRefresh, logger) })
-	if cfg.HealthAddr != "" {
-		g.Go(func() error { return serveHealth(gctx, cfg.HealthAddr, nc, platformmetrics.Handler(reg)) })
-	}
+	g.Go(func() error { return m.Watch(gctx, js, cfg.ReplicaID, metricsRefresh, logger) })
+	g.Go(func() error { return service.ServeHealth(gctx, ln, service.NATSReady(nc), reg, logger) })
 	err = g.Wait()
 	logger.Info("fetcher stopped")
 	return err
@@ -305,13 +263,13 @@ func heartbeat(ctx context.Context, js jetstream.JetStream, cfg Config, pool *wo
 	beat := func(ctx context.Context, draining bool) {
 		now := time.Now().UTC()
 		hb := events.FetcherHeartbeat{
-			Header: events.Header{Version: events.Version}, FetcherID: cfg.FetcherID, Workers: cfg.Workers * len(served.All()),
+			Header: events.Header{Version: events.Version}, FetcherID: cfg.ReplicaID, Workers: cfg.Workers * len(served.All()),
 			Active: pool.Active(), StartedAt: started, At: now, Draining: draining,
 		}
 		var errs []error
 		for _, st := range served.All() {
 			_ = st.Limiter.Refresh(ctx)
-			info := st.Info(cfg.FetcherID, now)
+			info := st.Info(cfg.ReplicaID, now)
 			hb.Sites = append(hb.Sites, info)
 			b, err := events.Encode(&info)
 			if err == nil {
@@ -323,7 +281,7 @@ func heartbeat(ctx context.Context, js jetstream.JetStream, cfg Config, pool *wo
 		hb.Interval, hb.Circuit = snap.Interval.Seconds(), snap.Circuit
 		b, err := events.Encode(&hb)
 		if err == nil {
-			_, err = kv.Put(ctx, cfg.FetcherID, b)
+			_, err = kv.Put(ctx, cfg.ReplicaID, b)
 		}
 		if err := errors.Join(append(errs, err)...); err != nil && ctx.Err() == nil {
 			logger.Warn("heartbeat", "err", err)
@@ -351,39 +309,12 @@ func heartbeat(ctx context.Context, js jetstream.JetStream, cfg Config, pool *wo
 		case <-ctx.Done():
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			defer cancel()
-			_ = kv.Delete(dctx, cfg.FetcherID)
+			_ = kv.Delete(dctx, cfg.ReplicaID)
 			return nil
 		}
 	}
 }
 
-// metricsRefresh is how often the queue and dead-letter gauges are read from JetStream.
+// metricsRefresh is how often the fetcher exporting the cluster's queue and dead-letter
+// gauges reads them from JetStream, and how often the others try for its lease.
 const metricsRefresh = 5 * time.Second
-
-func serveHealth(ctx context.Context, addr string, nc *nats.Conn, metricsHandler http.Handler) error {
-	mux := http.NewServeMux()
-	mux.Handle("GET "+platformmetrics.Path, metricsHandler)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !nc.IsConnected() {
-			http.Error(w, "nats not connected", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("health listener %s: %w", addr, err)
-	}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
-}

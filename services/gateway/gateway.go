@@ -8,29 +8,25 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/xswtw/xsw/events"
-	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/config"
 	"github.com/xswtw/xsw/platform/database"
 	platformmetrics "github.com/xswtw/xsw/platform/metrics"
+	"github.com/xswtw/xsw/platform/service"
 	"github.com/xswtw/xsw/services/gateway/internal/catalog"
 	"github.com/xswtw/xsw/services/gateway/internal/dashboard"
 	"github.com/xswtw/xsw/services/gateway/internal/httpapi"
@@ -43,8 +39,24 @@ import (
 // DefaultStatementTimeout is DB_STATEMENT_TIMEOUT when unset.
 const DefaultStatementTimeout = 5 * time.Second
 
+// DefaultReadyDBGrace is READY_DB_GRACE when unset.
+const DefaultReadyDBGrace = time.Minute
+
+// spec names the gateway for the core of its configuration. It answers its probes and
+// serves its metrics on its API's address, and has no replica variable.
+var spec = service.Spec{Name: "gateway"}
+
 // Config is the gateway's configuration. ConfigFromEnv names the variable of each field.
 type Config struct {
+	// Core is what every service shares: NATS_URL, NATS_REPLICAS, BG_JOB_MAX_AGE,
+	// SYNC_DEDUP_WINDOW, SHUTDOWN_TIMEOUT (in-flight requests and background publishes
+	// finish within it), LOG_LEVEL, LOG_FORMAT, and the sites served (SOURCES, ...; "" as
+	// a site's URL is the adapter's own, which the fetchers report): the unprefixed
+	// routes serve the default site, and any site id outside SOURCES is answered 404.
+	// ReplicaID names this gateway in its cache invalidations and read reports; Registry
+	// is served at /metrics on HTTPAddr (the all-in-one's, shared by its parts, serves
+	// all of them).
+	service.Core
 	// HTTPAddr is where the HTTP server listens (HTTP_ADDR, ":8000").
 	HTTPAddr string
 	// DatabaseURL is the Postgres the indexer writes (DATABASE_URL).
@@ -53,15 +65,10 @@ type Config struct {
 	// lock included: Postgres cancels it and the client gets 503 (DB_STATEMENT_TIMEOUT,
 	// 5s; from 100ms to 10m).
 	StatementTimeout time.Duration
-	// NATSURL is the NATS server (NATS_URL, "nats://127.0.0.1:4222").
-	NATSURL string
-	// Sources are the sites served, the default first (SOURCES, "xsw"), with each one's
-	// base URL (SOURCE_<SITE>_URL; BASE_URL for the default site; "" is the adapter's
-	// own, which the fetchers report) and interval between requests
-	// (SOURCE_<SITE>_RATE_LIMIT, BG_JOB_RATE_LIMIT, 2s), as every service reads them.
-	// The unprefixed routes serve the default site; any site id outside SOURCES is
-	// answered 404.
-	Sources config.Sources
+	// ReadyDBGrace is how long /readyz keeps answering 200 while Postgres does not
+	// answer, the memory cache serving what it holds; past it, or at once when NATS is
+	// gone, the gateway is not ready (READY_DB_GRACE, 60s; 0 for none, at most 1h).
+	ReadyDBGrace time.Duration
 	// CacheTTL is the lifetime of cached books, chapter lists and texts
 	// (CACHE_TTL_SECONDS, 900).
 	CacheTTL time.Duration
@@ -77,17 +84,8 @@ type Config struct {
 	ChapterWait time.Duration
 	// RPCTimeout bounds the wait for categories and listing pages (RPC_TIMEOUT, 15s).
 	RPCTimeout time.Duration
-	// SyncDedupWindow: a book synced more recently is not synced again unless forced
-	// (SYNC_DEDUP_WINDOW, 5m).
-	SyncDedupWindow time.Duration
 	// AdminToken guards /admin; empty disables it (XSW_ADMIN_TOKEN).
 	AdminToken string
-	// NATSReplicas is the replica count of the streams and buckets provisioned (NATS_REPLICAS, 1).
-	NATSReplicas int
-	// RequestMaxAge expires requests that waited longer (BG_JOB_MAX_AGE, 24h).
-	RequestMaxAge time.Duration
-	// ShutdownTimeout bounds the graceful shutdown (SHUTDOWN_TIMEOUT, 5s).
-	ShutdownTimeout time.Duration
 	// ReadsFlush is how often book reads are reported for popularity (READS_FLUSH_INTERVAL, 30s).
 	ReadsFlush time.Duration
 	// RateLimit is how many requests one client may make per RateWindow; 0 disables the
@@ -104,35 +102,27 @@ type Config struct {
 	// CORSAllowOrigins is "*" or a comma-separated list of origins allowed to call the
 	// API from a browser (CORS_ALLOW_ORIGINS, "*").
 	CORSAllowOrigins string
-	// Registry receives the gateway's metrics, served at /metrics on HTTPAddr. It is not
-	// read from the environment: nil gives the gateway a registry of its own; the
-	// all-in-one passes the one it shares between its parts, so that this /metrics
-	// serves all of them.
-	Registry *prometheus.Registry
 }
 
 // ConfigFromEnv reads the configuration through getenv (os.Getenv in main, a map in
 // tests). Durations accept Go's syntax ("90s", "5m") or a bare number of seconds. The
 // error names every variable it could not parse.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	core, coreErr := service.FromEnv(getenv, spec)
 	r := config.NewReader(getenv)
 	cfg := Config{
+		Core:             core,
 		HTTPAddr:         r.String("HTTP_ADDR", ":8000"),
 		DatabaseURL:      r.String("DATABASE_URL", database.DefaultURL),
 		StatementTimeout: r.Duration("DB_STATEMENT_TIMEOUT", DefaultStatementTimeout),
-		NATSURL:          r.String("NATS_URL", "nats://127.0.0.1:4222"),
-		Sources:          config.ReadSources(r, events.ValidSiteID),
+		ReadyDBGrace:     r.Duration("READY_DB_GRACE", DefaultReadyDBGrace),
 		CacheTTL:         r.Duration("CACHE_TTL_SECONDS", 900*time.Second),
 		ListingCacheTTL:  r.Duration("LISTING_CACHE_TTL", 60*time.Second),
 		CacheMaxBytes:    int64(r.Int("CACHE_MAX_BYTES", httpapi.DefaultCacheMaxBytes)),
 		InteractiveWait:  r.Duration("INTERACTIVE_WAIT", 10*time.Second),
 		ChapterWait:      r.Duration("CHAPTER_WAIT", 60*time.Second),
 		RPCTimeout:       r.Duration("RPC_TIMEOUT", 15*time.Second),
-		SyncDedupWindow:  r.Duration("SYNC_DEDUP_WINDOW", 5*time.Minute),
 		AdminToken:       r.String("XSW_ADMIN_TOKEN", ""),
-		NATSReplicas:     r.Int("NATS_REPLICAS", 1),
-		RequestMaxAge:    r.Duration("BG_JOB_MAX_AGE", 24*time.Hour),
-		ShutdownTimeout:  r.Duration("SHUTDOWN_TIMEOUT", 5*time.Second),
 		ReadsFlush:       r.Duration("READS_FLUSH_INTERVAL", 30*time.Second),
 		RateLimit:        r.Int("API_RATE_LIMIT", 120),
 		SourceRateLimit:  r.Int("API_SOURCE_RATE_LIMIT", 10),
@@ -141,7 +131,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			r.String("CORS_ALLOW_ORIGINS", "*"), ",", " ")), ","),
 	}
 	proxies, proxyErr := parsePrefixes(r.String("API_TRUSTED_PROXIES", ""))
-	if err := errors.Join(r.Err(), proxyErr); err != nil {
+	if err := errors.Join(coreErr, r.Err(), proxyErr); err != nil {
 		return Config{}, scrub(err, configSecrets(cfg))
 	}
 	cfg.TrustedProxies = proxies
@@ -182,28 +172,16 @@ func validOrigins(list string) bool {
 	return true
 }
 
-// Validate reports the first setting that cannot work, naming its variable.
+// Validate reports every setting that cannot work, naming its variable.
 func (c Config) Validate() error {
-	checkURL := func(raw string, schemes ...string) bool {
-		u, err := url.Parse(raw)
-		if err != nil || u.Host == "" {
-			return false
-		}
-		for _, s := range schemes {
-			if u.Scheme == s {
-				return true
-			}
-		}
-		return false
-	}
 	_, _, addrErr := net.SplitHostPort(c.HTTPAddr)
 	return errors.Join(
 		config.Check(addrErr == nil, "HTTP_ADDR", "%q is not host:port", c.HTTPAddr),
 		config.Check(c.DatabaseURL != "", "DATABASE_URL", "must be set"),
 		config.Check(c.StatementTimeout >= 100*time.Millisecond && c.StatementTimeout <= 10*time.Minute, "DB_STATEMENT_TIMEOUT",
 			"must be from 100ms to 10m, got %s", c.StatementTimeout),
-		config.Check(checkURL(c.NATSURL, "nats", "tls", "ws", "wss"), "NATS_URL", "%q is not a nats:// URL", redactURLs(c.NATSURL)),
-		c.Sources.Validate(),
+		c.Core.Validate(),
+		config.Check(c.ReadyDBGrace >= 0 && c.ReadyDBGrace <= time.Hour, "READY_DB_GRACE", "want 0 (none) to 1h, got %s", c.ReadyDBGrace),
 		config.Check(c.CacheTTL > 0, "CACHE_TTL_SECONDS", "must be positive, got %s", c.CacheTTL),
 		config.Check(c.ListingCacheTTL > 0, "LISTING_CACHE_TTL", "must be positive, got %s", c.ListingCacheTTL),
 		config.Check(c.CacheMaxBytes >= 1<<20, "CACHE_MAX_BYTES", "must be at least 1 MiB (1048576), got %d", c.CacheMaxBytes),
@@ -212,10 +190,6 @@ func (c Config) Validate() error {
 		config.Check(c.ChapterWait > 0 && c.ChapterWait+c.InteractiveWait < 2*time.Minute, "CHAPTER_WAIT",
 			"must be positive and, with INTERACTIVE_WAIT, under the client's 2 minutes, got %s", c.ChapterWait),
 		config.Check(c.RPCTimeout > 0, "RPC_TIMEOUT", "must be positive, got %s", c.RPCTimeout),
-		config.Check(c.SyncDedupWindow > 0, "SYNC_DEDUP_WINDOW", "must be positive, got %s", c.SyncDedupWindow),
-		config.Check(c.NATSReplicas == 1 || c.NATSReplicas == 3 || c.NATSReplicas == 5, "NATS_REPLICAS", "want 1, 3 or 5, got %d", c.NATSReplicas),
-		config.Check(c.RequestMaxAge >= 0, "BG_JOB_MAX_AGE", "must not be negative, got %s", c.RequestMaxAge),
-		config.Check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "must be positive, got %s", c.ShutdownTimeout),
 		config.Check(c.ReadsFlush >= time.Second, "READS_FLUSH_INTERVAL", "want at least 1s, got %s", c.ReadsFlush),
 		config.Check(c.RateLimit >= 0 && c.RateLimit <= 1_000_000, "API_RATE_LIMIT", "must be from 0 (off) to 1000000, got %d", c.RateLimit),
 		config.Check(c.SourceRateLimit >= 0 && c.SourceRateLimit <= 1_000_000, "API_SOURCE_RATE_LIMIT", "must be from 0 (off) to 1000000, got %d", c.SourceRateLimit),
@@ -257,17 +231,13 @@ func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	logger = logger.With("component", "gateway")
 
-	nc, js, err := broker.Connect(cfg.NATSURL, "xsw-gateway", logger)
+	nc, js, err := cfg.Connect(ctx, logger)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 	provCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	err = broker.Provision(provCtx, js, broker.Topology{Replicas: cfg.NATSReplicas, RequestMaxAge: cfg.RequestMaxAge, SyncedTTL: events.SyncedTTL(cfg.SyncDedupWindow)})
-	if err != nil {
-		return fmt.Errorf("nats %s: %w", redactURLs(cfg.NATSURL), err)
-	}
 	pool, err := database.Open(ctx, cfg.DatabaseURL, 1, database.StatementTimeout(cfg.StatementTimeout))
 	if err != nil {
 		return err
@@ -285,17 +255,19 @@ func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	cat := catalog.New(pool)
 	jm.SetKnown(cat.Known)
 	jm.SetCheck(reg.CheckBook)
-	promReg := cfg.Registry
-	if promReg == nil {
-		if promReg, err = platformmetrics.NewRegistry(); err != nil {
-			return err
-		}
+	promReg, err := cfg.Metrics()
+	if err != nil {
+		return err
 	}
 	httpMetrics, err := metrics.New(promReg)
 	if err != nil {
 		return err
 	}
-	counter := reads.New(js, "gateway-"+replicaSuffix(), cfg.ReadsFlush, logger)
+	readMetrics, err := metrics.NewReads(promReg, cfg.Sources.IDs())
+	if err != nil {
+		return err
+	}
+	counter := reads.New(js, cfg.ReplicaID, cfg.ReadsFlush, logger)
 	dash := dashboard.New(dashboard.Config{AdminToken: cfg.AdminToken}, nc, js, jm, logger)
 	srv, err := httpapi.New(httpapi.Config{
 		Database: databaseLabel(cfg.DatabaseURL),
@@ -303,7 +275,12 @@ func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		InteractiveWait: cfg.InteractiveWait, ChapterWait: cfg.ChapterWait, RPCTimeout: cfg.RPCTimeout,
 		AdminToken: cfg.AdminToken, RateLimit: cfg.RateLimit, RateWindow: cfg.RateWindow, SourceRateLimit: cfg.SourceRateLimit,
 		TrustedProxies: cfg.TrustedProxies, CORSAllowOrigins: cfg.CORSAllowOrigins,
-		CountRead:  counter.Add,
+		Replica: cfg.ReplicaID, ReadyDBGrace: cfg.ReadyDBGrace,
+		CountRead: counter.Add,
+		ObserveRead: func(site, from string) {
+			readMetrics.Read(site, from)
+			dash.Read(from)
+		},
 		Middleware: []fiber.Handler{httpMetrics.Middleware},
 		Mounts: []func(fiber.Router){
 			dash.Mount,
@@ -345,12 +322,4 @@ func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	logger.Info("gateway stopped")
 	return nil
-}
-
-// replicaSuffix names this replica's reports: the host name and a random suffix.
-func replicaSuffix() string {
-	h, _ := os.Hostname()
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return strings.NewReplacer(".", "-", " ", "-").Replace(h) + "-" + hex.EncodeToString(b[:])
 }

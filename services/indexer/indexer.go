@@ -12,28 +12,20 @@ package indexer
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/url"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/config"
 	"github.com/xswtw/xsw/platform/database"
-	"github.com/xswtw/xsw/platform/logging"
-	platformmetrics "github.com/xswtw/xsw/platform/metrics"
+	"github.com/xswtw/xsw/platform/service"
 	"github.com/xswtw/xsw/services/indexer/internal/consume"
 	"github.com/xswtw/xsw/services/indexer/internal/metrics"
 	"github.com/xswtw/xsw/services/indexer/internal/notify"
@@ -41,18 +33,22 @@ import (
 	"github.com/xswtw/xsw/services/indexer/internal/store"
 )
 
+// spec names the indexer and its own variables for the core of its configuration.
+var spec = service.Spec{Name: "indexer", IDVar: "INDEXER_ID", HealthVar: "INDEXER_HEALTH_ADDR", HealthDefault: ":8002"}
+
 // Config is the indexer's configuration. ConfigFromEnv fills it; the comment of each
 // field names its variable and default.
 type Config struct {
+	// Core is what every service shares: NATS_URL, NATS_REPLICAS, BG_JOB_MAX_AGE and
+	// SYNC_DEDUP_WINDOW (to provision the streams and buckets), SHUTDOWN_TIMEOUT (to
+	// finish the batch in hand), LOG_LEVEL, LOG_FORMAT, and the sites (SOURCES, ...): the
+	// indexer stores every site's events whatever SOURCES says; it refreshes the books of
+	// these sites only, and counts their events from zero in its metrics. ReplicaID names
+	// this replica in the scheduler's lease (INDEXER_ID), and HealthAddr serves /healthz,
+	// /readyz and /metrics (INDEXER_HEALTH_ADDR, ":8002").
+	service.Core
 	// DatabaseURL is the Postgres to write (DATABASE_URL, default database.DefaultURL).
 	DatabaseURL string
-	// NATSURL is the NATS server or cluster (NATS_URL, default nats://127.0.0.1:4222).
-	NATSURL string
-	// Sources are the configured sites, the default first (SOURCES, default "xsw", with
-	// SOURCE_<SITE>_URL and SOURCE_<SITE>_RATE_LIMIT; see config.ReadSources). The
-	// indexer stores every site's events whatever this says; it refreshes the books of
-	// these sites only, and counts their events from zero in its metrics.
-	Sources config.Sources
 	// BatchSize is the most events pulled and written at once (INDEXER_BATCH_SIZE,
 	// default 256, at most the consumer's MaxAckPending).
 	BatchSize int
@@ -62,8 +58,6 @@ type Config struct {
 	// HistoryRetention is how long job history is kept; 0 keeps it forever
 	// (JOB_HISTORY_RETENTION, default 168h).
 	HistoryRetention time.Duration
-	// HTTPAddr is where /healthz and /readyz are served (INDEXER_HEALTH_ADDR, default ":8002").
-	HTTPAddr string
 	// RefreshInterval, RefreshFinishedInterval and RefreshBudgetPerHour drive the
 	// refresh scheduler (REFRESH_INTERVAL, default 6h, 0 switches it off;
 	// REFRESH_FINISHED_INTERVAL, default 168h; REFRESH_BUDGET_PER_HOUR, default 120
@@ -71,24 +65,6 @@ type Config struct {
 	RefreshInterval         time.Duration
 	RefreshFinishedInterval time.Duration
 	RefreshBudgetPerHour    int
-	// ReplicaID names this replica in the scheduler's lease (INDEXER_ID, default the
-	// host name and a random suffix).
-	ReplicaID string
-	// NATSReplicas is the replica count of the streams and buckets this indexer
-	// provisions: 1 for a single server, 3 or 5 for a cluster (NATS_REPLICAS, default 1).
-	NATSReplicas int
-	// RequestMaxAge expires book requests that waited longer, for provisioning the
-	// streams (BG_JOB_MAX_AGE, default 24h).
-	RequestMaxAge time.Duration
-	// SyncDedupWindow is how long a completed sync suppresses another; the synced bucket
-	// keeps entries for max(1h, window) (SYNC_DEDUP_WINDOW, default 5m).
-	SyncDedupWindow time.Duration
-	// ShutdownTimeout bounds finishing the batch in hand at shutdown (SHUTDOWN_TIMEOUT,
-	// default 5s).
-	ShutdownTimeout time.Duration
-	// LogLevel and LogFormat configure the logger main builds (LOG_LEVEL, default "info";
-	// LOG_FORMAT, default "text").
-	LogLevel, LogFormat string
 	// WebhookURLs receive a signed JSON POST for every job that fails for good (or one
 	// for a burst of them), every lane whose queue crosses WebhookQueueThreshold and every
 	// opening and closing of a site's circuit (WEBHOOK_URLS, comma-separated, default
@@ -100,39 +76,27 @@ type Config struct {
 	// WebhookQueueThreshold is the queue size of a lane past which it is announced
 	// (WEBHOOK_QUEUE_THRESHOLD, default 1000).
 	WebhookQueueThreshold int
-	// Registry receives the indexer's metrics, served on HTTPAddr at /metrics. It is not
-	// read from the environment: nil gives the indexer a registry of its own; the
-	// all-in-one passes the one it shares between its parts.
-	Registry *prometheus.Registry
 }
 
 // ConfigFromEnv reads the configuration through getenv and validates it. The error names
 // every bad variable.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	core, coreErr := service.FromEnv(getenv, spec)
 	r := config.NewReader(getenv)
 	cfg := Config{
+		Core:                    core,
 		DatabaseURL:             r.String("DATABASE_URL", database.DefaultURL),
-		NATSURL:                 r.String("NATS_URL", "nats://127.0.0.1:4222"),
-		Sources:                 config.ReadSources(r, events.ValidSiteID),
 		BatchSize:               r.Int("INDEXER_BATCH_SIZE", 256),
 		Writers:                 r.Int("INDEXER_WRITERS", 4),
 		HistoryRetention:        r.Duration("JOB_HISTORY_RETENTION", 7*24*time.Hour),
-		HTTPAddr:                r.String("INDEXER_HEALTH_ADDR", ":8002"),
-		NATSReplicas:            r.Int("NATS_REPLICAS", 1),
 		RefreshInterval:         r.Duration("REFRESH_INTERVAL", 6*time.Hour),
 		RefreshFinishedInterval: r.Duration("REFRESH_FINISHED_INTERVAL", 7*24*time.Hour),
 		RefreshBudgetPerHour:    r.Int("REFRESH_BUDGET_PER_HOUR", 120),
-		ReplicaID:               r.String("INDEXER_ID", replicaID()),
-		RequestMaxAge:           r.Duration("BG_JOB_MAX_AGE", 24*time.Hour),
-		SyncDedupWindow:         r.Duration("SYNC_DEDUP_WINDOW", 5*time.Minute),
-		ShutdownTimeout:         r.Duration("SHUTDOWN_TIMEOUT", 5*time.Second),
-		LogLevel:                r.String("LOG_LEVEL", "info"),
-		LogFormat:               r.String("LOG_FORMAT", "text"),
 		WebhookURLs:             r.List("WEBHOOK_URLS"),
 		WebhookSecret:           r.String("WEBHOOK_SECRET", ""),
 		WebhookQueueThreshold:   r.Int("WEBHOOK_QUEUE_THRESHOLD", 1000),
 	}
-	if err := r.Err(); err != nil {
+	if err := errors.Join(coreErr, r.Err()); err != nil {
 		return Config{}, err
 	}
 	if err := cfg.Validate(); err != nil {
@@ -145,29 +109,19 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 func (c Config) Validate() error {
 	maxBatch := events.IndexerConsumer().MaxAckPending
 	_, dbErr := pgxpool.ParseConfig(c.DatabaseURL)
-	_, _, addrErr := net.SplitHostPort(c.HTTPAddr)
-	_, logErr := logging.New(io.Discard, c.LogLevel, c.LogFormat)
 	return errors.Join(
+		c.Core.Validate(),
 		config.Check(c.DatabaseURL != "" && dbErr == nil, "DATABASE_URL", "not a Postgres connection string: %v", dbErr),
-		config.Check(c.NATSURL != "", "NATS_URL", "must be set"),
-		c.Sources.Validate(),
 		config.Check(c.BatchSize >= 1 && c.BatchSize <= maxBatch, "INDEXER_BATCH_SIZE", "%d: want 1 to %d", c.BatchSize, maxBatch),
 		config.Check(c.Writers >= 1 && c.Writers <= 16, "INDEXER_WRITERS", "%d: want 1 to 16", c.Writers),
 		config.Check(c.HistoryRetention >= 0, "JOB_HISTORY_RETENTION", "%s: want 0 (keep) or more", c.HistoryRetention),
-		config.Check(addrErr == nil, "INDEXER_HEALTH_ADDR", "%q: want host:port or :port", c.HTTPAddr),
-		config.Check(c.NATSReplicas == 1 || c.NATSReplicas == 3 || c.NATSReplicas == 5, "NATS_REPLICAS", "%d: want 1, 3 or 5", c.NATSReplicas),
 		config.Check(c.RefreshInterval >= 0, "REFRESH_INTERVAL", "%s: want 0 (off) or more", c.RefreshInterval),
 		config.Check(c.RefreshFinishedInterval > 0, "REFRESH_FINISHED_INTERVAL", "%s: want more than 0", c.RefreshFinishedInterval),
 		config.Check(c.RefreshBudgetPerHour >= 1, "REFRESH_BUDGET_PER_HOUR", "%d: want at least 1", c.RefreshBudgetPerHour),
-		config.Check(c.ReplicaID != "", "INDEXER_ID", "must not be empty"),
-		config.Check(c.RequestMaxAge >= 0, "BG_JOB_MAX_AGE", "%s: want 0 (keep) or more", c.RequestMaxAge),
-		config.Check(c.SyncDedupWindow >= 0, "SYNC_DEDUP_WINDOW", "%s: want 0 or more", c.SyncDedupWindow),
-		config.Check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "%s: want more than 0", c.ShutdownTimeout),
 		// The URLs are not quoted: they often hold a token.
 		config.Check(badWebhookURL(c.WebhookURLs) == 0, "WEBHOOK_URLS", "URL %d of %d is not an http(s) URL with a host", badWebhookURL(c.WebhookURLs), len(c.WebhookURLs)),
 		config.Check(len(c.WebhookURLs) == 0 || c.WebhookSecret != "", "WEBHOOK_SECRET", "must be set with WEBHOOK_URLS: every delivery is signed"),
 		config.Check(c.WebhookQueueThreshold >= 1, "WEBHOOK_QUEUE_THRESHOLD", "%d: want at least 1", c.WebhookQueueThreshold),
-		logErr,
 	)
 }
 
@@ -183,15 +137,6 @@ func badWebhookURL(urls []string) int {
 	return 0
 }
 
-// topology is how the indexer provisions the streams it shares with the other services.
-func (c Config) topology() broker.Topology {
-	return broker.Topology{
-		Replicas:      c.NATSReplicas,
-		RequestMaxAge: c.RequestMaxAge,
-		SyncedTTL:     events.SyncedTTL(c.SyncDedupWindow),
-	}
-}
-
 // Run connects to NATS and Postgres, provisions the streams and the indexer's consumer,
 // and runs the indexing loop, the job-history pruner and the health server until ctx
 // ends or one of them fails. On shutdown it stops pulling, finishes the batch in hand
@@ -202,7 +147,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	logger = logger.With("component", "indexer")
 
-	nc, js, err := broker.Connect(cfg.NATSURL, "indexer", logger)
+	nc, js, err := cfg.Connect(ctx, logger)
 	if err != nil {
 		return err
 	}
@@ -210,9 +155,6 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		_ = nc.FlushTimeout(time.Second) // send the last acks before closing
 		nc.Close()
 	}()
-	if err := broker.Provision(ctx, js, cfg.topology()); err != nil {
-		return err
-	}
 	cons, err := broker.Consumer(ctx, js, events.IndexerConsumer())
 	if err != nil {
 		return err
@@ -222,16 +164,15 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer pool.Close()
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	ln, err := cfg.ListenHealth()
 	if err != nil {
-		return fmt.Errorf("INDEXER_HEALTH_ADDR: %w", err)
+		return err
 	}
+	defer ln.Close()
 
-	reg := cfg.Registry
-	if reg == nil {
-		if reg, err = platformmetrics.NewRegistry(); err != nil {
-			return err
-		}
+	reg, err := cfg.Metrics()
+	if err != nil {
+		return err
 	}
 	st := store.New(pool)
 	var m *metrics.Indexer // set before the loop runs
@@ -248,17 +189,12 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	natsReady := service.NATSReady(nc)
 	ready := func(ctx context.Context) error {
 		if err := pool.Ping(ctx); err != nil {
 			return fmt.Errorf("postgres: %w", err)
 		}
-		if !nc.IsConnected() {
-			return fmt.Errorf("nats: %s", nc.Status())
-		}
-		if err := nc.FlushWithContext(ctx); err != nil {
-			return fmt.Errorf("nats: %w", err)
-		}
-		return nil
+		return natsReady(ctx)
 	}
 
 	leases, err := js.KeyValue(ctx, events.BucketLeases)
@@ -294,7 +230,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	g.Go(func() error { return loop.Run(gctx) })
 	g.Go(func() error { return pruneHistory(gctx, st, cfg.HistoryRetention, logger) })
 	g.Go(func() error { return sched.Run(gctx) })
-	g.Go(func() error { return serveHealth(gctx, ln, ready, platformmetrics.Handler(reg), logger) })
+	g.Go(func() error { return service.ServeHealth(gctx, ln, ready, reg, logger) })
 	if notifier != nil {
 		g.Go(func() error { return dispatcher.Run(gctx) })
 		g.Go(func() error { return notifier.Run(gctx) })
@@ -317,12 +253,4 @@ func Migrate(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	defer pool.Close()
 	return store.Migrate(ctx, pool, logger.With("component", "indexer"))
-}
-
-// replicaID is a default name for this replica: the host name and a random suffix.
-func replicaID() string {
-	h, _ := os.Hostname()
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return strings.NewReplacer(".", "-", " ", "-").Replace(h) + "-" + hex.EncodeToString(b[:])
 }

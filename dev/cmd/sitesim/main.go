@@ -16,6 +16,7 @@
 //	-jitter          SITESIM_LATENCY_JITTER          0s
 //	-big5            SITESIM_BIG5                    false
 //	-validators      SITESIM_VALIDATORS              false
+//	-version         print the build and exit
 //
 // It prints the base URL on standard output and stops gracefully on SIGINT
 // or SIGTERM. Control endpoints are under /_sim/ (faults, growth, request log).
@@ -36,6 +37,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/xswtw/xsw/buildinfo"
 	"github.com/xswtw/xsw/dev/sitesim"
 )
 
@@ -43,23 +45,36 @@ import (
 const shutdownTimeout = 5 * time.Second
 
 func main() {
+	os.Exit(command(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// errVersion is loadOptions' answer to -version.
+var errVersion = errors.New("version asked for")
+
+// command is the command: it reads the environment through getenv and the flags in
+// args, serves the site until SIGINT or SIGTERM, and returns the status to exit with: 0
+// after -h or -version too, 2 for a bad flag or value.
+func command(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	logger := slog.New(slog.NewTextHandler(stderr, nil)).With("component", "sitesim")
+	opts, err := loadOptions(args, getenv, stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errVersion):
+		fmt.Fprintln(stdout, "sitesim", buildinfo.Get().String())
+		return 0
+	case err != nil:
+		logger.Error("configuration", "err", err)
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "sitesim")
-
-	opts, err := loadOptions(os.Args[1:], os.Getenv, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		logger.Error("configuration", "err", err)
-		os.Exit(2)
-	}
 	opts.site.Logger = logger
-	if err := run(ctx, opts, logger, os.Stdout); err != nil {
+	if err := run(ctx, opts, logger, stdout); err != nil {
 		logger.Error("sitesim stopped", "err", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 // options is the command's configuration.
@@ -90,12 +105,19 @@ func loadOptions(args []string, getenv func(string) string, stderr io.Writer) (o
 	cfg.LatencyJitter = env.duration("SITESIM_LATENCY_JITTER", 0)
 	cfg.Big5 = env.bool("SITESIM_BIG5", false)
 	cfg.Validators = env.bool("SITESIM_VALIDATORS", false)
-	if env.err != nil {
-		return options{}, env.err
-	}
 
 	fs := flag.NewFlagSet("sitesim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: sitesim [flags]
+
+Serves a simulated copy of a source site, m.xsw.tw or czbooks.net, and prints its base
+URL. Each flag's default comes from the environment variable its help names.
+
+`)
+		fs.PrintDefaults()
+	}
+	version := fs.Bool("version", false, "print the build and exit")
 	fs.StringVar(&opts.addr, "addr", opts.addr, "listen address (SITESIM_ADDR)")
 	fs.StringVar(&cfg.Site, "site", cfg.Site, "site to simulate: xsw (m.xsw.tw) or czbooks (czbooks.net) (SITESIM_SITE)")
 	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the generated site (SITESIM_SEED)")
@@ -111,6 +133,12 @@ func loadOptions(args []string, getenv func(string) string, stderr io.Writer) (o
 	fs.BoolVar(&cfg.Validators, "validators", cfg.Validators, "send ETag/Last-Modified and answer 304 (SITESIM_VALIDATORS)")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
+	}
+	if *version {
+		return options{}, errVersion
+	}
+	if env.err != nil { // after the flags: -h and -version answer whatever the environment
+		return options{}, env.err
 	}
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected arguments: %q", fs.Args())

@@ -389,7 +389,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 func (p *Pool) giveUp(ctx context.Context, msg jetstream.Msg, log *slog.Logger, j *job, cause error, perm bool) {
 	dl := events.DeadLetter{Header: events.Header{Version: events.Version}, Request: j.Request, JobID: j.ID,
 		Attempts: j.Attempt, Error: cause.Error(), DiedAt: time.Now().UTC()}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), busPatience)
 	defer cancel()
 	if _, err := broker.PublishPatiently(pctx, p.js, dl.Subject(), "dead:"+j.ID, &dl, busPatience); err != nil {
 		log.Error("dead-letter failed; retrying later", "err", err, "cause", cause)
@@ -435,7 +435,7 @@ func (p *Pool) publishJob(ctx context.Context, kind events.JobKind, j *job, fill
 	if fill != nil {
 		fill(&e)
 	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), busPatience)
 	defer cancel()
 	_, err := broker.PublishPatiently(pctx, p.js, e.Subject(), e.MsgID(), &e, busPatience)
 	return err

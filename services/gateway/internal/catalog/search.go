@@ -267,7 +267,8 @@ const hitColumns = `type, match, site, book_id, name, author, chapter_num, title
 // books is the branch of book names and authors. A short search looks only at the rows
 // bounded selects.
 func (q *searchSQL) books() string {
-	from, cond := `books b`, ``
+	from := `books b`
+	var cond string
 	if q.short {
 		from = `(` + q.bounded("books", "site, id", "site, id, name, author, source_url", "checked_at IS NOT NULL",
 			[]string{"name", "author"}, true, ShortWindow) + `) b`

@@ -3,10 +3,14 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/xswtw/xsw/api"
 )
 
 // checkTimeout bounds each dependency check of the health endpoints.
@@ -19,55 +23,79 @@ func (s *Server) pingNATS(ctx context.Context) error {
 	return s.nc.FlushWithContext(ctx)
 }
 
+// checks pings Postgres and NATS, and notes since when Postgres has not answered.
 func (s *Server) checks(ctx context.Context) (dbErr, natsErr error) {
-	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	// Side by side, each with its own time: a Postgres that hangs must not fail NATS's
+	// check too (the readiness grace would not apply).
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		nctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		defer cancel()
+		natsErr = s.pingNATS(nctx)
+	})
+	dctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
-	return s.cat.Ping(ctx), s.pingNATS(ctx)
+	dbErr = s.cat.Ping(dctx)
+	wg.Wait()
+	s.dbDown.observe(dbErr, time.Now())
+	return dbErr, natsErr
+}
+
+// outage tracks since when a dependency has failed its checks: from the first failed
+// check after a good one.
+type outage struct {
+	mu    sync.Mutex
+	since time.Time // zero while the last check succeeded
+}
+
+// observe records the outcome of a check made at now.
+func (o *outage) observe(err error, now time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch {
+	case err == nil:
+		o.since = time.Time{}
+	case o.since.IsZero():
+		o.since = now
+	}
+}
+
+// age returns how long the dependency has been failing at now, per the checks so far.
+func (o *outage) age(now time.Time) time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.since.IsZero() {
+		return 0
+	}
+	return now.Sub(o.since)
 }
 
 // healthz answers 200 whenever the process serves.
 func (s *Server) healthz(c *fiber.Ctx) error {
-	return c.JSON(fiber.Map{"status": "ok"})
+	return c.JSON(api.Status{Status: "ok"})
 }
 
-// readyz answers 200 only when Postgres and NATS answer.
+// readyz answers whether this gateway can serve: 200 while NATS answers and either
+// Postgres answers or has not answered for less than ReadyDBGrace (the memory cache
+// serves what it holds meanwhile, and a short outage, which every replica sees at once,
+// does not empty the Service of them all); 503 when NATS does not answer (no request
+// could be queued, no fetcher called) or Postgres has not answered for ReadyDBGrace or
+// longer.
 func (s *Server) readyz(c *fiber.Ctx) error {
 	dbErr, natsErr := s.checks(c.UserContext())
-	if dbErr != nil {
-		return unavailable("database", dbErr)
-	}
 	if natsErr != nil {
 		return unavailable("message bus", natsErr)
 	}
-	return c.JSON(fiber.Map{"status": "ready"})
-}
-
-// cacheStatsJSON is the seed's cache_stats. The database sizes are estimates (see
-// catalog.Estimates): exact for small tables, from Postgres' statistics for large ones,
-// so that a public endpoint never counts a whole table; /admin/stats counts exactly.
-type cacheStatsJSON struct {
-	BooksInDB           int64 `json:"books_in_db"`
-	ChaptersInDB        int64 `json:"chapters_in_db"`
-	ChaptersWithContent int64 `json:"chapters_with_content"`
-	MemoryCacheSize     int   `json:"memory_cache_size"`
-	MemoryCacheTTL      int   `json:"memory_cache_ttl"`
-}
-
-type jobSummaryJSON struct {
-	QueueSize      int   `json:"queue_size"`
-	ActiveJobs     int   `json:"active_jobs"`
-	CompletedCount int64 `json:"completed_count"`
-	Workers        int   `json:"workers"`
-	Running        bool  `json:"running"`
-}
-
-type healthJSON struct {
-	Status     string            `json:"status"`
-	BaseURL    string            `json:"base_url"`
-	Database   string            `json:"database"`
-	CacheStats cacheStatsJSON    `json:"cache_stats"`
-	JobStats   jobSummaryJSON    `json:"job_stats"`
-	Checks     map[string]string `json:"checks"`
+	if dbErr != nil {
+		down := s.dbDown.age(time.Now())
+		if down >= s.cfg.ReadyDBGrace {
+			return unavailable("database", fmt.Errorf("not answering for %s (READY_DB_GRACE %s): %w",
+				down.Round(time.Second), s.cfg.ReadyDBGrace, dbErr))
+		}
+		s.log.Warn("database not answering; still ready, serving from the cache", "down_for", down.Round(time.Second),
+			"ready_db_grace", s.cfg.ReadyDBGrace, "err", dbErr)
+	}
+	return c.JSON(api.Status{Status: "ready"})
 }
 
 // Values of /health's database and checks.
@@ -81,14 +109,15 @@ const (
 // still be read is reported). It is public: it names no database (no URL, user, host or
 // name: "database" is "ok" or "unavailable", as each of checks) and quotes no error, which
 // go to the log; and it stays cheap: no table is counted through (completed_count and
-// the sizes of cache_stats are estimates, see cacheStatsJSON).
+// the sizes of cache_stats are estimates, see catalog.Estimates: exact for small tables,
+// from Postgres' statistics for large ones; /admin/stats counts exactly).
 func (s *Server) health(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 2*checkTimeout)
 	defer cancel()
 	site, _ := s.sites.Get(ctx, s.sites.Default())
-	h := healthJSON{
+	h := api.Health{
 		Status: "ok", BaseURL: publicURL(site.BaseURL), Database: checkOK,
-		CacheStats: cacheStatsJSON{
+		CacheStats: api.HealthCache{
 			MemoryCacheSize: s.books.Len() + s.listings.Len(),
 			MemoryCacheTTL:  int(s.cfg.CacheTTL / time.Second),
 		},

@@ -25,7 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/xswtw/xsw/events"
-	"github.com/xswtw/xsw/platform/database"
+	"github.com/xswtw/xsw/platform/migrate"
 )
 
 //go:embed migrations/*.sql
@@ -39,7 +39,7 @@ func Migrations() fs.FS {
 
 // Migrate applies every migration the database behind pool has not seen.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error {
-	return database.Migrate(ctx, pool, Migrations(), logger)
+	return migrate.Up(ctx, pool, Migrations(), logger)
 }
 
 // ErrNotFound is returned by the reads when the row does not exist.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
 // streamLeader names the cluster node that leads stream and checks that the stream has
@@ -34,6 +35,7 @@ func (r *rig) streamLeader(stream string) (string, error) {
 // and every book ends fully indexed, each with one job in its history. The killed node,
 // started again, catches up and reports healthy.
 func TestClusterNodeKilled(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, options{natsNodes: 3, site: []string{"-categories", "2", "-books", "100", "-chapters", "20..80", "-latency", "5ms"},
 		fetchers: 2})
 	ids := r.site.ids(t, 0)
@@ -45,7 +47,7 @@ func TestClusterNodeKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "a quarter of the books indexed", func() bool {
+	testkit.Eventually(t, 60*time.Second, "a quarter of the books indexed", func() bool {
 		var n int
 		_ = r.db.QueryRow(context.Background(), `SELECT count(*) FROM books WHERE synced_at IS NOT NULL`).Scan(&n)
 		return n >= 50
@@ -61,7 +63,7 @@ func TestClusterNodeKilled(t *testing.T) {
 	}
 	victim.Kill()
 	t.Logf("killed %s, leader of %s, with %d refs indexed", victim.name, events.StreamRequests, r.indexedRefs())
-	eventually(t, 30*time.Second, "a new leader", func() bool {
+	testkit.Eventually(t, 30*time.Second, "a new leader", func() bool {
 		l, err := r.streamLeader(events.StreamRequests)
 		return err == nil && l != "" && l != victim.name
 	})

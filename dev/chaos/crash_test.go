@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
 // slowBooks is a site of a dozen books of 8 to 10 table-of-contents pages each, every
@@ -29,13 +31,14 @@ func (r *rig) activeBooks(t *testing.T, id string) []string {
 // wait runs out; every book ends fully indexed, each with one job in its history, and the
 // books the dead fetcher held were finished by the survivor.
 func TestFetcherKilledMidSync(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, options{site: slowBooks})
 	doomed := r.startFetcher("doomed")
 	ids := r.site.ids(t, 0)
 	r.request(ids)
 
 	var held []string
-	eventually(t, 30*time.Second, "the doomed fetcher half way through syncs", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the doomed fetcher half way through syncs", func() bool {
 		held = r.activeBooks(t, "doomed")
 		return len(held) >= 2 && r.indexedRefs() > 0
 	})
@@ -63,12 +66,13 @@ func TestFetcherKilledMidSync(t *testing.T) {
 // upserts make the second delivery change nothing, so every book ends exactly as the
 // site has it, each with one job in its history.
 func TestIndexerKilledWhileWriting(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, options{site: []string{"-categories", "1", "-books", "20", "-chapters", "300..400"}, fetchers: 2})
 	ids := r.site.ids(t, 0)
 	r.request(ids)
 	for round := 1; round <= 2; round++ {
 		before := r.indexedRefs()
-		eventually(t, 60*time.Second, "the indexer writing", func() bool { return r.indexedRefs() > before+200 })
+		testkit.Eventually(t, 60*time.Second, "the indexer writing", func() bool { return r.indexedRefs() > before+200 })
 		r.indexer.Kill()
 		t.Logf("killed the indexer with %d refs indexed", r.indexedRefs())
 		time.Sleep(500 * time.Millisecond)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/xswtw/xsw/dev/sitesim"
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
 // Settings of the flood scenario: politeness on (a budget of ten requests a second to
@@ -24,8 +25,8 @@ const (
 	floodInterval = 100 * time.Millisecond // BG_JOB_RATE_LIMIT and SOURCE_XSW_RATE_LIMIT
 	floodPrefetch = 60                     // books queued in the prefetch lane
 	floodReaders  = 80                     // concurrent readers, one unknown book each
-	// floodSourceLimit is API_SOURCE_RATE_LIMIT, the README's default: source requests one
-	// client may cause a minute, a burst refilled evenly.
+	// floodSourceLimit is API_SOURCE_RATE_LIMIT's default (docs/configuration.md): source
+	// requests one client may cause a minute, a burst refilled evenly.
 	floodSourceLimit = 10
 	// floodAnswerBound is how long a reader may wait for an answer of any kind: the
 	// gateway's INTERACTIVE_WAIT (default 10 s) and room to answer.
@@ -68,7 +69,7 @@ func TestReaderFlood(t *testing.T) {
 		gatewayEnv: map[string]string{"API_SOURCE_RATE_LIMIT": strconv.Itoa(floodSourceLimit)},
 	})
 	stalls := watchStalls(t)
-	eventually(t, 20*time.Second, "xsw described and ok", func() bool {
+	testkit.Eventually(t, 20*time.Second, "xsw described and ok", func() bool {
 		return r.siteStates(t)[siteXSW].State == "ok"
 	})
 	ids := r.site.ids(t, 0)

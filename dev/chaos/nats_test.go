@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
 // waiting is the number of sync requests stored in the request stream.
@@ -31,8 +32,12 @@ func (r *rig) waiting(t *testing.T) uint64 {
 // services reconnect by themselves, and every book ends fully indexed, each with one job
 // in its history.
 func TestNATSRestart(t *testing.T) {
+	t.Parallel()
 	for _, crash := range []bool{false, true} {
-		t.Run(map[bool]string{false: "stopped", true: "killed"}[crash], func(t *testing.T) { testNATSRestart(t, crash) })
+		t.Run(map[bool]string{false: "stopped", true: "killed"}[crash], func(t *testing.T) {
+			t.Parallel()
+			testNATSRestart(t, crash)
+		})
 	}
 }
 
@@ -41,7 +46,7 @@ func testNATSRestart(t *testing.T, crash bool) {
 		fetchers: 2, gateway: true})
 	ids := r.site.ids(t, 0)
 	r.request(ids)
-	eventually(t, 30*time.Second, "syncs under way", func() bool { return r.indexedRefs() > 0 })
+	testkit.Eventually(t, 30*time.Second, "syncs under way", func() bool { return r.indexedRefs() > 0 })
 	// Freeze the fetchers so that what is stored cannot change while the server is down:
 	// every request queued or taken but not yet acknowledged must be there after it.
 	for _, f := range r.fetchers {

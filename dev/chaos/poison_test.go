@@ -15,6 +15,7 @@ import (
 
 	"github.com/xswtw/xsw/dev/proctest"
 	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
 // terminated is JetStream's advisory for a message a consumer terminated.
@@ -42,6 +43,7 @@ type poison struct {
 // the site or the database, nothing is redelivered, both processes keep running, and the
 // good books requested behind the poison end fully indexed.
 func TestPoisonMessages(t *testing.T) {
+	t.Parallel()
 	healthAddr := proctest.FreeAddr(t)
 	r := newRig(t, options{
 		site:     []string{"-categories", "1", "-books", "8", "-chapters", "41..60"},
@@ -121,7 +123,7 @@ func TestPoisonMessages(t *testing.T) {
 	r.settleAll(t, good, 60*time.Second)
 
 	want := len(requests) + len(crawls) + len(evs)
-	eventually(t, 30*time.Second, fmt.Sprintf("%d terminated advisories", want), func() bool {
+	testkit.Eventually(t, 30*time.Second, fmt.Sprintf("%d terminated advisories", want), func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(advisories) >= want

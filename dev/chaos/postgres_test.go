@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
 // getStatus sends GET path to the gateway and returns the status and body.
@@ -19,6 +21,7 @@ func (r *rig) getStatus(t *testing.T, path string) (int, []byte) {
 // keeps running and retries with growing delays instead of spinning. Once the database
 // is back the indexer catches up and every book ends fully indexed: no event was dropped.
 func TestPostgresUnreachable(t *testing.T) {
+	t.Parallel()
 	const outage = 30 * time.Second
 	r := newRig(t, options{site: []string{"-categories", "1", "-books", "30", "-chapters", "100..200", "-latency", "20ms"},
 		proxyPostgres: true, fetchers: 2, gateway: true})
@@ -33,9 +36,9 @@ func TestPostgresUnreachable(t *testing.T) {
 
 	r.request(rest)
 	before := r.indexedRefs()
-	eventually(t, 30*time.Second, "the second sync under way", func() bool { return r.indexedRefs() > before })
+	testkit.Eventually(t, 30*time.Second, "the second sync under way", func() bool { return r.indexedRefs() > before })
 	failuresBefore := metrics(t, r.indexerAddr)["xsw_indexer_batch_failures_total"]
-	r.pg.cut()
+	r.pg.Cut()
 	cutAt := time.Now()
 	seen := map[string]map[int]int{} // path → status → count
 	for time.Since(cutAt) < outage {
@@ -60,7 +63,7 @@ func TestPostgresUnreachable(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	failures := metrics(t, r.indexerAddr)["xsw_indexer_batch_failures_total"] - failuresBefore
-	r.pg.restore(t)
+	r.pg.Restore(t)
 	t.Logf("answers during the %v outage: %v; indexer failed transactions: %.0f", outage, seen, failures)
 
 	if got := seen["/books/"+cached]; len(got) != 1 || got[http.StatusOK] == 0 {

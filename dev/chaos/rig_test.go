@@ -33,6 +33,7 @@ import (
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/pgtest"
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
 // The programs the suite runs.
@@ -88,7 +89,7 @@ type rig struct {
 	sites    map[string]*site // every site, by id
 	db       *pgxpool.Pool    // the test's own connection, never through the proxy
 	dsn      string           // what the services connect to
-	pg       *pgProxy         // nil unless options.proxyPostgres
+	pg       *pgtest.Proxy    // nil unless options.proxyPostgres
 
 	fetchers    []*proctest.Process
 	indexer     *proctest.Process
@@ -138,8 +139,8 @@ func newRig(t *testing.T, o options) *rig {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r.pg = startPGProxy(t, u.Host)
-		u.Host = r.pg.addr
+		r.pg = pgtest.StartProxy(t, u.Host)
+		u.Host = r.pg.Addr
 		r.dsn = u.String()
 	}
 	migrate := proctest.Start(t, "migrate", proctest.Binary(t, pkgIndexer), r.indexerEnv(), "migrate")
@@ -383,7 +384,7 @@ func (s *site) control(t *testing.T, method, path string, body, out any) {
 func waitHTTP(t *testing.T, url string, timeout time.Duration) {
 	t.Helper()
 	client := &http.Client{Timeout: 2 * time.Second}
-	eventually(t, timeout, "200 from "+url, func() bool {
+	testkit.Eventually(t, timeout, "200 from "+url, func() bool {
 		resp, err := client.Get(url)
 		if err != nil {
 			return false
@@ -392,6 +393,3 @@ func waitHTTP(t *testing.T, url string, timeout time.Duration) {
 		return resp.StatusCode == http.StatusOK
 	})
 }
-
-// eventually polls cond until it holds, failing the test after timeout.
-var eventually = proctest.Eventually

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/xswtw/xsw/dev/sitesim"
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
 // Settings of the two-site scenario: politeness on for both sites (refusals live in the
@@ -152,7 +153,7 @@ func TestOneSiteRefusesOtherThrottled(t *testing.T) {
 	})
 	xsw, cz := r.sites[siteXSW], r.sites[siteCzbooks]
 	stalls := watchStalls(t)
-	eventually(t, 20*time.Second, "both sites described and ok", func() bool {
+	testkit.Eventually(t, 20*time.Second, "both sites described and ok", func() bool {
 		st := r.siteStates(t)
 		return st[siteXSW].State == "ok" && st[siteCzbooks].State == "ok"
 	})
@@ -223,7 +224,7 @@ func TestOneSiteRefusesOtherThrottled(t *testing.T) {
 	all := append(booksOf(siteXSW, xswIDs...), booksOf(siteCzbooks, append(czIDs, readerID)...)...)
 	r.settleAllBooks(t, all, 40*time.Second)
 	settled := time.Now()
-	eventually(t, 15*time.Second, "both sites ok again", func() bool {
+	testkit.Eventually(t, 15*time.Second, "both sites ok again", func() bool {
 		st := r.siteStates(t)
 		return st[siteXSW].State == "ok" && st[siteCzbooks].State == "ok"
 	})

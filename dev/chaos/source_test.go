@@ -15,6 +15,7 @@ import (
 
 	"github.com/xswtw/xsw/dev/proctest"
 	"github.com/xswtw/xsw/dev/sitesim"
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
 // Settings of the fetcher in the source fault tests: politeness on (the circuit and the
@@ -363,7 +364,7 @@ func TestSourceFaults(t *testing.T) {
 			t.Errorf("first request after the reopening: %s %d %v later, want a 200 after twice the cooldown (%v)",
 				probe.Path, probe.Status, gap.Round(time.Millisecond), 2*sourceCooldown)
 		}
-		eventually(t, 20*time.Second, "a heartbeat with the circuit closed", func() bool {
+		testkit.Eventually(t, 20*time.Second, "a heartbeat with the circuit closed", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			return len(states) > 0 && states[len(states)-1] == "closed"
@@ -409,6 +410,7 @@ func TestSourceFaults(t *testing.T) {
 // that the fetcher ignores) and asserts that every book ends indexed with its name and
 // every chapter title exactly as the site wrote them in UTF-8.
 func TestSourceBig5Pages(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, options{site: []string{"-big5", "-categories", "1", "-books", "4", "-chapters", "41..60"}, fetchers: 1})
 	ids := r.site.ids(t, 0)
 	resp, err := http.Get(r.site.url + "/" + ids[0] + "/page-1.html")

@@ -6,12 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -22,61 +20,13 @@ import (
 
 	"github.com/xswtw/xsw/dev/allinone"
 	"github.com/xswtw/xsw/dev/sitesim"
-	"github.com/xswtw/xsw/platform/pgtest"
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
-// apiSystem is an all-in-one in demo mode started for any test or fuzz target (start
-// takes a *testing.T).
+// apiSystem is an all-in-one in demo mode started for any test or fuzz target.
 func apiSystem(tb testing.TB, site sitesim.Config, env map[string]string) *system {
 	tb.Helper()
-	pool, dsn := pgtest.Pool(tb)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	vars := map[string]string{
-		"DATABASE_URL": dsn, "DATA_DIR": tb.TempDir(), "HTTP_ADDR": addr, "BG_JOB_RATE_LIMIT": "0",
-		"BG_JOB_WORKERS": "4", "XSW_ADMIN_TOKEN": "test-token", "NATS_URL": "",
-	}
-	for k, v := range env {
-		vars[k] = v
-	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("E2E_LOG") != "" {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan allinone.Running, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- allinone.Run(ctx, allinone.Options{
-			Getenv: func(k string) string { return vars[k] },
-			Demo:   true, Site: &site,
-			Ready: func(r allinone.Running) { ready <- r },
-		}, logger)
-	}()
-	tb.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				tb.Errorf("all-in-one: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			tb.Error("all-in-one did not stop within 20s")
-		}
-	})
-	select {
-	case r := <-ready:
-		return &system{Running: r, db: pool}
-	case err := <-done:
-		tb.Fatalf("all-in-one stopped at start: %v", err)
-	case <-time.After(60 * time.Second):
-		tb.Fatal("all-in-one not ready after 60s")
-	}
-	return nil
+	return startOpts(tb, allinone.Options{Site: &site}, env)
 }
 
 // apiDo sends one request with the admin token and returns the status and body.
@@ -258,6 +208,7 @@ func rawRequest(t *testing.T, baseURL, method, target string, admin bool, token 
 // still walking the first pages: the gateway asks the fetchers for that one source page
 // and serves it, numbered right, long before the sync gets there.
 func TestBigBookPageOutOfTurn(t *testing.T) {
+	t.Parallel()
 	cfg := sitesim.DefaultConfig()
 	cfg.Categories, cfg.BooksPerCategory = 1, 20
 	big := sitesim.BookIDs(cfg)[3]
@@ -271,7 +222,7 @@ func TestBigBookPageOutOfTurn(t *testing.T) {
 	if status, body := s.apiDo(t, http.MethodGet, "/xsw/api/books/"+big); status != http.StatusOK {
 		t.Fatalf("book: %d %s", status, body)
 	}
-	eventually(t, 20*time.Second, "the first page stored", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the first page stored", func() bool {
 		status, _ := s.apiDo(t, http.MethodGet, "/xsw/api/books/"+big+"/chapters?nocache=true")
 		return status == http.StatusOK
 	})
@@ -326,6 +277,7 @@ func TestBigBookPageOutOfTurn(t *testing.T) {
 // forgets a chapter's stored text so that the next read fetches it again, and that the
 // search finds what was synced, Simplified queries included.
 func TestPurgeTextsAndSearch(t *testing.T) {
+	t.Parallel()
 	cfg := sitesim.DefaultConfig()
 	cfg.Categories, cfg.BooksPerCategory = 1, 20
 	cfg.MinChapters, cfg.MaxChapters = 5, 30
@@ -338,7 +290,7 @@ func TestPurgeTextsAndSearch(t *testing.T) {
 	if status, body := s.apiDo(t, http.MethodGet, "/xsw/api/books/"+b.ID+"/chapters/1"); status != http.StatusOK {
 		t.Fatalf("chapter 1: %d %s", status, body)
 	}
-	eventually(t, 10*time.Second, "the text stored", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the text stored", func() bool {
 		var n int
 		err := s.db.QueryRow(context.Background(), `SELECT count(*) FROM chapters WHERE book_id = $1 AND text IS NOT NULL`, b.ID).Scan(&n)
 		return err == nil && n == 1

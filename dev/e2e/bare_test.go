@@ -16,6 +16,7 @@ import (
 	"github.com/xswtw/xsw/platform/config"
 	"github.com/xswtw/xsw/platform/natstest"
 	"github.com/xswtw/xsw/platform/pgtest"
+	"github.com/xswtw/xsw/platform/testkit"
 	"github.com/xswtw/xsw/services/indexer"
 )
 
@@ -71,7 +72,7 @@ func (b *bare) waitAllSynced(t *testing.T, ids []string, timeout time.Duration) 
 		info, _ := b.site.Book(id)
 		want[id] = info.ChapterCount
 	}
-	eventually(t, timeout, "every book fully indexed", func() bool {
+	testkit.Eventually(t, timeout, "every book fully indexed", func() bool {
 		return len(incomplete(t, b.db, want)) == 0
 	})
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/xswtw/xsw/dev/allinone"
 	"github.com/xswtw/xsw/dev/sitesim"
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
 // TestCzbooksBookEndToEnd runs the demo's two sites, m.xsw.tw (the default) and
@@ -23,6 +24,7 @@ import (
 // unchanged resync costs one conditional request, and new chapters keep the existing
 // numbers. One search finds a title on both sites.
 func TestCzbooksBookEndToEnd(t *testing.T) {
+	t.Parallel()
 	xcfg := sitesim.DefaultConfig()
 	xcfg.Categories, xcfg.BooksPerCategory, xcfg.MinChapters, xcfg.MaxChapters = 1, 4, 20, 40
 	ccfg := sitesim.DefaultConfig()
@@ -41,7 +43,7 @@ func TestCzbooksBookEndToEnd(t *testing.T) {
 		State   string `json:"state"`
 		BaseURL string `json:"base_url"`
 	}
-	eventually(t, 20*time.Second, "both sites described", func() bool {
+	testkit.Eventually(t, 20*time.Second, "both sites described", func() bool {
 		return s.get(t, "/xsw/api/sites", &sites).StatusCode == http.StatusOK && len(sites) == 2 &&
 			sites[0].ID == "xsw" && sites[0].Default && sites[0].State == "ok" &&
 			sites[1].ID == "czbooks" && !sites[1].Default && sites[1].State == "ok"
@@ -91,7 +93,7 @@ func TestCzbooksBookEndToEnd(t *testing.T) {
 		}
 		truth[id] = b
 	}
-	eventually(t, 60*time.Second, "every listed book pre-cached", func() bool {
+	testkit.Eventually(t, 60*time.Second, "every listed book pre-cached", func() bool {
 		var n int
 		err := s.db.QueryRow(context.Background(), `
 			SELECT count(*) FROM books b WHERE b.site = 'czbooks' AND b.id = ANY($1)
@@ -173,7 +175,7 @@ func TestCzbooksBookEndToEnd(t *testing.T) {
 		BookID string `json:"book_id"`
 		Last   *int   `json:"last_chapter_number"`
 	}
-	eventually(t, 30*time.Second, "book "+leadingZero+" served", func() bool {
+	testkit.Eventually(t, 30*time.Second, "book "+leadingZero+" served", func() bool {
 		return s.get(t, "/xsw/api/sites/czbooks/books/"+leadingZero, &zero).StatusCode == http.StatusOK && zero.Last != nil
 	})
 	if b, _ := cz.Book(leadingZero); zero.BookID != leadingZero || *zero.Last != b.ChapterCount {
@@ -184,7 +186,7 @@ func TestCzbooksBookEndToEnd(t *testing.T) {
 	var bigBook struct {
 		Last *int `json:"last_chapter_number"`
 	}
-	eventually(t, 30*time.Second, "book "+big+" served", func() bool {
+	testkit.Eventually(t, 30*time.Second, "book "+big+" served", func() bool {
 		return s.get(t, "/xsw/api/sites/czbooks/books/"+big, &bigBook).StatusCode == http.StatusOK && bigBook.Last != nil
 	})
 	var bigRefs []chapterRef
@@ -223,7 +225,7 @@ func TestCzbooksBookEndToEnd(t *testing.T) {
 		cz.Reset()
 		// The fetchers' heartbeats may still list the last sync for a moment after it
 		// ended (already_syncing): ask until the request is queued.
-		eventually(t, 10*time.Second, "the resync queued", func() bool {
+		testkit.Eventually(t, 10*time.Second, "the resync queued", func() bool {
 			var answer struct{ Status string }
 			code := s.post(t, "/xsw/api/admin/jobs/"+endpoint+"/"+id+"?site=czbooks", &answer)
 			if code != http.StatusAccepted && code != http.StatusOK {
@@ -231,7 +233,7 @@ func TestCzbooksBookEndToEnd(t *testing.T) {
 			}
 			return answer.Status == "queued"
 		})
-		eventually(t, 30*time.Second, "the resync recorded", func() bool {
+		testkit.Eventually(t, 30*time.Second, "the resync recorded", func() bool {
 			var n int
 			_ = s.db.QueryRow(context.Background(), `SELECT count(*) FROM job_history WHERE site = 'czbooks' AND book_id = $1 AND status = 'completed'`, id).Scan(&n)
 			return n == jobs+1
@@ -253,7 +255,7 @@ func TestCzbooksBookEndToEnd(t *testing.T) {
 		t.Errorf("resync after growth: %+v, want one request answered 200", got)
 	}
 	grown := sitesimBook(t, s, id)
-	eventually(t, 30*time.Second, "the new chapters served", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the new chapters served", func() bool {
 		var refs []chapterRef
 		if s.get(t, "/xsw/api/sites/czbooks/books/"+id+"/chapters?all=true", &refs).StatusCode != http.StatusOK || len(refs) != before+3 {
 			return false
@@ -269,7 +271,7 @@ func TestCzbooksBookEndToEnd(t *testing.T) {
 	// One search finds a title on both sites, every hit naming its site.
 	xid := s.Site.Books()[0].ID
 	if s.get(t, "/xsw/api/books/"+xid, nil).StatusCode != http.StatusOK {
-		eventually(t, 30*time.Second, "an m.xsw.tw book stored", func() bool { return s.get(t, "/xsw/api/books/"+xid, nil).StatusCode == http.StatusOK })
+		testkit.Eventually(t, 30*time.Second, "an m.xsw.tw book stored", func() bool { return s.get(t, "/xsw/api/books/"+xid, nil).StatusCode == http.StatusOK })
 	}
 	xname := s.Site.Books()[0].Name
 	query := commonRunes(xname, truth[id].Name)

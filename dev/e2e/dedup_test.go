@@ -7,12 +7,14 @@ import (
 	"time"
 
 	"github.com/xswtw/xsw/dev/sitesim"
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
 // TestFiftyConcurrentSyncRequestsCauseOneSync fires 50 admin sync requests for one book
 // at once and counts what reaches the site: exactly one sync (its home page and each
 // table-of-contents page once).
 func TestFiftyConcurrentSyncRequestsCauseOneSync(t *testing.T) {
+	t.Parallel()
 	cfg := sitesim.DefaultConfig()
 	cfg.Categories, cfg.BooksPerCategory = 1, 3
 	cfg.MinChapters, cfg.MaxChapters = 60, 60
@@ -47,7 +49,7 @@ func TestFiftyConcurrentSyncRequestsCauseOneSync(t *testing.T) {
 			t.Errorf("unexpected answer %q", k)
 		}
 	}
-	eventually(t, 30*time.Second, "the book synced", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the book synced", func() bool {
 		return len(incomplete(t, s.db, map[string]int{book.ID: book.ChapterCount})) == 0
 	})
 	// Nothing else is on its way: wait past any stray job's start, then count.

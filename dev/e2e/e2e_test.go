@@ -19,6 +19,7 @@ import (
 	"github.com/xswtw/xsw/dev/proctest"
 	"github.com/xswtw/xsw/dev/sitesim"
 	"github.com/xswtw/xsw/platform/pgtest"
+	"github.com/xswtw/xsw/platform/testkit"
 	"github.com/xswtw/xsw/services/fetcher/site"
 )
 
@@ -44,9 +45,9 @@ func startWith(t *testing.T, site sitesim.Config, env map[string]string, adapter
 	return startOpts(t, allinone.Options{Site: &site, Adapters: adapters}, env)
 }
 
-// startOpts is start with the all-in-one's options (Getenv, Demo and Ready are the
-// test's own).
-func startOpts(t *testing.T, opts allinone.Options, env map[string]string) *system {
+// startOpts is start with the all-in-one's options (Getenv and Demo are the test's own).
+// It takes a testing.TB so that fuzz targets can start one too.
+func startOpts(t testing.TB, opts allinone.Options, env map[string]string) *system {
 	t.Helper()
 	pool, dsn := pgtest.Pool(t)
 	vars := map[string]string{
@@ -65,38 +66,19 @@ func startOpts(t *testing.T, opts allinone.Options, env map[string]string) *syst
 	if os.Getenv("E2E_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan allinone.Running, 1)
-	done := make(chan struct{}) // closed when Run has returned; runErr is then set
-	var runErr error
-	startFailed := false // reported once, by start itself
-	go func() {
-		defer close(done)
-		opts.Getenv, opts.Demo = func(k string) string { return vars[k] }, true
-		opts.Ready = func(r allinone.Running) { ready <- r }
-		runErr = allinone.Run(ctx, opts, logger)
-	}()
+	opts.Getenv, opts.Demo = func(k string) string { return vars[k] }, true
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	in, err := allinone.Start(ctx, opts, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-			if runErr != nil && !startFailed {
-				t.Errorf("all-in-one: %v", runErr)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("all-in-one did not stop within 20s")
+		if err := in.Stop(20 * time.Second); err != nil {
+			t.Errorf("all-in-one: %v", err)
 		}
 	})
-	select {
-	case r := <-ready:
-		return &system{Running: r, db: pool}
-	case <-done:
-		startFailed = true
-		t.Fatalf("all-in-one stopped at start: %v", runErr)
-	case <-time.After(60 * time.Second):
-		t.Fatal("all-in-one not ready after 60s")
-	}
-	return nil
+	return &system{Running: in.Running, db: pool}
 }
 
 func (s *system) get(t *testing.T, path string, v any) *http.Response {
@@ -118,9 +100,6 @@ func (s *system) get(t *testing.T, path string, v any) *http.Response {
 	return resp
 }
 
-// eventually polls cond until it holds, failing the test after timeout.
-var eventually = proctest.Eventually
-
 type listed struct {
 	BookName    string  `json:"bookname"`
 	Author      string  `json:"author"`
@@ -141,6 +120,7 @@ type chapterRef struct {
 // every listed book's metadata and full chapter list are pre-cached, so reading them
 // afterwards asks the site nothing.
 func TestBrowseThenReadWithoutTheSite(t *testing.T) {
+	t.Parallel()
 	cfg := sitesim.DefaultConfig()
 	cfg.Seed = 7
 	cfg.Categories = 2
@@ -164,7 +144,7 @@ func TestBrowseThenReadWithoutTheSite(t *testing.T) {
 	}
 
 	// Every listed book gets synced in the background.
-	eventually(t, 60*time.Second, "every listed book synced", func() bool {
+	testkit.Eventually(t, 60*time.Second, "every listed book synced", func() bool {
 		var n int
 		err := s.db.QueryRow(context.Background(), `
 			SELECT count(*) FROM books b
@@ -255,7 +235,7 @@ func TestBrowseThenReadWithoutTheSite(t *testing.T) {
 	if ch.BookID != id || ch.ChapterNum != 1 || ch.Title != want.Title || ch.Text != strings.Join(want.Paragraphs, "\n") {
 		t.Errorf("chapter 1 = %+v\nwant title %q text %q", ch, want.Title, strings.Join(want.Paragraphs, "\n"))
 	}
-	eventually(t, 10*time.Second, "chapter text stored", func() bool {
+	testkit.Eventually(t, 10*time.Second, "chapter text stored", func() bool {
 		var stored *string
 		err := s.db.QueryRow(context.Background(), `SELECT text FROM chapters WHERE book_id = $1 AND num = 1`, id).Scan(&stored)
 		return err == nil && stored != nil

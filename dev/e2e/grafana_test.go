@@ -15,6 +15,7 @@ import (
 // the metrics the services define: every query names a metric that exists, and every
 // xsw_ metric has a panel.
 func TestGrafanaDashboardMatchesTheMetrics(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join("..", "..")
 	data, err := os.ReadFile(filepath.Join(root, "deploy", "grafana", "xsw-dashboard.json"))
 	if err != nil {

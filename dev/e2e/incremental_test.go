@@ -10,12 +10,14 @@ import (
 	"github.com/xswtw/xsw/dev/sitesim"
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
 // TestIncrementalResync resyncs a known book as a refresh would: unchanged it costs one
 // request (answered 304), and after it gains chapters only its home page and the last
 // table-of-contents pages are fetched, with every chapter number kept.
 func TestIncrementalResync(t *testing.T) {
+	t.Parallel()
 	cfg := sitesim.DefaultConfig()
 	cfg.Categories, cfg.BooksPerCategory = 1, 1
 	cfg.MinChapters, cfg.MaxChapters = 95, 95 // five pages of 20: the last holds 15
@@ -46,7 +48,7 @@ func TestIncrementalResync(t *testing.T) {
 		if _, err := broker.Publish(t.Context(), s.ns.JS, r.Subject(), "", &r); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 30*time.Second, "the resync recorded", func() bool {
+		testkit.Eventually(t, 30*time.Second, "the resync recorded", func() bool {
 			var n int
 			_ = s.db.QueryRow(context.Background(), `SELECT count(*) FROM job_history WHERE status = 'completed'`).Scan(&n)
 			return n == completed+1

@@ -13,6 +13,7 @@ import (
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/natstest"
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
 // startProcess runs a service command (fetcher, indexer or gateway) as a process of its
@@ -78,7 +79,7 @@ func TestPolitenessAcrossThreeFetcherProcesses(t *testing.T) {
 			"BG_JOB_RATE_LIMIT": interval.String(), "FETCHER_ID": fmt.Sprintf("f%d", i),
 		}))
 	}
-	eventually(t, 30*time.Second, "first request at the site", func() bool { return site.Count() > 0 })
+	testkit.Eventually(t, 30*time.Second, "first request at the site", func() bool { return site.Count() > 0 })
 	// Let every process join, then measure a steady stretch.
 	time.Sleep(2 * time.Second)
 	site.Reset()
@@ -91,7 +92,7 @@ func TestPolitenessAcrossThreeFetcherProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	site.Reset()
-	eventually(t, 10*time.Second, "the 429 answered and requests resumed", func() bool { return site.Count() >= 3 })
+	testkit.Eventually(t, 10*time.Second, "the 429 answered and requests resumed", func() bool { return site.Count() >= 3 })
 	after := site.Requests()
 
 	gap, _ := sitesim.MinGap(steady)
@@ -133,7 +134,7 @@ func TestSIGTERMHandsJobsToAnotherFetcher(t *testing.T) {
 		ids = append(ids, b.ID)
 	}
 	publishRequests(t, s.ns, ids, events.LanePrefetch)
-	eventually(t, 20*time.Second, "the doomed fetcher at work", func() bool { return s.site.Count() >= 3 })
+	testkit.Eventually(t, 20*time.Second, "the doomed fetcher at work", func() bool { return s.site.Count() >= 3 })
 	began := time.Now()
 	if err := doomed.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -168,6 +169,7 @@ func TestSIGTERMHandsJobsToAnotherFetcher(t *testing.T) {
 // requested in all four lanes at once, with two fetcher processes running. It is synced
 // once: every page of it reaches the site once, and one job completes.
 func TestOneSyncPerBookAcrossFetcherProcesses(t *testing.T) {
+	t.Parallel()
 	cfg := sitesim.DefaultConfig()
 	cfg.Categories, cfg.BooksPerCategory = 1, 1
 	cfg.MinChapters, cfg.MaxChapters = 100, 100 // five table-of-contents pages
@@ -178,7 +180,7 @@ func TestOneSyncPerBookAcrossFetcherProcesses(t *testing.T) {
 		env["FETCHER_ID"] = id
 		startProcess(t, "fetcher", env)
 	}
-	eventually(t, 20*time.Second, "both fetchers consuming", func() bool {
+	testkit.Eventually(t, 20*time.Second, "both fetchers consuming", func() bool {
 		kv, err := s.ns.JS.KeyValue(t.Context(), events.BucketFetchers)
 		if err != nil {
 			return false
@@ -191,7 +193,7 @@ func TestOneSyncPerBookAcrossFetcherProcesses(t *testing.T) {
 		publishRequests(t, s.ns, []string{id}, lane)
 	}
 	s.waitAllSynced(t, []string{id}, 30*time.Second)
-	eventually(t, 10*time.Second, "four jobs recorded", func() bool {
+	testkit.Eventually(t, 10*time.Second, "four jobs recorded", func() bool {
 		var n int
 		_ = s.db.QueryRow(context.Background(), `SELECT count(*) FROM job_history WHERE book_id = $1 AND status IN ('completed', 'skipped')`, id).Scan(&n)
 		return n == 4

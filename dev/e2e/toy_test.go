@@ -11,6 +11,7 @@ import (
 
 	"github.com/xswtw/xsw/dev/e2e/toysite"
 	"github.com/xswtw/xsw/dev/sitesim"
+	"github.com/xswtw/xsw/platform/testkit"
 	"github.com/xswtw/xsw/services/fetcher"
 )
 
@@ -20,6 +21,7 @@ import (
 // a reader's request through the fetcher, the indexer and Postgres to the API under
 // /sites/toy, with nothing in the pipeline changed for it.
 func TestToySiteThroughTheWholePipeline(t *testing.T) {
+	t.Parallel()
 	toy := &toysite.Server{
 		Categories: []toysite.Category{{ID: "fantasy", Name: "奇幻"}},
 		Books: []toysite.Book{
@@ -46,7 +48,7 @@ func TestToySiteThroughTheWholePipeline(t *testing.T) {
 	s := startWith(t, cfg, map[string]string{"SOURCES": "xsw,toy", "SOURCE_TOY_URL": srv.URL}, adapters)
 
 	// The site list names both, the default first, once a fetcher has described them.
-	eventually(t, 20*time.Second, "both sites described", func() bool {
+	testkit.Eventually(t, 20*time.Second, "both sites described", func() bool {
 		var sites []struct {
 			ID      string  `json:"id"`
 			Name    string  `json:"name"`
@@ -88,7 +90,7 @@ func TestToySiteThroughTheWholePipeline(t *testing.T) {
 			FirstChapter int    `json:"first_chapter"`
 		} `json:"volumes"`
 	}
-	eventually(t, 30*time.Second, "the toy book served", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the toy book served", func() bool {
 		return s.get(t, "/xsw/api/sites/toy/books/ab-12", &book).StatusCode == http.StatusOK && book.Last != nil
 	})
 	if book.Site != "toy" || book.BookID != "ab-12" || book.Name != "玩具之書" || book.Author != "無名" || *book.Last != 3 {
@@ -160,7 +162,7 @@ func TestToySiteThroughTheWholePipeline(t *testing.T) {
 		}
 	}
 	// The listing pre-caches the other book too.
-	eventually(t, 30*time.Second, "the listed toy book synced", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the listed toy book synced", func() bool {
 		var n int
 		err := s.db.QueryRow(context.Background(), `SELECT count(*) FROM chapters WHERE site = 'toy' AND book_id = 'zz-7'`).Scan(&n)
 		return err == nil && n == 1

@@ -11,6 +11,7 @@ import (
 )
 
 func TestEncoding(t *testing.T) {
+	t.Parallel()
 	cfg := smallConfig()
 	plain := New(cfg)
 	cfg.Big5 = true
@@ -59,6 +60,7 @@ func TestEncoding(t *testing.T) {
 // TestWordsInBig5 checks that every generated text survives Big5: an
 // unencodable rune would come back as a replacement.
 func TestWordsInBig5(t *testing.T) {
+	t.Parallel()
 	var czNames []string
 	for _, c := range czbooksCategories[1:] {
 		czNames = append(czNames, c.Name)

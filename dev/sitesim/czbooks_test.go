@@ -186,6 +186,7 @@ func readCzBook(t *testing.T, doc *goquery.Document, bookID string) czBook {
 }
 
 func TestCzbooksCatalogue(t *testing.T) {
+	t.Parallel()
 	cfg := DefaultConfig()
 	cfg.Site = SiteCzbooks
 	s := New(cfg)
@@ -271,6 +272,7 @@ func TestCzbooksCatalogue(t *testing.T) {
 }
 
 func TestCzbooksCategories(t *testing.T) {
+	t.Parallel()
 	if len(czbooksCategories)-1 != maxCategories {
 		t.Fatalf("czbooks.net has %d categories, m.xsw.tw %d: Config.Categories must mean the same", len(czbooksCategories)-1, maxCategories)
 	}
@@ -297,6 +299,7 @@ func TestCzbooksCategories(t *testing.T) {
 }
 
 func TestCzbooksHome(t *testing.T) {
+	t.Parallel()
 	cfg := czConfig()
 	cfg.Categories = 7
 	s := New(cfg)
@@ -343,6 +346,7 @@ func TestCzbooksHome(t *testing.T) {
 }
 
 func TestCzbooksListing(t *testing.T) {
+	t.Parallel()
 	cfg := czConfig() // 5 books a category, 3 a page
 	cfg.MinChapters, cfg.MaxChapters = 0, 40
 	cfg.BigBooks = map[string]int{BookIDs(cfg)[0]: 0}
@@ -454,6 +458,7 @@ func TestCzbooksListing(t *testing.T) {
 }
 
 func TestFormatCount(t *testing.T) {
+	t.Parallel()
 	for n, want := range map[int]string{0: "0", 12: "12", 999: "999", 1000: "1,000", 5678: "5,678", 123456: "123,456", 1234567: "1,234,567"} {
 		if got := formatCount(n); got != want {
 			t.Errorf("formatCount(%d) = %q, want %q", n, got, want)
@@ -462,6 +467,7 @@ func TestFormatCount(t *testing.T) {
 }
 
 func TestCzbooksBookPage(t *testing.T) {
+	t.Parallel()
 	cfg := czConfig()
 	cfg.MinChapters, cfg.MaxChapters = 0, 70
 	ids := BookIDs(cfg)
@@ -527,6 +533,7 @@ func TestCzbooksBookPage(t *testing.T) {
 }
 
 func TestCzbooksChapterPage(t *testing.T) {
+	t.Parallel()
 	s := New(czConfig())
 	b := s.Books()[0]
 	separators := map[string]bool{}
@@ -600,6 +607,7 @@ func TestCzbooksChapterPage(t *testing.T) {
 }
 
 func TestCzbooksNotFound(t *testing.T) {
+	t.Parallel()
 	s := New(czConfig()) // categories xuanhuan, yanqing, dushi
 	b := s.Books()[0]
 	other := s.Books()[1]
@@ -646,6 +654,7 @@ func TestCzbooksNotFound(t *testing.T) {
 }
 
 func TestCzbooksEncoding(t *testing.T) {
+	t.Parallel()
 	cfg := czConfig()
 	plain := New(cfg)
 	cfg.Big5 = true
@@ -695,6 +704,7 @@ func isASCII(b []byte) bool {
 // TestCzbooksLinksNameTheSite checks that no page names the simulator's own
 // address: every link names czbooks.net or is root-relative.
 func TestCzbooksLinksNameTheSite(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, czConfig())
 	c := newClient(t)
 	b := srv.Site().Books()[1]
@@ -714,6 +724,7 @@ func TestCzbooksLinksNameTheSite(t *testing.T) {
 }
 
 func TestCzbooksGrowth(t *testing.T) {
+	t.Parallel()
 	cfg := czConfig()
 	cfg.MinChapters, cfg.MaxChapters = 40, 40
 	cfg.Validators = true
@@ -786,6 +797,7 @@ func pageSuffix(n int) string {
 }
 
 func TestCzbooksValidators(t *testing.T) {
+	t.Parallel()
 	cfg := czConfig()
 	cfg.Validators = true
 	srv := startServer(t, cfg)
@@ -828,6 +840,7 @@ func TestCzbooksValidators(t *testing.T) {
 }
 
 func TestCzbooksStats(t *testing.T) {
+	t.Parallel()
 	s := New(czConfig())
 	b := s.Books()[0]
 	for _, p := range []string{"/", "/c/xuanhuan", "/c/xuanhuan/2", "/n/" + b.ID, "/n/" + b.ID + "/" + b.Chapters[0].ID, "/n/" + b.ID + "/" + b.Chapters[1].ID, "/x"} {

@@ -13,6 +13,7 @@ import (
 )
 
 func TestFaults(t *testing.T) {
+	t.Parallel()
 	cfg := smallConfig()
 	normal := New(cfg)
 	book := normal.Books()[0]
@@ -236,6 +237,7 @@ func challenge(t *testing.T, f fetched) {
 }
 
 func TestRefuse(t *testing.T) {
+	t.Parallel()
 	for _, site := range []string{SiteXSW, SiteCzbooks} {
 		t.Run(site, func(t *testing.T) {
 			cfg := smallConfig()
@@ -272,6 +274,7 @@ func TestRefuse(t *testing.T) {
 }
 
 func TestFaultProbability(t *testing.T) {
+	t.Parallel()
 	run := func() []int {
 		cfg := smallConfig()
 		cfg.Faults = []FaultRule{{Kind: FaultUnavailable, Probability: 0.3}}
@@ -298,6 +301,7 @@ func TestFaultProbability(t *testing.T) {
 }
 
 func TestFaultControl(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, smallConfig())
 	c := newClient(t)
 	post := func(path, body string) fetched {

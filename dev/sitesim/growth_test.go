@@ -14,6 +14,7 @@ import (
 )
 
 func TestGrowth(t *testing.T) {
+	t.Parallel()
 	cfg := smallConfig()
 	cfg.MinChapters, cfg.MaxChapters = 40, 40 // two full TOC pages
 	srv := startServer(t, cfg)
@@ -95,6 +96,7 @@ func TestGrowth(t *testing.T) {
 }
 
 func TestValidators(t *testing.T) {
+	t.Parallel()
 	cfg := smallConfig()
 	cfg.Validators = true
 	srv := startServer(t, cfg)

@@ -3,6 +3,7 @@ package sitesim
 import "testing"
 
 func TestChineseNumber(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		n     int
 		style numeralStyle

@@ -28,6 +28,7 @@ func serve(t *testing.T, s *Site, method, path string) *httptest.ResponseRecorde
 // render the same pages, BookIDs says which ids a configuration gets, and another seed
 // gives other ids.
 func TestDeterminism(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name  string
 		cfg   Config
@@ -83,6 +84,7 @@ func ids(books []BookInfo) []string {
 }
 
 func TestCatalogue(t *testing.T) {
+	t.Parallel()
 	cfg := DefaultConfig()
 	s := New(cfg)
 	books := s.Books()
@@ -157,6 +159,7 @@ func TestCatalogue(t *testing.T) {
 }
 
 func TestHome(t *testing.T) {
+	t.Parallel()
 	s := New(DefaultConfig())
 	rec := serve(t, s, http.MethodGet, "/")
 	doc := fetched{status: rec.Code, body: rec.Body.Bytes()}.doc(t)
@@ -187,6 +190,7 @@ func TestHome(t *testing.T) {
 }
 
 func TestListing(t *testing.T) {
+	t.Parallel()
 	cfg := smallConfig() // 5 books a category, 3 a page
 	s := New(cfg)
 	byID := map[string]BookInfo{}
@@ -254,6 +258,7 @@ func TestListing(t *testing.T) {
 }
 
 func TestBookHome(t *testing.T) {
+	t.Parallel()
 	s := New(smallConfig())
 	b := s.Books()[3]
 	rec := serve(t, s, http.MethodGet, "/"+b.ID+"/")
@@ -361,6 +366,7 @@ func readTOC(t *testing.T, s *Site, bookID string) (chapters []string, pages int
 }
 
 func TestTOCPagination(t *testing.T) {
+	t.Parallel()
 	cfg := smallConfig()
 	cfg.MinChapters, cfg.MaxChapters = 0, 70
 	big := BookIDs(cfg)[1]
@@ -402,6 +408,7 @@ func TestTOCPagination(t *testing.T) {
 }
 
 func TestChapterPage(t *testing.T) {
+	t.Parallel()
 	s := New(smallConfig())
 	b := s.Books()[0]
 	separators := map[string]bool{}
@@ -468,6 +475,7 @@ func TestChapterPage(t *testing.T) {
 }
 
 func TestNotFound(t *testing.T) {
+	t.Parallel()
 	cfg := smallConfig() // categories 1..3
 	s := New(cfg)
 	b := s.Books()[0]

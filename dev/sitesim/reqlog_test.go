@@ -18,6 +18,7 @@ func at(ms ...int) []Request {
 }
 
 func TestMaxInWindow(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		reqs   []Request
@@ -44,6 +45,7 @@ func TestMaxInWindow(t *testing.T) {
 }
 
 func TestMinGap(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		reqs   []Request
@@ -67,6 +69,7 @@ func TestMinGap(t *testing.T) {
 }
 
 func TestRequestLog(t *testing.T) {
+	t.Parallel()
 	cfg := smallConfig()
 	cfg.Latency = 20 * time.Millisecond
 	srv := startServer(t, cfg)
@@ -143,6 +146,7 @@ func TestRequestLog(t *testing.T) {
 }
 
 func TestRequestLogLimit(t *testing.T) {
+	t.Parallel()
 	cfg := smallConfig()
 	cfg.LogLimit = 8
 	s := New(cfg)

@@ -10,6 +10,7 @@ import (
 )
 
 func TestConfig(t *testing.T) {
+	t.Parallel()
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Errorf("DefaultConfig().Validate() = %v", err)
 	}
@@ -60,6 +61,7 @@ func TestConfig(t *testing.T) {
 }
 
 func TestLatency(t *testing.T) {
+	t.Parallel()
 	cfg := smallConfig()
 	cfg.Latency, cfg.LatencyJitter = 60*time.Millisecond, 20*time.Millisecond
 	srv := startServer(t, cfg)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
-	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -26,6 +25,7 @@ import (
 // request published twice is stored once (Nats-Msg-Id), and a book already waiting in a
 // lane is refused a second entry (per-subject limit).
 func TestRequestDedup(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	ctx := t.Context()
 	at := time.Now()
@@ -64,6 +64,7 @@ func TestRequestDedup(t *testing.T) {
 }
 
 func TestProvisionIsIdempotent(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	if err := broker.Provision(t.Context(), ns.JS, broker.Topology{RequestMaxAge: time.Hour, SyncedTTL: time.Hour}); err != nil {
 		t.Fatalf("second Provision: %v", err)
@@ -74,6 +75,7 @@ func TestProvisionIsIdempotent(t *testing.T) {
 // Chinese, and reads the server's advisory: the reason arrives cut to at most 256 bytes
 // on a character boundary, and the message is gone for good.
 func TestTermCutsTheReason(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	ctx := t.Context()
 	advisories, err := ns.Conn.SubscribeSync("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.>")
@@ -118,6 +120,7 @@ func TestTermCutsTheReason(t *testing.T) {
 // lane (as before sites had consumers of their own), narrows it to the bare-id requests
 // stored then, adds the sites' consumers beside it, and counts what waits in the lane.
 func TestLaneConsumersAfterUpgrade(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	ctx := t.Context()
 	l := events.LanePrefetch
@@ -188,6 +191,7 @@ func TestLaneConsumersAfterUpgrade(t *testing.T) {
 // that requires it, and provisions through it; the URL the connection reports hides the
 // password.
 func TestConnectWithCredentials(t *testing.T) {
+	t.Parallel()
 	const password = "p@ss/w:rd%" // not URL-safe: percent-encoded in the URL
 	srv, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
@@ -233,6 +237,7 @@ func TestConnectWithCredentials(t *testing.T) {
 // TestConnectErrorsHidePasswords: an error of Connect names the URL without its
 // password or token, even when the URL does not parse (Go's parse error quotes it).
 func TestConnectErrorsHidePasswords(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ url, secret string }{
 		{"nats://gateway:s3cret@nats:notaport", "s3cret"},
 		{"nats://gateway:s3/cr%40et@nats:4222", "s3/cr"},
@@ -254,6 +259,7 @@ func TestConnectErrorsHidePasswords(t *testing.T) {
 }
 
 func TestRedactURL(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"nats://nats:4222":                            "nats://nats:4222",
 		"nats://gateway:s3cret@nats:4222":             "nats://gateway:xxxxx@nats:4222",
@@ -267,19 +273,5 @@ func TestRedactURL(t *testing.T) {
 		if got := broker.RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
-	}
-}
-
-// TestEmbeddedListensOnLoopback: the embedded server (the all-in-one's, which has no
-// users) takes connections on the loopback interface only, unless asked otherwise.
-func TestEmbeddedListensOnLoopback(t *testing.T) {
-	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
-	addr, ok := srv.Addr().(*net.TCPAddr)
-	if !ok || !addr.IP.IsLoopback() {
-		t.Errorf("embedded NATS listens on %v, want a loopback address", srv.Addr())
 	}
 }

@@ -12,6 +12,7 @@ import (
 // TestDeliverNewConsumerSkipsThePast creates the notifier's consumer after a failure was
 // published: it sees only what comes after, and keeps its place when created again.
 func TestDeliverNewConsumerSkipsThePast(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	ctx := t.Context()
 	publish := func(book string) {

@@ -9,11 +9,13 @@ import (
 
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/natsembed"
 )
 
 // TestQueuedWorkSurvivesRestart stops the JetStream server with requests waiting and a
 // politeness booking made, starts it again on the same store, and finds both.
 func TestQueuedWorkSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -21,10 +23,10 @@ func TestQueuedWorkSurvivesRestart(t *testing.T) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	opts := broker.EmbeddedOptions{StoreDir: dir, Port: port}
+	opts := natsembed.Options{StoreDir: dir, Port: port}
 	url := "nats://127.0.0.1:" + strconv.Itoa(port)
 
-	srv, err := broker.StartEmbedded(opts)
+	srv, err := natsembed.Start(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +55,7 @@ func TestQueuedWorkSurvivesRestart(t *testing.T) {
 
 	srv.Shutdown()
 	srv.WaitForShutdown()
-	srv, err = broker.StartEmbedded(opts)
+	srv, err = natsembed.Start(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

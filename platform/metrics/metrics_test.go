@@ -7,6 +7,9 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/xswtw/xsw/buildinfo"
 )
 
 func TestRegistriesAreIndependent(t *testing.T) {
@@ -42,5 +45,29 @@ func TestRegisterReportsDuplicates(t *testing.T) {
 	}
 	if err := Register(reg, prometheus.NewCounter(opts)); err == nil {
 		t.Error("registering a name twice succeeded")
+	}
+}
+
+// TestBuildInfo registers the build-info metric of two services in one registry, as the
+// all-in-one does, and reads both back with this binary's build in their labels.
+func TestBuildInfo(t *testing.T) {
+	reg, err := NewRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Register(reg, BuildInfo("gateway"), BuildInfo("fetcher")); err != nil {
+		t.Fatal(err)
+	}
+	in := buildinfo.Get()
+	want := ""
+	for _, svc := range []string{"fetcher", "gateway"} {
+		want += `xsw_build_info{goversion="` + in.GoVersion + `",revision="` + in.Revision + `",service="` + svc + `",version="` + in.Version + "\"} 1\n"
+	}
+	expo := "# HELP xsw_build_info The build of this service: always 1, its labels say which build it is.\n# TYPE xsw_build_info gauge\n" + want
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(expo), BuildInfoName); err != nil {
+		t.Error(err)
+	}
+	if err := Register(reg, BuildInfo("gateway")); err == nil {
+		t.Error("a second build-info metric of one service was registered")
 	}
 }

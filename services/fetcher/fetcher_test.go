@@ -9,18 +9,21 @@ import (
 	"time"
 
 	"github.com/xswtw/xsw/platform/config"
+	"github.com/xswtw/xsw/platform/service"
+	"github.com/xswtw/xsw/platform/service/servicetest"
 	"github.com/xswtw/xsw/services/fetcher/site"
 	"github.com/xswtw/xsw/services/fetcher/site/xsw"
 )
 
 func TestConfigFromEnv(t *testing.T) {
+	t.Parallel()
 	cfg, err := ConfigFromEnv(config.Map(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantSources := config.Sources{{ID: "xsw", RateLimit: 2 * time.Second}}
-	if cfg.Workers != 2 || cfg.MaxAttempts != 5 || cfg.DedupWindow != 5*time.Minute || cfg.ShutdownTimeout != 5*time.Second ||
-		cfg.InsecureTLS || cfg.FetcherID == "" || cfg.Adapters != nil || len(cfg.Sources) != 1 || cfg.Sources[0] != wantSources[0] {
+	if cfg.Workers != 2 || cfg.MaxAttempts != 5 || cfg.SyncDedupWindow != 5*time.Minute || cfg.ShutdownTimeout != 5*time.Second ||
+		cfg.InsecureTLS || cfg.ReplicaID == "" || cfg.HealthAddr != ":8001" || cfg.Adapters != nil || len(cfg.Sources) != 1 || cfg.Sources[0] != wantSources[0] {
 		t.Errorf("defaults = %+v", cfg)
 	}
 	if err := cfg.Validate(); err != nil {
@@ -42,6 +45,16 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 }
 
+// TestSharedVariablesRefused: the fetcher refuses a bad value of a variable every
+// service reads with the same error as the others, the core's.
+func TestSharedVariablesRefused(t *testing.T) {
+	t.Parallel()
+	servicetest.Refusals(t, func(getenv func(string) string) (service.Core, error) {
+		cfg, err := ConfigFromEnv(getenv)
+		return cfg.Core, err
+	})
+}
+
 // toyAdapter is an adapter of another site, for the registry: m.xsw.tw's parsers under
 // another id.
 func toyAdapter() site.Adapter {
@@ -55,6 +68,7 @@ type toySource struct{ *xsw.Source }
 func (toySource) Info() site.Info { return toyAdapter().Info }
 
 func TestSitesWithoutAdapterAreRefused(t *testing.T) {
+	t.Parallel()
 	withToy := Builtin()
 	if err := withToy.Add(toyAdapter()); err != nil {
 		t.Fatal(err)
@@ -105,6 +119,7 @@ func TestSitesWithoutAdapterAreRefused(t *testing.T) {
 }
 
 func TestBuiltin(t *testing.T) {
+	t.Parallel()
 	r := Builtin()
 	if got := r.Names(); strings.Join(got, " ") != "czbooks xsw" {
 		t.Fatalf("Builtin().Names() = %v, want [czbooks xsw]", got)

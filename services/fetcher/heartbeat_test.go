@@ -18,6 +18,7 @@ import (
 // one whose circuit is open (as another fetcher left them in the shared bucket), and
 // reads what it reports of each: in its heartbeat and in the sites bucket.
 func TestHeartbeatReportsEverySite(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	srv := httptest.NewServer(http.NotFoundHandler())
 	defer srv.Close()
@@ -38,7 +39,7 @@ func TestHeartbeatReportsEverySite(t *testing.T) {
 	}
 	cfg, err := ConfigFromEnv(config.Map(map[string]string{
 		"NATS_URL": ns.URL, "SOURCES": "xsw,toy", "BASE_URL": srv.URL, "SOURCE_TOY_URL": strings.Replace(srv.URL, "http://", "http://user:secret@", 1),
-		"SOURCE_TOY_RATE_LIMIT": "0.5", "FETCHER_HEALTH_ADDR": "", "FETCHER_ID": "hb-test",
+		"SOURCE_TOY_RATE_LIMIT": "0.5", "FETCHER_HEALTH_ADDR": "127.0.0.1:0", "FETCHER_ID": "hb-test",
 	}))
 	if err != nil {
 		t.Fatal(err)

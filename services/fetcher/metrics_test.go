@@ -11,12 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xswtw/xsw/buildinfo"
 	"github.com/xswtw/xsw/platform/config"
 	"github.com/xswtw/xsw/platform/natstest"
 )
 
 // TestMetricsServedOnHealthAddr runs a fetcher and scrapes its health listener.
 func TestMetricsServedOnHealthAddr(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	site := httptest.NewServer(http.NotFoundHandler())
 	defer site.Close()
@@ -57,6 +59,7 @@ func TestMetricsServedOnHealthAddr(t *testing.T) {
 		"xsw_fetcher_jobs_in_flight 0",
 		"xsw_fetcher_dead_letters 0",
 		"go_goroutines",
+		buildInfo("fetcher"),
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
@@ -76,4 +79,10 @@ func run(t *testing.T, cfg Config) {
 			t.Errorf("Run = %v", err)
 		}
 	})
+}
+
+// buildInfo is the xsw_build_info sample of service in this test binary.
+func buildInfo(service string) string {
+	in := buildinfo.Get()
+	return `xsw_build_info{goversion="` + in.GoVersion + `",revision="` + in.Revision + `",service="` + service + `",version="` + in.Version + `"} 1`
 }

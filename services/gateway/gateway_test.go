@@ -19,6 +19,8 @@ import (
 	"github.com/xswtw/xsw/platform/database"
 	"github.com/xswtw/xsw/platform/logging"
 	"github.com/xswtw/xsw/platform/natstest"
+	"github.com/xswtw/xsw/platform/service"
+	"github.com/xswtw/xsw/platform/service/servicetest"
 	"github.com/xswtw/xsw/services/gateway/internal/testdb"
 )
 
@@ -32,17 +34,24 @@ func TestMain(m *testing.M) {
 }
 
 func TestConfigDefaults(t *testing.T) {
+	t.Parallel()
 	cfg, err := ConfigFromEnv(config.Map(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{
-		HTTPAddr: ":8000", DatabaseURL: database.DefaultURL, StatementTimeout: 5 * time.Second, NATSURL: "nats://127.0.0.1:4222",
-		Sources:  config.Sources{{ID: "xsw", URL: "", RateLimit: 2 * time.Second}},
+		Core: service.Core{
+			Spec: service.Spec{Name: "gateway"}, NATSURL: "nats://127.0.0.1:4222", NATSReplicas: 1, RequestMaxAge: 24 * time.Hour,
+			SyncDedupWindow: 5 * time.Minute, Sources: config.Sources{{ID: "xsw", URL: "", RateLimit: 2 * time.Second}},
+			ShutdownTimeout: 5 * time.Second, ReplicaID: cfg.ReplicaID, LogLevel: "info", LogFormat: "text",
+		},
+		HTTPAddr: ":8000", DatabaseURL: database.DefaultURL, StatementTimeout: 5 * time.Second, ReadyDBGrace: time.Minute,
 		CacheTTL: 900 * time.Second, ListingCacheTTL: time.Minute, CacheMaxBytes: 64 << 20, InteractiveWait: 10 * time.Second,
-		ChapterWait: time.Minute, RPCTimeout: 15 * time.Second, SyncDedupWindow: 5 * time.Minute,
-		NATSReplicas: 1, RequestMaxAge: 24 * time.Hour, ShutdownTimeout: 5 * time.Second, ReadsFlush: 30 * time.Second,
+		ChapterWait: time.Minute, RPCTimeout: 15 * time.Second, ReadsFlush: 30 * time.Second,
 		RateLimit: 120, SourceRateLimit: 10, RateWindow: time.Minute, CORSAllowOrigins: "*",
+	}
+	if cfg.ReplicaID == "" {
+		t.Error("no replica id generated")
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults\n got %+v\nwant %+v", cfg, want)
@@ -50,6 +59,7 @@ func TestConfigDefaults(t *testing.T) {
 }
 
 func TestConfigFromEnv(t *testing.T) {
+	t.Parallel()
 	cfg, err := ConfigFromEnv(config.Map(map[string]string{
 		"HTTP_ADDR": "127.0.0.1:9000", "CACHE_TTL_SECONDS": "60", "LISTING_CACHE_TTL": "2m", "INTERACTIVE_WAIT": "2.5",
 		"CHAPTER_WAIT": "30s", "XSW_ADMIN_TOKEN": "tok", "BG_JOB_MAX_AGE": "1h", "SYNC_DEDUP_WINDOW": "600",
@@ -81,6 +91,7 @@ func TestConfigFromEnv(t *testing.T) {
 }
 
 func TestConfigErrorsNameTheVariable(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		key, value string
 		also       map[string]string // other variables set
@@ -105,7 +116,10 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"INTERACTIVE_WAIT", "5m", nil},
 		{"CHAPTER_WAIT", "2m", nil},
 		{"RPC_TIMEOUT", "0", nil},
-		{"SYNC_DEDUP_WINDOW", "0", nil},
+		{"SYNC_DEDUP_WINDOW", "-1s", nil},
+		{"READY_DB_GRACE", "-1s", nil},
+		{"READY_DB_GRACE", "2h", nil},
+		{"READY_DB_GRACE", "soon", nil},
 		{"BG_JOB_MAX_AGE", "-1h", nil},
 		{"SHUTDOWN_TIMEOUT", "never", nil},
 		{"API_RATE_LIMIT", "-1", nil},
@@ -132,7 +146,18 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 	}
 }
 
+// TestSharedVariablesRefused: the gateway refuses a bad value of a variable every
+// service reads with the same error as the others, the core's.
+func TestSharedVariablesRefused(t *testing.T) {
+	t.Parallel()
+	servicetest.Refusals(t, func(getenv func(string) string) (service.Core, error) {
+		cfg, err := ConfigFromEnv(getenv)
+		return cfg.Core, err
+	})
+}
+
 func TestDatabaseLabelHidesPasswords(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ dsn, want string }{
 		{"postgres://xsw:hunter2@db.example:5433/xsw?sslmode=disable", "postgres://xsw@db.example:5433/xsw"},
 		{"postgres://xsw@db.example/xsw?password=hunter2&sslmode=disable", "postgres://xsw@db.example:5432/xsw"},
@@ -149,6 +174,7 @@ func TestDatabaseLabelHidesPasswords(t *testing.T) {
 }
 
 func TestRunRejectsBadConfig(t *testing.T) {
+	t.Parallel()
 	err := Run(t.Context(), Config{HTTPAddr: "nowhere"}, logging.Discard())
 	if err == nil || !strings.Contains(err.Error(), "HTTP_ADDR") {
 		t.Errorf("Run = %v, want a config error naming HTTP_ADDR", err)
@@ -171,6 +197,7 @@ func freeAddr(t *testing.T) string {
 // TestRun starts the gateway on a real listener against real NATS and Postgres, checks it
 // serves, then stops it through its context.
 func TestRun(t *testing.T) {
+	t.Parallel()
 	addr, errc, cancel := startRun(t)
 
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}

@@ -7,6 +7,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xswtw/xsw/buildinfo"
+	"github.com/xswtw/xsw/platform/config"
+	"github.com/xswtw/xsw/platform/logging"
+	"github.com/xswtw/xsw/platform/pgtest"
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
 // TestRunServesMetricsAndDashboard checks what operators get from a running gateway:
@@ -54,6 +60,7 @@ func TestRunServesMetricsAndDashboard(t *testing.T) {
 		`xsw_gateway_http_requests_total{method="GET",route="unrouted",status="404"} 1`,
 		`xsw_gateway_http_request_duration_seconds_bucket{method="GET",route="/xsw/api/books/:book_id"`,
 		"go_goroutines",
+		buildInfo("gateway"),
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -96,5 +103,54 @@ func TestRunServesMetricsAndDashboard(t *testing.T) {
 	}
 	if took := time.Since(began); took > 3*time.Second { // SHUTDOWN_TIMEOUT of startRun
 		t.Errorf("shutdown took %v with a stream open, over SHUTDOWN_TIMEOUT", took)
+	}
+}
+
+// buildInfo is the xsw_build_info sample of service in this test binary.
+func buildInfo(service string) string {
+	in := buildinfo.Get()
+	return `xsw_build_info{goversion="` + in.GoVersion + `",revision="` + in.Revision + `",service="` + service + `",version="` + in.Version + `"} 1`
+}
+
+// TestRunReadyThroughDatabaseOutage runs the gateway with READY_DB_GRACE=2s on a
+// database behind a proxy, then cuts the proxy: the gateway stays ready for the grace,
+// then is not, and is ready again once Postgres is back.
+func TestRunReadyThroughDatabaseOutage(t *testing.T) {
+	var proxy *pgtest.Proxy
+	addr, _, _ := startRunWith(t, func(vars map[string]string) {
+		proxy, vars["DATABASE_URL"] = pgtest.ProxyURL(t, vars["DATABASE_URL"])
+		vars["READY_DB_GRACE"] = "2s"
+	}, logging.Discard())
+	readyz := func() int {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	testkit.Eventually(t, 15*time.Second, "the gateway ready", func() bool { return readyz() == http.StatusOK })
+
+	proxy.Cut()
+	cutAt := time.Now()
+	if code := readyz(); code != http.StatusOK {
+		t.Errorf("/readyz at the start of the outage: %d, want 200 for READY_DB_GRACE", code)
+	}
+	testkit.Eventually(t, 15*time.Second, "/readyz 503 past READY_DB_GRACE", func() bool { return readyz() == http.StatusServiceUnavailable })
+	if down := time.Since(cutAt); down < 2*time.Second {
+		t.Errorf("not ready %v into the outage, within READY_DB_GRACE", down)
+	}
+	proxy.Restore(t)
+	testkit.Eventually(t, 15*time.Second, "/readyz 200 with Postgres back", func() bool { return readyz() == http.StatusOK })
+}
+
+// TestReadyDBGraceDefault: READY_DB_GRACE is a minute unless set, and 0 turns it off.
+func TestReadyDBGraceDefault(t *testing.T) {
+	t.Parallel()
+	for env, want := range map[string]time.Duration{"": time.Minute, "0": 0, "90s": 90 * time.Second} {
+		cfg, err := ConfigFromEnv(config.Map(map[string]string{"READY_DB_GRACE": env}))
+		if err != nil || cfg.ReadyDBGrace != want {
+			t.Errorf("READY_DB_GRACE=%q: %v, %v; want %v", env, cfg.ReadyDBGrace, err, want)
+		}
 	}
 }

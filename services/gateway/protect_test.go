@@ -103,11 +103,13 @@ func TestRunStatementTimeout(t *testing.T) {
 // or a token, in NATS_URL, and checks that no log line, no public answer and the admin
 // statistics hold either.
 func TestRunLogsNoSecrets(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ name, natsUser, logged string }{
 		{"user and password", "xswuser:hunter2@", "nats=nats://xswuser:xxxxx@127.0.0.1"},
 		{"token", "hunter2@", "nats=nats://xxxxx@127.0.0.1"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			logs := &logtest.Buffer{}
 			logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			addr, errc, cancel := startRunWith(t, func(vars map[string]string) {
@@ -147,6 +149,7 @@ func TestRunLogsNoSecrets(t *testing.T) {
 // TestRunErrorsHoldNoSecrets checks that the errors Run and ConfigFromEnv return, which
 // cmd/gateway logs, hold no password or token, whichever setting carries it.
 func TestRunErrorsHoldNoSecrets(t *testing.T) {
+	t.Parallel()
 	for _, env := range []map[string]string{
 		{"NATS_URL": "http://xswuser:hunter2@127.0.0.1:4222"},
 		{"NATS_URL": "nats://xswuser:hunter2@127.0.0.1:4222", "DB_STATEMENT_TIMEOUT": "1h"},
@@ -202,6 +205,7 @@ func TestRunErrorsHoldNoSecrets(t *testing.T) {
 }
 
 func TestRedactURLs(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ in, want string }{
 		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
 		{"nats://xsw:hunter2@nats:4222", "nats://xsw:xxxxx@nats:4222"},

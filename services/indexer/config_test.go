@@ -8,31 +8,37 @@ import (
 
 	"github.com/xswtw/xsw/platform/config"
 	"github.com/xswtw/xsw/platform/database"
+	"github.com/xswtw/xsw/platform/service"
+	"github.com/xswtw/xsw/platform/service/servicetest"
 	"github.com/xswtw/xsw/services/indexer"
 )
 
 func TestConfigDefaults(t *testing.T) {
+	t.Parallel()
 	cfg, err := indexer.ConfigFromEnv(config.Map(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := indexer.Config{
+		Core: service.Core{
+			Spec:            service.Spec{Name: "indexer", IDVar: "INDEXER_ID", HealthVar: "INDEXER_HEALTH_ADDR", HealthDefault: ":8002"},
+			NATSURL:         "nats://127.0.0.1:4222",
+			NATSReplicas:    1,
+			RequestMaxAge:   24 * time.Hour,
+			SyncDedupWindow: 5 * time.Minute,
+			Sources:         config.Sources{{ID: "xsw", RateLimit: 2 * time.Second}},
+			ShutdownTimeout: 5 * time.Second,
+			LogLevel:        "info",
+			LogFormat:       "text",
+			HealthAddr:      ":8002",
+		},
 		DatabaseURL:             database.DefaultURL,
-		NATSURL:                 "nats://127.0.0.1:4222",
-		Sources:                 config.Sources{{ID: "xsw", RateLimit: 2 * time.Second}},
 		BatchSize:               256,
 		Writers:                 4,
 		HistoryRetention:        7 * 24 * time.Hour,
-		HTTPAddr:                ":8002",
-		NATSReplicas:            1,
 		RefreshInterval:         6 * time.Hour,
 		RefreshFinishedInterval: 7 * 24 * time.Hour,
 		RefreshBudgetPerHour:    120,
-		RequestMaxAge:           24 * time.Hour,
-		SyncDedupWindow:         5 * time.Minute,
-		ShutdownTimeout:         5 * time.Second,
-		LogLevel:                "info",
-		LogFormat:               "text",
 		WebhookQueueThreshold:   1000,
 	}
 	if cfg.ReplicaID == "" {
@@ -45,6 +51,7 @@ func TestConfigDefaults(t *testing.T) {
 }
 
 func TestConfigFromEnv(t *testing.T) {
+	t.Parallel()
 	cfg, err := indexer.ConfigFromEnv(config.Map(map[string]string{
 		"DATABASE_URL":          "postgres://u:p@db:5432/xsw",
 		"NATS_URL":              "nats://nats:4222",
@@ -68,7 +75,7 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Errorf("sources %+v, want %+v", cfg.Sources, want)
 	}
 	if cfg.DatabaseURL != "postgres://u:p@db:5432/xsw" || cfg.NATSURL != "nats://nats:4222" || cfg.BatchSize != 64 || cfg.Writers != 1 ||
-		cfg.HistoryRetention != 0 || cfg.HTTPAddr != "127.0.0.1:9000" || cfg.RequestMaxAge != time.Hour ||
+		cfg.HistoryRetention != 0 || cfg.HealthAddr != "127.0.0.1:9000" || cfg.RequestMaxAge != time.Hour ||
 		cfg.SyncDedupWindow != 2*time.Hour || cfg.ShutdownTimeout != 1500*time.Millisecond ||
 		cfg.LogLevel != "debug" || cfg.LogFormat != "json" {
 		t.Errorf("config %+v", cfg)
@@ -76,6 +83,7 @@ func TestConfigFromEnv(t *testing.T) {
 }
 
 func TestConfigBadValue(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		key, value string
 	}{
@@ -106,4 +114,14 @@ func TestConfigBadValue(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSharedVariablesRefused: the indexer refuses a bad value of a variable every
+// service reads with the same error as the others, the core's.
+func TestSharedVariablesRefused(t *testing.T) {
+	t.Parallel()
+	servicetest.Refusals(t, func(getenv func(string) string) (service.Core, error) {
+		cfg, err := indexer.ConfigFromEnv(getenv)
+		return cfg.Core, err
+	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/xswtw/xsw/platform/logging"
 	"github.com/xswtw/xsw/platform/natstest"
 	"github.com/xswtw/xsw/platform/pgtest"
+	"github.com/xswtw/xsw/platform/testkit"
 	"github.com/xswtw/xsw/services/indexer"
 )
 
@@ -35,17 +36,6 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func status(url string) int {
 	resp, err := http.Get(url)
 	if err != nil {
@@ -59,6 +49,7 @@ func status(url string) int {
 // migrates, indexes the syncs of two sites' books of one id as two books and announces
 // each on its own subject, answers its probes and stops cleanly.
 func TestRun(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	dsn := pgtest.Schema(t)
 	addr := freeAddr(t)
@@ -123,7 +114,7 @@ func TestRun(t *testing.T) {
 	}
 	defer pool.Close()
 	for site, n := range chapters {
-		eventually(t, site+"'s sync indexed", func() bool {
+		testkit.Eventually(t, 15*time.Second, site+"'s sync indexed", func() bool {
 			var got int
 			err := pool.QueryRow(context.Background(), `SELECT count(*) FROM chapters c JOIN books b ON b.site = c.site AND b.id = c.book_id
 				WHERE b.site = $1 AND b.id = '7' AND b.chapter_total = $2`, site, n).Scan(&got)
@@ -144,7 +135,7 @@ func TestRun(t *testing.T) {
 			complete[ev.Site] = true
 		}
 	}
-	eventually(t, "/healthz", func() bool { return status("http://"+addr+"/healthz") == http.StatusOK })
+	testkit.Eventually(t, 15*time.Second, "/healthz", func() bool { return status("http://"+addr+"/healthz") == http.StatusOK })
 	if got := status("http://" + addr + "/readyz"); got != http.StatusOK {
 		t.Errorf("/readyz = %d, want 200", got)
 	}
@@ -162,6 +153,7 @@ func TestRun(t *testing.T) {
 }
 
 func TestRunFailsWithoutDatabase(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	cfg, err := indexer.ConfigFromEnv(config.Map(map[string]string{
 		"DATABASE_URL":        "postgres://postgres@" + freeAddr(t) + "/xsw?sslmode=disable&connect_timeout=2",

@@ -11,17 +11,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xswtw/xsw/buildinfo"
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/config"
 	"github.com/xswtw/xsw/platform/logging"
 	"github.com/xswtw/xsw/platform/natstest"
 	"github.com/xswtw/xsw/platform/pgtest"
+	"github.com/xswtw/xsw/platform/testkit"
 	"github.com/xswtw/xsw/services/indexer"
 	"github.com/xswtw/xsw/services/indexer/internal/notify"
 )
 
 func TestWebhookConfig(t *testing.T) {
+	t.Parallel()
 	cfg, err := indexer.ConfigFromEnv(config.Map(map[string]string{
 		"WEBHOOK_URLS":            " https://hooks.example.org/a , http://10.0.0.1:9000/b ",
 		"WEBHOOK_SECRET":          "s",
@@ -64,6 +67,7 @@ func TestWebhookConfig(t *testing.T) {
 // TestRunServesMetricsAndNotifies runs the indexer with a webhook: it serves its metrics
 // next to its probes and tells the webhook of a job that failed for good.
 func TestRunServesMetricsAndNotifies(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	dsn := pgtest.Schema(t)
 	addr := freeAddr(t)
@@ -114,7 +118,7 @@ func TestRunServesMetricsAndNotifies(t *testing.T) {
 		return string(b)
 	}
 	// The notifier's consumer starts at the end of the stream: publish once it exists.
-	eventually(t, "metrics served", func() bool { body = scrape(); return strings.Contains(body, "xsw_indexer_events_total") })
+	testkit.Eventually(t, 15*time.Second, "metrics served", func() bool { body = scrape(); return strings.Contains(body, "xsw_indexer_events_total") })
 
 	at := time.Now().UTC()
 	book := events.BookFetched{Header: events.Header{Version: events.Version}, JobID: "xsw.9-1", Site: "xsw", BookID: "9",
@@ -129,18 +133,18 @@ func TestRunServesMetricsAndNotifies(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "both events indexed", func() bool {
+	testkit.Eventually(t, 15*time.Second, "both events indexed", func() bool {
 		body = scrape()
 		return strings.Contains(body, `xsw_indexer_events_total{kind="book",site="xsw"} 1`) &&
 			strings.Contains(body, `xsw_indexer_events_total{kind="job",site="czbooks"} 1`)
 	})
 	for _, want := range []string{"xsw_indexer_batch_duration_seconds_count", "xsw_indexer_batch_events_bucket", "xsw_indexer_poison_total 0",
-		"xsw_indexer_webhook_notifications_total", "go_goroutines"} {
+		"xsw_indexer_webhook_notifications_total", "go_goroutines", buildInfo("indexer")} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
-	eventually(t, "the webhook told of the failed job", func() bool {
+	testkit.Eventually(t, 15*time.Second, "the webhook told of the failed job", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(hook) != 1 || hook[0].Type != notify.TypeJobFailed || hook[0].ID != "job.failed:czbooks.8-1" {
@@ -149,4 +153,10 @@ func TestRunServesMetricsAndNotifies(t *testing.T) {
 		data, _ := hook[0].Data.(map[string]any)
 		return data["site"] == "czbooks" && data["book_id"] == "8"
 	})
+}
+
+// buildInfo is the xsw_build_info sample of service in this test binary.
+func buildInfo(service string) string {
+	in := buildinfo.Get()
+	return `xsw_build_info{goversion="` + in.GoVersion + `",revision="` + in.Revision + `",service="` + service + `",version="` + in.Version + `"} 1`
 }

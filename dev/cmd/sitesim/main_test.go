@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/xswtw/xsw/buildinfo"
 	"github.com/xswtw/xsw/dev/sitesim"
 )
 
@@ -155,5 +157,40 @@ func testRun(t *testing.T, opts options, listing string) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return after cancel")
+	}
+}
+
+// TestCommandLine: -h and -version answer without serving anything, whatever the
+// environment; a bad flag or value gets status 2 and the usage.
+func TestCommandLine(t *testing.T) {
+	badEnv := map[string]string{"SITESIM_SEED": "x"}
+	tests := []struct {
+		name           string
+		args           []string
+		env            map[string]string
+		status         int
+		stdout, stderr string
+	}{
+		{"help", []string{"-h"}, badEnv, 0, "", "usage: sitesim [flags]"},
+		{"long help", []string{"--help"}, nil, 0, "", "SITESIM_CHAPTERS"},
+		{"version", []string{"--version"}, badEnv, 0, "sitesim " + buildinfo.Get().String() + "\n", ""},
+		{"unknown flag", []string{"--port", "80"}, nil, 2, "", "flag provided but not defined: -port\nusage: sitesim [flags]"},
+		{"bad environment", nil, badEnv, 2, "", "SITESIM_SEED"},
+		{"stray argument", []string{"serve"}, nil, 2, "", "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			status := command(tt.args, func(k string) string { return tt.env[k] }, &stdout, &stderr)
+			if status != tt.status {
+				t.Errorf("status %d, want %d (stderr %q)", status, tt.status, stderr.String())
+			}
+			if !strings.Contains(stdout.String(), tt.stdout) || (tt.stdout == "" && stdout.Len() > 0) {
+				t.Errorf("stdout %q, want %q", stdout.String(), tt.stdout)
+			}
+			if !strings.Contains(stderr.String(), tt.stderr) {
+				t.Errorf("stderr %q, want %q", stderr.String(), tt.stderr)
+			}
+		})
 	}
 }

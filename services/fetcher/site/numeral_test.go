@@ -134,8 +134,7 @@ func toChinese(n int) string {
 	if n == 0 {
 		return "零"
 	}
-	var small func(n int, lead bool) string
-	small = func(n int, lead bool) string { // 0 < n < 10000
+	small := func(n int, lead bool) string { // 0 < n < 10000
 		var b strings.Builder
 		units := []struct {
 			v int

@@ -14,6 +14,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestLoad(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	kv, err := ns.JS.KeyValue(t.Context(), events.BucketCheckpoints)
 	if err != nil {

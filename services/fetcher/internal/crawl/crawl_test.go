@@ -91,6 +91,7 @@ func newCrawler(t *testing.T, ls *listingSite) (*Crawler, *natstest.Server, jets
 }
 
 func TestCrawlQueuesEveryListedBookAndResumes(t *testing.T) {
+	t.Parallel()
 	ls := &listingSite{}
 	c, ns, kv := newCrawler(t, ls)
 	// Category 01 is not how the site writes category 1: no page of it is asked for.
@@ -146,6 +147,7 @@ func TestCrawlQueuesEveryListedBookAndResumes(t *testing.T) {
 }
 
 func TestPoisonCrawlRequestIsTerminated(t *testing.T) {
+	t.Parallel()
 	ls := &listingSite{}
 	c, ns, _ := newCrawler(t, ls)
 	var poison atomic.Int64

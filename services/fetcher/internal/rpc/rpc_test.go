@@ -230,6 +230,7 @@ func published(t *testing.T, ns *natstest.Server, filter string) []string {
 }
 
 func TestCalls(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	ns := e.ns
 	h := events.Header{Version: events.Version}
@@ -305,6 +306,7 @@ func TestCalls(t *testing.T) {
 // TestRefs asks for chapter refs as a waiting reader's gateway does: the fetcher fetches
 // the pages that hold them by the site's own rules, and nothing else.
 func TestRefs(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	h := events.Header{Version: events.Version}
 	tests := []struct {
@@ -400,6 +402,7 @@ func TestRefs(t *testing.T) {
 // TestRefsUsesTheCheckpoint: when the database holds nothing, the layout the last sync
 // saw tells which page holds a chapter, so page 1 is not fetched first.
 func TestRefsUsesTheCheckpoint(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	kv, err := e.ns.JS.KeyValue(t.Context(), events.BucketCheckpoints)
 	if err != nil {
@@ -423,6 +426,7 @@ func TestRefsUsesTheCheckpoint(t *testing.T) {
 // TestCallOfACallerGone: a call whose caller stopped waiting (its deadline header past)
 // is dropped before anything is fetched; a live one is served.
 func TestCallOfACallerGone(t *testing.T) {
+	t.Parallel()
 	e := start(t)
 	e.xswAsked.take()
 	req := events.ChapterRequest{Header: events.Header{Version: events.Version}, Site: xsw.ID, BookID: "1000001", ChapterID: "900002", Number: 2}

@@ -122,6 +122,7 @@ func TestSitesHaveTheirOwnBudget(t *testing.T) {
 }
 
 func TestOpenRefuses(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		sources config.Sources
@@ -146,6 +147,7 @@ func TestOpenRefuses(t *testing.T) {
 }
 
 func TestDefaultBaseURL(t *testing.T) {
+	t.Parallel()
 	set, err := Open(t.Context(), nil, Config{Sources: config.Sources{{ID: "xsw"}}, Adapters: registry(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +164,7 @@ func TestDefaultBaseURL(t *testing.T) {
 // sites had ids. A slow-down the site asked for then survives the upgrade; another
 // site's key is never seeded from it, and an existing site key is left alone.
 func TestUpgradeKeepsTheLegacyBooking(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	kv, err := ns.JS.KeyValue(t.Context(), events.BucketPoliteness)
 	if err != nil {

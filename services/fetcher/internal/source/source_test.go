@@ -17,6 +17,7 @@ import (
 )
 
 func TestGet(t *testing.T) {
+	t.Parallel()
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("a request reached another host: %s", r.URL)
 	}))
@@ -97,6 +98,7 @@ func TestGet(t *testing.T) {
 }
 
 func TestRetryAfter(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for v, want := range map[string]time.Duration{
 		"": 0, "3": 3 * time.Second, "junk": 0, "-5": 0, "999999": time.Hour,
@@ -109,6 +111,7 @@ func TestRetryAfter(t *testing.T) {
 }
 
 func TestConditionalGet(t *testing.T) {
+	t.Parallel()
 	var seen []string
 	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen = append(seen, r.Header.Get("If-None-Match")+"|"+r.Header.Get("If-Modified-Since"))
@@ -139,6 +142,7 @@ func TestConditionalGet(t *testing.T) {
 // TestUserAgentNamesTheProject: by default every request says who asks, and nothing in
 // it imitates a browser; a configured one is sent as it is.
 func TestUserAgentNamesTheProject(t *testing.T) {
+	t.Parallel()
 	got := make(chan string, 2)
 	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got <- r.UserAgent()
@@ -171,6 +175,7 @@ func TestUserAgentNamesTheProject(t *testing.T) {
 // TestRefusals: a 403, Cloudflare's challenge header or a challenge page is the site
 // refusing us, told in words naming the site; a page that merely mentions the words is not.
 func TestRefusals(t *testing.T) {
+	t.Parallel()
 	challenge := `<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>Checking your browser</body></html>`
 	mux := http.NewServeMux()
 	mux.HandleFunc("/forbidden", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusForbidden) })
@@ -280,6 +285,7 @@ func TestBackgroundWaitsOutARefusal(t *testing.T) {
 // TestNoRedirectFromHTTPSToHTTP: a site on https that redirects to plain http is not
 // followed, even on its own host; the failure is permanent.
 func TestNoRedirectFromHTTPSToHTTP(t *testing.T) {
+	t.Parallel()
 	site := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/moved" {
 			http.Redirect(w, r, "/ok", http.StatusFound) // on https: followed

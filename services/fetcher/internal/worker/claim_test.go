@@ -12,6 +12,7 @@ import (
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/natstest"
+	"github.com/xswtw/xsw/platform/testkit"
 	"github.com/xswtw/xsw/services/fetcher/internal/checkpoint"
 	"github.com/xswtw/xsw/services/fetcher/internal/sites"
 	"github.com/xswtw/xsw/services/fetcher/site"
@@ -24,6 +25,7 @@ import (
 // of its pages is fetched once, one job completes and the others end as already syncing;
 // and the reader's request makes the sync in flight book its requests as a reader's.
 func TestOneSyncPerBookAcrossFetchers(t *testing.T) {
+	t.Parallel()
 	ts := newTestSite(t)
 	ts.delay = 150 * time.Millisecond // a sync takes about 0.6 s: long enough to race
 	ns := natstest.Start(t)
@@ -59,7 +61,7 @@ func TestOneSyncPerBookAcrossFetchers(t *testing.T) {
 	h.request(t, req("1000001", events.LaneManual))
 	h.request(t, req("1000001", events.LaneRefresh))
 
-	eventually(t, "four jobs settled", func() bool {
+	testkit.Eventually(t, 10*time.Second, "four jobs settled", func() bool {
 		return len(h.jobEvents(t, events.JobCompleted))+len(h.jobEvents(t, events.JobSkipped)) == 4
 	})
 	if n := len(h.jobEvents(t, events.JobCompleted)); n != 1 {
@@ -80,7 +82,7 @@ func TestOneSyncPerBookAcrossFetchers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the claim released", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the claim released", func() bool {
 		_, err := kv.Get(t.Context(), events.Key(xsw.ID, "1000001"))
 		return err != nil
 	})
@@ -90,6 +92,7 @@ func TestOneSyncPerBookAcrossFetchers(t *testing.T) {
 // reader's job refused it tells the holder that a reader waits; the same request
 // delivered again (its fetcher died) takes it over; a released claim is free.
 func TestClaims(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	kv, err := ns.JS.KeyValue(t.Context(), events.BucketClaims)
 	if err != nil {
@@ -145,6 +148,7 @@ func TestClaims(t *testing.T) {
 // consumer per whole lane, a fetcher (serving any site) narrows those before it adds the
 // sites' own (the work queue would refuse them beside the old ones), and serves.
 func TestPoolStartsBesideAWholeLaneConsumer(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	for _, l := range events.Lanes {
 		old := events.LegacyFetcherConsumer(l, time.Minute, -1)
@@ -158,5 +162,5 @@ func TestPoolStartsBesideAWholeLaneConsumer(t *testing.T) {
 		served(t, "toy", func(base *url.URL) site.Source { return toy{base: strings.TrimSuffix(base.String(), "/")} }, ts.URL))
 	h.run(t)
 	h.request(t, events.NewBookRequested("toy", "ab-1", events.LanePrefetch, 0, false, "test", time.Now()))
-	eventually(t, "the toy book synced", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
+	testkit.Eventually(t, 10*time.Second, "the toy book synced", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
 }

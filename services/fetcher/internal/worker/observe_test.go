@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/testkit"
 	"github.com/xswtw/xsw/services/fetcher/internal/metrics"
 	"github.com/xswtw/xsw/services/fetcher/site/xsw"
 )
@@ -36,6 +37,7 @@ func (o *outcomes) list() []string {
 }
 
 func TestObserveReportsEveryOutcome(t *testing.T) {
+	t.Parallel()
 	var o outcomes
 	h := newHarness(t, Config{Workers: 1, MaxAttempts: 2, MaxAge: time.Minute, RetryBase: 10 * time.Millisecond,
 		RetryMax: 20 * time.Millisecond, Observe: o.observe})
@@ -54,5 +56,5 @@ func TestObserveReportsEveryOutcome(t *testing.T) {
 		"refresh " + metrics.Dead,
 		"refresh " + metrics.Retrying,
 	}
-	eventually(t, "every outcome observed", func() bool { return slices.Equal(o.list(), want) })
+	testkit.Eventually(t, 10*time.Second, "every outcome observed", func() bool { return slices.Equal(o.list(), want) })
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/natstest"
+	"github.com/xswtw/xsw/platform/testkit"
 	"github.com/xswtw/xsw/services/fetcher/internal/checkpoint"
 	"github.com/xswtw/xsw/services/fetcher/internal/politeness"
 	"github.com/xswtw/xsw/services/fetcher/internal/sites"
@@ -242,26 +243,16 @@ func (h *harness) waiting(t *testing.T) uint64 {
 	return info.State.Msgs
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func req(book string, lane events.Lane) events.BookRequested {
 	return events.NewBookRequested(xsw.ID, book, lane, 0, false, "test", time.Now())
 }
 
 func TestSyncPublishesBookAndEveryTOCPage(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{Workers: 2, DedupWindow: time.Minute})
 	h.run(t)
 	h.request(t, req("1000001", events.LanePrefetch))
-	eventually(t, "completed job", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
+	testkit.Eventually(t, 10*time.Second, "completed job", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
 
 	done := h.jobEvents(t, events.JobCompleted)[0]
 	if done.Chapters != 12 || done.TOCPages != 3 || done.Requests != 4 {
@@ -288,29 +279,30 @@ func TestSyncPublishesBookAndEveryTOCPage(t *testing.T) {
 	if got := len(h.messages(t, "xsw.fetched.book.>")); got != 1 {
 		t.Errorf("%d metadata events, want 1", got)
 	}
-	eventually(t, "request acked", func() bool { return h.waiting(t) == 0 })
+	testkit.Eventually(t, 10*time.Second, "request acked", func() bool { return h.waiting(t) == 0 })
 
 	// Layer three of dedup: the same book again within the window costs no request.
 	before := len(h.site.requests())
 	h.request(t, events.NewBookRequested(xsw.ID, "1000001", events.LaneManual, 10, false, "again", time.Now()))
-	eventually(t, "skipped job", func() bool { return len(h.jobEvents(t, events.JobSkipped)) == 1 })
+	testkit.Eventually(t, 10*time.Second, "skipped job", func() bool { return len(h.jobEvents(t, events.JobSkipped)) == 1 })
 	if after := len(h.site.requests()); after != before {
 		t.Errorf("a recently synced book cost %d more requests", after-before)
 	}
 	// The skipped request leaves the stream when acknowledged, just after its event:
 	// until then the subject holds it and refuses another.
-	eventually(t, "skipped request acked", func() bool { return h.waiting(t) == 0 })
+	testkit.Eventually(t, 10*time.Second, "skipped request acked", func() bool { return h.waiting(t) == 0 })
 	// Unless forced.
 	h.request(t, events.NewBookRequested(xsw.ID, "1000001", events.LaneManual, 10, true, "forced", time.Now()))
-	eventually(t, "forced sync", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 2 })
+	testkit.Eventually(t, 10*time.Second, "forced sync", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 2 })
 }
 
 func TestPermanentFailureIsDeadLetteredAtOnce(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{Workers: 1, RetryBase: 10 * time.Millisecond})
 	h.site.fail["1000404"] = http.StatusNotFound
 	h.run(t)
 	h.request(t, req("1000404", events.LanePrefetch))
-	eventually(t, "failed job", func() bool { return len(h.jobEvents(t, events.JobFailed)) == 1 })
+	testkit.Eventually(t, 10*time.Second, "failed job", func() bool { return len(h.jobEvents(t, events.JobFailed)) == 1 })
 	f := h.jobEvents(t, events.JobFailed)[0]
 	if !f.Permanent || !f.Dead || f.Attempt != 1 || !strings.Contains(f.Error, "not found") {
 		t.Errorf("failed event = %+v, want permanent, dead, first attempt, not found", f)
@@ -318,7 +310,7 @@ func TestPermanentFailureIsDeadLetteredAtOnce(t *testing.T) {
 	if got := len(h.site.requests()); got != 1 {
 		t.Errorf("a 404 was asked %d times, want once", got)
 	}
-	eventually(t, "request terminated", func() bool { return h.waiting(t) == 0 })
+	testkit.Eventually(t, 10*time.Second, "request terminated", func() bool { return h.waiting(t) == 0 })
 	dead := h.deadLetters(t)
 	if len(dead) != 1 || dead[0].Request.BookID != "1000404" || dead[0].Attempts != 1 {
 		t.Errorf("dead letters = %+v", dead)
@@ -347,11 +339,12 @@ func (h *harness) deadLetters(t *testing.T) []events.DeadLetter {
 }
 
 func TestTransientFailureRetriesThenDeadLetters(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{Workers: 1, MaxAttempts: 3, RetryBase: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond})
 	h.site.fail["1000500"] = http.StatusInternalServerError
 	h.run(t)
 	h.request(t, req("1000500", events.LanePrefetch))
-	eventually(t, "failed job", func() bool { return len(h.jobEvents(t, events.JobFailed)) == 1 })
+	testkit.Eventually(t, 10*time.Second, "failed job", func() bool { return len(h.jobEvents(t, events.JobFailed)) == 1 })
 	if got := len(h.jobEvents(t, events.JobRetrying)); got != 2 {
 		t.Errorf("%d retrying events, want 2 (attempts 1 and 2)", got)
 	}
@@ -362,15 +355,16 @@ func TestTransientFailureRetriesThenDeadLetters(t *testing.T) {
 	if got := len(h.site.requests()); got != 3 {
 		t.Errorf("site asked %d times, want 3", got)
 	}
-	eventually(t, "request gone", func() bool { return h.waiting(t) == 0 })
+	testkit.Eventually(t, 10*time.Second, "request gone", func() bool { return h.waiting(t) == 0 })
 }
 
 func TestTruncatedPageIsRetried(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{Workers: 1, RetryBase: 10 * time.Millisecond})
 	h.site.truncate["/1000003/page-2.html"] = 1
 	h.run(t)
 	h.request(t, req("1000003", events.LanePrefetch))
-	eventually(t, "completed job", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
+	testkit.Eventually(t, 10*time.Second, "completed job", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
 	retrying := h.jobEvents(t, events.JobRetrying)
 	if len(retrying) != 1 || !strings.Contains(retrying[0].Error, "truncated") {
 		t.Errorf("retrying events %+v, want one saying the page was truncated", retrying)
@@ -390,6 +384,7 @@ func TestTruncatedPageIsRetried(t *testing.T) {
 }
 
 func TestPoisonRequestIsTerminated(t *testing.T) {
+	t.Parallel()
 	var poison atomic.Int64
 	h := newHarness(t, Config{Workers: 1, Poison: func() { poison.Add(1) }})
 	h.run(t)
@@ -405,8 +400,8 @@ func TestPoisonRequestIsTerminated(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.request(t, req("1000002", events.LanePrefetch))
-	eventually(t, "good request after the poison ones", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
-	eventually(t, "poison requests gone", func() bool { return h.waiting(t) == 0 })
+	testkit.Eventually(t, 10*time.Second, "good request after the poison ones", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
+	testkit.Eventually(t, 10*time.Second, "poison requests gone", func() bool { return h.waiting(t) == 0 })
 	if n := poison.Load(); n != 2 {
 		t.Errorf("%d poison requests counted, want 2", n)
 	}
@@ -424,6 +419,7 @@ func TestPoisonRequestIsTerminated(t *testing.T) {
 // version 1 payload without a site, on the subject with the bare book id) is m.xsw.tw's
 // and is synced after an upgrade; one for another book on that subject is still poison.
 func TestLegacyRequestIsServed(t *testing.T) {
+	t.Parallel()
 	var poison atomic.Int64
 	h := newHarness(t, Config{Workers: 1, DedupWindow: time.Minute, Poison: func() { poison.Add(1) }})
 	h.run(t)
@@ -437,8 +433,8 @@ func TestLegacyRequestIsServed(t *testing.T) {
 	if _, err := h.ns.JS.Publish(t.Context(), events.RequestSubjectLegacy(events.LanePrefetch, "1000002"), v1("1000003")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the legacy request synced", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
-	eventually(t, "both requests settled", func() bool { return h.waiting(t) == 0 })
+	testkit.Eventually(t, 10*time.Second, "the legacy request synced", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
+	testkit.Eventually(t, 10*time.Second, "both requests settled", func() bool { return h.waiting(t) == 0 })
 	done := h.jobEvents(t, events.JobCompleted)[0]
 	if done.Site != xsw.ID || done.BookID != "1000001" || done.Chapters != 12 {
 		t.Errorf("completed %s/%s with %d chapters, want xsw/1000001 with 12", done.Site, done.BookID, done.Chapters)
@@ -453,13 +449,14 @@ func TestLegacyRequestIsServed(t *testing.T) {
 // site's own consumers deliver its requests, so it waits in its lane for a fetcher that
 // serves the site, neither synced here nor thrown away as poison.
 func TestRequestOfAnUnservedSiteWaits(t *testing.T) {
+	t.Parallel()
 	var poison atomic.Int64
 	h := newHarness(t, Config{Workers: 1, Poison: func() { poison.Add(1) }})
 	h.run(t)
 	h.request(t, events.NewBookRequested("czbooks", "cr382b", events.LanePrefetch, 0, false, "test", time.Now()))
 	h.request(t, req("1000002", events.LanePrefetch))
-	eventually(t, "the served site's request done", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
-	eventually(t, "only the other request left", func() bool { return h.waiting(t) == 1 })
+	testkit.Eventually(t, 10*time.Second, "the served site's request done", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
+	testkit.Eventually(t, 10*time.Second, "only the other request left", func() bool { return h.waiting(t) == 1 })
 	time.Sleep(200 * time.Millisecond)
 	if n := poison.Load(); n != 0 {
 		t.Errorf("%d poison requests, want none", n)
@@ -475,10 +472,11 @@ func TestRequestOfAnUnservedSiteWaits(t *testing.T) {
 // TestNonCanonicalBookIDIsRefused: "0123" is not how m.xsw.tw writes book 123. The
 // request fails for good without a request to the site.
 func TestNonCanonicalBookIDIsRefused(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{Workers: 1, RetryBase: 10 * time.Millisecond})
 	h.run(t)
 	h.request(t, req("0123", events.LaneInteractive))
-	eventually(t, "failed job", func() bool { return len(h.jobEvents(t, events.JobFailed)) == 1 })
+	testkit.Eventually(t, 10*time.Second, "failed job", func() bool { return len(h.jobEvents(t, events.JobFailed)) == 1 })
 	f := h.jobEvents(t, events.JobFailed)[0]
 	if !f.Permanent || f.Attempt != 1 || f.Site != xsw.ID || f.BookID != "0123" || !strings.Contains(f.Error, "canonical") {
 		t.Errorf("failed event = %+v, want a permanent failure of xsw book 0123 on attempt 1 naming the canonical id", f)
@@ -489,7 +487,7 @@ func TestNonCanonicalBookIDIsRefused(t *testing.T) {
 	if got := h.site.requests(); len(got) != 0 {
 		t.Errorf("a non-canonical id reached the site: %v", got)
 	}
-	eventually(t, "request terminated", func() bool { return h.waiting(t) == 0 })
+	testkit.Eventually(t, 10*time.Second, "request terminated", func() bool { return h.waiting(t) == 0 })
 	if got := len(h.jobEvents(t, events.JobRetrying)); got != 0 {
 		t.Errorf("%d retries of a non-canonical id, want none", got)
 	}
@@ -499,6 +497,7 @@ func TestNonCanonicalBookIDIsRefused(t *testing.T) {
 // site-qualified (under the bare id, with only the size of page 1) still makes a resync
 // incremental: the book page, then the last known page onwards, numbered on from it.
 func TestIncrementalSyncFromLegacyCheckpoint(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{Workers: 1})
 	// The last sync saw pages 1 and 2 (8 chapters, the newest 9100000708); the site now has 3.
 	legacy := `{"last_chapter_id":"9100000708","chapters":8,"toc_pages":2,"per_page":4,"home":{},"at":"2026-01-01T00:00:00Z"}`
@@ -509,7 +508,7 @@ func TestIncrementalSyncFromLegacyCheckpoint(t *testing.T) {
 	r := req("1000007", events.LaneRefresh)
 	r.Known = &events.KnownBook{Chapters: 8, LastChapterID: "9100000708"}
 	h.request(t, r)
-	eventually(t, "completed job", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
+	testkit.Eventually(t, 10*time.Second, "completed job", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
 	if got, want := h.site.requests(), []string{"/1000007/", "/1000007/page-2.html", "/1000007/page-3.html"}; strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("site requests %v, want %v", got, want)
 	}
@@ -539,10 +538,11 @@ func TestIncrementalSyncFromLegacyCheckpoint(t *testing.T) {
 }
 
 func TestExpiredRequestIsSkipped(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{Workers: 1, MaxAge: time.Minute})
 	h.run(t)
 	h.request(t, events.NewBookRequested(xsw.ID, "1000001", events.LanePrefetch, 0, false, "old", time.Now().Add(-time.Hour)))
-	eventually(t, "skipped job", func() bool { return len(h.jobEvents(t, events.JobSkipped)) == 1 })
+	testkit.Eventually(t, 10*time.Second, "skipped job", func() bool { return len(h.jobEvents(t, events.JobSkipped)) == 1 })
 	if got := h.jobEvents(t, events.JobSkipped)[0].Reason; !strings.Contains(got, "expired") {
 		t.Errorf("reason = %q", got)
 	}
@@ -554,6 +554,7 @@ func TestExpiredRequestIsSkipped(t *testing.T) {
 // TestHigherLaneFirst queues work in every lane before a single worker starts, and
 // checks it is taken strictly by lane.
 func TestHigherLaneFirst(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{Workers: 1, FairnessEvery: 100})
 	books := map[events.Lane]string{
 		events.LaneRefresh: "1000004", events.LanePrefetch: "1000003", events.LaneManual: "1000002", events.LaneInteractive: "1000001",
@@ -563,7 +564,7 @@ func TestHigherLaneFirst(t *testing.T) {
 	}
 	// A consumer learns of a stored message a moment after the publish is acknowledged:
 	// start when every lane's consumer has its request.
-	eventually(t, "every lane's consumer has its request", func() bool {
+	testkit.Eventually(t, 10*time.Second, "every lane's consumer has its request", func() bool {
 		for _, lane := range h.pool.queues[xsw.ID] {
 			info, err := lane[0].Info(t.Context())
 			if err != nil || info.NumPending != 1 {
@@ -573,7 +574,7 @@ func TestHigherLaneFirst(t *testing.T) {
 		return true
 	})
 	h.run(t)
-	eventually(t, "all synced", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 4 })
+	testkit.Eventually(t, 10*time.Second, "all synced", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 4 })
 	var order []string
 	for _, e := range h.jobEvents(t, events.JobStarted) {
 		order = append(order, e.BookID)
@@ -587,13 +588,14 @@ func TestHigherLaneFirst(t *testing.T) {
 // TestLowerLanesGetTheirShare keeps the prefetch lane full and checks refresh work still
 // runs: one pick in FairnessEvery starts from the lowest lane.
 func TestLowerLanesGetTheirShare(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{Workers: 1, FairnessEvery: 3})
 	for i := 0; i < 9; i++ {
 		h.request(t, req(fmt.Sprintf("10001%02d", i), events.LanePrefetch))
 	}
 	h.request(t, req("1000999", events.LaneRefresh))
 	h.run(t)
-	eventually(t, "all synced", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 10 })
+	testkit.Eventually(t, 10*time.Second, "all synced", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 10 })
 	for i, e := range h.jobEvents(t, events.JobStarted) {
 		if e.BookID == "1000999" {
 			if i > 2 {
@@ -612,7 +614,7 @@ func TestDrainHandsBackUnfinishedJobs(t *testing.T) {
 	h.site.delay = 2 * time.Second
 	stop := h.run(t)
 	h.request(t, req("1000001", events.LanePrefetch))
-	eventually(t, "job started", func() bool { return len(h.pool.Active()) == 1 })
+	testkit.Eventually(t, 10*time.Second, "job started", func() bool { return len(h.pool.Active()) == 1 })
 	begun := time.Now()
 	stop()
 	if took := time.Since(begun); took > time.Second {
@@ -626,7 +628,7 @@ func TestDrainHandsBackUnfinishedJobs(t *testing.T) {
 	h.site.delay = 0
 	h.site.mu.Unlock()
 	h.run(t)
-	eventually(t, "job finished by the next pool", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
+	testkit.Eventually(t, 10*time.Second, "job finished by the next pool", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
 	if a := h.jobEvents(t, events.JobCompleted)[0].Attempt; a != 2 {
 		t.Errorf("completed on attempt %d, want 2", a)
 	}
@@ -634,11 +636,12 @@ func TestDrainHandsBackUnfinishedJobs(t *testing.T) {
 
 // TestDrainFinishesShortJobs: a job that ends within ShutdownTimeout completes normally.
 func TestDrainFinishesShortJobs(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, Config{Workers: 1, ShutdownTimeout: 3 * time.Second})
 	h.site.delay = 150 * time.Millisecond
 	stop := h.run(t)
 	h.request(t, req("1000001", events.LanePrefetch))
-	eventually(t, "job started", func() bool { return len(h.pool.Active()) == 1 })
+	testkit.Eventually(t, 10*time.Second, "job started", func() bool { return len(h.pool.Active()) == 1 })
 	stop()
 	if got := len(h.jobEvents(t, events.JobCompleted)); got != 1 {
 		t.Errorf("%d completed after a graceful drain, want 1", got)

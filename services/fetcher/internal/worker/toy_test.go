@@ -17,6 +17,7 @@ import (
 
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/natstest"
+	"github.com/xswtw/xsw/platform/testkit"
 	"github.com/xswtw/xsw/services/fetcher/internal/politeness"
 	"github.com/xswtw/xsw/services/fetcher/internal/sites"
 	"github.com/xswtw/xsw/services/fetcher/internal/source"
@@ -152,6 +153,7 @@ func (s *toySite) set(id string, n int) {
 // list through the pool, next to m.xsw.tw: a new book costs one request, a resync of an
 // unchanged one one conditional request, and a changed one one request again.
 func TestToySiteSyncsInOneRequest(t *testing.T) {
+	t.Parallel()
 	ts := newToySite(t, map[string]int{"ab-12": 3})
 	xs := newTestSite(t)
 	h := newHarnessOf(t, Config{Workers: 1},
@@ -169,7 +171,7 @@ func TestToySiteSyncsInOneRequest(t *testing.T) {
 
 	// A new book: one request, the metadata and the whole list as page 1 of 1.
 	request(events.LanePrefetch, nil)
-	eventually(t, "first sync", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
+	testkit.Eventually(t, 10*time.Second, "first sync", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 1 })
 	done := h.jobEvents(t, events.JobCompleted)[0]
 	if done.Site != "toy" || done.JobID != events.JobID("toy", "ab-12", 1) || done.Chapters != 3 || done.TOCPages != 1 || done.Requests != 1 || done.Unchanged {
 		t.Errorf("completed = %+v, want toy ab-12 job 1: 3 chapters on 1 page, 1 request", done)
@@ -211,11 +213,11 @@ func TestToySiteSyncsInOneRequest(t *testing.T) {
 	if _, err := h.pool.synced.Get(t.Context(), events.Key("toy", "ab-12")); err != nil {
 		t.Errorf("sync time not kept under toy.ab-12: %v", err)
 	}
-	eventually(t, "request acked", func() bool { return h.waiting(t) == 0 })
+	testkit.Eventually(t, 10*time.Second, "request acked", func() bool { return h.waiting(t) == 0 })
 
 	// Unchanged: one conditional request, answered 304; nothing published again.
 	request(events.LaneRefresh, &events.KnownBook{Chapters: 3, LastChapterID: "c3"})
-	eventually(t, "resync", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 2 })
+	testkit.Eventually(t, 10*time.Second, "resync", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 2 })
 	done = h.jobEvents(t, events.JobCompleted)[1]
 	if !done.Unchanged || done.Requests != 1 || done.Chapters != 3 || done.TOCPages != 1 {
 		t.Errorf("resync = %+v, want unchanged after 1 request, 3 chapters on 1 page", done)
@@ -226,12 +228,12 @@ func TestToySiteSyncsInOneRequest(t *testing.T) {
 	if n := len(h.messages(t, "xsw.fetched.>")); n != 2 {
 		t.Errorf("%d fetched events after an unchanged resync, want the first 2", n)
 	}
-	eventually(t, "request acked", func() bool { return h.waiting(t) == 0 })
+	testkit.Eventually(t, 10*time.Second, "request acked", func() bool { return h.waiting(t) == 0 })
 
 	// Changed: the conditional request brings the new list, still one request.
 	ts.set("ab-12", 4)
 	request(events.LaneManual, &events.KnownBook{Chapters: 3, LastChapterID: "c3"})
-	eventually(t, "resync of a changed book", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 3 })
+	testkit.Eventually(t, 10*time.Second, "resync of a changed book", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 3 })
 	if done = h.jobEvents(t, events.JobCompleted)[2]; done.Unchanged || done.Requests != 1 || done.Chapters != 4 {
 		t.Errorf("resync = %+v, want 4 chapters after 1 request", done)
 	}
@@ -269,7 +271,7 @@ func TestSitesDoNotWaitForEachOther(t *testing.T) {
 		h.request(t, events.NewBookRequested("toy", id, events.LanePrefetch, 0, false, "test", time.Now()))
 	}
 	h.run(t)
-	eventually(t, "every book synced", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 7 })
+	testkit.Eventually(t, 10*time.Second, "every book synced", func() bool { return len(h.jobEvents(t, events.JobCompleted)) == 7 })
 	var order []string
 	for _, e := range h.jobEvents(t, events.JobCompleted) {
 		order = append(order, e.Site)

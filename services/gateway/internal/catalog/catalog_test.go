@@ -13,6 +13,7 @@ import (
 )
 
 func TestBook(t *testing.T) {
+	t.Parallel()
 	pool, _ := testdb.Pool(t)
 	c := catalog.New(pool)
 	ctx := t.Context()
@@ -82,6 +83,7 @@ func TestBook(t *testing.T) {
 }
 
 func TestChapters(t *testing.T) {
+	t.Parallel()
 	pool, _ := testdb.Pool(t)
 	c := catalog.New(pool)
 	testdb.InsertBook(t, pool, "1", "One", true)
@@ -130,6 +132,7 @@ func TestChapters(t *testing.T) {
 }
 
 func TestChapter(t *testing.T) {
+	t.Parallel()
 	pool, _ := testdb.Pool(t)
 	c := catalog.New(pool)
 	ctx := t.Context()
@@ -160,6 +163,7 @@ func TestChapter(t *testing.T) {
 }
 
 func TestCategoriesAndCounts(t *testing.T) {
+	t.Parallel()
 	pool, _ := testdb.Pool(t)
 	c := catalog.New(pool)
 	ctx := t.Context()
@@ -200,6 +204,7 @@ func insertJob(t *testing.T, pool *pgxpool.Pool, jobID, site, book, status strin
 }
 
 func TestJobHistory(t *testing.T) {
+	t.Parallel()
 	pool, _ := testdb.Pool(t)
 	c := catalog.New(pool)
 	ctx := t.Context()
@@ -255,6 +260,7 @@ func TestJobHistory(t *testing.T) {
 }
 
 func TestUnavailable(t *testing.T) {
+	t.Parallel()
 	pool, _ := testdb.Pool(t)
 	c := catalog.New(pool)
 	pool.Close()
@@ -264,6 +270,7 @@ func TestUnavailable(t *testing.T) {
 }
 
 func TestKnown(t *testing.T) {
+	t.Parallel()
 	pool, _ := testdb.Pool(t)
 	c := catalog.New(pool)
 	testdb.InsertBook(t, pool, "7", "書", false)

@@ -99,6 +99,7 @@ func explain(t *testing.T, pool *pgxpool.Pool, s catalog.Search) planNode {
 // rows its scans read stays under what the bounds of a short search allow, well below the
 // size of either table, so that no table is scanned through.
 func TestShortSearchBounded(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("fills a large catalog")
 	}
@@ -161,6 +162,7 @@ func TestShortSearchBounded(t *testing.T) {
 // starts with the term, or holds it at the start of a word after a space, anywhere in a
 // large catalog; within the window it finds the term anywhere (TestSearch).
 func TestShortSearchFinds(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("fills a large catalog")
 	}

@@ -60,6 +60,7 @@ func ids(hits []catalog.Hit) string {
 }
 
 func TestSearch(t *testing.T) {
+	t.Parallel()
 	c, _ := searchFixture(t)
 	all := catalog.SearchBooks | catalog.SearchTitles
 	tests := []struct {
@@ -93,6 +94,7 @@ func TestSearch(t *testing.T) {
 // TestSearchSites checks that a search covers every site unless it names one, and that
 // books of two sites under one id are two books.
 func TestSearchSites(t *testing.T) {
+	t.Parallel()
 	c, pool := searchFixture(t)
 	testdb.InsertSiteBook(t, pool, "toy", "1", "萬古神帝外傳", true)
 	testdb.Exec(t, pool, `INSERT INTO chapters (site, book_id, num, chapter_id, title, url) VALUES
@@ -119,6 +121,7 @@ func TestSearchSites(t *testing.T) {
 }
 
 func TestSearchHitFields(t *testing.T) {
+	t.Parallel()
 	c, _ := searchFixture(t)
 	hits := search(t, c, catalog.SearchBooks, "萬古神帝")
 	if len(hits) != 1 {
@@ -151,6 +154,7 @@ func deref(s *string) string {
 }
 
 func TestSearchLimitAndBadInput(t *testing.T) {
+	t.Parallel()
 	c, _ := searchFixture(t)
 	hits, err := c.Search(t.Context(), catalog.Search{Terms: []string{"神帝"}, In: catalog.SearchBooks | catalog.SearchTitles, Limit: 2})
 	if err != nil || len(hits) != 2 {
@@ -170,6 +174,7 @@ func TestSearchLimitAndBadInput(t *testing.T) {
 // TestSearchUsesTrigramIndexes checks that Postgres can answer through the trigram
 // indexes (the schema-qualified operators resolve to the indexed ones).
 func TestSearchUsesTrigramIndexes(t *testing.T) {
+	t.Parallel()
 	_, pool := searchFixture(t)
 	ctx := context.Background()
 	conn, err := pool.Acquire(ctx)
@@ -206,6 +211,7 @@ func TestSearchUsesTrigramIndexes(t *testing.T) {
 }
 
 func TestStoredPagesAndTexts(t *testing.T) {
+	t.Parallel()
 	pool, _ := testdb.Pool(t)
 	c := catalog.New(pool)
 	ctx := t.Context()

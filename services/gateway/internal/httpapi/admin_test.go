@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/testkit"
 	"github.com/xswtw/xsw/services/gateway/internal/testdb"
 )
 
@@ -28,13 +30,22 @@ var adminRoutes = []struct {
 	{http.MethodPost, "/xsw/api/admin/jobs/dead/1/replay", http.StatusNotFound},
 	{http.MethodPost, "/xsw/api/admin/jobs/dead/replay_all", http.StatusOK},
 	{http.MethodPost, "/xsw/api/admin/jobs/purge?lane=refresh", http.StatusOK},
+	{http.MethodGet, "/xsw/api/admin/jobs/lanes", http.StatusOK},
+	{http.MethodPost, "/xsw/api/admin/jobs/pause?lane=refresh", http.StatusNotFound}, // no fetcher has made its consumers
+	{http.MethodPost, "/xsw/api/admin/jobs/resume?lane=refresh", http.StatusNotFound},
+	{http.MethodGet, "/xsw/api/admin/version", http.StatusOK},
+	{http.MethodPost, "/xsw/api/admin/crawl/categories?categories=1", http.StatusAccepted},
+	{http.MethodGet, "/xsw/api/admin/crawl", http.StatusOK},
+	{http.MethodGet, "/xsw/api/admin/crawl/crawl-1", http.StatusNotFound},
 	{http.MethodPost, "/xsw/api/admin/cache/clear", http.StatusOK},
 	{http.MethodPost, "/xsw/api/admin/cache/invalidate/1", http.StatusOK},
 	{http.MethodDelete, "/xsw/api/admin/cache/chapters/1", http.StatusNotFound},
 }
 
 func TestAdminAuth(t *testing.T) {
+	t.Parallel()
 	t.Run("disabled", func(t *testing.T) {
+		t.Parallel()
 		e := newEnv(t, func(c *Config) { c.AdminToken = "" })
 		for _, rt := range adminRoutes {
 			r := e.request(rt.method, rt.path, "Authorization", "Bearer ")
@@ -67,6 +78,7 @@ func TestAdminAuth(t *testing.T) {
 }
 
 func TestAdminStats(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	at := time.Date(2026, 1, 21, 12, 0, 0, 0, time.UTC)
 	testdb.Exec(t, e.pool, `INSERT INTO job_history (job_id, site, book_id, lane, status, finished_at, error, permanent) VALUES
@@ -83,13 +95,13 @@ func TestAdminStats(t *testing.T) {
 	expect(t, r, http.StatusOK)
 	hasKeys(t, "stats", r.body, "queue_size", "active_jobs", "active_job_ids", "completed_count", "failed_count",
 		"failed_jobs", "workers", "running", "queue_by_lane", "fetchers", "dead_letters", "rate_interval_seconds", "circuit")
-	var got jobStatsJSON
+	var got api.JobStats
 	r.decode(t, &got)
 	interval, circuit := 2.0, "closed"
-	want := jobStatsJSON{
+	want := api.JobStats{
 		RateInterval: &interval, Circuit: &circuit,
 		QueueSize: 3, ActiveJobs: 1, ActiveJobIDs: []string{"1721851"}, CompletedCount: 2, FailedCount: 1,
-		FailedJobs: map[string]failedJobJSON{"1234567": {FailedAt: "2026-01-21T12:00:00Z", Error: "Timeout error"}},
+		FailedJobs: map[string]api.FailedJob{"1234567": {FailedAt: "2026-01-21T12:00:00Z", Error: "Timeout error"}},
 		Workers:    3, Running: true, Fetchers: 2,
 		QueueByLane: map[events.Lane]int{events.LaneInteractive: 0, events.LaneManual: 1, events.LanePrefetch: 2, events.LaneRefresh: 0},
 	}
@@ -130,6 +142,7 @@ func (e *env) sync(path string) syncJSON {
 }
 
 func TestAdminSync(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	steps := []struct {
 		name  string
@@ -164,6 +177,7 @@ func TestAdminSync(t *testing.T) {
 }
 
 func TestAdminSyncBadInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, p := range []string{"sync/1?priority=101", "sync/1?priority=-1", "sync/1?priority=high", "sync/abc", "force-resync/1?priority=500"} {
 		r := e.admin(http.MethodPost, "/xsw/api/admin/jobs/"+p)
@@ -180,10 +194,11 @@ func TestAdminSyncBadInput(t *testing.T) {
 // TestAdminSyncUpgrades checks that a book waiting in the prefetch lane (queued by a
 // listing) moves to the manual lane: stored there, purged from prefetch.
 func TestAdminSyncUpgrades(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.serveListing(listed(3), nil)
 	expect(t, e.get("/xsw/api/categories/1/books"), http.StatusOK)
-	eventually(t, "3 prefetch requests", func() bool { return e.stored() == 3 })
+	testkit.Eventually(t, 10*time.Second, "3 prefetch requests", func() bool { return e.stored() == 3 })
 
 	if got := e.sync("/xsw/api/admin/jobs/sync/1000002?priority=10"); got.Status != "queued" {
 		t.Fatalf("upgrade: %+v", got)
@@ -201,6 +216,7 @@ func TestAdminSyncUpgrades(t *testing.T) {
 }
 
 func TestAdminSyncConcurrent(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	const calls = 50
 	statuses := make([]string, calls)
@@ -231,6 +247,7 @@ func TestAdminSyncConcurrent(t *testing.T) {
 }
 
 func TestAdminClearHistory(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	testdb.Exec(t, e.pool, `INSERT INTO job_history (job_id, site, book_id, lane, status, finished_at) VALUES ('xsw.1-1', 'xsw', '1', 'prefetch', 'completed', now())`)
 	r := e.admin(http.MethodPost, "/xsw/api/admin/jobs/clear_history")
@@ -247,6 +264,7 @@ func TestAdminClearHistory(t *testing.T) {
 }
 
 func TestAdminDependenciesDown(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.pool.Close()
 	r := e.admin(http.MethodPost, "/xsw/api/admin/jobs/clear_history")

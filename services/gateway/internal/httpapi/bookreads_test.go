@@ -137,7 +137,6 @@ func TestBookReadsCountedByOutcome(t *testing.T) {
 // TestConcurrentReadersEachCounted checks that readers sharing one wait for a book are
 // each counted, as waited.
 func TestConcurrentReadersEachCounted(t *testing.T) {
-	t.Parallel()
 	reg := prometheus.NewRegistry()
 	reads, err := metrics.NewReads(reg, []string{"xsw", "toy"})
 	if err != nil {

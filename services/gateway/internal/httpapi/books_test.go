@@ -11,14 +11,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/testkit"
 	"github.com/xswtw/xsw/services/gateway/internal/testdb"
 )
 
 const insertBookSQL = `INSERT INTO books (site, id, name, author, checked_at) VALUES ('xsw', $1, $2, '作者', now())`
 
 func TestBook(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	testdb.InsertBook(t, e.pool, "1721851", "萬古神帝", true)
 	testdb.InsertChapters(t, e.pool, "1721851", 3)
@@ -57,6 +60,7 @@ func TestBook(t *testing.T) {
 }
 
 func TestBookBadID(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, id := range []string{"abc", "12a", "1234567890123", "-1"} {
 		r := e.get("/xsw/api/books/" + id)
@@ -70,6 +74,7 @@ func TestBookBadID(t *testing.T) {
 // TestBookMissingQueued checks that an unknown book is requested interactively and
 // answered 202 with Retry-After when nothing is indexed within the wait.
 func TestBookMissingQueued(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.get("/xsw/api/books/777")
 	expectAccepted(t, r)
@@ -95,6 +100,7 @@ func TestBookMissingQueued(t *testing.T) {
 // TestBookAwaitsIndexing plays the indexer: once the interactive request is stored, it
 // writes the book and announces it; the waiting callers (sharing one wait) get the book.
 func TestBookAwaitsIndexing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *Config) { c.InteractiveWait = 10 * time.Second })
 	e.onRequest("555", func() {
 		e.exec(insertBookSQL, "555", "等待之書")
@@ -109,7 +115,7 @@ func TestBookAwaitsIndexing(t *testing.T) {
 	wg.Wait()
 	for i, r := range results {
 		expect(t, r, http.StatusOK)
-		var b bookJSON
+		var b api.Book
 		r.decode(t, &b)
 		if b.Name != "等待之書" || b.BookID != "555" {
 			t.Errorf("reader %d got %s", i, r.body)
@@ -128,7 +134,9 @@ func TestBookAwaitsIndexing(t *testing.T) {
 const fetcherError = "sync book 404: toc page 1: source: not found: https://m.xsw.tw/404/ (via proxy 10.0.3.7:3128)"
 
 func TestBookFailedForGood(t *testing.T) {
+	t.Parallel()
 	t.Run("in the job history", func(t *testing.T) {
+		t.Parallel()
 		e := newEnv(t)
 		testdb.Exec(t, e.pool, `INSERT INTO job_history (job_id, site, book_id, lane, status, finished_at, error, permanent)
 			VALUES ('xsw.404-1', 'xsw', '404', 'prefetch', 'failed', now(), $1, true)`, fetcherError)
@@ -145,6 +153,7 @@ func TestBookFailedForGood(t *testing.T) {
 		}
 	})
 	t.Run("while waiting", func(t *testing.T) {
+		t.Parallel()
 		e := newEnv(t, func(c *Config) { c.InteractiveWait = 10 * time.Second })
 		e.onRequest("405", func() {
 			ev := events.JobEvent{Header: events.Header{Version: events.Version}, Kind: events.JobFailed, JobID: "xsw.405-1", Site: "xsw",
@@ -163,13 +172,14 @@ func TestBookFailedForGood(t *testing.T) {
 
 // TestCacheInvalidation checks that a book stays cached until the indexer announces it.
 func TestCacheInvalidation(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	testdb.InsertBook(t, e.pool, "9", "Old name", true)
 	testdb.InsertChapters(t, e.pool, "9", 2)
 	name := func() string {
 		r := e.get("/xsw/api/books/9")
 		expect(t, r, http.StatusOK)
-		var b bookJSON
+		var b api.Book
 		r.decode(t, &b)
 		return b.Name
 	}
@@ -193,13 +203,14 @@ func TestCacheInvalidation(t *testing.T) {
 		t.Fatalf("X-Total-Count = %s before the announcement, want the cached 2", got)
 	}
 	e.indexed("9", 3, true)
-	eventually(t, "the cache to drop book 9", func() bool { return name() == "New name" })
+	testkit.Eventually(t, 10*time.Second, "the cache to drop book 9", func() bool { return name() == "New name" })
 	if got := chapters(); got != "3" {
 		t.Errorf("X-Total-Count = %s after the announcement, want 3", got)
 	}
 }
 
 func TestChapters(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	testdb.InsertBook(t, e.pool, "1", "Complete", true)
 	testdb.InsertChapters(t, e.pool, "1", 45)
@@ -237,7 +248,7 @@ func TestChapters(t *testing.T) {
 				if got := keys(t, c); !slices.Equal(got, []string{"number", "title", "url"}) {
 					t.Fatalf("chapter keys %v", got)
 				}
-				var ch chapterRefJSON
+				var ch api.ChapterRef
 				if err := json.Unmarshal(c, &ch); err != nil {
 					t.Fatal(err)
 				}
@@ -251,6 +262,7 @@ func TestChapters(t *testing.T) {
 }
 
 func TestChaptersPartial(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	testdb.InsertBook(t, e.pool, "2", "Partial", false)
 	testdb.InsertChapters(t, e.pool, "2", 5)
@@ -266,7 +278,7 @@ func TestChaptersPartial(t *testing.T) {
 			t.Errorf("book %s: X-Sync-Status = %q, want partial", id, got)
 		}
 		// The reader pulls the rest of the book ahead of the queue.
-		eventually(t, "an interactive request for book "+id, func() bool {
+		testkit.Eventually(t, 10*time.Second, "an interactive request for book "+id, func() bool {
 			_, ok := e.waiting(id)[events.LaneInteractive]
 			return ok
 		})
@@ -274,6 +286,7 @@ func TestChaptersPartial(t *testing.T) {
 }
 
 func TestChaptersNocache(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	testdb.InsertBook(t, e.pool, "1", "Book", false)
 	testdb.InsertChapters(t, e.pool, "1", 2)
@@ -288,6 +301,7 @@ func TestChaptersNocache(t *testing.T) {
 }
 
 func TestChaptersBadInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, q := range []string{"/abc/chapters", "/1/chapters?page=0", "/1/chapters?page=x", "/1/chapters?page=10001",
 		"/1/chapters?all=yes", "/1/chapters?nocache=2"} {
@@ -300,7 +314,9 @@ func TestChaptersBadInput(t *testing.T) {
 }
 
 func TestChaptersAwaitIndexing(t *testing.T) {
+	t.Parallel()
 	t.Run("nothing indexed", func(t *testing.T) {
+		t.Parallel()
 		e := newEnv(t)
 		r := e.get("/xsw/api/books/8/chapters")
 		expectAccepted(t, r)
@@ -311,6 +327,7 @@ func TestChaptersAwaitIndexing(t *testing.T) {
 		}
 	})
 	t.Run("indexed while waiting", func(t *testing.T) {
+		t.Parallel()
 		e := newEnv(t, func(c *Config) { c.InteractiveWait = 10 * time.Second })
 		testdb.InsertBook(t, e.pool, "8", "Metadata only", false)
 		e.onRequest("8", func() {
@@ -321,7 +338,7 @@ func TestChaptersAwaitIndexing(t *testing.T) {
 		})
 		r := e.get("/xsw/api/books/8/chapters")
 		expect(t, r, http.StatusOK)
-		var got []chapterRefJSON
+		var got []api.ChapterRef
 		r.decode(t, &got)
 		if len(got) != 3 || r.header.Get("X-Total-Count") != "3" {
 			t.Errorf("chapters = %s (total %s)", r.body, r.header.Get("X-Total-Count"))

@@ -6,14 +6,18 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/testkit"
 	"github.com/xswtw/xsw/services/gateway/internal/testdb"
 )
 
 // TestCachedAnswers: an answer read from the memory cache is the answer that filled it,
 // byte for byte, with the same headers, and the JSON the value encodes to.
 func TestCachedAnswers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	testdb.InsertBook(t, e.pool, "1721851", "萬古神帝", true)
 	testdb.InsertChapters(t, e.pool, "1721851", 45)
@@ -32,9 +36,9 @@ func TestCachedAnswers(t *testing.T) {
 		{"book", "/xsw/api/books/1721851", nil},
 		{"chapter list page", "/xsw/api/books/1721851/chapters?page=2", nil},
 		{"whole chapter list", "/xsw/api/books/1721851/chapters?all=true", nil},
-		{"chapter", "/xsw/api/books/1721851/chapters/2", chapterJSON{BookID: "1721851", ChapterNum: 2, Title: "第2章",
+		{"chapter", "/xsw/api/books/1721851/chapters/2", api.Chapter{BookID: "1721851", ChapterNum: 2, Title: "第2章",
 			URL: "https://m.xsw.tw/1721851/1002.html", Text: "第一段。\n\"引號\" <b>&</b>", Site: "xsw"}},
-		{"categories", "/xsw/api/categories", []categoryJSON{{ID: "1", Name: "玄幻小說", URL: "https://m.xsw.tw/fenlei1_1.html"}}},
+		{"categories", "/xsw/api/categories", []api.Category{{ID: "1", Name: "玄幻小說", URL: "https://m.xsw.tw/fenlei1_1.html"}}},
 		{"listing", "/xsw/api/categories/1/books?bg_sync=false", nil},
 	}
 	for _, tt := range tests {
@@ -68,7 +72,7 @@ func TestCachedAnswers(t *testing.T) {
 
 	// A listing read from the cache still queues its books.
 	expect(t, e.get("/xsw/api/categories/1/books"), http.StatusOK)
-	eventually(t, "3 prefetch requests", func() bool { return e.stored() == 3 })
+	testkit.Eventually(t, 10*time.Second, "3 prefetch requests", func() bool { return e.stored() == 3 })
 	if n := calls.Load(); n != 2 {
 		t.Errorf("fetchers asked %d times, want the listing served from the cache", n)
 	}

@@ -8,11 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/services/gateway/internal/testdb"
 )
 
 func TestChapterStored(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	testdb.InsertBook(t, e.pool, "1", "Book", true)
 	testdb.InsertChapters(t, e.pool, "1", 3)
@@ -22,9 +24,9 @@ func TestChapterStored(t *testing.T) {
 	if got := keys(t, r.body); !slices.Equal(got, []string{"book_id", "chapter_num", "site", "text", "title", "url"}) {
 		t.Errorf("keys %v", got)
 	}
-	var ch chapterJSON
+	var ch api.Chapter
 	r.decode(t, &ch)
-	want := chapterJSON{BookID: "1", ChapterNum: 2, Title: "第2章", URL: "https://m.xsw.tw/1/1002.html", Text: "第一段。\n第二段。", Site: "xsw"}
+	want := api.Chapter{BookID: "1", ChapterNum: 2, Title: "第2章", URL: "https://m.xsw.tw/1/1002.html", Text: "第一段。\n第二段。", Site: "xsw"}
 	if ch != want {
 		t.Errorf("chapter = %+v, want %+v", ch, want)
 	}
@@ -44,6 +46,7 @@ func chapterReply(text string) func([]byte) events.Payload {
 }
 
 func TestChapterFetched(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	testdb.InsertBook(t, e.pool, "1", "Book", true)
 	testdb.InsertChapters(t, e.pool, "1", 3)
@@ -61,7 +64,7 @@ func TestChapterFetched(t *testing.T) {
 	for range 2 {
 		r := e.get("/xsw/api/books/1/chapters/3")
 		expect(t, r, http.StatusOK)
-		var ch chapterJSON
+		var ch api.Chapter
 		r.decode(t, &ch)
 		if ch.Text != "取來的文字" || ch.ChapterNum != 3 || ch.BookID != "1" || ch.Title != "第1003號" {
 			t.Errorf("chapter = %+v", ch)
@@ -80,6 +83,7 @@ func TestChapterFetched(t *testing.T) {
 }
 
 func TestChapterFetchFailures(t *testing.T) {
+	t.Parallel()
 	replyErr := func(kind events.ErrorKind) func([]byte) events.Payload {
 		return func([]byte) events.Payload {
 			return &events.ChapterReply{Header: events.Header{Version: events.Version}, Error: rpcErr(kind)}
@@ -103,6 +107,7 @@ func TestChapterFetchFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t)
 			testdb.InsertBook(t, e.pool, "1", "Book", true)
 			testdb.InsertChapters(t, e.pool, "1", 3)
@@ -128,7 +133,9 @@ func TestChapterFetchFailures(t *testing.T) {
 }
 
 func TestChapterNotStoredYet(t *testing.T) {
+	t.Parallel()
 	t.Run("beyond a complete book", func(t *testing.T) {
+		t.Parallel()
 		e := newEnv(t)
 		testdb.InsertBook(t, e.pool, "1", "Book", true)
 		testdb.InsertChapters(t, e.pool, "1", 3)
@@ -142,6 +149,7 @@ func TestChapterNotStoredYet(t *testing.T) {
 		}
 	})
 	t.Run("unknown book", func(t *testing.T) {
+		t.Parallel()
 		e := newEnv(t)
 		expectAccepted(t, e.get("/xsw/api/books/77/chapters/1"))
 		if _, ok := e.waiting("77")[events.LaneInteractive]; !ok {
@@ -149,6 +157,7 @@ func TestChapterNotStoredYet(t *testing.T) {
 		}
 	})
 	t.Run("indexed while waiting", func(t *testing.T) {
+		t.Parallel()
 		e := newEnv(t, func(c *Config) { c.InteractiveWait = 10 * time.Second })
 		testdb.InsertBook(t, e.pool, "5", "Partial", false)
 		testdb.InsertChapters(t, e.pool, "5", 2)
@@ -160,7 +169,7 @@ func TestChapterNotStoredYet(t *testing.T) {
 		})
 		r := e.get("/xsw/api/books/5/chapters/7")
 		expect(t, r, http.StatusOK)
-		var ch chapterJSON
+		var ch api.Chapter
 		r.decode(t, &ch)
 		if ch.Text != "第七章的文字" || ch.ChapterNum != 7 {
 			t.Errorf("chapter = %s", r.body)
@@ -169,6 +178,7 @@ func TestChapterNotStoredYet(t *testing.T) {
 }
 
 func TestChapterBadInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, p := range []string{"/x/chapters/1", "/1/chapters/0", "/1/chapters/1000001", "/1/chapters/one", "/1/chapters/1?nocache=sure"} {
 		r := e.get("/xsw/api/books" + p)

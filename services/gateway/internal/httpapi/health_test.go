@@ -7,10 +7,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/xswtw/xsw/api"
+	"github.com/xswtw/xsw/platform/pgtest"
+	"github.com/xswtw/xsw/platform/testkit"
 	"github.com/xswtw/xsw/services/gateway/internal/testdb"
 )
 
 func TestHealth(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	testdb.InsertBook(t, e.pool, "1", "One", true)
 	testdb.InsertChapters(t, e.pool, "1", 3)
@@ -50,6 +56,7 @@ func TestHealth(t *testing.T) {
 }
 
 func TestHealthDegraded(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		breakIt func(e *env)
@@ -59,6 +66,7 @@ func TestHealthDegraded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t)
 			tt.breakIt(e)
 			r := e.get("/xsw/api/health")
@@ -82,6 +90,7 @@ func TestHealthDegraded(t *testing.T) {
 }
 
 func TestUnknownRoute(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, path := range []string{"/nope", "/xsw/api/nope", "/xsw/api/books/1/extra/2"} {
 		r := e.get(path)
@@ -95,6 +104,7 @@ func TestUnknownRoute(t *testing.T) {
 // TestPanicRecovered checks that a panicking handler (here: a server built without its
 // catalog and sites) answers 500 JSON and the server keeps serving.
 func TestPanicRecovered(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	srv, err := New(testConfig(), e.ns.Conn, nil, nil, nil, slog.New(slog.NewTextHandler(e.logs, nil)))
 	if err != nil {
@@ -111,4 +121,98 @@ func TestPanicRecovered(t *testing.T) {
 		t.Error("panic not logged")
 	}
 	expect(t, e.get("/healthz"), http.StatusOK)
+}
+
+// TestReadyThroughDatabaseOutage cuts the gateway off Postgres (its connections dropped,
+// new ones refused): /readyz stays 200 for ReadyDBGrace while a cached book is served,
+// then answers 503; Postgres back, it is ready again, and a later outage gets the whole
+// grace anew. Without NATS it is not ready, whatever the grace.
+func TestReadyThroughDatabaseOutage(t *testing.T) {
+	t.Parallel()
+	_, dsn := testdb.Pool(t)
+	proxy, proxied := pgtest.ProxyURL(t, dsn)
+	pool, err := pgxpool.New(t.Context(), proxied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	const grace = 2 * time.Second
+	e := newEnvOn(t, pool, func(c *Config) { c.ReadyDBGrace = grace })
+	testdb.InsertBook(t, pool, "1", "One", true)
+	expect(t, e.get("/xsw/api/books/1"), http.StatusOK) // now cached
+	expect(t, e.get("/readyz"), http.StatusOK)
+
+	proxy.Cut()
+	cutAt := time.Now()
+	expect(t, e.get("/readyz"), http.StatusOK)
+	expect(t, e.get("/xsw/api/books/1"), http.StatusOK)
+	expect(t, e.get("/xsw/api/health"), http.StatusServiceUnavailable)
+	if !strings.Contains(e.logs.String(), "still ready, serving from the cache") {
+		t.Errorf("the outage within the grace is not logged:\n%s", e.logs.String())
+	}
+	var r response
+	testkit.Eventually(t, 10*time.Second, "/readyz 503 once the grace is over", func() bool {
+		r = e.get("/readyz")
+		return r.status == http.StatusServiceUnavailable
+	})
+	if down := time.Since(cutAt); down < grace {
+		t.Errorf("not ready %v into the outage, within the grace of %v", down, grace)
+	}
+	if d := r.detail(t); d != "database unavailable" {
+		t.Errorf("readyz detail %q, want database unavailable", d)
+	}
+
+	proxy.Restore(t)
+	testkit.Eventually(t, 10*time.Second, "/readyz 200 with Postgres back", func() bool { return e.get("/readyz").status == http.StatusOK })
+	proxy.Cut()
+	expect(t, e.get("/readyz"), http.StatusOK) // a new outage, a new grace
+	proxy.Restore(t)
+
+	e.ns.Shutdown()
+	r = e.get("/readyz")
+	expect(t, r, http.StatusServiceUnavailable)
+	if d := r.detail(t); d != "message bus unavailable" {
+		t.Errorf("readyz detail without NATS %q, want message bus unavailable", d)
+	}
+}
+
+// TestReadyWhileDatabaseHangs: a Postgres host that stops answering (no reset: every
+// check waits its whole time) is an outage like any other, and the NATS check, made
+// beside it, still answers: the gateway stays ready through the grace.
+func TestReadyWhileDatabaseHangs(t *testing.T) {
+	t.Parallel()
+	_, dsn := testdb.Pool(t)
+	proxy, proxied := pgtest.ProxyURL(t, dsn)
+	pool, err := pgxpool.New(t.Context(), proxied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	e := newEnvOn(t, pool, func(c *Config) { c.ReadyDBGrace = time.Minute })
+	testdb.InsertBook(t, pool, "1", "One", true)
+	expect(t, e.get("/xsw/api/books/1"), http.StatusOK) // now cached
+	proxy.Hang()
+	defer proxy.Restore(t)
+	r := e.get("/readyz")
+	expect(t, r, http.StatusOK)
+	expect(t, e.get("/xsw/api/books/1"), http.StatusOK)
+	var h api.Health
+	hr := e.get("/xsw/api/health")
+	expect(t, hr, http.StatusServiceUnavailable)
+	hr.decode(t, &h)
+	if h.Checks["nats"] != "ok" {
+		t.Errorf("/health says NATS is %q while only Postgres hangs", h.Checks["nats"])
+	}
+}
+
+// TestNewWantsReplica: a server without a replica name would take every other replica's
+// cache invalidations for its own; New refuses it.
+func TestNewWantsReplica(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.Replica = ""
+	if _, err := New(cfg, e.ns.Conn, nil, nil, nil, slog.New(slog.DiscardHandler)); err == nil {
+		t.Error("New without a replica name: no error")
+	}
 }

@@ -14,7 +14,8 @@ import (
 	"time"
 )
 
-// raw sends req through the app and returns the status, headers and body.
+// raw sends req through the app and returns the status, headers and body. An answer
+// other than a CORS preflight's is checked against openapi.json (see conform).
 func (e *env) raw(req *http.Request) (int, http.Header, []byte) {
 	e.t.Helper()
 	resp, err := e.srv.App().Test(req, -1)
@@ -25,6 +26,9 @@ func (e *env) raw(req *http.Request) (int, http.Header, []byte) {
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	if req.Method != http.MethodOptions { // the CORS middleware's, not an operation's
+		conform(e.t, req, resp.StatusCode, resp.Header, body)
 	}
 	return resp.StatusCode, resp.Header, body
 }
@@ -52,6 +56,7 @@ func (e *env) listen() string {
 // TestRequestSizeLimits sends oversized requests to a real listener: the limits are
 // enforced while reading, before any handler runs.
 func TestRequestSizeLimits(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	base := e.listen()
 	client := &http.Client{Timeout: 10 * time.Second}
@@ -94,6 +99,7 @@ func TestRequestSizeLimits(t *testing.T) {
 			}
 			defer resp.Body.Close()
 			body, _ := io.ReadAll(resp.Body)
+			conform(t, req, resp.StatusCode, resp.Header, body)
 			if resp.StatusCode != tt.want {
 				t.Fatalf("status %d, want %d; %s", resp.StatusCode, tt.want, body)
 			}
@@ -139,6 +145,7 @@ func headersOnly(base string, req *http.Request) (*http.Response, error) {
 }
 
 func TestCORS(t *testing.T) {
+	t.Parallel()
 	preflight := func(e *env, origin string) http.Header {
 		req := httptest.NewRequest(http.MethodOptions, "/xsw/api/books/1/chapters", nil)
 		req.Header.Set("Origin", origin)
@@ -147,6 +154,7 @@ func TestCORS(t *testing.T) {
 		return h
 	}
 	t.Run("any origin by default", func(t *testing.T) {
+		t.Parallel()
 		e := newEnv(t)
 		if h := preflight(e, "https://reader.example.org"); h.Get("Access-Control-Allow-Origin") != "*" ||
 			!strings.Contains(h.Get("Access-Control-Allow-Headers"), "Authorization") {
@@ -160,6 +168,7 @@ func TestCORS(t *testing.T) {
 		}
 	})
 	t.Run("listed origins", func(t *testing.T) {
+		t.Parallel()
 		e := newEnv(t, func(c *Config) { c.CORSAllowOrigins = "https://reader.example.org" })
 		if got := preflight(e, "https://reader.example.org").Get("Access-Control-Allow-Origin"); got != "https://reader.example.org" {
 			t.Errorf("listed origin: Access-Control-Allow-Origin %q", got)

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/testkit"
 	"github.com/xswtw/xsw/services/gateway/internal/testdb"
 )
 
@@ -23,6 +25,7 @@ func rpcErr(kind events.ErrorKind) *events.RPCError {
 }
 
 func TestCategories(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	var calls atomic.Int32
 	e.serve(events.SubjectRPCCategories, func([]byte) events.Payload {
@@ -50,6 +53,7 @@ func TestCategories(t *testing.T) {
 }
 
 func TestCategoriesFailures(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		answer     func([]byte) events.Payload // nil: no fetcher at all
@@ -75,6 +79,7 @@ func TestCategoriesFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t)
 			if tt.answer != nil {
 				e.serve(events.SubjectRPCCategories, tt.answer)
@@ -90,9 +95,9 @@ func TestCategoriesFailures(t *testing.T) {
 				}
 				return
 			}
-			var got []categoryJSON
+			var got []api.Category
 			r.decode(t, &got)
-			if len(got) != 1 || got[0] != (categoryJSON{ID: "1", Name: "玄幻小說", URL: "https://m.xsw.tw/fenlei1_1.html"}) {
+			if len(got) != 1 || got[0] != (api.Category{ID: "1", Name: "玄幻小說", URL: "https://m.xsw.tw/fenlei1_1.html"}) {
 				t.Errorf("stored categories = %s", r.body)
 			}
 		})
@@ -127,6 +132,7 @@ func (e *env) serveListing(books []events.ListingBook, calls *atomic.Int32) {
 // background publishes are held, and that one prefetch request per listed book is stored
 // once they run.
 func TestListingAnswersBeforeQueueing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.serveListing(listed(20), nil)
 	gate := make(chan struct{})
@@ -164,7 +170,7 @@ func TestListingAnswersBeforeQueueing(t *testing.T) {
 		t.Fatalf("%d requests stored while the background publishes were held", n)
 	}
 	close(gate)
-	eventually(t, "20 prefetch requests", func() bool { return e.stored() == 20 })
+	testkit.Eventually(t, 10*time.Second, "20 prefetch requests", func() bool { return e.stored() == 20 })
 	for i := 1; i <= 20; i++ {
 		id := fmt.Sprint(1000000 + i)
 		req, ok := e.waiting(id)[events.LanePrefetch]
@@ -187,6 +193,7 @@ func TestListingAnswersBeforeQueueing(t *testing.T) {
 }
 
 func TestListingWithoutBackgroundSync(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	var calls atomic.Int32
 	e.serveListing(listed(5), &calls)
@@ -205,6 +212,7 @@ func TestListingWithoutBackgroundSync(t *testing.T) {
 }
 
 func TestListingErrors(t *testing.T) {
+	t.Parallel()
 	reply := func(kind events.ErrorKind) func([]byte) events.Payload {
 		return func([]byte) events.Payload {
 			return &events.ListingReply{Header: events.Header{Version: events.Version}, Error: rpcErr(kind)}
@@ -233,6 +241,7 @@ func TestListingErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t)
 			if tt.answer != nil {
 				e.serve(events.SubjectRPCListing, tt.answer)
@@ -249,7 +258,9 @@ func TestListingErrors(t *testing.T) {
 // TestShutdownWaitsForPrefetch checks that Shutdown waits for background publishes to
 // complete, and cuts them short at its timeout.
 func TestShutdownWaitsForPrefetch(t *testing.T) {
+	t.Parallel()
 	t.Run("completes", func(t *testing.T) {
+		t.Parallel()
 		e := newEnv(t)
 		e.serveListing(listed(4), nil)
 		gate := make(chan struct{})
@@ -275,6 +286,7 @@ func TestShutdownWaitsForPrefetch(t *testing.T) {
 		}
 	})
 	t.Run("cut short", func(t *testing.T) {
+		t.Parallel()
 		e := newEnv(t)
 		e.serveListing(listed(4), nil)
 		e.srv.prefetchGate = make(chan struct{}) // never opens

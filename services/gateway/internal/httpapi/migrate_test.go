@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/services/gateway/internal/testdb"
 )
 
@@ -48,6 +49,7 @@ func text(s string) *string { return &s }
 // through the API, unprefixed and under /sites/xsw: all there, unchanged, and served
 // without asking anything of the fetchers.
 func TestMigratedDatabaseServed(t *testing.T) {
+	t.Parallel()
 	pool, _ := testdb.PoolThrough(t, lastUnsitedMigration)
 	books := []oldBook{
 		{id: 1721851, name: "萬古神帝", author: "飛天魚", genre: "玄幻小說", status: "連載中", update: "2026/1/20 22:05:09",
@@ -97,12 +99,12 @@ func TestMigratedDatabaseServed(t *testing.T) {
 		for _, prefix := range []string{"/xsw/api", "/xsw/api/sites/xsw"} {
 			r := e.get(prefix + "/books/" + id)
 			expect(t, r, http.StatusOK)
-			var got bookJSON
+			var got api.Book
 			r.decode(t, &got)
 			last := b.lastNum
-			want := bookJSON{Name: b.name, Author: b.author, Type: b.genre, Status: b.status, Update: b.update,
+			want := api.Book{Name: b.name, Author: b.author, Type: b.genre, Status: b.status, Update: b.update,
 				LastChapterTitle: b.lastTitle, LastChapterURL: b.chapters[len(b.chapters)-1].url(b.id), LastChapterNumber: &last,
-				BookID: id, Site: "xsw", Volumes: []volumeJSON{}, Description: b.description, CoverURL: b.bookURL() + "cover.jpg",
+				BookID: id, Site: "xsw", Volumes: []api.Volume{}, Description: b.description, CoverURL: b.bookURL() + "cover.jpg",
 				Finished: b.finished, ChapterCount: len(b.chapters), SyncStatus: "complete",
 				SyncedAt: got.SyncedAt, CheckedAt: got.CheckedAt, ChangedAt: nil}
 			if !reflect.DeepEqual(got, want) || got.SyncedAt == nil || *got.SyncedAt != "2026-01-21T12:00:00Z" {
@@ -111,14 +113,14 @@ func TestMigratedDatabaseServed(t *testing.T) {
 
 			r = e.get(prefix + "/books/" + id + "/chapters?all=true")
 			expect(t, r, http.StatusOK)
-			var refs []chapterRefJSON
+			var refs []api.ChapterRef
 			r.decode(t, &refs)
 			if len(refs) != len(b.chapters) || r.header.Get("X-Sync-Status") != "complete" || r.header.Get("X-Site") != "xsw" {
 				t.Errorf("%s/books/%s/chapters: %d refs, headers %v", prefix, id, len(refs), r.header)
 				continue
 			}
 			for i, c := range b.chapters {
-				if want := (chapterRefJSON{Number: c.num, Title: c.title, URL: c.url(b.id)}); refs[i] != want {
+				if want := (api.ChapterRef{Number: c.num, Title: c.title, URL: c.url(b.id)}); refs[i] != want {
 					t.Errorf("%s/books/%s chapter %d = %+v, want %+v", prefix, id, i+1, refs[i], want)
 				}
 			}
@@ -128,9 +130,9 @@ func TestMigratedDatabaseServed(t *testing.T) {
 				}
 				r := e.get(fmt.Sprintf("%s/books/%s/chapters/%d", prefix, id, c.num))
 				expect(t, r, http.StatusOK)
-				var ch chapterJSON
+				var ch api.Chapter
 				r.decode(t, &ch)
-				want := chapterJSON{BookID: id, ChapterNum: c.num, Title: c.title, URL: c.url(b.id), Text: *c.text, Site: "xsw"}
+				want := api.Chapter{BookID: id, ChapterNum: c.num, Title: c.title, URL: c.url(b.id), Text: *c.text, Site: "xsw"}
 				if ch != want {
 					t.Errorf("%s/books/%s/chapters/%d = %+v, want %+v", prefix, id, c.num, ch, want)
 				}
@@ -142,7 +144,7 @@ func TestMigratedDatabaseServed(t *testing.T) {
 	expect(t, r, http.StatusNotFound) // its job failed for good before the migration
 	r = e.admin(http.MethodGet, "/xsw/api/admin/jobs/stats")
 	expect(t, r, http.StatusOK)
-	var stats jobStatsJSON
+	var stats api.JobStats
 	r.decode(t, &stats)
 	if stats.CompletedCount != 1 || stats.FailedCount != 1 || stats.FailedJobs["404"].Error != "source answered 404" {
 		t.Errorf("job stats %s", r.body)

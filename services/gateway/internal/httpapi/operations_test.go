@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/services/gateway/internal/testdb"
@@ -33,6 +34,7 @@ func (e *env) burySite(site, bookID string, lane events.Lane, priority int, died
 }
 
 func TestAdminDeadLetters(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.admin(http.MethodGet, "/xsw/api/admin/jobs/dead")
 	expect(t, r, http.StatusOK)
@@ -90,6 +92,7 @@ func (e *env) deadLeft() uint64 {
 }
 
 func TestAdminReplay(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.bury("21", events.LaneManual, 7, time.Now())
 	r := e.admin(http.MethodPost, "/xsw/api/admin/jobs/dead/21/replay")
@@ -112,6 +115,7 @@ func TestAdminReplay(t *testing.T) {
 }
 
 func TestAdminReplayAll(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.admin(http.MethodPost, "/xsw/api/admin/jobs/dead/replay_all")
 	expect(t, r, http.StatusOK)
@@ -133,6 +137,7 @@ func TestAdminReplayAll(t *testing.T) {
 }
 
 func TestAdminPurgeLane(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, p := range []string{"/xsw/api/admin/jobs/sync/41?priority=0", "/xsw/api/admin/jobs/sync/42?priority=0", "/xsw/api/admin/jobs/sync/43"} {
 		expect(t, e.admin(http.MethodPost, p), http.StatusOK)
@@ -155,6 +160,7 @@ func TestAdminPurgeLane(t *testing.T) {
 }
 
 func TestAdminCacheClearAndInvalidate(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	testdb.InsertBook(t, e.pool, "1", "One", true)
 	testdb.InsertBook(t, e.pool, "2", "Two", true)
@@ -231,6 +237,7 @@ func (e *env) onPurge(bookID string) {
 }
 
 func TestAdminPurgeTexts(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *Config) { c.InteractiveWait = 10 * time.Second })
 	testdb.InsertBook(t, e.pool, "5", "Five", true)
 	testdb.InsertChapters(t, e.pool, "5", 3)
@@ -254,6 +261,7 @@ func TestAdminPurgeTexts(t *testing.T) {
 }
 
 func TestAdminPurgeTextsFailures(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.admin(http.MethodDelete, "/xsw/api/admin/cache/chapters/6")
 	expect(t, r, http.StatusNotFound)
@@ -280,6 +288,7 @@ func TestAdminPurgeTextsFailures(t *testing.T) {
 }
 
 func TestAdminStatsOverview(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	testdb.InsertBook(t, e.pool, "1", "One", true)
 	testdb.InsertChapters(t, e.pool, "1", 3)
@@ -295,7 +304,7 @@ func TestAdminStatsOverview(t *testing.T) {
 	r := e.admin(http.MethodGet, "/xsw/api/admin/stats")
 	expect(t, r, http.StatusOK)
 	hasKeys(t, "stats", r.body, "database", "cache", "jobs", "queue_by_lane", "dead_letters", "rate_interval_seconds", "circuit", "fetchers")
-	var got adminStatsJSON
+	var got api.AdminStats
 	r.decode(t, &got)
 	if got.Database.Books != 1 || got.Database.Chapters != 3 || got.Database.ChaptersWithContent != 1 {
 		t.Errorf("database %+v", got.Database)

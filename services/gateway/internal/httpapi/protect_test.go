@@ -12,6 +12,7 @@ import (
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/database"
+	"github.com/xswtw/xsw/platform/testkit"
 	"github.com/xswtw/xsw/services/gateway/internal/testdb"
 )
 
@@ -29,12 +30,13 @@ func noLeak(t *testing.T, what string, body []byte, leaks ...string) {
 // user, host, port or name), no user part of a base URL, and quotes no error, healthy or
 // not, while the admin statistics name the database without its password.
 func TestHealthNamesNoDatabase(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	// A fetcher describes the default site with a user part in its base URL (its password
 	// already masked, as fetchers do).
 	e.describe(events.SiteInfo{ID: "xsw", Name: "m.xsw.tw", BaseURL: "https://reader:xxxxx@m.xsw.tw", BookIDPattern: xswBookPattern,
 		CategoryIDPattern: xswCategoryPattern, RateInterval: 2, Interval: 2, State: events.SiteOK})
-	eventually(t, "the base URL with a user part", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the base URL with a user part", func() bool {
 		st, _ := e.sites.Get(t.Context(), "xsw")
 		return strings.Contains(st.BaseURL, "reader")
 	})
@@ -89,6 +91,7 @@ func TestHealthNamesNoDatabase(t *testing.T) {
 // ANALYZE (autovacuum off), it still reports the sizes ANALYZE saw, while the admin
 // statistics count exactly.
 func TestHealthEstimatesSizes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, table := range []string{"books", "chapters", "job_history"} {
 		e.exec(`ALTER TABLE ` + table + ` SET (autovacuum_enabled = off)`)
@@ -146,7 +149,9 @@ var internalLeaks = []string{"10.0.3.7", "dial tcp", "/srv/", "worker.go", "conn
 // checks that the body holds only a fixed detail: fetcher errors of every kind carrying
 // internal text, Postgres closed, NATS closed; the errors themselves go to the log.
 func TestErrorBodiesHoldNoInternalText(t *testing.T) {
+	t.Parallel()
 	t.Run("fetcher errors", func(t *testing.T) {
+		t.Parallel()
 		for _, tt := range []struct {
 			kind   events.ErrorKind
 			status int
@@ -163,6 +168,7 @@ func TestErrorBodiesHoldNoInternalText(t *testing.T) {
 			{"unheard-of", http.StatusBadGateway, "the source failed"},
 		} {
 			t.Run(string(tt.kind), func(t *testing.T) {
+				t.Parallel()
 				e := newEnv(t)
 				e.serve(events.SubjectRPCListing, func([]byte) events.Payload {
 					return &events.ListingReply{Header: events.Header{Version: events.Version},
@@ -181,6 +187,7 @@ func TestErrorBodiesHoldNoInternalText(t *testing.T) {
 		}
 	})
 	t.Run("a refusal in the fetchers' words for /sites", func(t *testing.T) {
+		t.Parallel()
 		e := newEnv(t)
 		e.serve(events.SubjectRPCListing, func([]byte) events.Payload {
 			return &events.ListingReply{Header: events.Header{Version: events.Version},
@@ -190,7 +197,7 @@ func TestErrorBodiesHoldNoInternalText(t *testing.T) {
 		e.describe(events.SiteInfo{ID: "xsw", Name: "m.xsw.tw", BaseURL: "https://m.xsw.tw", BookIDPattern: xswBookPattern,
 			CategoryIDPattern: xswCategoryPattern, RateInterval: 2, Interval: 2, State: events.SiteRefused,
 			Detail: "xsw: refused, HTTP 403 (Cloudflare)", Until: &probe})
-		eventually(t, "xsw refused", func() bool { _, refused := e.sites.Refused("xsw"); return refused })
+		testkit.Eventually(t, 10*time.Second, "xsw refused", func() bool { _, refused := e.sites.Refused("xsw"); return refused })
 		// Listings are refused at once while the site refuses us; a chapter's text is asked
 		// for when the fetcher is the first to hear of the refusal.
 		testdb.InsertBook(t, e.pool, "1", "One", true)
@@ -209,6 +216,7 @@ func TestErrorBodiesHoldNoInternalText(t *testing.T) {
 		}
 	})
 	t.Run("a sync that failed", func(t *testing.T) {
+		t.Parallel()
 		e := newEnv(t, func(c *Config) { c.InteractiveWait = 10 * time.Second })
 		e.onRequest("406", func() {
 			ev := events.JobEvent{Header: events.Header{Version: events.Version}, Kind: events.JobFailed, JobID: "xsw.406-1", Site: "xsw",
@@ -225,6 +233,7 @@ func TestErrorBodiesHoldNoInternalText(t *testing.T) {
 		noLeak(t, "error body", r.body, internalLeaks...)
 	})
 	t.Run("postgres closed", func(t *testing.T) {
+		t.Parallel()
 		e := newEnv(t)
 		e.pool.Close()
 		for _, path := range []string{
@@ -240,6 +249,7 @@ func TestErrorBodiesHoldNoInternalText(t *testing.T) {
 		}
 	})
 	t.Run("nats closed", func(t *testing.T) {
+		t.Parallel()
 		e := newEnv(t)
 		e.ns.Shutdown()
 		// (What goes through JetStream, such as /admin/jobs/stats, answers the same

@@ -10,6 +10,7 @@ import (
 )
 
 func TestClientLimiter(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 21, 12, 0, 0, 0, time.UTC)
 	l := newClientLimiter(3, time.Minute)
 	l.now = func() time.Time { return now }
@@ -42,6 +43,7 @@ func TestClientLimiter(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *Config) {
 		c.RateLimit, c.RateWindow = 3, time.Minute
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/32"), // App.Test's peer
@@ -82,6 +84,7 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestRateLimitIgnoresUntrustedForwarding(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *Config) { c.RateLimit, c.RateWindow = 2, time.Minute })
 	expect(t, e.request(http.MethodGet, "/xsw/api/books/x", "X-Forwarded-For", "203.0.113.1"), http.StatusBadRequest)
 	expect(t, e.request(http.MethodGet, "/xsw/api/books/x", "X-Forwarded-For", "203.0.113.2"), http.StatusBadRequest)
@@ -90,6 +93,7 @@ func TestRateLimitIgnoresUntrustedForwarding(t *testing.T) {
 }
 
 func TestRateLimitOff(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t) // RateLimit 0
 	for range 50 {
 		expect(t, e.get("/xsw/api/books/x"), http.StatusBadRequest)

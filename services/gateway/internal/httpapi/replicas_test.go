@@ -9,7 +9,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/testkit"
 	"github.com/xswtw/xsw/services/gateway/internal/catalog"
 	"github.com/xswtw/xsw/services/gateway/internal/jobs"
 	"github.com/xswtw/xsw/services/gateway/internal/testdb"
@@ -45,13 +47,14 @@ func (e *env) replica(name string) *env {
 // each caches a book; an index announcement, then an admin invalidation sent to one of
 // them, make both serve what Postgres holds.
 func TestReplicasCoherent(t *testing.T) {
+	t.Parallel()
 	a := newEnv(t)
 	b := a.replica("gateway-b")
 	testdb.InsertBook(t, a.pool, "9", "First", true)
 	name := func(e *env) string {
 		r := e.get("/xsw/api/books/9")
 		expect(t, r, http.StatusOK)
-		var bk bookJSON
+		var bk api.Book
 		r.decode(t, &bk)
 		return bk.Name
 	}
@@ -67,7 +70,7 @@ func TestReplicasCoherent(t *testing.T) {
 		t.Fatal("a replica did not cache the book")
 	}
 	a.indexed("9", 0, false) // the indexer announces what it wrote
-	eventually(t, "both replicas to serve the indexed book", both("Second"))
+	testkit.Eventually(t, 10*time.Second, "both replicas to serve the indexed book", both("Second"))
 
 	testdb.Exec(t, a.pool, `UPDATE books SET name = 'Third' WHERE id = '9'`)
 	if name(a) != "Second" || name(b) != "Second" {
@@ -77,11 +80,11 @@ func TestReplicasCoherent(t *testing.T) {
 	if name(a) != "Third" {
 		t.Error("the replica that was asked still serves its copy")
 	}
-	eventually(t, "the other replica to drop its copy", both("Third"))
+	testkit.Eventually(t, 10*time.Second, "the other replica to drop its copy", both("Third"))
 
 	testdb.Exec(t, a.pool, `UPDATE books SET name = 'Fourth' WHERE id = '9'`)
 	expect(t, b.admin(http.MethodPost, "/xsw/api/admin/cache/clear"), http.StatusOK)
-	eventually(t, "both replicas to drop everything", both("Fourth"))
+	testkit.Eventually(t, 10*time.Second, "both replicas to drop everything", both("Fourth"))
 }
 
 // connect opens another connection to the environment's NATS server, closed when the
@@ -99,6 +102,7 @@ func (e *env) connect(name string) (*nats.Conn, jetstream.JetStream) {
 // TestReconnectDropsCache checks that a replica forgets everything it cached when its
 // NATS connection comes back: announcements sent meanwhile never reached it.
 func TestReconnectDropsCache(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	testdb.InsertBook(t, e.pool, "9", "Cached", true)
 	expect(t, e.get("/xsw/api/books/9"), http.StatusOK)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/services/gateway/internal/testdb"
 )
 
@@ -23,11 +24,12 @@ func searchFixture(t *testing.T) *env {
 }
 
 func TestSearch(t *testing.T) {
+	t.Parallel()
 	e := searchFixture(t)
 	r := e.get("/xsw/api/search?q=" + url.QueryEscape("万古神帝"))
 	expect(t, r, http.StatusOK)
 	hasKeys(t, "search", r.body, "query", "search_type", "terms", "count", "results")
-	var got searchJSON
+	var got api.Search
 	r.decode(t, &got)
 	if got.Query != "万古神帝" || got.SearchType != "all" || !slices.Equal(got.Terms, []string{"万古神帝", "萬古神帝"}) || got.Count != 1 {
 		t.Fatalf("answer %s", r.body)
@@ -64,7 +66,7 @@ func TestSearch(t *testing.T) {
 		t.Run(tt.query, func(t *testing.T) {
 			r := e.get("/xsw/api/search?" + tt.query)
 			expect(t, r, http.StatusOK)
-			var got searchJSON
+			var got api.Search
 			r.decode(t, &got)
 			var ids []string
 			for _, h := range got.Results {
@@ -87,6 +89,7 @@ func TestSearch(t *testing.T) {
 }
 
 func TestSearchBadInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, q := range []string{
 		"", "q=", "q=%20%20", "q=" + strings.Repeat("字", 51), "q=a%00b", "q=a%0Ab", "q=%ff%fe",
@@ -102,6 +105,7 @@ func TestSearchBadInput(t *testing.T) {
 }
 
 func TestSearchDatabaseDown(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.pool.Close()
 	r := e.get("/xsw/api/search?q=x")

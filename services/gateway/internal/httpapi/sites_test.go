@@ -11,15 +11,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/testkit"
 	"github.com/xswtw/xsw/services/gateway/internal/testdb"
 )
 
 func TestSitesListing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.describe(events.SiteInfo{ID: "toy", Name: "Toy", BaseURL: "https://toy.example:8443", BookIDPattern: toyBookPattern,
 		RateInterval: 1, Interval: 6, State: events.SiteThrottled})
-	eventually(t, "toy's new state", func() bool {
+	testkit.Eventually(t, 10*time.Second, "toy's new state", func() bool {
 		st, _ := e.sites.Get(t.Context(), "toy")
 		return st.State == events.SiteThrottled
 	})
@@ -43,6 +46,7 @@ func TestSitesListing(t *testing.T) {
 }
 
 func TestUnknownSite(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	rec := e.record()
 	testdb.InsertBook(t, e.pool, "1", "One", true)
@@ -97,6 +101,7 @@ func (e *env) countCalls() *fetcherCalls {
 // 01000005 is not how m.xsw.tw writes a book id, so it is refused before anything is
 // queued or fetched, wherever it comes in.
 func TestNonCanonicalIDRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	calls := e.countCalls()
 	testdb.InsertBook(t, e.pool, "1000005", "九章之書", false)
@@ -146,6 +151,7 @@ func TestNonCanonicalIDRefused(t *testing.T) {
 // the database holds, and 503 with Retry-After for anything that would be queued or
 // fetched, which never is.
 func TestUndescribedSite(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	calls := e.countCalls()
 	testdb.InsertBook(t, e.pool, "1000005", "九章之書", false)
@@ -193,6 +199,7 @@ func TestUndescribedSite(t *testing.T) {
 // TestSameIDTwoSites stores a book of each site under one id: each is served apart, with
 // its own site, chapters, texts, cache entries, reads and requests.
 func TestSameIDTwoSites(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var reads []string
 	e := newEnv(t, func(c *Config) {
@@ -210,11 +217,11 @@ func TestSameIDTwoSites(t *testing.T) {
 	testdb.Exec(t, e.pool, `UPDATE chapters SET text = '玩具的文字' WHERE site = 'toy' AND num = 2`)
 	testdb.Exec(t, e.pool, `UPDATE books SET volumes = '[{"title":"上卷","first_chapter":1},{"title":"下卷","first_chapter":4}]' WHERE site = 'toy'`)
 
-	book := func(path string) bookJSON {
+	book := func(path string) api.Book {
 		t.Helper()
 		r := e.get(path)
 		expect(t, r, http.StatusOK)
-		var b bookJSON
+		var b api.Book
 		r.decode(t, &b)
 		return b
 	}
@@ -223,7 +230,7 @@ func TestSameIDTwoSites(t *testing.T) {
 		t.Errorf("xsw's book %+v", xsw)
 	}
 	if toy.Site != "toy" || toy.Name != "玩具書" || toy.ChapterCount != 5 || toy.LastChapterURL != "https://toy.example/1721851/3.html" ||
-		!slices.Equal(toy.Volumes, []volumeJSON{{"上卷", 1}, {"下卷", 4}}) {
+		!slices.Equal(toy.Volumes, []api.Volume{{Title: "上卷", FirstChapter: 1}, {Title: "下卷", FirstChapter: 4}}) {
 		t.Errorf("toy's book %+v", toy)
 	}
 	if !bytes.Contains(e.get("/xsw/api/books/1721851").body, []byte(`"volumes":[]`)) {
@@ -243,14 +250,14 @@ func TestSameIDTwoSites(t *testing.T) {
 	} {
 		r := e.get(tt.path)
 		expect(t, r, http.StatusOK)
-		var refs []chapterRefJSON
+		var refs []api.ChapterRef
 		r.decode(t, &refs)
 		if len(refs) != tt.total || r.header.Get("X-Site") != tt.site || r.header.Get("X-Total-Count") != strconv.Itoa(tt.total) ||
 			!strings.HasPrefix(refs[0].URL, testdb.BaseURL(tt.site)) {
 			t.Errorf("%s: %d refs, X-Site %q, first %+v", tt.path, len(refs), r.header.Get("X-Site"), refs[0])
 		}
 	}
-	for path, want := range map[string]chapterJSON{
+	for path, want := range map[string]api.Chapter{
 		"/xsw/api/books/1721851/chapters/2": {BookID: "1721851", ChapterNum: 2, Title: "第2章",
 			URL: "https://m.xsw.tw/1721851/1002.html", Text: "神帝的文字", Site: "xsw"},
 		"/xsw/api/sites/toy/books/1721851/chapters/2": {BookID: "1721851", ChapterNum: 2, Title: "第2章",
@@ -258,7 +265,7 @@ func TestSameIDTwoSites(t *testing.T) {
 	} {
 		r := e.get(path)
 		expect(t, r, http.StatusOK)
-		var ch chapterJSON
+		var ch api.Chapter
 		r.decode(t, &ch)
 		if ch != want {
 			t.Errorf("%s = %+v, want %+v", path, ch, want)
@@ -268,7 +275,7 @@ func TestSameIDTwoSites(t *testing.T) {
 	// Each site's book is cached and dropped on its own.
 	testdb.Exec(t, e.pool, `UPDATE books SET name = name || '（新）'`)
 	e.indexedSite("toy", "1721851", 5, true)
-	eventually(t, "toy's book to be dropped", func() bool { return book("/xsw/api/sites/toy/books/1721851").Name == "玩具書（新）" })
+	testkit.Eventually(t, 10*time.Second, "toy's book to be dropped", func() bool { return book("/xsw/api/sites/toy/books/1721851").Name == "玩具書（新）" })
 	if got := book("/xsw/api/books/1721851").Name; got != "萬古神帝" {
 		t.Errorf("xsw's book = %q after toy's was announced, want the cached one", got)
 	}
@@ -290,6 +297,7 @@ func TestSameIDTwoSites(t *testing.T) {
 }
 
 func TestAdminSyncSite(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	steps := []struct {
 		path   string
@@ -342,6 +350,7 @@ func TestAdminSyncSite(t *testing.T) {
 // TestAdminStatsSites checks how the job statistics name books: the seed's bare id for
 // the default site's, site/id for another's.
 func TestAdminStatsSites(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	at := time.Date(2026, 1, 21, 12, 0, 0, 0, time.UTC)
 	testdb.Exec(t, e.pool, `INSERT INTO job_history (job_id, site, book_id, lane, status, finished_at, error, permanent) VALUES
@@ -350,7 +359,7 @@ func TestAdminStatsSites(t *testing.T) {
 	e.putHeartbeat("fetcher-a", 2, "1721851", events.Key("toy", "cr382b"))
 	r := e.admin(http.MethodGet, "/xsw/api/admin/jobs/stats")
 	expect(t, r, http.StatusOK)
-	var got jobStatsJSON
+	var got api.JobStats
 	r.decode(t, &got)
 	if !slices.Equal(got.ActiveJobIDs, []string{"1721851", "toy/cr382b"}) {
 		t.Errorf("active_job_ids %v", got.ActiveJobIDs)
@@ -360,7 +369,7 @@ func TestAdminStatsSites(t *testing.T) {
 	}
 	r = e.admin(http.MethodGet, "/xsw/api/admin/stats")
 	expect(t, r, http.StatusOK)
-	var stats adminStatsJSON
+	var stats api.AdminStats
 	r.decode(t, &stats)
 	if !slices.Equal(stats.Jobs.ActiveJobIDs, []string{"1721851", "toy/cr382b"}) || len(stats.Sites) != 2 || stats.Sites[1].ID != "toy" ||
 		!slices.Equal(stats.Fetchers[0].ActiveJobIDs, []string{"1721851", "toy/cr382b"}) {
@@ -369,6 +378,7 @@ func TestAdminStatsSites(t *testing.T) {
 }
 
 func TestDeadLettersSites(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	at := time.Now()
 	e.bury("1721851", events.LaneManual, 10, at)
@@ -376,7 +386,7 @@ func TestDeadLettersSites(t *testing.T) {
 	r := e.admin(http.MethodGet, "/xsw/api/admin/jobs/dead")
 	expect(t, r, http.StatusOK)
 	var got struct {
-		DeadLetters []deadLetterJSON `json:"dead_letters"`
+		DeadLetters []api.DeadLetter `json:"dead_letters"`
 	}
 	r.decode(t, &got)
 	if len(got.DeadLetters) != 2 || got.DeadLetters[0].Site != "toy" || got.DeadLetters[1].Site != "xsw" {
@@ -401,6 +411,7 @@ func TestDeadLettersSites(t *testing.T) {
 }
 
 func TestListingSite(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	var asked []events.ListingRequest
 	var mu sync.Mutex
@@ -429,7 +440,7 @@ func TestListingSite(t *testing.T) {
 	}
 	r = e.get("/xsw/api/sites/toy/categories/xianxia/books?page=2")
 	expect(t, r, http.StatusOK)
-	var books []listingBookJSON
+	var books []api.ListingBook
 	r.decode(t, &books)
 	if len(books) != 3 || books[0].Site != "toy" || *books[0].BookID != "cr382b" || *books[1].BookID != "00417" || books[2].BookID != nil {
 		t.Errorf("toy's listing %s", r.body)
@@ -439,7 +450,7 @@ func TestListingSite(t *testing.T) {
 		t.Errorf("fetchers asked %+v", asked)
 	}
 	mu.Unlock()
-	eventually(t, "2 prefetch requests", func() bool { return e.stored() == 2 })
+	testkit.Eventually(t, 10*time.Second, "2 prefetch requests", func() bool { return e.stored() == 2 })
 	if req, ok := e.waitingSite("toy", "cr382b")[events.LanePrefetch]; !ok || req.Reason != "site toy category xianxia page 2" {
 		t.Errorf("toy's cr382b: %+v (found %v)", req, ok)
 	}
@@ -450,6 +461,7 @@ func TestListingSite(t *testing.T) {
 }
 
 func TestSearchSite(t *testing.T) {
+	t.Parallel()
 	e := searchFixture(t)
 	testdb.InsertSiteBook(t, e.pool, "toy", "1721851", "萬古神帝", true)
 	for path, want := range map[string][]string{
@@ -461,7 +473,7 @@ func TestSearchSite(t *testing.T) {
 	} {
 		r := e.get(path)
 		expect(t, r, http.StatusOK)
-		var got searchJSON
+		var got api.Search
 		r.decode(t, &got)
 		var hits []string
 		for _, h := range got.Results {
@@ -474,6 +486,7 @@ func TestSearchSite(t *testing.T) {
 }
 
 func TestCrawlSite(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	crawl := func(query string) (int, events.CrawlRequested) {
 		t.Helper()
@@ -525,6 +538,7 @@ func TestCrawlSite(t *testing.T) {
 }
 
 func TestParseCategories(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      string
 		want    []string
@@ -565,7 +579,7 @@ func TestRefusingSite(t *testing.T) {
 	probe := time.Now().Add(90 * time.Second).UTC().Truncate(time.Second)
 	e.describe(events.SiteInfo{ID: "toy", Name: "Toy", BaseURL: "https://toy.example", BookIDPattern: toyBookPattern,
 		RateInterval: 1, Interval: 1, State: events.SiteRefused, Detail: "toy: refused, HTTP 403 (Cloudflare)", Until: &probe})
-	eventually(t, "toy refused", func() bool {
+	testkit.Eventually(t, 10*time.Second, "toy refused", func() bool {
 		st, _ := e.sites.Get(t.Context(), "toy")
 		return st.State == events.SiteRefused
 	})
@@ -595,7 +609,7 @@ func TestRefusingSite(t *testing.T) {
 	if n := calls.n.Load(); n != 0 {
 		t.Errorf("%d calls to fetchers for a site that refuses us", n)
 	}
-	eventually(t, "the unstored book queued", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the unstored book queued", func() bool {
 		return slices.Contains(rec.subjects(), events.RequestSubject(events.LaneInteractive, "toy", "ab2"))
 	})
 	// Stored: served as ever.

@@ -53,6 +53,7 @@ func TestConcurrentReadersShareOneListingCall(t *testing.T) {
 // nothing reaches the fetchers, while another client still gets its share and what is
 // cached is served to everyone.
 func TestSourceShareIsPerClient(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *Config) {
 		c.SourceRateLimit = 3
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/32")} // App.Test's peer
@@ -82,6 +83,7 @@ func TestSourceShareIsPerClient(t *testing.T) {
 // TestSourceShareChargesQueuedBooksOnly: a reader polling a book it asked for, which is
 // queued already, spends nothing more of its share; each new book queued spends one.
 func TestSourceShareChargesQueuedBooksOnly(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *Config) {
 		c.SourceRateLimit = 2
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/32")} // App.Test's peer
@@ -104,6 +106,7 @@ func TestSourceShareChargesQueuedBooksOnly(t *testing.T) {
 // stored, from one client with a share of three: three are queued, the others refused,
 // however they interleave.
 func TestSourceShareHoldsForConcurrentReaders(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *Config) {
 		c.SourceRateLimit = 3
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/32")} // App.Test's peer

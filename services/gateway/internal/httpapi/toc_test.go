@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/services/gateway/internal/testdb"
 )
@@ -69,7 +70,7 @@ func partialBook(t *testing.T, e *env, id string, stored, pages int) {
 
 func chapterNumbers(t *testing.T, r response) []int {
 	t.Helper()
-	var refs []chapterRefJSON
+	var refs []api.ChapterRef
 	r.decode(t, &refs)
 	out := make([]int, len(refs))
 	for i, c := range refs {
@@ -90,6 +91,7 @@ func span(from, to int) []int {
 }
 
 func TestChaptersOutOfTurn(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	site := &refsSite{total: 100, silent: map[int]bool{81: true}, failing: map[int]events.ErrorKind{41: events.ErrKindNotFound}}
 	e.serve(events.SubjectRPCRefs, site.answer)
@@ -135,6 +137,7 @@ func TestChaptersOutOfTurn(t *testing.T) {
 // TestChaptersOutOfTurnAsksForWhatIsMissing checks that only the chapters a page lacks
 // are asked for, with what is stored, and merged with the stored ones.
 func TestChaptersOutOfTurnAsksForWhatIsMissing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	site := &refsSite{total: 50}
 	e.serve(events.SubjectRPCRefs, site.answer)
@@ -187,6 +190,7 @@ func TestChaptersOutOfTurnOncePerRange(t *testing.T) {
 }
 
 func TestChaptersOutOfTurnFailures(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	testdb.InsertBook(t, e.pool, "55", "Legacy refs", false)
 	testdb.InsertChapters(t, e.pool, "55", 5)
@@ -213,6 +217,7 @@ func TestChaptersOutOfTurnFailures(t *testing.T) {
 }
 
 func TestChapterOutOfTurn(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	site := &refsSite{total: 100}
 	e.serve(events.SubjectRPCRefs, site.answer)
@@ -220,7 +225,7 @@ func TestChapterOutOfTurn(t *testing.T) {
 	partialBook(t, e, "54", 20, 5)
 	r := e.get("/xsw/api/books/54/chapters/65")
 	expect(t, r, http.StatusOK)
-	var ch chapterJSON
+	var ch api.Chapter
 	r.decode(t, &ch)
 	if ch.ChapterNum != 65 || ch.Text != "第六十五章的文字" || ch.URL != "https://m.xsw.tw/54/1065.html" || ch.Site != "xsw" {
 		t.Errorf("chapter %+v", ch)

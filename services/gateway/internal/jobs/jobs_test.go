@@ -132,6 +132,7 @@ func request(t *testing.T, m *jobs.Manager, r jobs.Request, want jobs.Status) {
 }
 
 func TestRequestStatuses(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		setup func(t *testing.T, m *jobs.Manager, ns *natstest.Server)
@@ -185,6 +186,7 @@ func TestRequestStatuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			m, ns := newManager(t)
 			if tt.setup != nil {
 				tt.setup(t, m, ns)
@@ -208,6 +210,7 @@ func TestRequestStatuses(t *testing.T) {
 // same book's next prefetch requests for a moment without asking JetStream, and only
 // those: after the moment, or for another lane, the stream is asked again.
 func TestPrefetchOutcomeIsRemembered(t *testing.T) {
+	t.Parallel()
 	m, ns := newManager(t)
 	now := time.Now()
 	jobs.SetClock(m, func() time.Time { return now })
@@ -242,6 +245,7 @@ func TestPrefetchOutcomeIsRemembered(t *testing.T) {
 // TestUpgrade checks that a request in a higher lane moves a waiting book up: stored in
 // the higher lane, purged from the lower one, so it is served once.
 func TestUpgrade(t *testing.T) {
+	t.Parallel()
 	m, ns := newManager(t)
 	request(t, m, prefetch(), jobs.Queued)
 	request(t, m, manual(false), jobs.Queued)
@@ -268,6 +272,7 @@ func TestUpgrade(t *testing.T) {
 // TestForceReplacesUnforced checks that a forced request is not swallowed by an unforced
 // one waiting in its lane (the fetcher would skip that one as recently synced).
 func TestForceReplacesUnforced(t *testing.T) {
+	t.Parallel()
 	m, ns := newManager(t)
 	request(t, m, manual(false), jobs.Queued)
 	request(t, m, jobs.Request{Site: site, BookID: book, Lane: events.LanePrefetch, Force: true, Reason: "admin"}, jobs.Queued)
@@ -279,6 +284,7 @@ func TestForceReplacesUnforced(t *testing.T) {
 }
 
 func TestConcurrentRequestsStoreOne(t *testing.T) {
+	t.Parallel()
 	m, ns := newManager(t)
 	const n = 50
 	statuses := make([]jobs.Status, n)
@@ -310,6 +316,7 @@ func TestConcurrentRequestsStoreOne(t *testing.T) {
 }
 
 func TestRejectsInvalid(t *testing.T) {
+	t.Parallel()
 	m, ns := newManager(t)
 	for _, r := range []jobs.Request{
 		{Site: site, BookID: "12.a", Lane: events.LaneManual},
@@ -329,6 +336,7 @@ func TestRejectsInvalid(t *testing.T) {
 
 // TestCheckRefuses checks that a request the check refuses queues nothing and says why.
 func TestCheckRefuses(t *testing.T) {
+	t.Parallel()
 	m, ns := newManager(t)
 	errSpelling := errors.New("not the site's spelling")
 	var asked []string
@@ -355,6 +363,7 @@ func TestCheckRefuses(t *testing.T) {
 }
 
 func TestStats(t *testing.T) {
+	t.Parallel()
 	m, ns := newManager(t)
 	s, err := m.Stats(t.Context())
 	if err != nil {
@@ -407,6 +416,7 @@ func TestStats(t *testing.T) {
 // TestRequestsCarryKnownState: unforced requests carry what the database holds, so the
 // fetcher can resync incrementally; a forced one walks the whole book.
 func TestRequestsCarryKnownState(t *testing.T) {
+	t.Parallel()
 	m, ns := newManager(t)
 	m.SetKnown(func(_ context.Context, s, id string) (*events.KnownBook, error) {
 		if s != site || id != book {
@@ -429,6 +439,7 @@ func TestRequestsCarryKnownState(t *testing.T) {
 // their bare-id subjects are m.xsw.tw's. The book is not queued twice in their lane, and
 // an upgrade to a higher lane drops them as it drops any request it supersedes.
 func TestLegacyRequestsCount(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	for _, id := range []string{book, "1000001"} {
 		v1 := `{"version":1,"book_id":"` + id + `","lane":"prefetch","priority":0,"requested_at":"` + time.Now().UTC().Format(time.RFC3339Nano) + `"}`
@@ -458,6 +469,7 @@ func TestLegacyRequestsCount(t *testing.T) {
 // lists it) makes a request already_syncing, and a reader's request marks the claim so
 // that the job books its remaining requests as a reader's.
 func TestClaimedBookIsAlreadySyncing(t *testing.T) {
+	t.Parallel()
 	m, ns := newManager(t)
 	kv, err := ns.JS.KeyValue(t.Context(), events.BucketClaims)
 	if err != nil {

@@ -40,6 +40,7 @@ func deadCount(t *testing.T, m *jobs.Manager) int {
 }
 
 func TestDeadLetters(t *testing.T) {
+	t.Parallel()
 	m, ns := newManager(t)
 	if got, n, err := m.DeadLetters(t.Context(), 10); err != nil || n != 0 || len(got) != 0 {
 		t.Fatalf("no letters: %v %d %v", got, n, err)
@@ -84,6 +85,7 @@ func TestDeadLetters(t *testing.T) {
 }
 
 func TestReplay(t *testing.T) {
+	t.Parallel()
 	m, ns := newManager(t)
 	at := time.Now().UTC()
 	bury(t, ns, book, events.LaneManual, 7, at)
@@ -124,6 +126,7 @@ func TestReplay(t *testing.T) {
 }
 
 func TestReplayUnreadable(t *testing.T) {
+	t.Parallel()
 	m, ns := newManager(t)
 	if _, err := ns.JS.Publish(t.Context(), events.SubjectDead(site, "5"), []byte("{")); err != nil {
 		t.Fatal(err)
@@ -137,6 +140,7 @@ func TestReplayUnreadable(t *testing.T) {
 // TestReplayLegacy replays a dead letter written before books were site-qualified: a
 // version 1 payload on the subject with the bare id is the legacy site's book.
 func TestReplayLegacy(t *testing.T) {
+	t.Parallel()
 	m, ns := newManager(t)
 	legacy := []byte(`{"version":1,"request":{"version":1,"book_id":"31","lane":"prefetch","priority":0,` +
 		`"requested_at":"2026-01-21T11:00:00Z","force":false},"job_id":"31-4","attempts":5,"error":"source: 503",` +
@@ -163,6 +167,7 @@ func TestReplayLegacy(t *testing.T) {
 // TestReplayRefused checks that a letter whose book the check refuses stays: Replay
 // says why, ReplayAll reports it refused and replays the others.
 func TestReplayRefused(t *testing.T) {
+	t.Parallel()
 	m, ns := newManager(t)
 	m.SetCheck(func(_ context.Context, _, id string) error {
 		if strings.HasPrefix(id, "0") {
@@ -189,6 +194,7 @@ func TestReplayRefused(t *testing.T) {
 }
 
 func TestReplayAll(t *testing.T) {
+	t.Parallel()
 	m, ns := newManager(t)
 	at := time.Now().UTC()
 	for i, id := range []string{"1", "2", "3"} {
@@ -224,6 +230,7 @@ func TestReplayAll(t *testing.T) {
 }
 
 func TestPurgeLane(t *testing.T) {
+	t.Parallel()
 	m, ns := newManager(t)
 	for _, id := range []string{"1", "2", "3"} {
 		request(t, m, jobs.Request{Site: site, BookID: id, Lane: events.LanePrefetch, Reason: "test"}, jobs.Queued)
@@ -249,6 +256,7 @@ func TestPurgeLane(t *testing.T) {
 }
 
 func TestStatsPoliteness(t *testing.T) {
+	t.Parallel()
 	m, ns := newManager(t)
 	s, err := m.Stats(t.Context())
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/config"
 	"github.com/xswtw/xsw/platform/natstest"
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -65,18 +66,8 @@ func run(t *testing.T, r *Registry) {
 	})
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestConfiguredSites(t *testing.T) {
+	t.Parallel()
 	r := New(sources, nil, slog.New(slog.DiscardHandler))
 	if r.Default() != "xsw" || !reflect.DeepEqual(r.IDs(), []string{"xsw", "toy"}) {
 		t.Errorf("default %q, ids %v", r.Default(), r.IDs())
@@ -89,6 +80,7 @@ func TestConfiguredSites(t *testing.T) {
 }
 
 func TestCheckBook(t *testing.T) {
+	t.Parallel()
 	kv := bucket(t)
 	r := New(sources, kv, slog.New(slog.DiscardHandler))
 	// Without a description, only the contract's checks can be made.
@@ -143,6 +135,7 @@ func TestCheckBook(t *testing.T) {
 // TestDirectReadsAreThrottled checks that a site nobody described is read from the
 // bucket at most once per retryRead.
 func TestDirectReadsAreThrottled(t *testing.T) {
+	t.Parallel()
 	kv := bucket(t)
 	r := New(sources, kv, slog.New(slog.DiscardHandler))
 	now := time.Now()
@@ -161,6 +154,7 @@ func TestDirectReadsAreThrottled(t *testing.T) {
 }
 
 func TestRunFollowsTheBucket(t *testing.T) {
+	t.Parallel()
 	kv := bucket(t)
 	describe(t, kv, events.SiteInfo{ID: "xsw", BookIDPattern: `[1-9][0-9]*`})
 	describe(t, kv, events.SiteInfo{ID: "other", BookIDPattern: `.*`}) // not configured: ignored
@@ -168,7 +162,7 @@ func TestRunFollowsTheBucket(t *testing.T) {
 	r.now = func() time.Time { return time.Unix(0, 0) } // no direct reads: only the watch
 	r.tried = map[string]time.Time{"xsw": time.Unix(0, 0), "toy": time.Unix(0, 0)}
 	run(t, r)
-	eventually(t, "the description of xsw", func() bool { return r.CheckBook(t.Context(), "xsw", "12") == nil })
+	testkit.Eventually(t, 10*time.Second, "the description of xsw", func() bool { return r.CheckBook(t.Context(), "xsw", "12") == nil })
 	r.mu.RLock()
 	compiled, other := r.sites["xsw"].book, r.sites["other"]
 	r.mu.RUnlock()
@@ -178,7 +172,7 @@ func TestRunFollowsTheBucket(t *testing.T) {
 
 	// A new state with the same patterns keeps the compiled ones.
 	describe(t, kv, events.SiteInfo{ID: "xsw", BookIDPattern: `[1-9][0-9]*`, State: events.SiteThrottled})
-	eventually(t, "the new state", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the new state", func() bool {
 		s, _ := r.Get(t.Context(), "xsw")
 		return s.State == events.SiteThrottled
 	})
@@ -191,22 +185,23 @@ func TestRunFollowsTheBucket(t *testing.T) {
 
 	// A new pattern applies.
 	describe(t, kv, events.SiteInfo{ID: "xsw", BookIDPattern: `[a-z]+`})
-	eventually(t, "the new pattern", func() bool { return errors.Is(r.CheckBook(t.Context(), "xsw", "12"), ErrNotCanonical) })
+	testkit.Eventually(t, 10*time.Second, "the new pattern", func() bool { return errors.Is(r.CheckBook(t.Context(), "xsw", "12"), ErrNotCanonical) })
 
 	// A pattern that does not compile leaves the site undescribed: nothing is fetched.
 	describe(t, kv, events.SiteInfo{ID: "xsw", BookIDPattern: `[a-z`})
-	eventually(t, "the bad pattern", func() bool { return errors.Is(r.CheckBook(t.Context(), "xsw", "ab"), ErrUndescribed) })
+	testkit.Eventually(t, 10*time.Second, "the bad pattern", func() bool { return errors.Is(r.CheckBook(t.Context(), "xsw", "ab"), ErrUndescribed) })
 
 	// A deleted description too.
 	describe(t, kv, events.SiteInfo{ID: "xsw", BookIDPattern: `[a-z]+`})
-	eventually(t, "the good pattern", func() bool { return r.CheckBook(t.Context(), "xsw", "ab") == nil })
+	testkit.Eventually(t, 10*time.Second, "the good pattern", func() bool { return r.CheckBook(t.Context(), "xsw", "ab") == nil })
 	if err := kv.Delete(t.Context(), "xsw"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the deletion", func() bool { return errors.Is(r.CheckBook(t.Context(), "xsw", "ab"), ErrUndescribed) })
+	testkit.Eventually(t, 10*time.Second, "the deletion", func() bool { return errors.Is(r.CheckBook(t.Context(), "xsw", "ab"), ErrUndescribed) })
 }
 
 func TestList(t *testing.T) {
+	t.Parallel()
 	kv := bucket(t)
 	describe(t, kv, events.SiteInfo{ID: "toy", Name: "Toy Books", BaseURL: "https://toy.example:8443", BookIDPattern: `[a-z]+`,
 		RateInterval: 0.5, Interval: 4, State: events.SiteThrottled})
@@ -228,6 +223,7 @@ func TestList(t *testing.T) {
 // caught up) and gets many requests at once reads a site's description once, and every
 // one of them waits for that read rather than being told the site is undescribed.
 func TestConcurrentFirstChecksShareTheRead(t *testing.T) {
+	t.Parallel()
 	kv := bucket(t)
 	describe(t, kv, events.SiteInfo{ID: "xsw", BookIDPattern: `[0-9]+`})
 	r := New(sources, kv, slog.New(slog.DiscardHandler))

@@ -7,6 +7,7 @@ import (
 )
 
 func TestForms(t *testing.T) {
+	t.Parallel()
 	c, err := New()
 	if err != nil {
 		t.Fatal(err)
@@ -29,6 +30,7 @@ func TestForms(t *testing.T) {
 }
 
 func TestConcurrentForms(t *testing.T) {
+	t.Parallel()
 	c, err := New()
 	if err != nil {
 		t.Fatal(err)

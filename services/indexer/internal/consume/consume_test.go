@@ -19,6 +19,7 @@ import (
 	"github.com/xswtw/xsw/platform/logging"
 	"github.com/xswtw/xsw/platform/natstest"
 	"github.com/xswtw/xsw/platform/pgtest"
+	"github.com/xswtw/xsw/platform/testkit"
 	"github.com/xswtw/xsw/services/indexer/internal/consume"
 	"github.com/xswtw/xsw/services/indexer/internal/store"
 )
@@ -113,18 +114,6 @@ func (e *env) pending(t *testing.T) uint64 {
 	return info.NumPending + uint64(info.NumAckPending)
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func bookEvent(site, id string, at time.Time) *events.BookFetched {
 	return &events.BookFetched{
 		Header: events.Header{Version: events.Version},
@@ -204,6 +193,7 @@ func (e *env) complete(site, id string) func() bool {
 }
 
 func TestIndexes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, true)
 	sub, err := e.ns.Conn.SubscribeSync(events.SubjectIndexedAll)
 	if err != nil {
@@ -227,8 +217,8 @@ func TestIndexes(t *testing.T) {
 	failed.Error, failed.Permanent = "404", true
 	e.publish(t, failed.Subject(), failed)
 
-	eventually(t, "book 7 complete", e.complete(xsw, "7"))
-	eventually(t, "every event acknowledged", func() bool { return e.pending(t) == 0 })
+	testkit.Eventually(t, 15*time.Second, "book 7 complete", e.complete(xsw, "7"))
+	testkit.Eventually(t, 15*time.Second, "every event acknowledged", func() bool { return e.pending(t) == 0 })
 
 	chs, err := e.store.Chapters(t.Context(), xsw, "7")
 	if err != nil || len(chs) != 20 || chs[2].Text == nil || *chs[2].Text != "正文" {
@@ -279,6 +269,7 @@ func TestIndexes(t *testing.T) {
 // four writers side by side, every book ends complete with its chapters in order, and
 // every event is acknowledged once.
 func TestWritersSplitABatchByBook(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, true)
 	var syncs [][]published
 	for i := range 12 {
@@ -295,7 +286,7 @@ func TestWritersSplitABatchByBook(t *testing.T) {
 	opts := fastOptions
 	opts.Writers = 4
 	c := e.run(t, opts)
-	eventually(t, "every event acknowledged", func() bool { return e.pending(t) == 0 })
+	testkit.Eventually(t, 15*time.Second, "every event acknowledged", func() bool { return e.pending(t) == 0 })
 	for i := range 12 {
 		id := strconv.Itoa(100 + i)
 		if !e.complete(xsw, id)() {
@@ -317,6 +308,7 @@ func TestWritersSplitABatchByBook(t *testing.T) {
 }
 
 func TestPoison(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, true)
 	v3 := bookEvent(xsw, "7", t0)
 	v3.Version = events.Version + 1
@@ -343,8 +335,8 @@ func TestPoison(t *testing.T) {
 	e.publishAll(t, syncOf(xsw, "9", t0))
 
 	c := e.run(t, fastOptions)
-	eventually(t, "book 9 complete", e.complete(xsw, "9"))
-	eventually(t, "every event settled", func() bool { return e.pending(t) == 0 })
+	testkit.Eventually(t, 15*time.Second, "book 9 complete", e.complete(xsw, "9"))
+	testkit.Eventually(t, 15*time.Second, "every event settled", func() bool { return e.pending(t) == 0 })
 	if st := c.Stats(); st.Poison != 7 || st.Acked != 5 || st.Failures != 0 {
 		t.Errorf("stats %+v, want 7 poison and 5 acked", st)
 	}
@@ -365,6 +357,7 @@ func TestPoison(t *testing.T) {
 // TestRejectedByDatabase: an event that honours the contract but holds data Postgres
 // refuses is terminated, and the rest of its batch is indexed.
 func TestRejectedByDatabase(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, true)
 	bad := tocEvent(xsw, "7", 1, 1, 1, 3, t0)
 	bad.Chapters[1].Title = "壞\x00章"
@@ -373,8 +366,8 @@ func TestRejectedByDatabase(t *testing.T) {
 	e.publishAll(t, syncOf(xsw, "9", t0))
 
 	c := e.run(t, fastOptions)
-	eventually(t, "book 9 complete", e.complete(xsw, "9"))
-	eventually(t, "every event settled", func() bool { return e.pending(t) == 0 })
+	testkit.Eventually(t, 15*time.Second, "book 9 complete", e.complete(xsw, "9"))
+	testkit.Eventually(t, 15*time.Second, "every event settled", func() bool { return e.pending(t) == 0 })
 	if st := c.Stats(); st.Poison != 1 || st.Acked != 6 || st.Failures != 0 {
 		t.Errorf("stats %+v, want 1 poison, 6 acked", st)
 	}
@@ -386,11 +379,12 @@ func TestRejectedByDatabase(t *testing.T) {
 // TestDatabaseDown: while the tables are missing every batch fails and is handed back
 // with a delay; once they exist the events are indexed.
 func TestDatabaseDown(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, false)
 	c := e.run(t, fastOptions)
 	e.publishAll(t, syncOf(xsw, "7", t0)[1:]) // without "started": it writes nothing, so it needs no table
 
-	eventually(t, "failed attempts", func() bool {
+	testkit.Eventually(t, 15*time.Second, "failed attempts", func() bool {
 		st := c.Stats()
 		return st.Failures >= 3 && st.Delayed >= 3
 	})
@@ -400,8 +394,8 @@ func TestDatabaseDown(t *testing.T) {
 	if err := store.Migrate(t.Context(), e.pool, logging.Discard()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "book 7 complete", e.complete(xsw, "7"))
-	eventually(t, "every event acknowledged", func() bool { return e.pending(t) == 0 })
+	testkit.Eventually(t, 15*time.Second, "book 7 complete", e.complete(xsw, "7"))
+	testkit.Eventually(t, 15*time.Second, "every event acknowledged", func() bool { return e.pending(t) == 0 })
 	if st := c.Stats(); st.Acked != 4 || st.Poison != 0 {
 		t.Errorf("stats %+v, want 4 acked", st)
 	}
@@ -410,28 +404,30 @@ func TestDatabaseDown(t *testing.T) {
 // TestRedelivery: the same events delivered again (a redelivered batch, or a duplicate
 // publish outside the dedup window) change no row.
 func TestRedelivery(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, true)
 	c := e.run(t, fastOptions)
 	events7 := syncOf(xsw, "7", t0)
 	e.publishAll(t, events7)
-	eventually(t, "first delivery acknowledged", func() bool { return c.Stats().Acked == 5 })
+	testkit.Eventually(t, 15*time.Second, "first delivery acknowledged", func() bool { return c.Stats().Acked == 5 })
 	before := dump(t, e.pool)
 
 	e.publishAll(t, events7)
-	eventually(t, "second delivery acknowledged", func() bool { return c.Stats().Acked == 10 })
+	testkit.Eventually(t, 15*time.Second, "second delivery acknowledged", func() bool { return c.Stats().Acked == 10 })
 	if after := dump(t, e.pool); after != before {
 		t.Errorf("a redelivered batch changed the rows:\n%s\nwant\n%s", after, before)
 	}
 }
 
 func TestStopsPromptly(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, true)
 	c := consume.New(e.cons, e.ns.JS, e.store, logging.Discard(), fastOptions)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	e.publishAll(t, syncOf(xsw, "7", t0))
-	eventually(t, "book 7 complete", e.complete(xsw, "7"))
+	testkit.Eventually(t, 15*time.Second, "book 7 complete", e.complete(xsw, "7"))
 	cancel()
 	select {
 	case err := <-done:
@@ -446,6 +442,7 @@ func TestStopsPromptly(t *testing.T) {
 // TestShutdown: once told to stop, the loop finishes the batch in hand when it can within
 // the shutdown timeout, and hands it back for redelivery at once when it cannot.
 func TestShutdown(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		timeout   time.Duration
@@ -457,6 +454,7 @@ func TestShutdown(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			app := "indexer_shutdown_" + strconv.FormatInt(time.Now().UnixNano(), 36)
 			dsn := pgtest.Schema(t) + "&application_name=" + app
 			pool, err := pgxpool.New(t.Context(), dsn)
@@ -471,7 +469,7 @@ func TestShutdown(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer lock.Rollback(context.Background())
+			defer func() { _ = lock.Rollback(context.Background()) }()
 			if _, err := lock.Exec(t.Context(), `LOCK TABLE books IN ACCESS EXCLUSIVE MODE`); err != nil {
 				t.Fatal(err)
 			}
@@ -483,7 +481,7 @@ func TestShutdown(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- c.Run(ctx) }()
 			e.publish(t, events.SubjectFetchedBook(xsw, "7"), bookEvent(xsw, "7", t0))
-			eventually(t, "the batch blocked on the lock", func() bool {
+			testkit.Eventually(t, 15*time.Second, "the batch blocked on the lock", func() bool {
 				var n int
 				err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
 					WHERE application_name = $1 AND wait_event_type = 'Lock'`, app).Scan(&n)
@@ -511,7 +509,7 @@ func TestShutdown(t *testing.T) {
 			}
 			// A handed-back batch is redelivered at once, long before the 30s ack wait.
 			e.run(t, fastOptions)
-			eventually(t, "book 7 indexed", func() bool {
+			testkit.Eventually(t, 15*time.Second, "book 7 indexed", func() bool {
 				_, err := e.store.Book(context.Background(), xsw, "7")
 				return err == nil
 			})

@@ -8,6 +8,7 @@ import (
 )
 
 func TestDecode(t *testing.T) {
+	t.Parallel()
 	const (
 		bookV2 = `{"version":2,"site":"czbooks","book_id":"cr382b","book":{"name":"書"}}`
 		jobV2  = `{"version":2,"kind":"completed","job_id":"czbooks.cr382b-3","site":"czbooks","book_id":"cr382b","lane":"refresh"}`
@@ -76,6 +77,7 @@ func TestDecode(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
+	t.Parallel()
 	c := &Consumer{opts: Options{}.withDefaults()}
 	want := []string{"500ms", "1s", "2s", "4s", "8s", "16s", "30s", "30s"}
 	for i, w := range want {

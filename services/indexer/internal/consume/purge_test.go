@@ -5,11 +5,13 @@ import (
 	"time"
 
 	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
 // TestPurge checks that a purge command travelling with the fetched events clears the
 // book's texts, is acknowledged, and is announced so that gateways drop their copies.
 func TestPurge(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, true)
 	sub, err := e.ns.Conn.SubscribeSync(events.SubjectIndexed(xsw, "7"))
 	if err != nil {
@@ -22,7 +24,7 @@ func TestPurge(t *testing.T) {
 		Header: events.Header{Version: events.Version}, Site: xsw, BookID: "7", Number: 3, ChapterID: "1003",
 		Title: "第3章", URL: "u/1003", Text: "正文", FetchedAt: t0.Add(time.Minute),
 	})
-	eventually(t, "every event acknowledged", func() bool { return e.pending(t) == 0 })
+	testkit.Eventually(t, 15*time.Second, "every event acknowledged", func() bool { return e.pending(t) == 0 })
 	for {
 		if _, err := sub.NextMsg(100 * time.Millisecond); err != nil {
 			break // drained the announcements of the sync
@@ -39,7 +41,7 @@ func TestPurge(t *testing.T) {
 	if err := events.Decode(m.Data, &ev); err != nil || ev.BookID != "7" || ev.Chapters != 20 {
 		t.Errorf("announcement %+v, %v", ev, err)
 	}
-	eventually(t, "the purge acknowledged", func() bool { return e.pending(t) == 0 })
+	testkit.Eventually(t, 15*time.Second, "the purge acknowledged", func() bool { return e.pending(t) == 0 })
 	chs, err := e.store.Chapters(t.Context(), xsw, "7")
 	if err != nil {
 		t.Fatal(err)

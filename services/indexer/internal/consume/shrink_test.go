@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
 // syncOfN is what a fetcher publishes for sync job of book id listing n chapters on
@@ -34,6 +35,7 @@ func syncOfN(site, id, job string, n int, at time.Time) []published {
 // failed jobs with the reason and dead-lettered where the gateway lists and replays dead
 // jobs. A sync listing 310 applies.
 func TestShrinkDeadLettered(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, true)
 	c := e.run(t, fastOptions)
 	chapters := func() int {
@@ -55,7 +57,7 @@ func TestShrinkDeadLettered(t *testing.T) {
 	}
 
 	e.publishAll(t, syncOfN(xsw, "7", "xsw.7-1", 312, t0))
-	eventually(t, "the 312 chapters stored", job("xsw.7-1"))
+	testkit.Eventually(t, 15*time.Second, "the 312 chapters stored", job("xsw.7-1"))
 	if n := chapters(); n != 312 {
 		t.Fatalf("%d chapters stored, want 312", n)
 	}
@@ -63,8 +65,8 @@ func TestShrinkDeadLettered(t *testing.T) {
 	for k, listed := range []int{0, 10} {
 		id := fmt.Sprintf("xsw.7-%d", k+2)
 		e.publishAll(t, syncOfN(xsw, "7", id, listed, t0.Add(time.Duration(k+1)*time.Hour)))
-		eventually(t, "job "+id+" recorded", job(id))
-		eventually(t, "every event settled", func() bool { return e.pending(t) == 0 })
+		testkit.Eventually(t, 15*time.Second, "job "+id+" recorded", job(id))
+		testkit.Eventually(t, 15*time.Second, "every event settled", func() bool { return e.pending(t) == 0 })
 		if n := chapters(); n != 312 {
 			t.Errorf("a sync listing %d chapters left %d of the 312", listed, n)
 		}
@@ -94,7 +96,7 @@ func TestShrinkDeadLettered(t *testing.T) {
 	}
 
 	e.publishAll(t, syncOfN(xsw, "7", "xsw.7-4", 310, t0.Add(3*time.Hour)))
-	eventually(t, "job xsw.7-4 recorded", job("xsw.7-4"))
+	testkit.Eventually(t, 15*time.Second, "job xsw.7-4 recorded", job("xsw.7-4"))
 	if j, _ := e.store.Job(t.Context(), "xsw.7-4"); j.Status != "completed" {
 		t.Errorf("a sync listing 310 of 312: job %s, want completed", j.Status)
 	}
@@ -104,7 +106,7 @@ func TestShrinkDeadLettered(t *testing.T) {
 	if msg, err := dead.GetLastMsgForSubject(t.Context(), events.SubjectDead(xsw, "7")); err != nil || msg.Header.Get(jetstream.MsgIDHeader) != "dead:xsw.7-3" {
 		t.Errorf("dead letter after the applied sync: %v, %v; want job xsw.7-3's still", msg, err)
 	}
-	eventually(t, "every event settled", func() bool { return e.pending(t) == 0 })
+	testkit.Eventually(t, 15*time.Second, "every event settled", func() bool { return e.pending(t) == 0 })
 	if st := c.Stats(); st.Refused != 2 || st.Poison != 0 || st.Failures != 0 {
 		t.Errorf("stats %+v, want 2 refused, no poison or failure", st)
 	}

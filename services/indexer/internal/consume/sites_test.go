@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
 // announcements collects the BookIndexed messages sub receives until none comes for a
@@ -40,6 +41,7 @@ func lastIndexed(t *testing.T, msgs []*nats.Msg) events.BookIndexed {
 // indexed as its own book and announced on its own subject, under message ids of its
 // own, and a purge of one leaves the other alone.
 func TestTwoSitesOneBookID(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, true)
 	sub, err := e.ns.Conn.SubscribeSync(events.SubjectIndexedAll)
 	if err != nil {
@@ -59,8 +61,8 @@ func TestTwoSitesOneBookID(t *testing.T) {
 		})
 	}
 	c := e.run(t, fastOptions)
-	eventually(t, "both books complete", func() bool { return e.complete(xsw, "7")() && e.complete("czbooks", "7")() })
-	eventually(t, "every event acknowledged", func() bool { return e.pending(t) == 0 })
+	testkit.Eventually(t, 15*time.Second, "both books complete", func() bool { return e.complete(xsw, "7")() && e.complete("czbooks", "7")() })
+	testkit.Eventually(t, 15*time.Second, "every event acknowledged", func() bool { return e.pending(t) == 0 })
 
 	for site, name := range map[string]string{xsw: "書7", "czbooks": "另一站的書"} {
 		b, err := e.store.Book(t.Context(), site, "7")
@@ -94,7 +96,7 @@ func TestTwoSitesOneBookID(t *testing.T) {
 
 	purge := events.NewBookPurgeRequested("czbooks", "7", "admin", t0.Add(time.Hour))
 	e.publish(t, purge.Subject(), &purge)
-	eventually(t, "the purge acknowledged", func() bool { return e.pending(t) == 0 })
+	testkit.Eventually(t, 15*time.Second, "the purge acknowledged", func() bool { return e.pending(t) == 0 })
 	got = announcements(t, sub)
 	if len(got) != 1 || len(got[events.SubjectIndexed("czbooks", "7")]) != 1 {
 		t.Errorf("after the purge of czbooks 7: announcements %v, want one on its subject", got)
@@ -113,6 +115,7 @@ func TestTwoSitesOneBookID(t *testing.T) {
 // TestLegacyStream indexes what a build before the sites left in the stream: version 1
 // payloads on subjects with a bare book id. They are xsw's books, announced as such.
 func TestLegacyStream(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, true)
 	sub, err := e.ns.Conn.SubscribeSync(events.SubjectIndexedAll)
 	if err != nil {
@@ -133,8 +136,8 @@ func TestLegacyStream(t *testing.T) {
 		e.publishRaw(t, m.subject, []byte(m.data))
 	}
 	c := e.run(t, fastOptions)
-	eventually(t, "book 7 complete", e.complete(xsw, "7"))
-	eventually(t, "every event acknowledged", func() bool { return e.pending(t) == 0 })
+	testkit.Eventually(t, 15*time.Second, "book 7 complete", e.complete(xsw, "7"))
+	testkit.Eventually(t, 15*time.Second, "every event acknowledged", func() bool { return e.pending(t) == 0 })
 	if st := c.Stats(); st.Poison != 0 || st.Acked != 7 {
 		t.Errorf("stats %+v, want 7 acked", st)
 	}

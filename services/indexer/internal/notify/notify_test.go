@@ -20,6 +20,7 @@ import (
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/natstest"
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
 // startNotifier runs a notifier for replica id, sending to d, until the returned stop is
@@ -76,6 +77,7 @@ func count(r *receiver, typ, id string) int {
 }
 
 func TestFailedJobAnnouncedOncePerJob(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	rcv := newReceiver(t)
 	d := startDispatcher(t, ns.JS, DispatchConfig{URLs: []string{rcv.URL}})
@@ -87,7 +89,7 @@ func TestFailedJobAnnouncedOncePerJob(t *testing.T) {
 	// Another site's book of the same id: another job.
 	publishJob(t, ns.JS, events.JobFailed, "czbooks", "1000001", 3)
 	publishJob(t, ns.JS, events.JobFailed, "xsw", "1000003", 1)
-	eventually(t, "the last failed job announced", func() bool { return count(rcv, TypeJobFailed, "job.failed:xsw.1000003-7") == 1 })
+	testkit.Eventually(t, 10*time.Second, "the last failed job announced", func() bool { return count(rcv, TypeJobFailed, "job.failed:xsw.1000003-7") == 1 })
 	if got := count(rcv, TypeJobFailed, ""); got != 3 {
 		t.Errorf("%d job.failed notifications, want 3 (one per failed job of a site)", got)
 	}
@@ -102,6 +104,7 @@ func TestFailedJobAnnouncedOncePerJob(t *testing.T) {
 }
 
 func TestConditionsAnnouncedOncePerChange(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	ctx := t.Context()
 	if _, err := broker.Consumer(ctx, ns.JS, events.FetcherConsumer(events.LanePrefetch, "xsw", time.Minute, -1)); err != nil {
@@ -138,16 +141,16 @@ func TestConditionsAnnouncedOncePerChange(t *testing.T) {
 	stopA := startNotifier(t, ns.JS, d, "indexer-a", 3)
 
 	request("1000001", "1000002", "1000003", "1000004")
-	eventually(t, "queue.above_threshold", func() bool { return count(rcv, TypeQueueAbove, "") == 1 })
+	testkit.Eventually(t, 10*time.Second, "queue.above_threshold", func() bool { return count(rcv, TypeQueueAbove, "") == 1 })
 	request("1000005", "1000006") // still above: nothing new to say
 	beat("open")
-	eventually(t, "circuit.opened", func() bool { return count(rcv, TypeCircuitOpened, "") == 1 })
+	testkit.Eventually(t, 10*time.Second, "circuit.opened", func() bool { return count(rcv, TypeCircuitOpened, "") == 1 })
 	beat("half-open") // the probe has not succeeded yet: still open
 	// A new leader takes over what was announced: it announces nothing again.
 	stopA()
 	startNotifier(t, ns.JS, d, "indexer-b", 3)
 	beat("closed")
-	eventually(t, "circuit.closed", func() bool { return count(rcv, TypeCircuitClosed, "") == 1 })
+	testkit.Eventually(t, 10*time.Second, "circuit.closed", func() bool { return count(rcv, TypeCircuitClosed, "") == 1 })
 
 	requests, err := ns.JS.Stream(ctx, events.StreamRequests)
 	if err != nil {
@@ -156,9 +159,9 @@ func TestConditionsAnnouncedOncePerChange(t *testing.T) {
 	if err := requests.Purge(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "queue.below_threshold", func() bool { return count(rcv, TypeQueueBelow, "") == 1 })
+	testkit.Eventually(t, 10*time.Second, "queue.below_threshold", func() bool { return count(rcv, TypeQueueBelow, "") == 1 })
 	beat("open")
-	eventually(t, "circuit.opened again", func() bool { return count(rcv, TypeCircuitOpened, "") == 2 })
+	testkit.Eventually(t, 10*time.Second, "circuit.opened again", func() bool { return count(rcv, TypeCircuitOpened, "") == 2 })
 
 	if got := count(rcv, TypeQueueAbove, ""); got != 1 {
 		t.Errorf("%d queue.above_threshold notifications, want 1", got)
@@ -183,6 +186,7 @@ func TestConditionsAnnouncedOncePerChange(t *testing.T) {
 }
 
 func TestOneReplicaNotifies(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	ctx := t.Context()
 	fetchers, err := ns.JS.KeyValue(ctx, events.BucketFetchers)
@@ -198,7 +202,7 @@ func TestOneReplicaNotifies(t *testing.T) {
 	if _, err := fetchers.Put(ctx, hb.FetcherID, b); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "circuit.opened", func() bool { return count(rcv, TypeCircuitOpened, "") == 1 })
+	testkit.Eventually(t, 10*time.Second, "circuit.opened", func() bool { return count(rcv, TypeCircuitOpened, "") == 1 })
 	// Another change, announced after both replicas checked the circuit many times.
 	for _, id := range []string{"1000001", "1000002"} {
 		r := events.NewBookRequested(events.LegacySite, id, events.LaneManual, 10, false, "test", time.Now())
@@ -206,9 +210,9 @@ func TestOneReplicaNotifies(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "queue.above_threshold", func() bool { return count(rcv, TypeQueueAbove, "") == 1 })
+	testkit.Eventually(t, 10*time.Second, "queue.above_threshold", func() bool { return count(rcv, TypeQueueAbove, "") == 1 })
 	publishJob(t, ns.JS, events.JobFailed, "xsw", "1000003", 1)
-	eventually(t, "job.failed", func() bool { return count(rcv, TypeJobFailed, "") == 1 })
+	testkit.Eventually(t, 10*time.Second, "job.failed", func() bool { return count(rcv, TypeJobFailed, "") == 1 })
 	if got := count(rcv, TypeCircuitOpened, ""); got != 1 {
 		t.Errorf("%d circuit.opened notifications from two replicas, want 1", got)
 	}
@@ -220,6 +224,7 @@ func TestOneReplicaNotifies(t *testing.T) {
 // TestCircuitPerSite: each site's circuit is announced on its own, from what every live
 // fetcher reports of it.
 func TestCircuitPerSite(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	ctx := t.Context()
 	fetchers, err := ns.JS.KeyValue(ctx, events.BucketFetchers)
@@ -256,14 +261,14 @@ func TestCircuitPerSite(t *testing.T) {
 	d := startDispatcher(t, ns.JS, DispatchConfig{URLs: []string{rcv.URL}})
 	beat("f1", map[string]string{"xsw": events.SiteOK, "czbooks": events.SiteCircuitOpen})
 	startNotifier(t, ns.JS, d, "indexer-a", 1000)
-	eventually(t, "czbooks' circuit opened", func() bool { return len(circuitIDs(rcv)) == 1 })
+	testkit.Eventually(t, 10*time.Second, "czbooks' circuit opened", func() bool { return len(circuitIDs(rcv)) == 1 })
 	// Another fetcher finds xsw refusing us; czbooks is still open for f1.
 	beat("f2", map[string]string{"xsw": events.SiteRefused, "czbooks": events.SiteOK})
-	eventually(t, "xsw's circuit opened", func() bool { return len(circuitIDs(rcv)) == 2 })
+	testkit.Eventually(t, 10*time.Second, "xsw's circuit opened", func() bool { return len(circuitIDs(rcv)) == 2 })
 	beat("f1", map[string]string{"xsw": events.SiteThrottled, "czbooks": events.SiteOK})
-	eventually(t, "czbooks' circuit closed", func() bool { return len(circuitIDs(rcv)) == 3 })
+	testkit.Eventually(t, 10*time.Second, "czbooks' circuit closed", func() bool { return len(circuitIDs(rcv)) == 3 })
 	beat("f2", map[string]string{"xsw": events.SiteOK, "czbooks": events.SiteOK})
-	eventually(t, "xsw's circuit closed", func() bool { return len(circuitIDs(rcv)) == 4 })
+	testkit.Eventually(t, 10*time.Second, "xsw's circuit closed", func() bool { return len(circuitIDs(rcv)) == 4 })
 
 	want := []string{
 		"circuit.opened:czbooks:czbooks", "circuit.opened:xsw:xsw",
@@ -287,6 +292,7 @@ func TestCircuitPerSite(t *testing.T) {
 // notifier and the dispatcher stop while the delivery waits for its next attempt, and
 // those started next make it, with the same idempotency key, once the receiver is up.
 func TestDeliverySurvivesRestart(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	rcv := newReceiver(t)
 	rcv.setDown(true)
@@ -294,16 +300,16 @@ func TestDeliverySurvivesRestart(t *testing.T) {
 	d1, stopDispatcher := runDispatcher(t, ns.JS, cfg, slog.New(slog.DiscardHandler))
 	stopNotifier := startNotifier(t, ns.JS, d1, "indexer-a", 1000)
 	publishJob(t, ns.JS, events.JobFailed, "xsw", "1000001", 1)
-	eventually(t, "two failed attempts", func() bool { return len(rcv.requests()) >= 2 })
+	testkit.Eventually(t, 10*time.Second, "two failed attempts", func() bool { return len(rcv.requests()) >= 2 })
 	stopNotifier()
 	stopDispatcher()
 	before := len(rcv.requests())
 
 	d := startDispatcher(t, ns.JS, cfg)
 	startNotifier(t, ns.JS, d, "indexer-a", 1000)
-	eventually(t, "an attempt after the restart", func() bool { return len(rcv.requests()) > before })
+	testkit.Eventually(t, 10*time.Second, "an attempt after the restart", func() bool { return len(rcv.requests()) > before })
 	rcv.setDown(false)
-	eventually(t, "the delivery", func() bool { return testutil.ToFloat64(d.deliveries.WithLabelValues("delivered")) == 1 })
+	testkit.Eventually(t, 10*time.Second, "the delivery", func() bool { return testutil.ToFloat64(d.deliveries.WithLabelValues("delivered")) == 1 })
 	const key = "job.failed:xsw.1000001-7"
 	reqs := rcv.requests()
 	ok, last := 0, 0
@@ -365,7 +371,7 @@ func TestBurstOfFailuresAggregated(t *testing.T) {
 		}
 		return seen
 	}
-	eventually(t, "every failed job announced", func() bool { return len(books()) == burst })
+	testkit.Eventually(t, 10*time.Second, "every failed job announced", func() bool { return len(books()) == burst })
 	for job, n := range books() {
 		if n != 1 {
 			t.Errorf("job %s announced %d times", job, n)
@@ -399,7 +405,7 @@ func TestBurstOfFailuresAggregated(t *testing.T) {
 	// After the burst, a failure is a job.failed of its own again.
 	time.Sleep(window)
 	publishJob(t, ns.JS, events.JobFailed, "xsw", "3000000", 1)
-	eventually(t, "the failure after the burst", func() bool { return count(rcv, TypeJobFailed, "job.failed:xsw.3000000-7") == 1 })
+	testkit.Eventually(t, 10*time.Second, "the failure after the burst", func() bool { return count(rcv, TypeJobFailed, "job.failed:xsw.3000000-7") == 1 })
 	if got := count(rcv, TypeJobsFailed, ""); got != many {
 		t.Errorf("%d jobs.failed after a lone failure, want %d", got, many)
 	}
@@ -407,6 +413,7 @@ func TestBurstOfFailuresAggregated(t *testing.T) {
 
 // TestAggregateLimits: a burst lists MaxListed jobs and counts the rest.
 func TestAggregateLimits(t *testing.T) {
+	t.Parallel()
 	n := &Notifier{cfg: Config{BurstAfter: 2, BurstWindow: time.Minute}}
 	now := time.Now()
 	for i, want := range []bool{false, false, true} {
@@ -451,6 +458,7 @@ func (f *flakySender) Send(ctx context.Context, nt Notification) error {
 // TestConditionSentAgainKeepsItsID: a change announced but not queued is sent again at
 // the next check as the same notification, so a receiver that got it can tell.
 func TestConditionSentAgainKeepsItsID(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	ctx := t.Context()
 	if _, err := broker.Consumer(ctx, ns.JS, events.FetcherConsumer(events.LanePrefetch, "xsw", time.Minute, -1)); err != nil {
@@ -465,7 +473,7 @@ func TestConditionSentAgainKeepsItsID(t *testing.T) {
 	rcv := newReceiver(t)
 	f := &flakySender{next: startDispatcher(t, ns.JS, DispatchConfig{URLs: []string{rcv.URL}}), refused: map[string]bool{}}
 	startNotifier(t, ns.JS, f, "indexer-a", 3)
-	eventually(t, "queue.above_threshold delivered", func() bool { return count(rcv, TypeQueueAbove, "") == 1 })
+	testkit.Eventually(t, 10*time.Second, "queue.above_threshold delivered", func() bool { return count(rcv, TypeQueueAbove, "") == 1 })
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var ids []string

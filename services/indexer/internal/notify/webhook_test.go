@@ -22,6 +22,7 @@ import (
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/logtest"
 	"github.com/xswtw/xsw/platform/natstest"
+	"github.com/xswtw/xsw/platform/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -130,22 +131,12 @@ func startDispatcher(t *testing.T, js jetstream.JetStream, cfg DispatchConfig) *
 	return d
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func outcomes(d *Dispatcher) float64 {
 	return testutil.ToFloat64(d.deliveries.WithLabelValues("delivered")) + testutil.ToFloat64(d.deliveries.WithLabelValues("failed"))
 }
 
 func TestDeliveryIsSignedAndRetriedAfterA500(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	rcv := newReceiver(t, http.StatusInternalServerError)
 	d := startDispatcher(t, ns.JS, DispatchConfig{URLs: []string{rcv.URL}})
@@ -153,7 +144,7 @@ func TestDeliveryIsSignedAndRetriedAfterA500(t *testing.T) {
 	if err := d.Send(t.Context(), Notification{ID: "job.failed:42-1", Type: TypeJobFailed, At: at, Data: JobFailed{BookID: "42", JobID: "42-1", Error: "gone"}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the retry after the 500", func() bool { return len(rcv.requests()) == 2 })
+	testkit.Eventually(t, 10*time.Second, "the retry after the 500", func() bool { return len(rcv.requests()) == 2 })
 	for i, r := range rcv.requests() {
 		if !Verify([]byte(secret), r.body, r.header.Get(HeaderSignature)) {
 			t.Errorf("attempt %d: signature %q does not verify", i+1, r.header.Get(HeaderSignature))
@@ -177,10 +168,11 @@ func TestDeliveryIsSignedAndRetriedAfterA500(t *testing.T) {
 	if r := rcv.requests()[0]; Verify([]byte(secret), append(r.body, ' '), r.header.Get(HeaderSignature)) {
 		t.Error("a changed body verifies")
 	}
-	eventually(t, "delivered counted", func() bool { return testutil.ToFloat64(d.deliveries.WithLabelValues("delivered")) == 1 })
+	testkit.Eventually(t, 10*time.Second, "delivered counted", func() bool { return testutil.ToFloat64(d.deliveries.WithLabelValues("delivered")) == 1 })
 }
 
 func TestDeliveryGivesUp(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		answer   []int
@@ -190,13 +182,14 @@ func TestDeliveryGivesUp(t *testing.T) {
 		{"out of attempts", []int{503, 503, 503, 503}, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			ns := natstest.Start(t)
 			rcv := newReceiver(t, tc.answer...)
 			d := startDispatcher(t, ns.JS, DispatchConfig{URLs: []string{rcv.URL}, Attempts: 3})
 			if err := d.Send(t.Context(), Notification{ID: "x", Type: TypeCircuitOpened, At: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "the delivery counted as failed", func() bool { return testutil.ToFloat64(d.deliveries.WithLabelValues("failed")) == 1 })
+			testkit.Eventually(t, 10*time.Second, "the delivery counted as failed", func() bool { return testutil.ToFloat64(d.deliveries.WithLabelValues("failed")) == 1 })
 			if got := len(rcv.requests()); got != tc.attempts {
 				t.Errorf("%d attempts, want %d", got, tc.attempts)
 			}
@@ -207,6 +200,7 @@ func TestDeliveryGivesUp(t *testing.T) {
 // TestRedirectNotFollowed: a receiver that redirects fails the delivery, at once; the
 // URL it redirects to never gets the body or its signature.
 func TestRedirectNotFollowed(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	second := newReceiver(t)
 	var redirects int
@@ -222,7 +216,7 @@ func TestRedirectNotFollowed(t *testing.T) {
 	if err := d.Send(t.Context(), Notification{ID: "x", Type: TypeCircuitOpened, At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the delivery's outcome", func() bool { return outcomes(d) == 1 })
+	testkit.Eventually(t, 10*time.Second, "the delivery's outcome", func() bool { return outcomes(d) == 1 })
 	if got := testutil.ToFloat64(d.deliveries.WithLabelValues("failed")); got != 1 {
 		t.Errorf("failed = %v, want 1: a 3xx fails the delivery", got)
 	}
@@ -240,6 +234,7 @@ func TestRedirectNotFollowed(t *testing.T) {
 // full queue, at URLs that carry secrets in their path, query and user information: no
 // log line shows any of them, and each names its receiver by scheme, host and hash.
 func TestLogsNeverShowURLSecrets(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	ok, refusing := newReceiver(t), newReceiver(t, http.StatusBadRequest, http.StatusBadRequest)
 	redirecting := httptest.NewServer(http.RedirectHandler("https://hooks.example/next", http.StatusFound))
@@ -262,7 +257,7 @@ func TestLogsNeverShowURLSecrets(t *testing.T) {
 		}
 	}
 	// Each notification is delivered, fails or is dropped, at each URL.
-	eventually(t, "every delivery's outcome", func() bool { return outcomes(d)+testutil.ToFloat64(d.dropped) == 2*float64(len(urls)) })
+	testkit.Eventually(t, 10*time.Second, "every delivery's outcome", func() bool { return outcomes(d)+testutil.ToFloat64(d.dropped) == 2*float64(len(urls)) })
 	out := logs.String()
 	for _, secret := range []string{"T0001", "B0002", "SECRETxyz", "token", "user", "pa55word"} {
 		if strings.Contains(out, secret) {
@@ -295,7 +290,7 @@ func TestFullQueueDropsWithoutBlocking(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Let the fast URL keep up, so that only the slow one overflows.
-		eventually(t, "fast receiver", func() bool { return len(fast.requests()) == i+1 })
+		testkit.Eventually(t, 10*time.Second, "fast receiver", func() bool { return len(fast.requests()) == i+1 })
 	}
 	if took := time.Since(began); took > 5*time.Second {
 		t.Errorf("sending took %v", took)
@@ -305,7 +300,7 @@ func TestFullQueueDropsWithoutBlocking(t *testing.T) {
 		t.Errorf("dropped = %v, want %d", got, sent-2)
 	}
 	close(slow.hold)
-	eventually(t, "the slow receiver's backlog", func() bool { return len(slow.requests()) == 2 })
+	testkit.Eventually(t, 10*time.Second, "the slow receiver's backlog", func() bool { return len(slow.requests()) == 2 })
 	if r := slow.requests(); r[0].n.ID != "0" || r[1].n.ID != "1" {
 		t.Errorf("the slow receiver got %s and %s, want the oldest two, 0 and 1", r[0].n.ID, r[1].n.ID)
 	}
@@ -315,6 +310,7 @@ func TestFullQueueDropsWithoutBlocking(t *testing.T) {
 // queue, at most Buffer of them (the newest refused and counted), and are made, oldest
 // first, by a dispatcher started after the first stopped.
 func TestBoundedQueueSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	ns := natstest.Start(t)
 	rcv := newReceiver(t)
 	rcv.setDown(true)
@@ -333,7 +329,7 @@ func TestBoundedQueueSurvivesRestart(t *testing.T) {
 	if full != 7 || testutil.ToFloat64(d1.dropped) != 7 {
 		t.Errorf("%d sends refused, %v dropped, want 7: the queue holds 3", full, testutil.ToFloat64(d1.dropped))
 	}
-	eventually(t, "a failed attempt", func() bool { return len(rcv.requests()) >= 1 })
+	testkit.Eventually(t, 10*time.Second, "a failed attempt", func() bool { return len(rcv.requests()) >= 1 })
 	stop()
 	stream, err := ns.JS.Stream(t.Context(), events.StreamWebhooks)
 	if err != nil {
@@ -349,7 +345,7 @@ func TestBoundedQueueSurvivesRestart(t *testing.T) {
 
 	rcv.setDown(false)
 	d2 := startDispatcher(t, ns.JS, cfg)
-	eventually(t, "the queued deliveries after the restart", func() bool { return testutil.ToFloat64(d2.deliveries.WithLabelValues("delivered")) == 3 })
+	testkit.Eventually(t, 10*time.Second, "the queued deliveries after the restart", func() bool { return testutil.ToFloat64(d2.deliveries.WithLabelValues("delivered")) == 3 })
 	var ids []string
 	for _, r := range rcv.requests() {
 		if r.status == http.StatusOK {
@@ -362,6 +358,7 @@ func TestBoundedQueueSurvivesRestart(t *testing.T) {
 }
 
 func TestRecent(t *testing.T) {
+	t.Parallel()
 	r := newRecent(2)
 	r.add("a")
 	r.add("b")
@@ -376,6 +373,7 @@ func TestRecent(t *testing.T) {
 }
 
 func TestReceiverName(t *testing.T) {
+	t.Parallel()
 	raw := "https://user:pw@hooks.example.org:8443/T0001/B0002/SECRETxyz?token=abc#frag"
 	if got, want := receiverName(raw), "https://hooks.example.org:8443#"+receiverID(raw); got != want {
 		t.Errorf("receiverName = %q, want %q", got, want)

@@ -43,6 +43,7 @@ func chapterRows(tb testing.TB, pool *pgxpool.Pool) string {
 // counted for it, every event of a book sees what the book's earlier events wrote, and
 // the batch applied again changes nothing.
 func TestBatchOfSeveralBooks(t *testing.T) {
+	t.Parallel()
 	s, pool := newStore(t)
 	text := chapterEvent("7", 3, "1003", "正文三", t0.Add(time.Second))
 	// The title the table of contents lists: a text event's own title would be replaced
@@ -114,6 +115,7 @@ func TestBatchOfSeveralBooks(t *testing.T) {
 // TestBookPagesInTwoBatches: a sync's pages split across two batches, the completion in
 // the second; then the first batch redelivered late.
 func TestBookPagesInTwoBatches(t *testing.T) {
+	t.Parallel()
 	s, pool := newStore(t)
 	first := []events.Payload{bookEvent("7", "書", t0),
 		tocEvent("7", 1, 3, refs(1, 20, 1000), t0), tocEvent("7", 2, 3, refs(21, 40, 1000), t0)}
@@ -142,6 +144,7 @@ func TestBookPagesInTwoBatches(t *testing.T) {
 // syncs listing the same chapters, an older page after a newer one, chapter texts in
 // between), its refs end as writing its events one batch each leaves them.
 func TestBatchMatchesEventByEvent(t *testing.T) {
+	t.Parallel()
 	moved := refs(1, 5, 5000) // the same chapters under other ids
 	renamed := refs(1, 5, 1000)
 	renamed[2].Title = "第3章 改"
@@ -180,6 +183,7 @@ func TestBatchMatchesEventByEvent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			batched, batchedPool := newStore(t)
 			single, singlePool := newStore(t)
 			res := apply(t, batched, tt.evs...)
@@ -202,6 +206,7 @@ func TestBatchMatchesEventByEvent(t *testing.T) {
 // TestRejectedAmongPages: Postgres refuses one page of several that would be written
 // together; the error names that page.
 func TestRejectedAmongPages(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		bad  func([]events.ChapterRef)
@@ -211,6 +216,7 @@ func TestRejectedAmongPages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			s, pool := newStore(t)
 			bad := refs(21, 40, 1000)
 			tt.bad(bad)

@@ -218,6 +218,7 @@ func atoi(s string) int {
 // every row is xsw's. Then a book of another site under the same id as an xsw book is
 // written, and leaves the xsw book as it was.
 func TestMigrateInPlace(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	// The installation before the upgrade, with connections of its own: theirs cached
 	// the statements of the old schema.
@@ -447,6 +448,7 @@ func plain(t *testing.T, v any) any {
 // before the sites with every row as it was; with another site's rows they refuse, and
 // change nothing.
 func TestMigrateDown(t *testing.T) {
+	t.Parallel()
 	pool, _ := pgtest.Pool(t)
 	ctx := t.Context()
 	p := migrator(t, pool)

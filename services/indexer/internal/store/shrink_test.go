@@ -85,6 +85,7 @@ func paged(rs []events.ChapterRef) [][]events.ChapterRef {
 // page count stay; the job is recorded as failed with the reason, and the batch reports
 // the refusal (for the dead letter).
 func TestShrinkRefused(t *testing.T) {
+	t.Parallel()
 	newest10 := refs(1, 10, 1000+storedChapters-10) // the site lists its 10 newest chapters as 1..10
 	cases := []struct {
 		name   string
@@ -119,6 +120,7 @@ func TestShrinkRefused(t *testing.T) {
 	for _, tc := range cases {
 		for _, order := range orders {
 			t.Run(tc.name+"/"+order.name, func(t *testing.T) {
+				t.Parallel()
 				s, _ := newStore(t)
 				storeBook312(t, s)
 				before := keptRefs(t, s, "7")
@@ -190,8 +192,10 @@ func TestShrinkRefused(t *testing.T) {
 // TestModerateShrinkApplies: a sync listing a few chapters fewer than stored (an author
 // removed two), or exactly ShrinkFloor of them, replaces the stored list as always.
 func TestModerateShrinkApplies(t *testing.T) {
+	t.Parallel()
 	for _, listed := range []int{310, 156} {
 		t.Run(fmt.Sprint(listed), func(t *testing.T) {
+			t.Parallel()
 			s, _ := newStore(t)
 			storeBook312(t, s)
 			meta, toc, done := resync("j2", paged(refs(1, listed, 1000)), t0.Add(time.Hour))
@@ -218,8 +222,10 @@ func TestModerateShrinkApplies(t *testing.T) {
 // last stored page on, numbering on from the stored chapters: its pages list only a few
 // of them, and it applies, whether its events come in one batch or one by one.
 func TestResyncPastStoredPages(t *testing.T) {
+	t.Parallel()
 	for _, oneBatch := range []bool{true, false} {
 		t.Run(fmt.Sprintf("one batch %v", oneBatch), func(t *testing.T) {
+			t.Parallel()
 			s, _ := newStore(t)
 			storeBook312(t, s)
 			at := t0.Add(time.Hour)
@@ -251,6 +257,7 @@ func TestResyncPastStoredPages(t *testing.T) {
 // TestStaleCompletionNotRefused: a completion older than the stored sync (redelivered
 // late) changes nothing, as before, and is not refused: no dead letter for it.
 func TestStaleCompletionNotRefused(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	storeBook312(t, s)
 	before := keptRefs(t, s, "7")

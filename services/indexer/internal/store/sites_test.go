@@ -31,6 +31,7 @@ func syncEvents(t *testing.T, site, id, name string, n int, base int64, at time.
 // TestTwoSitesOneBookID: two sites' books under the same id are two books in every
 // table, in the states a batch reports and in what each later event touches.
 func TestTwoSitesOneBookID(t *testing.T) {
+	t.Parallel()
 	s, pool := newStore(t)
 	ctx := t.Context()
 	batch := append(syncEvents(t, xsw, "7", "甲", 5, 1000, t0), syncEvents(t, "czbooks", "7", "乙", 3, 2000, t0)...)
@@ -136,6 +137,7 @@ func TestTwoSitesOneBookID(t *testing.T) {
 // TestVolumes: a book's volume headers are stored with its metadata, and a change of
 // them is a change of the metadata.
 func TestVolumes(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	e := inSite(t, "czbooks", bookEvent("cr382b", "書", t0))
 	e.Book.Volumes = []events.Volume{{Title: "第一卷 初入", FirstChapter: 1}, {Title: "第二卷", FirstChapter: 41}}

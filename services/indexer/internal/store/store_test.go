@@ -214,6 +214,7 @@ func siteChapters(tb testing.TB, s *store.Store, site, id string) []store.Chapte
 }
 
 func TestMigrateTwice(t *testing.T) {
+	t.Parallel()
 	_, pool := newStore(t)
 	if err := store.Migrate(t.Context(), pool, logging.Discard()); err != nil {
 		t.Fatalf("second migrate: %v", err)
@@ -221,6 +222,7 @@ func TestMigrateTwice(t *testing.T) {
 }
 
 func TestBookFetched(t *testing.T) {
+	t.Parallel()
 	s, pool := newStore(t)
 	ctx := t.Context()
 
@@ -292,6 +294,7 @@ func TestBookFetched(t *testing.T) {
 }
 
 func TestTOCPage(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		change    func(r *events.ChapterRef)
@@ -304,6 +307,7 @@ func TestTOCPage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			s, _ := newStore(t)
 			apply(t, s, tocEvent("7", 1, 1, refs(1, 3, 1000), t0))
 			apply(t, s, chapterEvent("7", 2, "1002", "正文二", t0.Add(time.Minute)))
@@ -331,6 +335,7 @@ func TestTOCPage(t *testing.T) {
 }
 
 func TestTOCPageIdempotent(t *testing.T) {
+	t.Parallel()
 	s, pool := newStore(t)
 	page := tocEvent("7", 1, 2, refs(1, 20, 1000), t0)
 	res := apply(t, s, page)
@@ -356,6 +361,7 @@ func TestTOCPageIdempotent(t *testing.T) {
 }
 
 func TestTOCPageRepeatedNumber(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	page := refs(1, 3, 1000)
 	page = append(page, events.ChapterRef{Number: 2, ChapterID: "2222", Title: "重複", URL: "u"})
@@ -367,6 +373,7 @@ func TestTOCPageRepeatedNumber(t *testing.T) {
 }
 
 func TestBulkPage(t *testing.T) {
+	t.Parallel()
 	s, pool := newStore(t)
 	const n = 3000
 	res := apply(t, s, tocEvent("42", 1, 1, refs(1, n, 100000), t0))
@@ -387,6 +394,7 @@ func TestBulkPage(t *testing.T) {
 }
 
 func TestChapterFetched(t *testing.T) {
+	t.Parallel()
 	s, pool := newStore(t)
 
 	// Text before the TOC: the ref is created from the event.
@@ -426,6 +434,7 @@ func TestChapterFetched(t *testing.T) {
 }
 
 func TestCompletedSync(t *testing.T) {
+	t.Parallel()
 	s, pool := newStore(t)
 	ctx := t.Context()
 	b := bookEvent("7", "書", t0)
@@ -489,6 +498,7 @@ func TestCompletedSync(t *testing.T) {
 }
 
 func TestCompletedBeforeLastPage(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	apply(t, s, bookEvent("7", "書", t0), tocEvent("7", 1, 2, refs(1, 5, 1000), t0))
 	res := apply(t, s, completed("j1", "7", 10, 2, t0.Add(time.Minute)))
@@ -505,6 +515,7 @@ func TestCompletedBeforeLastPage(t *testing.T) {
 }
 
 func TestCompletedWithoutMetadata(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	res := apply(t, s, completed("j1", "7", 0, 1, t0))
 	if st := res.Books[0]; st.HasMeta || !st.Complete {
@@ -517,6 +528,7 @@ func TestCompletedWithoutMetadata(t *testing.T) {
 }
 
 func TestJobHistory(t *testing.T) {
+	t.Parallel()
 	s, pool := newStore(t)
 	ctx := t.Context()
 
@@ -563,6 +575,7 @@ func TestJobHistory(t *testing.T) {
 }
 
 func TestPruneHistory(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	ctx := t.Context()
 	apply(t, s,
@@ -596,6 +609,7 @@ func categories(tb testing.TB, s *store.Store, site string) []events.Category {
 // TestCategories: a site's listing replaces its categories, in the order of its home
 // page; an older listing, or an empty one, changes nothing.
 func TestCategories(t *testing.T) {
+	t.Parallel()
 	s, pool := newStore(t)
 	xuanhuan := events.Category{ID: "1", Name: "玄幻", URL: "https://m.xsw.tw/fenlei1_1.html"}
 	wuxia := events.Category{ID: "2", Name: "武俠", URL: "https://m.xsw.tw/fenlei2_1.html"}
@@ -644,6 +658,7 @@ func TestCategories(t *testing.T) {
 // TestCategoriesOfTwoSites: each site's listing replaces its own categories only, even
 // under the same ids.
 func TestCategoriesOfTwoSites(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	a := events.Category{ID: "1", Name: "玄幻", URL: "https://m.xsw.tw/fenlei1_1.html"}
 	b := events.Category{ID: "2", Name: "武俠", URL: "https://m.xsw.tw/fenlei2_1.html"}
@@ -664,6 +679,7 @@ func TestCategoriesOfTwoSites(t *testing.T) {
 }
 
 func TestRejected(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		bad  events.Payload
@@ -678,6 +694,7 @@ func TestRejected(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			s, pool := newStore(t)
 			_, err := s.Apply(t.Context(), []events.Payload{bookEvent("7", "書", t0), tt.bad})
 			var rej *store.RejectedError
@@ -693,6 +710,7 @@ func TestRejected(t *testing.T) {
 
 // TestSeedQueries runs the seed's troubleshooting SQL as written.
 func TestSeedQueries(t *testing.T) {
+	t.Parallel()
 	s, pool := newStore(t)
 	apply(t, s,
 		bookEvent("1721851", "萬古神帝", t0),
@@ -783,6 +801,7 @@ func BenchmarkIndexTOCPage(b *testing.B) {
 // TestUnchangedResyncMarksChecked: a resync that found nothing new read no metadata, yet
 // the book counts as checked then, and nothing else moves.
 func TestUnchangedResyncMarksChecked(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	apply(t, s, bookEvent("7", "書", t0), tocEvent("7", 1, 1, refs(1, 5, 1000), t0), completed("j1", "7", 5, 1, t0.Add(time.Minute)))
 	before := book(t, s, "7")
@@ -805,6 +824,7 @@ func equalTime(a, b *time.Time) bool {
 // TestReadsCountOncePerBatch: read counts add up, a redelivered batch counts once, and
 // books the database does not hold are ignored.
 func TestReadsCountOncePerBatch(t *testing.T) {
+	t.Parallel()
 	s, pool := newStore(t)
 	apply(t, s, bookEvent("7", "書", t0), bookEvent("8", "書", t0))
 	apply(t, s, inSite(t, "czbooks", bookEvent("7", "另一站的書", t0)))

@@ -10,6 +10,7 @@ import (
 // TestTOCPageRecordsSourcePage checks that each ref remembers the source page that listed
 // it, and the book the page count its newest page reported.
 func TestTOCPageRecordsSourcePage(t *testing.T) {
+	t.Parallel()
 	s, _ := newStore(t)
 	apply(t, s, bookEvent("7", "書", t0),
 		tocEvent("7", 1, 3, refs(1, 20, 1000), t0),
@@ -49,6 +50,7 @@ func TestTOCPageRecordsSourcePage(t *testing.T) {
 }
 
 func TestPurgeTexts(t *testing.T) {
+	t.Parallel()
 	s, pool := newStore(t)
 	apply(t, s, bookEvent("7", "書", t0), tocEvent("7", 1, 1, refs(1, 3, 1000), t0),
 		chapterEvent("7", 1, "1001", "正文一", t0.Add(time.Minute)),

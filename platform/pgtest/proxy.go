@@ -23,7 +23,7 @@ type Proxy struct {
 	ln      net.Listener // nil while cut
 	hanging bool         // accepting connections but never answering (Hang)
 	conns   map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	wg      sync.WaitGroup
 }
 
 // StartProxy starts a proxy to target (host:port) on a free loopback port, and cuts it

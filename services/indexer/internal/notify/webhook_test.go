@@ -234,7 +234,6 @@ func TestRedirectNotFollowed(t *testing.T) {
 // full queue, at URLs that carry secrets in their path, query and user information: no
 // log line shows any of them, and each names its receiver by scheme, host and hash.
 func TestLogsNeverShowURLSecrets(t *testing.T) {
-	t.Parallel()
 	ns := natstest.Start(t)
 	ok, refusing := newReceiver(t), newReceiver(t, http.StatusBadRequest, http.StatusBadRequest)
 	redirecting := httptest.NewServer(http.RedirectHandler("https://hooks.example/next", http.StatusFound))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -146,14 +147,24 @@ func TestConcurrentReadersEachCounted(t *testing.T) {
 		c.InteractiveWait = 10 * time.Second
 		c.ObserveRead = reads.Read
 	})
+	const readers = 4
+	var started sync.WaitGroup
+	started.Add(readers)
 	e.onRequest("555", func() {
+		// The book is stored only once every reader has asked and had time to find it
+		// missing (each does so in milliseconds): a reader arriving after the store would
+		// rightly be served from the database.
+		started.Wait()
+		time.Sleep(2 * time.Second)
 		e.exec(insertBookSQL, "555", "等待之書")
 		e.publishIndexed("555", 0, false)
 	})
-	const readers = 4
 	done := make(chan response, readers)
 	for range readers {
-		go func() { done <- e.get("/xsw/api/books/555") }()
+		go func() {
+			started.Done()
+			done <- e.get("/xsw/api/books/555")
+		}()
 	}
 	for range readers {
 		expect(t, <-done, http.StatusOK)

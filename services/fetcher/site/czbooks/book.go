@@ -7,6 +7,7 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
 
 	"github.com/xswtw/xsw/services/fetcher/site"
 )
@@ -44,7 +45,11 @@ var finishedWords = []string{"已完成", "完結", "完结"}
 // an li without one is skipped, and so is a chapter id seen before. Chapters are numbered
 // 1, 2, … by position; a 第N章 in the title is TitleNumber. Book.TOC is the list as page
 // 1 of 1, and the newest chapter (LastChapter*) is its last. A page without
-// ul.chapter-list is a *site.ParseError; an empty list is a book without chapters.
+// ul.chapter-list is a *site.ParseError; an empty list (or one of volume headers and
+// unlinked items) is a book without chapters. A list whose items hold links of which
+// none is a chapter of bookID (/n/{other}/…, /n/{bookID}/x.html, relative links
+// resolving elsewhere) is a *site.ParseError too: links the adapter cannot read, not a
+// book without chapters.
 func (s *Source) ParseBook(body []byte, pageURL *url.URL, bookID string) (*site.Book, error) {
 	p, err := s.parsePage(pageBook, body, pageURL)
 	if err != nil {
@@ -109,7 +114,11 @@ func (s *Source) ParseBook(body []byte, pageURL *url.URL, bookID string) (*site.
 			return nil, p.errorf("no chapter list (ul.chapter-list)")
 		}
 	}
-	b.TOC = p.chapterList(scope.FindMatcher(selListItems).Nodes, bookID, b)
+	toc, linked := p.chapterList(scope.FindMatcher(selListItems).Nodes, bookID, b)
+	if linked > 0 && len(toc.Chapters) == 0 {
+		return nil, p.errorf("ul.chapter-list: %d li with links, none to a chapter of book %s (/n/%s/{chapter})", linked, bookID, bookID)
+	}
+	b.TOC = toc
 	if n := len(b.TOC.Chapters); n > 0 {
 		last := b.TOC.Chapters[n-1]
 		b.LastChapterID, b.LastChapterTitle, b.LastChapterURL = last.ChapterID, last.Title, last.URL
@@ -136,9 +145,10 @@ func stateKey(s string) string {
 }
 
 // chapterList reads the items of the chapter list into a table of contents of one page
-// and b's volume headers.
-func (p *page) chapterList(items []*html.Node, bookID string, b *site.Book) *site.TOCPage {
-	toc := &site.TOCPage{BookID: bookID, Page: 1, TotalPages: 1, Chapters: make([]site.ChapterRef, 0, len(items))}
+// and b's volume headers. linked counts the items other than volume headers that hold
+// a link to a page (linkedItem), whether or not it is a chapter of bookID.
+func (p *page) chapterList(items []*html.Node, bookID string, b *site.Book) (toc *site.TOCPage, linked int) {
+	toc = &site.TOCPage{BookID: bookID, Page: 1, TotalPages: 1, Chapters: make([]site.ChapterRef, 0, len(items))}
 	seen := make(map[string]bool, len(items))
 	for _, li := range items {
 		if site.HasClass(li, "volume") {
@@ -149,7 +159,14 @@ func (p *page) chapterList(items []*html.Node, bookID string, b *site.Book) *sit
 			continue
 		}
 		ref, ok := p.chapterRef(li, bookID)
-		if !ok || seen[ref.ChapterID] {
+		if !ok {
+			if linkedItem(li) {
+				linked++
+			}
+			continue
+		}
+		linked++
+		if seen[ref.ChapterID] {
 			continue
 		}
 		seen[ref.ChapterID] = true
@@ -159,7 +176,43 @@ func (p *page) chapterList(items []*html.Node, bookID string, b *site.Book) *sit
 		}
 		toc.Chapters = append(toc.Chapters, ref)
 	}
-	return toc
+	return toc, linked
+}
+
+// linkedItem reports whether the element n holds an anchor linking to a page: an href
+// that is neither empty, a fragment of this page, nor of a scheme other than http(s)
+// (javascript:, mailto:).
+func linkedItem(n *html.Node) bool {
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if c.Type != html.ElementNode {
+			continue
+		}
+		if c.DataAtom == atom.A {
+			for _, at := range c.Attr {
+				if at.Key == "href" && pageHref(at.Val) {
+					return true
+				}
+			}
+		}
+		if linkedItem(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// pageHref reports whether href links to a page: it is not empty, not a fragment of this
+// page, and its scheme, if any, is http or https.
+func pageHref(href string) bool {
+	href = strings.TrimSpace(href)
+	if href == "" || href[0] == '#' {
+		return false
+	}
+	u, err := url.Parse(href)
+	if err != nil {
+		return true // a link all the same, though no page can be made of it
+	}
+	return u.Scheme == "" || u.Scheme == "http" || u.Scheme == "https" // lower case: url.Parse
 }
 
 // chapterRef reads the first link under li to a chapter of bookID; false when there is

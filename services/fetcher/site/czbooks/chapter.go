@@ -3,6 +3,8 @@ package czbooks
 import (
 	"net/url"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/PuerkitoBio/goquery"
 	"golang.org/x/net/html"
@@ -30,10 +32,17 @@ var (
 //     collapses as in a browser: site.CollapseSpace);
 //  5. empty lines and lines naming the site (czbooks, in any case or width) are dropped.
 //
-// The lines are joined by "\n". The title is .chapter-detail div.name, else the first h1
-// holding a 第…章 number, else the 第…章 part of <title> (site.OrdinalPart), else empty.
-// PrevURL and NextURL are the page's links to chapters of bookID saying 上一章 and 下一章
-// (or of class, id or rel prev and next), when there are such links.
+// Navigation inside the content is dropped too: the anchors linking to the book's page
+// or to its chapters, or saying only navigation words (上一章, 下一章, 上一頁, 目錄,
+// 返回目錄, 書頁…, Traditional or Simplified), the elements holding
+// nothing but such anchors, navigation words and separators (| · « » …), and the lines
+// made of navigation words and separators only. A line that merely uses such a word in
+// a sentence (他翻到下一章) stays. The lines are joined by "\n".
+//
+// The title is .chapter-detail div.name, else the first h1 holding a 第…章 number, else
+// the 第…章 part of <title> (site.OrdinalPart), else empty. PrevURL and NextURL are the
+// page's links to chapters of bookID saying 上一章 and 下一章 (or of class, id or rel prev
+// and next), inside the content or not, when there are such links.
 func (s *Source) ParseChapter(body []byte, pageURL *url.URL, bookID, chapterID string) (*site.Chapter, error) {
 	p, err := s.parsePage(pageChapter, body, pageURL)
 	if err != nil {
@@ -43,17 +52,9 @@ func (s *Source) ParseChapter(body []byte, pageURL *url.URL, bookID, chapterID s
 	if content.Length() == 0 {
 		return nil, p.errorf("no chapter text (.chapter-detail div.content)")
 	}
-	lines := site.TextLines(content.Get(0), adElement)
-	kept := lines[:0]
-	for _, l := range lines {
-		if !namesSite(l) {
-			kept = append(kept, l)
-		}
-	}
-	if len(kept) == 0 {
-		return nil, p.errorf("chapter text empty in .chapter-detail div.content")
-	}
-	c := &site.Chapter{BookID: bookID, ChapterID: chapterID, Text: strings.Join(kept, "\n")}
+	c := &site.Chapter{BookID: bookID, ChapterID: chapterID}
+	// The title and links first: dropNav takes the navigation out of the content, where
+	// the previous and next links, or a linked h1, may be.
 	c.Title = text(p.doc.FindMatcher(selChapterName).First())
 	if c.Title == "" {
 		p.doc.FindMatcher(selH1).EachWithBreak(func(_ int, h1 *goquery.Selection) bool {
@@ -67,6 +68,26 @@ func (s *Source) ParseChapter(body []byte, pageURL *url.URL, bookID, chapterID s
 		c.Title = site.OrdinalPart(text(p.doc.FindMatcher(selPageTitle).First()))
 	}
 	c.PrevURL, c.NextURL = p.navLinks(bookID)
+	p.dropNav(content.Get(0), bookID)
+	lines := site.TextLines(content.Get(0), adElement)
+	kept := lines[:0]
+	for _, l := range lines {
+		if navKind(l) == navWords {
+			continue
+		}
+		if strings.Contains(l, navMark) {
+			if l = site.CollapseSpace(strings.ReplaceAll(l, navMark, "")); l == "" {
+				continue
+			}
+		}
+		if !namesSite(l) {
+			kept = append(kept, l)
+		}
+	}
+	if len(kept) == 0 {
+		return nil, p.errorf("chapter text empty in .chapter-detail div.content")
+	}
+	c.Text = strings.Join(kept, "\n")
 	return c, nil
 }
 
@@ -80,6 +101,126 @@ func hasOrdinal(t string) bool {
 // those site.TextLines leaves out: ins, and any element of class ad or ads.
 func adElement(n *html.Node) bool {
 	return n.DataAtom == atom.Ins || site.HasClass(n, "ad") || site.HasClass(n, "ads")
+}
+
+// navWordList are the words of the links that move about a book rather than tell it,
+// in Traditional and Simplified Chinese: an anchor, or a line, saying only them (with
+// separators, navSeparators) is navigation. The longer come first where one begins
+// another.
+var navWordList = []string{
+	"返回章節目錄", "返回章节目录", "返回目錄", "返回目录", "返回書頁", "返回书页", "返回首頁", "返回首页",
+	"章節目錄", "章节目录", "章節列表", "章节列表", "加入書籤", "加入书签",
+	"上一章", "下一章", "上一頁", "上一页", "下一頁", "下一页",
+	"回目錄", "回目录", "回書頁", "回书页", "目錄", "目录", "書頁", "书页", "首頁", "首页", "書籤", "书签", "返回",
+}
+
+// navSeparators are the characters set between navigation links: bars, slashes, dots,
+// dashes, arrows and brackets. White space of every kind separates too.
+const navSeparators = "|｜/／·・•‧-－–—_<>＜＞«»‹›←→⇐⇒◀▶【】[]［］()（）〔〕〈〉《》「」、,，:："
+
+// navMark stands, in the content, for a navigation element that dropNav took out: a
+// NUL, which the HTML parser never leaves in a text node, so no page can write it.
+const navMark = "\x00"
+
+// Kinds of text, as navKind tells them.
+const (
+	navBlank = iota // nothing but white space and separators
+	navWords        // navigation words (or navMark) and separators, at least one word
+	navOther        // anything else: text of the chapter
+)
+
+// navKind tells whether s is blank, navigation only, or other text.
+func navKind(s string) int {
+	kind := navBlank
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if unicode.IsSpace(r) || strings.ContainsRune(navSeparators, r) {
+			i += size
+			continue
+		}
+		if strings.HasPrefix(s[i:], navMark) {
+			kind, i = navWords, i+len(navMark)
+			continue
+		}
+		word := ""
+		for _, w := range navWordList {
+			if strings.HasPrefix(s[i:], w) {
+				word = w
+				break
+			}
+		}
+		if word == "" {
+			return navOther
+		}
+		kind, i = navWords, i+len(word)
+	}
+	return kind
+}
+
+// dropNav takes the navigation out of the content n of a chapter of bookID: each
+// anchor linking to the book's page or a chapter of it, or saying only navigation words,
+// and each element holding only such anchors, navigation words and separators, keeps
+// its place but its content becomes navMark, so that the line it was on can tell it was
+// there. It returns the kind of n's content (navKind): navWords when n holds navigation
+// and nothing else, for its parent to mark; n itself is left as it is.
+func (p *page) dropNav(n *html.Node, bookID string) int {
+	kind := navBlank // navBlank < navWords < navOther: the content is its greatest part
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		switch c.Type {
+		case html.TextNode:
+			kind = max(kind, navKind(c.Data))
+		case html.ElementNode:
+			switch {
+			case hiddenElement(c):
+			case c.DataAtom == atom.A && p.navAnchor(c, bookID):
+				markNav(c)
+				kind = max(kind, navWords)
+			default:
+				k := p.dropNav(c, bookID)
+				if k == navWords {
+					markNav(c)
+				}
+				kind = max(kind, k)
+			}
+		}
+	}
+	return kind
+}
+
+// hiddenElement reports the elements of a chapter's content that are never its text,
+// as site.TextLines and adElement leave them out: neither navigation nor chapter.
+func hiddenElement(n *html.Node) bool {
+	switch n.DataAtom {
+	case atom.Script, atom.Style, atom.Noscript, atom.Iframe, atom.Template, atom.Object,
+		atom.Embed, atom.Select, atom.Textarea, atom.Button, atom.Head:
+		return true
+	}
+	return adElement(n)
+}
+
+// navAnchor reports whether the anchor a is navigation within a chapter of bookID: it
+// links to the book's page or to one of its chapters, or says only navigation words.
+func (p *page) navAnchor(a *html.Node, bookID string) bool {
+	for _, at := range a.Attr {
+		if at.Key != "href" {
+			continue
+		}
+		if l, ok := p.link(at.Val); ok {
+			if book, _, n := pathIDs(l.path, "n"); n > 0 && book == bookID {
+				return true
+			}
+		}
+		break
+	}
+	return navKind(nodeText(a)) == navWords
+}
+
+// markNav replaces the content of the element n with navMark.
+func markNav(n *html.Node) {
+	for c := n.FirstChild; c != nil; c = n.FirstChild {
+		n.RemoveChild(c)
+	}
+	n.AppendChild(&html.Node{Type: html.TextNode, Data: navMark})
 }
 
 // sitePlain is the site's name as it appears in its own lines, lowercase.

@@ -39,15 +39,16 @@
 //     read. A category linked twice keeps its first non-empty name. A home without any
 //     category link is a ParseError.
 //   - Listing: the books are li.novel-item-wrapper > div.novel-item, else any
-//     div.novel-item. An item without a link to a site page (the cover wrapper's a[href],
-//     else the item's first book link) is skipped; items that all lack one are a
-//     ParseError. The title loses one leading 《 and one trailing 》 as on the book page.
-//     The bookmark and view counts are read by nobody: the records have no field for
-//     them. A page without items is past the end (no books, no error) when it has the
-//     site's layout (ul.nav.menu, or a link to a category); one without it (a blank,
-//     maintenance or challenge page served with 200), a book page (div.novel-detail) or a
-//     chapter page (.chapter-detail) is a ParseError, since only a 404 or an empty
-//     listing may end a category.
+//     div.novel-item. An item without a link to a book (the cover wrapper's a[href] to
+//     /n/{book}, else the item's first book link) is skipped. The title loses one
+//     leading 《 and one trailing 》 as on the book page. The bookmark and view counts
+//     are read by nobody: the records have no field for them. A 404 or a page without
+//     books ends a category: a page without items, or whose items all lack a book link,
+//     is past the end (an empty list, no error) whatever else it holds, menu or none.
+//     Only a book page (div.novel-detail) or a chapter page (.chapter-detail) without
+//     books is a ParseError (the wrong page); a page cut short is a truncated-page
+//     ParseError, and a challenge page is caught by the client before any parser sees
+//     it.
 //   - Book: the title is essential (ParseError without it), the rest optional. Labels of
 //     the state table are matched by the word they contain (狀態 or 状态, 更新); the first
 //     cell of a kind wins. The update time's format and zone are unknown: UpdateText
@@ -61,17 +62,26 @@
 //     a changed layout: a ParseError. A list without chapters is a book without
 //     chapters: an empty TOC and no error. An li's chapter is its first link to a chapter
 //     of this book (/n/{book}/{chapter}); an li without one (no link, a link elsewhere)
-//     is skipped. A chapter id seen before in the list is skipped: the first keeps its
+//     is skipped, unless no li has one while some have links to pages: those links
+//     are a layout the adapter does not read, a ParseError rather than a book without
+//     chapters. A chapter id seen before in the list is skipped: the first keeps its
 //     place and number. A volume header's title is its text less any list nested in it;
 //     a header without text is skipped; one followed by no chapter is kept with
 //     FirstChapter = the number the next chapter would have (count+1), so it is never
 //     below 1.
 //   - Chapter: the title may be missing (empty). Inline white space in the text collapses
 //     as in a browser (site.CollapseSpace); lines naming czbooks, in any case or in
-//     full-width letters, are dropped whatever their length. A content that is empty
-//     after cleanup is a ParseError. PrevURL and NextURL come from the page's links
-//     saying 上一章/下一章 (or of class, id or rel prev/next) when they name a chapter of
-//     the book; a link to the book page at either end gives none.
+//     full-width letters, are dropped whatever their length. Navigation inside the
+//     content is dropped: anchors linking to the book or its chapters or saying only
+//     navigation words (上一章, 下一章, 上一頁, 目錄, 返回目錄, 書頁…, Traditional or
+//     Simplified), elements holding only those, and lines of such words and separators
+//     only; a sentence using them stays. A content that is empty after cleanup is a
+//     ParseError. PrevURL and NextURL come from the page's links (inside the content or
+//     not) saying 上一章/下一章 (or of class, id or rel prev/next) when they name a
+//     chapter of the book; a link to the book page at either end gives none.
+//   - Book and chapter URLs read from links lose a trailing slash (/n/0417/ is
+//     /n/0417, as BookURL builds it); ids stay as written, and a category link keeps
+//     its spelling.
 package czbooks
 
 import (

@@ -81,17 +81,14 @@ func TestParseErrors(t *testing.T) {
 			body: head + `<ul class="nav menu"><li><a href="/">首頁</a></li><li><a href="/c/xuanhuan/2">玄幻</a></li><li><a href="//other.example/c/x">x</a></li></ul></body></html>`,
 			what: "no category links"},
 		{name: "home that is a 404 page", c: sitetest.Case{Kind: pageHome, URL: testBase + "/"}, body: notFound, what: "/c/{slug}"},
-		{name: "listing of nothing", c: listingCase, body: "", what: "not a listing page"},
-		{name: "listing with an empty body", c: listingCase, body: `<html><body> </body></html>`, what: "not a listing page"},
-		{name: "listing that is a maintenance page", c: listingCase,
-			body: head + `<div class="notice">網站維護中，請稍後再訪問。</div></body></html>`, what: "ul.nav.menu"},
-		{name: "listing that is a challenge page", c: listingCase, body: challenge, what: "li.novel-item-wrapper > div.novel-item"},
 		{name: "listing that is a book page", c: listingCase,
 			body: head + `<ul class="nav menu"><li><a href="/c/xuanhuan">玄幻</a></li></ul>` + book + `</div></body></html>`, what: "div.novel-detail"},
-		{name: "listing items without book links", c: listingCase,
-			body: head + `<ul><li class="novel-item-wrapper"><div class="novel-item"><div class="novel-item-title">書</div>` +
-				`<div class="novel-item-cover-wrapper"><a href="https://other.example/n/x">書</a></div></div></li></ul></body></html>`,
-			what: "no book link (.novel-item-cover-wrapper a[href])"},
+		{name: "listing that is a chapter page", c: listingCase,
+			body: head + `<div class="chapter-detail"><div class="name">第一章</div><div class="content">正文</div></div></body></html>`,
+			what: "not a listing page"},
+		{name: "listing that is a book page with items without book links", c: listingCase,
+			body: head + book + `<div class="novel-item"><a href="/c/xuanhuan">玄幻</a></div></div></body></html>`,
+			what: "not a listing page"},
 		{name: "book without div.novel-detail", c: bookCase,
 			body: head + `<div class="info"><span class="title">《劍來》</span></div><ul class="chapter-list"><li><a href="/n/cr382b/a">第一章</a></li></ul></body></html>`,
 			what: "no book details (div.novel-detail)"},
@@ -106,6 +103,17 @@ func TestParseErrors(t *testing.T) {
 		{name: "book without a chapter list", c: bookCase,
 			body: head + book + `<ul class="chapters"><li><a href="/n/cr382b/a">第一章</a></li></ul></div></body></html>`,
 			what: "no chapter list (ul.chapter-list)"},
+		{name: "book whose chapter links all name another book", c: bookCase,
+			body: head + book + `<ul class="chapter-list"><li><a href="/n/s660jj/a">第一章</a></li><li><a href="//czbooks.net/n/s660jj/b">第二章</a></li></ul></div></body></html>`,
+			what: "ul.chapter-list: 2 li with links, none to a chapter of book cr382b (/n/cr382b/{chapter})"},
+		{name: "book whose chapter links all have another form", c: bookCase,
+			body: head + book + `<ul class="chapter-list"><li><a href="/n/cr382b/1.html">第一章</a></li>` +
+				`<li><a href="/book/cr382b/2">第二章</a></li><li><a href="https://other.example/n/cr382b/3">第三章</a></li></ul></div></body></html>`,
+			what: "3 li with links, none to a chapter of book cr382b"},
+		{name: "book whose only chapter links are in volume headers", c: bookCase,
+			body: head + book + `<ul class="chapter-list"><li class="volume"><a href="/n/cr382b/a">第一卷</a></li>` +
+				`<li><a href="/n/cr382b/">目錄</a></li></ul></div></body></html>`,
+			what: "1 li with links, none to a chapter of book cr382b"},
 		{name: "chapter without content", c: chapterCase,
 			body: head + `<div class="chapter-detail"><div class="name">第四章</div><div class="text">正文</div></div></body></html>`,
 			what: "no chapter text (.chapter-detail div.content)"},
@@ -115,6 +123,9 @@ func TestParseErrors(t *testing.T) {
 		{name: "chapter with only ads in its content", c: chapterCase,
 			body: head + `<div class="chapter-detail"><div class="content"><div class="ad">廣告</div><ins>廣告</ins><p>小說狂人 CZBOOKS.NET</p><p>　&nbsp;</p></div></div></body></html>`,
 			what: "chapter text empty in .chapter-detail div.content"},
+		{name: "chapter with only navigation in its content", c: chapterCase,
+			body: head + `<div class="chapter-detail"><div class="content"><a href="/n/cr382b/crdib">上一章</a> | <a href="/n/cr382b">目錄</a><br>下一章</div></div></body></html>`,
+			what: "chapter text empty in .chapter-detail div.content"},
 		{name: "chapter that is a 404 page", c: chapterCase, body: notFound, what: ".chapter-detail div.content"},
 	}
 	s := New(sitetest.MustURL(t, testBase))
@@ -122,6 +133,43 @@ func TestParseErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := tt.c.Parse(s, []byte(tt.body), sitetest.MustURL(t, tt.c.URL))
 			sitetest.WantParseError(t, got, err, tt.c.Kind, tt.c.URL, tt.what)
+		})
+	}
+}
+
+// TestParseListingPastEnd: a page that is neither a listing with books nor a book or
+// chapter page ends the category: an empty list and no error, never a ParseError that
+// the API would answer with a 5xx. The saved pages listing_past_end.html,
+// listing_none_notice.html, listing_pagination_only.html and listing_empty_nomenu.html
+// are the golden cases of the same rule.
+func TestParseListingPastEnd(t *testing.T) {
+	const challenge = `<!DOCTYPE html><html lang="en-US"><head><title>Just a moment...</title></head><body><h1>czbooks.net</h1>` +
+		`<div>Performance &amp; security by <a href="https://www.cloudflare.com">Cloudflare</a></div></body></html>`
+	tests := []struct{ name, body string }{
+		{name: "nothing", body: ""},
+		{name: "an empty body", body: `<html><body> </body></html>`},
+		{name: "a notice without the site's layout", body: head + `<p>沒有作品</p></body></html>`},
+		{name: "a maintenance page", body: head + `<div class="notice">網站維護中，請稍後再訪問。</div></body></html>`},
+		// The source client refuses a challenge page before it is parsed (a 403, or
+		// its title): the parser sees only a page without books.
+		{name: "a challenge page", body: challenge},
+		{name: "only pagination", body: head + `<a href="//czbooks.net/c/xuanhuan/10">上一頁</a> <a href="/">首頁</a></body></html>`},
+		{name: "an empty list without a menu", body: head + `<ul class="nav novel-list"></ul></body></html>`},
+		{name: "items linking to another host", body: head + `<ul><li class="novel-item-wrapper"><div class="novel-item"><div class="novel-item-title">書</div>` +
+			`<div class="novel-item-cover-wrapper"><a href="https://other.example/n/x">書</a></div></div></li></ul></body></html>`},
+		{name: "items linking to a later page and an author", body: head + `<div class="novel-item"><div class="novel-item-cover-wrapper">` +
+			`<a href="//czbooks.net/c/xuanhuan/10"><div class="novel-item-title">上一頁</div></a></div>` +
+			`<div class="novel-item-author"><a href="//czbooks.net/a/someone">某人</a></div></div></body></html>`},
+		{name: "items without links", body: head + `<ul class="nav novel-list"><li class="novel-item-wrapper"><div class="novel-item">` +
+			`<div class="novel-item-title">書</div><a href="javascript:void(0)">收藏</a><a href="#top">頂部</a></div></li></ul></body></html>`},
+	}
+	s := New(sitetest.MustURL(t, testBase))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			books, err := s.ParseListing([]byte(tt.body), sitetest.MustURL(t, testBase+"/c/xuanhuan/11"))
+			if err != nil || books == nil || len(books) != 0 {
+				t.Errorf("ParseListing = %+v, %v; want an empty list and no error", books, err)
+			}
 		})
 	}
 }
@@ -235,6 +283,42 @@ func TestParseBookRules(t *testing.T) {
 		}
 	})
 
+	t.Run("chapter links with a trailing slash", func(t *testing.T) {
+		b := parse(t, bookPage("", `<ul class="chapter-list">`+
+			`<li><a href="//czbooks.net/n/cr382b/0001/">第一章</a></li><li><a href="/n/cr382b/crdib/?from=list">第二章</a></li></ul>`))
+		var urls []string
+		for _, c := range b.TOC.Chapters {
+			urls = append(urls, c.URL)
+		}
+		want := []string{testBase + "/n/cr382b/0001", testBase + "/n/cr382b/crdib?from=list"}
+		if diff := cmp.Diff(want, urls); diff != "" {
+			t.Errorf("chapter URLs mismatch (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]string{"0001", "crdib"}, ids(b)); diff != "" {
+			t.Errorf("chapters mismatch (-want +got):\n%s", diff)
+		}
+		if b.LastChapterURL != want[1] {
+			t.Errorf("LastChapterURL = %q; want %q", b.LastChapterURL, want[1])
+		}
+	})
+
+	t.Run("odd items skipped beside chapters of the book", func(t *testing.T) {
+		b := parse(t, bookPage("", `<ul class="chapter-list">`+
+			`<li><a href="/n/cr382b/a.html">怪</a></li><li><a href="/n/other/x">別本</a></li>`+
+			`<li><a href="/n/cr382b/b">第二章</a></li></ul>`))
+		if diff := cmp.Diff([]string{"b"}, ids(b)); diff != "" {
+			t.Errorf("chapters mismatch (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("items without links to pages are a book without chapters", func(t *testing.T) {
+		b := parse(t, bookPage("", `<ul class="chapter-list"><li>第一章（即將上架）</li>`+
+			`<li><a href="javascript:void(0)">第二章</a></li><li><a href="#top">頂部</a></li><li><a>第三章</a></li></ul>`))
+		if len(b.TOC.Chapters) != 0 {
+			t.Errorf("chapters %+v; want none", b.TOC.Chapters)
+		}
+	})
+
 	t.Run("list outside div.novel-detail", func(t *testing.T) {
 		body := head + `<div class="novel-detail"><div class="info"><span class="title">劍來</span></div></div>` +
 			`<ul class="chapter-list"><li><a href="/n/cr382b/a">第一章</a></li></ul></body></html>`
@@ -268,6 +352,50 @@ func TestParseBookRules(t *testing.T) {
 	})
 }
 
+// TestParseChapterNav: navigation inside div.content is no chapter text, but ordinary
+// sentences using the same words are. chapter_nav_inside.html is the golden case.
+func TestParseChapterNav(t *testing.T) {
+	tests := []struct{ name, content, want string }{
+		{name: "a nav bar of links", content: `<div class="nav"><a href="/n/cr382b/crdib">上一章</a> | <a href="/n/cr382b">目錄</a> | <a href="/n/cr382b/crdid">下一章</a></div><p>正文</p>`,
+			want: "正文"},
+		{name: "links in the text's own line", content: `正文<br><a href="/n/cr382b/crdib">上一章</a> ｜ <a href="/n/cr382b/crdid">下一章</a><br>尾`,
+			want: "正文\n尾"},
+		{name: "an inline container after text", content: `<p>正文結束。<span class="nav"><a href="#">上一章</a> · <a href="#">下一章</a></span></p>`,
+			want: "正文結束。"},
+		{name: "a link to the book with any text", content: `<p>第一段</p><p><a href="//czbooks.net/n/cr382b/">劍來</a></p><p>第二段</p>`,
+			want: "第一段\n第二段"},
+		{name: "a link to a chapter inside a sentence", content: `<p>詳見<a href="/n/cr382b/crdia">第一章</a>。</p>`,
+			want: "詳見。"},
+		{name: "a link to another book stays", content: `<p>推薦閱讀：<a href="/n/s660jj">夜的命名術</a></p>`,
+			want: "推薦閱讀：夜的命名術"},
+		{name: "navigation words without links", content: `<p>正文</p><p>上一頁 | 目錄 | 下一頁</p><p>【返回目錄】</p><p>返回书页</p><p>« 上一章</p>`,
+			want: "正文"},
+		{name: "simplified navigation", content: `<p>正文</p><div><a>上一页</a> <a>目录</a> <a>下一页</a> <a>章节目录</a></div>`,
+			want: "正文"},
+		{name: "sentences using the words stay", content: `<p>他說：「上一章寫得太短，下一章再補。」</p><p>目錄上寫著第五章。</p><p>翻到下一頁</p>`,
+			want: "他說：「上一章寫得太短，下一章再補。」\n目錄上寫著第五章。\n翻到下一頁"},
+		{name: "links of other words stay", content: `<p><a href="/c/xuanhuan">玄幻</a>小說</p>`,
+			want: "玄幻小說"},
+		{name: "separators alone stay", content: `<p>第一段</p><p>——</p><p>* * *</p><p>第二段</p>`,
+			want: "第一段\n——\n* * *\n第二段"},
+		{name: "a container of text and links keeps its text", content: `<div>作者有話說：明天見<a href="/n/cr382b/crdid">下一章</a></div>`,
+			want: "作者有話說：明天見"},
+	}
+	s := New(sitetest.MustURL(t, testBase))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := head + `<div class="chapter-detail"><div class="name">第三章</div><div class="content">` + tt.content + `</div></div></body></html>`
+			c, err := s.ParseChapter([]byte(body), sitetest.MustURL(t, testBase+"/n/cr382b/crdic"), "cr382b", "crdic")
+			if err != nil {
+				t.Fatalf("ParseChapter: %v", err)
+			}
+			if c.Text != tt.want {
+				t.Errorf("Text = %q; want %q", c.Text, tt.want)
+			}
+		})
+	}
+}
+
 // TestParseTolerance covers pages that lack optional pieces or carry them in
 // unexpected forms: they parse, with the missing fields empty.
 func TestParseTolerance(t *testing.T) {
@@ -281,6 +409,19 @@ func TestParseTolerance(t *testing.T) {
 		}
 		if c.Title != "" || c.Text != "正文第一段\n正文第二段" || c.PrevURL != "" || c.NextURL != "" {
 			t.Errorf("got %+v; want no title, two lines, no links", c)
+		}
+	})
+
+	t.Run("chapter title in a linked h1 inside the content", func(t *testing.T) {
+		body := head + `<div class="chapter-detail"><div class="content"><h1><a href="/n/cr382b/crdic">第三章 歸來</a></h1>` +
+			`<p>正文</p><a href="/n/cr382b/crdid">下一章</a></div></div></body></html>`
+		c, err := s.ParseChapter([]byte(body), sitetest.MustURL(t, testBase+"/n/cr382b/crdic"), "cr382b", "crdic")
+		if err != nil {
+			t.Fatalf("ParseChapter: %v", err)
+		}
+		want := &site.Chapter{BookID: "cr382b", ChapterID: "crdic", Title: "第三章 歸來", Text: "正文", NextURL: testBase + "/n/cr382b/crdid"}
+		if diff := cmp.Diff(want, c); diff != "" {
+			t.Errorf("chapter mismatch (-want +got):\n%s", diff)
 		}
 	})
 
@@ -318,6 +459,19 @@ func TestParseTolerance(t *testing.T) {
 			t.Fatalf("ParseListing: %v", err)
 		}
 		want := []site.ListingBook{{BookID: "cr382b", Name: "劍來", Author: "烽火戲諸侯", BookURL: testBase + "/n/cr382b"}}
+		if diff := cmp.Diff(want, books); diff != "" {
+			t.Errorf("books mismatch (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("listing cover linking elsewhere than a book", func(t *testing.T) {
+		body := head + `<div class="novel-item"><div class="novel-item-cover-wrapper"><a href="/c/xuanhuan">玄幻</a></div>` +
+			`<a href="/n/0417/">《萬古神帝》</a><div class="novel-item-title">萬古神帝</div></div></body></html>`
+		books, err := s.ParseListing([]byte(body), sitetest.MustURL(t, testBase+"/c/xuanhuan"))
+		if err != nil {
+			t.Fatalf("ParseListing: %v", err)
+		}
+		want := []site.ListingBook{{BookID: "0417", Name: "萬古神帝", BookURL: testBase + "/n/0417"}}
 		if diff := cmp.Diff(want, books); diff != "" {
 			t.Errorf("books mismatch (-want +got):\n%s", diff)
 		}

@@ -13,6 +13,9 @@ var fuzzSeeds = []string{
 	`<div class="novel-detail"><div class="info"><div class="title">《》》</div></div><ul class="chapter-list"><li class="volume"><a href="//czbooks.net/n/cr382b/a">卷</a><li><a href="../cr382b/a">第1章</a>`,
 	`<li class="novel-item-wrapper"><div class="novel-item"><a href="//czbooks.net/n/../n/x/">x</a></div>`,
 	`<div class="chapter-detail"><div class="content"><ins><p>a</p></ins>&#x3000;b<br><div class="ads">c</div>`,
+	`<div class="chapter-detail"><div class="content"><div><a href="/n/cr382b/a/">上一章</a>|<a href="//czbooks.net/n/cr382b">目錄</a></div>正文<span>下一页 »</span><br>【返回目錄】`,
+	`<li class="novel-item-wrapper"><div class="novel-item"><div class="novel-item-cover-wrapper"><a href="/c/x/2">x</a></div><a href="/n/0417/">《y》</a></div>`,
+	`<div class="novel-detail"><div class="info"><div class="title">t</div></div><ul class="chapter-list"><li><a href="crdia">1</a><li><a href="/n/cr382b/a.html">2</a><li><a href="javascript:;">3</a>`,
 }
 
 // fuzzBase is the base the fuzzed pages are parsed on, with a path prefix, fuzzURL
@@ -62,6 +65,10 @@ func FuzzParseListing(f *testing.F) {
 				t.Fatalf("book %+v without a URL", b)
 			}
 			contract.Link(t, b.BookURL)
+			// A book's link is its URL, without a trailing slash, a query at most added.
+			if want := fuzzSource.BookURL(b.BookID); b.BookID != "" && b.BookURL != want && !strings.HasPrefix(b.BookURL, want+"?") {
+				t.Fatalf("book %s at %s; want %s, a query at most", b.BookID, b.BookURL, want)
+			}
 		}
 	})
 }
@@ -92,6 +99,9 @@ func FuzzParseChapter(f *testing.F) {
 		for _, line := range strings.Split(c.Text, "\n") {
 			if namesSite(line) {
 				t.Fatalf("text line %q names the site", line)
+			}
+			if navKind(line) == navWords || strings.Contains(line, navMark) {
+				t.Fatalf("text line %q is navigation", line)
 			}
 		}
 	})

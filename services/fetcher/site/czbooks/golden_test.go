@@ -2,6 +2,7 @@ package czbooks
 
 import (
 	"net/url"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -20,12 +21,38 @@ var pageCases = []sitetest.Case{
 	{File: "home_nomenu.html", Kind: pageHome, URL: testBase + "/"},
 	{File: "listing_xuanhuan_1.html", Kind: pageListing, URL: testBase + "/c/xuanhuan"},
 	{File: "listing_past_end.html", Kind: pageListing, URL: testBase + "/c/xuanhuan/11"},
+	{File: "listing_none_notice.html", Kind: pageListing, URL: testBase + "/c/xuanhuan/11"},
+	{File: "listing_pagination_only.html", Kind: pageListing, URL: testBase + "/c/xuanhuan/11"},
+	{File: "listing_empty_nomenu.html", Kind: pageListing, URL: testBase + "/c/xuanhuan/11"},
+	{File: "listing_trailing_slash.html", Kind: pageListing, URL: testBase + "/c/yanqing/2"},
 	{File: "book_cr382b.html", Kind: pageBook, URL: testBase + "/n/cr382b", BookID: "cr382b"},
 	{File: "book_finished.html", Kind: pageBook, URL: testBase + "/n/s660jj", BookID: "s660jj"},
 	{File: "chapter_crdic.html", Kind: pageChapter, URL: testBase + "/n/cr382b/crdic", BookID: "cr382b", ChapterID: "crdic"},
 	{File: "chapter_h1.html", Kind: pageChapter, URL: testBase + "/n/cr382b/crdib", BookID: "cr382b", ChapterID: "crdib"},
 	{File: "chapter_title.html", Kind: pageChapter, URL: testBase + "/n/cr382b/0123", BookID: "cr382b", ChapterID: "0123"},
+	{File: "chapter_nav_inside.html", Kind: pageChapter, URL: testBase + "/n/cr382b/crdie", BookID: "cr382b", ChapterID: "crdie"},
 	{File: "chapter_big5.html", Kind: pageChapter, URL: testBase + "/n/cr382b/crdid", BookID: "cr382b", ChapterID: "crdid"},
+}
+
+// errorPages are saved pages that are a *site.ParseError, with what the error names.
+var errorPages = []struct {
+	sitetest.Case
+	what string
+}{
+	{Case: sitetest.Case{File: "book_links_elsewhere.html", Kind: pageBook, URL: testBase + "/n/cr382b", BookID: "cr382b"},
+		what: "ul.chapter-list: 5 li with links, none to a chapter of book cr382b"},
+}
+
+// TestParseErrorPages parses the saved pages that must fail, and wants a permanent
+// *site.ParseError naming the page and what is wrong with it.
+func TestParseErrorPages(t *testing.T) {
+	s := New(sitetest.MustURL(t, testBase))
+	for _, c := range errorPages {
+		t.Run(c.File, func(t *testing.T) {
+			got, err := c.Parse(s, sitetest.ReadPage(t, c.File), sitetest.MustURL(t, c.URL))
+			sitetest.WantParseError(t, got, err, c.Kind, c.URL, c.what)
+		})
+	}
 }
 
 func TestParseGolden(t *testing.T) {
@@ -81,15 +108,14 @@ func TestParseRelativePageURL(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			b, err := s.ParseBook(body, tt.pageURL, "cr382b")
+			if tt.pageURL == nil {
+				// crdia resolves to /crdia on the home page: the list links to no
+				// chapter of the book.
+				sitetest.WantParseError(t, b, err, pageBook, testBase+"/", "none to a chapter of book cr382b")
+				return
+			}
 			if err != nil {
 				t.Fatalf("ParseBook: %v", err)
-			}
-			if tt.pageURL == nil {
-				// crdia resolves to /crdia on the home page: no chapter.
-				if len(b.TOC.Chapters) != 0 || b.SourceURL != testBase+"/" {
-					t.Errorf("got %+v at %s; want no chapter at the home page", b.TOC.Chapters, b.SourceURL)
-				}
-				return
 			}
 			if len(b.TOC.Chapters) != 1 || b.TOC.Chapters[0].URL != tt.want {
 				t.Errorf("chapters %+v; want one at %s", b.TOC.Chapters, tt.want)
@@ -102,5 +128,9 @@ func TestParseRelativePageURL(t *testing.T) {
 // server would, and wants a truncated-page error rather than whatever the first part of
 // the page holds: a chapter list cut in half would otherwise be read as all of it.
 func TestTruncatedPages(t *testing.T) {
-	sitetest.RunTruncated(t, New(sitetest.MustURL(t, testBase)), pageCases)
+	cases := slices.Clone(pageCases)
+	for _, c := range errorPages {
+		cases = append(cases, c.Case)
+	}
+	sitetest.RunTruncated(t, New(sitetest.MustURL(t, testBase)), cases)
 }

@@ -125,15 +125,36 @@ func (s *Source) absoluteLink(u *url.URL) (link, bool) {
 }
 
 // onBase returns the link to path (escaped, from the site's root) and query on the base.
+// A book or chapter page linked with a trailing slash (/n/0417/) loses it: its URL is
+// the one BookURL and ChapterURL build, the ids as written.
 func (s *Source) onBase(path, query string) link {
 	if path == "" || path[0] != '/' {
 		path = "/" + path
 	}
+	path = idPath(path)
 	u := s.base.URL(path)
 	if query != "" {
 		u += "?" + query
 	}
 	return link{url: u, path: path}
+}
+
+// idPath returns path without its trailing slash when it names a book (/n/{book}/) or
+// a chapter (/n/{book}/{chapter}/), and path itself otherwise.
+func idPath(path string) string {
+	trimmed, ok := strings.CutSuffix(path, "/")
+	if !ok {
+		return path
+	}
+	// Judged on path itself (pathIDs ignores one trailing slash): /n/0417// names
+	// nothing, and must not come to name book 0417.
+	if _, ok := bookOf(path); ok {
+		return trimmed
+	}
+	if _, _, ok := chapterOf(path); ok {
+		return trimmed
+	}
+	return path
 }
 
 // resource returns the absolute URL of a resource the page refers to (an image), which

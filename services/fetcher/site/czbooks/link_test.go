@@ -61,6 +61,13 @@ func TestLinkRule(t *testing.T) {
 		{name: "does not parse", base: standIn, page: standIn + "/", href: "http://[::1", want: ""},
 		{name: "scheme without host", base: standIn, page: standIn + "/", href: "http:/n/x", want: ""},
 		{name: "spaces around", base: standIn, page: standIn + "/", href: "  //czbooks.net/n/cr382b\n", want: standIn + "/n/cr382b", wantPath: "/n/cr382b"},
+		{name: "book link loses its trailing slash", base: standIn, page: standIn + "/c/xuanhuan", href: "//czbooks.net/n/0417/", want: standIn + "/n/0417", wantPath: "/n/0417"},
+		{name: "chapter link loses its trailing slash, query kept", base: prefix, page: prefix + "/", href: "/n/cr382b/0001/?from=list", want: prefix + "/n/cr382b/0001?from=list", wantPath: "/n/cr382b/0001"},
+		{name: "relative chapter link with a trailing slash", base: standIn, page: standIn + "/n/cr382b/", href: "crdic/", want: standIn + "/n/cr382b/crdic", wantPath: "/n/cr382b/crdic"},
+		{name: "absolute book link with a trailing slash", base: standIn, page: standIn + "/", href: "https://www.czbooks.net/n/Ab_9-z/", want: standIn + "/n/Ab_9-z", wantPath: "/n/Ab_9-z"},
+		{name: "category keeps its trailing slash", base: standIn, page: standIn + "/", href: "//czbooks.net/c/xuanhuan/", want: standIn + "/c/xuanhuan/", wantPath: "/c/xuanhuan/"},
+		{name: "a path naming no book keeps its slashes", base: standIn, page: standIn + "/", href: "//czbooks.net/n/0417//", want: standIn + "/n/0417//", wantPath: "/n/0417//"},
+		{name: "a non-canonical id keeps its slash", base: standIn, page: standIn + "/", href: "//czbooks.net/n/bad.id/", want: standIn + "/n/bad.id/", wantPath: "/n/bad.id/"},
 		{name: "escaped path kept escaped", base: standIn, page: standIn + "/", href: "//czbooks.net/c/%E7%8E%84", want: standIn + "/c/%E7%8E%84", wantPath: "/c/%E7%8E%84"},
 	}
 	for _, tt := range tests {
@@ -180,6 +187,8 @@ func TestPlainLink(t *testing.T) {
 		{"//czbooks.net/n/cr382b", "/n/cr382b"},
 		{"https://czbooks.net/n/cr382b/crdic", "/n/cr382b/crdic"},
 		{"http://czbooks.net/c/xuanhuan/", "/c/xuanhuan/"},
+		{"//czbooks.net/n/cr382b/", "/n/cr382b"},
+		{"/n/cr382b/0123/", "/n/cr382b/0123"},
 		{"/c/xuanhuan", "/c/xuanhuan"},
 		{"/", "/"},
 		{"/static/a.b-c_d.css", "/static/a.b-c_d.css"},

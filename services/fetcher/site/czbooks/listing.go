@@ -18,7 +18,6 @@ var (
 	selNewest     = sel(".novel-item-newest-chapter a")
 	selA          = sel("a")
 	selAHref      = sel("a[href]")
-	selMenu       = sel("ul.nav.menu")
 	// selOtherPages match what makes a page a book or a chapter page.
 	selOtherPages = sel("div.novel-detail, .chapter-detail")
 )
@@ -26,9 +25,10 @@ var (
 // ParseListing reads the books of a category listing page, one per
 // li.novel-item-wrapper > div.novel-item (else per div.novel-item), in page order:
 //
-//   - the book link is .novel-item-cover-wrapper a[href], else the item's first link to
-//     a book (/n/{book}); BookID is empty when the link names no book with a canonical
-//     id; an item without a link to a site page is skipped;
+//   - the book link is .novel-item-cover-wrapper a[href] when it is a site page
+//     /n/{book}, else the item's first link to a book with a canonical id; BookID is
+//     empty when the link names no book with a canonical id (/n/bad.id); an item
+//     without a link to a book is skipped;
 //   - the title is the .novel-item-title (in the link, else in the item), else the
 //     link's title attribute, one leading 《 and one trailing 》 stripped as on the book
 //     page;
@@ -38,11 +38,13 @@ var (
 //   - listings have no description, and the bookmark and view counts
 //     (.novel-item-status) have no field in the record.
 //
-// A page without items is past the category's end (an empty list and no error) when it
-// has the site's layout: the category menu ul.nav.menu, or a link to a category. One
-// without it (a blank, maintenance or challenge page), or a book or chapter page, is no
-// listing at all: a *site.ParseError, as is a page whose items all lack a book link. A
-// 404 ends a category before any of this.
+// A page without a book is past the category's end: an empty list and no error, since
+// a 404 or a page without books ends a category. That is a page without items, or whose
+// items all lack a book link, whatever else it holds or lacks (a menu, pagination, a
+// "沒有作品" notice, nothing at all). Only a book or chapter page (div.novel-detail,
+// .chapter-detail) is no listing at all: a *site.ParseError, the wrong page. A page cut
+// short is a truncated-page ParseError (site.ParsePage), and a challenge page is told
+// apart before parsing, by the client that fetched it.
 func (s *Source) ParseListing(body []byte, pageURL *url.URL) ([]site.ListingBook, error) {
 	p, err := s.parsePage(pageListing, body, pageURL)
 	if err != nil {
@@ -54,50 +56,26 @@ func (s *Source) ParseListing(body []byte, pageURL *url.URL) ([]site.ListingBook
 			break
 		}
 	}
-	if items.Length() == 0 {
-		switch {
-		case p.doc.FindMatcher(selOtherPages).Length() > 0:
-			return nil, p.errorf("not a listing page: no li.novel-item-wrapper > div.novel-item, and div.novel-detail or .chapter-detail")
-		case !p.siteLayout():
-			return nil, p.errorf("not a listing page: no li.novel-item-wrapper > div.novel-item, no ul.nav.menu and no category link")
-		}
-		return []site.ListingBook{}, nil
-	}
 	books := make([]site.ListingBook, 0, items.Length())
 	items.Each(func(_ int, item *goquery.Selection) {
 		if b, ok := p.listingBook(item); ok {
 			books = append(books, b)
 		}
 	})
-	if len(books) == 0 {
-		return nil, p.errorf("%d div.novel-item but no book link (.novel-item-cover-wrapper a[href])", items.Length())
+	if len(books) == 0 && p.doc.FindMatcher(selOtherPages).Length() > 0 {
+		return nil, p.errorf("not a listing page: no book in li.novel-item-wrapper > div.novel-item, and div.novel-detail or .chapter-detail")
 	}
 	return books, nil
 }
 
-// siteLayout reports whether the page has the site's layout: the category menu
-// (ul.nav.menu) or at least a link to a category. A page without books but with it is a
-// listing past the category's end; one without it (a blank, maintenance or challenge
-// page) is no listing at all.
-func (p *page) siteLayout() bool {
-	if p.doc.FindMatcher(selMenu).Length() > 0 {
-		return true
-	}
-	found := false
-	p.doc.FindMatcher(selAHref).EachWithBreak(func(_ int, a *goquery.Selection) bool {
-		if l, ok := p.hrefLink(a); ok {
-			_, found = categoryOf(l.path)
-		}
-		return !found
-	})
-	return found
-}
-
-// listingBook reads one div.novel-item; false when it holds no link to a site page.
+// listingBook reads one div.novel-item; false when it holds no link to a book.
 func (p *page) listingBook(item *goquery.Selection) (site.ListingBook, bool) {
 	var b site.ListingBook
 	a := item.FindMatcher(selCoverLink).First()
 	l, ok := p.hrefLink(a)
+	if ok && !bookPath(l.path) {
+		ok = false // a cover linking to a category or an author: no book
+	}
 	if !ok {
 		// No cover link to the site: the item's first link to a book.
 		item.FindMatcher(selAHref).EachWithBreak(func(_ int, cand *goquery.Selection) bool {
@@ -135,4 +113,11 @@ func (p *page) listingBook(item *goquery.Selection) (site.ListingBook, bool) {
 		}
 	}
 	return b, true
+}
+
+// bookPath reports whether path, on the base, is that of a book page: /n/{book} with
+// one non-empty segment, canonical or not (bookOf wants it canonical).
+func bookPath(path string) bool {
+	id, _, n := pathIDs(path, "n")
+	return n == 1 && id != ""
 }

@@ -474,7 +474,7 @@ func (c *Consumer) logCommitted(items []item, res store.Result) {
 	for _, r := range res.Refused {
 		refused[r.Event] = true
 		c.logger.Warn("sync refused: it would shrink the book; nothing stored changed", "site", r.Site, "book_id", r.BookID,
-			"job_id", r.JobID, "listed", r.Listed, "stored", r.Stored, "event", fmt.Sprintf("%T", items[r.Event].ev))
+			"job_id", r.JobID, "listed", r.Listed, "stored", r.Stored, "peak", r.Peak, "event", fmt.Sprintf("%T", items[r.Event].ev))
 	}
 	for i, it := range items {
 		if refused[i] {

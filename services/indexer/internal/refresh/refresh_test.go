@@ -411,3 +411,53 @@ func TestOneRequestPerRound(t *testing.T) {
 		t.Errorf("took %+v, want the book's next round", got)
 	}
 }
+
+// TestShrinkRefusedBookStaysDue: a stored, unfinished book of 20 chapters, checked 7
+// hours ago, is synced; the site's page says the book is finished and lists none of its
+// chapters. The store refuses the sync, and the book stays unfinished: the refresh
+// scheduler asks for it again once the interval for unfinished books has passed since
+// the attempt, not a week later.
+func TestShrinkRefusedBookStaysDue(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	st := store.New(e.db)
+	sync := func(job string, chapters int, finished bool, at time.Time) store.Result {
+		t.Helper()
+		h := events.Header{Version: events.Version}
+		meta := &events.BookFetched{Header: h, JobID: job, Site: events.LegacySite, BookID: "1", FetchedAt: at,
+			Book: events.BookMeta{Name: "book", Status: "連載中", Finished: finished, LastChapterID: fmt.Sprint(900 + chapters)}}
+		if finished {
+			meta.Book.Status = "全本"
+		}
+		toc := &events.TOCPageFetched{Header: h, JobID: job, Site: events.LegacySite, BookID: "1", Page: 1, TotalPages: 1, FetchedAt: at}
+		for n := 1; n <= chapters; n++ {
+			id := fmt.Sprint(900 + n)
+			toc.Chapters = append(toc.Chapters, events.ChapterRef{Number: n, ChapterID: id, Title: id, URL: "https://m.xsw.tw/1/" + id + ".html"})
+		}
+		done := &events.JobEvent{Header: h, Kind: events.JobCompleted, JobID: job, Site: events.LegacySite, BookID: "1",
+			Lane: events.LaneRefresh, Attempt: 1, StartedAt: at, At: at.Add(time.Second), Chapters: chapters, TOCPages: 1, Requests: 1}
+		res, err := st.Apply(t.Context(), []events.Payload{meta, toc, done})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	sync("xsw.1-1", 20, false, e.now.Add(-7*time.Hour))
+	attempt := e.now
+	if res := sync("xsw.1-2", 0, true, attempt); len(res.Refused) == 0 {
+		t.Fatalf("refusals %+v, want the sync refused", res.Refused)
+	}
+
+	s := e.scheduler("a", cfg)
+	e.now = attempt.Add(time.Minute)
+	if n, err := s.Tick(t.Context()); err != nil || n != 0 {
+		t.Errorf("a minute after the attempt: queued %d (%v), want none: the attempt was a check", n, err)
+	}
+	e.now = attempt.Add(cfg.Interval + 2*time.Second)
+	if n, err := s.Tick(t.Context()); err != nil || n != 1 {
+		t.Errorf("the interval after the attempt: queued %d (%v), want the book again", n, err)
+	}
+	if got := e.takeQueued(t); len(got) != 1 || got[0].BookID != "1" || got[0].Known == nil || got[0].Known.Chapters != 20 {
+		t.Errorf("took %+v, want book 1 with its 20 chapters known", got)
+	}
+}

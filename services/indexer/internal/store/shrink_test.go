@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/services/indexer/internal/store"
 )
@@ -161,7 +163,7 @@ func TestShrinkRefused(t *testing.T) {
 				checkRefused(t, res, done, tc.listed)
 				if order.name == "one batch" && tc.listed == 10 {
 					// The whole list on one page: refused before the completion.
-					want := store.Refusal{Event: 1, Site: xsw, BookID: "7", JobID: "j2", Listed: 10, Stored: storedChapters}
+					want := store.Refusal{Event: 1, Site: xsw, BookID: "7", JobID: "j2", Listed: 10, Stored: storedChapters, Peak: storedChapters}
 					if r := refusals(res); len(r) != 2 || r[0] != want {
 						t.Errorf("refusals %+v, want the page's %+v first", r, want)
 					}
@@ -272,6 +274,202 @@ func TestStaleCompletionNotRefused(t *testing.T) {
 	}
 }
 
+// TestShrinkErosionRefused: a book of 312 chapters cannot be worn down by syncs that
+// each list a little more than half of what the last left: 160 applies, but 81 (half of
+// 160) is refused, being fewer than half of the 312 the book held, and so is every sync
+// below 156 however many steps it takes. A sync that grows the book raises the mark.
+func TestShrinkErosionRefused(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	storeBook312(t, s)
+	if b := book(t, s, "7"); b.ChapterPeak == nil || *b.ChapterPeak != storedChapters {
+		t.Fatalf("setup: chapter_peak %v, want %d", deref(b.ChapterPeak), storedChapters)
+	}
+	steps := []struct {
+		job    string
+		listed int
+		// refused: the sync is refused; held and peak: the chapters stored and the
+		// book's chapter_peak after it.
+		refused    bool
+		held, peak int
+	}{
+		{"j2", 160, false, 160, 312},
+		{"j3", 81, true, 160, 312},
+		{"j4", 155, true, 160, 312},
+		{"j5", 156, false, 156, 312},
+		{"j6", 80, true, 156, 312},
+		{"j7", 400, false, 400, 400},
+		{"j8", 199, true, 400, 400},
+	}
+	at := t0
+	for _, st := range steps {
+		at = at.Add(time.Hour)
+		meta, toc, done := resync(st.job, paged(refs(1, st.listed, 1000)), at)
+		stored := len(chapters(t, s, "7"))
+		res := apply(t, s, append(append([]events.Payload{meta}, toc...), done)...)
+
+		j, err := s.Job(t.Context(), st.job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.refused {
+			if len(res.Refused) != 0 || j.Status != "completed" {
+				t.Errorf("%s listing %d of %d: refusals %+v, job %s; want it applied", st.job, st.listed, stored, res.Refused, j.Status)
+			}
+		} else {
+			peak := max(st.peak, stored)
+			want := store.Refusal{Event: len(res.Changed) - 1, Site: xsw, BookID: "7", JobID: st.job,
+				Listed: st.listed, Stored: stored, Peak: peak}
+			if r := refusals(res); len(r) == 0 || r[len(r)-1] != want {
+				t.Errorf("%s: refusals %+v, want the completion's %+v", st.job, r, want)
+			}
+			reason := fmt.Sprintf("shrink refused: the site listed %d chapters, %d stored", st.listed, stored)
+			if peak > stored {
+				reason += fmt.Sprintf(", %d at the book's peak", peak)
+			}
+			if j.Status != "failed" || j.Error != reason || !j.Dead {
+				t.Errorf("%s: history %s %q dead %v, want failed, %q, dead", st.job, j.Status, j.Error, j.Dead, reason)
+			}
+		}
+		b := book(t, s, "7")
+		if n := len(chapters(t, s, "7")); n != st.held || b.ChapterTotal == nil || *b.ChapterTotal != st.held ||
+			b.ChapterPeak == nil || *b.ChapterPeak != st.peak {
+			t.Errorf("after %s listing %d: %d chapters, chapter_total %v, chapter_peak %v; want %d, %d, %d",
+				st.job, st.listed, n, deref(b.ChapterTotal), deref(b.ChapterPeak), st.held, st.held, st.peak)
+		}
+	}
+}
+
+// bookRow reads book 7 of xsw as to_jsonb spells it, but for checked_at (which a refused
+// sync sets to its attempt) and updated_at (when the row was last written).
+func bookRow(t *testing.T, pool *pgxpool.Pool) string {
+	t.Helper()
+	var row string
+	err := pool.QueryRow(t.Context(), `SELECT (to_jsonb(b) - 'checked_at' - 'updated_at')::text
+		FROM books b WHERE site = $1 AND id = '7'`, xsw).Scan(&row)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return row
+}
+
+// TestShrinkRefusedKeepsMetadata: a sync of a stored, unfinished book of 312 chapters
+// whose metadata says the book is finished, with another last chapter and status, and
+// whose list is empty, is refused, and leaves the book exactly as it was: not finished
+// (so it is due again after the refresh interval for unfinished books, not a week), the
+// same last chapter, counts, description and times, but checked_at, which is the
+// attempt. That holds whatever the order of its events, and for a reader's fetch out of
+// turn (its metadata and a list of one page, without a completion). The metadata
+// delivered again changes nothing; a later sync applies as usual.
+func TestShrinkRefusedKeepsMetadata(t *testing.T) {
+	t.Parallel()
+	type refusedSync struct {
+		meta *events.BookFetched
+		toc  []events.Payload
+		done *events.JobEvent // nil for a reader's fetch
+	}
+	orders := []struct {
+		name   string
+		reader bool
+		apply  func(t *testing.T, s *store.Store, e refusedSync) store.Result
+	}{
+		{"one batch", false, func(t *testing.T, s *store.Store, e refusedSync) store.Result {
+			return apply(t, s, append(append([]events.Payload{e.meta}, e.toc...), e.done)...)
+		}},
+		{"one event per batch", false, func(t *testing.T, s *store.Store, e refusedSync) store.Result {
+			apply(t, s, e.meta)
+			for _, p := range e.toc {
+				apply(t, s, p)
+			}
+			return apply(t, s, e.done)
+		}},
+		{"completion before the pages", false, func(t *testing.T, s *store.Store, e refusedSync) store.Result {
+			res := apply(t, s, e.meta, e.done)
+			apply(t, s, e.toc...)
+			return res
+		}},
+		// Redelivered late, after a failure of the database.
+		{"metadata after its completion", false, func(t *testing.T, s *store.Store, e refusedSync) store.Result {
+			res := apply(t, s, e.done)
+			apply(t, s, e.toc...)
+			apply(t, s, e.meta)
+			return res
+		}},
+		{"reader, one batch", true, func(t *testing.T, s *store.Store, e refusedSync) store.Result {
+			return apply(t, s, append([]events.Payload{e.meta}, e.toc...)...)
+		}},
+		{"reader, one event per batch", true, func(t *testing.T, s *store.Store, e refusedSync) store.Result {
+			apply(t, s, e.meta)
+			return apply(t, s, e.toc...)
+		}},
+	}
+	for _, order := range orders {
+		t.Run(order.name, func(t *testing.T) {
+			t.Parallel()
+			s, pool := newStore(t)
+			storeBook312(t, s)
+			if b := book(t, s, "7"); b.Finished || b.Status != "連載中" || b.LastChapterNum == nil {
+				t.Fatalf("setup: finished %v status %q last chapter %v", b.Finished, b.Status, deref(b.LastChapterNum))
+			}
+			before, refsBefore := bookRow(t, pool), keptRefs(t, s, "7")
+
+			at := t0.Add(time.Hour)
+			job := "j2"
+			if order.reader {
+				job = "read-" + events.Key(xsw, "7")
+			}
+			meta, toc, done := resync(job, [][]events.ChapterRef{nil}, at)
+			m := meta.(*events.BookFetched)
+			m.Book.Status, m.Book.Finished = "全本", true
+			m.Book.LastChapterTitle, m.Book.LastChapterURL, m.Book.LastChapterID = "第0章", "https://m.xsw.tw/7/999.html", "999"
+			m.Book.Description, m.Book.Volumes = "", []events.Volume{{Title: "卷一", FirstChapter: 1}}
+			e := refusedSync{meta: m, toc: toc, done: done}
+			if order.reader {
+				e.done = nil
+			}
+			res := order.apply(t, s, e)
+
+			if len(res.Refused) == 0 {
+				t.Fatalf("refusals %+v, want the sync refused", res.Refused)
+			}
+			if after := bookRow(t, pool); after != before {
+				t.Errorf("the refused sync changed the book:\n got %s\nwant %s", after, before)
+			}
+			if keptRefs(t, s, "7") != refsBefore {
+				t.Error("the refused sync changed the chapters")
+			}
+			b := book(t, s, "7")
+			last := m.FetchedAt
+			if e.done != nil {
+				last = e.done.At
+			}
+			if b.Finished || b.CheckedAt == nil || !b.CheckedAt.Equal(last) {
+				t.Errorf("finished %v checked_at %v; want unfinished, checked at the attempt %v", b.Finished, deref(b.CheckedAt), last)
+			}
+
+			// Its metadata delivered again is older than the attempt: nothing changes.
+			apply(t, s, m)
+			if after := bookRow(t, pool); after != before {
+				t.Errorf("the refused sync's metadata, delivered again, changed the book:\n got %s\nwant %s", after, before)
+			}
+
+			// The retry, once the site lists the book again, applies its metadata.
+			meta, toc, done = resync("j3", paged(refs(1, 320, 1000)), t0.Add(3*time.Hour))
+			meta.(*events.BookFetched).Book.Finished = true
+			apply(t, s, append(append([]events.Payload{meta}, toc...), done)...)
+			var kept bool
+			if err := pool.QueryRow(t.Context(), `SELECT meta_before IS NOT NULL OR meta_job IS NOT NULL FROM books
+				WHERE site = $1 AND id = '7'`, xsw).Scan(&kept); err != nil {
+				t.Fatal(err)
+			}
+			if b := book(t, s, "7"); !b.Finished || *b.ChapterTotal != 320 || kept {
+				t.Errorf("after a good sync: finished %v, chapter_total %v, metadata kept for a verdict %v; want finished, 320, none kept",
+					b.Finished, *b.ChapterTotal, kept)
+			}
+		})
+	}
+}
+
 // refusals returns what a batch refused.
 func refusals(res store.Result) []store.Refusal { return res.Refused }
 
@@ -284,7 +482,7 @@ func checkRefused(t *testing.T, res store.Result, done *events.JobEvent, listed 
 		if r.Event != last {
 			continue
 		}
-		want := store.Refusal{Event: last, Site: xsw, BookID: "7", JobID: done.JobID, Listed: listed, Stored: storedChapters}
+		want := store.Refusal{Event: last, Site: xsw, BookID: "7", JobID: done.JobID, Listed: listed, Stored: storedChapters, Peak: storedChapters}
 		if r != want {
 			t.Errorf("refusal %+v, want %+v", r, want)
 		}

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -118,21 +119,42 @@ type Result struct {
 	Refused []Refusal
 }
 
-// ShrinkFloor is the share of a book's stored chapters that a sync must list for its
-// chapter list to replace the stored one. A sync that lists no chapter while any is
-// stored, or fewer than ShrinkFloor × the stored ones (fewer than half: 155 or less of
+// ShrinkFloor is the share of a book's chapters that a sync must list for its chapter
+// list to replace the stored one. A sync that lists no chapter while the book has held
+// any, or fewer than ShrinkFloor × the most it has held (fewer than half: 155 or less of
 // 312), is taken as the site failing (an error page read as an empty list, a list cut
 // short), not as the author deleting chapters: nothing stored is deleted, renumbered or
-// recounted. Its completion is recorded in job_history as failed, with the reason (see
-// Refusal.Reason), and reported in Result.Refused, for which the indexer publishes a
-// dead letter that an operator can replay at once. Otherwise the book is synced again
-// when the refresh scheduler next finds it due: the refused sync's metadata, applied,
-// marked it checked, so that a site failing for hours is not asked every minute. A
-// smaller shrink (an author removing a few chapters) applies as it always did.
+// recounted, and none of the sync's metadata stays (see below). Its completion is
+// recorded in job_history as failed, with the reason (see Refusal.Reason), and reported
+// in Result.Refused, for which the indexer publishes a dead letter that an operator can
+// replay at once. Otherwise the book is synced again when the refresh scheduler next
+// finds it due: the refused sync marked it checked (books.checked_at is the attempt's
+// time), so that a site failing for hours is not asked every minute, and left it
+// unfinished if it was, so that it is due again after REFRESH_INTERVAL, not
+// REFRESH_FINISHED_INTERVAL. A smaller shrink (an author removing a few chapters)
+// applies as it always did.
 //
-// What is stored is the larger of the chapter total of the book's last applied sync and
+// What the book holds is the larger of the chapter total of its last applied sync and
 // the number of its chapter refs: pages do not change the first, so every page and the
-// completion of one sync are judged against the same number.
+// completion of one sync are judged against the same number. The most it has held
+// (books.chapter_peak, its high-water mark) is the largest of that number as of each
+// applied completion and of the chapter totals applied. Judging against the mark rather
+// than against what is stored now means a book cannot be worn down by steps that each
+// keep more than half (312, then 160, then 81): below half its mark, every sync is
+// refused, however many steps it took. A site that really removed that many chapters
+// is refused too, every time: there is no command to accept such a shrink.
+// A forced sync (BookRequested.Force: the admin force-resync and the replay of a dead
+// letter) is judged like any other: the flag only makes the fetcher skip its
+// recently-synced check, and never reaches the indexer.
+//
+// A sync publishes its metadata (BookFetched) before its chapter list, so the verdict
+// comes after the metadata is written. The metadata a sync's BookFetched replaced is kept
+// on the book (books.meta_before, for the job books.meta_job) until the verdict: a
+// refused sync puts it back (status and finished, the last chapter and its position,
+// the description and the rest, changed_at, the page count seen), an applied one drops
+// it. When the metadata of several syncs awaits a verdict, the one kept is the oldest,
+// for the newest job: a refusal of that job puts back what the book held before all of
+// them.
 //
 // The refusal is decided where the sync's chapter count is known: at its completion
 // (JobEvent completed, Chapters), and at its last table-of-contents page (Page ==
@@ -152,13 +174,19 @@ type Refusal struct {
 	Site   string
 	BookID string
 	JobID  string
-	// Listed is how many chapters the sync listed; Stored how many the book holds.
+	// Listed is how many chapters the sync listed; Stored how many the book holds; Peak
+	// the most it has held (at least Stored), which the sync was judged against.
 	Listed int
 	Stored int
+	Peak   int
 }
 
 // Reason says why the sync was refused, as job_history and the dead letter record it.
 func (r Refusal) Reason() string {
+	if r.Peak > r.Stored {
+		return fmt.Sprintf("shrink refused: the site listed %d chapters, %d stored, %d at the book's peak",
+			r.Listed, r.Stored, r.Peak)
+	}
 	return fmt.Sprintf("shrink refused: the site listed %d chapters, %d stored", r.Listed, r.Stored)
 }
 
@@ -167,17 +195,24 @@ const storedSQL = `greatest(
     (SELECT sb.chapter_total FROM books sb WHERE sb.site = $1 AND sb.id = $2),
     (SELECT count(*) FROM chapters sc WHERE sc.site = $1 AND sc.book_id = $2))::int`
 
+// countsSQL reads, as the columns stored and peak, the chapters the book $1, $2 holds
+// and the most it has held, by the rule of ShrinkFloor.
+const countsSQL = `SELECT s.stored,
+    greatest(s.stored, (SELECT pb.chapter_peak FROM books pb WHERE pb.site = $1 AND pb.id = $2)) AS peak
+FROM (SELECT ` + storedSQL + ` AS stored) s`
+
 // refusedSQL is the rule of ShrinkFloor in SQL: whether a sync listing listed chapters
-// may not replace a book's stored ones (both integer expressions; stored is read twice).
-func refusedSQL(listed, stored string) string {
+// may not replace the chapters of a book that has held at most peak (both integer
+// expressions; peak is read twice).
+func refusedSQL(listed, peak string) string {
 	return fmt.Sprintf("(%[2]s > 0 AND (%[1]s = 0 OR %[1]s < %[2]s * %[3]s))",
-		listed, stored, strconv.FormatFloat(ShrinkFloor, 'f', -1, 64))
+		listed, peak, strconv.FormatFloat(ShrinkFloor, 'f', -1, 64))
 }
 
-// refusedForBookSQL is refusedSQL against the chapters the book $1, $2 holds, counted
-// once; a scalar subquery, which Postgres runs only when it is needed.
+// refusedForBookSQL is refusedSQL against the most chapters the book $1, $2 has held,
+// counted once; a scalar subquery, which Postgres runs only when it is needed.
 func refusedForBookSQL(listed string) string {
-	return "(SELECT " + refusedSQL(listed, "s.n") + " FROM (SELECT " + storedSQL + " AS n) s)"
+	return "(SELECT " + refusedSQL(listed, "c.peak") + " FROM (" + countsSQL + ") c)"
 }
 
 // book is a book's identity: its site and the site's id for it.
@@ -299,13 +334,42 @@ func volumesJSON(vs []events.Volume) (string, error) {
 	return string(b), nil
 }
 
+// metaColumns are the columns of books that a sync's metadata changes, directly or
+// through the pages that follow it, and that a refused sync puts back (see ShrinkFloor).
+// checked_at is not among them: it records the refused attempt.
+var metaColumns = []string{"name", "author", "genre", "status", "finished", "update_text",
+	"source_updated_at", "description", "cover_url", "last_chapter_num", "last_chapter_title",
+	"last_chapter_url", "last_chapter_id", "source_url", "volumes", "changed_at",
+	"toc_pages_seen", "toc_seen_at"}
+
+// metaBeforeSQL builds books.meta_before from the metaColumns of the row b.
+func metaBeforeSQL() string {
+	var sb strings.Builder
+	sb.WriteString("jsonb_build_object(")
+	for k, c := range metaColumns {
+		if k > 0 {
+			sb.WriteString(", ")
+		}
+		fmt.Fprintf(&sb, "'%[1]s', b.%[1]s", c)
+	}
+	sb.WriteString(")")
+	return sb.String()
+}
+
 // putBook upserts a book's metadata. An event older than the stored one changes nothing;
-// changed_at moves only when a metadata field differs.
+// changed_at moves only when a metadata field differs. Over the metadata of a book
+// already described, the metadata it replaces is kept for the event's job until that
+// sync's verdict (see ShrinkFloor); a book without metadata yet keeps nothing, as
+// anything its page says is more than it has.
 func (w *writer) putBook(ctx context.Context, i int, b book, e *events.BookFetched) error {
 	m := e.Book
 	volumes, err := volumesJSON(m.Volumes)
 	if err != nil {
 		return err
+	}
+	var job *string
+	if e.JobID != "" {
+		job = &e.JobID
 	}
 	n, err := w.send(ctx, i, "upsert book "+b.String(), `
 INSERT INTO books AS b (site, id, name, author, genre, status, finished, update_text,
@@ -313,6 +377,10 @@ INSERT INTO books AS b (site, id, name, author, genre, status, finished, update_
     last_chapter_id, source_url, volumes, checked_at, changed_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::jsonb, $17, $17)
 ON CONFLICT (site, id) DO UPDATE SET
+    meta_before = CASE WHEN $18::text IS NOT NULL AND b.checked_at IS NOT NULL
+        THEN COALESCE(b.meta_before, `+metaBeforeSQL()+`) ELSE b.meta_before END,
+    meta_job = CASE WHEN $18::text IS NOT NULL AND b.checked_at IS NOT NULL
+        THEN $18::text ELSE b.meta_job END,
     name = EXCLUDED.name,
     author = EXCLUDED.author,
     genre = EXCLUDED.genre,
@@ -343,7 +411,7 @@ ON CONFLICT (site, id) DO UPDATE SET
 WHERE b.checked_at IS NULL OR b.checked_at < EXCLUDED.checked_at`,
 		b.site, b.id, m.Name, m.Author, m.Genre, m.Status, m.Finished, m.UpdateText, m.UpdatedAt,
 		m.Description, m.CoverURL, m.LastChapterTitle, m.LastChapterURL,
-		nullID(m.LastChapterID), m.SourceURL, volumes, e.FetchedAt)
+		nullID(m.LastChapterID), m.SourceURL, volumes, e.FetchedAt, job)
 	if err == nil && n > 0 {
 		w.refreshLastChapter(i, b)
 	}
@@ -484,10 +552,13 @@ WHERE (k.name, k.url, k.position, k.updated_at)
 }
 
 // completeSync records a completed sync on the book (creating a nameless row when its
-// metadata never arrived), drops the refs beyond the new end of a book that shrank and
+// metadata never arrived), raises its high-water mark, drops the metadata its own
+// BookFetched replaced, drops the refs beyond the new end of a book that shrank and
 // refreshes last_chapter_num. A completion older than the stored one changes nothing. A
 // completion that would shrink the book sharply (see ShrinkFloor) changes nothing
-// either: completeSync returns its refusal, also added to the batch's.
+// either but checked_at (the time of the attempt, on a book with metadata), and puts
+// back the metadata its sync replaced: completeSync returns its refusal, also added to
+// the batch's.
 func (w *writer) completeSync(ctx context.Context, i int, b book, e *events.JobEvent) (*Refusal, error) {
 	if err := int32s(e.Chapters, e.TOCPages); err != nil {
 		return nil, fmt.Errorf("completed job %s: %w", e.JobID, err)
@@ -497,11 +568,11 @@ func (w *writer) completeSync(ctx context.Context, i int, b book, e *events.JobE
 	if e.Unchanged {
 		checkedAt = &e.At
 	}
-	var stored, applied int64
+	var stored, peak, applied int64
 	var refused bool
 	read := func(rows pgx.Rows) error {
 		var n int64
-		_, err := pgx.ForEachRow(rows, []any{&stored, &refused, &n}, func() error { return nil })
+		_, err := pgx.ForEachRow(rows, []any{&stored, &peak, &refused, &n}, func() error { return nil })
 		applied = n
 		return err
 	}
@@ -509,32 +580,44 @@ func (w *writer) completeSync(ctx context.Context, i int, b book, e *events.JobE
 	// completion older than the stored sync is never refused, it is only stale.
 	w.query(i, "complete sync of book "+b.String(), read, `
 WITH cur AS (
-    SELECT `+storedSQL+` AS stored,
+    SELECT c.stored, c.peak,
            EXISTS (SELECT 1 FROM books sb WHERE sb.site = $1 AND sb.id = $2 AND sb.synced_at >= $6::timestamptz) AS stale
+    FROM (`+countsSQL+`) c
 ), verdict AS (
-    SELECT stored, NOT stale AND `+refusedSQL("$3::int", "stored")+` AS refused FROM cur
+    SELECT stored, peak, NOT stale AND `+refusedSQL("$3::int", "peak")+` AS refused FROM cur
 ), up AS (
-    INSERT INTO books AS b (site, id, name, chapter_total, toc_pages, sync_job_id, synced_at, checked_at)
-    SELECT $1, $2, '', $3::int, $4::int, $5::text, $6::timestamptz, $7::timestamptz FROM verdict WHERE NOT verdict.refused
+    INSERT INTO books AS b (site, id, name, chapter_total, chapter_peak, toc_pages, sync_job_id, synced_at, checked_at)
+    SELECT $1, $2, '', $3::int, greatest(verdict.peak, $3::int), $4::int, $5::text, $6::timestamptz, $7::timestamptz
+    FROM verdict WHERE NOT verdict.refused
     ON CONFLICT (site, id) DO UPDATE SET
         chapter_total = EXCLUDED.chapter_total,
+        chapter_peak = greatest(b.chapter_peak, EXCLUDED.chapter_peak),
         toc_pages = EXCLUDED.toc_pages,
         sync_job_id = EXCLUDED.sync_job_id,
         synced_at = EXCLUDED.synced_at,
         checked_at = greatest(b.checked_at, EXCLUDED.checked_at),
+        meta_before = CASE WHEN b.meta_job = EXCLUDED.sync_job_id THEN NULL ELSE b.meta_before END,
+        meta_job = CASE WHEN b.meta_job = EXCLUDED.sync_job_id THEN NULL ELSE b.meta_job END,
         updated_at = now()
     WHERE b.synced_at IS NULL OR b.synced_at < EXCLUDED.synced_at
     RETURNING 1
 )
-SELECT stored, refused, (SELECT count(*) FROM up) FROM verdict`,
+SELECT stored, peak, refused, (SELECT count(*) FROM up) FROM verdict`,
 		b.site, b.id, int32(e.Chapters), int32(e.TOCPages), e.JobID, e.At, checkedAt)
 	if _, err := w.flush(ctx); err != nil {
 		return nil, err
 	}
 	w.changed[i] += applied
 	if refused {
-		r := Refusal{Event: i, Site: b.site, BookID: b.id, JobID: e.JobID, Listed: e.Chapters, Stored: int(stored)}
+		r := Refusal{Event: i, Site: b.site, BookID: b.id, JobID: e.JobID, Listed: e.Chapters,
+			Stored: int(stored), Peak: int(peak)}
 		w.refused = append(w.refused, r)
+		w.restoreRefused()
+		// The attempt is the book's last check; it also makes the sync's metadata, should
+		// it come after its completion, older than what the book holds.
+		w.exec(i, "record refused sync of book "+b.String(), `
+UPDATE books SET checked_at = $3, updated_at = now()
+WHERE site = $1 AND id = $2 AND checked_at < $3`, b.site, b.id, e.At)
 		return &r, nil
 	}
 	if applied == 0 {
@@ -547,6 +630,27 @@ WHERE site = $1 AND book_id = $2 AND num > $3 AND (listed_at IS NULL OR listed_a
 		b.site, b.id, int32(e.Chapters), e.At)
 	w.refreshLastChapter(i, b)
 	return nil, nil
+}
+
+// restoreRefused queues, for each refusal found since it last ran, the restore of the
+// metadata that the refused job's BookFetched replaced (books.meta_before, when
+// books.meta_job is that job): the columns of metaColumns as they were, and nothing kept
+// any more. A job refused twice (its last page, then its completion) finds nothing kept
+// the second time, which changes nothing.
+func (w *writer) restoreRefused() {
+	set := make([]string, len(metaColumns))
+	for k, c := range metaColumns {
+		set[k] = c + " = m." + c
+	}
+	for _, r := range w.refused[w.restored:] {
+		w.exec(r.Event, "restore metadata of book "+events.Key(r.Site, r.BookID)+" before refused job "+r.JobID, `
+UPDATE books b SET `+strings.Join(set, ", ")+`, meta_before = NULL, meta_job = NULL, updated_at = now()
+FROM jsonb_populate_record(NULL::books,
+    (SELECT mb.meta_before FROM books mb WHERE mb.site = $1 AND mb.id = $2)) m
+WHERE b.site = $1 AND b.id = $2 AND b.meta_job = $3 AND b.meta_before IS NOT NULL`,
+			r.Site, r.BookID, r.JobID)
+	}
+	w.restored = len(w.refused)
 }
 
 // refusedJob is the history of a completed job whose sync was refused: failed, for the

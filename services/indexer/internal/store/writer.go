@@ -34,7 +34,9 @@ type writer struct {
 	steps   []step    // what each queued statement is, in queue order
 	changed []int64   // Result.Changed
 	refused []Refusal // Result.Refused, in the order found (sorted by settle)
-	toc     map[book]*tocBook
+	// restored counts the refusals whose metadata restore is queued (restoreRefused).
+	restored int
+	toc      map[book]*tocBook
 }
 
 // step describes a queued statement.
@@ -196,7 +198,8 @@ func (w *writer) apply(ctx context.Context, i int, ev events.Payload) (book, err
 // settle queues what a batch's pages say about each book once all of them are written:
 // the page count the newest page reported and the position of the newest chapter, once
 // per book and batch rather than once per page (a sync's pages arrive together). Then
-// it queues the read of the books' states and sends everything.
+// it queues the read of the books' states and sends everything, and then the metadata
+// restores of the last pages that turned out refused (see restoreRefused).
 func (w *writer) settle(ctx context.Context, touched []book) ([]BookState, error) {
 	for _, b := range touched {
 		t := w.toc[b]
@@ -217,6 +220,13 @@ func (w *writer) settle(ctx context.Context, touched []book) ([]BookState, error
 		}, bookStatesSQL, sites, ids)
 	}
 	_, err := w.flush(ctx)
+	if err == nil && w.restored < len(w.refused) {
+		// Last pages refused by the statements just sent, without their completion (a
+		// page fetched out of turn for a reader, or a completion still to come): their
+		// metadata goes back too. That changes nothing the states read.
+		w.restoreRefused()
+		_, err = w.flush(ctx)
+	}
 	// Pages are refused when their statement runs, after later completions maybe.
 	slices.SortStableFunc(w.refused, func(a, b Refusal) int { return cmp.Compare(a.Event, b.Event) })
 	return states, err
@@ -264,6 +274,11 @@ func (w *writer) putTOCPage(i int, bk book, e *events.TOCPageFetched) error {
 	if b.refs.overlaps(e.Chapters) {
 		w.writeTOC(bk)
 	}
+	if len(e.Chapters) == 0 && listedBy(e) != nil {
+		// An empty list on one page writes no ref, so tocSQL cannot refuse it.
+		w.writeTOC(bk)
+		w.judgeEmptyList(i, bk, e)
+	}
 	// On error the whole batch fails: the refs added so far are never written.
 	if err := b.refs.add(i, e); err != nil {
 		return err
@@ -276,6 +291,24 @@ func (w *writer) putTOCPage(i int, bk book, e *events.TOCPageFetched) error {
 		w.writeTOC(bk)
 	}
 	return nil
+}
+
+// judgeEmptyList queues the verdict on page event i, an empty list of one page (which
+// writes nothing), by the rule of ShrinkFloor: refused when the book has held chapters,
+// so that the metadata of its job is put back (see restoreRefused).
+func (w *writer) judgeEmptyList(i int, bk book, e *events.TOCPageFetched) {
+	w.query(i, "judge the empty toc of book "+bk.String(), func(rows pgx.Rows) error {
+		var stored, peak int32
+		var refused bool
+		_, err := pgx.ForEachRow(rows, []any{&stored, &peak, &refused}, func() error {
+			if refused {
+				w.refused = append(w.refused, Refusal{Event: i, Site: bk.site, BookID: bk.id, JobID: e.JobID,
+					Stored: int(stored), Peak: int(peak)})
+			}
+			return nil
+		})
+		return err
+	}, `SELECT c.stored, c.peak, `+refusedSQL("0", "c.peak")+` FROM (`+countsSQL+`) c`, bk.site, bk.id)
 }
 
 // overlaps reports whether refs list a chapter number r holds.
@@ -370,16 +403,16 @@ func (w *writer) writeTOC(bk book) {
 // for the page that listed it; each refused page is added to the batch's refusals.
 func (w *writer) readTOC(bk book, r tocRefs) func(pgx.Rows) error {
 	return func(rows pgx.Rows) error {
-		var num, listed, stored int32
+		var num, listed, stored, peak int32
 		var refused bool
-		_, err := pgx.ForEachRow(rows, []any{&num, &refused, &listed, &stored}, func() error {
+		_, err := pgx.ForEachRow(rows, []any{&num, &refused, &listed, &stored, &peak}, func() error {
 			i := r.event[num]
 			if !refused {
 				w.changed[i]++
 				return nil
 			}
 			w.refused = append(w.refused, Refusal{Event: i, Site: bk.site, BookID: bk.id, JobID: r.jobs[i],
-				Listed: int(listed), Stored: int(stored)})
+				Listed: int(listed), Stored: int(stored), Peak: int(peak)})
 			return nil
 		})
 		return err
@@ -391,7 +424,8 @@ func (w *writer) readTOC(bk book, r tocRefs) func(pgx.Rows) error {
 // sync's chapter count is refused by the rule of ShrinkFloor are not written (the book's
 // stored chapters are counted only when some ref carries a count). It returns the
 // numbers it changed (refused false), then, for each refused page, its first number,
-// the count its sync listed and the chapters stored (refused true).
+// the count its sync listed, the chapters stored and the most the book has held
+// (refused true).
 var tocSQL = `
 WITH r AS (
     SELECT * FROM unnest($3::int[], $4::text[], $5::text[], $6::text[], $7::int[], $8::timestamptz[], $9::int[], $10::int[])
@@ -423,7 +457,7 @@ WHERE (c.listed_at IS NULL OR c.listed_at <= EXCLUDED.listed_at)
       (EXCLUDED.chapter_id, EXCLUDED.title, EXCLUDED.url, EXCLUDED.title_num, EXCLUDED.listed_at, EXCLUDED.toc_page)
 RETURNING c.num
 )
-SELECT num, false, 0, 0 FROM ins
+SELECT num, false, 0, 0, 0 FROM ins
 UNION ALL
-SELECT min(num), true, max(listed), (SELECT ` + storedSQL + `)
+SELECT min(num), true, max(listed), (SELECT c.stored FROM (` + countsSQL + `) c), (SELECT c.peak FROM (` + countsSQL + `) c)
 FROM v WHERE refused GROUP BY toc_page, listed_at`

@@ -103,7 +103,9 @@ const (
 	// BucketCrawls holds each crawl's progress under its id.
 	BucketCrawls = "xsw_crawls"
 	// BucketClaims holds, under a book's Key, the claim of the one job syncing it now,
-	// cluster-wide (a SyncClaim); see ClaimTTL.
+	// cluster-wide (a SyncClaim); see ClaimTTL. Under Key + ".reader" a fetcher that hands a
+	// job back while a reader waits for it leaves a short-lived mark, which the next claim
+	// of the book takes, so that the retry runs at reader priority.
 	BucketClaims = "xsw_claims"
 )
 

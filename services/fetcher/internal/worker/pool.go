@@ -306,7 +306,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	// book before anything else. The claim is taken before the de-duplication check, so
 	// that a job ending just now (which records its sync before releasing its claim) is
 	// seen by one or the other.
-	stopBeat := p.keepAlive(msg, nil)
+	stopBeat := p.keepAlive(msg, nil, nil)
 	cl, err := p.claim(ctx, j)
 	stopBeat()
 	switch {
@@ -339,8 +339,11 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	_ = p.publishJob(ctx, events.JobStarted, j, nil)
 	log.Info("sync started")
 
-	stopBeat = p.keepAlive(msg, cl)
-	res, err := p.syncer.Sync(ctx, j)
+	// The sync stops when the claim is lost: another job may be syncing the book then.
+	syncCtx, stopSync := context.WithCancelCause(ctx)
+	defer stopSync(nil)
+	stopBeat = p.keepAlive(msg, cl, stopSync)
+	res, err := p.syncer.Sync(syncCtx, j)
 	var perr error
 	if err == nil {
 		// Still under the heartbeat: a patient publish must not outlast AckWait.
@@ -349,13 +352,17 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		})
 	}
 	stopBeat()
+	lost := context.Cause(syncCtx)
+	if !errors.Is(lost, errClaimLost) {
+		lost = nil
+	}
 
 	switch {
 	case err == nil:
 		if perr != nil {
 			log.Warn("sync fetched but not announced; retrying", "err", perr)
 			p.observe(j, metrics.Retrying)
-			_ = msg.NakWithDelay(p.backoff(j.Attempt))
+			p.handBack(ctx, msg, log, cl, p.backoff(j.Attempt))
 			return
 		}
 		if _, kerr := p.synced.Put(ctx, events.Key(req.Site, req.BookID), events.SyncedValue(time.Now())); kerr != nil {
@@ -369,7 +376,15 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	case ctx.Err() != nil:
 		// Shutting down past the drain timeout: hand the job back at once.
 		log.Info("sync interrupted by shutdown; handed back", "err", err)
-		_ = msg.Nak()
+		p.handBack(ctx, msg, log, cl, 0)
+	case lost != nil:
+		// Not the book's failure, whatever the attempt: the next delivery finds the book
+		// claimed or recently synced by the job that has it now, or syncs it.
+		delay := p.backoff(j.Attempt)
+		log.Warn("sync stopped: the book's claim was lost; handed back", "err", lost, "retry_in", delay.Round(time.Millisecond))
+		_ = p.publishJob(ctx, events.JobRetrying, j, func(e *events.JobEvent) { e.Error = lost.Error() })
+		p.observe(j, metrics.Retrying)
+		p.handBack(ctx, msg, log, cl, delay)
 	case permanent(err):
 		p.giveUp(ctx, msg, log, j, err, true)
 	case j.Attempt >= p.cfg.MaxAttempts:
@@ -379,8 +394,22 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		log.Warn("sync failed; will retry", "err", err, "retry_in", delay.Round(time.Millisecond))
 		_ = p.publishJob(ctx, events.JobRetrying, j, func(e *events.JobEvent) { e.Error = err.Error() })
 		p.observe(j, metrics.Retrying)
-		_ = msg.NakWithDelay(delay)
+		p.handBack(ctx, msg, log, cl, delay)
 	}
+}
+
+// handBack hands a job that holds its book's claim back for a retry after delay (at
+// once when 0). A reader's flag on the claim is left beside it first (claim.markReader):
+// the claim is released when the job ends, and the retry may come in a lower lane.
+func (p *Pool) handBack(ctx context.Context, msg jetstream.Msg, log *slog.Logger, cl *claim, delay time.Duration) {
+	if err := cl.markReader(ctx); err != nil {
+		log.Warn("the retry may not know a reader waits", "err", err)
+	}
+	if delay <= 0 {
+		_ = msg.Nak()
+		return
+	}
+	_ = msg.NakWithDelay(delay)
 }
 
 // giveUp dead-letters the request, announces the failure and terminates the message. If
@@ -458,14 +487,17 @@ func (p *Pool) lastSynced(ctx context.Context, siteID, bookID string) (time.Time
 
 // keepAlive tells the server the job is still running, well within AckWait, and renews
 // the job's claim (when it holds one) well within events.ClaimTTL, until the returned
-// function is called.
-func (p *Pool) keepAlive(msg jetstream.Msg, cl *claim) (stop func()) {
+// function is called. A renewal that fails for a while is tried again every
+// claimRetry; when the claim is lost, keepAlive calls lost with the cause and renews no
+// more.
+func (p *Pool) keepAlive(msg jetstream.Msg, cl *claim, lost context.CancelCauseFunc) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(min(p.cfg.AckWait, events.ClaimTTL) / 3)
+		beat := min(p.cfg.AckWait, events.ClaimTTL) / 3
+		t := time.NewTicker(beat)
 		defer t.Stop()
 		for {
 			select {
@@ -473,18 +505,31 @@ func (p *Pool) keepAlive(msg jetstream.Msg, cl *claim) (stop func()) {
 				return
 			case <-t.C:
 				_ = msg.InProgress()
-				if cl != nil {
-					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-					if !cl.renew(ctx) {
-						p.logger.Warn("the book's claim was lost", "key", cl.key, "job_id", cl.job)
-					}
-					cancel()
+				if cl == nil {
+					continue
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				err := cl.renew(ctx)
+				cancel()
+				switch {
+				case err == nil:
+					t.Reset(beat)
+				case errors.Is(err, errClaimLost):
+					p.logger.Warn("the book's claim was lost; stopping the job", "key", cl.key, "job_id", cl.job, "err", err)
+					lost(err)
+					cl = nil
+				default:
+					p.logger.Warn("renew the book's claim; trying again", "key", cl.key, "job_id", cl.job, "err", err)
+					t.Reset(min(beat, claimRetry))
 				}
 			}
 		}
 	}()
 	return func() { close(done); wg.Wait() }
 }
+
+// claimRetry is how soon a claim that could not be renewed is tried again.
+const claimRetry = time.Second
 
 // claim takes the book of j for j (see claims). A forced request waits for a sync in
 // flight to end, then runs; any other returns errClaimed. While the claims bucket is

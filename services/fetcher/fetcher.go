@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -59,7 +60,10 @@ type Config struct {
 	// MaxPageBytes bounds a fetched page (MAX_PAGE_BYTES): with every page a fetcher may
 	// hold at once (BG_JOB_WORKERS per site, and RPCConcurrency calls) it bounds the
 	// memory pages take; see DefaultMaxPageBytes.
-	MaxPageBytes    int64
+	MaxPageBytes int64
+	// UserAgent is sent to every site (USER_AGENT; empty: source.DefaultUserAgent(), with
+	// this build's version). The client is honest: the value must name the project ("xsw")
+	// and must not start like a browser's ("Mozilla/").
 	UserAgent       string
 	Workers         int
 	MaxAttempts     int
@@ -136,6 +140,10 @@ func (c Config) validateVars() error {
 		config.Check(c.MaxPageBytes >= 64<<10 && c.MaxPageBytes <= 16<<20, "MAX_PAGE_BYTES", "want 65536 to 16777216, got %d", c.MaxPageBytes),
 		config.Check(c.CircuitFailures >= 1, "CIRCUIT_FAILURES", "want >= 1, got %d", c.CircuitFailures),
 		config.Check(c.InteractiveMaxWait > 0, "INTERACTIVE_MAX_WAIT", "want > 0, got %v", c.InteractiveMaxWait),
+		config.Check(c.UserAgent == "" || strings.Contains(strings.ToLower(c.UserAgent), "xsw"), "USER_AGENT",
+			"want a value naming the project (xsw) and how to reach whoever runs it, got %q", c.UserAgent),
+		config.Check(!strings.HasPrefix(strings.ToLower(c.UserAgent), "mozilla/"), "USER_AGENT",
+			"want the project's own name, not a browser's (Mozilla/…), got %q", c.UserAgent),
 	)
 }
 
@@ -241,6 +249,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	g.Go(func() error { return calls.Run(gctx) })
 	g.Go(func() error { return crawler.Run(gctx) })
 	g.Go(func() error { return heartbeat(gctx, js, cfg, pool, served, logger) })
+	g.Go(func() error { return served.Probe(gctx, logger) })
 	g.Go(func() error { return m.Watch(gctx, js, cfg.ReplicaID, metricsRefresh, logger) })
 	g.Go(func() error { return service.ServeHealth(gctx, ln, service.NATSReady(nc), reg, logger) })
 	err = g.Wait()
@@ -249,7 +258,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 }
 
 // heartbeat keeps this fetcher's entry in the fetchers bucket fresh until ctx ends, then
-// removes it. Each beat also writes every served site's state to the sites bucket.
+// removes it. Each beat also writes every served site's state to the sites bucket; a
+// site that starts or stops refusing us is written at once, so that readers hear of it
+// from the gateways without waiting for the next beat.
 func heartbeat(ctx context.Context, js jetstream.JetStream, cfg Config, pool *worker.Pool, served *sites.Set, logger *slog.Logger) error {
 	kv, err := js.KeyValue(ctx, events.BucketFetchers)
 	if err != nil {
@@ -294,6 +305,8 @@ func heartbeat(ctx context.Context, js jetstream.JetStream, cfg Config, pool *wo
 	for {
 		select {
 		case <-t.C:
+			beat(ctx, false)
+		case <-served.Changed():
 			beat(ctx, false)
 		case <-pool.Changed():
 			// Jobs started or ended: beat now, at most four times a second.

@@ -45,6 +45,35 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 }
 
+// TestUserAgentMustBeHonest: USER_AGENT must name the project and must not pass for a
+// browser; unset, the default (which does both) is used.
+func TestUserAgentMustBeHonest(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, ua string
+		ok       bool
+	}{
+		{"unset", "", true},
+		{"the project's with a contact", "xsw-precache/1.0 (+mailto:ops@example.org)", true},
+		{"named in capitals", "XSW mirror of example.org (+https://example.org/bot)", true},
+		{"anonymous", "curl/8.5.0", false},
+		{"a browser's", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36", false},
+		{"a browser's naming the project", "Mozilla/5.0 (compatible; xsw-precache/1.0)", false},
+		{"a browser's in lower case", "mozilla/5.0 xsw", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ConfigFromEnv(config.Map(map[string]string{"USER_AGENT": tt.ua}))
+			if tt.ok && err != nil {
+				t.Errorf("USER_AGENT=%q: %v", tt.ua, err)
+			}
+			if !tt.ok && (err == nil || !strings.Contains(err.Error(), "USER_AGENT")) {
+				t.Errorf("USER_AGENT=%q: err = %v, want it refused and named", tt.ua, err)
+			}
+		})
+	}
+}
+
 // TestSharedVariablesRefused: the fetcher refuses a bad value of a variable every
 // service reads with the same error as the others, the core's.
 func TestSharedVariablesRefused(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/config"
 	"github.com/xswtw/xsw/platform/natstest"
 )
@@ -117,5 +118,98 @@ func TestHeartbeatReportsEverySite(t *testing.T) {
 		if !strings.Contains(string(raw), field) {
 			t.Errorf("site info %s lacks %s", raw, field)
 		}
+	}
+}
+
+// TestSiteStateIsPublishedAtOnce: a fetcher writes a site's state to the sites bucket as
+// soon as it sees the site start or stop refusing us, well within a heartbeat period
+// (events.FetcherHeartbeatTTL/3), so that gateways tell readers at once.
+func TestSiteStateIsPublishedAtOnce(t *testing.T) {
+	t.Parallel()
+	const within = time.Second
+	tests := []struct {
+		name string
+		// seed is the site's shared politeness entry at start, if any.
+		seed func() string
+		// refusing is whether the site refuses us.
+		refusing bool
+		// request is a reader's book the test asks for, if any.
+		request string
+		want    string
+	}{
+		{name: "refusal starts", refusing: true, request: "1", want: events.SiteRefused},
+		{name: "refusal ends", seed: func() string {
+			return fmt.Sprintf(`{"next":0,"factor":1,"failures":0,"open_until":0,"opens":0,"refused":"xsw: refused, HTTP 403","probe_at":%d}`,
+				time.Now().Add(1500*time.Millisecond).UnixNano())
+		}, want: events.SiteOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ns := natstest.Start(t)
+			answered := make(chan time.Time, 16)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				// Answer after the fetcher's beat for the job's start.
+				select {
+				case <-time.After(500 * time.Millisecond):
+				case <-r.Context().Done():
+					return
+				}
+				if tt.refusing {
+					w.WriteHeader(http.StatusForbidden)
+				} else {
+					_, _ = w.Write([]byte("<html></html>"))
+				}
+				answered <- time.Now()
+			}))
+			defer srv.Close()
+			if tt.seed != nil {
+				kv, err := ns.JS.KeyValue(t.Context(), events.BucketPoliteness)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := kv.Put(t.Context(), "site.xsw", []byte(tt.seed())); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg, err := ConfigFromEnv(config.Map(map[string]string{
+				"NATS_URL": ns.URL, "BASE_URL": srv.URL, "FETCHER_HEALTH_ADDR": "127.0.0.1:0", "FETCHER_ID": "state-test",
+				"CIRCUIT_COOLDOWN": "1m", "SHUTDOWN_TIMEOUT": "1s",
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sitesKV, err := ns.JS.KeyValue(t.Context(), events.BucketSites)
+			if err != nil {
+				t.Fatal(err)
+			}
+			run(t, cfg)
+			if tt.request != "" {
+				r := events.NewBookRequested("xsw", tt.request, events.LaneInteractive, 100, false, "test", time.Now())
+				if _, err := broker.Publish(t.Context(), ns.JS, r.Subject(), r.MsgID(), &r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var at time.Time
+			select {
+			case at = <-answered:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the site was never asked")
+			}
+			deadline := at.Add(events.FetcherHeartbeatTTL / 3)
+			for {
+				var info events.SiteInfo
+				if e, err := sitesKV.Get(t.Context(), "xsw"); err == nil && events.Decode(e.Value(), &info) == nil && info.State == tt.want {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the sites bucket did not say %s within a heartbeat period", tt.want)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if took := time.Since(at); took > within {
+				t.Errorf("the sites bucket said %s %v after the site's answer, want within %v", tt.want, took.Round(time.Millisecond), within)
+			}
+		})
 	}
 }

@@ -37,7 +37,30 @@ const (
 	// for a refusing site: while the next probe is not due it gets the *RefusedError at
 	// once; when it is due, it may be the probe.
 	BackgroundOrRefused
+	// Demoted is a reader's work that goes at background pace: the pages of a reader's
+	// job beyond its interactive share (events.InteractivePagesPerBook), and its pages
+	// that the site refused, or found busy or its circuit open, at interactive priority.
+	// Like Background it waits out refusals (it may be the probe), open circuits and
+	// Retry-After, and only takes a slot that is free now; unlike Background it is not
+	// background work for BackgroundShare: it neither counts as such nor takes the slot
+	// kept for it.
+	Demoted
 )
+
+// String names the priority, for logs and tests.
+func (p Priority) String() string {
+	switch p {
+	case Background:
+		return "background"
+	case Interactive:
+		return "interactive"
+	case BackgroundOrRefused:
+		return "background-or-refused"
+	case Demoted:
+		return "demoted"
+	}
+	return fmt.Sprintf("Priority(%d)", int(p))
+}
 
 // ErrCircuitOpen is returned to interactive requests while the circuit is open; background
 // requests wait for it to close instead.
@@ -102,6 +125,10 @@ type Config struct {
 	// InteractiveMaxWait bounds how far ahead an interactive request may book its slot
 	// (INTERACTIVE_MAX_WAIT); beyond it the request gets a *BusyError. Zero: no bound.
 	InteractiveMaxWait time.Duration
+	// OnRefusal, when set, is called when this limiter sees the site start (refused true)
+	// or stop refusing us, in the shared entry as it read or wrote it: the site's state
+	// can be published at once rather than at the next heartbeat. It must not block.
+	OnRefusal func(refused bool)
 }
 
 func (c *Config) defaults() {
@@ -172,7 +199,9 @@ type Limiter struct {
 
 	// turn lets one background worker of this process contend for the shared entry at a
 	// time; the others queue here instead of multiplying compare-and-set conflicts.
-	turn chan struct{}
+	// Demoted work queues apart (demotedTurn): it must not hold the turn while background
+	// work waits for the slot kept for it.
+	turn, demotedTurn chan struct{}
 
 	mu   sync.Mutex
 	last state
@@ -183,7 +212,7 @@ func New(kv jetstream.KeyValue, key string, cfg Config) *Limiter {
 	cfg.defaults()
 	return &Limiter{
 		kv: kv, key: key, cfg: cfg, now: time.Now, sleep: sleepCtx,
-		turn: make(chan struct{}, 1), last: state{Factor: 1},
+		turn: make(chan struct{}, 1), demotedTurn: make(chan struct{}, 1), last: state{Factor: 1},
 	}
 }
 
@@ -205,9 +234,13 @@ func (l *Limiter) book(ctx context.Context, p Priority) (time.Time, error) {
 		return l.now(), ctx.Err()
 	}
 	if p != Interactive {
+		turn := l.turn
+		if p == Demoted {
+			turn = l.demotedTurn
+		}
 		select {
-		case l.turn <- struct{}{}:
-			defer func() { <-l.turn }()
+		case turn <- struct{}{}:
+			defer func() { <-turn }()
 		case <-ctx.Done():
 			return time.Time{}, ctx.Err()
 		}
@@ -239,9 +272,7 @@ func (l *Limiter) book(ctx context.Context, p Priority) (time.Time, error) {
 				continue
 			}
 			// This request is the probe: nobody else's goes out before the next one is due.
-			st.ProbeAt = now + int64(l.cooldown(st.Probes))
-			st.Next = now + int64(float64(l.cfg.Interval)*st.Factor)
-			st.Probing = true
+			l.claimProbe(&st, now)
 			ok, err := l.store(ctx, st, rev)
 			if err != nil {
 				return time.Time{}, err
@@ -262,7 +293,17 @@ func (l *Limiter) book(ctx context.Context, p Priority) (time.Time, error) {
 		}
 		step := int64(float64(l.cfg.Interval) * st.Factor)
 		var slot int64
-		if p == Background {
+		if p == Demoted {
+			// Only a slot free now, and never the one kept for background work: that one
+			// lies before st.Next, where interactive requests put it.
+			if slot = max(now, st.Next); slot > now {
+				if err := l.sleep(ctx, time.Duration(min(slot-now, backgroundLook*step))); err != nil {
+					return time.Time{}, err
+				}
+				continue
+			}
+			st.Next = slot + step
+		} else if p == Background {
 			var wait int64
 			slot, wait = l.backgroundSlot(&st, now, step)
 			if wait > 0 {
@@ -335,6 +376,41 @@ func (l *Limiter) backgroundSlot(st *state, now, step int64) (slot, wait int64) 
 	st.LastBg = slot
 	st.Next = slot + step
 	return slot, 0
+}
+
+// claimProbe books the probe of a refusing site in st at now: nobody else's request
+// goes out before the next one is due.
+func (l *Limiter) claimProbe(st *state, now int64) {
+	st.ProbeAt = now + int64(l.cooldown(st.Probes))
+	st.Next = now + int64(float64(l.cfg.Interval)*st.Factor)
+	st.Probing = true
+}
+
+// TryProbe books the probe of a refusing site if it is due now, without waiting: it
+// reports false, booking nothing, while the site does not refuse us, its next probe is
+// not due, or the site's Retry-After or an open circuit holds the probe back. Probes
+// booked here and those of background work share one schedule, so that at most one
+// request per cooldown asks a refusing site, cluster-wide. The caller that got true
+// makes the request and reports its outcome (Refuse or Report).
+func (l *Limiter) TryProbe(ctx context.Context) (bool, error) {
+	if l.Disabled() {
+		return false, nil
+	}
+	for {
+		st, rev, err := l.load(ctx)
+		if err != nil {
+			return false, err
+		}
+		now := l.now().UnixNano()
+		if st.Refused == "" || st.ProbeAt > now || max(st.Next, st.OpenUntil) > now {
+			return false, nil
+		}
+		l.claimProbe(&st, now)
+		ok, err := l.store(ctx, st, rev)
+		if err != nil || ok {
+			return ok, err
+		}
+	}
 }
 
 // backgroundLook is how many intervals a waiting background request sleeps at most
@@ -498,8 +574,12 @@ func (l *Limiter) store(ctx context.Context, st state, rev uint64) (ok bool, err
 
 func (l *Limiter) remember(st state) {
 	l.mu.Lock()
+	changed := (l.last.Refused != "") != (st.Refused != "")
 	l.last = st
 	l.mu.Unlock()
+	if changed && l.cfg.OnRefusal != nil {
+		l.cfg.OnRefusal(st.Refused != "")
+	}
 }
 
 // sleepCtx is clock.Sleep as an error: the context's when it ended first.

@@ -3,8 +3,10 @@ package politeness
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -418,5 +420,201 @@ func TestProbeRespectsRetryAfter(t *testing.T) {
 	// Work that would rather step aside hears of the refusal at once.
 	if err := l.Wait(ctx, BackgroundOrRefused); !errors.Is(err, ErrRefused) {
 		t.Errorf("BackgroundOrRefused while a probe is not due: %v, want ErrRefused", err)
+	}
+}
+
+// TestDemotedLeavesBackgroundItsShare: readers in three processes book every slot they
+// can while background work and demoted readers' work wait, the demoted work in the
+// background worker's own process. Background work still gets at least one slot in
+// BackgroundShare: demoted work neither takes the slot kept for it nor counts as it,
+// nor holds up its turn in the process.
+func TestDemotedLeavesBackgroundItsShare(t *testing.T) {
+	const interval = 20 * time.Millisecond
+	ls := limiters(t, 3, Config{Interval: interval})
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var slots []time.Time
+	count := map[Priority]int{}
+	var wg sync.WaitGroup
+	book := func(l *Limiter, p Priority) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				slot, err := l.book(ctx, p)
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				slots = append(slots, slot)
+				count[p]++
+				mu.Unlock()
+			}
+		}()
+	}
+	book(ls[0], Background)
+	for range 3 {
+		book(ls[0], Demoted)
+	}
+	for _, l := range ls {
+		for range 3 {
+			book(l, Interactive)
+		}
+	}
+	wg.Wait()
+	if len(slots) < 100 {
+		t.Fatalf("%d slots in 3s at one per 20ms", len(slots))
+	}
+	if count[Background]*BackgroundShare < len(slots)-BackgroundShare {
+		t.Errorf("background work had %d of %d slots (demoted work %d), want at least one in %d", count[Background], len(slots), count[Demoted], BackgroundShare)
+	}
+	sort.Slice(slots, func(i, j int) bool { return slots[i].Before(slots[j]) })
+	for i := 1; i < len(slots); i++ {
+		if gap := slots[i].Sub(slots[i-1]); gap < interval-time.Millisecond {
+			t.Fatalf("slots %d and %d are %v apart, under the interval", i-1, i, gap)
+		}
+	}
+	t.Logf("%d slots: %v", len(slots), count)
+}
+
+// TestDemotedWaitsLikeBackground: demoted work is never told the site refuses us, is
+// busy or has its circuit open: it waits each out, as background work does, and while
+// the site refuses us it may be the probe.
+func TestDemotedWaitsLikeBackground(t *testing.T) {
+	const cooldown = 200 * time.Millisecond
+	tests := []struct {
+		name     string
+		failures int // FailureThreshold
+		setup    func(ctx context.Context, l *Limiter) error
+		reader   error // what an interactive request hears meanwhile
+	}{
+		{"refused", 5, func(ctx context.Context, l *Limiter) error { return l.Refuse(ctx, "refused, HTTP 403") }, ErrRefused},
+		{"circuit open", 1, func(ctx context.Context, l *Limiter) error { return l.Report(ctx, Failed, 0) }, ErrCircuitOpen},
+		{"Retry-After beyond a reader's wait", 5, func(ctx context.Context, l *Limiter) error { return l.Report(ctx, Throttled, cooldown) }, ErrBusy},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := limiters(t, 1, Config{Interval: cooldown / 4, FailureThreshold: tt.failures, Cooldown: cooldown, MaxCooldown: cooldown,
+				InteractiveMaxWait: cooldown / 2})[0]
+			ctx := t.Context()
+			if err := tt.setup(ctx, l); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Wait(ctx, Interactive); !errors.Is(err, tt.reader) {
+				t.Fatalf("interactive Wait = %v, want %v", err, tt.reader)
+			}
+			start := time.Now()
+			if err := l.Wait(ctx, Demoted); err != nil {
+				t.Fatalf("demoted Wait = %v, want it to wait and go", err)
+			}
+			if waited := time.Since(start); waited < cooldown/2 {
+				t.Errorf("demoted work went out after %v, want it to wait about %v", waited.Round(time.Millisecond), cooldown)
+			}
+		})
+	}
+}
+
+// TestTryProbe: a prober books the probe of a refusing site only when it is due, never
+// while the site does not refuse us or its Retry-After runs, and probers in three
+// processes together book at most one per cooldown.
+func TestTryProbe(t *testing.T) {
+	const cooldown = 300 * time.Millisecond
+	ls := limiters(t, 3, Config{Interval: time.Millisecond, Cooldown: cooldown, MaxCooldown: cooldown})
+	ctx := t.Context()
+	if ok, err := ls[0].TryProbe(ctx); ok || err != nil {
+		t.Fatalf("TryProbe of a site that does not refuse us = %v, %v; want false", ok, err)
+	}
+	if err := ls[0].Refuse(ctx, "refused, HTTP 403"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := ls[1].TryProbe(ctx); ok || err != nil {
+		t.Fatalf("TryProbe before the probe is due = %v, %v; want false", ok, err)
+	}
+	run, cancel := context.WithTimeout(ctx, 5*cooldown/2)
+	defer cancel()
+	var mu sync.Mutex
+	var probes []time.Time
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for run.Err() == nil {
+				if ok, _ := l.TryProbe(run); ok {
+					mu.Lock()
+					probes = append(probes, time.Now())
+					mu.Unlock()
+					_ = l.Refuse(context.WithoutCancel(run), "refused, HTTP 403")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(probes) < 1 || len(probes) > 3 {
+		t.Fatalf("%d probes in 2.5 cooldowns, want 1 to 3 (one per cooldown)", len(probes))
+	}
+	sort.Slice(probes, func(i, j int) bool { return probes[i].Before(probes[j]) })
+	for i := 1; i < len(probes); i++ {
+		if gap := probes[i].Sub(probes[i-1]); gap < cooldown*9/10 {
+			t.Errorf("probes %v apart, want at least the cooldown %v", gap, cooldown)
+		}
+	}
+	// A probe falling due while the site's Retry-After runs waits for it.
+	l := limiters(t, 1, Config{Interval: time.Millisecond, Cooldown: time.Millisecond, MaxCooldown: time.Millisecond})[0]
+	if err := l.Report(ctx, Throttled, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Refuse(ctx, "refused, HTTP 403"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if ok, err := l.TryProbe(ctx); ok || err != nil {
+		t.Errorf("TryProbe within the site's Retry-After = %v, %v; want false", ok, err)
+	}
+}
+
+// TestOnRefusal: a limiter tells when it sees the site start or stop refusing us, in
+// what it wrote or what it read of another process's writes, once per change.
+func TestOnRefusal(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	cfg := Config{Interval: time.Millisecond}
+	ls := make([]*Limiter, 2)
+	for i, l := range limiters(t, 2, cfg) {
+		name := []string{"a", "b"}[i]
+		l.cfg.OnRefusal = func(refused bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			seen = append(seen, fmt.Sprintf("%s:%v", name, refused))
+		}
+		ls[i] = l
+	}
+	ctx := t.Context()
+	steps := []struct {
+		name string
+		do   func() error
+		want string
+	}{
+		{"a is refused", func() error { return ls[0].Refuse(ctx, "refused, HTTP 403") }, "a:true"},
+		{"a is refused again", func() error { return ls[0].Refuse(ctx, "refused, HTTP 403") }, ""},
+		{"b reads it", func() error { return ls[1].Refresh(ctx) }, "b:true"},
+		{"b reads it again", func() error { return ls[1].Refresh(ctx) }, ""},
+		{"b's request succeeds", func() error { return ls[1].Report(ctx, Success, 0) }, "b:false"},
+		{"a reads it", func() error { return ls[0].Refresh(ctx) }, "a:false"},
+	}
+	for _, st := range steps {
+		mu.Lock()
+		seen = nil
+		mu.Unlock()
+		if err := st.do(); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		if got := strings.Join(seen, " "); got != st.want {
+			t.Errorf("%s: told %q, want %q", st.name, got, st.want)
+		}
+		mu.Unlock()
 	}
 }

@@ -8,13 +8,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/clock"
 	"github.com/xswtw/xsw/platform/config"
 	"github.com/xswtw/xsw/services/fetcher/internal/politeness"
 	"github.com/xswtw/xsw/services/fetcher/internal/source"
@@ -75,6 +78,8 @@ func (s *Site) Info(fetcherID string, at time.Time) events.SiteInfo {
 type Set struct {
 	list []*Site
 	byID map[string]*Site
+	// changed is sent on (without blocking) when a site starts or stops refusing us.
+	changed chan struct{}
 }
 
 // NewSet returns the set of sites, the first the default.
@@ -90,6 +95,58 @@ func NewSet(sites ...*Site) *Set {
 func (s *Set) Get(id string) (*Site, bool) {
 	st, ok := s.byID[id]
 	return st, ok
+}
+
+// Changed is sent on when a site of a set built by Open starts or stops refusing us, as
+// its limiter saw it: the sites' state is then worth publishing at once, rather than at
+// the next heartbeat. A burst of changes may be sent as one.
+func (s *Set) Changed() <-chan struct{} { return s.changed }
+
+// probeLook is how often a site's prober looks at what the site's limiter last saw, and
+// at most how long it sleeps before a due probe.
+const probeLook = time.Second
+
+// Probe runs until ctx ends, asking the site whether it lets us in again while it
+// refuses us: whenever the next probe is due, it books it (Client.Probe: at most one
+// request per cooldown asks, cluster-wide, whoever books it) and asks for the site's
+// home page. A refusal again puts the next probe a longer cooldown away; a page ends the
+// refusal for every fetcher. So a refusal ends when the site lets us in again even when
+// no queued work would probe it (readers' requests only hear of it).
+func (s *Site) Probe(ctx context.Context, logger *slog.Logger) {
+	logger = logger.With("site", s.ID)
+	for {
+		wait := probeLook
+		if snap := s.Limiter.Snapshot(); snap.Refused != "" {
+			if d := time.Until(snap.Probe); d > 0 {
+				wait = min(d, probeLook)
+			} else {
+				probed, err := s.Client.Probe(ctx, s.Source.HomeURL())
+				switch {
+				case ctx.Err() != nil:
+					return
+				case probed && s.Limiter.Refused() == "":
+					logger.Info("the site lets us in again")
+				case errors.Is(err, politeness.ErrRefused):
+					logger.Info("the site still refuses us", "err", err, "next_probe", s.Limiter.Snapshot().Probe.UTC())
+				case err != nil:
+					logger.Warn("probe of a refusing site", "err", err)
+				}
+			}
+		}
+		if !clock.Sleep(ctx, wait) {
+			return
+		}
+	}
+}
+
+// Probe runs the prober of every site (Site.Probe) until ctx ends.
+func (s *Set) Probe(ctx context.Context, logger *slog.Logger) error {
+	var wg sync.WaitGroup
+	for _, st := range s.list {
+		wg.Go(func() { st.Probe(ctx, logger) })
+	}
+	wg.Wait()
+	return nil
 }
 
 // All returns the sites, the default first.
@@ -113,7 +170,8 @@ type Config struct {
 	Sources config.Sources
 	// Adapters hold an adapter for each of them.
 	Adapters site.Registry
-	// Politeness tunes every site's limiter; its Interval is each site's RateLimit.
+	// Politeness tunes every site's limiter; its Interval is each site's RateLimit. Its
+	// OnRefusal, when set, is called besides telling the set's Changed.
 	Politeness politeness.Config
 	// Client configures every site's client; its Observe is replaced by Observe.
 	Client source.Config
@@ -138,6 +196,16 @@ func Open(ctx context.Context, kv jetstream.KeyValue, cfg Config) (*Set, error) 
 		return nil, errors.New("no site to serve")
 	}
 	var list []*Site
+	changed := make(chan struct{}, 1)
+	onRefusal := func(refused bool) {
+		select {
+		case changed <- struct{}{}:
+		default: // one is pending already
+		}
+		if cfg.Politeness.OnRefusal != nil {
+			cfg.Politeness.OnRefusal(refused)
+		}
+	}
 	for _, src := range cfg.Sources {
 		a, err := cfg.Adapters.Lookup(src.ID)
 		if err != nil {
@@ -155,7 +223,7 @@ func Open(ctx context.Context, kv jetstream.KeyValue, cfg Config) (*Set, error) 
 			adoptLegacyBooking(ctx, kv, LimiterKey(src.ID), legacyLimiterKey(base))
 		}
 		pc := cfg.Politeness
-		pc.Interval = src.RateLimit
+		pc.Interval, pc.OnRefusal = src.RateLimit, onRefusal
 		limiter := politeness.New(kv, LimiterKey(src.ID), pc)
 		cc := cfg.Client
 		cc.Observe, cc.Site = nil, src.ID
@@ -167,7 +235,9 @@ func Open(ctx context.Context, kv jetstream.KeyValue, cfg Config) (*Set, error) 
 			ID: src.ID, Source: adapted, Client: source.New(base, limiter, cc), Limiter: limiter, RateLimit: src.RateLimit,
 		})
 	}
-	return NewSet(list...), nil
+	set := NewSet(list...)
+	set.changed = changed
+	return set, nil
 }
 
 // legacyLimiterKey is the key m.xsw.tw's requests were booked under before sites had

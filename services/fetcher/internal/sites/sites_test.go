@@ -1,7 +1,10 @@
 package sites
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -207,5 +210,109 @@ func TestUpgradeKeepsTheLegacyBooking(t *testing.T) {
 	}
 	if e, _ := kv.Get(t.Context(), LimiterKey("xsw")); string(e.Value()) != legacy {
 		t.Errorf("xsw's booking rewritten from the legacy key: %s", e.Value())
+	}
+}
+
+// TestProberEndsARefusal: a site refuses us and no work is queued for it. The probers of
+// two fetchers ask its home page at most once per cooldown between them, and once the
+// site lets us in again the refusal ends for both, with no request from anyone else.
+func TestProberEndsARefusal(t *testing.T) {
+	const cooldown = 300 * time.Millisecond
+	ns := natstest.Start(t)
+	kv, err := ns.JS.KeyValue(t.Context(), events.BucketPoliteness)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var asked []time.Time
+	var paths []string
+	refusing := true
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		asked, paths = append(asked, time.Now()), append(paths, r.URL.Path)
+		if refusing {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		_, _ = w.Write([]byte("<html></html>"))
+	}))
+	defer srv.Close()
+	open := func() *Set {
+		t.Helper()
+		set, err := Open(t.Context(), kv, Config{
+			Sources:    config.Sources{{ID: "xsw", URL: srv.URL, RateLimit: 10 * time.Millisecond}},
+			Adapters:   registry(t),
+			Politeness: politeness.Config{Cooldown: cooldown, MaxCooldown: cooldown},
+			Client:     source.Config{Timeout: 2 * time.Second},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return set
+	}
+	fetchers := []*Set{open(), open()}
+	// A reader's request is refused: the site refuses us, and the set says so at once.
+	first := fetchers[0].Default()
+	if _, err := first.Client.Get(t.Context(), first.Source.BookURL("1"), politeness.Interactive); !errors.Is(err, politeness.ErrRefused) {
+		t.Fatalf("first request = %v, want the refusal", err)
+	}
+	select {
+	case <-fetchers[0].Changed():
+	default:
+		t.Error("the set did not say that a site started refusing us")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for _, set := range fetchers {
+		if err := set.Default().Limiter.Refresh(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { _ = set.Probe(ctx, slog.New(slog.DiscardHandler)) })
+	}
+	defer func() { cancel(); wg.Wait() }()
+
+	// The site goes on refusing for a few cooldowns, then lets us in.
+	waitFor(t, 3*time.Second, "three requests to the refusing site", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(asked) >= 3
+	})
+	mu.Lock()
+	refusing = false
+	mu.Unlock()
+	for i, set := range fetchers {
+		waitFor(t, 5*time.Second, fmt.Sprintf("fetcher %d to see the refusal end", i), func() bool {
+			return set.Default().Limiter.Refresh(t.Context()) == nil && set.Default().Limiter.Refused() == ""
+		})
+		if got := set.Default().Info("f", time.Now()).State; got != events.SiteOK {
+			t.Errorf("fetcher %d reports the site %s, want ok", i, got)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(asked); i++ {
+		if gap := asked[i].Sub(asked[i-1]); gap < cooldown*9/10 {
+			t.Errorf("requests %d and %d to the refusing site %v apart, want at most one per cooldown (%v)", i-1, i, gap.Round(time.Millisecond), cooldown)
+		}
+	}
+	for i, p := range paths[1:] {
+		if p != "/" {
+			t.Errorf("probe %d asked for %s, want the home page", i+1, p)
+		}
+	}
+	t.Logf("%d requests: %v", len(asked), paths)
+}
+
+// waitFor polls cond until it holds, failing the test with what it waited for after
+// timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/xswtw/xsw/buildinfo"
+	"github.com/xswtw/xsw/platform/clock"
 	"github.com/xswtw/xsw/services/fetcher/internal/politeness"
 )
 
@@ -75,9 +77,26 @@ func Permanent(err error) bool {
 	return errors.As(err, &se) && !se.Temporary()
 }
 
-// DefaultUserAgent names the project and where to read about it: every site sees who
-// asks, and nothing imitates a browser.
-const DefaultUserAgent = "xsw-precache/2 (+https://github.com/xswtw/xsw; polite pre-caching reader)"
+// DefaultUserAgent names the project, this build's version and where to read about it:
+// every site sees who asks, and nothing imitates a browser.
+func DefaultUserAgent() string { return userAgent(buildinfo.Get().Version) }
+
+// userAgent is the default User-Agent of a build of version (buildinfo's: "v1.2.3", a
+// pseudo-version, or "devel"): "xsw-precache/1.2.3 (…)", or "xsw-precache/dev (…)" for a
+// development build or a version that is not a valid product version.
+func userAgent(version string) string {
+	v := strings.TrimPrefix(version, "v")
+	if v == "" || v == "devel" || strings.IndexFunc(v, func(r rune) bool { return !tokenChar(r) }) >= 0 {
+		v = "dev"
+	}
+	return "xsw-precache/" + v + " (+https://github.com/xswtw/xsw; polite pre-caching reader)"
+}
+
+// tokenChar reports whether r may appear in an HTTP token (RFC 9110, section 5.6.2),
+// such as a product version.
+func tokenChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)
+}
 
 // Config configures a Client.
 type Config struct {
@@ -86,7 +105,7 @@ type Config struct {
 	// InsecureTLS switches certificate verification off (the site's chain has been
 	// reported incomplete); off by default.
 	InsecureTLS bool
-	// UserAgent sent with every request (USER_AGENT; default DefaultUserAgent).
+	// UserAgent sent with every request (USER_AGENT; default DefaultUserAgent()).
 	UserAgent string
 	// MaxBytes bounds a page's size (default 8 MiB).
 	MaxBytes int64
@@ -114,7 +133,7 @@ func New(base *url.URL, limiter *politeness.Limiter, cfg Config) *Client {
 		cfg.MaxBytes = 8 << 20
 	}
 	if cfg.UserAgent == "" {
-		cfg.UserAgent = DefaultUserAgent
+		cfg.UserAgent = DefaultUserAgent()
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 16
@@ -181,8 +200,8 @@ func (c *Client) Get(ctx context.Context, rawURL string, p politeness.Priority) 
 // the site may answer 304, reported as a Page with NotModified set.
 //
 // When the site refuses us (a *RefusalError, errors.Is politeness.ErrRefused), an
-// interactive request returns at once; a background one waits for the site to let us in
-// again, its requests being the limiter's rare probes.
+// interactive request returns at once; a background or demoted one waits for the site to
+// let us in again, its requests being the limiter's rare probes.
 func (c *Client) GetIfChanged(ctx context.Context, rawURL string, p politeness.Priority, v Validators) (*Page, error) {
 	return c.get(ctx, rawURL, p, v, true)
 }
@@ -198,44 +217,79 @@ func (c *Client) get(ctx context.Context, rawURL string, p politeness.Priority, 
 	if !waitRefusal {
 		p = politeness.BackgroundOrRefused
 	}
-	u, err := url.Parse(rawURL)
-	if err != nil || !c.onSite(u) || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("%w: refusing %q", ErrOffSite, rawURL)
+	u, err := c.parse(rawURL)
+	if err != nil {
+		return nil, err
 	}
 	for {
 		if err := c.limiter.Wait(ctx, p); err != nil {
 			return nil, err
 		}
-		page, retryAfter, outcome, err := c.do(c.bookEveryRoundTrip(ctx, p), u, v)
-		// Report with a context of its own: a request that was made must be accounted
-		// for even when the caller is going away.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		var refused *RefusalError
-		if errors.As(err, &refused) {
-			rerr := c.limiter.Refuse(rctx, refused.Reason)
-			cancel()
-			if rerr != nil || p != politeness.Background || c.limiter.Disabled() {
-				return nil, errors.Join(err, rerr)
-			}
-			// A background request waits for the site to let us in again: the limiter
+		page, refused, err := c.send(ctx, u, v, func(ctx context.Context) { c.bookFollowUp(ctx, p) })
+		if refused && (p == politeness.Background || p == politeness.Demoted) && !c.limiter.Disabled() {
+			// Work at background pace waits for the site to let us in again: the limiter
 			// holds it until the next probe.
 			continue
 		}
-		if rerr := c.limiter.Report(rctx, outcome, retryAfter); rerr != nil && err == nil {
-			err = rerr
-		}
-		cancel()
 		return page, err
 	}
 }
 
-// bookEveryRoundTrip returns ctx with a trace that books a slot with the limiter before
-// each connection the transport takes for the request after its first: the request to
-// an on-site redirect's target, and the transport's own silent resend of a GET whose
-// kept-alive connection the site closed or reset (net/http replays such requests once).
-// Both reach the site like any other request; the slot of the first is booked by the
-// caller.
-func (c *Client) bookEveryRoundTrip(ctx context.Context, p politeness.Priority) context.Context {
+// Probe asks a refusing site whether it lets us in again, with a request for rawURL (its
+// home page), when the site's next probe is due (politeness.Limiter.TryProbe); probed is
+// false, and nothing was sent, while the site does not refuse us or the probe is not
+// due. The answer is reported like any request's: a refusal again puts the next probe a
+// longer cooldown away; a page (or a 404) ends the refusal; throttling or a failure
+// leaves it, for the next probe.
+func (c *Client) Probe(ctx context.Context, rawURL string) (probed bool, err error) {
+	u, err := c.parse(rawURL)
+	if err != nil {
+		return false, err
+	}
+	if ok, err := c.limiter.TryProbe(ctx); !ok || err != nil {
+		return false, err
+	}
+	_, _, err = c.send(ctx, u, Validators{}, c.paceProbe)
+	return true, err
+}
+
+// parse returns rawURL parsed, if it is an http(s) URL on the configured site.
+func (c *Client) parse(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || !c.onSite(u) || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("%w: refusing %q", ErrOffSite, rawURL)
+	}
+	return u, nil
+}
+
+// send makes one request, whose slot the caller booked, and reports its outcome to the
+// limiter; followUp books each further round trip the request takes (see
+// bookEveryRoundTrip). refused is set when the site refused us and the limiter recorded
+// it.
+func (c *Client) send(ctx context.Context, u *url.URL, v Validators, followUp func(context.Context)) (page *Page, refused bool, err error) {
+	page, retryAfter, outcome, err := c.do(c.bookEveryRoundTrip(ctx, followUp), u, v)
+	// Report with a context of its own: a request that was made must be accounted for
+	// even when the caller is going away.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	var re *RefusalError
+	if errors.As(err, &re) {
+		rerr := c.limiter.Refuse(rctx, re.Reason)
+		return nil, rerr == nil, errors.Join(err, rerr)
+	}
+	if rerr := c.limiter.Report(rctx, outcome, retryAfter); rerr != nil && err == nil {
+		err = rerr
+	}
+	return page, false, err
+}
+
+// bookEveryRoundTrip returns ctx with a trace that calls followUp before each connection
+// the transport takes for the request after its first: the request to an on-site
+// redirect's target, and the transport's own silent resend of a GET whose kept-alive
+// connection the site closed or reset (net/http replays such requests once). Both reach
+// the site like any other request, so followUp books a slot for them; the slot of the
+// first is booked by the caller.
+func (c *Client) bookEveryRoundTrip(ctx context.Context, followUp func(context.Context)) context.Context {
 	if c.limiter.Disabled() {
 		return ctx
 	}
@@ -243,16 +297,27 @@ func (c *Client) bookEveryRoundTrip(ctx context.Context, p politeness.Priority) 
 	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		GetConn: func(string) {
 			if conns.Add(1) > 1 {
-				// An interactive request told the site is busy, refused or its circuit
-				// open books this round trip as background work (the site answered a
-				// moment ago, so it goes ahead); any other error is the context's, which
-				// ends the request anyway.
-				if err := c.limiter.Wait(ctx, p); err != nil && p != politeness.Background && ctx.Err() == nil {
-					_ = c.limiter.Wait(ctx, politeness.Background)
-				}
+				followUp(ctx)
 			}
 		},
 	})
+}
+
+// bookFollowUp books a further round trip of a request at priority p. An interactive
+// request told the site is busy, refused or its circuit open books it as background
+// work (the site answered a moment ago, so it goes ahead); any other error is the
+// context's, which ends the request anyway.
+func (c *Client) bookFollowUp(ctx context.Context, p politeness.Priority) {
+	if err := c.limiter.Wait(ctx, p); err != nil && p != politeness.Background && ctx.Err() == nil {
+		_ = c.limiter.Wait(ctx, politeness.Background)
+	}
+}
+
+// paceProbe spaces a further round trip of a probe one interval after the last. It does
+// not book it: while the probe is out, the site refuses us and no other request goes
+// out, and booking would make it wait for the next probe, a cooldown away.
+func (c *Client) paceProbe(ctx context.Context) {
+	clock.Sleep(ctx, c.limiter.Snapshot().Interval)
 }
 
 func (c *Client) do(ctx context.Context, u *url.URL, v Validators) (*Page, time.Duration, politeness.Outcome, error) {

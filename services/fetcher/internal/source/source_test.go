@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xswtw/xsw/buildinfo"
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/natstest"
 	"github.com/xswtw/xsw/services/fetcher/internal/politeness"
@@ -151,7 +152,7 @@ func TestUserAgentNamesTheProject(t *testing.T) {
 	defer site.Close()
 	base, _ := url.Parse(site.URL)
 	for _, tt := range []struct{ configured, want string }{
-		{"", DefaultUserAgent},
+		{"", DefaultUserAgent()},
 		{"xsw-precache/2 (+mailto:ops@example.org)", "xsw-precache/2 (+mailto:ops@example.org)"},
 	} {
 		c := New(base, politeness.New(nil, "", politeness.Config{}), Config{UserAgent: tt.configured})
@@ -162,13 +163,36 @@ func TestUserAgentNamesTheProject(t *testing.T) {
 			t.Errorf("User-Agent = %q; want %q", ua, tt.want)
 		}
 	}
+	ua := DefaultUserAgent()
 	for _, word := range []string{"Mozilla", "AppleWebKit", "Safari", "Chrome", "Gecko"} {
-		if strings.Contains(DefaultUserAgent, word) {
-			t.Errorf("DefaultUserAgent %q imitates a browser (%s)", DefaultUserAgent, word)
+		if strings.Contains(ua, word) {
+			t.Errorf("DefaultUserAgent() %q imitates a browser (%s)", ua, word)
 		}
 	}
-	if !strings.Contains(DefaultUserAgent, "xsw") || !strings.Contains(DefaultUserAgent, "https://") {
-		t.Errorf("DefaultUserAgent %q does not name the project and where to read about it", DefaultUserAgent)
+	if !strings.Contains(ua, "xsw") || !strings.Contains(ua, "https://") {
+		t.Errorf("DefaultUserAgent() %q does not name the project and where to read about it", ua)
+	}
+	// This test binary is a development build: its version says so.
+	if want := userAgent(buildinfo.Get().Version); ua != want || !strings.HasPrefix(ua, "xsw-precache/dev (") {
+		t.Errorf("DefaultUserAgent() = %q, want this development build's %q", ua, want)
+	}
+}
+
+// TestUserAgentCarriesTheVersion: the default User-Agent names the build's version, and
+// "dev" for a development build or a version that is no valid product version.
+func TestUserAgentCarriesTheVersion(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ version, want string }{
+		{"v1.4.0", "xsw-precache/1.4.0 "},
+		{"v0.0.0-20260102150405-abcdef123456", "xsw-precache/0.0.0-20260102150405-abcdef123456 "},
+		{"2.1.0-rc.1+build.7", "xsw-precache/2.1.0-rc.1+build.7 "},
+		{"devel", "xsw-precache/dev "},
+		{"", "xsw-precache/dev "},
+		{"v1 (x)", "xsw-precache/dev "},
+	} {
+		if got := userAgent(tt.version); !strings.HasPrefix(got, tt.want) || !strings.HasSuffix(got, "(+https://github.com/xswtw/xsw; polite pre-caching reader)") {
+			t.Errorf("userAgent(%q) = %q, want it to start %q and name the project's page", tt.version, got, tt.want)
+		}
 	}
 }
 

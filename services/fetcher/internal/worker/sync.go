@@ -60,23 +60,34 @@ type result struct {
 
 // fetch gets one page of the job's site, conditionally when v has validators.
 func (s *Syncer) fetch(ctx context.Context, j *job, rawURL string, v source.Validators) (*source.Page, error) {
-	p := politeness.Background
-	if j.Request.Lane == events.LaneInteractive || j.claim != nil && j.claim.readerWaits(ctx) {
-		// A reader waits: for this job, or for the sync of a book this job already had.
-		p = politeness.Interactive
-	}
+	p := j.priority(ctx)
 	j.Requests++
 	page, err := j.Site.Client.GetIfChanged(ctx, rawURL, p, v)
 	if p == politeness.Interactive && (errors.Is(err, politeness.ErrRefused) || errors.Is(err, politeness.ErrBusy) ||
 		errors.Is(err, politeness.ErrCircuitOpen)) {
 		// The site refuses us, its circuit is open, or readers have booked its budget
 		// further ahead than a reader may wait. The reader who asked hears so from the
-		// gateway (or waits on); the job goes on as background work, which waits these
-		// out, rather than spending its attempts.
-		s.Logger.Info("reader's job goes on as background work", "site", j.Site.ID, "book_id", j.Request.BookID, "reason", err)
-		page, err = j.Site.Client.GetIfChanged(ctx, rawURL, politeness.Background, v)
+		// gateway (or waits on); the job goes on at background pace, which waits these
+		// out, rather than spending its attempts: demoted, so that it does not take the
+		// share of the budget kept for background work.
+		s.Logger.Info("reader's job goes on at background pace", "site", j.Site.ID, "book_id", j.Request.BookID, "reason", err)
+		page, err = j.Site.Client.GetIfChanged(ctx, rawURL, politeness.Demoted, v)
 	}
 	return page, err
+}
+
+// priority is the priority of the job's next page. A job a reader waits for (this job,
+// or the sync of a book this job already had) fetches its first
+// events.InteractivePagesPerBook pages, what the reader needs to open the book, at
+// interactive priority and the rest demoted; any other job's pages are background work.
+func (j *job) priority(ctx context.Context) politeness.Priority {
+	if j.Request.Lane != events.LaneInteractive && (j.claim == nil || !j.claim.readerWaits(ctx)) {
+		return politeness.Background
+	}
+	if j.Requests < events.InteractivePagesPerBook {
+		return politeness.Interactive
+	}
+	return politeness.Demoted
 }
 
 // Sync fetches the book page, then the chapter list, publishing one event for the

@@ -27,6 +27,9 @@ const HeaderDeadline = "Xsw-Deadline"
 type RPCError struct {
 	Kind    ErrorKind `json:"kind"`
 	Message string    `json:"message"`
+	// RetryAfter is how long the caller should wait before asking again, in seconds, when
+	// the fetcher knows (ErrKindBusy: until a slot within the bound is likely); 0: not said.
+	RetryAfter float64 `json:"retry_after_seconds,omitempty"`
 }
 
 func (e *RPCError) Error() string { return string(e.Kind) + ": " + e.Message }

@@ -91,8 +91,9 @@ type Config struct {
 	// RateLimit is how many requests one client may make per RateWindow; 0 disables the
 	// limit (API_RATE_LIMIT, 120).
 	RateLimit int
-	// SourceRateLimit is how many requests to source sites one client may cause a
-	// minute, apart from RateLimit; 0 disables the bound (API_SOURCE_RATE_LIMIT, 10).
+	// SourceRateLimit is how many pages of source sites one client may cause to be
+	// fetched a minute, per replica, apart from RateLimit; 0 disables the bound
+	// (API_SOURCE_RATE_LIMIT, 10).
 	SourceRateLimit int
 	// RateWindow is the window of RateLimit (API_RATE_WINDOW, 1m).
 	RateWindow time.Duration

@@ -183,7 +183,12 @@ func rpcError(err error) *events.RPCError {
 	case source.Timeout(err), errors.Is(err, context.DeadlineExceeded):
 		kind = events.ErrKindTimeout
 	}
-	return &events.RPCError{Kind: kind, Message: err.Error()}
+	e := &events.RPCError{Kind: kind, Message: err.Error()}
+	if busy, ok := errors.AsType[*politeness.BusyError](err); ok {
+		// The gateway passes it on as the reader's Retry-After.
+		e.RetryAfter = busy.RetryAfter.Seconds()
+	}
+	return e
 }
 
 func header() events.Header { return events.Header{Version: events.Version} }

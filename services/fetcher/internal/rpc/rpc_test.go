@@ -448,3 +448,29 @@ func TestCallOfACallerGone(t *testing.T) {
 		t.Errorf("a live call asked the site %v, want one page", got)
 	}
 }
+
+// TestRPCError: each failure becomes its kind of RPC error, and a busy site's answer says
+// when to ask again, which the gateway passes on as the reader's Retry-After.
+func TestRPCError(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		err        error
+		kind       events.ErrorKind
+		retryAfter float64
+	}{
+		{"not found", fmt.Errorf("get: %w", source.ErrNotFound), events.ErrKindNotFound, 0},
+		{"refused", fmt.Errorf("wait: %w", &politeness.RefusedError{Reason: "HTTP 403"}), events.ErrKindRefused, 0},
+		{"busy", fmt.Errorf("wait: %w", &politeness.BusyError{RetryAfter: 2500 * time.Millisecond}), events.ErrKindBusy, 2.5},
+		{"timeout", context.DeadlineExceeded, events.ErrKindTimeout, 0},
+		{"other", errors.New("boom"), events.ErrKindSource, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := rpcError(tt.err)
+			if got.Kind != tt.kind || got.RetryAfter != tt.retryAfter || got.Message != tt.err.Error() {
+				t.Errorf("rpcError(%v) = %+v, want kind %s, retry after %v s", tt.err, got, tt.kind, tt.retryAfter)
+			}
+		})
+	}
+}

@@ -348,19 +348,19 @@ func (s *Server) fetchChapter(ctx context.Context, b bookRef, ch catalog.Chapter
 	if err := s.fetchable(ctx, b); err != nil {
 		return nil, err
 	}
-	v, err, _ := s.fetches.Do("text:"+b.key()+":"+strconv.Itoa(ch.Number), func() (any, error) {
+	v, err := s.shared(ctx, &s.fetches, "text:"+b.key()+":"+strconv.Itoa(ch.Number), 1, func() (any, bool, error) {
 		req := events.ChapterRequest{Header: events.Header{Version: events.Version}, Site: b.site, BookID: b.id, ChapterID: ch.ChapterID, Number: ch.Number}
 		var reply events.ChapterReply
-		if err := s.call(s.detached(ctx), events.SubjectRPCChapter, b.site, s.cfg.ChapterWait, &req, &reply); err != nil {
-			return nil, err
+		if asked, err := s.call(s.ctx, events.SubjectRPCChapter, b.site, s.cfg.ChapterWait, &req, &reply); err != nil {
+			return nil, asked, err
 		}
 		if reply.Error != nil {
-			return nil, s.rpcFailure(b.site, reply.Error)
+			return nil, !spared(reply.Error), s.rpcFailure(b.site, reply.Error)
 		}
 		if reply.Chapter == nil {
-			return nil, newError(fiber.StatusBadGateway, "a fetcher replied without the chapter")
+			return nil, true, newError(fiber.StatusBadGateway, "a fetcher replied without the chapter")
 		}
-		return reply.Chapter, nil
+		return reply.Chapter, true, nil
 	})
 	if err != nil {
 		return nil, err

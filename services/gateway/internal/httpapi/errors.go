@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
@@ -73,6 +74,17 @@ var errQueued = errors.New("the book is queued")
 // errNoFetcher means no fetcher answers request/reply subjects.
 var errNoFetcher = &httpError{status: fiber.StatusServiceUnavailable, detail: "no fetcher is running", retryAfter: retryAfterSeconds}
 
+// busyRetryAfter is the Retry-After, in seconds, of a call a fetcher turned away because
+// the site's budget is booked too far ahead: when the fetcher expects a slot (its
+// retry-after, in seconds), rounded up and kept within 1 s to 1 min; 10 s when it does
+// not say.
+func busyRetryAfter(secs float64) int {
+	if secs <= 0 {
+		return 10
+	}
+	return int(min(60, max(1, math.Ceil(secs))))
+}
+
 // rpcFailure maps a fetcher's error reply about site to the client's status, with a
 // fixed detail by kind: the fetcher's message (a Go error chain: URLs, addresses, the
 // fetcher's own wording) goes to the log only. A site that refuses us is described in
@@ -89,7 +101,7 @@ func (s *Server) rpcFailure(site string, e *events.RPCError) error {
 	case events.ErrKindTimeout:
 		return fail(fiber.StatusGatewayTimeout, 0, "the source timed out")
 	case events.ErrKindBusy:
-		return fail(fiber.StatusServiceUnavailable, 10, "the source site is busy with other readers' requests; try again shortly")
+		return fail(fiber.StatusServiceUnavailable, busyRetryAfter(e.RetryAfter), "the source site is busy with other readers' requests; try again shortly")
 	case events.ErrKindRefused:
 		if st, refused := s.sites.Refused(site); refused {
 			err := refusedError(st, false).(*httpError) //nolint:errorlint // refusedError returns a *httpError, never a wrapped one
@@ -103,6 +115,17 @@ func (s *Server) rpcFailure(site string, e *events.RPCError) error {
 		return fail(fiber.StatusBadGateway, 0, "the source page could not be read")
 	}
 	return fail(fiber.StatusBadGateway, 0, "the source failed")
+}
+
+// spared reports whether a fetcher's error reply says that it asked the site nothing: it
+// refused the request as malformed, or held it back (the site's budget booked too far
+// ahead, its circuit open).
+func spared(e *events.RPCError) bool {
+	switch e.Kind {
+	case events.ErrKindBadRequest, events.ErrKindBusy, events.ErrKindCircuit:
+		return true
+	}
+	return false
 }
 
 // errorHandler answers every error as JSON {"detail": ...} and logs server-side failures.

@@ -27,27 +27,14 @@ func (s *Server) categories(c *fiber.Ctx) error {
 		return v.(jsonBody).send(c)
 	}
 	ctx := c.UserContext()
-	token := s.listings.Token(group)
-	var reply events.CategoriesReply
+	var body any
 	if st, _ := s.sites.Get(ctx, site); !st.Described {
 		err = checkError(sites.ErrUndescribed, "category", "cat_id", site, "")
 	} else {
 		// Readers asking at once share one call: one request to the site per gateway.
-		var shared any
-		shared, err, _ = s.fetches.Do(group, func() (any, error) {
-			var reply events.CategoriesReply
-			err := s.call(s.detached(ctx), events.SubjectRPCCategories, site, s.cfg.RPCTimeout,
-				&events.CategoriesRequest{Header: events.Header{Version: events.Version}, Site: site}, &reply)
-			return reply, err
+		body, err = s.shared(ctx, &s.fetches, group, 1, func() (any, bool, error) {
+			return s.fetchCategories(c, site, group)
 		})
-		reply, _ = shared.(events.CategoriesReply)
-	}
-	switch {
-	case err != nil:
-	case reply.Error != nil:
-		err = s.rpcFailure(site, reply.Error)
-	case len(reply.Categories) == 0:
-		err = newError(fiber.StatusBadGateway, "the source lists no category")
 	}
 	if err != nil {
 		if errors.Is(err, errPending) {
@@ -64,16 +51,39 @@ func (s *Server) categories(c *fiber.Ctx) error {
 		}
 		return c.JSON(out)
 	}
+	return body.(jsonBody).send(c)
+}
+
+// fetchCategories asks the fetchers for site's categories and caches their JSON under
+// group before the readers sharing the call are answered, so that no reader coming in
+// between asks again; a call that begins once another has cached them asks nothing.
+// asked reports whether the site may have been asked.
+func (s *Server) fetchCategories(c *fiber.Ctx, site, group string) (body any, asked bool, err error) {
+	if v, ok := s.listings.Get(group, ""); ok {
+		return v, false, nil
+	}
+	token := s.listings.Token(group)
+	var reply events.CategoriesReply
+	asked, err = s.call(s.ctx, events.SubjectRPCCategories, site, s.cfg.RPCTimeout,
+		&events.CategoriesRequest{Header: events.Header{Version: events.Version}, Site: site}, &reply)
+	switch {
+	case err != nil:
+		return nil, asked, err
+	case reply.Error != nil:
+		return nil, !spared(reply.Error), s.rpcFailure(site, reply.Error)
+	case len(reply.Categories) == 0:
+		return nil, true, newError(fiber.StatusBadGateway, "the source lists no category")
+	}
 	out := make([]api.Category, len(reply.Categories))
 	for i, cat := range reply.Categories {
 		out[i] = api.Category{ID: string(cat.ID), Name: cat.Name, URL: cat.URL}
 	}
-	body, err := encodeJSON(c, out)
+	b, err := encodeJSON(c, out)
 	if err != nil {
-		return err
+		return nil, true, err
 	}
-	s.listings.Set(group, "", body, token)
-	return body.send(c)
+	s.listings.Set(group, "", b, token)
+	return b, true, nil
 }
 
 // listingPage is a cached listing page: its JSON and the ids of the books it lists.
@@ -116,30 +126,17 @@ func (s *Server) listing(c *fiber.Ctx) error {
 	key := strconv.Itoa(page)
 	v, ok := s.listings.Get(group, key)
 	if !ok {
-		token := s.listings.Token(group)
 		// Readers asking at once share one call: one request to the site per gateway.
-		shared, err, _ := s.fetches.Do(group+":"+key, func() (any, error) {
-			var reply events.ListingReply
-			err := s.call(s.detached(c.UserContext()), events.SubjectRPCListing, site, s.cfg.RPCTimeout,
-				&events.ListingRequest{Header: events.Header{Version: events.Version}, Site: site, Category: events.CategoryID(cat), Page: page}, &reply)
-			return reply, err
+		req := events.ListingRequest{Header: events.Header{Version: events.Version}, Site: site, Category: events.CategoryID(cat), Page: page}
+		v, err = s.shared(c.UserContext(), &s.fetches, group+":"+key, 1, func() (any, bool, error) {
+			return s.fetchListing(c, &req, group, key)
 		})
-		reply, _ := shared.(events.ListingReply)
 		if errors.Is(err, errPending) {
 			return newError(fiber.StatusGatewayTimeout, "no fetcher answered within %s", s.cfg.RPCTimeout)
 		}
 		if err != nil {
 			return err
 		}
-		if reply.Error != nil {
-			return s.rpcFailure(site, reply.Error)
-		}
-		p, err := s.newListingPage(c, site, reply.Books)
-		if err != nil {
-			return err
-		}
-		s.listings.Set(group, key, p, token)
-		v = p
 	}
 	p := v.(listingPage)
 	if bgSync {
@@ -150,6 +147,31 @@ func (s *Server) listing(c *fiber.Ctx) error {
 		s.prefetch(site, p.ids, reason)
 	}
 	return p.body.send(c)
+}
+
+// fetchListing asks the fetchers for a listing page and caches it under group and key
+// before the readers sharing the call are answered, so that no reader coming in between
+// asks again; a call that begins once another has cached it asks nothing. asked reports
+// whether the site may have been asked.
+func (s *Server) fetchListing(c *fiber.Ctx, req *events.ListingRequest, group, key string) (p any, asked bool, err error) {
+	if v, ok := s.listings.Get(group, key); ok {
+		return v, false, nil
+	}
+	token := s.listings.Token(group)
+	var reply events.ListingReply
+	asked, err = s.call(s.ctx, events.SubjectRPCListing, req.Site, s.cfg.RPCTimeout, req, &reply)
+	switch {
+	case err != nil:
+		return nil, asked, err
+	case reply.Error != nil:
+		return nil, !spared(reply.Error), s.rpcFailure(req.Site, reply.Error)
+	}
+	lp, err := s.newListingPage(c, req.Site, reply.Books)
+	if err != nil {
+		return nil, true, err
+	}
+	s.listings.Set(group, key, lp, token)
+	return lp, true, nil
 }
 
 // newListingPage encodes the books a fetcher listed. A listed id that is not the site's

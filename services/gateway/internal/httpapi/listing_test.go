@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -298,4 +299,44 @@ func TestShutdownWaitsForPrefetch(t *testing.T) {
 			t.Errorf("%d requests stored, want 0", n)
 		}
 	})
+}
+
+// TestBusyAnswerCarriesTheFetchersRetryAfter: a fetcher that turns a call away because
+// the site's budget is booked too far ahead says when to ask again; the reader's
+// Retry-After is that, in whole seconds from 1 to 60, or 10 when the fetcher does not
+// say. A call turned away asked nothing of the site: it costs the client none of its
+// share, so each of a client's busy answers is a 503, never a 429.
+func TestBusyAnswerCarriesTheFetchersRetryAfter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) {
+		c.SourceRateLimit = 1
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/32")} // App.Test's peer
+	})
+	// The listing page asked for is the case: its fetcher's retry-after.
+	retryAfter := []float64{1: 3, 2: 2.2, 3: 0.2, 4: 500, 5: 0}
+	e.serve(events.SubjectRPCListing, func(data []byte) events.Payload {
+		var req events.ListingRequest
+		if err := events.Decode(data, &req); err != nil || req.Page >= len(retryAfter) {
+			return &events.ListingReply{Header: events.Header{Version: events.Version}, Error: rpcErr(events.ErrKindBadRequest)}
+		}
+		return &events.ListingReply{Header: events.Header{Version: events.Version},
+			Error: &events.RPCError{Kind: events.ErrKindBusy, Message: "budget taken", RetryAfter: retryAfter[req.Page]}}
+	})
+	for _, tt := range []struct {
+		name string
+		page int
+		want string
+	}{
+		{"fetcher's", 1, "3"},
+		{"rounded up", 2, "3"},
+		{"at least a second", 3, "1"},
+		{"at most a minute", 4, "60"},
+		{"not said", 5, "10"},
+	} {
+		r := e.request(http.MethodGet, fmt.Sprintf("/xsw/api/categories/1/books?bg_sync=false&page=%d", tt.page), "X-Forwarded-For", "203.0.113.7")
+		expect(t, r, http.StatusServiceUnavailable)
+		if got := r.header.Get("Retry-After"); got != tt.want {
+			t.Errorf("%s: Retry-After %q, want %q", tt.name, got, tt.want)
+		}
+	}
 }

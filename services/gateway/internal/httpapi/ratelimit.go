@@ -156,29 +156,18 @@ func clientOf(ctx context.Context) string {
 	return k
 }
 
-// detached returns the server's own context (which outlives any one request), carrying
-// the client of from: for work shared by concurrent callers, charged to the first.
-func (s *Server) detached(from context.Context) context.Context {
-	return context.WithValue(s.ctx, clientCtxKey{}, clientOf(from))
-}
-
-// chargeSource takes one of the client's share of the requests that reach a source site
-// (API_SOURCE_RATE_LIMIT a minute), or answers 429 when the share is spent: what is
-// stored is still served, but nothing more is asked of the site for this client for now.
-// Work not done for a client (no client in ctx) is not charged.
-func (s *Server) chargeSource(ctx context.Context) error {
-	_, err := s.takeSource(ctx)
-	return err
-}
-
-// takeSource is chargeSource that also returns how to give the charge back, for a read
-// that may turn out to cost the site nothing (a book already queued or being synced).
-func (s *Server) takeSource(ctx context.Context) (refund func(), err error) {
+// takeSource takes pages of the client's share of the pages that reach a source site
+// (API_SOURCE_RATE_LIMIT a minute) and returns how to give them back, for a read that may
+// turn out to cost the site nothing (a book already queued or being synced, a call shared
+// with another reader); or it answers 429 when fewer are left: what is stored is still
+// served, but nothing more is asked of the site for this client for now. Work not done
+// for a client (no client in ctx) is not charged.
+func (s *Server) takeSource(ctx context.Context, pages int) (refund func(), err error) {
 	client := clientOf(ctx)
 	if s.sourceLimiter == nil || client == "" {
 		return func() {}, nil
 	}
-	refund, ok, wait := s.sourceLimiter.take(client)
+	refund, ok, wait := s.sourceLimiter.take(client, pages)
 	if ok {
 		return refund, nil
 	}
@@ -190,10 +179,10 @@ func (s *Server) takeSource(ctx context.Context) (refund func(), err error) {
 	}
 }
 
-// shareLimiter gives each client n requests to the source sites a minute: a bucket of n
-// tokens refilled evenly, from which a token taken for a read that then cost the site
-// nothing is given back. Like clientLimiter it starts no goroutine and forgets full
-// buckets when its table is full.
+// shareLimiter gives each client n pages of the source sites a minute: a bucket of n
+// tokens refilled evenly, one token a page a read may fetch, from which the tokens taken
+// for a read that then cost the site nothing are given back. Like clientLimiter it starts
+// no goroutine and forgets full buckets when its table is full.
 type shareLimiter struct {
 	n   float64
 	now func() time.Time
@@ -217,9 +206,11 @@ func (l *shareLimiter) refill(b *share, now time.Time) {
 	b.at = now
 }
 
-// take takes one of client's tokens, returning how to give it back; when none is left
-// it reports false and how long until one is.
-func (l *shareLimiter) take(client string) (refund func(), ok bool, wait time.Duration) {
+// take takes n of client's tokens (one a page), returning how to give them back; when
+// fewer are left it takes none and reports false and how long until there are n. n is
+// at most the bucket: a client with a share smaller than n pays its whole bucket.
+func (l *shareLimiter) take(client string, n int) (refund func(), ok bool, wait time.Duration) {
+	cost := min(float64(n), l.n)
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -241,14 +232,14 @@ func (l *shareLimiter) take(client string) (refund func(), ok bool, wait time.Du
 		}
 	}
 	l.refill(b, now)
-	if b.tokens < 1 {
-		return nil, false, time.Duration((1 - b.tokens) / l.n * float64(time.Minute))
+	if b.tokens < cost {
+		return nil, false, time.Duration((cost - b.tokens) / l.n * float64(time.Minute))
 	}
-	b.tokens--
+	b.tokens -= cost
 	return func() {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		l.refill(b, l.now())
-		b.tokens = min(l.n, b.tokens+1)
+		b.tokens = min(l.n, b.tokens+cost)
 	}, true, 0
 }

@@ -99,3 +99,39 @@ func TestRateLimitOff(t *testing.T) {
 		expect(t, e.get("/xsw/api/books/x"), http.StatusBadRequest)
 	}
 }
+
+// TestShareLimiterTakesPages: a read takes a token per page it may fetch; a client short
+// of tokens takes none and hears how long until it has them; a refund gives back what was
+// taken; a read costing more than the whole bucket takes the whole bucket.
+func TestShareLimiterTakesPages(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 21, 12, 0, 0, 0, time.UTC)
+	l := newShareLimiter(3) // a token every 20s
+	l.now = func() time.Time { return now }
+	refund, ok, _ := l.take("a", 2)
+	if !ok {
+		t.Fatal("a sync of two pages refused from a full bucket of three")
+	}
+	if _, ok, wait := l.take("a", 2); ok || wait != 20*time.Second {
+		t.Errorf("two pages with one token left: ok %v, wait %v; want refused for 20s", ok, wait)
+	}
+	if _, ok, _ := l.take("a", 1); !ok {
+		t.Error("the page left refused: a refused take spent tokens")
+	}
+	refund()
+	if _, ok, _ := l.take("a", 2); !ok {
+		t.Error("two pages refused after a refund of two")
+	}
+	if _, ok, _ := l.take("b", 3); !ok {
+		t.Error("another client shares the first one's bucket")
+	}
+
+	small := newShareLimiter(1)
+	small.now = l.now
+	if _, ok, _ := small.take("a", 2); !ok {
+		t.Error("a sync refused for ever to a share smaller than its pages")
+	}
+	if _, ok, wait := small.take("a", 2); ok || wait != time.Minute {
+		t.Errorf("second sync on a share of one: ok %v, wait %v; want refused for 1m", ok, wait)
+	}
+}

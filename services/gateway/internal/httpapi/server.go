@@ -94,9 +94,9 @@ type Config struct {
 	RateLimit int
 	// RateWindow is the window of RateLimit.
 	RateWindow time.Duration
-	// SourceRateLimit bounds the requests to source sites each client may cause a minute
-	// (a chapter's text, a listing, a book not stored yet), apart from RateLimit; 0
-	// disables the bound.
+	// SourceRateLimit bounds the pages of source sites each client may cause to be
+	// fetched a minute (one for a chapter's text or a listing, events.InteractivePagesPerBook
+	// for a book not stored yet), apart from RateLimit; 0 disables the bound.
 	SourceRateLimit int
 	// TrustedProxies are the proxies whose X-Forwarded-For names the client.
 	TrustedProxies []netip.Prefix

@@ -18,20 +18,20 @@ import (
 // pages it fetched for the indexer.
 func (s *Server) fetchRefs(ctx context.Context, b bookRef, from, to int, stored events.StoredPages) ([]events.ChapterRef, error) {
 	key := "refs:" + b.key() + ":" + strconv.Itoa(from) + "-" + strconv.Itoa(to)
-	v, err, _ := s.fetches.Do(key, func() (any, error) {
+	v, err := s.shared(ctx, &s.fetches, key, 1, func() (any, bool, error) {
 		req := events.ChapterRefsRequest{Header: events.Header{Version: events.Version}, Site: b.site, BookID: b.id,
 			From: from, To: to, Stored: stored}
 		var reply events.ChapterRefsReply
-		if err := s.call(s.detached(ctx), events.SubjectRPCRefs, b.site, s.cfg.InteractiveWait, &req, &reply); err != nil {
-			return nil, err
+		if asked, err := s.call(s.ctx, events.SubjectRPCRefs, b.site, s.cfg.InteractiveWait, &req, &reply); err != nil {
+			return nil, asked, err
 		}
 		if reply.Error != nil {
-			return nil, s.rpcFailure(b.site, reply.Error)
+			return nil, !spared(reply.Error), s.rpcFailure(b.site, reply.Error)
 		}
 		if reply.Refs == nil {
-			return nil, newError(fiber.StatusBadGateway, "a fetcher replied without chapters %d-%d of book %s of site %s", from, to, b.id, b.site)
+			return nil, true, newError(fiber.StatusBadGateway, "a fetcher replied without chapters %d-%d of book %s of site %s", from, to, b.id, b.site)
 		}
-		return reply.Refs, nil
+		return reply.Refs, true, nil
 	})
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/nats-io/nats.go"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/services/gateway/internal/catalog"
@@ -101,92 +102,106 @@ func (s *Server) await(ctx context.Context, b bookRef, n need) error {
 		})
 		return refusedError(st, err == nil)
 	}
-	// The read is charged to the client's share of the site now, and the charge given
-	// back if the wait finds the book queued, syncing or stored already: concurrent
-	// readers cannot all slip past the share before any is charged.
-	refund, err := s.takeSource(ctx)
-	if err != nil {
-		return err
-	}
-	// The shared wait runs on the first caller's goroutine and is bounded by its own
-	// timeout, not by any one caller's context.
-	_, err, _ = s.waits.Do(n.key(b), func() (any, error) {
+	// The read is charged to the client's share of the site as it joins the wait, by the
+	// pages a sync fetches at reader priority; the charge stands only for the reader whose
+	// wait queued a request: concurrent readers cannot all slip past the share before any
+	// is charged, and the others' charges are given back.
+	_, err = s.shared(ctx, &s.waits, n.key(b), events.InteractivePagesPerBook, func() (any, bool, error) {
+		// The shared wait is bounded by its own timeout, not by any one caller's context.
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.InteractiveWait)
 		defer cancel()
-		return nil, s.waitIndexed(ctx, b, n, refund)
+		queued, err := s.waitIndexed(ctx, b, n)
+		return nil, queued, err
 	})
 	return err
 }
 
-func (s *Server) waitIndexed(ctx context.Context, b bookRef, n need, refund func()) error {
-	// The reader's charge (see await) stands only if a request is queued for it.
-	queued := false
-	defer func() {
-		if !queued {
-			refund()
-		}
-	}()
+// waitIndexed is await's shared wait. queued reports whether it queued a request: a book
+// queued, being synced or stored already costs the site nothing more.
+func (s *Server) waitIndexed(ctx context.Context, b bookRef, n need) (queued bool, err error) {
 	msgs := make(chan *nats.Msg, 64)
 	for _, subject := range []string{events.SubjectIndexed(b.site, b.id), events.SubjectJob(events.JobFailed, b.site, b.id)} {
 		sub, err := s.nc.ChanSubscribe(subject, msgs)
 		if err != nil {
-			return busError(fmt.Errorf("subscribe %s: %w", subject, err))
+			return false, busError(fmt.Errorf("subscribe %s: %w", subject, err))
 		}
 		defer func() { _ = sub.Unsubscribe() }()
 	}
 	if err := s.nc.FlushWithContext(ctx); err != nil {
-		return busError(err)
+		return false, busError(err)
 	}
 	// The indexer may have written it between the caller's read and the subscription.
 	if ok, err := n.stored(ctx, s.cat, b); err != nil || ok {
-		return err
+		return false, err
 	}
 	status, err := s.jobs.Request(ctx, jobs.Request{
 		Site: b.site, BookID: b.id, Lane: events.LaneInteractive, Priority: jobs.InteractivePriority, Reason: "reader waiting for " + n.kind,
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return errPending
+			return false, errPending
 		}
-		return requestError(err, b)
+		return false, requestError(err, b)
 	}
 	queued = status == jobs.Queued
 	s.log.Debug("waiting for book", "site", b.site, "book_id", b.id, "need", n.kind, "request", status)
 	for {
 		select {
 		case <-ctx.Done():
-			return errPending
+			return queued, errPending
 		case m := <-msgs:
 			if strings.HasPrefix(m.Subject, "xsw.job.") {
 				var ev events.JobEvent
 				if events.Decode(m.Data, &ev) != nil {
 					continue
 				}
-				return syncFailure(b, ev.Permanent, ev.Error)
+				return queued, syncFailure(b, ev.Permanent, ev.Error)
 			}
 			var ev events.BookIndexed
 			if events.Decode(m.Data, &ev) == nil && n.metBy(ev) {
-				return nil
+				return queued, nil
 			}
 		}
 	}
 }
 
+// shared runs fn once for all concurrent callers of key in g, on the first caller's
+// goroutine, and gives every caller its answer. fn is charged to no client: each caller
+// is charged pages of its client's share of the sites (takeSource) before it joins, so
+// that a client whose share is spent is refused at once and never fails another caller
+// with its 429. A caller's charge is given back unless it ran fn and fn reports that its
+// work cost the site: a caller that shared another's call, or whose call found its answer
+// stored or was turned away before reaching the site, cost the site nothing.
+func (s *Server) shared(ctx context.Context, g *singleflight.Group, key string, pages int, fn func() (v any, cost bool, err error)) (any, error) {
+	refund, err := s.takeSource(ctx, pages)
+	if err != nil {
+		return nil, err
+	}
+	cost := false // set by this caller's fn only, which runs on this goroutine
+	v, err, _ := g.Do(key, func() (any, error) {
+		v, c, err := fn()
+		cost = c
+		return v, err
+	})
+	if !cost {
+		refund()
+	}
+	return v, err
+}
+
 // call makes a request/reply call (a SubjectRPC* name) about site: it sends req to the
 // fetchers that serve the site and decodes their reply into reply. It returns errPending
 // when no reply came within timeout and errNoFetcher when no fetcher serving the site
-// listens.
-func (s *Server) call(ctx context.Context, call, site string, timeout time.Duration, req, reply events.Payload) error {
+// listens. It charges no client (see shared); asked reports whether the request reached a
+// fetcher, which may then have asked the site.
+func (s *Server) call(ctx context.Context, call, site string, timeout time.Duration, req, reply events.Payload) (asked bool, err error) {
 	if st, refused := s.sites.Refused(site); refused {
-		return refusedError(st, false)
-	}
-	if err := s.chargeSource(ctx); err != nil {
-		return err
+		return false, refusedError(st, false)
 	}
 	subject := events.RPCSubject(call, site)
 	data, err := events.Encode(req)
 	if err != nil {
-		return fmt.Errorf("encode %s request: %w", subject, err)
+		return false, fmt.Errorf("encode %s request: %w", subject, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -199,16 +214,16 @@ func (s *Server) call(ctx context.Context, call, site string, timeout time.Durat
 	msg, err := s.nc.RequestMsgWithContext(ctx, out)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		return errNoFetcher
+		return false, errNoFetcher
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-		return errPending
+		return true, errPending
 	case err != nil:
-		return busError(fmt.Errorf("request %s: %w", subject, err))
+		return true, busError(fmt.Errorf("request %s: %w", subject, err))
 	}
 	if err := events.Decode(msg.Data, reply); err != nil {
-		return &httpError{status: fiber.StatusBadGateway, detail: "unreadable reply from a fetcher", err: err}
+		return true, &httpError{status: fiber.StatusBadGateway, detail: "unreadable reply from a fetcher", err: err}
 	}
-	return nil
+	return true, nil
 }
 
 // syncFailure is the answer to a reader whose book could not be synced: 404 when the

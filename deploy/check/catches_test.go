@@ -404,6 +404,14 @@ func TestBuildChecksCatch(t *testing.T) {
 			editAuth(t, b, `"$JS.API.STREAM.PURGE.>", `, "")
 			editAuth(t, b, `"xsw.book.requested.prefetch.>"`, `"xsw.book.requested.prefetch.>", "$JS.API.STREAM.PURGE.*"`)
 		}, "NATS user fetcher (fetcher) may publish to $JS.API.STREAM.PURGE.XSW_EVENTS"},
+		{"fetchers may shrink a stream by update", "prod", natsAuthCheck, func(t *testing.T, b *build) {
+			editAuth(t, b, `"$JS.API.CONSUMER.DELETE.>", "$JS.API.STREAM.UPDATE.>"`, `"$JS.API.CONSUMER.DELETE.>"`)
+			editAuth(t, b, `"xsw.book.requested.prefetch.>"`, `"xsw.book.requested.prefetch.>", "$JS.API.STREAM.UPDATE.*"`)
+		}, "NATS user fetcher (fetcher) may publish to $JS.API.STREAM.UPDATE.XSW_EVENTS"},
+		{"the gateway may update a stream", "dev", natsAuthCheck, func(t *testing.T, b *build) {
+			editAuth(t, b, `"$JS.API.STREAM.UPDATE.>"`, `"xsw.never"`) // the gateway's deny comes first
+			editAuth(t, b, `"$JS.API.STREAM.CREATE.XSW_CRAWLS"`, `"$JS.API.STREAM.CREATE.XSW_CRAWLS", "$JS.API.STREAM.UPDATE.XSW_DEAD"`)
+		}, "NATS user gateway (gateway) may publish to $JS.API.STREAM.UPDATE.XSW_DEAD"},
 		{"indexer may do anything", "prod", natsAuthCheck, func(t *testing.T, b *build) {
 			editAuth(t, b, ", permissions: $INDEXER_PERMISSIONS }", " }\n{ user: spare, password: $INDEXER_NATS_PASSWORD, permissions: $INDEXER_PERMISSIONS }")
 		}, "NATS user indexer (indexer) has no publish and subscribe permissions"},

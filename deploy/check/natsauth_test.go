@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/service"
 )
 
 // NATS authentication (config/nats-auth.conf): every service connects as its own user,
@@ -58,12 +59,16 @@ func (r natsRule) String() string {
 
 // natsRefusals lists, per service, what its user must not be able to do: what the
 // issue names (the gateway cannot publish fetched events, the fetchers cannot purge a
-// stream) and the like for each.
+// stream) and the like for each. Only the indexer (service.StreamOwner) may change a
+// stream's or bucket's configuration: any other would shrink one by updating its limits.
 func natsRefusals(svc string) []natsRule {
 	var out []natsRule
 	pub := func(subject, what string) { out = append(out, natsRule{false, subject, what}) }
 	for _, s := range natsStreams() {
 		pub("$JS.API.STREAM.DELETE."+s, "delete a stream")
+		if svc != service.StreamOwner {
+			pub("$JS.API.STREAM.UPDATE."+s, "change a stream's limits (the indexer's to do)")
+		}
 	}
 	pub("$JS.API.STREAM.CREATE.OTHER", "create a stream that is not xsw's")
 	pub("$JS.API.STREAM.UPDATE.OTHER", "change a stream that is not xsw's")

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/service"
 )
 
 // The tests here run a real nats-server with the configuration a deployment ships (the
@@ -293,10 +295,35 @@ func (c *natsClient) refuses(svc string) {
 	}
 }
 
-// natsProvision creates or updates every stream and bucket exactly as every service does
-// at start.
+// natsTopology is the streams' and buckets' configuration of the shipped deployments
+// (BG_JOB_MAX_AGE, SYNC_DEDUP_WINDOW, on one server).
+var natsTopology = broker.Topology{Replicas: 1, RequestMaxAge: 24 * time.Hour, SyncedTTL: events.SyncedTTL(5 * time.Minute)}
+
+// natsProvision creates or updates every stream and bucket as the indexer
+// (service.StreamOwner) does at start.
 func natsProvision(ctx context.Context, js jetstream.JetStream) error {
-	return broker.Provision(ctx, js, broker.Topology{Replicas: 1, RequestMaxAge: 24 * time.Hour, SyncedTTL: events.SyncedTTL(5 * time.Minute)})
+	return broker.Provision(ctx, js, natsTopology)
+}
+
+// natsStart provisions every stream and bucket as svc does at start (service.Core's
+// Connect): the indexer creates or updates them, the others create what is missing and
+// must find the rest as this version makes them.
+func natsStart(ctx context.Context, svc string, js jetstream.JetStream) error {
+	if svc == service.StreamOwner {
+		return natsProvision(ctx, js)
+	}
+	return noDrift(broker.Ensure(ctx, js, natsTopology))
+}
+
+// noDrift turns what broker.Ensure found configured otherwise into an error.
+func noDrift(drift []broker.Drift, err error) error {
+	if err != nil {
+		return err
+	}
+	if len(drift) > 0 {
+		return fmt.Errorf("configured otherwise than this version says: %+v", drift)
+	}
+	return nil
 }
 
 // natsStreamConfig is a stream's configuration exactly as the services make it
@@ -396,9 +423,18 @@ func exerciseNATS(t *testing.T, d *natsDeployment) {
 	gatewayWorks(g)
 	fetcherTakesWork(f)
 	indexerWorks(ix)
+	before := streamMsgs(admin)
 	refusals(g, f, ix)
+	if after := streamMsgs(admin); !maps.Equal(before, after) {
+		t.Errorf("the refused operations changed what the streams hold: %v before, %v after", before, after)
+	}
+	ownerUpdates(g, f, ix)
 
-	// Nothing above took anything it must not have: the streams are whole.
+	// Nothing above took anything it must not have: the streams are whole, and every
+	// stream and bucket is as this version makes it.
+	admin.can("find every stream and bucket as this version makes it", func(ctx context.Context) error {
+		return noDrift(broker.Ensure(ctx, admin.js, natsTopology))
+	})
 	admin.can("find the streams whole", func(ctx context.Context) error {
 		for _, name := range natsStreams() {
 			if _, err := admin.js.Stream(ctx, name); err != nil {
@@ -417,8 +453,8 @@ func exerciseNATS(t *testing.T, d *natsDeployment) {
 }
 
 // provisionRounds has every service provision every stream and bucket as it does at
-// start: each creates them all on an empty server (the first to start), and updates
-// them when another did.
+// start: each creates them all on an empty server (the first to start); when another
+// did, the indexer updates them and the others find them as this version makes them.
 func provisionRounds(admin, g, f, ix *natsClient) {
 	for _, first := range []*natsClient{g, f, ix} {
 		admin.can("delete every stream", func(ctx context.Context) error {
@@ -434,10 +470,10 @@ func provisionRounds(admin, g, f, ix *natsClient) {
 			}
 			return names.Err()
 		})
-		first.can("create every stream and bucket", func(ctx context.Context) error { return natsProvision(ctx, first.js) })
+		first.can("create every stream and bucket", func(ctx context.Context) error { return natsStart(ctx, first.who, first.js) })
 		for _, other := range []*natsClient{g, f, ix} {
 			if other != first {
-				other.can("update every stream and bucket", func(ctx context.Context) error { return natsProvision(ctx, other.js) })
+				other.can("provision every stream and bucket after the "+first.who, func(ctx context.Context) error { return natsStart(ctx, other.who, other.js) })
 			}
 		}
 	}
@@ -866,8 +902,115 @@ func indexerWorks(ix *natsClient) {
 
 }
 
+// streamMsgs counts the messages of the streams without a short age limit, by stream.
+func streamMsgs(admin *natsClient) map[string]uint64 {
+	n := map[string]uint64{}
+	admin.can("count the messages of the streams", func(ctx context.Context) error {
+		for _, name := range []string{events.StreamEvents, events.StreamRequests, events.StreamDead, events.StreamCrawls, "KV_" + events.BucketPoliteness} {
+			s, err := admin.js.Stream(ctx, name)
+			if err != nil {
+				return err
+			}
+			n[name] = s.CachedInfo().State.Msgs
+		}
+		return nil
+	})
+	return n
+}
+
+// shrinkByUpdate sets a stream's maximum to one message, as a user allowed STREAM.UPDATE
+// could: the stream would drop all but its newest message.
+func shrinkByUpdate(c *natsClient, name string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		s, err := c.js.Stream(ctx, name)
+		if err != nil {
+			return err
+		}
+		cfg := s.CachedInfo().Config
+		cfg.MaxMsgs = 1
+		_, err = c.js.UpdateStream(ctx, cfg)
+		return err
+	}
+}
+
+// shrinkByCreate tries the same through STREAM.CREATE, which every service may send:
+// the server must refuse to create an existing stream with another configuration
+// ("stream name already in use", or for XSW_EVENTS, whose 4 GiB are reserved already
+// under the Kubernetes server's 8 GB, "insufficient storage resources"), and leave it.
+func shrinkByCreate(c *natsClient, name string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		s, err := c.js.Stream(ctx, name)
+		if err != nil {
+			return err
+		}
+		cfg := s.CachedInfo().Config
+		cfg.MaxMsgs = 1
+		var apiErr *jetstream.APIError
+		if _, err := c.js.CreateStream(ctx, cfg); !errors.As(err, &apiErr) {
+			return fmt.Errorf("re-creating %s with other limits: %v, want the server's refusal", name, err)
+		}
+		if s, err = c.js.Stream(ctx, name); err != nil {
+			return err
+		}
+		if n := s.CachedInfo().Config.MaxMsgs; n != -1 {
+			return fmt.Errorf("%s holds at most %d messages after the refused re-creation, want no limit", name, n)
+		}
+		return nil
+	}
+}
+
+// ownerUpdates: an upgrade that keeps requests for another age, applied by the indexer
+// (the provisioning identity, service.StreamOwner) as it starts; a gateway or fetcher
+// of the old version starting meanwhile finds the stream changed and leaves it.
+func ownerUpdates(g, f, ix *natsClient) {
+	upgraded := natsTopology
+	upgraded.RequestMaxAge = 12 * time.Hour
+	maxAge := func(ctx context.Context, c *natsClient) (time.Duration, error) {
+		s, err := c.js.Stream(ctx, events.StreamRequests)
+		if err != nil {
+			return 0, err
+		}
+		return s.CachedInfo().Config.MaxAge, nil
+	}
+	ix.can("change the limits of every stream and bucket (an upgrade: requests kept 12h)", func(ctx context.Context) error {
+		if err := broker.Provision(ctx, ix.js, upgraded); err != nil {
+			return err
+		}
+		if got, err := maxAge(ctx, ix); err != nil || got != 12*time.Hour {
+			return fmt.Errorf("requests kept %s (%v) after the update, want 12h", got, err)
+		}
+		return nil
+	})
+	for _, c := range []*natsClient{g, f} {
+		c.can("start on the old version, find the request stream changed and leave it", func(ctx context.Context) error {
+			drift, err := broker.Ensure(ctx, c.js, natsTopology)
+			if err != nil {
+				return err
+			}
+			if len(drift) != 1 || drift[0].Stream != events.StreamRequests {
+				return fmt.Errorf("found %+v configured otherwise, want the request stream's max_age", drift)
+			}
+			if got, err := maxAge(ctx, c); err != nil || got != 12*time.Hour {
+				return fmt.Errorf("requests kept %s (%v), want the indexer's 12h", got, err)
+			}
+			return nil
+		})
+	}
+	ix.can("change them back", func(ctx context.Context) error { return natsProvision(ctx, ix.js) })
+}
+
 // refusals: what each must not do, through the API the services use, and natsRefusals.
 func refusals(g, f, ix *natsClient) {
+	// No service but the indexer changes a stream's or a bucket's limits: the finding
+	// that the fetcher user could shrink XSW_EVENTS from five messages to one.
+	for _, c := range []*natsClient{g, f} {
+		for _, name := range natsStreams() {
+			c.cannot("shrink "+name+" by update", "$JS.API.STREAM.UPDATE."+name, shrinkByUpdate(c, name))
+		}
+		for _, name := range []string{events.StreamEvents, events.StreamRequests, "KV_" + events.BucketPoliteness} {
+			c.can("try to shrink "+name+" by re-creating it, refused by the server", shrinkByCreate(c, name))
+		}
+	}
 	g.cannot("publish a fetched event", events.SubjectFetchedBook(site, book), publish(g.js, events.SubjectFetchedBook(site, book)))
 	g.cannot("publish a job event", events.SubjectJob(events.JobCompleted, site, book), publish(g.js, events.SubjectJob(events.JobCompleted, site, book)))
 	g.cannot("purge the event stream", "$JS.API.STREAM.PURGE."+events.StreamEvents, func(ctx context.Context) error {

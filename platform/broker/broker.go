@@ -147,30 +147,170 @@ type Topology struct {
 	Memory bool
 }
 
-// Provision creates or updates every stream and bucket of the events contract. It is
-// idempotent and safe to call from every replica at start.
-func Provision(ctx context.Context, js jetstream.JetStream, t Topology) error {
-	if t.Replicas < 1 {
-		t.Replicas = 1
-	}
-	storage := jetstream.FileStorage
+// replicasAndStorage returns the replica count (at least 1) and the storage of t.
+func (t Topology) replicasAndStorage() (int, jetstream.StorageType) {
 	if t.Memory {
-		storage = jetstream.MemoryStorage
+		return max(t.Replicas, 1), jetstream.MemoryStorage
 	}
+	return max(t.Replicas, 1), jetstream.FileStorage
+}
+
+// bucketConfig turns a bucket spec into JetStream's configuration.
+func bucketConfig(b events.KVSpec, replicas int, storage jetstream.StorageType) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{Bucket: b.Bucket, TTL: b.TTL, History: b.History, Storage: storage, Replicas: replicas}
+}
+
+// Provision creates or updates every stream and bucket of the events contract. It is
+// idempotent. It changes the limits of existing streams, which needs STREAM.UPDATE: of
+// the services' NATS users only the indexer's may (deploy/k8s/base/config/nats-auth.conf);
+// the gateway and the fetchers call Ensure.
+func Provision(ctx context.Context, js jetstream.JetStream, t Topology) error {
+	replicas, storage := t.replicasAndStorage()
 	for _, s := range events.Streams(t.RequestMaxAge) {
-		if _, err := js.CreateOrUpdateStream(ctx, StreamConfig(s, t.Replicas, storage)); err != nil {
+		if _, err := js.CreateOrUpdateStream(ctx, StreamConfig(s, replicas, storage)); err != nil {
 			return fmt.Errorf("provision stream %s: %w", s.Name, err)
 		}
 	}
 	for _, b := range events.Buckets(t.SyncedTTL) {
-		_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: b.Bucket, TTL: b.TTL, History: b.History, Storage: storage, Replicas: t.Replicas,
-		})
-		if err != nil {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, bucketConfig(b, replicas, storage)); err != nil {
 			return fmt.Errorf("provision bucket %s: %w", b.Bucket, err)
 		}
 	}
 	return nil
+}
+
+// Drift is a stream or bucket that Ensure found configured otherwise than Topology
+// says, and left as it is.
+type Drift struct {
+	// Stream is the stream's name (KV_<bucket> for a bucket).
+	Stream string
+	// Differs says what differs, each as "<field> <found>, want <wanted>".
+	Differs []string
+}
+
+// Ensure creates every stream and bucket of the events contract that is missing, and
+// changes none that exists: it returns those whose subjects, limits, retention, storage
+// or replicas differ from t's, for Provision (the indexer) to update. It needs only
+// STREAM.INFO and STREAM.CREATE, which the server answers for an existing stream without
+// changing it (an error when the configuration differs).
+func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) ([]Drift, error) {
+	replicas, storage := t.replicasAndStorage()
+	var drift []Drift
+	check := func(want jetstream.StreamConfig, create func(context.Context) error) error {
+		got, created, err := ensureStream(ctx, js, want.Name, create)
+		if err != nil {
+			return err
+		}
+		if d := differences(want, got); !created && len(d) > 0 {
+			drift = append(drift, Drift{Stream: want.Name, Differs: d})
+		}
+		return nil
+	}
+	for _, s := range events.Streams(t.RequestMaxAge) {
+		want := StreamConfig(s, replicas, storage)
+		err := check(want, func(ctx context.Context) error {
+			_, err := js.CreateStream(ctx, want)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("ensure stream %s: %w", s.Name, err)
+		}
+	}
+	for _, b := range events.Buckets(t.SyncedTTL) {
+		cfg := bucketConfig(b, replicas, storage)
+		err := check(kvStreamConfig(cfg), func(ctx context.Context) error {
+			_, err := js.CreateKeyValue(ctx, cfg)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("ensure bucket %s: %w", b.Bucket, err)
+		}
+	}
+	return drift, nil
+}
+
+// ensureStream returns the configuration of the stream name, creating it with create
+// when it is missing (created is then true). A stream another client created meanwhile
+// is read back.
+func ensureStream(ctx context.Context, js jetstream.JetStream, name string, create func(context.Context) error) (cfg jetstream.StreamConfig, created bool, err error) {
+	s, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		err = create(ctx)
+		if err == nil {
+			return jetstream.StreamConfig{}, true, nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return jetstream.StreamConfig{}, false, err
+		}
+		s, err = js.Stream(ctx, name)
+	}
+	if err != nil {
+		return jetstream.StreamConfig{}, false, err
+	}
+	return s.CachedInfo().Config, false, nil
+}
+
+// kvStreamConfig is the stream configuration nats.go makes of a bucket's (jetstream's
+// prepareKeyValueConfig), as far as differences compares it.
+func kvStreamConfig(b jetstream.KeyValueConfig) jetstream.StreamConfig {
+	dup := 2 * time.Minute
+	if b.TTL > 0 && b.TTL < dup {
+		dup = b.TTL
+	}
+	return jetstream.StreamConfig{
+		Name:              "KV_" + b.Bucket,
+		Subjects:          []string{"$KV." + b.Bucket + ".>"},
+		MaxMsgsPerSubject: int64(max(b.History, 1)),
+		MaxAge:            b.TTL,
+		Storage:           b.Storage,
+		Replicas:          b.Replicas,
+		AllowRollup:       true,
+		DenyDelete:        true,
+		Duplicates:        dup,
+		Discard:           jetstream.DiscardNew,
+	}
+}
+
+// differences lists what of got, a stream's configuration on the server, differs from
+// want: its subjects, limits, retention, discard policy, storage, replicas, duplicate
+// window (when want sets one) and the flags that lock it. A limit of 0 is the server's
+// -1, none.
+func differences(want, got jetstream.StreamConfig) []string {
+	var out []string
+	diff := func(field string, w, g any) {
+		if w != g {
+			out = append(out, fmt.Sprintf("%s %v, want %v", field, g, w))
+		}
+	}
+	limit := func(v int64) int64 {
+		if v == 0 {
+			return -1
+		}
+		return v
+	}
+	ws, gs := slices.Sorted(slices.Values(want.Subjects)), slices.Sorted(slices.Values(got.Subjects))
+	if !slices.Equal(ws, gs) {
+		out = append(out, fmt.Sprintf("subjects %v, want %v", gs, ws))
+	}
+	diff("retention", want.Retention, got.Retention)
+	diff("max_consumers", limit(int64(want.MaxConsumers)), limit(int64(got.MaxConsumers)))
+	diff("max_msgs", limit(want.MaxMsgs), limit(got.MaxMsgs))
+	diff("max_bytes", limit(want.MaxBytes), limit(got.MaxBytes))
+	diff("max_age", want.MaxAge, got.MaxAge)
+	diff("max_msgs_per_subject", limit(want.MaxMsgsPerSubject), limit(got.MaxMsgsPerSubject))
+	diff("max_msg_size", limit(int64(want.MaxMsgSize)), limit(int64(got.MaxMsgSize)))
+	diff("discard", want.Discard, got.Discard)
+	diff("discard_new_per_subject", want.DiscardNewPerSubject, got.DiscardNewPerSubject)
+	diff("storage", want.Storage, got.Storage)
+	diff("replicas", max(want.Replicas, 1), max(got.Replicas, 1))
+	if want.Duplicates > 0 {
+		diff("duplicate_window", want.Duplicates, got.Duplicates)
+	}
+	diff("sealed", want.Sealed, got.Sealed)
+	diff("deny_delete", want.DenyDelete, got.DenyDelete)
+	diff("deny_purge", want.DenyPurge, got.DenyPurge)
+	diff("allow_rollup_hdrs", want.AllowRollup, got.AllowRollup)
+	return out
 }
 
 // StreamConfig turns a spec into JetStream's configuration.

@@ -252,9 +252,18 @@ func (c Core) Boot(w io.Writer) (context.Context, context.CancelFunc, *slog.Logg
 	return ctx, stop, logger, nil
 }
 
+// StreamOwner is the service that brings existing streams and buckets to its version's
+// configuration (broker.Provision) when it starts: the indexer, which owns the pipeline's
+// schema, in Postgres and in NATS alike. The others create what is missing and report
+// what differs (broker.Ensure): their NATS users may not change a stream's limits
+// (deploy/k8s/base/config/nats-auth.conf).
+const StreamOwner = "indexer"
+
 // Connect connects to NATS as this replica ("xsw-<service>-<replica id>"), reconnecting
 // forever, and provisions the pipeline's streams and buckets (Topology) within 30
-// seconds. Close the connection when done. Its errors show NATSURL without passwords.
+// seconds: the StreamOwner creates or updates them, any other service creates those
+// missing and logs a warning for each that is configured otherwise, which it leaves as
+// it is. Close the connection when done. Its errors show NATSURL without passwords.
 func (c Core) Connect(ctx context.Context, logger *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
 	nc, js, err := broker.Connect(c.NATSURL, "xsw-"+c.Spec.Name+"-"+c.ReplicaID, logger)
 	if err != nil {
@@ -262,9 +271,19 @@ func (c Core) Connect(ctx context.Context, logger *slog.Logger) (*nats.Conn, jet
 	}
 	pctx, cancel := context.WithTimeout(ctx, provisionTimeout)
 	defer cancel()
-	if err := broker.Provision(pctx, js, c.Topology()); err != nil {
+	var drift []broker.Drift
+	if c.Spec.Name == StreamOwner {
+		err = broker.Provision(pctx, js, c.Topology())
+	} else {
+		drift, err = broker.Ensure(pctx, js, c.Topology())
+	}
+	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("nats %s: %w", broker.RedactURL(c.NATSURL), err)
+	}
+	for _, d := range drift {
+		logger.Warn("nats stream configured otherwise than this version says; left as it is for the indexer to update at its start",
+			"stream", d.Stream, "differs", strings.Join(d.Differs, "; "))
 	}
 	return nc, js, nil
 }

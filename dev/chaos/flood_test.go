@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/xswtw/xsw/dev/sitesim"
+	"github.com/xswtw/xsw/events"
+	"github.com/xswtw/xsw/platform/broker"
 	"github.com/xswtw/xsw/platform/testkit"
 )
 
@@ -25,6 +27,11 @@ const (
 	floodInterval = 100 * time.Millisecond // BG_JOB_RATE_LIMIT and SOURCE_XSW_RATE_LIMIT
 	floodPrefetch = 60                     // books queued in the prefetch lane
 	floodReaders  = 80                     // concurrent readers, one unknown book each
+	// floodStored books are synced before the flood and synced again, forced, while it
+	// runs; the site cuts the list of the first floodCut of them to a chapter or two, as
+	// a site failing might. None may lose a chapter.
+	floodStored = 10
+	floodCut    = 5
 	// floodSourceLimit is API_SOURCE_RATE_LIMIT's default (docs/configuration.md): source
 	// requests one client may cause a minute, a burst refilled evenly.
 	floodSourceLimit = 10
@@ -57,13 +64,16 @@ type floodAnswer struct {
 // requests closer than the interval (allowing for stalls of the machine, see stallWatch);
 // while the readers' syncs run, at least a tenth of the site's requests are for the 60
 // prefetch books; and once everything settles, the 60 books and every reader's book that
-// was queued are fully indexed with one job each.
+// was queued are fully indexed with one job each. Meanwhile ten books stored before the
+// flood are synced again, forced, five of them cut short by the site to a chapter or
+// two: none loses a chapter; the cut ones' syncs are refused, recorded in job history and
+// dead-lettered, the others' applied.
 func TestReaderFlood(t *testing.T) {
 	began := time.Now()
 	interval := fmt.Sprint(floodInterval.Seconds())
 	r := newRig(t, options{
 		// 20-40 chapters: two or three requests a book.
-		site:     []string{"-categories", "2", "-books", "70", "-chapters", "20..40", "-latency", "20ms", "-jitter", "20ms"},
+		site:     []string{"-categories", "2", "-books", "80", "-chapters", "20..40", "-latency", "20ms", "-jitter", "20ms"},
 		fetchers: 2, gateway: true,
 		fetcherEnv: map[string]string{"BG_JOB_RATE_LIMIT": interval, "SOURCE_XSW_RATE_LIMIT": interval},
 		gatewayEnv: map[string]string{"API_SOURCE_RATE_LIMIT": strconv.Itoa(floodSourceLimit)},
@@ -73,21 +83,36 @@ func TestReaderFlood(t *testing.T) {
 		return r.siteStates(t)[siteXSW].State == "ok"
 	})
 	ids := r.site.ids(t, 0)
-	if len(ids) < floodPrefetch+floodReaders {
-		t.Fatalf("the site has %d books, want %d", len(ids), floodPrefetch+floodReaders)
+	if len(ids) < floodPrefetch+floodReaders+floodStored {
+		t.Fatalf("the site has %d books, want %d", len(ids), floodPrefetch+floodReaders+floodStored)
 	}
 	prefetch, readers := ids[:floodPrefetch], ids[floodPrefetch:floodPrefetch+floodReaders]
-	isPrefetch, isReader := map[string]bool{}, map[string]bool{}
+	stored := ids[floodPrefetch+floodReaders : floodPrefetch+floodReaders+floodStored]
+	isPrefetch, isReader, isStored := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, id := range prefetch {
 		isPrefetch[id] = true
 	}
 	for _, id := range readers {
 		isReader[id] = true
 	}
+	for _, id := range stored {
+		isStored[id] = true
+	}
 	t.Logf("rig up in %v", time.Since(began).Round(time.Millisecond))
 
-	// The listing's books, then at once the flood.
+	// The stored books, synced before the flood; then the site cuts some of them short.
+	r.request(stored)
+	r.settleAll(t, stored, 30*time.Second)
+	storedBefore := r.chapterCounts(t, stored)
+	for i, id := range stored[:floodCut] {
+		r.site.control(t, http.MethodPost, fmt.Sprintf("/_sim/books/%s/cut?keep=%d", id, 1+i%2), nil, nil)
+	}
+	t.Logf("%d books stored before the flood (chapters %v); the site cut %d of them to 1 or 2 chapters",
+		len(stored), storedBefore, floodCut)
+
+	// The listing's books and the stored books' forced resyncs, then at once the flood.
 	r.request(prefetch)
+	r.force(stored)
 	flooded := time.Now()
 	answers := r.flood(t, readers)
 	floodEnd := time.Now()
@@ -199,7 +224,7 @@ func TestReaderFlood(t *testing.T) {
 	var bg, fg, other, run, longestRun int
 	for _, q := range window {
 		switch id := bookOfPath(q.Path); {
-		case isPrefetch[id]:
+		case isPrefetch[id], isStored[id]:
 			bg++
 			run = 0
 		case isReader[id]:
@@ -212,10 +237,17 @@ func TestReaderFlood(t *testing.T) {
 	}
 	span := window[len(window)-1].Time.Sub(window[0].Time)
 	share := float64(bg) / float64(len(window))
-	t.Logf("while the readers' syncs ran (%v, from %v after the flood): %d requests to the site (%.1f/s; budget %.0f/s), %d for the listed books, %d for readers' books, %d other: background share %.1f%%; at most %d readers' requests in a row",
+	t.Logf("while the readers' syncs ran (%v, from %v after the flood): %d requests to the site (%.1f/s; budget %.0f/s), %d for the listed and stored books, %d for readers' books, %d other: background share %.1f%%; at most %d readers' requests in a row",
 		span.Round(time.Millisecond), window[0].Time.Sub(flooded).Round(time.Millisecond), len(window),
 		float64(len(window)-1)/span.Seconds(), float64(time.Second)/float64(floodInterval), bg, fg, other, 100*share, longestRun)
-	t.Logf("the site's requests while the readers' syncs ran (B listed, R reader's): %s", describeWindow(window, isPrefetch, isReader, flooded))
+	isBackground := map[string]bool{}
+	for id := range isPrefetch {
+		isBackground[id] = true
+	}
+	for id := range isStored {
+		isBackground[id] = true
+	}
+	t.Logf("the site's requests while the readers' syncs ran (B listed or stored, R reader's): %s", describeWindow(window, isBackground, isReader, flooded))
 	// Which listed books' syncs were under way meanwhile (between their first and last
 	// request to the site), to tell a limiter that gave background work no slot from a
 	// pool that ran no background job.
@@ -242,9 +274,11 @@ func TestReaderFlood(t *testing.T) {
 	// no run of readers' requests longer than nine, and of the window's slots (which
 	// begins and ends with a reader's by construction) at least one in ten whole.
 	if longestRun > 9 || float64(bg) < math.Floor(floodBackgroundShare*float64(len(window))) {
-		t.Errorf("while the readers' syncs ran, %d of the site's %d requests (%.1f%%) were for the listed books, with up to %d readers' requests in a row; want at least one in ten",
+		t.Errorf("while the readers' syncs ran, %d of the site's %d requests (%.1f%%) were for the listed and stored books, with up to %d readers' requests in a row; want at least one in ten",
 			bg, len(window), 100*share, longestRun)
 	}
+
+	r.checkStoredKept(t, stored, storedBefore)
 
 	var bgAll int
 	for _, q := range log {
@@ -383,4 +417,86 @@ func describeWindow(log []sitesim.Request, isPrefetch, isReader map[string]bool,
 		}
 	}
 	return fmt.Sprintf("from %v after the flood: %s", log[0].Time.Sub(flooded).Round(time.Millisecond), sb.String())
+}
+
+// force queues a forced sync of each book of xsw in the manual lane, as an operator's
+// resync would.
+func (r *rig) force(ids []string) {
+	r.t.Helper()
+	for _, id := range ids {
+		req := events.NewBookRequested(siteXSW, id, events.LaneManual, 0, true, "chaos", time.Now())
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := broker.Publish(ctx, r.js, req.Subject(), req.MsgID(), &req)
+		cancel()
+		if err != nil {
+			r.t.Fatalf("force a sync of %s: %v", id, err)
+		}
+	}
+}
+
+// chapterCounts returns how many chapters the database holds of each book of xsw of ids.
+func (r *rig) chapterCounts(t *testing.T, ids []string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, id := range ids {
+		var n int
+		err := r.db.QueryRow(context.Background(), `SELECT count(*) FROM chapters WHERE site = $1 AND book_id = $2`, siteXSW, id).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[id] = n
+	}
+	return out
+}
+
+// checkStoredKept waits for the second sync of each of the flood's stored books to end,
+// then checks that none lost a chapter: the first floodCut, which the site cut short,
+// were refused (a failed job naming the shrink, and a dead letter), the others applied.
+func (r *rig) checkStoredKept(t *testing.T, stored []string, before map[string]int) {
+	t.Helper()
+	type run struct{ status, reason string }
+	ended := map[string][]run{}
+	testkit.Eventually(t, 40*time.Second, "the stored books' second syncs ended", func() bool {
+		for _, id := range stored {
+			rows, err := r.db.Query(context.Background(), `
+				SELECT status, coalesce(error, '') FROM job_history
+				WHERE site = $1 AND book_id = $2 AND status IN ('completed', 'failed')
+				ORDER BY finished_at`, siteXSW, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var runs []run
+			for rows.Next() {
+				var j run
+				if err := rows.Scan(&j.status, &j.reason); err != nil {
+					t.Fatal(err)
+				}
+				runs = append(runs, j)
+			}
+			rows.Close()
+			if len(runs) < 2 {
+				return false
+			}
+			ended[id] = runs
+		}
+		return true
+	})
+	after := r.chapterCounts(t, stored)
+	dead := r.deadLetters(t)
+	for i, id := range stored {
+		if after[id] < before[id] {
+			t.Errorf("stored book %s: %d chapters after the flood, %d before", id, after[id], before[id])
+		}
+		last := ended[id][len(ended[id])-1]
+		switch cut := i < floodCut; {
+		case cut && (last.status != "failed" || !strings.Contains(last.reason, "shrink refused")):
+			t.Errorf("stored book %s, cut short by the site: its sync ended %s (%q), want failed, the shrink refused", id, last.status, last.reason)
+		case cut && !strings.Contains(dead[id].Error, "shrink refused"):
+			t.Errorf("stored book %s, cut short by the site: dead letter %+v, want one naming the shrink", id, dead[id])
+		case !cut && last.status != "completed":
+			t.Errorf("stored book %s: its forced sync ended %s (%q), want completed", id, last.status, last.reason)
+		}
+	}
+	t.Logf("stored books after their forced syncs during the flood: chapters %v (before %v); the site had cut %d of them short",
+		after, before, floodCut)
 }

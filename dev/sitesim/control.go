@@ -74,6 +74,25 @@ func (s *Site) controlMux() *http.ServeMux {
 		b.Chapters = nil
 		writeJSON(w, http.StatusOK, b)
 	})
+	mux.HandleFunc("POST /_sim/books/{id}/cut", func(w http.ResponseWriter, r *http.Request) {
+		keep, err := strconv.Atoi(r.URL.Query().Get("keep"))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "keep: want the number of chapters to keep")
+			return
+		}
+		id := r.PathValue("id")
+		if err := s.CutChapters(id, keep); err != nil {
+			status := http.StatusBadRequest
+			if errors.Is(err, ErrUnknownBook) {
+				status = http.StatusNotFound
+			}
+			writeError(w, status, err.Error())
+			return
+		}
+		b, _ := s.Book(id)
+		b.Chapters = nil
+		writeJSON(w, http.StatusOK, b)
+	})
 	mux.HandleFunc("GET /_sim/faults", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Faults())
 	})

@@ -92,6 +92,7 @@
 //	GET    /_sim/books[?chapters=1]     ground truth for every book (JSON array of BookInfo)
 //	GET    /_sim/books/{id}             one book with its chapters in reading order
 //	POST   /_sim/books/{id}/grow?n=3    add n chapters to a book, returns the BookInfo
+//	POST   /_sim/books/{id}/cut?keep=2  list only a book's first keep chapters, returns the BookInfo
 //	GET    /_sim/faults                 current fault rules and their counters
 //	POST   /_sim/faults[?append=1]      replace (or extend) the rules: JSON array of FaultRule
 //	DELETE /_sim/faults                 remove every fault rule

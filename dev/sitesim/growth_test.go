@@ -167,3 +167,54 @@ func TestValidators(t *testing.T) {
 		t.Errorf("validators sent while off")
 	}
 }
+
+func TestCut(t *testing.T) {
+	t.Parallel()
+	cfg := smallConfig()
+	cfg.MinChapters, cfg.MaxChapters = 40, 40 // two full TOC pages
+	srv := startServer(t, cfg)
+	s := srv.Site()
+	c := newClient(t)
+	before := s.Books()[1]
+
+	f, err := fetch(t, c, http.MethodPost, srv.URL()+"/_sim/books/"+before.ID+"/cut?keep=3", nil)
+	if err != nil || f.status != http.StatusOK {
+		t.Fatalf("cut: status %d, err %v: %s", f.status, err, f.body)
+	}
+	var cut BookInfo
+	if err := json.Unmarshal(f.body, &cut); err != nil {
+		t.Fatalf("decode cut answer: %v", err)
+	}
+	if cut.ChapterCount != 3 || cut.TOCPages != 1 || !cut.Updated.After(before.Updated) {
+		t.Errorf("after the cut: %d chapters, %d pages, updated %v (was %v)", cut.ChapterCount, cut.TOCPages, cut.Updated, before.Updated)
+	}
+	after, _ := s.Book(before.ID)
+	if !slices.Equal(after.Chapters, before.Chapters[:3]) {
+		t.Errorf("chapters after the cut = %v, want the first 3 of %v", after.Chapters, before.Chapters)
+	}
+	toc := get(t, c, srv.URL()+"/"+before.ID+"/page-1.html", 200).doc(t)
+	if n := toc.Find("div.cover > ul.chapter > li > a").Length(); n != 3 {
+		t.Errorf("page 1 lists %d chapters after the cut, want 3", n)
+	}
+	get(t, c, srv.URL()+"/"+before.ID+"/"+before.Chapters[3].ID+".html", 404)
+	get(t, c, srv.URL()+"/"+before.ID+"/"+before.Chapters[2].ID+".html", 200)
+
+	tests := []struct {
+		name string
+		path string
+		want int
+	}{
+		{"unknown book", "/_sim/books/1/cut?keep=1", 404},
+		{"keep all", "/_sim/books/" + before.ID + "/cut?keep=3", 400},
+		{"negative", "/_sim/books/" + before.ID + "/cut?keep=-1", 400},
+		{"not a number", "/_sim/books/" + before.ID + "/cut?keep=x", 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := fetch(t, c, http.MethodPost, srv.URL()+tt.path, nil)
+			if err != nil || f.status != tt.want {
+				t.Errorf("status %d, err %v; want %d", f.status, err, tt.want)
+			}
+		})
+	}
+}

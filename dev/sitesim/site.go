@@ -289,6 +289,37 @@ func (s *Site) AddChapters(bookID string, n int) error {
 	return nil
 }
 
+// CutChapters makes book bookID list only its first keep chapters, as a site that
+// loses or hides chapters would (the chapters cut are gone from its pages too), keeping
+// the volumes that still begin within them. keep must be below the book's chapter count.
+func (s *Site) CutChapters(bookID string, keep int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.cat.byID[bookID]
+	if !ok {
+		return fmt.Errorf("cut the chapters of book %s: %w", bookID, ErrUnknownBook)
+	}
+	if keep < 0 || keep >= len(b.chapters) {
+		return fmt.Errorf("cut book %s to %d chapters: want 0 to %d", bookID, keep, len(b.chapters)-1)
+	}
+	for _, c := range b.chapters[keep:] {
+		delete(b.byID, c.id)
+	}
+	b.chapters = b.chapters[:keep:keep]
+	for i, v := range b.volumes {
+		if v.first >= keep {
+			b.volumes = b.volumes[:i:i]
+			break
+		}
+	}
+	now, floor := time.Now().In(taipei).Truncate(time.Second), b.updated.Add(time.Second)
+	if now.Before(floor) {
+		now = floor
+	}
+	b.updated = now
+	return nil
+}
+
 // Requests returns a copy of the request log, oldest first.
 func (s *Site) Requests() []Request { return s.log.snapshot("") }
 

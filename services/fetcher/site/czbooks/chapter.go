@@ -32,9 +32,9 @@ var (
 //     collapses as in a browser: site.CollapseSpace);
 //  5. empty lines and lines naming the site (czbooks, in any case or width) are dropped.
 //
-// Navigation inside the content is dropped too: the anchors linking to the book's page
-// or to its chapters, or saying only navigation words (上一章, 下一章, 上一頁, 目錄,
-// 返回目錄, 書頁…, Traditional or Simplified), the elements holding
+// Navigation inside the content is dropped too: the anchors saying only navigation words
+// (上一章, 下一章, 上一頁, 目錄, 返回目錄, 書頁…, Traditional or Simplified) or nothing,
+// or linking to the chapter itself; the elements holding
 // nothing but such anchors, navigation words and separators (| · « » …), and the lines
 // made of navigation words and separators only. A line that merely uses such a word in
 // a sentence (他翻到下一章) stays. The lines are joined by "\n".
@@ -68,7 +68,7 @@ func (s *Source) ParseChapter(body []byte, pageURL *url.URL, bookID, chapterID s
 		c.Title = site.OrdinalPart(text(p.doc.FindMatcher(selPageTitle).First()))
 	}
 	c.PrevURL, c.NextURL = p.navLinks(bookID)
-	p.dropNav(content.Get(0), bookID)
+	p.dropNav(content.Get(0), bookID, chapterID)
 	lines := site.TextLines(content.Get(0), adElement)
 	kept := lines[:0]
 	for _, l := range lines {
@@ -111,12 +111,13 @@ var navWordList = []string{
 	"返回章節目錄", "返回章节目录", "返回目錄", "返回目录", "返回書頁", "返回书页", "返回首頁", "返回首页",
 	"章節目錄", "章节目录", "章節列表", "章节列表", "加入書籤", "加入书签",
 	"上一章", "下一章", "上一頁", "上一页", "下一頁", "下一页",
-	"回目錄", "回目录", "回書頁", "回书页", "目錄", "目录", "書頁", "书页", "首頁", "首页", "書籤", "书签", "返回",
+	"回目錄", "回目录", "回書頁", "回书页", "目錄", "目录", "書頁", "书页", "首頁", "首页", "書籤", "书签",
 }
 
 // navSeparators are the characters set between navigation links: bars, slashes, dots,
-// dashes, arrows and brackets. White space of every kind separates too.
-const navSeparators = "|｜/／·・•‧-－–—_<>＜＞«»‹›←→⇐⇒◀▶【】[]［］()（）〔〕〈〉《》「」、,，:："
+// dashes, arrows and brackets, but not the quotation marks of dialogue (「」『』), so
+// that a line of speech saying 「下一頁」 stays. White space of every kind separates too.
+const navSeparators = "|｜/／·・•‧-－–—_<>＜＞«»‹›←→⇐⇒◀▶【】[]［］()（）〔〕〈〉《》、,，:："
 
 // navMark stands, in the content, for a navigation element that dropNav took out: a
 // NUL, which the HTML parser never leaves in a text node, so no page can write it.
@@ -157,13 +158,12 @@ func navKind(s string) int {
 	return kind
 }
 
-// dropNav takes the navigation out of the content n of a chapter of bookID: each
-// anchor linking to the book's page or a chapter of it, or saying only navigation words,
-// and each element holding only such anchors, navigation words and separators, keeps
+// dropNav takes the navigation out of the content n of chapter chapterID of bookID:
+// each anchor that navAnchor calls navigation, and each element holding only such anchors, navigation words and separators, keeps
 // its place but its content becomes navMark, so that the line it was on can tell it was
 // there. It returns the kind of n's content (navKind): navWords when n holds navigation
 // and nothing else, for its parent to mark; n itself is left as it is.
-func (p *page) dropNav(n *html.Node, bookID string) int {
+func (p *page) dropNav(n *html.Node, bookID, chapterID string) int {
 	kind := navBlank // navBlank < navWords < navOther: the content is its greatest part
 	for c := n.FirstChild; c != nil; c = c.NextSibling {
 		switch c.Type {
@@ -172,11 +172,11 @@ func (p *page) dropNav(n *html.Node, bookID string) int {
 		case html.ElementNode:
 			switch {
 			case hiddenElement(c):
-			case c.DataAtom == atom.A && p.navAnchor(c, bookID):
+			case c.DataAtom == atom.A && p.navAnchor(c, bookID, chapterID):
 				markNav(c)
 				kind = max(kind, navWords)
 			default:
-				k := p.dropNav(c, bookID)
+				k := p.dropNav(c, bookID, chapterID)
 				if k == navWords {
 					markNav(c)
 				}
@@ -198,21 +198,26 @@ func hiddenElement(n *html.Node) bool {
 	return adElement(n)
 }
 
-// navAnchor reports whether the anchor a is navigation within a chapter of bookID: it
-// links to the book's page or to one of its chapters, or says only navigation words.
-func (p *page) navAnchor(a *html.Node, bookID string) bool {
+// navAnchor reports whether the anchor a is navigation within chapter chapterID of
+// bookID: it says only navigation words, or nothing, or it links to this very chapter
+// (a title's permalink). An anchor saying anything else keeps its text, wherever it
+// links: an author's reference to another chapter (請看<a>第三章的伏筆</a>) is text of the
+// chapter, and so is text a page wraps in its next-chapter link.
+func (p *page) navAnchor(a *html.Node, bookID, chapterID string) bool {
+	if navKind(nodeText(a)) != navOther {
+		return true
+	}
 	for _, at := range a.Attr {
 		if at.Key != "href" {
 			continue
 		}
 		if l, ok := p.link(at.Val); ok {
-			if book, _, n := pathIDs(l.path, "n"); n > 0 && book == bookID {
-				return true
-			}
+			book, chapter, n := pathIDs(l.path, "n")
+			return n == 2 && book == bookID && chapter == chapterID
 		}
 		break
 	}
-	return navKind(nodeText(a)) == navWords
+	return false
 }
 
 // markNav replaces the content of the element n with navMark.

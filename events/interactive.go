@@ -4,3 +4,8 @@ package events
 // priority: the book page and the first page of its chapter list; the rest go at
 // background priority. The gateway charges a reader's source share by it.
 const InteractivePagesPerBook = 2
+
+// MaxPagesPerRefsCall is the most pages of a book's chapter list one chapter-refs call
+// (SubjectRPCRefs) fetches, out of turn, at reader priority. The gateway charges such a
+// call to the reader's source share by it.
+const MaxPagesPerRefsCall = 3

@@ -29,7 +29,7 @@ import (
 )
 
 // MaxOutOfTurn bounds the pages of a chapter list one refs call fetches.
-const MaxOutOfTurn = 3
+const MaxOutOfTurn = events.MaxPagesPerRefsCall
 
 // Server answers request/reply calls.
 type Server struct {

@@ -622,3 +622,38 @@ func TestRefusingSite(t *testing.T) {
 		t.Errorf("sites %s, want toy refused with its detail and next probe", r.body)
 	}
 }
+
+// TestQueueingWhileRefusedIsCharged: a book queued while its site refuses us costs the
+// site its pages once it lets us in again, so the queueing is charged to the client's
+// share: a client whose share is spent hears of the refusal and queues nothing more,
+// while asking again for a book already queued costs nothing.
+func TestQueueingWhileRefusedIsCharged(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.SourceRateLimit = 2 * events.InteractivePagesPerBook })
+	e.describe(events.SiteInfo{ID: "toy", Name: "Toy", BaseURL: "https://toy.example", BookIDPattern: toyBookPattern,
+		RateInterval: 1, Interval: 1, State: events.SiteRefused, Detail: "toy: refused, HTTP 403"})
+	testkit.Eventually(t, 10*time.Second, "toy refused", func() bool {
+		st, _ := e.sites.Get(t.Context(), "toy")
+		return st.State == events.SiteRefused
+	})
+	rec := e.record()
+	ask := func(id string, queued bool) {
+		t.Helper()
+		r := e.get("/xsw/api/sites/toy/books/" + id)
+		expect(t, r, http.StatusServiceUnavailable)
+		if d := r.detail(t); strings.Contains(d, "the book is queued") != queued {
+			t.Errorf("book %s: detail %q, want queued %v", id, d, queued)
+		}
+	}
+	ask("ab1", true)
+	ask("ab1", true) // queued already: free
+	ask("ab2", true)
+	ask("ab3", false) // the share is spent
+	testkit.Eventually(t, 10*time.Second, "two books queued", func() bool {
+		return slices.Contains(rec.subjects(), events.RequestSubject(events.LaneInteractive, "toy", "ab2"))
+	})
+	for _, s := range rec.subjects() {
+		if s == events.RequestSubject(events.LaneInteractive, "toy", "ab3") {
+			t.Errorf("ab3 queued for a client whose share is spent")
+		}
+	}
+}

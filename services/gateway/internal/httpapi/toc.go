@@ -15,10 +15,11 @@ import (
 // InteractiveWait, once for all concurrent readers of that range. stored is what the
 // database holds of the list, so that the fetcher fetches nothing twice; which pages of
 // the site hold the range is the fetcher's to know. The fetcher also publishes the
-// pages it fetched for the indexer.
+// pages it fetched for the indexer. The call is charged to the reader's share by the most
+// pages it may fetch.
 func (s *Server) fetchRefs(ctx context.Context, b bookRef, from, to int, stored events.StoredPages) ([]events.ChapterRef, error) {
 	key := "refs:" + b.key() + ":" + strconv.Itoa(from) + "-" + strconv.Itoa(to)
-	v, err := s.shared(ctx, &s.fetches, key, 1, func() (any, bool, error) {
+	v, err := s.shared(ctx, &s.fetches, key, events.MaxPagesPerRefsCall, func() (any, bool, error) {
 		req := events.ChapterRefsRequest{Header: events.Header{Version: events.Version}, Site: b.site, BookID: b.id,
 			From: from, To: to, Stored: stored}
 		var reply events.ChapterRefsReply

@@ -234,3 +234,20 @@ func TestChapterOutOfTurn(t *testing.T) {
 		t.Errorf("fetchers asked %+v", asked)
 	}
 }
+
+// TestChaptersOutOfTurnChargedByTheirPages: a chapter-list range fetched out of turn may
+// cost the site events.MaxPagesPerRefsCall pages, and the reader's share is charged so.
+func TestChaptersOutOfTurnChargedByTheirPages(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.SourceRateLimit = events.MaxPagesPerRefsCall + 1 })
+	site := &refsSite{total: 100}
+	e.serve(events.SubjectRPCRefs, site.answer)
+	partialBook(t, e, "52", 20, 5)
+
+	expect(t, e.get("/xsw/api/books/52/chapters?page=2"), http.StatusOK)
+	r := e.get("/xsw/api/books/52/chapters?page=4")
+	expect(t, r, http.StatusTooManyRequests)
+	if n := len(site.requests()); n != 1 {
+		t.Errorf("%d calls reached the fetchers, want 1: the share left after one range is less than a range's pages", n)
+	}
+}

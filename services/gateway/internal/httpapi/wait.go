@@ -96,10 +96,19 @@ func (s *Server) await(ctx context.Context, b bookRef, n need) error {
 	}
 	if st, refused := s.sites.Refused(b.site); refused {
 		// Nothing will come within the wait: say so at once, and queue the book so that
-		// it is fetched when the site lets us in again.
-		_, err := s.jobs.Request(ctx, jobs.Request{
+		// it is fetched when the site lets us in again. Its pages will cost the site then,
+		// so the queueing is charged to the client's share like a wait's; a client whose
+		// share is spent hears of the refusal, and nothing is queued for it.
+		refund, err := s.takeSource(ctx, events.InteractivePagesPerBook)
+		if err != nil {
+			return refusedError(st, false)
+		}
+		status, err := s.jobs.Request(ctx, jobs.Request{
 			Site: b.site, BookID: b.id, Lane: events.LaneInteractive, Priority: jobs.InteractivePriority, Reason: "reader asked while the site refuses us",
 		})
+		if err != nil || status != jobs.Queued {
+			refund()
+		}
 		return refusedError(st, err == nil)
 	}
 	// The read is charged to the client's share of the site as it joins the wait, by the

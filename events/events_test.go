@@ -25,6 +25,7 @@ func payloads() map[string]Payload {
 	updated := time.Date(2026, 1, 20, 14, 5, 9, 0, time.UTC)
 	req := NewBookRequested("xsw", "1721851", LanePrefetch, PrefetchPriority, false, "category 1 page 1", at)
 	purge := NewBookPurgeRequested("xsw", "1721851", "admin", at)
+	accept := NewBookShrinkAccepted("czbooks", "cr382b", "admin", at)
 	inval := NewCacheInvalidated("xsw", "1721851", "gateway-7f3a", "admin", at)
 	clear := NewCacheInvalidated("", "", "gateway-7f3a", "admin", at)
 	reads := NewBooksRead("gateway-7f3a", 12, map[string]int64{"xsw.1721851": 3, "czbooks.cr382b": 1}, at.Add(-time.Minute), at)
@@ -76,6 +77,7 @@ func payloads() map[string]Payload {
 		"site_info":            &siteInfo,
 		"categories_request":   &CategoriesRequest{Header: Header{Version}, Site: "xsw"},
 		"book_purge_requested": &purge,
+		"book_shrink_accepted": &accept,
 		"cache_invalidated":    &inval,
 		"cache_cleared":        &clear,
 		"fetcher_heartbeat": &FetcherHeartbeat{Header: Header{Version}, FetcherID: "fetcher-7f3a", Workers: 2, StartedAt: at.Add(-time.Hour), At: at,
@@ -299,6 +301,7 @@ func TestKeysAndSubjects(t *testing.T) {
 		{"xsw.indexed.7", IndexedPrefixTokens, LegacySite, "7", true},
 		{SubjectDead("czbooks", "cr382b"), DeadPrefixTokens, "czbooks", "cr382b", true},
 		{SubjectPurgeBook("xsw", "7"), PurgePrefixTokens, "xsw", "7", true},
+		{SubjectAcceptShrink("czbooks", "00417"), AcceptPrefixTokens, "czbooks", "00417", true},
 		{SubjectCacheInvalidate("xsw", "7"), CachePrefixTokens, "xsw", "7", true},
 		{"xsw.indexed", IndexedPrefixTokens, "", "", false},
 		{"xsw.indexed.a.b.c", IndexedPrefixTokens, "", "", false},
@@ -368,10 +371,16 @@ func TestCommandsAndCache(t *testing.T) {
 	if p.MsgID() == later.MsgID() {
 		t.Errorf("two purge requests share id %q", p.MsgID())
 	}
+	a := NewBookShrinkAccepted("xsw", "42", "admin", at)
+	if a.Subject() != "xsw.cmd.accept_shrink.xsw.42" || a.Validate() != nil || a.MsgID() == p.MsgID() {
+		t.Errorf("acceptance %+v: subject %s, validate %v, id %s", a, a.Subject(), a.Validate(), a.MsgID())
+	}
 	for name, bad := range map[string]Payload{
 		"purge bad id":           &BookPurgeRequested{Header: Header{Version}, Site: "xsw", BookID: "4.2", RequestedAt: at},
 		"purge no site":          &BookPurgeRequested{Header: Header{Version}, BookID: "42", RequestedAt: at},
 		"purge no time":          &BookPurgeRequested{Header: Header{Version}, Site: "xsw", BookID: "42"},
+		"accept bad id":          &BookShrinkAccepted{Header: Header{Version}, Site: "xsw", BookID: "4.2", AcceptedAt: at},
+		"accept no time":         &BookShrinkAccepted{Header: Header{Version}, Site: "xsw", BookID: "42"},
 		"invalidation bad id":    &CacheInvalidated{Header: Header{Version}, Site: "xsw", BookID: "*", At: at},
 		"invalidation no site":   &CacheInvalidated{Header: Header{Version}, BookID: "42", At: at},
 		"invalidation site only": &CacheInvalidated{Header: Header{Version}, Site: "xsw", At: at},

@@ -49,6 +49,7 @@ const (
 	IndexedPrefixTokens = 2 // xsw.indexed
 	DeadPrefixTokens    = 2 // xsw.dead
 	PurgePrefixTokens   = 3 // xsw.cmd.purge
+	AcceptPrefixTokens  = 3 // xsw.cmd.accept_shrink
 	CachePrefixTokens   = 3 // xsw.cache.invalidate
 )
 
@@ -100,6 +101,12 @@ func SubjectDead(site, bookID string) string { return "xsw.dead." + Key(site, bo
 // SubjectPurgeBook is the subject of a request to forget the stored chapter texts of a
 // book.
 func SubjectPurgeBook(site, bookID string) string { return "xsw.cmd.purge." + Key(site, bookID) }
+
+// SubjectAcceptShrink is the subject of an operator's acceptance that a book's site
+// removed chapters (BookShrinkAccepted).
+func SubjectAcceptShrink(site, bookID string) string {
+	return "xsw.cmd.accept_shrink." + Key(site, bookID)
+}
 
 // SubjectCacheInvalidate tells every gateway replica to drop what it cached about a book.
 func SubjectCacheInvalidate(site, bookID string) string {

@@ -1,13 +1,15 @@
 // Package consume runs the indexer's loop: it pulls batches of fetched and job events (and
-// commands, such as a purge of a book's chapter texts) from JetStream, writes each batch
-// (its books split among a few transactions side by side, each book's events in order in
-// one of them), acknowledges its messages after their commit and announces every book
-// written.
+// commands: a purge of a book's chapter texts, an operator's acceptance of a book's
+// shrink) from JetStream, writes each batch (its books split among a few transactions
+// side by side, each book's events in order in one of them), acknowledges its messages
+// after their commit and announces every book written.
 //
 // A sync whose result would shrink a stored book sharply is refused by the store (see
 // store.ShrinkFloor): the loop publishes a dead letter for its job, as a fetcher does
 // for a job that gave up, so that an operator sees it and can replay it, before the
-// batch is acknowledged.
+// batch is acknowledged. When the site really removed the chapters, the operator
+// accepts the shrink instead (events.BookShrinkAccepted, in order with the fetched
+// events): the book's next sync applies.
 //
 // Each message ends in exactly one outcome: Ack after the commit (and the announcements);
 // Term when it can never be indexed (undecodable, unknown version, refused by the
@@ -493,6 +495,14 @@ func (c *Consumer) logCommitted(items []item, res store.Result) {
 			c.logger.Info("cached categories", "site", e.Site, "count", len(e.Categories), "changed", changed)
 		case *events.BookPurgeRequested:
 			c.logger.Info("chapter texts purged", "site", e.Site, "book_id", e.BookID, "chapters", changed, "reason", e.Reason)
+		case *events.BookShrinkAccepted:
+			if changed > 0 {
+				c.logger.Info("shrink accepted: the book's next sync applies whatever it lists", "site", e.Site, "book_id", e.BookID,
+					"accepted_at", e.AcceptedAt, "reason", e.Reason)
+			} else {
+				c.logger.Info("shrink acceptance ignored: the book is not stored, or holds an acceptance as new", "site", e.Site,
+					"book_id", e.BookID, "accepted_at", e.AcceptedAt, "reason", e.Reason)
+			}
 		case *events.JobEvent:
 			switch e.Kind {
 			case events.JobCompleted:
@@ -512,6 +522,7 @@ var (
 	tocFamily     = family(events.SubjectFetchedTOC(events.LegacySite, "0"), events.FetchedPrefixTokens)
 	chapterFamily = family(events.SubjectFetchedChapter(events.LegacySite, "0"), events.FetchedPrefixTokens)
 	purgeFamily   = family(events.SubjectPurgeBook(events.LegacySite, "0"), events.PurgePrefixTokens)
+	acceptFamily  = family(events.SubjectAcceptShrink(events.LegacySite, "0"), events.AcceptPrefixTokens)
 	jobFamily     = family(events.SubjectJob(events.JobStarted, events.LegacySite, "0"), events.JobPrefixTokens-1)
 	// The categories of a site are published on the family and the site id; until the
 	// sites, on the family alone.
@@ -559,6 +570,9 @@ func decode(subject string, data []byte) (events.Payload, string, error) {
 	case family(subject, events.PurgePrefixTokens) == purgeFamily:
 		var e events.BookPurgeRequested
 		return book(subject, events.PurgePrefixTokens, data, &e, func() (string, string) { return e.Site, e.BookID })
+	case family(subject, events.AcceptPrefixTokens) == acceptFamily:
+		var e events.BookShrinkAccepted
+		return book(subject, events.AcceptPrefixTokens, data, &e, func() (string, string) { return e.Site, e.BookID })
 	case family(subject, events.JobPrefixTokens-1) == jobFamily:
 		var e events.JobEvent
 		p, key, err := book(subject, events.JobPrefixTokens, data, &e, func() (string, string) { return e.Site, e.BookID })

@@ -14,16 +14,17 @@ import (
 
 // Event kinds, the values of the kind label.
 const (
-	KindBook       = "book"
-	KindTOCPage    = "toc_page"
-	KindChapter    = "chapter"
-	KindCategories = "categories"
-	KindPurge      = "purge"
-	KindJob        = "job"
-	KindOther      = "other"
+	KindBook         = "book"
+	KindTOCPage      = "toc_page"
+	KindChapter      = "chapter"
+	KindCategories   = "categories"
+	KindPurge        = "purge"
+	KindAcceptShrink = "accept_shrink"
+	KindJob          = "job"
+	KindOther        = "other"
 )
 
-var kinds = []string{KindBook, KindTOCPage, KindChapter, KindCategories, KindPurge, KindJob, KindOther}
+var kinds = []string{KindBook, KindTOCPage, KindChapter, KindCategories, KindPurge, KindAcceptShrink, KindJob, KindOther}
 
 // Counts reads the loop's running totals at scrape time.
 type Counts struct {
@@ -46,7 +47,7 @@ func New(reg prometheus.Registerer, sites []string, c Counts) (*Indexer, error) 
 	m := &Indexer{
 		indexed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xsw_indexer_events_total",
-			Help: "Events written to Postgres by kind (book, toc_page, chapter, categories, purge, job) and site (none for read counts, which span sites).",
+			Help: "Events written to Postgres by kind (book, toc_page, chapter, categories, purge, accept_shrink, job) and site (none for read counts, which span sites).",
 		}, []string{"kind", "site"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "xsw_indexer_batch_duration_seconds",
@@ -101,6 +102,8 @@ func Kind(ev events.Payload) string {
 		return KindCategories
 	case *events.BookPurgeRequested:
 		return KindPurge
+	case *events.BookShrinkAccepted:
+		return KindAcceptShrink
 	case *events.JobEvent:
 		return KindJob
 	}
@@ -119,6 +122,8 @@ func Site(ev events.Payload) string {
 	case *events.CategoriesFetched:
 		return e.Site
 	case *events.BookPurgeRequested:
+		return e.Site
+	case *events.BookShrinkAccepted:
 		return e.Site
 	case *events.JobEvent:
 		return e.Site

@@ -18,7 +18,7 @@ func TestBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Batch([]events.Payload{&events.BookFetched{Site: "xsw"}, &events.TOCPageFetched{Site: "xsw"}, &events.TOCPageFetched{Site: "czbooks"},
-		&events.JobEvent{Site: "xsw"}, &events.BooksRead{}}, 20*time.Millisecond)
+		&events.JobEvent{Site: "xsw"}, &events.BooksRead{}, &events.BookShrinkAccepted{Site: "czbooks"}}, 20*time.Millisecond)
 	m.Batch([]events.Payload{&events.ChapterFetched{Site: "czbooks"}}, 5*time.Millisecond)
 
 	for _, tc := range []struct {
@@ -29,6 +29,7 @@ func TestBatch(t *testing.T) {
 		{KindTOCPage, "xsw", 1}, {KindTOCPage, "czbooks", 1},
 		{KindJob, "xsw", 1}, {KindChapter, "czbooks", 1}, {KindChapter, "xsw", 0},
 		{KindPurge, "xsw", 0}, {KindCategories, "czbooks", 0}, {KindOther, "", 1},
+		{KindAcceptShrink, "czbooks", 1}, {KindAcceptShrink, "xsw", 0},
 	} {
 		if got := testutil.ToFloat64(m.indexed.WithLabelValues(tc.kind, tc.site)); got != tc.want {
 			t.Errorf("events{%s,%s} = %v, want %v", tc.kind, tc.site, got, tc.want)
@@ -54,7 +55,7 @@ xsw_indexer_batch_events_bucket{le="512"} 2
 xsw_indexer_batch_events_bucket{le="1024"} 2
 xsw_indexer_batch_events_bucket{le="4096"} 2
 xsw_indexer_batch_events_bucket{le="+Inf"} 2
-xsw_indexer_batch_events_sum 6
+xsw_indexer_batch_events_sum 7
 xsw_indexer_batch_events_count 2
 # HELP xsw_indexer_poison_total Events terminated because they can never be indexed (undecodable, unknown version, refused by the database).
 # TYPE xsw_indexer_poison_total counter

@@ -32,7 +32,7 @@ const beforeSites = 11
 // rows; latest is the newest migration.
 const (
 	lastSites = 15
-	latest    = 16
+	latest    = 17
 )
 
 // migrator returns a goose provider over the store's migrations for pool's schema.
@@ -184,8 +184,8 @@ var textIDs = map[string][]string{
 }
 
 // asMigrated is what old's rows should read as after the migrations: their ids spelled
-// as text, site 'xsw', books without volumes and with the most chapters they held as
-// many as they hold, categories in their old order.
+// as text, site 'xsw', books without volumes, with the most chapters they held as many
+// as they hold and no acceptance of a shrink, categories in their old order.
 func asMigrated(old map[string]map[string]row) map[string]map[string]row {
 	held := map[string]int{}
 	for _, c := range old["chapters"] {
@@ -213,6 +213,7 @@ func asMigrated(old map[string]map[string]row) map[string]map[string]row {
 					peak = max(peak, atoi(n.String()))
 				}
 				r["chapter_peak"], r["meta_before"], r["meta_job"] = json.Number(fmt.Sprint(peak)), nil, nil
+				r["shrink_accepted"], r["shrink_accepted_at"] = false, nil
 			case "chapters", "job_history":
 				r["site"] = events.LegacySite
 			case "categories":

@@ -33,6 +33,10 @@ type Book struct {
 	TOCPagesSeen     *int       `db:"toc_pages_seen"`
 	ChapterTotal     *int       `db:"chapter_total"`
 	ChapterPeak      *int       `db:"chapter_peak"` // the most it has held (ShrinkFloor)
+	// ShrinkAccepted is true while an operator's acceptance of a shrink awaits the book's
+	// next applied sync; ShrinkAcceptedAt is the time of the newest acceptance recorded.
+	ShrinkAccepted   bool       `db:"shrink_accepted"`
+	ShrinkAcceptedAt *time.Time `db:"shrink_accepted_at"`
 	SyncJobID        *string    `db:"sync_job_id"`
 	SyncedAt         *time.Time `db:"synced_at"`
 	CheckedAt        *time.Time `db:"checked_at"`
@@ -84,8 +88,8 @@ type Job struct {
 const (
 	bookColumns = `site, id, name, author, genre, status, finished, update_text,
 source_updated_at, description, cover_url, last_chapter_num, last_chapter_title,
-last_chapter_url, last_chapter_id, source_url, volumes, toc_pages, toc_pages_seen, chapter_total, chapter_peak, sync_job_id,
-synced_at, checked_at, changed_at, created_at, updated_at`
+last_chapter_url, last_chapter_id, source_url, volumes, toc_pages, toc_pages_seen, chapter_total, chapter_peak,
+shrink_accepted, shrink_accepted_at, sync_job_id, synced_at, checked_at, changed_at, created_at, updated_at`
 	chapterColumns = `site, book_id, num, chapter_id, title, url, title_num, text,
 fetched_at, listed_at, toc_page, created_at, updated_at`
 	jobColumns = `job_id, site, book_id, lane, priority, status, attempts, fetcher,

@@ -142,7 +142,17 @@ type Result struct {
 // than against what is stored now means a book cannot be worn down by steps that each
 // keep more than half (312, then 160, then 81): below half its mark, every sync is
 // refused, however many steps it took. A site that really removed that many chapters
-// is refused too, every time: there is no command to accept such a shrink.
+// is refused too, every time, until an operator accepts the shrink
+// (events.BookShrinkAccepted, which records books.shrink_accepted on a stored book):
+// while the book has an acceptance, no sync of it is refused, at its last page or at its
+// completion, whatever it lists, none included. The first completion applied after it
+// applies as any other (the refs past its end are deleted), sets the mark to its own
+// count (the only way the mark goes down) and uses the acceptance up. An acceptance is
+// recorded only when it is newer than the last one recorded (books.shrink_accepted_at,
+// kept once used), so that one delivered again after its use does not arm the book
+// again; the time a sync completed is not compared with it, as a sync that was under
+// way when the operator accepted may complete after the acceptance, or on a clock that
+// runs behind.
 // A forced sync (BookRequested.Force: the admin force-resync and the replay of a dead
 // letter) is judged like any other: the flag only makes the fetcher skip its
 // recently-synced check, and never reaches the indexer.
@@ -196,23 +206,25 @@ const storedSQL = `greatest(
     (SELECT count(*) FROM chapters sc WHERE sc.site = $1 AND sc.book_id = $2))::int`
 
 // countsSQL reads, as the columns stored and peak, the chapters the book $1, $2 holds
-// and the most it has held, by the rule of ShrinkFloor.
-const countsSQL = `SELECT s.stored,
-    greatest(s.stored, (SELECT pb.chapter_peak FROM books pb WHERE pb.site = $1 AND pb.id = $2)) AS peak
-FROM (SELECT ` + storedSQL + ` AS stored) s`
+// and the most it has held, by the rule of ShrinkFloor, and, as accepted, whether an
+// operator's acceptance of a shrink awaits its next applied sync.
+const countsSQL = `SELECT s.stored, greatest(s.stored, pb.chapter_peak) AS peak,
+    COALESCE(pb.shrink_accepted, false) AS accepted
+FROM (SELECT ` + storedSQL + ` AS stored) s
+LEFT JOIN books pb ON pb.site = $1 AND pb.id = $2`
 
 // refusedSQL is the rule of ShrinkFloor in SQL: whether a sync listing listed chapters
-// may not replace the chapters of a book that has held at most peak (both integer
-// expressions; peak is read twice).
-func refusedSQL(listed, peak string) string {
-	return fmt.Sprintf("(%[2]s > 0 AND (%[1]s = 0 OR %[1]s < %[2]s * %[3]s))",
-		listed, peak, strconv.FormatFloat(ShrinkFloor, 'f', -1, 64))
+// (an integer expression) may not replace the chapters of a book whose counts are the
+// row counts (a row with the columns peak and accepted of countsSQL).
+func refusedSQL(listed, counts string) string {
+	return fmt.Sprintf("(NOT %[2]s.accepted AND %[2]s.peak > 0 AND (%[1]s = 0 OR %[1]s < %[2]s.peak * %[3]s))",
+		listed, counts, strconv.FormatFloat(ShrinkFloor, 'f', -1, 64))
 }
 
-// refusedForBookSQL is refusedSQL against the most chapters the book $1, $2 has held,
-// counted once; a scalar subquery, which Postgres runs only when it is needed.
+// refusedForBookSQL is refusedSQL against the counts of the book $1, $2, read once; a
+// scalar subquery, which Postgres runs only when it is needed.
 func refusedForBookSQL(listed string) string {
-	return "(SELECT " + refusedSQL(listed, "c.peak") + " FROM (" + countsSQL + ") c)"
+	return "(SELECT " + refusedSQL(listed, "c") + " FROM (" + countsSQL + ") c)"
 }
 
 // book is a book's identity: its site and the site's id for it.
@@ -234,9 +246,10 @@ func bookOf(site, id string) (book, error) {
 // Apply writes evs in order in one transaction: all of them or none. Each event must be
 // a pointer to one of the payloads the indexer consumes (*events.BookFetched,
 // *events.TOCPageFetched, *events.ChapterFetched, *events.CategoriesFetched,
-// *events.JobEvent, *events.BookPurgeRequested, *events.BooksRead); started and
-// retrying job events write nothing. When Postgres refuses the data of one event, or it
-// names a book by an invalid id, the error is a *RejectedError naming it.
+// *events.JobEvent, *events.BookPurgeRequested, *events.BookShrinkAccepted,
+// *events.BooksRead); started and retrying job events write nothing. When Postgres
+// refuses the data of one event, or it names a book by an invalid id, the error is a
+// *RejectedError naming it.
 //
 // The statements are pipelined and a book's table-of-contents pages are written
 // together (see writer), with the rows and counts that writing each event's statements
@@ -472,6 +485,16 @@ WHERE site = $1 AND book_id = $2 AND text IS NOT NULL AND (fetched_at IS NULL OR
 		b.site, b.id, e.RequestedAt)
 }
 
+// acceptShrink records an operator's acceptance of a shrink on the book (see
+// ShrinkFloor), unless the book is not stored (there is nothing to accept) or holds an
+// acceptance as new already: a redelivered acceptance, used up or not, changes nothing.
+func (w *writer) acceptShrink(i int, b book, e *events.BookShrinkAccepted) {
+	w.exec(i, "accept the shrink of book "+b.String(), `
+UPDATE books SET shrink_accepted = true, shrink_accepted_at = $3, updated_at = now()
+WHERE site = $1 AND id = $2 AND (shrink_accepted_at IS NULL OR shrink_accepted_at < $3)`,
+		b.site, b.id, e.AcceptedAt)
+}
+
 // putChapter stores a chapter's text on its ref when the chapter id matches, or inserts
 // the ref with its text when the table of contents has not listed it yet. Text for a ref
 // that now names another chapter is dropped: it belongs to a chapter that moved.
@@ -552,13 +575,14 @@ WHERE (k.name, k.url, k.position, k.updated_at)
 }
 
 // completeSync records a completed sync on the book (creating a nameless row when its
-// metadata never arrived), raises its high-water mark, drops the metadata its own
-// BookFetched replaced, drops the refs beyond the new end of a book that shrank and
-// refreshes last_chapter_num. A completion older than the stored one changes nothing. A
-// completion that would shrink the book sharply (see ShrinkFloor) changes nothing
-// either but checked_at (the time of the attempt, on a book with metadata), and puts
-// back the metadata its sync replaced: completeSync returns its refusal, also added to
-// the batch's.
+// metadata never arrived), raises its high-water mark (or, when the book has an
+// acceptance of a shrink, sets the mark to the sync's count and uses the acceptance up),
+// drops the metadata its own BookFetched replaced, drops the refs beyond the new end of
+// a book that shrank and refreshes last_chapter_num. A completion older than the stored
+// one changes nothing. A completion that would shrink the book sharply (see ShrinkFloor)
+// changes nothing either but checked_at (the time of the attempt, on a book with
+// metadata), and puts back the metadata its sync replaced: completeSync returns its
+// refusal, also added to the batch's.
 func (w *writer) completeSync(ctx context.Context, i int, b book, e *events.JobEvent) (*Refusal, error) {
 	if err := int32s(e.Chapters, e.TOCPages); err != nil {
 		return nil, fmt.Errorf("completed job %s: %w", e.JobID, err)
@@ -580,18 +604,21 @@ func (w *writer) completeSync(ctx context.Context, i int, b book, e *events.JobE
 	// completion older than the stored sync is never refused, it is only stale.
 	w.query(i, "complete sync of book "+b.String(), read, `
 WITH cur AS (
-    SELECT c.stored, c.peak,
+    SELECT c.stored, c.peak, c.accepted,
            EXISTS (SELECT 1 FROM books sb WHERE sb.site = $1 AND sb.id = $2 AND sb.synced_at >= $6::timestamptz) AS stale
     FROM (`+countsSQL+`) c
 ), verdict AS (
-    SELECT stored, peak, NOT stale AND `+refusedSQL("$3::int", "peak")+` AS refused FROM cur
+    SELECT stored, peak, accepted, NOT stale AND `+refusedSQL("$3::int", "cur")+` AS refused FROM cur
 ), up AS (
     INSERT INTO books AS b (site, id, name, chapter_total, chapter_peak, toc_pages, sync_job_id, synced_at, checked_at)
-    SELECT $1, $2, '', $3::int, greatest(verdict.peak, $3::int), $4::int, $5::text, $6::timestamptz, $7::timestamptz
+    SELECT $1, $2, '', $3::int, CASE WHEN verdict.accepted THEN $3::int ELSE greatest(verdict.peak, $3::int) END,
+        $4::int, $5::text, $6::timestamptz, $7::timestamptz
     FROM verdict WHERE NOT verdict.refused
     ON CONFLICT (site, id) DO UPDATE SET
         chapter_total = EXCLUDED.chapter_total,
-        chapter_peak = greatest(b.chapter_peak, EXCLUDED.chapter_peak),
+        chapter_peak = CASE WHEN b.shrink_accepted THEN EXCLUDED.chapter_peak
+                            ELSE greatest(b.chapter_peak, EXCLUDED.chapter_peak) END,
+        shrink_accepted = false,
         toc_pages = EXCLUDED.toc_pages,
         sync_job_id = EXCLUDED.sync_job_id,
         synced_at = EXCLUDED.synced_at,

@@ -169,6 +169,19 @@ func (w *writer) apply(ctx context.Context, i int, ev events.Payload) (book, err
 		w.writeTOC(b)
 		w.purgeTexts(i, b, e)
 		return b, nil
+	case *events.BookShrinkAccepted:
+		b, err := bookOf(e.Site, e.BookID)
+		if err != nil {
+			return book{}, err
+		}
+		// The events before it are judged without it, those after with it, whatever the
+		// batches: a sync under way may have its last page refused and its completion
+		// applied.
+		if err := w.settleBook(ctx, b); err != nil {
+			return book{}, err
+		}
+		w.acceptShrink(i, b, e)
+		return book{}, nil // nothing a reader sees changed: no announcement
 	case *events.BooksRead:
 		return book{}, w.addReads(ctx, i, e)
 	case *events.JobEvent:
@@ -202,13 +215,7 @@ func (w *writer) apply(ctx context.Context, i int, ev events.Payload) (book, err
 // restores of the last pages that turned out refused (see restoreRefused).
 func (w *writer) settle(ctx context.Context, touched []book) ([]BookState, error) {
 	for _, b := range touched {
-		t := w.toc[b]
-		if t == nil {
-			continue
-		}
-		w.writeTOC(b)
-		w.putTOCPagesSeen(t.last, b, t.newest)
-		w.refreshLastChapter(t.last, b)
+		w.settleTOC(b)
 	}
 	var states []BookState
 	if len(touched) > 0 {
@@ -230,6 +237,31 @@ func (w *writer) settle(ctx context.Context, touched []book) ([]BookState, error
 	// Pages are refused when their statement runs, after later completions maybe.
 	slices.SortStableFunc(w.refused, func(a, b Refusal) int { return cmp.Compare(a.Event, b.Event) })
 	return states, err
+}
+
+// settleTOC queues what the batch's pages of book b so far say about it (see settle),
+// and forgets them.
+func (w *writer) settleTOC(b book) {
+	t := w.toc[b]
+	if t == nil {
+		return
+	}
+	w.writeTOC(b)
+	w.putTOCPagesSeen(t.last, b, t.newest)
+	w.refreshLastChapter(t.last, b)
+	delete(w.toc, b)
+}
+
+// settleBook writes everything the batch's events so far say about book b, as a batch
+// of their own would, before an event that changes how they are judged: its pages are
+// settled, then the metadata of the last pages refused is put back.
+func (w *writer) settleBook(ctx context.Context, b book) error {
+	w.settleTOC(b)
+	if _, err := w.flush(ctx); err != nil {
+		return err
+	}
+	w.restoreRefused()
+	return nil
 }
 
 // tocBook is what a batch's table-of-contents pages of one book leave to write: refs
@@ -308,7 +340,7 @@ func (w *writer) judgeEmptyList(i int, bk book, e *events.TOCPageFetched) {
 			return nil
 		})
 		return err
-	}, `SELECT c.stored, c.peak, `+refusedSQL("0", "c.peak")+` FROM (`+countsSQL+`) c`, bk.site, bk.id)
+	}, `SELECT c.stored, c.peak, `+refusedSQL("0", "c")+` FROM (`+countsSQL+`) c`, bk.site, bk.id)
 }
 
 // overlaps reports whether refs list a chapter number r holds.

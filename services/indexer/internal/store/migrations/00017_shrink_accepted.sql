@@ -1,0 +1,18 @@
+-- +goose Up
+-- An operator's acceptance of a book's shrink (events.BookShrinkAccepted, see
+-- store.ShrinkFloor).
+--
+-- shrink_accepted is true while the book has an acceptance that no applied sync has used:
+-- the shrink guard does not refuse its syncs, and the first completion applied clears it
+-- and sets chapter_peak to its own count. shrink_accepted_at is the time of the newest
+-- acceptance recorded, kept once it is used: an acceptance no newer than it (a
+-- redelivery) changes nothing, so that a used acceptance delivered again does not arm
+-- the book again. NULL on a book never accepted.
+--
+-- A constant default: adding the columns rewrites no row.
+ALTER TABLE books ADD COLUMN shrink_accepted boolean NOT NULL DEFAULT false;
+ALTER TABLE books ADD COLUMN shrink_accepted_at timestamptz;
+
+-- +goose Down
+ALTER TABLE books DROP COLUMN shrink_accepted_at;
+ALTER TABLE books DROP COLUMN shrink_accepted;

@@ -174,6 +174,25 @@ type Replay struct {
 	JobID    *string     `json:"job_id"`
 }
 
+// ShrinkAccepted is the body of POST /admin/books/{book_id}/accept-shrink: the
+// acceptance that the book's site removed chapters went to the indexer, then the book
+// was requested in the manual lane, forced. Status is "accepted"; Requested is what
+// became of the request (a SyncAnswer status). DeadLetterDeleted says whether the book
+// had a dead letter, now deleted, and JobID names the job that died (null without a
+// letter, or for an unreadable one).
+type ShrinkAccepted struct {
+	Status            string      `json:"status"`
+	Site              string      `json:"site"`
+	BookID            string      `json:"book_id"`
+	AcceptedAt        time.Time   `json:"accepted_at"`
+	Requested         string      `json:"requested"`
+	Lane              events.Lane `json:"lane"`
+	Priority          int         `json:"priority"`
+	Force             bool        `json:"force"`
+	DeadLetterDeleted bool        `json:"dead_letter_deleted"`
+	JobID             *string     `json:"job_id"`
+}
+
 // ReplayAll is the body of POST /admin/jobs/dead/replay_all: how many were replayed, by
 // status, which books, and how many dead letters remain (null, with Error, when the
 // replay was cut short).

@@ -83,6 +83,7 @@ func TestShellCompletion(t *testing.T) {
 				{"xswctl lane pause ", []string{"interactive", "manual", "prefetch", "refresh"}},
 				{"xswctl stats --site ", []string{"xsw", "toy", "off", "new"}},
 				{"xswctl cache ", []string{"clear", "invalidate", "purge-texts"}},
+				{"xswctl dead ", []string{"accept-shrink", "replay"}},
 			} {
 				cmd := exec.Command(path, append(slices.Clone(sh.args), sh.script)...)
 				cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "HOME=" + t.TempDir(), "LINE=" + tc.line,

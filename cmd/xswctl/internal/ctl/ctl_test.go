@@ -228,6 +228,18 @@ func newGateway(t *testing.T) *gateway {
 			reply(w, 404, `{"detail":"no route"}`)
 		}
 	})
+	mux.HandleFunc("POST /xsw/api/admin/books/{id}/accept-shrink", func(w http.ResponseWriter, r *http.Request) {
+		site, ok := book(w, r, r.URL.Query().Get("site"))
+		if !ok {
+			return
+		}
+		if stored := map[string]string{"xsw": "1234567", "toy": "b-7f"}[site]; r.PathValue("id") != stored {
+			reply(w, 404, fmt.Sprintf(`{"detail":"book %s of site %s is not stored: there is no shrink to accept"}`, r.PathValue("id"), site))
+			return
+		}
+		answer(w, 200, api.ShrinkAccepted{Status: "accepted", Site: site, BookID: r.PathValue("id"), AcceptedAt: time.Date(2026, 1, 21, 12, 0, 0, 0, time.UTC),
+			Requested: api.RequestQueued, Lane: events.LaneManual, Priority: 10, Force: true, DeadLetterDeleted: site == "xsw"})
+	})
 	mux.HandleFunc("POST /xsw/api/admin/cache/clear", func(w http.ResponseWriter, _ *http.Request) {
 		answer(w, 200, api.CacheCleared{BookEntries: 3, ListingEntries: 1, Replica: "gw-1", Status: "cleared"})
 	})
@@ -355,6 +367,12 @@ func TestCommands(t *testing.T) {
 			"POST /xsw/api/admin/jobs/dead/1234567/replay"},
 		{"dead replay of a site", []string{"dead", "replay", "--site", "toy", "b-7f"}, []string{"book toy/b-7f: queued in the prefetch lane (forced); its dead letter is deleted"},
 			"POST /xsw/api/admin/jobs/dead/b-7f/replay?site=toy"},
+		{"dead accept-shrink", []string{"dead", "accept-shrink", "1234567"},
+			[]string{"book 1234567: shrink accepted, the next sync applies what the site lists; queued in the manual lane (forced); its dead letter is deleted"},
+			"POST /xsw/api/admin/books/1234567/accept-shrink"},
+		{"dead accept-shrink of a site", []string{"dead", "accept-shrink", "--site", "toy", "b-7f"},
+			[]string{"book toy/b-7f: shrink accepted, the next sync applies what the site lists; queued in the manual lane (forced); it had no dead letter"},
+			"POST /xsw/api/admin/books/b-7f/accept-shrink?site=toy"},
 		{"dead replay --all", []string{"dead", "replay", "--all"}, []string{"replayed 2 dead letters (already_syncing 1, queued 1)"},
 			"POST /xsw/api/admin/jobs/dead/replay_all"},
 		{"crawl of a site", []string{"crawl", "--site", "toy", "--categories", "fantasy,sci-fi", "--pages", "1-3", "--no-wait"}, []string{"crawl crawl-1 queued"},
@@ -465,6 +483,10 @@ func TestErrors(t *testing.T) {
 		{"unknown site", nil, []string{"sync", "--site", "nope", "1"}, 1, `404 Not Found: unknown site "nope": this gateway serves toy, xsw ('xswctl sites' lists the gateway's sites)`},
 		{"unknown site to read", nil, []string{"book", "--site", "nope", "1"}, 1, `404 Not Found: unknown site "nope"`},
 		{"unknown dead letter", nil, []string{"dead", "replay", "999"}, 1, "404 Not Found: book 999 of site xsw has no dead letter\n"}, // no hint
+		{"accept-shrink of a book not stored", nil, []string{"dead", "accept-shrink", "999"}, 1, "404 Not Found: book 999 of site xsw is not stored: there is no shrink to accept\n"},
+		{"accept-shrink of another site's spelling", nil, []string{"dead", "accept-shrink", "--site", "toy", "1234567"}, 1, "400 Bad Request: 1234567 is not a book id of toy"},
+		{"accept-shrink of a bad id", nil, []string{"dead", "accept-shrink", "12.ab"}, 2, "a book id is 1 to 64"},
+		{"accept-shrink without an id", nil, []string{"dead", "accept-shrink"}, 2, "want a book id"},
 		{"replay id and --all", nil, []string{"dead", "replay", "1", "--all"}, 2, "not both"},
 		{"replay --all of a site", nil, []string{"dead", "replay", "--all", "--site", "toy"}, 2, "replays the dead letters of every site; it takes no --site"},
 		{"bad categories", nil, []string{"crawl", "--categories", "fan tasy"}, 2, "--categories wants category ids and ranges"},

@@ -119,8 +119,49 @@ func (a *app) deadCmd() *cobra.Command {
 		},
 	}
 	replay.Flags().BoolVar(&all, "all", false, "replay every dead letter, of every site")
-	dead.AddCommand(replay)
+	dead.AddCommand(replay, a.acceptShrinkCmd())
 	return dead
+}
+
+// acceptShrinkCmd is `dead accept-shrink BOOK_ID`, of --site's book.
+func (a *app) acceptShrinkCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "accept-shrink BOOK_ID",
+		Short: "Accept that a book's site (of --site) removed chapters: the next sync applies what it lists; delete its dead letter",
+		Long: `accept-shrink is for a dead letter whose error says "shrink refused" when the site
+really removed the chapters: a replay is refused the same way every time. It tells the
+indexer that the shrink is accepted (POST /xsw/api/admin/books/{book_id}/accept-shrink),
+requests the book in the manual lane, forced, and deletes its dead letter, if any. The
+first sync of the book completed after that applies whatever the site lists: the
+chapters past its end are deleted, and the book's high-water mark comes down to what
+it lists.`,
+		Args: exactArgs(1, "a book id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := args[0]
+			if err := checkBookID(id); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			var r api.ShrinkAccepted
+			body, err := c.do(cmd.Context(), http.MethodPost, api.Prefix+"/admin/books/"+id+"/accept-shrink", a.siteQuery(nil), &r)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return printJSON(a.out, body)
+			}
+			letter := "it had no dead letter"
+			if r.DeadLetterDeleted {
+				letter = "its dead letter is deleted"
+			}
+			_, err = fmt.Fprintf(a.out, "book %s: shrink accepted, the next sync applies what the site lists; %s in the %s lane (forced); %s\n",
+				a.bookName(r.Site, r.BookID), status(r.Requested), r.Lane, letter)
+			return err
+		},
+	}
 }
 
 // countsOf says how many replays ended in each status: " (queued 2, already_syncing 1)".

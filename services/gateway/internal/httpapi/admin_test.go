@@ -28,6 +28,7 @@ var adminRoutes = []struct {
 	{http.MethodPost, "/xsw/api/admin/jobs/clear_history", http.StatusOK},
 	{http.MethodGet, "/xsw/api/admin/jobs/dead", http.StatusOK},
 	{http.MethodPost, "/xsw/api/admin/jobs/dead/1/replay", http.StatusNotFound},
+	{http.MethodPost, "/xsw/api/admin/books/1/accept-shrink", http.StatusNotFound}, // not stored
 	{http.MethodPost, "/xsw/api/admin/jobs/dead/replay_all", http.StatusOK},
 	{http.MethodPost, "/xsw/api/admin/jobs/purge?lane=refresh", http.StatusOK},
 	{http.MethodGet, "/xsw/api/admin/jobs/lanes", http.StatusOK},

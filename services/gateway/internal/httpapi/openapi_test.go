@@ -178,22 +178,23 @@ func TestOpenAPISites(t *testing.T) {
 		t.Error("GET /sites is not documented")
 	}
 	for schema, props := range map[string][]string{
-		"Site":          {"id", "name", "base_url", "default", "state", "rate_interval_seconds"},
-		"Book":          {"site", "book_id", "volumes"},
-		"Volume":        {"title", "first_chapter"},
-		"Chapter":       {"site", "book_id"},
-		"ListingBook":   {"site", "book_id"},
-		"SearchHit":     {"site", "book_id"},
-		"Queued":        {"site", "book_id"},
-		"SyncAnswer":    {"site", "book_id"},
-		"DeadLetter":    {"site", "book_id"},
-		"Replay":        {"site", "book_id"},
-		"TextsPurged":   {"site", "book_id"},
-		"PurgeQueued":   {"site", "book_id"},
-		"CrawlQueued":   {"site", "categories"},
-		"AdminStats":    {"sites"},
-		"CacheCleared":  {},
-		"QueuedChapter": {"site", "book_id", "chapter_num"},
+		"Site":           {"id", "name", "base_url", "default", "state", "rate_interval_seconds"},
+		"Book":           {"site", "book_id", "volumes"},
+		"Volume":         {"title", "first_chapter"},
+		"Chapter":        {"site", "book_id"},
+		"ListingBook":    {"site", "book_id"},
+		"SearchHit":      {"site", "book_id"},
+		"Queued":         {"site", "book_id"},
+		"SyncAnswer":     {"site", "book_id"},
+		"DeadLetter":     {"site", "book_id"},
+		"Replay":         {"site", "book_id"},
+		"ShrinkAccepted": {"site", "book_id"},
+		"TextsPurged":    {"site", "book_id"},
+		"PurgeQueued":    {"site", "book_id"},
+		"CrawlQueued":    {"site", "categories"},
+		"AdminStats":     {"sites"},
+		"CacheCleared":   {},
+		"QueuedChapter":  {"site", "book_id", "chapter_num"},
 	} {
 		s, ok := doc.Components.Schemas[schema]
 		if !ok {
@@ -208,7 +209,8 @@ func TestOpenAPISites(t *testing.T) {
 	}
 	for _, op := range []struct{ method, path string }{
 		{"post", "/admin/jobs/sync/{book_id}"}, {"post", "/admin/jobs/force-resync/{book_id}"},
-		{"post", "/admin/jobs/dead/{book_id}/replay"}, {"post", "/admin/cache/invalidate/{book_id}"},
+		{"post", "/admin/jobs/dead/{book_id}/replay"}, {"post", "/admin/books/{book_id}/accept-shrink"},
+		{"post", "/admin/cache/invalidate/{book_id}"},
 		{"delete", "/admin/cache/chapters/{book_id}"}, {"post", "/admin/crawl/categories"},
 	} {
 		var o openAPIOperation

@@ -76,6 +76,42 @@ func (s *Server) replay(c *fiber.Ctx) error {
 	return c.JSON(newReplay(r))
 }
 
+// acceptShrink answers POST /admin/books/{book_id}/accept-shrink?site=S: an operator
+// accepts that the book's site really removed chapters, which the indexer otherwise
+// refuses as a shrink ("shrink refused: ..."), and which a replay can therefore never
+// get past. The acceptance goes to the indexer (events.BookShrinkAccepted), then the
+// book is requested in the manual lane, forced, and its dead letter, if any, deleted;
+// the first sync of the book completed after the acceptance applies whatever the site
+// lists. The book is the default site's unless site names another; one that is not
+// stored has nothing to accept (404), and nothing is published for a book that could
+// not be requested (400, 503).
+func (s *Server) acceptShrink(c *fiber.Ctx) error {
+	b, err := s.bookParam(c, s.querySite)
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	if _, err := s.cat.Book(ctx, b.site, b.id); errors.Is(err, catalog.ErrNotFound) {
+		return notFound("book %s of site %s is not stored: there is no shrink to accept", b.id, b.site)
+	} else if err != nil {
+		return databaseError(err)
+	}
+	if err := s.fetchable(ctx, b); err != nil {
+		return err
+	}
+	at := time.Now().UTC()
+	r, err := s.jobs.AcceptShrink(ctx, b.site, b.id, "admin", at)
+	if err != nil {
+		return requestError(err, b)
+	}
+	out := api.ShrinkAccepted{Status: "accepted", Site: b.site, BookID: b.id, AcceptedAt: at, Requested: string(r.Status),
+		Lane: r.Lane, Priority: r.Priority, Force: true, DeadLetterDeleted: r.Letter != nil}
+	if r.Letter != nil && !r.Letter.Unreadable {
+		out.JobID = &r.Letter.JobID
+	}
+	return c.JSON(out)
+}
+
 // replayAll answers POST /admin/jobs/dead/replay_all. Books are named in book_ids as in
 // the job statistics (see bookLabel); a letter whose request was refused stays, counted
 // as "refused".

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/xswtw/xsw/api"
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
+	"github.com/xswtw/xsw/platform/testkit"
 	"github.com/xswtw/xsw/services/gateway/internal/testdb"
 )
 
@@ -112,6 +114,135 @@ func TestAdminReplay(t *testing.T) {
 		t.Errorf("detail %q", r.detail(t))
 	}
 	expect(t, e.admin(http.MethodPost, "/xsw/api/admin/jobs/dead/2x/replay"), http.StatusBadRequest)
+}
+
+// TestAdminAcceptShrink accepts the shrink of a stored book with a dead letter: the
+// acceptance is on the event stream, then the forced request on the request stream, in
+// that order, and the letter is gone.
+func TestAdminAcceptShrink(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	testdb.InsertBook(t, e.pool, "51", "Fifty-one", true)
+	testdb.InsertSiteBook(t, e.pool, "toy", "ab5", "Toy", true)
+	e.bury("51", events.LanePrefetch, 0, time.Now())
+	e.burySite("toy", "ab5", events.LanePrefetch, 0, time.Now())
+	rec := e.record()
+	before := time.Now().UTC()
+
+	r := e.admin(http.MethodPost, "/xsw/api/admin/books/51/accept-shrink")
+	expect(t, r, http.StatusOK)
+	var got api.ShrinkAccepted
+	r.decode(t, &got)
+	if got.Status != "accepted" || got.Site != "xsw" || got.BookID != "51" || got.Requested != api.RequestQueued ||
+		got.Lane != events.LaneManual || got.Priority != events.DefaultManualPriority || !got.Force ||
+		!got.DeadLetterDeleted || got.JobID == nil || *got.JobID != "51-3" || got.AcceptedAt.Before(before) {
+		t.Errorf("accept-shrink %s", r.body)
+	}
+
+	stream, err := e.ns.JS.Stream(t.Context(), events.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := stream.GetLastMsgForSubject(t.Context(), events.SubjectAcceptShrink("xsw", "51"))
+	if err != nil {
+		t.Fatalf("no acceptance on %s: %v", events.StreamEvents, err)
+	}
+	var cmd events.BookShrinkAccepted
+	if err := events.Decode(msg.Data, &cmd); err != nil {
+		t.Fatal(err)
+	}
+	if cmd.Site != "xsw" || cmd.BookID != "51" || cmd.Reason != "admin" || !cmd.AcceptedAt.Equal(got.AcceptedAt) {
+		t.Errorf("acceptance %+v, answer accepted_at %s", cmd, got.AcceptedAt)
+	}
+	requests, err := e.ns.JS.Stream(t.Context(), events.StreamRequests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqMsg, err := requests.GetLastMsgForSubject(t.Context(), events.RequestSubject(events.LaneManual, "xsw", "51"))
+	if err != nil {
+		t.Fatalf("no request in the manual lane: %v", err)
+	}
+	var req events.BookRequested
+	if err := events.Decode(reqMsg.Data, &req); err != nil {
+		t.Fatal(err)
+	}
+	if !req.Force || req.Priority != events.DefaultManualPriority {
+		t.Errorf("request %+v, want forced", req)
+	}
+	if reqMsg.Time.Before(msg.Time) {
+		t.Errorf("request stored at %s, before the acceptance (%s)", reqMsg.Time, msg.Time)
+	}
+	want := []string{events.SubjectAcceptShrink("xsw", "51"), events.RequestSubject(events.LaneManual, "xsw", "51")}
+	testkit.Eventually(t, 10*time.Second, "the acceptance, then the request, published", func() bool {
+		return slices.Equal(rec.subjects(), want)
+	})
+	if n := e.deadLeft(); n != 1 {
+		t.Errorf("%d dead letters left, want toy's", n)
+	}
+
+	// Another site's book, named by ?site=.
+	r = e.admin(http.MethodPost, "/xsw/api/admin/books/ab5/accept-shrink?site=toy")
+	expect(t, r, http.StatusOK)
+	if r.decode(t, &got); got.Site != "toy" || got.BookID != "ab5" || !got.DeadLetterDeleted {
+		t.Errorf("toy's accept-shrink %s", r.body)
+	}
+	if _, ok := e.waitingSite("toy", "ab5")[events.LaneManual]; !ok || e.deadLeft() != 0 {
+		t.Errorf("toy's book not requested (%v), or %d letters left", ok, e.deadLeft())
+	}
+
+	// No letter left: accepted all the same; the forced request already waits.
+	r = e.admin(http.MethodPost, "/xsw/api/admin/books/51/accept-shrink")
+	expect(t, r, http.StatusOK)
+	if r.decode(t, &got); got.Requested != api.RequestAlreadyQueued || got.DeadLetterDeleted || got.JobID != nil {
+		t.Errorf("second accept-shrink %s", r.body)
+	}
+}
+
+// TestAdminAcceptShrinkRefused checks that nothing is accepted, published or deleted for
+// a malformed id, an unknown site, a book that is not stored, or a caller without the
+// token.
+func TestAdminAcceptShrinkRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	testdb.InsertBook(t, e.pool, "53", "Fifty-three", true)
+	e.bury("52", events.LanePrefetch, 0, time.Now())
+	e.bury("53", events.LanePrefetch, 0, time.Now())
+	rec := e.record()
+	for _, tc := range []struct {
+		name, path string
+		header     []string
+		status     int
+		detail     string
+	}{
+		{"not the site's spelling", "/xsw/api/admin/books/053/accept-shrink", nil, http.StatusBadRequest, "book_id \"053\" names no book"},
+		{"not an id", "/xsw/api/admin/books/5.3/accept-shrink", nil, http.StatusBadRequest, "book_id must be 1 to 64 ASCII letters"},
+		{"another site's spelling", "/xsw/api/admin/books/AB5/accept-shrink?site=toy", nil, http.StatusBadRequest, "it is not how site toy writes"},
+		{"unknown site", "/xsw/api/admin/books/53/accept-shrink?site=nope", nil, http.StatusNotFound, "unknown site \"nope\""},
+		{"not stored", "/xsw/api/admin/books/52/accept-shrink", nil, http.StatusNotFound, "book 52 of site xsw is not stored"},
+		{"no token", "/xsw/api/admin/books/53/accept-shrink", []string{}, http.StatusUnauthorized, "admin endpoints need Authorization"},
+		{"wrong token", "/xsw/api/admin/books/53/accept-shrink", []string{"Authorization", "Bearer nope"}, http.StatusUnauthorized, "admin endpoints need Authorization"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			header := tc.header
+			if header == nil {
+				header = []string{"Authorization", "Bearer " + adminToken}
+			}
+			r := e.request(http.MethodPost, tc.path, header...)
+			expect(t, r, tc.status)
+			if d := r.detail(t); !strings.Contains(d, tc.detail) {
+				t.Errorf("detail %q, want %q", d, tc.detail)
+			}
+		})
+	}
+	if err := e.srv.Shutdown(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.subjects(); len(got) != 0 {
+		t.Errorf("published %v", got)
+	}
+	if n := e.deadLeft(); n != 2 {
+		t.Errorf("%d dead letters left, want both", n)
+	}
 }
 
 func TestAdminReplayAll(t *testing.T) {

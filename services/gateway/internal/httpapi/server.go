@@ -368,6 +368,7 @@ func (s *Server) routes() {
 	admin.Get("/jobs/dead", s.deadLetters)
 	admin.Post("/jobs/dead/replay_all", s.replayAll)
 	admin.Post("/jobs/dead/:book_id/replay", s.replay)
+	admin.Post("/books/:book_id/accept-shrink", s.acceptShrink)
 	admin.Post("/jobs/purge", s.purgeLane)
 	admin.Get("/jobs/lanes", s.lanes)
 	admin.Post("/jobs/pause", s.pauseLane(false))

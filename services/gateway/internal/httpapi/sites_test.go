@@ -63,6 +63,7 @@ func TestUnknownSite(t *testing.T) {
 		{http.MethodPost, "/xsw/api/admin/jobs/sync/1?site=nope"},
 		{http.MethodPost, "/xsw/api/admin/jobs/force-resync/1?site=nope"},
 		{http.MethodPost, "/xsw/api/admin/jobs/dead/1/replay?site=nope"},
+		{http.MethodPost, "/xsw/api/admin/books/1/accept-shrink?site=nope"},
 		{http.MethodPost, "/xsw/api/admin/cache/invalidate/1?site=nope"},
 		{http.MethodDelete, "/xsw/api/admin/cache/chapters/1?site=nope"},
 		{http.MethodPost, "/xsw/api/admin/crawl/categories?site=nope&categories=1"},
@@ -119,6 +120,7 @@ func TestNonCanonicalIDRefused(t *testing.T) {
 		{http.MethodPost, "/xsw/api/admin/jobs/sync/01000005"},
 		{http.MethodPost, "/xsw/api/admin/jobs/force-resync/01000005"},
 		{http.MethodPost, "/xsw/api/admin/jobs/dead/01000005/replay"},
+		{http.MethodPost, "/xsw/api/admin/books/01000005/accept-shrink"},
 		{http.MethodPost, "/xsw/api/admin/crawl/categories?categories=01"},
 		{http.MethodGet, "/xsw/api/sites/toy/books/CR382B"},
 	} {
@@ -178,6 +180,7 @@ func TestUndescribedSite(t *testing.T) {
 		{http.MethodGet, "/xsw/api/books/1000005/chapters/12"},
 		{http.MethodGet, "/xsw/api/categories/1/books"},
 		{http.MethodPost, "/xsw/api/admin/jobs/sync/1000005"},
+		{http.MethodPost, "/xsw/api/admin/books/1000005/accept-shrink"},
 	} {
 		r := e.admin(tt.method, tt.path)
 		expect(t, r, http.StatusServiceUnavailable)

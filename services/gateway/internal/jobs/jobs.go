@@ -3,8 +3,8 @@
 // Prefetch (category browsing), interactive (a reader waiting), admin and dead-letter
 // replay requests all go through Manager.Request, which refuses a book whose id its
 // check (the site's spelling of ids) does not accept. A book is named by its site and
-// the site's id for it. It also lists and replays dead letters and purges a lane's
-// waiting requests.
+// the site's id for it. It also lists and replays dead letters, passes an operator's
+// acceptance of a book's shrink on to the indexer, and purges a lane's waiting requests.
 package jobs
 
 import (

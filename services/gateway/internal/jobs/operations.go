@@ -116,6 +116,20 @@ type Replayed struct {
 // ErrNoDeadLetter when the book has none, and an error wrapping ErrRefused, keeping the
 // letter, when the request is refused.
 func (m *Manager) Replay(ctx context.Context, site, bookID string) (Replayed, error) {
+	dl, err := m.deadLetter(ctx, site, bookID)
+	if err != nil {
+		return Replayed{}, err
+	}
+	r, err := m.replay(ctx, dl)
+	if err == nil {
+		m.purgeLegacyLetter(ctx, site, bookID)
+	}
+	return r, err
+}
+
+// deadLetter returns the newest dead letter of a book, or an error wrapping
+// ErrNoDeadLetter when it has none.
+func (m *Manager) deadLetter(ctx context.Context, site, bookID string) (DeadLetter, error) {
 	var msg *jetstream.RawStreamMsg
 	var err error
 	for _, subject := range deadSubjects(site, bookID) {
@@ -125,20 +139,24 @@ func (m *Manager) Replay(ctx context.Context, site, bookID string) (Replayed, er
 		}
 	}
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return Replayed{}, fmt.Errorf("book %s of site %s: %w", bookID, site, ErrNoDeadLetter)
+		return DeadLetter{}, fmt.Errorf("book %s of site %s: %w", bookID, site, ErrNoDeadLetter)
 	}
 	if err != nil {
-		return Replayed{}, fmt.Errorf("read dead letter of book %s of site %s: %w", bookID, site, err)
+		return DeadLetter{}, fmt.Errorf("read dead letter of book %s of site %s: %w", bookID, site, err)
 	}
-	r, err := m.replay(ctx, deadLetterOf(msg.Subject, msg.Sequence, msg.Data))
-	if err == nil && site == events.LegacySite {
-		// A letter left from before the upgrade is older than any on the new subject:
-		// the replay supersedes it too, so it is not replayed again later.
-		if perr := m.dead.Purge(ctx, jetstream.WithPurgeSubject(events.SubjectDeadLegacy(bookID))); perr != nil {
-			m.logger.Warn("purge legacy dead letter", "book_id", bookID, "err", perr)
-		}
+	return deadLetterOf(msg.Subject, msg.Sequence, msg.Data), nil
+}
+
+// purgeLegacyLetter drops the dead letter a book of events.LegacySite may have kept from
+// before the upgrade, once the book's letter was dealt with: it is older than any on the
+// new subject, and would otherwise be replayed again later.
+func (m *Manager) purgeLegacyLetter(ctx context.Context, site, bookID string) {
+	if site != events.LegacySite {
+		return
 	}
-	return r, err
+	if err := m.dead.Purge(ctx, jetstream.WithPurgeSubject(events.SubjectDeadLegacy(bookID))); err != nil {
+		m.logger.Warn("purge legacy dead letter", "book_id", bookID, "err", err)
+	}
 }
 
 // deadSubjects lists where a book's dead letter may be kept: its subject, and for a
@@ -164,15 +182,23 @@ func (m *Manager) replay(ctx context.Context, dl DeadLetter) (Replayed, error) {
 		return Replayed{}, err
 	}
 	r.Status = status
-	// Delete this letter by its sequence: a newer letter of the same book stays.
-	if err := m.dead.DeleteMsg(ctx, dl.Seq); err != nil {
-		// A concurrent replay may have deleted it first: gone is what we wanted.
-		if _, gerr := m.dead.GetMsg(ctx, dl.Seq); !errors.Is(gerr, jetstream.ErrMsgNotFound) {
-			return Replayed{}, fmt.Errorf("delete dead letter of book %s of site %s: %w", dl.BookID, dl.Site, err)
-		}
+	if err := m.deleteLetter(ctx, dl); err != nil {
+		return Replayed{}, err
 	}
 	m.logger.Info("dead letter replayed", "site", dl.Site, "book_id", dl.BookID, "job_id", dl.JobID, "lane", r.Lane, "status", status)
 	return r, nil
+}
+
+// deleteLetter deletes dead letter dl by its sequence: a newer letter of the same book
+// stays.
+func (m *Manager) deleteLetter(ctx context.Context, dl DeadLetter) error {
+	if err := m.dead.DeleteMsg(ctx, dl.Seq); err != nil {
+		// A concurrent replay may have deleted it first: gone is what we wanted.
+		if _, gerr := m.dead.GetMsg(ctx, dl.Seq); !errors.Is(gerr, jetstream.ErrMsgNotFound) {
+			return fmt.Errorf("delete dead letter of book %s of site %s: %w", dl.BookID, dl.Site, err)
+		}
+	}
+	return nil
 }
 
 // ReplayAll replays every dead letter (at most MaxDeadLetters per call), oldest death
@@ -233,4 +259,60 @@ func (m *Manager) PurgeTexts(ctx context.Context, site, bookID, reason string, a
 	}
 	m.logger.Info("chapter texts purge requested", "site", site, "book_id", bookID, "reason", reason)
 	return nil
+}
+
+// ShrinkAccepted is what became of an accepted shrink.
+type ShrinkAccepted struct {
+	Site   string
+	BookID string
+	// Status is the outcome of the forced request that followed the acceptance; Lane
+	// and Priority are its.
+	Status   Status
+	Lane     events.Lane
+	Priority int
+	// Letter is the book's dead letter, deleted; nil when the book had none.
+	Letter *DeadLetter
+}
+
+// AcceptShrink tells the indexer that the site of a book really removed chapters
+// (events.BookShrinkAccepted: the first sync of the book completed after it applies
+// whatever the site lists, where the indexer would refuse it as a shrink), then requests
+// the book in the manual lane, forced, and deletes its dead letter, if any. The
+// acceptance is published before the request, so that the sync it asks for is judged by
+// it. A book its check refuses is an error wrapping ErrRefused, before anything is
+// published.
+func (m *Manager) AcceptShrink(ctx context.Context, site, bookID, reason string, at time.Time) (ShrinkAccepted, error) {
+	if m.check != nil {
+		if err := m.check(ctx, site, bookID); err != nil {
+			return ShrinkAccepted{}, fmt.Errorf("accept shrink of book %s of site %s: %w: %w", bookID, site, ErrRefused, err)
+		}
+	}
+	// The letter is read first: one that dies of the request made below is news, and stays.
+	var letter *DeadLetter
+	dl, err := m.deadLetter(ctx, site, bookID)
+	switch {
+	case err == nil:
+		letter = &dl
+	case !errors.Is(err, ErrNoDeadLetter):
+		return ShrinkAccepted{}, err
+	}
+	cmd := events.NewBookShrinkAccepted(site, bookID, reason, at)
+	if _, err := broker.Publish(ctx, m.js, cmd.Subject(), cmd.MsgID(), &cmd); err != nil {
+		return ShrinkAccepted{}, fmt.Errorf("accept shrink of book %s of site %s: %w", bookID, site, err)
+	}
+	r := ShrinkAccepted{Site: site, BookID: bookID, Lane: events.LaneManual, Priority: events.DefaultManualPriority, Letter: letter}
+	r.Status, err = m.Request(ctx, Request{
+		Site: site, BookID: bookID, Lane: r.Lane, Priority: r.Priority, Force: true, Reason: "shrink accepted (" + reason + ")",
+	})
+	if err != nil {
+		return ShrinkAccepted{}, err
+	}
+	if letter != nil {
+		if err := m.deleteLetter(ctx, *letter); err != nil {
+			return ShrinkAccepted{}, err
+		}
+		m.purgeLegacyLetter(ctx, site, bookID)
+	}
+	m.logger.Info("shrink accepted", "site", site, "book_id", bookID, "reason", reason, "status", r.Status, "dead_letter", letter != nil)
+	return r, nil
 }

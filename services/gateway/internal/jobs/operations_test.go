@@ -3,9 +3,13 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/broker"
@@ -226,6 +230,116 @@ func TestReplayAll(t *testing.T) {
 		if r, ok := waitingRequests(t, ns, id)[events.LanePrefetch]; !ok || !r.Force {
 			t.Errorf("book %s: request %+v (found %v), want forced", id, r, ok)
 		}
+	}
+}
+
+// recordSubjects records, in order, the subjects of what is published on the server from
+// now on: commands to the indexer and book requests.
+func recordSubjects(t *testing.T, ns *natstest.Server) func() []string {
+	t.Helper()
+	msgs := make(chan *nats.Msg, 64)
+	for _, subject := range []string{events.SubjectCommandAll, events.SubjectRequestAll} {
+		sub, err := ns.Conn.ChanSubscribe(subject, msgs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sub.Unsubscribe() })
+	}
+	if err := ns.Conn.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	return func() []string {
+		for {
+			select {
+			case m := <-msgs:
+				got = append(got, m.Subject)
+			case <-time.After(200 * time.Millisecond):
+				return slices.Clone(got)
+			}
+		}
+	}
+}
+
+// acceptance returns the acceptance of a shrink stored for the book, if any.
+func acceptance(t *testing.T, ns *natstest.Server, site, bookID string) (events.BookShrinkAccepted, bool) {
+	t.Helper()
+	s, err := ns.JS.Stream(t.Context(), events.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := s.GetLastMsgForSubject(t.Context(), events.SubjectAcceptShrink(site, bookID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return events.BookShrinkAccepted{}, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a events.BookShrinkAccepted
+	if err := events.Decode(msg.Data, &a); err != nil {
+		t.Fatal(err)
+	}
+	return a, true
+}
+
+func TestAcceptShrink(t *testing.T) {
+	t.Parallel()
+	m, ns := newManager(t)
+	at := time.Date(2026, 1, 21, 12, 0, 0, 0, time.UTC)
+	bury(t, ns, book, events.LanePrefetch, 0, at)
+	burySite(t, ns, "toy", book, events.LanePrefetch, 0, at) // another site's book
+	putSynced(t, ns, book, time.Now())                       // forced past the recently-synced check
+	published := recordSubjects(t, ns)
+
+	r, err := m.AcceptShrink(t.Context(), site, book, "admin", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != jobs.Queued || r.Lane != events.LaneManual || r.Priority != events.DefaultManualPriority ||
+		r.Letter == nil || r.Letter.JobID != book+"-9" {
+		t.Errorf("AcceptShrink = %+v, letter %+v", r, r.Letter)
+	}
+	a, ok := acceptance(t, ns, site, book)
+	if !ok || a.Site != site || a.BookID != book || a.Reason != "admin" || !a.AcceptedAt.Equal(at) {
+		t.Errorf("acceptance %+v (found %v)", a, ok)
+	}
+	req, ok := waitingRequests(t, ns, book)[events.LaneManual]
+	if !ok || !req.Force || req.Priority != events.DefaultManualPriority {
+		t.Errorf("request %+v (found %v), want forced in the manual lane", req, ok)
+	}
+	want := []string{events.SubjectAcceptShrink(site, book), events.RequestSubject(events.LaneManual, site, book)}
+	if got := published(); !slices.Equal(got, want) {
+		t.Errorf("published %q, want the acceptance, then the request: %q", got, want)
+	}
+	if n := deadCount(t, m); n != 1 {
+		t.Errorf("%d dead letters, want 1 (the other site's book)", n)
+	}
+
+	// Without a dead letter: accepted and requested all the same (the request waits).
+	r, err = m.AcceptShrink(t.Context(), site, book, "admin", at.Add(time.Minute))
+	if err != nil || r.Letter != nil || r.Status != jobs.AlreadyQueued {
+		t.Errorf("AcceptShrink without a letter = %+v, %v", r, err)
+	}
+	if a, _ := acceptance(t, ns, site, book); !a.AcceptedAt.Equal(at.Add(time.Minute)) {
+		t.Errorf("second acceptance %+v not published", a)
+	}
+}
+
+// TestAcceptShrinkRefused checks that a book the check refuses is refused before
+// anything is published, and keeps its letter.
+func TestAcceptShrinkRefused(t *testing.T) {
+	t.Parallel()
+	m, ns := newManager(t)
+	m.SetCheck(func(context.Context, string, string) error { return errors.New("not the site's spelling") })
+	bury(t, ns, "01000005", events.LaneManual, 10, time.Now())
+	if _, err := m.AcceptShrink(t.Context(), site, "01000005", "admin", time.Now()); !errors.Is(err, jobs.ErrRefused) {
+		t.Errorf("AcceptShrink = %v, want ErrRefused", err)
+	}
+	if _, ok := acceptance(t, ns, site, "01000005"); ok {
+		t.Error("the acceptance of a refused book was published")
+	}
+	if n, left := streamMsgs(t, ns), deadCount(t, m); n != 0 || left != 1 {
+		t.Errorf("%d requests, %d dead letters; want none and the letter", n, left)
 	}
 }
 

@@ -64,6 +64,12 @@ type Request struct {
 	Force bool
 	// Reason says who asked ("category 1 page 2", "admin", "reader waiting").
 	Reason string
+	// MsgID, when set, is the request's de-duplication id instead of the one per
+	// DuplicateWindow period (events.BookRequested.MsgID): an operator's act that must
+	// reach the fetchers even when the same request was made minutes ago (a replay of a
+	// letter, an accepted shrink) names itself, so that only a retry of the same act is
+	// dropped.
+	MsgID string
 }
 
 // KnownFunc reads what the database holds of a book (nil when it holds nothing), so
@@ -299,7 +305,11 @@ func (m *Manager) request(ctx context.Context, r Request) (Status, error) {
 		}
 		req.Known = k
 	}
-	ack, err := broker.Publish(ctx, m.js, req.Subject(), req.MsgID(), &req)
+	id := req.MsgID()
+	if r.MsgID != "" {
+		id = r.MsgID
+	}
+	ack, err := broker.Publish(ctx, m.js, req.Subject(), id, &req)
 	if broker.IsSubjectFull(err) {
 		return AlreadyQueued, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -177,6 +178,9 @@ func (m *Manager) replay(ctx context.Context, dl DeadLetter) (Replayed, error) {
 	}
 	status, err := m.Request(ctx, Request{
 		Site: dl.Site, BookID: dl.BookID, Lane: r.Lane, Priority: r.Priority, Force: true, Reason: "replay of dead job " + dl.JobID,
+		// One request per letter: a replay of a newer letter minutes after the last is
+		// asked for, while two replays of the same letter are one.
+		MsgID: "replay:" + events.Key(dl.Site, dl.BookID) + ":" + strconv.FormatUint(dl.Seq, 10),
 	})
 	if err != nil {
 		return Replayed{}, err
@@ -303,6 +307,9 @@ func (m *Manager) AcceptShrink(ctx context.Context, site, bookID, reason string,
 	r := ShrinkAccepted{Site: site, BookID: bookID, Lane: events.LaneManual, Priority: events.DefaultManualPriority, Letter: letter}
 	r.Status, err = m.Request(ctx, Request{
 		Site: site, BookID: bookID, Lane: r.Lane, Priority: r.Priority, Force: true, Reason: "shrink accepted (" + reason + ")",
+		// Its own request, even right after a forced one (a replay) that the indexer
+		// refused: the acceptance is judged by the sync this asks for.
+		MsgID: "req:" + cmd.MsgID(),
 	})
 	if err != nil {
 		return ShrinkAccepted{}, err

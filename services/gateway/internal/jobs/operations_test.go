@@ -410,3 +410,39 @@ func TestStatsPoliteness(t *testing.T) {
 		t.Errorf("Fetchers = %+v, %v", hbs, err)
 	}
 }
+
+// TestOperatorActsAreNotDuplicates: a request the fetchers took and failed on leaves its
+// id in the request stream's de-duplication window for minutes. An operator's replay of
+// the letter it left, and an acceptance of its shrink after that, are each asked for
+// again; only a second replay of the same letter is the same request.
+func TestOperatorActsAreNotDuplicates(t *testing.T) {
+	t.Parallel()
+	m, ns := newManager(t)
+	putSynced(t, ns, book, time.Now())
+	taken := func() { // the fetchers took every waiting request
+		t.Helper()
+		s, err := ns.JS.Stream(t.Context(), events.StreamRequests)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Purge(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bury(t, ns, book, events.LaneManual, events.DefaultManualPriority, time.Now())
+	if r, err := m.Replay(t.Context(), site, book); err != nil || r.Status != jobs.Queued {
+		t.Fatalf("first replay = %+v, %v; want queued", r, err)
+	}
+	taken()
+	bury(t, ns, book, events.LaneManual, events.DefaultManualPriority, time.Now()) // it died again
+	if r, err := m.Replay(t.Context(), site, book); err != nil || r.Status != jobs.Queued {
+		t.Errorf("replay of the newer letter = %+v, %v; want queued", r, err)
+	}
+	taken()
+	if r, err := m.AcceptShrink(t.Context(), site, book, "admin", time.Now()); err != nil || r.Status != jobs.Queued {
+		t.Errorf("acceptance right after a replay = %+v, %v; want its sync queued", r, err)
+	}
+	if _, ok := waitingRequests(t, ns, book)[events.LaneManual]; !ok {
+		t.Error("no request waits after the acceptance")
+	}
+}

@@ -499,4 +499,31 @@ func (r *rig) checkStoredKept(t *testing.T, stored []string, before map[string]i
 	}
 	t.Logf("stored books after their forced syncs during the flood: chapters %v (before %v); the site had cut %d of them short",
 		after, before, floodCut)
+
+	// An operator who finds the site really removed the chapters accepts the shrink of
+	// one: the sync it asks for applies, and its letter is gone.
+	id := stored[0]
+	req, err := http.NewRequest(http.MethodPost, r.gatewayURL+"/admin/books/"+id+"/accept-shrink", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("accept the shrink of %s: %v", id, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("accept the shrink of %s: %d %s", id, resp.StatusCode, body)
+	}
+	var n int
+	testkit.Eventually(t, 30*time.Second, "the accepted shrink applied", func() bool {
+		n = r.chapterCounts(t, []string{id})[id]
+		return n == 1 // the site kept one chapter of the first book it cut
+	})
+	if d, ok := r.deadLetters(t)[id]; ok {
+		t.Errorf("book %s: dead letter %+v left after its shrink was accepted", id, d)
+	}
+	t.Logf("book %s: shrink accepted by the operator, %d chapters stored (%d before)", id, n, before[id])
 }

@@ -199,23 +199,49 @@ func hiddenElement(n *html.Node) bool {
 }
 
 // navAnchor reports whether the anchor a is navigation within chapter chapterID of
-// bookID: it says only navigation words, or nothing, or it links to this very chapter
-// (a title's permalink). An anchor saying anything else keeps its text, wherever it
-// links: an author's reference to another chapter (請看<a>第三章的伏筆</a>) is text of the
-// chapter, and so is text a page wraps in its next-chapter link.
+// bookID: it says only navigation words, or nothing; it links to this very chapter (a
+// title's permalink); or it links to the book or one of its chapters and is a previous
+// or next link as navLinks knows them (下一章：第四章 碎瓷, rel="next") or says 返回. An
+// anchor saying anything else keeps its text, wherever it links: an author's reference
+// to another chapter (請看<a>第三章的伏筆</a>) is text of the chapter, and so is text a
+// page wraps in its next-chapter link.
 func (p *page) navAnchor(a *html.Node, bookID, chapterID string) bool {
-	if navKind(nodeText(a)) != navOther {
+	t := nodeText(a)
+	if navKind(t) != navOther {
 		return true
 	}
 	for _, at := range a.Attr {
 		if at.Key != "href" {
 			continue
 		}
-		if l, ok := p.link(at.Val); ok {
-			book, chapter, n := pathIDs(l.path, "n")
-			return n == 2 && book == bookID && chapter == chapterID
+		l, ok := p.link(at.Val)
+		if !ok {
+			return false
 		}
-		break
+		book, chapter, n := pathIDs(l.path, "n")
+		switch {
+		case n == 0 || book != bookID:
+			return false
+		case n == 2 && chapter == chapterID:
+			return true
+		case strings.TrimSpace(t) == "返回":
+			return true
+		}
+		if sel := p.doc.FindNodes(a); navDirection(sel) != 0 && !hasParagraphs(a) {
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+// hasParagraphs reports whether n holds block elements: text a page wraps in a link,
+// never a link's own words.
+func hasParagraphs(n *html.Node) bool {
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if c.Type == html.ElementNode && (c.DataAtom == atom.P || c.DataAtom == atom.Div || hasParagraphs(c)) {
+			return true
+		}
 	}
 	return false
 }

@@ -213,7 +213,7 @@ func asMigrated(old map[string]map[string]row) map[string]map[string]row {
 					peak = max(peak, atoi(n.String()))
 				}
 				r["chapter_peak"], r["meta_before"], r["meta_job"] = json.Number(fmt.Sprint(peak)), nil, nil
-				r["shrink_accepted"], r["shrink_accepted_at"] = false, nil
+				r["shrink_accepted"], r["shrink_accepted_at"], r["shrink_armed_at"] = false, nil, nil
 			case "chapters", "job_history":
 				r["site"] = events.LegacySite
 			case "categories":

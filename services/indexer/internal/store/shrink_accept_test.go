@@ -222,7 +222,7 @@ func TestShrinkAcceptedMidSync(t *testing.T) {
 			t.Errorf("one batch %v: history row %+v, %v; want completed", oneBatch, j, err)
 		}
 		var row string
-		if err := pool.QueryRow(t.Context(), `SELECT (to_jsonb(b) - 'created_at' - 'updated_at')::text
+		if err := pool.QueryRow(t.Context(), `SELECT (to_jsonb(b) - 'created_at' - 'updated_at' - 'shrink_armed_at')::text
 			FROM books b WHERE site = $1 AND id = '7'`, xsw).Scan(&row); err != nil {
 			t.Fatal(err)
 		}
@@ -230,5 +230,24 @@ func TestShrinkAcceptedMidSync(t *testing.T) {
 	}
 	if rows[0] != rows[1] || refsLeft[0] != refsLeft[1] {
 		t.Errorf("the book differs by batching:\none batch     %s\n%s\none by one    %s\n%s", rows[0], refsLeft[0], rows[1], refsLeft[1])
+	}
+}
+
+// TestShrinkAcceptanceLapses: an acceptance that no applied sync used within
+// AcceptanceLifetime of its recording (its sync died, say) lapses: the guard is back, and
+// a sync listing far fewer chapters is refused again.
+func TestShrinkAcceptanceLapses(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t)
+	storeBook312(t, s)
+	apply(t, s, acceptShrink(t0.Add(time.Hour)))
+	if _, err := pool.Exec(t.Context(), `UPDATE books SET shrink_armed_at = now() - $1::interval WHERE site = $2 AND id = '7'`,
+		(store.AcceptanceLifetime + time.Minute).String(), xsw); err != nil {
+		t.Fatal(err)
+	}
+	meta, toc, done := resync("j2", [][]events.ChapterRef{refs(1, 40, 1000)}, t0.Add(2*time.Hour))
+	checkRefused(t, apply(t, s, append(append([]events.Payload{meta}, toc...), done)...), done, 40)
+	if n := len(chapters(t, s, "7")); n != storedChapters {
+		t.Errorf("%d chapters after a sync under a lapsed acceptance, want %d", n, storedChapters)
 	}
 }

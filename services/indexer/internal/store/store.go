@@ -205,11 +205,18 @@ const storedSQL = `greatest(
     (SELECT sb.chapter_total FROM books sb WHERE sb.site = $1 AND sb.id = $2),
     (SELECT count(*) FROM chapters sc WHERE sc.site = $1 AND sc.book_id = $2))::int`
 
+// AcceptanceLifetime is how long an operator's acceptance of a shrink waits for the sync
+// it is for: one that no applied sync used within it of its recording (the sync died,
+// the site refused us meanwhile) lapses, so that the guard is not left off for a book,
+// for a later sync reading a broken page to empty it. It is written into countsSQL.
+const AcceptanceLifetime = time.Hour
+
 // countsSQL reads, as the columns stored and peak, the chapters the book $1, $2 holds
 // and the most it has held, by the rule of ShrinkFloor, and, as accepted, whether an
-// operator's acceptance of a shrink awaits its next applied sync.
+// operator's acceptance of a shrink, recorded within AcceptanceLifetime, awaits its next
+// applied sync.
 const countsSQL = `SELECT s.stored, greatest(s.stored, pb.chapter_peak) AS peak,
-    COALESCE(pb.shrink_accepted, false) AS accepted
+    COALESCE(pb.shrink_accepted AND pb.shrink_armed_at > now() - interval '1 hour', false) AS accepted
 FROM (SELECT ` + storedSQL + ` AS stored) s
 LEFT JOIN books pb ON pb.site = $1 AND pb.id = $2`
 
@@ -490,7 +497,7 @@ WHERE site = $1 AND book_id = $2 AND text IS NOT NULL AND (fetched_at IS NULL OR
 // acceptance as new already: a redelivered acceptance, used up or not, changes nothing.
 func (w *writer) acceptShrink(i int, b book, e *events.BookShrinkAccepted) {
 	w.exec(i, "accept the shrink of book "+b.String(), `
-UPDATE books SET shrink_accepted = true, shrink_accepted_at = $3, updated_at = now()
+UPDATE books SET shrink_accepted = true, shrink_accepted_at = $3, shrink_armed_at = now(), updated_at = now()
 WHERE site = $1 AND id = $2 AND (shrink_accepted_at IS NULL OR shrink_accepted_at < $3)`,
 		b.site, b.id, e.AcceptedAt)
 }
@@ -616,8 +623,7 @@ WITH cur AS (
     FROM verdict WHERE NOT verdict.refused
     ON CONFLICT (site, id) DO UPDATE SET
         chapter_total = EXCLUDED.chapter_total,
-        chapter_peak = CASE WHEN b.shrink_accepted THEN EXCLUDED.chapter_peak
-                            ELSE greatest(b.chapter_peak, EXCLUDED.chapter_peak) END,
+        chapter_peak = EXCLUDED.chapter_peak, -- by the verdict: its count when accepted, else the greater
         shrink_accepted = false,
         toc_pages = EXCLUDED.toc_pages,
         sync_job_id = EXCLUDED.sync_job_id,

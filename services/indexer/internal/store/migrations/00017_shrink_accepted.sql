@@ -7,12 +7,16 @@
 -- and sets chapter_peak to its own count. shrink_accepted_at is the time of the newest
 -- acceptance recorded, kept once it is used: an acceptance no newer than it (a
 -- redelivery) changes nothing, so that a used acceptance delivered again does not arm
--- the book again. NULL on a book never accepted.
+-- the book again. NULL on a book never accepted. shrink_armed_at is when the indexer
+-- recorded it, by the database's clock: an acceptance no sync used within
+-- store.AcceptanceLifetime of it lapses, and the guard is back.
 --
 -- A constant default: adding the columns rewrites no row.
 ALTER TABLE books ADD COLUMN shrink_accepted boolean NOT NULL DEFAULT false;
 ALTER TABLE books ADD COLUMN shrink_accepted_at timestamptz;
+ALTER TABLE books ADD COLUMN shrink_armed_at timestamptz;
 
 -- +goose Down
+ALTER TABLE books DROP COLUMN shrink_armed_at;
 ALTER TABLE books DROP COLUMN shrink_accepted_at;
 ALTER TABLE books DROP COLUMN shrink_accepted;

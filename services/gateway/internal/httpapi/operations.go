@@ -82,9 +82,11 @@ func (s *Server) replay(c *fiber.Ctx) error {
 // get past. The acceptance goes to the indexer (events.BookShrinkAccepted), then the
 // book is requested in the manual lane, forced, and its dead letter, if any, deleted;
 // the first sync of the book completed after the acceptance applies whatever the site
-// lists. The book is the default site's unless site names another; one that is not
-// stored has nothing to accept (404), and nothing is published for a book that could
-// not be requested (400, 503).
+// lists (an acceptance no sync used lapses after store's acceptance lifetime, an hour).
+// The book is the default site's unless site names another; one that is not stored has
+// nothing to accept (404), and nothing is published for a book that could not be
+// requested (400, 503), nor while the site refuses us (503): the sync the acceptance
+// waits for could not run.
 func (s *Server) acceptShrink(c *fiber.Ctx) error {
 	b, err := s.bookParam(c, s.querySite)
 	if err != nil {
@@ -98,6 +100,9 @@ func (s *Server) acceptShrink(c *fiber.Ctx) error {
 	}
 	if err := s.fetchable(ctx, b); err != nil {
 		return err
+	}
+	if st, refused := s.sites.Refused(b.site); refused {
+		return refusedError(st, false)
 	}
 	at := time.Now().UTC()
 	r, err := s.jobs.AcceptShrink(ctx, b.site, b.id, "admin", at)

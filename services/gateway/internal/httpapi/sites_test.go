@@ -660,3 +660,28 @@ func TestQueueingWhileRefusedIsCharged(t *testing.T) {
 		}
 	}
 }
+
+// TestAcceptShrinkWhileRefused: while a site refuses us, the sync an acceptance of a
+// shrink waits for could not run, so nothing is accepted or requested.
+func TestAcceptShrinkWhileRefused(t *testing.T) {
+	e := newEnv(t)
+	e.describe(events.SiteInfo{ID: "toy", Name: "Toy", BaseURL: "https://toy.example", BookIDPattern: toyBookPattern,
+		RateInterval: 1, Interval: 1, State: events.SiteRefused, Detail: "toy: refused, HTTP 403"})
+	testkit.Eventually(t, 10*time.Second, "toy refused", func() bool {
+		st, _ := e.sites.Get(t.Context(), "toy")
+		return st.State == events.SiteRefused
+	})
+	testdb.InsertSiteBook(t, e.pool, "toy", "ab1", "存書", false)
+	rec := e.record()
+	r := e.request(http.MethodPost, "/xsw/api/admin/books/ab1/accept-shrink?site=toy", "Authorization", "Bearer "+adminToken)
+	expect(t, r, http.StatusServiceUnavailable)
+	if d := r.detail(t); !strings.Contains(d, "toy: refused, HTTP 403") {
+		t.Errorf("detail %q, want the site's answer", d)
+	}
+	if err := e.srv.Shutdown(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.subjects(); len(got) != 0 {
+		t.Errorf("published %v while the site refuses us", got)
+	}
+}

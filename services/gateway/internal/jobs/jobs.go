@@ -70,6 +70,10 @@ type Request struct {
 	// letter, an accepted shrink) names itself, so that only a retry of the same act is
 	// dropped.
 	MsgID string
+	// Behind, when set, queues the request even while the book is being synced, to run
+	// after the sync in flight (a forced request waits for it): an accepted shrink is
+	// judged by the sync it asks for, not by one that was under way.
+	Behind bool
 }
 
 // KnownFunc reads what the database holds of a book (nil when it holds nothing), so
@@ -243,6 +247,9 @@ func (m *Manager) request(ctx context.Context, r Request) (Status, error) {
 			return RecentlySynced, nil
 		}
 	}
+	if r.Behind {
+		return m.enqueue(ctx, r)
+	}
 	if syncing, err := m.claimed(ctx, r); err != nil || syncing {
 		if err != nil {
 			return "", err
@@ -267,7 +274,12 @@ func (m *Manager) request(ctx context.Context, r Request) (Status, error) {
 			}
 		}
 	}
+	return m.enqueue(ctx, r)
+}
 
+// enqueue is request once the book is known not to be syncing, or to be queued behind
+// the sync in flight: it upgrades or joins a request waiting in a lane, or publishes one.
+func (m *Manager) enqueue(ctx context.Context, r Request) (Status, error) {
 	lane := r.Lane // where the new request goes
 	replace := false
 	var lower []events.Lane

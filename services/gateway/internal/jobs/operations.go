@@ -310,6 +310,9 @@ func (m *Manager) AcceptShrink(ctx context.Context, site, bookID, reason string,
 		// Its own request, even right after a forced one (a replay) that the indexer
 		// refused: the acceptance is judged by the sync this asks for.
 		MsgID: "req:" + cmd.MsgID(),
+		// Queued even behind a sync under way, which may complete before or after the
+		// acceptance: this one is sure to follow it.
+		Behind: true,
 	})
 	if err != nil {
 		return ShrinkAccepted{}, err

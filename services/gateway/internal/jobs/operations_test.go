@@ -446,3 +446,27 @@ func TestOperatorActsAreNotDuplicates(t *testing.T) {
 		t.Error("no request waits after the acceptance")
 	}
 }
+
+// TestAcceptShrinkWhileSyncing: a sync under way when the operator accepts may complete
+// before the acceptance reaches the indexer, so the acceptance's own sync is queued
+// behind it rather than answered already_syncing.
+func TestAcceptShrinkWhileSyncing(t *testing.T) {
+	t.Parallel()
+	m, ns := newManager(t)
+	kv, err := ns.JS.KeyValue(t.Context(), events.BucketClaims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claim := events.SyncClaim{Header: events.Header{Version: events.Version}, JobID: "xsw." + book + "-7", Fetcher: "f1", Lane: events.LaneRefresh, At: time.Now()}
+	b, _ := events.Encode(&claim)
+	if _, err := kv.Create(t.Context(), events.Key(site, book), b); err != nil {
+		t.Fatal(err)
+	}
+	r, err := m.AcceptShrink(t.Context(), site, book, "admin", time.Now())
+	if err != nil || r.Status != jobs.Queued {
+		t.Fatalf("AcceptShrink while the book syncs = %+v, %v; want its sync queued", r, err)
+	}
+	if req, ok := waitingRequests(t, ns, book)[events.LaneManual]; !ok || !req.Force {
+		t.Errorf("request %+v (found %v), want a forced one in the manual lane", req, ok)
+	}
+}

@@ -62,17 +62,7 @@ func (s *Site) controlMux() *http.ServeMux {
 			}
 		}
 		id := r.PathValue("id")
-		if err := s.AddChapters(id, n); err != nil {
-			status := http.StatusBadRequest
-			if errors.Is(err, ErrUnknownBook) {
-				status = http.StatusNotFound
-			}
-			writeError(w, status, err.Error())
-			return
-		}
-		b, _ := s.Book(id)
-		b.Chapters = nil
-		writeJSON(w, http.StatusOK, b)
+		writeChanged(w, s, id, s.AddChapters(id, n))
 	})
 	mux.HandleFunc("POST /_sim/books/{id}/cut", func(w http.ResponseWriter, r *http.Request) {
 		keep, err := strconv.Atoi(r.URL.Query().Get("keep"))
@@ -81,17 +71,7 @@ func (s *Site) controlMux() *http.ServeMux {
 			return
 		}
 		id := r.PathValue("id")
-		if err := s.CutChapters(id, keep); err != nil {
-			status := http.StatusBadRequest
-			if errors.Is(err, ErrUnknownBook) {
-				status = http.StatusNotFound
-			}
-			writeError(w, status, err.Error())
-			return
-		}
-		b, _ := s.Book(id)
-		b.Chapters = nil
-		writeJSON(w, http.StatusOK, b)
+		writeChanged(w, s, id, s.CutChapters(id, keep))
 	})
 	mux.HandleFunc("GET /_sim/faults", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Faults())
@@ -126,4 +106,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// writeChanged answers a change to book id: err as 404 (an unknown book) or 400, else
+// the book's BookInfo without its chapters.
+func writeChanged(w http.ResponseWriter, s *Site, id string, err error) {
+	if err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, ErrUnknownBook) {
+			status = http.StatusNotFound
+		}
+		writeError(w, status, err.Error())
+		return
+	}
+	b, _ := s.Book(id)
+	b.Chapters = nil
+	writeJSON(w, http.StatusOK, b)
 }

@@ -51,10 +51,7 @@ NATS. Nothing stored in Postgres changes.`,
 		Args:  exactArgs(1, "a book id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
-			if err := checkBookID(id); err != nil {
-				return err
-			}
-			c, err := a.client()
+			c, err := a.bookClient(id)
 			if err != nil {
 				return err
 			}
@@ -81,10 +78,7 @@ purge is queued, and it completes shortly.`,
 		Args: exactArgs(1, "a book id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
-			if err := checkBookID(id); err != nil {
-				return err
-			}
-			c, err := a.client()
+			c, err := a.bookClient(id)
 			if err != nil {
 				return err
 			}

@@ -129,6 +129,14 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 // client returns an API client for the configured gateway and token.
 func (a *app) client() (*client, error) { return a.newClient(true) }
 
+// bookClient checks id as a book id and returns an admin client for a call about it.
+func (a *app) bookClient(id string) (*client, error) {
+	if err := checkBookID(id); err != nil {
+		return nil, err
+	}
+	return a.client()
+}
+
 // publicClient returns a client for the public routes, which need no token; it sends
 // XSW_ADMIN_TOKEN when set.
 func (a *app) publicClient() (*client, error) { return a.newClient(false) }

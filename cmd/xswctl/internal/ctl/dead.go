@@ -138,10 +138,7 @@ it lists.`,
 		Args: exactArgs(1, "a book id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
-			if err := checkBookID(id); err != nil {
-				return err
-			}
-			c, err := a.client()
+			c, err := a.bookClient(id)
 			if err != nil {
 				return err
 			}

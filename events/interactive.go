@@ -2,7 +2,8 @@ package events
 
 // InteractivePagesPerBook is how many pages a reader's sync of a book fetches at reader
 // priority: the book page and the first page of its chapter list; the rest go at
-// background priority. The gateway charges a reader's source share by it.
+// background pace (demoted: they wait like background work, without taking the tenth of
+// the budget kept for it). The gateway charges a reader's source share by it.
 const InteractivePagesPerBook = 2
 
 // MaxPagesPerRefsCall is the most pages of a book's chapter list one chapter-refs call

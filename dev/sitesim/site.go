@@ -281,11 +281,7 @@ func (s *Site) AddChapters(bookID string, n int) error {
 		return fmt.Errorf("add %d chapters to book %s: more than %d chapters", n, bookID, maxChaptersPerBook)
 	}
 	s.cat.addChapters(b, n)
-	now, floor := time.Now().In(taipei).Truncate(time.Second), b.updated.Add(time.Second)
-	if now.Before(floor) {
-		now = floor
-	}
-	b.updated = now
+	b.touch()
 	return nil
 }
 
@@ -312,12 +308,18 @@ func (s *Site) CutChapters(bookID string, keep int) error {
 			break
 		}
 	}
+	b.touch()
+	return nil
+}
+
+// touch moves the book's 更新 time to now, at least one second past the previous one, so
+// that Last-Modified changes.
+func (b *book) touch() {
 	now, floor := time.Now().In(taipei).Truncate(time.Second), b.updated.Add(time.Second)
 	if now.Before(floor) {
 		now = floor
 	}
 	b.updated = now
-	return nil
 }
 
 // Requests returns a copy of the request log, oldest first.

@@ -89,9 +89,9 @@ func lineBreaking(a atom.Atom) bool {
 	return false
 }
 
-// neverText reports the elements whose content is never text a reader sees: scripts,
-// styles, frames, the head, form controls.
-func neverText(a atom.Atom) bool {
+// NeverText reports the elements whose content is never text a reader sees: scripts,
+// styles, frames, the head, form controls. TextLines leaves them out.
+func NeverText(a atom.Atom) bool {
 	switch a {
 	case atom.Script, atom.Style, atom.Noscript, atom.Iframe, atom.Template, atom.Object,
 		atom.Embed, atom.Select, atom.Textarea, atom.Button, atom.Head:
@@ -126,7 +126,7 @@ func TextLines(n *html.Node, skip func(*html.Node) bool) []string {
 			b.WriteString(n.Data)
 			return
 		case html.ElementNode:
-			if neverText(n.DataAtom) || skip != nil && skip(n) {
+			if NeverText(n.DataAtom) || skip != nil && skip(n) {
 				return
 			}
 			if lineBreaking(n.DataAtom) {

@@ -28,9 +28,6 @@ import (
 	"github.com/xswtw/xsw/services/fetcher/site"
 )
 
-// MaxOutOfTurn bounds the pages of a chapter list one refs call fetches.
-const MaxOutOfTurn = events.MaxPagesPerRefsCall
-
 // Server answers request/reply calls.
 type Server struct {
 	NC *nats.Conn
@@ -321,10 +318,11 @@ func (s *Server) refs(ctx context.Context, data []byte) any {
 }
 
 // refsPaginated fetches the pages of a paginated list that hold chapters From..To, at
-// most MaxOutOfTurn of them. Which page holds chapter n is the adapter's rule (PageOf),
-// applied to what is known of the book's layout: the request's stored facts first, this
-// cluster's checkpoint for what they lack, page 1 itself when neither knows (fetched
-// first). A stored page, or a page past the count the site reported, is never fetched.
+// most events.MaxPagesPerRefsCall of them. Which page holds chapter n is the adapter's
+// rule (PageOf), applied to what is known of the book's layout: the request's stored
+// facts first, this cluster's checkpoint for what they lack, page 1 itself when neither
+// knows (fetched first). A stored page, or a page past the count the site reported, is
+// never fetched.
 func (s *Server) refsPaginated(ctx context.Context, st *sites.Site, paged site.Paginated, req events.ChapterRefsRequest, stored map[int]bool) ([]*events.TOCPageFetched, error) {
 	layout := site.Layout{FirstPageRefs: req.Stored.FirstPageRefs, TotalPages: req.Stored.TotalPages}
 	if layout.FirstPageRefs == 0 || layout.TotalPages == 0 {
@@ -350,7 +348,7 @@ func (s *Server) refsPaginated(ctx context.Context, st *sites.Site, paged site.P
 		fetched, done[1] = append(fetched, p), true
 		layout = site.Layout{FirstPageRefs: len(p.Chapters), TotalPages: p.TotalPages}
 	}
-	for n := req.From; n <= req.To && len(done) < MaxOutOfTurn; n++ {
+	for n := req.From; n <= req.To && len(done) < events.MaxPagesPerRefsCall; n++ {
 		page, ok := paged.PageOf(n, layout)
 		if !ok || (layout.TotalPages > 0 && page > layout.TotalPages) {
 			break

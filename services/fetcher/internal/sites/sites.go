@@ -170,8 +170,8 @@ type Config struct {
 	Sources config.Sources
 	// Adapters hold an adapter for each of them.
 	Adapters site.Registry
-	// Politeness tunes every site's limiter; its Interval is each site's RateLimit. Its
-	// OnRefusal, when set, is called besides telling the set's Changed.
+	// Politeness tunes every site's limiter; its Interval is each site's RateLimit, and
+	// its OnRefusal is replaced by telling the set's Changed.
 	Politeness politeness.Config
 	// Client configures every site's client; its Observe is replaced by Observe.
 	Client source.Config
@@ -197,13 +197,10 @@ func Open(ctx context.Context, kv jetstream.KeyValue, cfg Config) (*Set, error) 
 	}
 	var list []*Site
 	changed := make(chan struct{}, 1)
-	onRefusal := func(refused bool) {
+	onRefusal := func(bool) {
 		select {
 		case changed <- struct{}{}:
 		default: // one is pending already
-		}
-		if cfg.Politeness.OnRefusal != nil {
-			cfg.Politeness.OnRefusal(refused)
 		}
 	}
 	for _, src := range cfg.Sources {

@@ -18,6 +18,7 @@ import (
 	"github.com/xswtw/xsw/events"
 	"github.com/xswtw/xsw/platform/config"
 	"github.com/xswtw/xsw/platform/natstest"
+	"github.com/xswtw/xsw/platform/testkit"
 	"github.com/xswtw/xsw/services/fetcher/internal/politeness"
 	"github.com/xswtw/xsw/services/fetcher/internal/source"
 	"github.com/xswtw/xsw/services/fetcher/site"
@@ -273,7 +274,7 @@ func TestProberEndsARefusal(t *testing.T) {
 	defer func() { cancel(); wg.Wait() }()
 
 	// The site goes on refusing for a few cooldowns, then lets us in.
-	waitFor(t, 3*time.Second, "three requests to the refusing site", func() bool {
+	testkit.Eventually(t, 3*time.Second, "three requests to the refusing site", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(asked) >= 3
@@ -282,7 +283,7 @@ func TestProberEndsARefusal(t *testing.T) {
 	refusing = false
 	mu.Unlock()
 	for i, set := range fetchers {
-		waitFor(t, 5*time.Second, fmt.Sprintf("fetcher %d to see the refusal end", i), func() bool {
+		testkit.Eventually(t, 5*time.Second, fmt.Sprintf("fetcher %d to see the refusal end", i), func() bool {
 			return set.Default().Limiter.Refresh(t.Context()) == nil && set.Default().Limiter.Refused() == ""
 		})
 		if got := set.Default().Info("f", time.Now()).State; got != events.SiteOK {
@@ -302,17 +303,4 @@ func TestProberEndsARefusal(t *testing.T) {
 		}
 	}
 	t.Logf("%d requests: %v", len(asked), paths)
-}
-
-// waitFor polls cond until it holds, failing the test with what it waited for after
-// timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

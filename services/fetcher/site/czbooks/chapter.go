@@ -159,9 +159,9 @@ func navKind(s string) int {
 }
 
 // dropNav takes the navigation out of the content n of chapter chapterID of bookID:
-// each anchor that navAnchor calls navigation, and each element holding only such anchors, navigation words and separators, keeps
-// its place but its content becomes navMark, so that the line it was on can tell it was
-// there. It returns the kind of n's content (navKind): navWords when n holds navigation
+// each anchor that navAnchor calls navigation, and each element holding only such
+// anchors, navigation words and separators, keeps its place but its content becomes
+// navMark, so that the line it was on can tell it was there. It returns the kind of n's content (navKind): navWords when n holds navigation
 // and nothing else, for its parent to mark; n itself is left as it is.
 func (p *page) dropNav(n *html.Node, bookID, chapterID string) int {
 	kind := navBlank // navBlank < navWords < navOther: the content is its greatest part
@@ -190,12 +190,7 @@ func (p *page) dropNav(n *html.Node, bookID, chapterID string) int {
 // hiddenElement reports the elements of a chapter's content that are never its text,
 // as site.TextLines and adElement leave them out: neither navigation nor chapter.
 func hiddenElement(n *html.Node) bool {
-	switch n.DataAtom {
-	case atom.Script, atom.Style, atom.Noscript, atom.Iframe, atom.Template, atom.Object,
-		atom.Embed, atom.Select, atom.Textarea, atom.Button, atom.Head:
-		return true
-	}
-	return adElement(n)
+	return site.NeverText(n.DataAtom) || adElement(n)
 }
 
 // navAnchor reports whether the anchor a is navigation within chapter chapterID of

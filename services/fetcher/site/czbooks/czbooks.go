@@ -72,10 +72,12 @@
 //   - Chapter: the title may be missing (empty). Inline white space in the text collapses
 //     as in a browser (site.CollapseSpace); lines naming czbooks, in any case or in
 //     full-width letters, are dropped whatever their length. Navigation inside the
-//     content is dropped: anchors linking to the book or its chapters or saying only
-//     navigation words (上一章, 下一章, 上一頁, 目錄, 返回目錄, 書頁…, Traditional or
-//     Simplified), elements holding only those, and lines of such words and separators
-//     only; a sentence using them stays. A content that is empty after cleanup is a
+//     content is dropped: anchors saying only navigation words (上一章, 下一章, 上一頁,
+//     目錄, 返回目錄, 書頁…, Traditional or Simplified) or nothing, linking to the
+//     chapter itself, or linking to the book or its chapters as a previous or next link
+//     or saying 返回; elements holding only those; and lines of such words and
+//     separators only. Any other anchor keeps its text, and a sentence using the words
+//     stays. A content that is empty after cleanup is a
 //     ParseError. PrevURL and NextURL come from the page's links (inside the content or
 //     not) saying 上一章/下一章 (or of class, id or rel prev/next) when they name a
 //     chapter of the book; a link to the book page at either end gives none.

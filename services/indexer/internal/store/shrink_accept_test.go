@@ -235,19 +235,40 @@ func TestShrinkAcceptedMidSync(t *testing.T) {
 
 // TestShrinkAcceptanceLapses: an acceptance that no applied sync used within
 // AcceptanceLifetime of its recording (its sync died, say) lapses: the guard is back, and
-// a sync listing far fewer chapters is refused again.
+// a sync listing far fewer chapters is refused again; one a minute younger still holds.
 func TestShrinkAcceptanceLapses(t *testing.T) {
 	t.Parallel()
-	s, pool := newStore(t)
-	storeBook312(t, s)
-	apply(t, s, acceptShrink(t0.Add(time.Hour)))
-	if _, err := pool.Exec(t.Context(), `UPDATE books SET shrink_armed_at = now() - $1::interval WHERE site = $2 AND id = '7'`,
-		(store.AcceptanceLifetime + time.Minute).String(), xsw); err != nil {
-		t.Fatal(err)
-	}
-	meta, toc, done := resync("j2", [][]events.ChapterRef{refs(1, 40, 1000)}, t0.Add(2*time.Hour))
-	checkRefused(t, apply(t, s, append(append([]events.Payload{meta}, toc...), done)...), done, 40)
-	if n := len(chapters(t, s, "7")); n != storedChapters {
-		t.Errorf("%d chapters after a sync under a lapsed acceptance, want %d", n, storedChapters)
+	for _, tc := range []struct {
+		name  string
+		age   time.Duration
+		holds bool
+	}{
+		{"a minute before it lapses", store.AcceptanceLifetime - time.Minute, true},
+		{"a minute after it lapsed", store.AcceptanceLifetime + time.Minute, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, pool := newStore(t)
+			storeBook312(t, s)
+			apply(t, s, acceptShrink(t0.Add(time.Hour)))
+			if _, err := pool.Exec(t.Context(), `UPDATE books SET shrink_armed_at = now() - $1::interval WHERE site = $2 AND id = '7'`,
+				tc.age.String(), xsw); err != nil {
+				t.Fatal(err)
+			}
+			meta, toc, done := resync("j2", [][]events.ChapterRef{refs(1, 40, 1000)}, t0.Add(2*time.Hour))
+			res := apply(t, s, append(append([]events.Payload{meta}, toc...), done)...)
+			want := storedChapters
+			if tc.holds {
+				want = 40
+				if len(res.Refused) != 0 {
+					t.Errorf("refused %+v under an acceptance %v old", res.Refused, tc.age)
+				}
+			} else {
+				checkRefused(t, res, done, 40)
+			}
+			if n := len(chapters(t, s, "7")); n != want {
+				t.Errorf("%d chapters after a sync under an acceptance %v old, want %d", n, tc.age, want)
+			}
+		})
 	}
 }

@@ -208,7 +208,8 @@ const storedSQL = `greatest(
 // AcceptanceLifetime is how long an operator's acceptance of a shrink waits for the sync
 // it is for: one that no applied sync used within it of its recording (the sync died,
 // the site refused us meanwhile) lapses, so that the guard is not left off for a book,
-// for a later sync reading a broken page to empty it. It is written into countsSQL.
+// for a later sync reading a broken page to empty it. countsSQL says it in SQL, and
+// TestShrinkAcceptanceLapses holds the two together from either side.
 const AcceptanceLifetime = time.Hour
 
 // countsSQL reads, as the columns stored and peak, the chapters the book $1, $2 holds

@@ -22,23 +22,8 @@ func TestShrinkAccepted(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, true)
 	c := e.run(t, fastOptions)
-	chapters := func() int {
-		cs, err := e.store.Chapters(t.Context(), xsw, "7")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(cs)
-	}
-	job := func(id string) func() bool {
-		return func() bool {
-			j, err := e.store.Job(t.Context(), id)
-			return err == nil && j.Status != ""
-		}
-	}
-	dead, err := e.ns.JS.Stream(t.Context(), events.StreamDead)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bk := newBook7(t, e)
+	chapters, job, dead := bk.chapters, bk.job, bk.dead
 	lastDead := func() string {
 		msg, err := dead.GetLastMsgForSubject(t.Context(), events.SubjectDead(xsw, "7"))
 		if err != nil {

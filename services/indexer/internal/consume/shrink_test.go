@@ -38,23 +38,8 @@ func TestShrinkDeadLettered(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, true)
 	c := e.run(t, fastOptions)
-	chapters := func() int {
-		cs, err := e.store.Chapters(t.Context(), xsw, "7")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(cs)
-	}
-	job := func(id string) func() bool {
-		return func() bool {
-			j, err := e.store.Job(t.Context(), id)
-			return err == nil && j.Status != ""
-		}
-	}
-	dead, err := e.ns.JS.Stream(t.Context(), events.StreamDead)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bk := newBook7(t, e)
+	chapters, job, dead := bk.chapters, bk.job, bk.dead
 
 	e.publishAll(t, syncOfN(xsw, "7", "xsw.7-1", 312, t0))
 	testkit.Eventually(t, 15*time.Second, "the 312 chapters stored", job("xsw.7-1"))
@@ -112,5 +97,39 @@ func TestShrinkDeadLettered(t *testing.T) {
 	}
 	if _, err := dead.GetLastMsgForSubject(t.Context(), events.SubjectDead(xsw, "8")); !errors.Is(err, jetstream.ErrMsgNotFound) {
 		t.Errorf("dead letter of another book: %v", err)
+	}
+}
+
+// book7 reads what the indexer made of xsw book 7 in e: its chapters, whether a job is
+// recorded, and the dead-letter stream.
+type book7 struct {
+	t    *testing.T
+	e    *env
+	dead jetstream.Stream
+}
+
+func newBook7(t *testing.T, e *env) book7 {
+	t.Helper()
+	dead, err := e.ns.JS.Stream(t.Context(), events.StreamDead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return book7{t: t, e: e, dead: dead}
+}
+
+// chapters counts the book's stored chapters.
+func (b book7) chapters() int {
+	cs, err := b.e.store.Chapters(b.t.Context(), xsw, "7")
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return len(cs)
+}
+
+// job reports, for testkit.Eventually, whether job id is recorded with a status.
+func (b book7) job(id string) func() bool {
+	return func() bool {
+		j, err := b.e.store.Job(b.t.Context(), id)
+		return err == nil && j.Status != ""
 	}
 }

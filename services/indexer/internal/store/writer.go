@@ -491,5 +491,5 @@ RETURNING c.num
 )
 SELECT num, false, 0, 0, 0 FROM ins
 UNION ALL
-SELECT min(num), true, max(listed), (SELECT c.stored FROM (` + countsSQL + `) c), (SELECT c.peak FROM (` + countsSQL + `) c)
-FROM v WHERE refused GROUP BY toc_page, listed_at`
+SELECT min(v.num), true, max(v.listed), c.stored, c.peak
+FROM v CROSS JOIN (` + countsSQL + `) c WHERE v.refused GROUP BY v.toc_page, v.listed_at, c.stored, c.peak`
